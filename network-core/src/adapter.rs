@@ -1,0 +1,214 @@
+//! The room/broadcast seam.
+//!
+//! Routers and applications address groups of connections only through an [`Adapter`].
+//! [`LocalAdapter`] keeps rooms in memory for one process; an adapter that spans several
+//! server nodes (over Redis) implements the same trait, typically by wrapping a
+//! `LocalAdapter` for its own node's connections and publishing what crosses nodes.
+
+use std::collections::{HashMap, HashSet};
+use std::future::{Future, ready};
+use std::sync::{Arc, RwLock};
+
+use crate::connection::ConnectionId;
+use crate::error::AdapterError;
+use crate::hub::Registry;
+use crate::message::Message;
+use crate::sync::{read, write};
+
+/// A room name.
+pub type Room = Arc<str>;
+
+/// Who a broadcast goes to: every connection, or the members of some rooms (each
+/// connection at most once), minus some connections.
+#[derive(Clone, Debug, Default)]
+#[non_exhaustive]
+pub struct Target {
+    /// Rooms to reach; empty means every connection.
+    pub rooms: Vec<Room>,
+    /// Connections to leave out (typically the sender).
+    pub except: Vec<ConnectionId>,
+}
+
+impl Target {
+    /// Every connection.
+    pub fn everyone() -> Self {
+        Self::default()
+    }
+
+    /// The members of `room`.
+    pub fn room(room: impl Into<Room>) -> Self {
+        Self { rooms: vec![room.into()], except: Vec::new() }
+    }
+
+    /// The members of any of `rooms`, each once.
+    pub fn rooms<R: Into<Room>>(rooms: impl IntoIterator<Item = R>) -> Self {
+        Self { rooms: rooms.into_iter().map(Into::into).collect(), except: Vec::new() }
+    }
+
+    /// Leaves `id` out.
+    pub fn except(mut self, id: ConnectionId) -> Self {
+        self.except.push(id);
+        self
+    }
+}
+
+/// Room membership and fan-out for a network.
+///
+/// The methods are async so that an adapter spanning nodes can talk to its backend; the
+/// local adapter completes at once.
+pub trait Adapter: Send + Sync + 'static {
+    /// Adds connection `id` to `room`.
+    fn join(&self, id: ConnectionId, room: Room) -> impl Future<Output = Result<(), AdapterError>> + Send;
+
+    /// Removes connection `id` from `room`.
+    fn leave(&self, id: ConnectionId, room: &str) -> impl Future<Output = Result<(), AdapterError>> + Send;
+
+    /// Removes connection `id` from every room (it closed).
+    fn leave_all(&self, id: ConnectionId) -> impl Future<Output = Result<(), AdapterError>> + Send;
+
+    /// The rooms connection `id` is in.
+    fn rooms_of(&self, id: ConnectionId) -> impl Future<Output = Result<Vec<Room>, AdapterError>> + Send;
+
+    /// The connections in `room`.
+    fn members(&self, room: &str) -> impl Future<Output = Result<Vec<ConnectionId>, AdapterError>> + Send;
+
+    /// Sends `message` to `target`; returns how many connections accepted it. The message
+    /// is shared between recipients, never re-encoded.
+    fn broadcast(
+        &self,
+        target: &Target,
+        message: Message,
+    ) -> impl Future<Output = Result<usize, AdapterError>> + Send;
+}
+
+#[derive(Default)]
+struct Rooms {
+    members: HashMap<Room, HashSet<ConnectionId>>,
+    joined: HashMap<ConnectionId, HashSet<Room>>,
+}
+
+/// Rooms in memory, for the connections of one process.
+#[derive(Clone)]
+pub struct LocalAdapter {
+    registry: Registry,
+    rooms: Arc<RwLock<Rooms>>,
+}
+
+impl std::fmt::Debug for LocalAdapter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LocalAdapter").field("rooms", &read(&self.rooms).members.len()).finish()
+    }
+}
+
+impl LocalAdapter {
+    /// An adapter delivering to the connections of `registry`.
+    pub fn new(registry: Registry) -> Self {
+        Self { registry, rooms: Arc::default() }
+    }
+
+    /// Adds `id` to `room` now.
+    pub fn join_now(&self, id: ConnectionId, room: Room) {
+        let mut rooms = write(&self.rooms);
+        rooms.members.entry(room.clone()).or_default().insert(id);
+        rooms.joined.entry(id).or_default().insert(room);
+    }
+
+    /// Removes `id` from `room` now.
+    pub fn leave_now(&self, id: ConnectionId, room: &str) {
+        let mut rooms = write(&self.rooms);
+        if let Some(members) = rooms.members.get_mut(room) {
+            members.remove(&id);
+            if members.is_empty() {
+                rooms.members.remove(room);
+            }
+        }
+        if let Some(joined) = rooms.joined.get_mut(&id) {
+            joined.remove(room);
+            if joined.is_empty() {
+                rooms.joined.remove(&id);
+            }
+        }
+    }
+
+    /// Removes `id` from every room now.
+    pub fn leave_all_now(&self, id: ConnectionId) {
+        let mut rooms = write(&self.rooms);
+        for room in rooms.joined.remove(&id).unwrap_or_default() {
+            if let Some(members) = rooms.members.get_mut(&room) {
+                members.remove(&id);
+                if members.is_empty() {
+                    rooms.members.remove(&room);
+                }
+            }
+        }
+    }
+
+    /// The rooms `id` is in, now.
+    pub fn rooms_of_now(&self, id: ConnectionId) -> Vec<Room> {
+        read(&self.rooms).joined.get(&id).map(|r| r.iter().cloned().collect()).unwrap_or_default()
+    }
+
+    /// The members of `room`, now.
+    pub fn members_now(&self, room: &str) -> Vec<ConnectionId> {
+        read(&self.rooms).members.get(room).map(|m| m.iter().copied().collect()).unwrap_or_default()
+    }
+
+    /// Sends `message` to the local connections of `target` now.
+    pub fn broadcast_now(&self, target: &Target, message: &Message) -> usize {
+        let recipients: Vec<ConnectionId> = if target.rooms.is_empty() {
+            self.registry.all().iter().map(|c| c.id()).collect()
+        } else {
+            let rooms = read(&self.rooms);
+            let mut ids: Vec<ConnectionId> =
+                target.rooms.iter().filter_map(|room| rooms.members.get(room)).flatten().copied().collect();
+            if target.rooms.len() > 1 {
+                ids.sort_unstable();
+                ids.dedup();
+            }
+            ids
+        };
+        let mut accepted = 0;
+        self.registry.for_each(
+            recipients.into_iter().filter(|id| !target.except.contains(id)),
+            |connection| {
+                if connection.send(message.clone()).is_ok() {
+                    accepted += 1;
+                }
+            },
+        );
+        accepted
+    }
+}
+
+impl Adapter for LocalAdapter {
+    fn join(&self, id: ConnectionId, room: Room) -> impl Future<Output = Result<(), AdapterError>> + Send {
+        self.join_now(id, room);
+        ready(Ok(()))
+    }
+
+    fn leave(&self, id: ConnectionId, room: &str) -> impl Future<Output = Result<(), AdapterError>> + Send {
+        self.leave_now(id, room);
+        ready(Ok(()))
+    }
+
+    fn leave_all(&self, id: ConnectionId) -> impl Future<Output = Result<(), AdapterError>> + Send {
+        self.leave_all_now(id);
+        ready(Ok(()))
+    }
+
+    fn rooms_of(&self, id: ConnectionId) -> impl Future<Output = Result<Vec<Room>, AdapterError>> + Send {
+        ready(Ok(self.rooms_of_now(id)))
+    }
+
+    fn members(&self, room: &str) -> impl Future<Output = Result<Vec<ConnectionId>, AdapterError>> + Send {
+        ready(Ok(self.members_now(room)))
+    }
+
+    fn broadcast(
+        &self,
+        target: &Target,
+        message: Message,
+    ) -> impl Future<Output = Result<usize, AdapterError>> + Send {
+        ready(Ok(self.broadcast_now(target, &message)))
+    }
+}

@@ -1,0 +1,331 @@
+//! The connection handle shared by servers, clients and routers.
+
+use std::fmt;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, RwLock};
+
+use serde::{Deserialize, Serialize};
+use tokio::sync::watch;
+
+use crate::error::SendError;
+use crate::message::Message;
+use crate::sync::{read, write};
+
+/// The identifier of a connection, unique within a process and cheap to copy.
+///
+/// A client keeps the same id across reconnects: it names the logical link to the server,
+/// not one TCP socket.
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct ConnectionId(u64);
+
+impl ConnectionId {
+    /// A fresh id, never returned before by this process.
+    pub fn next() -> Self {
+        static NEXT: AtomicU64 = AtomicU64::new(1);
+        Self(NEXT.fetch_add(1, Ordering::Relaxed))
+    }
+
+    /// The id as a number (for logs and wire formats).
+    pub fn as_u64(self) -> u64 {
+        self.0
+    }
+
+    /// Rebuilds an id from [`as_u64`](Self::as_u64).
+    pub fn from_u64(raw: u64) -> Self {
+        Self(raw)
+    }
+}
+
+impl fmt::Debug for ConnectionId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "#{}", self.0)
+    }
+}
+
+impl fmt::Display for ConnectionId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "#{}", self.0)
+    }
+}
+
+/// A WebSocket close status code (RFC 6455 section 7.4).
+#[derive(Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct CloseCode(pub u16);
+
+impl CloseCode {
+    /// 1000: the purpose of the connection is fulfilled.
+    pub const NORMAL: Self = Self(1000);
+    /// 1001: the endpoint goes away (server shutdown, page navigation).
+    pub const GOING_AWAY: Self = Self(1001);
+    /// 1002: the peer broke the WebSocket protocol.
+    pub const PROTOCOL: Self = Self(1002);
+    /// 1003: a frame type the endpoint cannot accept.
+    pub const UNSUPPORTED: Self = Self(1003);
+    /// 1006: no close frame was received (abrupt drop, idle timeout). Never sent on the wire.
+    pub const ABNORMAL: Self = Self(1006);
+    /// 1007: a text frame was not valid UTF-8.
+    pub const INVALID_PAYLOAD: Self = Self(1007);
+    /// 1008: a policy was violated (for example a slow consumer whose queue overflowed).
+    pub const POLICY: Self = Self(1008);
+    /// 1009: a message was bigger than the configured maximum.
+    pub const TOO_BIG: Self = Self(1009);
+    /// 1011: the endpoint hit an internal error.
+    pub const INTERNAL: Self = Self(1011);
+    /// 1013: the endpoint is overloaded (for example, at its connection cap); retry later.
+    pub const TRY_AGAIN_LATER: Self = Self(1013);
+}
+
+impl fmt::Debug for CloseCode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.0)
+    }
+}
+
+impl fmt::Display for CloseCode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.0)
+    }
+}
+
+/// Why a connection closed: the code and reason of the close frame, sent or received.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CloseFrame {
+    /// The status code.
+    pub code: CloseCode,
+    /// A short human-readable reason (at most 123 bytes on the wire).
+    pub reason: String,
+}
+
+impl CloseFrame {
+    /// A close frame with `code` and `reason`.
+    pub fn new(code: CloseCode, reason: impl Into<String>) -> Self {
+        Self { code, reason: reason.into() }
+    }
+}
+
+impl fmt::Display for CloseFrame {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.reason.is_empty() {
+            write!(f, "{}", self.code)
+        } else {
+            write!(f, "{} {}", self.code, self.reason)
+        }
+    }
+}
+
+/// Who a connection belongs to, attached by a handshake hook or by an authentication step
+/// after the handshake. Rooms, presence and sync key their per-user state on it.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct Identity {
+    /// The application's user id, when the peer is logged in.
+    pub user_id: Option<String>,
+    /// The application's session id (one login on one device).
+    pub session_id: Option<String>,
+    /// Public metadata the application wants routers to see (a display name, a colour).
+    pub data: serde_json::Value,
+}
+
+impl Identity {
+    /// The identity of user `user_id`.
+    pub fn user(user_id: impl Into<String>) -> Self {
+        Self { user_id: Some(user_id.into()), ..Self::default() }
+    }
+
+    /// Sets the session id.
+    pub fn session_id(mut self, session_id: impl Into<String>) -> Self {
+        self.session_id = Some(session_id.into());
+        self
+    }
+
+    /// Sets the public metadata.
+    pub fn data(mut self, data: serde_json::Value) -> Self {
+        self.data = data;
+        self
+    }
+}
+
+/// What is known of a connection from its handshake.
+#[derive(Clone, Debug, Default)]
+#[non_exhaustive]
+pub struct ConnectionMeta {
+    /// The peer's socket address, when the transport knows it.
+    pub remote_addr: Option<SocketAddr>,
+    /// The request path of the handshake (`/ws`).
+    pub path: String,
+    /// The raw query string of the handshake, without `?`.
+    pub query: Option<String>,
+    /// The handshake's request headers (cookies included).
+    pub headers: http::HeaderMap,
+}
+
+impl ConnectionMeta {
+    /// Metadata with the given path and nothing else.
+    pub fn new(path: impl Into<String>) -> Self {
+        Self { path: path.into(), ..Self::default() }
+    }
+
+    /// Sets the remote address.
+    pub fn remote_addr(mut self, addr: Option<SocketAddr>) -> Self {
+        self.remote_addr = addr;
+        self
+    }
+
+    /// Sets the query string.
+    pub fn query(mut self, query: Option<String>) -> Self {
+        self.query = query;
+        self
+    }
+
+    /// Sets the headers.
+    pub fn headers(mut self, headers: http::HeaderMap) -> Self {
+        self.headers = headers;
+        self
+    }
+
+    /// The raw (not percent-decoded) value of query parameter `name`.
+    pub fn query_param(&self, name: &str) -> Option<&str> {
+        self.query.as_deref()?.split('&').find_map(|pair| {
+            let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
+            (key == name).then_some(value)
+        })
+    }
+}
+
+/// The transport side of a [`Connection`]: what a server or client implements so that
+/// routers can send on its connections without knowing the socket.
+pub trait Link: Send + Sync + 'static {
+    /// Queues `message` for sending without waiting. See [`Connection::send`].
+    fn send(&self, message: Message) -> Result<(), SendError>;
+
+    /// Starts a close handshake with `frame`. Idempotent: only the first call counts.
+    fn close(&self, frame: CloseFrame);
+}
+
+struct Shared {
+    id: ConnectionId,
+    meta: ConnectionMeta,
+    identity: RwLock<Option<Arc<Identity>>>,
+    link: Box<dyn Link>,
+    closed: watch::Sender<Option<CloseFrame>>,
+}
+
+/// A handle to one connection: cheap to clone, `Send + Sync`, usable from any task.
+///
+/// On a server it is one peer; on a client it is the link to the server, and it stays the
+/// same (same id, same identity) across reconnects.
+#[derive(Clone)]
+pub struct Connection {
+    shared: Arc<Shared>,
+}
+
+impl fmt::Debug for Connection {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Connection")
+            .field("id", &self.shared.id)
+            .field("path", &self.shared.meta.path)
+            .field("remote_addr", &self.shared.meta.remote_addr)
+            .finish()
+    }
+}
+
+impl Connection {
+    /// Creates a handle over a transport's `link`. Transports call this; applications get
+    /// connections from their network. The returned [`ClosedSignal`] must be fired by the
+    /// transport when the connection has closed.
+    pub fn new(id: ConnectionId, meta: ConnectionMeta, link: impl Link) -> (Self, ClosedSignal) {
+        let (closed, _) = watch::channel(None);
+        let shared = Arc::new(Shared { id, meta, identity: RwLock::new(None), link: Box::new(link), closed });
+        (Self { shared: shared.clone() }, ClosedSignal { shared })
+    }
+
+    /// The connection's id.
+    pub fn id(&self) -> ConnectionId {
+        self.shared.id
+    }
+
+    /// What the handshake said about the peer.
+    pub fn meta(&self) -> &ConnectionMeta {
+        &self.shared.meta
+    }
+
+    /// The identity attached by a handshake hook or by [`set_identity`](Self::set_identity).
+    pub fn identity(&self) -> Option<Arc<Identity>> {
+        read(&self.shared.identity).clone()
+    }
+
+    /// Attaches an identity (after an authentication message, for example).
+    pub fn set_identity(&self, identity: Identity) {
+        *write(&self.shared.identity) = Some(Arc::new(identity));
+    }
+
+    /// Queues `message` without waiting.
+    ///
+    /// On success the message is in the connection's bounded outgoing queue (or already
+    /// written). [`SendError::Full`] means the bound was hit: a server then closes the
+    /// connection as a slow consumer; a client reports it and keeps running.
+    /// [`SendError::Closed`] means the connection is gone. Both hand the message back.
+    pub fn send(&self, message: Message) -> Result<(), SendError> {
+        self.shared.link.send(message)
+    }
+
+    /// Starts closing with `code` and `reason`; [`closed`](Self::closed) tells when done.
+    pub fn close(&self, code: CloseCode, reason: impl Into<String>) {
+        self.shared.link.close(CloseFrame::new(code, reason));
+    }
+
+    /// Whether the connection has closed.
+    pub fn is_closed(&self) -> bool {
+        self.shared.closed.borrow().is_some()
+    }
+
+    /// Waits until the connection has closed and returns why.
+    ///
+    /// # Cancel safety
+    /// Cancel safe: dropping the future loses nothing.
+    pub async fn closed(&self) -> CloseFrame {
+        let mut rx = self.shared.closed.subscribe();
+        match rx.wait_for(Option::is_some).await {
+            Ok(frame) => frame.clone().unwrap_or_else(abnormal),
+            // The sender lives in `Shared`, which `self` keeps alive.
+            Err(_) => abnormal(),
+        }
+    }
+}
+
+fn abnormal() -> CloseFrame {
+    CloseFrame::new(CloseCode::ABNORMAL, "")
+}
+
+/// Held by the transport; fires [`Connection::closed`].
+pub struct ClosedSignal {
+    shared: Arc<Shared>,
+}
+
+impl fmt::Debug for ClosedSignal {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ClosedSignal").field("id", &self.shared.id).finish()
+    }
+}
+
+impl ClosedSignal {
+    /// Records that the connection closed with `frame` and wakes every `closed()` waiter.
+    /// Later calls do nothing.
+    pub fn fire(&self, frame: CloseFrame) {
+        self.shared.closed.send_if_modified(|state| {
+            if state.is_some() {
+                return false;
+            }
+            *state = Some(frame);
+            true
+        });
+    }
+
+    /// Forgets a previous close, for a client link that reconnects.
+    pub fn reset(&self) {
+        self.shared.closed.send_if_modified(|state| state.take().is_some());
+    }
+}

@@ -1,0 +1,87 @@
+//! Errors of the core types.
+
+use crate::message::Message;
+
+/// A message could not be serialised.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum EncodeError {
+    /// `serde_json` refused the value (a map with non-string keys, a failing `Serialize`).
+    #[error("cannot encode as JSON")]
+    Json(#[source] serde_json::Error),
+    /// `rmp-serde` refused the value.
+    #[error("cannot encode as MessagePack")]
+    MessagePack(#[source] rmp_serde::encode::Error),
+}
+
+/// A message could not be decoded into the requested type.
+///
+/// Peers control these bytes: treat the error as bad input from that peer, never as a bug.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum DecodeError {
+    /// A text payload was not valid UTF-8.
+    #[error("text is not valid UTF-8")]
+    Utf8(#[source] std::str::Utf8Error),
+    /// A text frame was not JSON of the expected shape.
+    #[error("invalid JSON for the expected type")]
+    Json(#[source] serde_json::Error),
+    /// A binary frame was not MessagePack of the expected shape.
+    #[error("invalid MessagePack for the expected type")]
+    MessagePack(#[source] rmp_serde::decode::Error),
+    /// The frame is not a router envelope, or names another router.
+    #[error("not an envelope for router {expected:?}")]
+    NotForRouter {
+        /// The router that tried to decode it.
+        expected: String,
+    },
+}
+
+/// A message could not be handed to a connection. The message comes back to the caller,
+/// as with tokio's `mpsc::error::TrySendError`.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum SendError {
+    /// The connection's outgoing queue is at its bound. On the server this also closes the
+    /// connection (the slow-consumer policy, see `ws-server`); on the client nothing is
+    /// closed and the caller may retry later.
+    #[error("outgoing queue full")]
+    Full(Message),
+    /// The connection is closed or closing; nothing more will be sent on it.
+    #[error("connection closed")]
+    Closed(Message),
+}
+
+impl SendError {
+    /// The message that was not sent.
+    pub fn into_message(self) -> Message {
+        match self {
+            Self::Full(message) | Self::Closed(message) => message,
+        }
+    }
+}
+
+/// A router could not be attached to a network.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum AttachError {
+    /// Another router already uses this name; every router needs its own.
+    #[error("a router named {0:?} is already attached")]
+    NameTaken(String),
+    /// Router names travel in every envelope and must be short and plain.
+    #[error("invalid router name {0:?}: use 1 to 32 of a-z, 0-9, '_', '-', '.'")]
+    InvalidName(String),
+}
+
+/// A room operation could not be carried out by the adapter.
+///
+/// The in-memory adapter never fails; an adapter that spans nodes (over Redis) reports here
+/// what it could not publish, so that nothing is lost silently.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum AdapterError {
+    /// The shared backend (Redis) cannot be reached; the operation did not happen on other
+    /// nodes. Retry later or report the failure to whoever asked for it.
+    #[error("adapter backend unavailable: {0}")]
+    Unavailable(String),
+}

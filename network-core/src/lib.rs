@@ -1,0 +1,60 @@
+//! The interface of the realtime workspace: messages, connections, the [`Network`] trait,
+//! the [`Router`] plug-in point and the room [`Adapter`] seam.
+//!
+//! This crate knows nothing of sockets. `ws-server` and `ws-client` implement
+//! [`Network`]; features (presence, sync, rooms) are [`Router`]s written once against the
+//! trait, so the same router runs on a server and on a client.
+//!
+//! # Messages
+//! A [`Message`] is one WebSocket data frame: text (JSON by convention) or binary
+//! (MessagePack by convention, or raw bytes). Payloads are shared [`bytes::Bytes`]: a
+//! broadcast to ten thousand connections clones a pointer ten thousand times and copies
+//! the payload never.
+//!
+//! # Connections
+//! A [`Connection`] is a cheap handle with a [`ConnectionId`], handshake
+//! [`ConnectionMeta`], an optional [`Identity`], a non-blocking [`Connection::send`], and
+//! [`Connection::close`] paired with [`Connection::closed`]. Transports implement [`Link`]
+//! behind it.
+//!
+//! # Networks, routers and envelopes
+//! A network reports every connection's `Added`, its frames and its `Removed` to its
+//! [`Hub`]. The hub reads the frame's envelope ([`envelope`]) and hands it to the router
+//! it names, or else to the application's [`Events`] stream. Every queue on the way is
+//! bounded and full queues push back on the sockets: nothing is dropped between a socket
+//! and a router.
+//!
+//! ```
+//! use network_core::{envelope, Message};
+//! let frame = envelope::json("views", &serde_json::json!({"t": "open"})).unwrap();
+//! assert_eq!(envelope::router_name(&frame), Some("views"));
+//! assert_eq!(envelope::router_name(&Message::text("hello")), None);
+//! ```
+//!
+//! # Rooms
+//! Routers and applications reach groups of connections through [`Network::adapter`].
+//! [`LocalAdapter`] keeps rooms in memory; an adapter spanning several nodes replaces it
+//! without touching any router.
+
+pub mod adapter;
+mod connection;
+pub mod envelope;
+mod error;
+pub mod hub;
+mod message;
+mod network;
+mod router;
+mod sync;
+
+pub use adapter::{Adapter, LocalAdapter, Room, Target};
+pub use connection::{
+    CloseCode, CloseFrame, ClosedSignal, Connection, ConnectionId, ConnectionMeta, Identity, Link,
+};
+pub use error::{AdapterError, AttachError, DecodeError, EncodeError, SendError};
+pub use hub::{Hub, HubConfig, Registry};
+pub use message::{Message, Text};
+pub use network::{Events, Network, NetworkEvent};
+pub use router::Router;
+
+pub use bytes::Bytes;
+pub use http;
