@@ -1,0 +1,84 @@
+//! Helpers shared by the integration tests: servers on 127.0.0.1:0, raw tungstenite
+//! clients, and bounded waits.
+#![allow(dead_code, unreachable_pub, clippy::unwrap_used, clippy::expect_used, missing_docs)]
+
+use std::future::Future;
+use std::time::Duration;
+
+use futures_util::{SinkExt, StreamExt};
+use realtime::network_core::{Events, Network, NetworkEvent};
+use realtime::ws_server::{Server, ServerConfig};
+use tokio::net::TcpStream;
+use tokio_tungstenite::tungstenite::Message as WsMessage;
+use tokio_tungstenite::tungstenite::protocol::CloseFrame as WsCloseFrame;
+use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
+
+pub type RawClient = WebSocketStream<MaybeTlsStream<TcpStream>>;
+
+/// Every wait in the tests is bounded by this.
+pub const WAIT: Duration = Duration::from_secs(10);
+
+/// Awaits `future`, failing the test after [`WAIT`].
+pub async fn within<T>(future: impl Future<Output = T>) -> T {
+    tokio::time::timeout(WAIT, future).await.expect("timed out")
+}
+
+/// A server on a free loopback port, with its application events.
+pub async fn server(config: ServerConfig) -> (Server, Events) {
+    let server = Server::bind("127.0.0.1:0", config).await.expect("bind");
+    let events = server.events().expect("events");
+    (server, events)
+}
+
+pub fn url(server: &Server) -> String {
+    format!("ws://{}/", server.local_addr().expect("address"))
+}
+
+/// A plain tungstenite client connected to `url`.
+pub async fn raw_client(url: &str) -> RawClient {
+    let (ws, _) = within(tokio_tungstenite::connect_async(url)).await.expect("connect");
+    ws
+}
+
+/// The next application event.
+pub async fn next_event(events: &mut Events) -> NetworkEvent {
+    within(events.recv()).await.expect("events ended")
+}
+
+/// The next data frame a raw client receives (control frames skipped).
+pub async fn next_data(ws: &mut RawClient) -> WsMessage {
+    loop {
+        match within(ws.next()).await.expect("stream ended").expect("read") {
+            WsMessage::Ping(_) | WsMessage::Pong(_) => continue,
+            other => return other,
+        }
+    }
+}
+
+/// Reads until the server's close frame (or the end) and returns it.
+pub async fn close_frame(ws: &mut RawClient) -> Option<WsCloseFrame> {
+    loop {
+        match within(ws.next()).await {
+            Some(Ok(WsMessage::Close(frame))) => return frame,
+            Some(Ok(_)) => continue,
+            Some(Err(_)) | None => return None,
+        }
+    }
+}
+
+/// A server whose application echoes every frame back to its sender.
+pub async fn echo_server(config: ServerConfig) -> Server {
+    let (server, mut events) = server(config).await;
+    tokio::spawn(async move {
+        while let Some(event) = events.recv().await {
+            if let NetworkEvent::Message { connection, message } = event {
+                let _ = connection.send(message);
+            }
+        }
+    });
+    server
+}
+
+pub async fn send_text(ws: &mut RawClient, text: &str) {
+    within(ws.send(WsMessage::text(text))).await.expect("send");
+}

@@ -1,0 +1,105 @@
+//! Mounting the server as a route of an axum 0.8 app (feature `axum`).
+//!
+//! The upgrade is done here with hyper and tungstenite 0.30 instead of axum's `ws`
+//! extractor, which would pull a second tungstenite into the build and bypass the write
+//! path and the handshake hook.
+
+use std::net::SocketAddr;
+
+use axum::body::Body;
+use axum::extract::{ConnectInfo, Request};
+use axum::response::Response;
+use axum::routing::{MethodRouter, get};
+use http::{HeaderValue, StatusCode, header};
+use hyper_util::rt::TokioIo;
+
+use crate::handshake::{self, HandshakeRequest, Reject};
+use crate::server::Server;
+
+impl Server {
+    /// A `GET` route that upgrades requests to WebSocket connections of this server, for
+    /// an axum app on its own port:
+    ///
+    /// ```no_run
+    /// # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+    /// use ws_server::{Server, ServerConfig};
+    /// let server = Server::detached(ServerConfig::default())?;
+    /// let app = axum::Router::new()
+    ///     .route("/health", axum::routing::get(|| async { "ok" }))
+    ///     .route("/ws", server.axum_route());
+    /// let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    /// axum::serve(listener, app.into_make_service_with_connect_info::<std::net::SocketAddr>()).await?;
+    /// # Ok(()) }
+    /// ```
+    ///
+    /// Serve the app with `into_make_service_with_connect_info::<SocketAddr>()` to give
+    /// connections their remote address. [`Server::shutdown`] closes the WebSocket
+    /// connections; shutting the HTTP server down is the app's business.
+    pub fn axum_route<S: Clone + Send + Sync + 'static>(&self) -> MethodRouter<S> {
+        let server = self.clone();
+        get(move |request: Request| {
+            let server = server.clone();
+            async move { server.upgrade(request).await }
+        })
+    }
+
+    async fn upgrade(&self, mut request: Request) -> Response {
+        let inner = self.inner().clone();
+        let accept_key = match handshake::validate(request.method().as_str(), request.headers()) {
+            Ok(key) => key,
+            Err(reject) => return rejection(&reject),
+        };
+        let remote_addr = request.extensions().get::<ConnectInfo<SocketAddr>>().map(|info| info.0);
+        let handshake = HandshakeRequest {
+            remote_addr,
+            path: request.uri().path().to_owned(),
+            query: request.uri().query().map(str::to_owned),
+            headers: request.headers().clone(),
+        };
+        let slot = match inner.reserve_slot() {
+            Ok(slot) => slot,
+            Err(reject) => return rejection(&reject),
+        };
+        let accept = match inner.decide(handshake.clone()).await {
+            Ok(accept) => accept,
+            Err(reject) => return rejection(&reject),
+        };
+        let on_upgrade = hyper::upgrade::on(&mut request);
+        let task_inner = inner.clone();
+        inner.tasks().spawn(async move {
+            match on_upgrade.await {
+                Ok(upgraded) => {
+                    let io = TokioIo::new(upgraded);
+                    crate::connection::serve(
+                        task_inner,
+                        io,
+                        Vec::new(),
+                        handshake.into_meta(),
+                        accept.identity,
+                    )
+                    .await;
+                }
+                Err(error) => tracing::debug!(%error, "HTTP upgrade failed"),
+            }
+            drop(slot);
+        });
+        let mut response = Response::new(Body::empty());
+        *response.status_mut() = StatusCode::SWITCHING_PROTOCOLS;
+        let headers = response.headers_mut();
+        headers.insert(header::UPGRADE, HeaderValue::from_static("websocket"));
+        headers.insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
+        if let Ok(value) = HeaderValue::from_str(&accept_key) {
+            headers.insert(header::SEC_WEBSOCKET_ACCEPT, value);
+        }
+        response
+    }
+}
+
+fn rejection(reject: &Reject) -> Response {
+    let mut response = Response::new(Body::from(reject.reason.clone()));
+    *response.status_mut() = reject.status;
+    if reject.status == StatusCode::UPGRADE_REQUIRED {
+        response.headers_mut().insert(header::SEC_WEBSOCKET_VERSION, HeaderValue::from_static("13"));
+    }
+    response
+}

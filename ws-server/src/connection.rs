@@ -1,0 +1,293 @@
+//! One connection's task: tungstenite reads and answers control frames, the outbox writes.
+
+use std::io;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use bytes::Bytes;
+use futures_util::{SinkExt, StreamExt};
+use network_core::{
+    Adapter, CloseCode, CloseFrame, Connection, ConnectionId, ConnectionMeta, Identity, Link, Message,
+    SendError, Text,
+};
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf, ReadHalf, WriteHalf};
+use tokio::sync::mpsc;
+use tokio::time::{Instant, sleep_until};
+use tokio_tungstenite::WebSocketStream;
+use tokio_tungstenite::tungstenite::error::{CapacityError, ProtocolError};
+use tokio_tungstenite::tungstenite::protocol::{Role, WebSocketConfig};
+use tokio_tungstenite::tungstenite::{self, Error as WsError};
+
+use crate::outbox::Outbox;
+use crate::server::Inner;
+
+/// The stream tungstenite sees: reads come from the socket, writes (pongs, close frames)
+/// go through the outbox, in order with the data frames.
+struct ReadSide<S> {
+    read: ReadHalf<S>,
+    outbox: Arc<Outbox<WriteHalf<S>>>,
+}
+
+impl<S: AsyncRead + AsyncWrite + Unpin + Send> AsyncRead for ReadSide<S> {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.read).poll_read(cx, buf)
+    }
+}
+
+impl<S: AsyncRead + AsyncWrite + Unpin + Send> AsyncWrite for ReadSide<S> {
+    fn poll_write(self: Pin<&mut Self>, _cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
+        Poll::Ready(self.outbox.send_control(buf).map(|()| buf.len()))
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        // The writer shuts the socket down once the queue is drained.
+        Poll::Ready(Ok(()))
+    }
+}
+
+struct ServerLink<S> {
+    outbox: Arc<Outbox<WriteHalf<S>>>,
+    close_requests: mpsc::Sender<CloseFrame>,
+}
+
+impl<S: AsyncRead + AsyncWrite + Unpin + Send + 'static> Link for ServerLink<S> {
+    fn send(&self, message: Message) -> Result<(), SendError> {
+        self.outbox.send(message)
+    }
+
+    fn close(&self, frame: CloseFrame) {
+        // Nothing sent after close() may follow the close frame.
+        self.outbox.stop_data();
+        // Capacity 1: the first request wins, later ones are redundant.
+        let _ = self.close_requests.try_send(frame);
+    }
+}
+
+pub(crate) fn websocket_config(config: &crate::ServerConfig) -> WebSocketConfig {
+    WebSocketConfig::default()
+        .read_buffer_size(config.read_buffer_size)
+        .write_buffer_size(0)
+        .max_message_size(Some(config.max_message_size))
+        .max_frame_size(Some(config.max_message_size))
+}
+
+/// Runs an upgraded connection to its end: `Added`, frames, `Removed`.
+pub(crate) async fn serve<S>(
+    inner: Arc<Inner>,
+    io: S,
+    leftover: Vec<u8>,
+    meta: ConnectionMeta,
+    identity: Option<Identity>,
+) where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let config = &inner.config;
+    let (read, write) = tokio::io::split(io);
+    let outbox = Arc::new(Outbox::new(write, config.outgoing_queue_size));
+    let (close_requests, close_rx) = mpsc::channel(1);
+    let link = ServerLink { outbox: outbox.clone(), close_requests };
+    let (connection, closed_signal) = Connection::new(ConnectionId::next(), meta, link);
+    if let Some(identity) = identity {
+        connection.set_identity(identity);
+    }
+    let socket = ReadSide { read, outbox: outbox.clone() };
+    let mut ws =
+        WebSocketStream::from_partially_read(socket, leftover, Role::Server, Some(websocket_config(config)))
+            .await;
+    tracing::debug!(connection = %connection.id(), remote = ?connection.meta().remote_addr, "connection added");
+    inner.hub.connection_added(&connection, false).await;
+
+    let read_side = async {
+        let frame = read_loop(&inner, &mut ws, &connection, &outbox, close_rx).await;
+        outbox.finish();
+        // Keep the socket until the queue (close frame included) is written, within bounds.
+        let _ = tokio::time::timeout(config.close_timeout, outbox.aborted_signal()).await;
+        frame
+    };
+    let write_side = async {
+        outbox.run_writer().await;
+        // The writer is done (drained after finish, or aborted): release the reader.
+        outbox.abort(CloseFrame::new(CloseCode::ABNORMAL, ""));
+    };
+    let (frame, ()) = tokio::join!(read_side, write_side);
+    drop(ws);
+
+    let id = connection.id();
+    if let Err(error) = inner.adapter.leave_all(id).await {
+        tracing::warn!(connection = %id, %error, "leaving rooms failed");
+    }
+    tracing::debug!(connection = %id, close = %frame, "connection removed");
+    closed_signal.fire(frame.clone());
+    inner.hub.connection_removed(&connection, frame).await;
+}
+
+async fn read_loop<S>(
+    inner: &Inner,
+    ws: &mut WebSocketStream<ReadSide<S>>,
+    connection: &Connection,
+    outbox: &Outbox<WriteHalf<S>>,
+    mut close_rx: mpsc::Receiver<CloseFrame>,
+) -> CloseFrame
+where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let config = &inner.config;
+    let far = Duration::from_secs(86_400 * 365);
+    let mut last_received = Instant::now();
+    let mut next_ping = Instant::now() + config.ping_interval.unwrap_or(far);
+    let idle_timeout = config.idle_timeout.unwrap_or(far);
+    let heartbeat = sleep_until(next_ping.min(last_received + idle_timeout));
+    tokio::pin!(heartbeat);
+    // Set once we have sent a close frame; we then wait for the peer's reply until the
+    // deadline.
+    let mut closing: Option<(CloseFrame, Instant)> = None;
+
+    loop {
+        let close_deadline =
+            closing.as_ref().map(|(_, deadline)| *deadline).unwrap_or_else(|| Instant::now() + far);
+        let request = tokio::select! {
+            biased;
+            () = outbox.aborted_signal() => {
+                return outbox.aborted().unwrap_or_else(|| CloseFrame::new(CloseCode::ABNORMAL, ""));
+            }
+            () = inner.abort.cancelled() => return CloseFrame::new(CloseCode::GOING_AWAY, "server stopped"),
+            () = sleep_until(close_deadline), if closing.is_some() => {
+                return closing.map(|(frame, _)| frame).unwrap_or_else(|| CloseFrame::new(CloseCode::ABNORMAL, ""));
+            }
+            Some(frame) = close_rx.recv(), if closing.is_none() => Some(frame),
+            () = inner.shutdown.cancelled(), if closing.is_none() => {
+                Some(CloseFrame::new(CloseCode::GOING_AWAY, "server shutting down"))
+            }
+            () = &mut heartbeat => {
+                let now = Instant::now();
+                if now >= last_received + idle_timeout {
+                    tracing::debug!(connection = %connection.id(), "idle timeout");
+                    return CloseFrame::new(CloseCode::ABNORMAL, "idle timeout");
+                }
+                if now >= next_ping {
+                    if closing.is_none() {
+                        let _ = ws.send(tungstenite::Message::Ping(Bytes::new())).await;
+                    }
+                    next_ping = now + config.ping_interval.unwrap_or(far);
+                }
+                heartbeat.as_mut().reset(next_ping.min(last_received + idle_timeout));
+                None
+            }
+            item = ws.next() => {
+                last_received = Instant::now();
+                match item {
+                    None => return ended(closing, CloseFrame::new(CloseCode::ABNORMAL, "")),
+                    Some(Ok(tungstenite::Message::Text(text))) => {
+                        if closing.is_none() {
+                            // tungstenite validated the UTF-8 already; this cannot fail.
+                            match Text::from_utf8(Bytes::from(text)) {
+                                Ok(text) => inner.hub.message(connection, Message::Text(text)).await,
+                                Err(_) => {
+                                    let frame = CloseFrame::new(CloseCode::INVALID_PAYLOAD, "invalid UTF-8");
+                                    return violation(ws, outbox, frame).await;
+                                }
+                            }
+                        }
+                        None
+                    }
+                    Some(Ok(tungstenite::Message::Binary(bytes))) => {
+                        if closing.is_none() {
+                            inner.hub.message(connection, Message::Binary(bytes)).await;
+                        }
+                        None
+                    }
+                    Some(Ok(tungstenite::Message::Close(peer))) => {
+                        // tungstenite has queued its reply; no data may follow it.
+                        outbox.stop_data();
+                        let _ = ws.flush().await;
+                        let peer = peer.map(|f| CloseFrame::new(CloseCode(f.code.into()), f.reason.as_str()));
+                        return ended(closing, peer.unwrap_or_else(|| CloseFrame::new(CloseCode(1005), "")));
+                    }
+                    Some(Ok(_)) => None, // ping, pong: tungstenite answers pings itself
+                    Some(Err(error)) => {
+                        let frame = match error_close_frame(&error) {
+                            Some(frame) => frame,
+                            None => return ended(closing, CloseFrame::new(CloseCode::ABNORMAL, "")),
+                        };
+                        tracing::debug!(connection = %connection.id(), %error, close = %frame, "protocol violation");
+                        if closing.is_some() {
+                            return ended(closing, frame);
+                        }
+                        return violation(ws, outbox, frame).await;
+                    }
+                }
+            }
+        };
+        if let Some(frame) = request {
+            if closing.is_none() {
+                outbox.stop_data();
+                let _ = ws.close(Some(to_tungstenite(&frame))).await;
+                closing = Some((frame, Instant::now() + config.close_timeout));
+            }
+        }
+    }
+}
+
+/// Closes after the peer broke the protocol: the close frame goes out after what is
+/// queued, and the socket is dropped without waiting for a reply.
+async fn violation<S>(
+    ws: &mut WebSocketStream<ReadSide<S>>,
+    outbox: &Outbox<WriteHalf<S>>,
+    frame: CloseFrame,
+) -> CloseFrame
+where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    outbox.stop_data();
+    let _ = ws.close(Some(to_tungstenite(&frame))).await;
+    frame
+}
+
+/// The close frame that ends a connection we were closing (ours) or that the peer closed.
+fn ended(closing: Option<(CloseFrame, Instant)>, otherwise: CloseFrame) -> CloseFrame {
+    closing.map(|(frame, _)| frame).unwrap_or(otherwise)
+}
+
+/// The close code for a read error the peer caused; `None` when the socket itself failed.
+fn error_close_frame(error: &WsError) -> Option<CloseFrame> {
+    match error {
+        WsError::Capacity(CapacityError::MessageTooLong { size, max_size }) => {
+            Some(CloseFrame::new(CloseCode::TOO_BIG, format!("message of {size} bytes exceeds {max_size}")))
+        }
+        WsError::Capacity(_) => Some(CloseFrame::new(CloseCode::TOO_BIG, "message too big")),
+        WsError::Utf8(_) => Some(CloseFrame::new(CloseCode::INVALID_PAYLOAD, "invalid UTF-8")),
+        // EOF without a close frame: the peer vanished, it did not misbehave.
+        WsError::Protocol(ProtocolError::ResetWithoutClosingHandshake) => None,
+        WsError::Protocol(error) => Some(CloseFrame::new(CloseCode::PROTOCOL, truncate(error.to_string()))),
+        _ => None,
+    }
+}
+
+fn truncate(mut reason: String) -> String {
+    // A close reason has at most 123 bytes.
+    if reason.len() > 123 {
+        let mut end = 123;
+        while !reason.is_char_boundary(end) {
+            end -= 1;
+        }
+        reason.truncate(end);
+    }
+    reason
+}
+
+fn to_tungstenite(frame: &CloseFrame) -> tungstenite::protocol::CloseFrame {
+    tungstenite::protocol::CloseFrame {
+        code: frame.code.0.into(),
+        reason: truncate(frame.reason.clone()).into(),
+    }
+}

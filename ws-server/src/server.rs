@@ -1,0 +1,277 @@
+//! The server handle: listening, accepting, upgrading, shutting down.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use network_core::{Hub, LocalAdapter, Network};
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::net::{TcpListener, TcpStream, ToSocketAddrs};
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::config::ServerConfig;
+use crate::error::ServerError;
+use crate::handshake::{self, Accept, HandshakeRequest, Reject};
+
+pub(crate) struct Inner {
+    pub(crate) config: ServerConfig,
+    pub(crate) hub: Hub,
+    pub(crate) adapter: LocalAdapter,
+    local_addr: Option<SocketAddr>,
+    /// Cancelled by `shutdown`: stop accepting, send 1001 to everyone.
+    pub(crate) shutdown: CancellationToken,
+    /// Cancelled when the shutdown deadline passes: drop whatever is left.
+    pub(crate) abort: CancellationToken,
+    tasks: TaskTracker,
+    open: AtomicUsize,
+}
+
+/// A WebSocket server: a [`Network`] of the connections it accepted.
+///
+/// Cheap to clone; every clone is the same server. It runs until
+/// [`shutdown`](Self::shutdown) (dropping the handles does not stop it, as with a spawned
+/// task).
+///
+/// ```no_run
+/// use network_core::{Network, NetworkEvent};
+/// use ws_server::{Server, ServerConfig};
+///
+/// # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+/// let server = Server::bind("127.0.0.1:0", ServerConfig::default()).await?;
+/// println!("listening on ws://{}", server.local_addr().unwrap());
+/// let mut events = server.events().unwrap();
+/// while let Some(event) = events.recv().await {
+///     if let NetworkEvent::Message { connection, message } = event {
+///         let _ = connection.send(message); // echo
+///     }
+/// }
+/// # Ok(()) }
+/// ```
+#[derive(Clone)]
+pub struct Server {
+    inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for Server {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Server")
+            .field("local_addr", &self.inner.local_addr)
+            .field("connections", &self.inner.hub.registry().len())
+            .finish()
+    }
+}
+
+impl Server {
+    /// Binds `addr` (port 0 picks a free port; see [`local_addr`](Self::local_addr)) and
+    /// starts accepting on the current tokio runtime.
+    pub async fn bind(addr: impl ToSocketAddrs, config: ServerConfig) -> Result<Self, ServerError> {
+        config.validate()?;
+        let listener = TcpListener::bind(addr).await.map_err(ServerError::Bind)?;
+        Self::from_listener(listener, config)
+    }
+
+    /// Starts accepting on an existing tokio listener.
+    pub fn from_listener(listener: TcpListener, config: ServerConfig) -> Result<Self, ServerError> {
+        config.validate()?;
+        let local_addr = listener.local_addr().map_err(ServerError::Listener)?;
+        let server = Self::new(config, Some(local_addr));
+        let inner = server.inner.clone();
+        server.inner.tasks.spawn(accept_loop(inner, listener));
+        Ok(server)
+    }
+
+    /// Starts accepting on an existing `std` listener (made non-blocking here).
+    pub fn from_std_listener(
+        listener: std::net::TcpListener,
+        config: ServerConfig,
+    ) -> Result<Self, ServerError> {
+        listener.set_nonblocking(true).map_err(ServerError::Listener)?;
+        let listener = TcpListener::from_std(listener).map_err(ServerError::Listener)?;
+        Self::from_listener(listener, config)
+    }
+
+    /// A server without a listener of its own: connections reach it through a route of an
+    /// existing HTTP server (see `axum_route`, feature `axum`).
+    pub fn detached(config: ServerConfig) -> Result<Self, ServerError> {
+        config.validate()?;
+        Ok(Self::new(config, None))
+    }
+
+    fn new(config: ServerConfig, local_addr: Option<SocketAddr>) -> Self {
+        let hub = Hub::new(config.hub.clone());
+        let adapter = LocalAdapter::new(hub.registry().clone());
+        Self {
+            inner: Arc::new(Inner {
+                config,
+                hub,
+                adapter,
+                local_addr,
+                shutdown: CancellationToken::new(),
+                abort: CancellationToken::new(),
+                tasks: TaskTracker::new(),
+                open: AtomicUsize::new(0),
+            }),
+        }
+    }
+
+    /// The address the server listens on (`None` for a [`detached`](Self::detached) one).
+    pub fn local_addr(&self) -> Option<SocketAddr> {
+        self.inner.local_addr
+    }
+
+    /// The options the server runs with.
+    pub fn config(&self) -> &ServerConfig {
+        &self.inner.config
+    }
+
+    /// Stops accepting, sends a close frame 1001 to every connection, and waits for them
+    /// to close until `shutdown_timeout`; what is left then is dropped. Routers are
+    /// detached at the end. Calling it again waits for the same shutdown.
+    pub async fn shutdown(&self) {
+        self.inner.shutdown.cancel();
+        self.inner.tasks.close();
+        if tokio::time::timeout(self.inner.config.shutdown_timeout, self.inner.tasks.wait()).await.is_err() {
+            tracing::warn!("shutdown deadline passed: dropping the remaining connections");
+            self.inner.abort.cancel();
+            self.inner.tasks.wait().await;
+        }
+        self.inner.hub.detach_all();
+    }
+
+    /// Whether [`shutdown`](Self::shutdown) has been called.
+    pub fn is_shutting_down(&self) -> bool {
+        self.inner.shutdown.is_cancelled()
+    }
+
+    /// Runs the upgrade of one connection already accepted elsewhere, on any byte stream
+    /// (a TLS stream, a Unix socket): reads the HTTP request, runs the handshake hook,
+    /// then serves the WebSocket until it closes.
+    pub async fn serve_stream<S>(&self, stream: S, remote_addr: Option<SocketAddr>)
+    where
+        S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+    {
+        upgrade_stream(self.inner.clone(), stream, remote_addr).await;
+    }
+
+    pub(crate) fn inner(&self) -> &Arc<Inner> {
+        &self.inner
+    }
+}
+
+impl Network for Server {
+    type Adapter = LocalAdapter;
+
+    fn hub(&self) -> &Hub {
+        &self.inner.hub
+    }
+
+    fn adapter(&self) -> &LocalAdapter {
+        &self.inner.adapter
+    }
+}
+
+impl Inner {
+    pub(crate) fn tasks(&self) -> &TaskTracker {
+        &self.tasks
+    }
+
+    /// Reserves a connection slot, or refuses with 503 at the cap or during shutdown.
+    pub(crate) fn reserve_slot(self: &Arc<Self>) -> Result<Slot, Reject> {
+        if self.shutdown.is_cancelled() {
+            return Err(Reject::new(http::StatusCode::SERVICE_UNAVAILABLE, "server shutting down"));
+        }
+        let open = self.open.fetch_add(1, Ordering::AcqRel) + 1;
+        let slot = Slot { inner: self.clone() };
+        match self.config.max_connections {
+            Some(max) if open > max => {
+                Err(Reject::new(http::StatusCode::SERVICE_UNAVAILABLE, "too many connections"))
+            }
+            _ => Ok(slot),
+        }
+    }
+
+    /// Runs the handshake hook, if any.
+    pub(crate) async fn decide(&self, request: HandshakeRequest) -> Result<Accept, Reject> {
+        match &self.config.handshake {
+            Some(hook) => hook.decide(request).await,
+            None => Ok(Accept::new()),
+        }
+    }
+}
+
+/// A counted open connection; dropping it frees the slot.
+pub(crate) struct Slot {
+    inner: Arc<Inner>,
+}
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        self.inner.open.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+async fn accept_loop(inner: Arc<Inner>, listener: TcpListener) {
+    loop {
+        let accepted = tokio::select! {
+            () = inner.shutdown.cancelled() => break,
+            accepted = listener.accept() => accepted,
+        };
+        match accepted {
+            Ok((stream, remote_addr)) => {
+                let inner_for_task = inner.clone();
+                inner.tasks.spawn(serve_tcp(inner_for_task, stream, remote_addr));
+            }
+            Err(error) => {
+                // Running out of file descriptors (or a peer resetting before accept)
+                // must not end the loop; back off briefly so a full table can drain.
+                tracing::warn!(%error, "accept failed");
+                tokio::select! {
+                    () = inner.shutdown.cancelled() => break,
+                    () = tokio::time::sleep(Duration::from_millis(50)) => {}
+                }
+            }
+        }
+    }
+    tracing::debug!("accept loop stopped");
+}
+
+async fn serve_tcp(inner: Arc<Inner>, stream: TcpStream, remote_addr: SocketAddr) {
+    // Writes are coalesced by the outbox; Nagle would only add latency.
+    let _ = stream.set_nodelay(true);
+    upgrade_stream(inner, stream, Some(remote_addr)).await;
+}
+
+async fn upgrade_stream<S>(inner: Arc<Inner>, mut stream: S, remote_addr: Option<SocketAddr>)
+where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let deadline = inner.config.handshake_timeout;
+    let upgraded = tokio::time::timeout(deadline, async {
+        let raw = handshake::read_request(&mut stream, remote_addr, inner.config.max_handshake_size).await?;
+        let accept_key = handshake::validate(&raw.method, &raw.request.headers)?;
+        let slot = inner.reserve_slot()?;
+        let accept = inner.decide(raw.request.clone()).await?;
+        Ok::<_, Reject>((raw, accept_key, slot, accept))
+    })
+    .await;
+    let (raw, accept_key, slot, accept) = match upgraded {
+        Ok(Ok(upgrade)) => upgrade,
+        Ok(Err(reject)) => {
+            tracing::debug!(?remote_addr, status = %reject.status, reason = %reject.reason, "upgrade refused");
+            let _ = handshake::write_reject(&mut stream, &reject).await;
+            return;
+        }
+        Err(_) => {
+            tracing::debug!(?remote_addr, "handshake timed out");
+            return;
+        }
+    };
+    if let Err(error) = handshake::write_accept(&mut stream, &accept_key).await {
+        tracing::debug!(?remote_addr, %error, "writing the upgrade response failed");
+        return;
+    }
+    crate::connection::serve(inner, stream, raw.leftover, raw.request.into_meta(), accept.identity).await;
+    drop(slot);
+}
