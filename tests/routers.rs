@@ -29,7 +29,9 @@ impl<N: Network> Router<N> for Recorder {
             NetworkEvent::Added(_) => "added".to_owned(),
             NetworkEvent::Message { connection, message } => {
                 let body: String = envelope::decode(self.name, message).unwrap();
-                connection.send(envelope::json(self.name, &format!("{} got {body}", self.name)).unwrap()).unwrap();
+                connection
+                    .send(envelope::json(self.name, &format!("{} got {body}", self.name)).unwrap())
+                    .unwrap();
                 format!("message {body}")
             }
             NetworkEvent::Removed { .. } => "removed".to_owned(),

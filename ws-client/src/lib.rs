@@ -1,1 +1,126 @@
-//! placeholder
+//! A reconnecting WebSocket client implementing `network-core`'s
+//! [`Network`](network_core::Network), to embed in a CLI or a long-running service.
+//!
+//! [`Client::connect`] returns at once; a background task connects, reconnects with an
+//! exponential backoff, and keeps **one** logical
+//! [`Connection`](network_core::Connection) for the client's whole
+//! life. Messages sent while the link is down wait in a bounded offline queue and go out,
+//! in order, once it is back. Routers written against `Network` run on it unchanged and
+//! restore their server-side state after every reconnect before the queue is flushed.
+//!
+//! ```no_run
+//! use network_core::{Network, NetworkEvent};
+//! use ws_client::{Client, ClientConfig, ClientEvent};
+//!
+//! #[tokio::main]
+//! async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//!     let client = Client::connect("ws://127.0.0.1:9000/ws", ClientConfig::default())?;
+//!     let mut lifecycle = client.lifecycle();
+//!     let mut events = client.events().expect("events are taken once");
+//!     tokio::spawn(async move {
+//!         while let Ok(event) = lifecycle.recv().await {
+//!             if let ClientEvent::Reconnecting { delay, .. } = event {
+//!                 eprintln!("reconnecting in {delay:?}");
+//!             }
+//!         }
+//!     });
+//!
+//!     client.send("hello")?; // queued now, written once connected
+//!     while let Some(event) = events.recv().await {
+//!         if let NetworkEvent::Message { message, .. } = event {
+//!             println!("{:?}", message.as_text());
+//!             break;
+//!         }
+//!     }
+//!     client.close().await;
+//!     Ok(())
+//! }
+//! ```
+//!
+//! # Reconnection
+//! The schedule and the names are those of the npm package `reconnecting-websocket`
+//! ([`ClientConfig`] lists them with their defaults). The first connection is attempted
+//! at once. Attempt `n >= 1` (the `n`-th retry) waits
+//! `min(max_reconnection_delay, min_reconnection_delay * grow^(n-1))` (see [`Backoff`]),
+//! shortened by a random fraction only when [`ClientConfig::jitter`] is set. The retry
+//! count starts over only once a connection has stayed open for `min_uptime`, so a server
+//! that accepts and drops at once still sees growing delays. After `max_retries` failed
+//! retries the client emits [`ClientEvent::RetriesExhausted`] and waits for
+//! [`Client::reconnect`]. An attempt (TCP, TLS, WebSocket handshake) fails after
+//! `connection_timeout`; a [`UrlProvider`] can hand out a fresh URL (a one-time token)
+//! before every attempt.
+//!
+//! A server's close frame is passed to [`ClientConfig::should_reconnect`]; `false` stops
+//! reconnecting ([`ClientEvent::ReconnectDeclined`]) until [`Client::reconnect`]. A server
+//! that stays silent for `idle_timeout` (no frame, pings included) is considered dead;
+//! after `ping_interval` of silence the client pings it, and it answers the server's
+//! pings by itself.
+//!
+//! # Sending and the offline queue
+//! [`Client::send`] (or `Connection::send`, which routers use) never waits. Every
+//! message goes through one queue, bounded by `max_enqueued_messages` and
+//! `max_enqueued_bytes`: while the link is open a socket task drains it at once, while it
+//! is down it holds the messages. Past either bound the send fails with
+//! [`SendError::Full`](network_core::SendError::Full) and the message comes back; after
+//! [`Client::close`], with [`SendError::Closed`](network_core::SendError::Closed). Nothing
+//! is dropped silently.
+//!
+//! **Delivery guarantee.** Messages leave the queue in order and at most once. A message
+//! counts as sent when the socket task takes it from the queue to write it: messages still
+//! queued when a socket dies stay queued, in order, for the next connection; a message
+//! already taken (in tungstenite's or the kernel's buffer) is not written again, so it may
+//! be lost with the socket but is never duplicated. A WebSocket has no acknowledgements;
+//! applications that need exactly-once add them on top. [`Client::flush`] waits until
+//! the queue has been written to the socket.
+//!
+//! # Reconnects and routers
+//! On every (re)connect the client resets the connection's closed state, reports
+//! `Added` to the hub with `restoring = true`, and waits until every router has handled
+//! it. Frames a router sends meanwhile (recognised with
+//! [`network_core::hub::is_restoring`]) are written first, before the offline queue; then
+//! the queue, then normal traffic, and [`ClientEvent::Open`] is emitted. Restore frames
+//! of a socket that dies before they are written are dropped: the next `Added` restores
+//! again. Restore frames have a queue of their own, with the same bounds. A router must
+//! not wait for a server reply inside its `Added` handler (frames are not read until every
+//! router has restored).
+//!
+//! Incoming data frames go to [`Hub::message`](network_core::Hub::message), which applies
+//! backpressure: while a router or the application's event queue is full the client stops
+//! reading. On disconnect the connection's `closed()` fires and routers see `Removed`
+//! with the close frame (1006 when none was exchanged), then the backoff begins.
+//!
+//! # Lifecycle events
+//! [`Client::lifecycle`] is a bounded broadcast of [`ClientEvent`]s (connecting, open,
+//! failed, closed, reconnecting with its delay, retries exhausted). A receiver that lags
+//! loses the oldest events; the client never waits for it.
+//!
+//! # Closing and dropping
+//! [`Client::close`] (or `close_with`) closes for good: sends fail from then on, queued
+//! messages are dropped (call [`Client::flush`] first), the close frame is sent and the
+//! server's awaited for up to `close_timeout`, routers see `Removed` and are detached.
+//! Dropping the last [`Client`] handle held by the application does the same in the
+//! background, with code 1001. The handles that routers receive through
+//! [`Network::attach`](network_core::Network::attach) do not count: the client tracks
+//! application handles with a guard that routers' handles do not carry, so attached
+//! routers never keep a client alive.
+//!
+//! # TLS
+//! `wss://` uses rustls with the `ring` provider chosen explicitly and the Mozilla roots
+//! of `webpki-roots`, so no process-wide crypto provider needs to be installed.
+
+mod backoff;
+mod client;
+mod config;
+mod driver;
+mod error;
+mod event;
+mod shared;
+mod tls;
+mod url;
+
+pub use backoff::Backoff;
+pub use client::Client;
+pub use config::{ClientConfig, ShouldReconnect};
+pub use error::{ConfigError, ConnectError, FlushError};
+pub use event::ClientEvent;
+pub use url::{UrlProvider, UrlSource};

@@ -1,0 +1,270 @@
+//! A command-line WebSocket client built on `ws_client::Client`: every line of stdin is
+//! sent as a text frame, every frame received is printed as one line of stdout. It
+//! reconnects with the backoff of the npm package `reconnecting-websocket`, and lines
+//! typed while the server is down wait in the offline queue and go out, in order, once it
+//! is back.
+//!
+//! ```text
+//! cargo run --release --example client -- ws://127.0.0.1:PORT [--min-delay MS]
+//!     [--max-delay MS] [--grow F] [--timeout MS] [--max-retries N] [--jitter F]
+//! ```
+//!
+//! - Text frames print as they are; a binary frame prints as one line of JSON when it is
+//!   MessagePack, else as hex. Against a plain echo server each line comes back as typed.
+//! - Connecting, open, failed attempts, closes and reconnects (with the delay in ms) are
+//!   logged on stderr. `RUST_LOG=ws_client=debug` shows the library's own logs.
+//! - `--min-delay`, `--max-delay`, `--grow` set the reconnection schedule (explicit values
+//!   are followed exactly, with no random part unless `--jitter F` is given), `--timeout`
+//!   bounds each attempt, `--max-retries` caps the retries (the client exits with status 1
+//!   when they run out).
+//! - At the end of stdin the client waits (up to 10 s) until every queued line has been
+//!   written, closes the connection (reading the server's last frames) and exits 0; it
+//!   exits 1 if the queue could not be written in time.
+//!
+//! Try it against the server example, or any echo server:
+//! ```text
+//! cargo run --example server            # in one terminal
+//! cargo run --example client -- ws://127.0.0.1:9000/ws --min-delay 200 --max-delay 2000
+//! ```
+
+use std::io::Write;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use realtime::network_core::{Message, Network, NetworkEvent, SendError};
+use realtime::ws_client::{Client, ClientConfig, ClientEvent};
+use serde::Deserialize;
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::sync::broadcast::error::RecvError;
+
+const USAGE: &str = "usage: client ws://HOST:PORT[/PATH] [--min-delay MS] [--max-delay MS] [--grow F] \
+                     [--timeout MS] [--max-retries N] [--jitter F]";
+
+/// How long the end of stdin may wait for the queue to be written.
+const FLUSH_LIMIT: Duration = Duration::from_secs(10);
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .with_env_filter(filter)
+        .init();
+
+    let (url, config) = match parse_args(std::env::args().skip(1)) {
+        Ok(parsed) => parsed,
+        Err(err) => {
+            eprintln!("{err:#}\n{USAGE}");
+            return ExitCode::from(2);
+        }
+    };
+    match run(url, config).await {
+        Ok(code) => code,
+        Err(err) => {
+            eprintln!("error: {err:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn parse_args(mut args: impl Iterator<Item = String>) -> anyhow::Result<(String, ClientConfig)> {
+    let mut url = None;
+    // Leaves the server time to answer the close frame after its last echoes.
+    let mut config = ClientConfig::default().close_timeout(Duration::from_secs(2));
+    while let Some(arg) = args.next() {
+        let mut value = |name: &str| args.next().with_context(|| format!("{name} needs a value"));
+        match arg.as_str() {
+            "--min-delay" => config = config.min_reconnection_delay(millis(&value("--min-delay")?)?),
+            "--max-delay" => config = config.max_reconnection_delay(millis(&value("--max-delay")?)?),
+            "--grow" => config = config.reconnection_delay_grow_factor(number(&value("--grow")?)?),
+            "--timeout" => config = config.connection_timeout(millis(&value("--timeout")?)?),
+            "--max-retries" => {
+                let retries = value("--max-retries")?;
+                config = config
+                    .max_retries(Some(retries.parse().with_context(|| format!("bad count {retries:?}"))?));
+            }
+            "--jitter" => config = config.jitter(number(&value("--jitter")?)?),
+            "-h" | "--help" => bail!("a reconnecting WebSocket client"),
+            flag if flag.starts_with("--") => bail!("unknown option {flag}"),
+            _ if url.is_none() => url = Some(arg),
+            _ => bail!("unexpected argument {arg:?}"),
+        }
+    }
+    Ok((url.context("missing the server URL")?, config))
+}
+
+fn millis(text: &str) -> anyhow::Result<Duration> {
+    Ok(Duration::from_millis(text.parse().with_context(|| format!("bad milliseconds {text:?}"))?))
+}
+
+fn number(text: &str) -> anyhow::Result<f64> {
+    text.parse().with_context(|| format!("bad number {text:?}"))
+}
+
+async fn run(url: String, config: ClientConfig) -> anyhow::Result<ExitCode> {
+    let client = Client::connect(url.as_str(), config)?;
+    let mut lifecycle = client.lifecycle();
+    let mut events = client.events().context("the events stream was taken")?;
+    let mut lines = BufReader::new(tokio::io::stdin()).lines();
+
+    // Interactive phase: stdin to the server, frames to stdout, events to stderr.
+    loop {
+        tokio::select! {
+            line = lines.next_line() => match line.context("reading stdin")? {
+                Some(line) => {
+                    if !send_line(&client, &mut events, &mut lifecycle, &url, line).await? {
+                        return Ok(ExitCode::FAILURE);
+                    }
+                }
+                None => break,
+            },
+            Some(event) = events.recv() => print_event(event),
+            event = lifecycle.recv() => {
+                if !log_event(event, &url) {
+                    return Ok(ExitCode::FAILURE);
+                }
+            }
+        }
+    }
+
+    // End of stdin: write the queue, then close, still printing what arrives meanwhile.
+    let finish = async {
+        let flushed = match tokio::time::timeout(FLUSH_LIMIT, client.flush()).await {
+            Ok(Ok(())) => true,
+            Ok(Err(err)) => {
+                eprintln!("not flushed: {err}");
+                false
+            }
+            Err(_) => {
+                eprintln!("not flushed within {FLUSH_LIMIT:?}: {} lines unsent", client.queued());
+                false
+            }
+        };
+        client.close().await;
+        flushed
+    };
+    tokio::pin!(finish);
+    let flushed = loop {
+        tokio::select! {
+            flushed = &mut finish => break flushed,
+            Some(event) = events.recv() => print_event(event),
+            event = lifecycle.recv() => {
+                // Retries running out now ends the flush by itself (FlushError::Stopped).
+                let _ = log_event(event, &url);
+            }
+        }
+    };
+    // Close has delivered every frame it read; print them.
+    while let Some(event) = events.try_recv() {
+        print_event(event);
+    }
+    while let Ok(event) = lifecycle.try_recv() {
+        let _ = log_event(Ok(event), &url);
+    }
+    Ok(if flushed { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+}
+
+/// Sends `line`; while the queue is full, waits for it to drain and keeps printing.
+/// Returns `false` when the client gave up.
+async fn send_line(
+    client: &Client,
+    events: &mut realtime::network_core::Events,
+    lifecycle: &mut tokio::sync::broadcast::Receiver<ClientEvent>,
+    url: &str,
+    line: String,
+) -> anyhow::Result<bool> {
+    let mut message = Message::text(line);
+    loop {
+        match client.send(message) {
+            Ok(()) => return Ok(true),
+            Err(SendError::Full(back)) => {
+                message = back;
+                tokio::select! {
+                    flushed = client.flush() => {
+                        if let Err(err) = flushed {
+                            eprintln!("cannot send: {err}");
+                            return Ok(false);
+                        }
+                    }
+                    Some(event) = events.recv() => print_event(event),
+                    event = lifecycle.recv() => {
+                        if !log_event(event, url) {
+                            return Ok(false);
+                        }
+                    }
+                }
+            }
+            Err(err) => bail!("cannot send: {err}"),
+        }
+    }
+}
+
+fn print_event(event: NetworkEvent) {
+    let NetworkEvent::Message { message, .. } = event else {
+        return;
+    };
+    let line = match message {
+        Message::Text(text) => text.to_string(),
+        Message::Binary(bytes) => msgpack_to_json(&bytes).unwrap_or_else(|| hex(&bytes)),
+    };
+    // A closed stdout (`| head`) is not worth a panic.
+    let _ = writeln!(std::io::stdout().lock(), "{line}");
+}
+
+/// One line of JSON if `bytes` are exactly one MessagePack value.
+fn msgpack_to_json(bytes: &[u8]) -> Option<String> {
+    let mut rest = bytes;
+    let value = {
+        let mut decoder = rmp_serde::Deserializer::new(&mut rest);
+        serde_json::Value::deserialize(&mut decoder).ok()?
+    };
+    if !rest.is_empty() {
+        return None;
+    }
+    serde_json::to_string(&value).ok()
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|byte| format!("{byte:02x}")).collect()
+}
+
+/// Logs a lifecycle event on stderr; returns `false` when the client gave up.
+fn log_event(event: Result<ClientEvent, RecvError>, url: &str) -> bool {
+    match event {
+        Ok(ClientEvent::Connecting { attempt }) => eprintln!("connecting to {url} (attempt {attempt})"),
+        Ok(ClientEvent::Open) => eprintln!("connected to {url}"),
+        Ok(ClientEvent::Failed { attempt, error }) => {
+            eprintln!("attempt {attempt} failed: {}", chain(&error))
+        }
+        Ok(ClientEvent::Closed { frame }) => eprintln!("connection closed: {frame}"),
+        Ok(ClientEvent::Reconnecting { attempt, delay }) => {
+            eprintln!("reconnecting in {} ms (attempt {attempt})", delay.as_millis());
+        }
+        Ok(ClientEvent::RetriesExhausted) => {
+            eprintln!("retries exhausted: giving up");
+            return false;
+        }
+        Ok(ClientEvent::ReconnectDeclined) => {
+            eprintln!("the server closed for good: giving up");
+            return false;
+        }
+        Ok(other) => eprintln!("{other:?}"),
+        Err(RecvError::Lagged(lost)) => eprintln!("({lost} connection events not shown)"),
+        Err(RecvError::Closed) => {}
+    }
+    true
+}
+
+fn chain(err: &dyn std::error::Error) -> String {
+    let mut text = err.to_string();
+    let mut source = err.source();
+    while let Some(inner) = source {
+        text.push_str(": ");
+        text.push_str(&inner.to_string());
+        source = inner.source();
+    }
+    text
+}

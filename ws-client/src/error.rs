@@ -1,0 +1,131 @@
+//! The errors of the client: one enum per way a caller has to react.
+//!
+//! - [`ConfigError`]: [`Client::connect`](crate::Client::connect) refused the
+//!   configuration or URL; fix the program.
+//! - [`ConnectError`]: one connection attempt failed; the client retries by itself and
+//!   reports it in [`ClientEvent::Failed`](crate::ClientEvent::Failed).
+//! - [`FlushError`]: [`Client::flush`](crate::Client::flush) cannot finish because the
+//!   client will not write any more.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+/// [`Client::connect`](crate::Client::connect) refused its arguments. Nothing was spawned.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[non_exhaustive]
+pub enum ConfigError {
+    /// `min_reconnection_delay` is longer than `max_reconnection_delay`. Make the minimum
+    /// at most the maximum.
+    #[error("min_reconnection_delay {min:?} is longer than max_reconnection_delay {max:?}")]
+    DelayRange {
+        /// The configured minimum.
+        min: Duration,
+        /// The configured maximum.
+        max: Duration,
+    },
+    /// `reconnection_delay_grow_factor` is below 1 or not a finite number; delays would
+    /// shrink or be undefined.
+    #[error("reconnection_delay_grow_factor must be a finite number >= 1, not {0}")]
+    GrowFactor(f64),
+    /// `jitter` is not a fraction between 0 and 1.
+    #[error("jitter must be between 0 and 1, not {0}")]
+    Jitter(f64),
+    /// A duration that must be positive is zero (`field` names it).
+    #[error("{field} must be longer than zero")]
+    ZeroDuration {
+        /// The configuration field.
+        field: &'static str,
+    },
+    /// A size or capacity that must be positive is zero (`field` names it).
+    #[error("{field} must be at least 1")]
+    ZeroCapacity {
+        /// The configuration field.
+        field: &'static str,
+    },
+    /// `ping_interval` is not shorter than `idle_timeout`: the link would be declared dead
+    /// before the keep-alive ping could be answered.
+    #[error("ping_interval {ping:?} must be shorter than idle_timeout {idle:?}")]
+    PingInterval {
+        /// The configured ping interval.
+        ping: Duration,
+        /// The configured idle timeout.
+        idle: Duration,
+    },
+    /// The URL is not a `ws://` or `wss://` URL with a host, or has a fragment.
+    #[error("invalid url {url:?}: {reason}")]
+    InvalidUrl {
+        /// The URL as given (with the configured query parameters appended).
+        url: String,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// `connect` was called outside a tokio runtime; call it from within one (the client
+    /// spawns its connection task on the current runtime).
+    #[error("no tokio runtime to spawn the client task on")]
+    NoRuntime,
+}
+
+/// Why one connection attempt failed. The client counts it as a failed attempt and
+/// retries after its backoff delay (unless `max_retries` is reached).
+///
+/// Cheap to clone, so that it can travel in [`ClientEvent`](crate::ClientEvent)s.
+#[derive(Debug, Clone, thiserror::Error)]
+#[non_exhaustive]
+pub enum ConnectError {
+    /// The URL provider returned an error (see [`UrlProvider`](crate::UrlProvider)).
+    #[error("the url provider failed")]
+    Provider(#[source] Arc<dyn std::error::Error + Send + Sync>),
+    /// The URL (from a provider, with the configured query appended) is not a valid
+    /// `ws://` or `wss://` URL.
+    #[error("invalid url {url:?}: {reason}")]
+    InvalidUrl {
+        /// The URL.
+        url: String,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// The URL provider, or the TCP, TLS and WebSocket handshakes together, took longer
+    /// than `connection_timeout`.
+    #[error("no connection within {0:?}")]
+    Timeout(std::time::Duration),
+    /// Name resolution or the TCP connection failed (refused, unreachable, reset).
+    #[error("cannot reach the server")]
+    Io(#[source] Arc<std::io::Error>),
+    /// The TLS client could not be set up, or the TLS handshake failed (certificate not
+    /// trusted, name mismatch, no common protocol).
+    #[error("tls failed")]
+    Tls(#[source] Arc<dyn std::error::Error + Send + Sync>),
+    /// The server answered the upgrade request with this HTTP status instead of 101
+    /// (401 or 403 for a refused token, 404 for a wrong path, 503 when overloaded).
+    #[error("the server refused the upgrade with http status {status}")]
+    Rejected {
+        /// The HTTP status code.
+        status: u16,
+    },
+    /// The WebSocket handshake failed in another way (a malformed answer, the connection
+    /// closed during the handshake).
+    #[error("websocket handshake failed")]
+    Handshake(#[source] Arc<dyn std::error::Error + Send + Sync>),
+}
+
+/// [`Client::flush`](crate::Client::flush) stopped before every queued message was
+/// written.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum FlushError {
+    /// The client was closed; the `unsent` messages still queued were discarded.
+    #[error("client closed with {unsent} messages unsent")]
+    Closed {
+        /// Messages that were queued and will never be written.
+        unsent: usize,
+    },
+    /// The client stopped reconnecting (`max_retries` reached, or `should_reconnect`
+    /// declined the server's close frame) while `unsent` messages were queued. They stay
+    /// queued: call [`Client::reconnect`](crate::Client::reconnect) and flush again, or
+    /// close the client.
+    #[error("client stopped reconnecting with {unsent} messages unsent")]
+    Stopped {
+        /// Messages still queued.
+        unsent: usize,
+    },
+}
