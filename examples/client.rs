@@ -24,7 +24,7 @@
 //! Try it against the server example, or any echo server:
 //! ```text
 //! cargo run --example server            # in one terminal
-//! cargo run --example client -- ws://127.0.0.1:9000/ws --min-delay 200 --max-delay 2000
+//! cargo run --example client -- ws://127.0.0.1:9001 --min-delay 200 --max-delay 2000
 //! ```
 
 use std::io::Write;

@@ -10,3 +10,8 @@
 pub use network_core;
 pub use ws_client;
 pub use ws_server;
+
+/// The README's code blocks, compiled and run as doc tests so that it stays true.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;
