@@ -155,6 +155,7 @@ impl Server {
         upgrade_stream(self.inner.clone(), stream, remote_addr).await;
     }
 
+    #[cfg(feature = "axum")]
     pub(crate) fn inner(&self) -> &Arc<Inner> {
         &self.inner
     }
@@ -173,6 +174,7 @@ impl Network for Server {
 }
 
 impl Inner {
+    #[cfg(feature = "axum")]
     pub(crate) fn tasks(&self) -> &TaskTracker {
         &self.tasks
     }
