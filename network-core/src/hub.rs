@@ -61,6 +61,12 @@ impl HubConfig {
     }
 }
 
+/// A frame whose queue was full, waiting for room.
+enum Blocked {
+    Router(mpsc::Sender<Delivery>, Delivery),
+    Application(NetworkEvent),
+}
+
 struct Delivery {
     event: NetworkEvent,
     /// Fired once the router has handled the event.
@@ -245,14 +251,30 @@ impl Hub {
         let router =
             envelope::router_name(&message).and_then(|name| read(&self.shared.routers).get(name).cloned());
         let event = NetworkEvent::Message { connection: connection.clone(), message };
-        match router {
-            Some(router) => {
-                if let Err(lost) = router.send(Delivery { event, handled: None, restoring: false }).await {
+        // Fast path without waiting; the waiting path is boxed so that its state does not
+        // enlarge every connection task's future (and idle memory) for the rare full queue.
+        let blocked = match router {
+            Some(router) => match router.try_send(Delivery { event, handled: None, restoring: false }) {
+                Ok(()) => return,
+                Err(mpsc::error::TrySendError::Full(delivery)) => Blocked::Router(router, delivery),
+                Err(mpsc::error::TrySendError::Closed(delivery)) => {
                     tracing::warn!(connection = %connection.id(), "router task ended; frame goes to the application");
+                    Blocked::Application(delivery.event)
+                }
+            },
+            None => Blocked::Application(event),
+        };
+        Box::pin(self.deliver_blocked(blocked)).await;
+    }
+
+    async fn deliver_blocked(&self, blocked: Blocked) {
+        match blocked {
+            Blocked::Router(router, delivery) => {
+                if let Err(lost) = router.send(delivery).await {
                     self.to_application(lost.0.event).await;
                 }
             }
-            None => self.to_application(event).await,
+            Blocked::Application(event) => self.to_application(event).await,
         }
     }
 
@@ -287,6 +309,14 @@ impl Hub {
             tracing::debug!(connection = %event.connection().id(), "no consumer of events(); event discarded");
             return;
         }
+        let event = match self.shared.events_tx.try_send(event) {
+            Ok(()) => return,
+            Err(mpsc::error::TrySendError::Full(event)) => event,
+            Err(mpsc::error::TrySendError::Closed(_)) => {
+                tracing::debug!("the application dropped its events stream; event discarded");
+                return;
+            }
+        };
         if self.shared.events_tx.send(event).await.is_err() {
             tracing::debug!("the application dropped its events stream; event discarded");
         }

@@ -13,7 +13,6 @@ use network_core::{
     SendError, Text,
 };
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf, ReadHalf, WriteHalf};
-use tokio::sync::mpsc;
 use tokio::time::{Instant, sleep_until};
 use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::error::{CapacityError, ProtocolError};
@@ -57,7 +56,6 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> AsyncWrite for ReadSide<S> {
 
 struct ServerLink<S> {
     outbox: Arc<Outbox<WriteHalf<S>>>,
-    close_requests: mpsc::Sender<CloseFrame>,
 }
 
 impl<S: AsyncRead + AsyncWrite + Unpin + Send + 'static> Link for ServerLink<S> {
@@ -66,10 +64,9 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send + 'static> Link for ServerLink<S> 
     }
 
     fn close(&self, frame: CloseFrame) {
-        // Nothing sent after close() may follow the close frame.
-        self.outbox.stop_data();
-        // Capacity 1: the first request wins, later ones are redundant.
-        let _ = self.close_requests.try_send(frame);
+        // Data sent after close() is refused at once; the connection task writes the
+        // close frame behind what was queued before.
+        self.outbox.request_close(frame);
     }
 }
 
@@ -94,8 +91,7 @@ pub(crate) async fn serve<S>(
     let config = &inner.config;
     let (read, write) = tokio::io::split(io);
     let outbox = Arc::new(Outbox::new(write, config.outgoing_queue_size));
-    let (close_requests, close_rx) = mpsc::channel(1);
-    let link = ServerLink { outbox: outbox.clone(), close_requests };
+    let link = ServerLink { outbox: outbox.clone() };
     let (connection, closed_signal) = Connection::new(ConnectionId::next(), meta, link);
     if let Some(identity) = identity {
         connection.set_identity(identity);
@@ -105,10 +101,10 @@ pub(crate) async fn serve<S>(
         WebSocketStream::from_partially_read(socket, leftover, Role::Server, Some(websocket_config(config)))
             .await;
     tracing::debug!(connection = %connection.id(), remote = ?connection.meta().remote_addr, "connection added");
-    inner.hub.connection_added(&connection, false).await;
+    Box::pin(inner.hub.connection_added(&connection, false)).await;
 
     let read_side = async {
-        let frame = read_loop(&inner, &mut ws, &connection, &outbox, close_rx).await;
+        let frame = read_loop(&inner, &mut ws, &connection, &outbox).await;
         outbox.finish();
         // Keep the socket until the queue (close frame included) is written, within bounds.
         let _ = tokio::time::timeout(config.close_timeout, outbox.aborted_signal()).await;
@@ -123,12 +119,12 @@ pub(crate) async fn serve<S>(
     drop(ws);
 
     let id = connection.id();
-    if let Err(error) = inner.adapter.leave_all(id).await {
+    if let Err(error) = Box::pin(inner.adapter.leave_all(id)).await {
         tracing::warn!(connection = %id, %error, "leaving rooms failed");
     }
     tracing::debug!(connection = %id, close = %frame, "connection removed");
     closed_signal.fire(frame.clone());
-    inner.hub.connection_removed(&connection, frame).await;
+    Box::pin(inner.hub.connection_removed(&connection, frame)).await;
 }
 
 async fn read_loop<S>(
@@ -136,7 +132,6 @@ async fn read_loop<S>(
     ws: &mut WebSocketStream<ReadSide<S>>,
     connection: &Connection,
     outbox: &Outbox<WriteHalf<S>>,
-    mut close_rx: mpsc::Receiver<CloseFrame>,
 ) -> CloseFrame
 where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
@@ -146,30 +141,31 @@ where
     let mut last_received = Instant::now();
     let mut next_ping = Instant::now() + config.ping_interval.unwrap_or(far);
     let idle_timeout = config.idle_timeout.unwrap_or(far);
-    let heartbeat = sleep_until(next_ping.min(last_received + idle_timeout));
-    tokio::pin!(heartbeat);
+    // One timer for pings, the idle timeout and the close deadline.
+    let timer = sleep_until(next_ping.min(last_received + idle_timeout));
+    tokio::pin!(timer);
     // Set once we have sent a close frame; we then wait for the peer's reply until the
     // deadline.
     let mut closing: Option<(CloseFrame, Instant)> = None;
 
     loop {
-        let close_deadline =
-            closing.as_ref().map(|(_, deadline)| *deadline).unwrap_or_else(|| Instant::now() + far);
         let request = tokio::select! {
             biased;
             () = outbox.aborted_signal() => {
                 return outbox.aborted().unwrap_or_else(|| CloseFrame::new(CloseCode::ABNORMAL, ""));
             }
             () = inner.abort.cancelled() => return CloseFrame::new(CloseCode::GOING_AWAY, "server stopped"),
-            () = sleep_until(close_deadline), if closing.is_some() => {
-                return closing.map(|(frame, _)| frame).unwrap_or_else(|| CloseFrame::new(CloseCode::ABNORMAL, ""));
-            }
-            Some(frame) = close_rx.recv(), if closing.is_none() => Some(frame),
+            frame = outbox.close_requested(), if closing.is_none() => Some(frame),
             () = inner.shutdown.cancelled(), if closing.is_none() => {
                 Some(CloseFrame::new(CloseCode::GOING_AWAY, "server shutting down"))
             }
-            () = &mut heartbeat => {
+            () = &mut timer => {
                 let now = Instant::now();
+                if let Some((frame, deadline)) = &closing {
+                    if now >= *deadline {
+                        return frame.clone();
+                    }
+                }
                 if now >= last_received + idle_timeout {
                     tracing::debug!(connection = %connection.id(), "idle timeout");
                     return CloseFrame::new(CloseCode::ABNORMAL, "idle timeout");
@@ -180,7 +176,8 @@ where
                     }
                     next_ping = now + config.ping_interval.unwrap_or(far);
                 }
-                heartbeat.as_mut().reset(next_ping.min(last_received + idle_timeout));
+                let close_deadline = closing.as_ref().map_or(next_ping, |(_, deadline)| *deadline);
+                timer.as_mut().reset(next_ping.min(last_received + idle_timeout).min(close_deadline));
                 None
             }
             item = ws.next() => {
@@ -232,7 +229,11 @@ where
             if closing.is_none() {
                 outbox.stop_data();
                 let _ = ws.close(Some(to_tungstenite(&frame))).await;
-                closing = Some((frame, Instant::now() + config.close_timeout));
+                let deadline = Instant::now() + config.close_timeout;
+                closing = Some((frame, deadline));
+                if deadline < timer.deadline() {
+                    timer.as_mut().reset(deadline);
+                }
             }
         }
     }

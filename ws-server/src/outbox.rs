@@ -53,12 +53,17 @@ struct State<W> {
     accepting_data: bool,
     /// Why the connection was aborted, if it was.
     aborted: Option<CloseFrame>,
+    /// A close the application asked for, not yet taken by the connection task.
+    close_request: Option<CloseFrame>,
+    /// Whether a close was ever requested (only the first request counts).
+    close_requested: bool,
     finishing: bool,
 }
 
 pub(crate) struct Outbox<W> {
     state: Mutex<State<W>>,
     wake_writer: Notify,
+    wake_closer: Notify,
     abort: CancellationToken,
     max_queued_bytes: usize,
 }
@@ -74,9 +79,12 @@ impl<W: AsyncWrite + Unpin + Send> Outbox<W> {
                 needs_flush: false,
                 accepting_data: true,
                 aborted: None,
+                close_request: None,
+                close_requested: false,
                 finishing: false,
             }),
             wake_writer: Notify::new(),
+            wake_closer: Notify::new(),
             abort: CancellationToken::new(),
             max_queued_bytes,
         }
@@ -141,6 +149,32 @@ impl<W: AsyncWrite + Unpin + Send> Outbox<W> {
     /// Refuses data frames from now on (a close frame is about to be queued).
     pub(crate) fn stop_data(&self) {
         self.lock().accepting_data = false;
+    }
+
+    /// Records the application's request to close with `frame` and refuses data frames
+    /// from now on. Only the first request counts.
+    pub(crate) fn request_close(&self, frame: CloseFrame) {
+        let mut state = self.lock();
+        state.accepting_data = false;
+        if !state.close_requested {
+            state.close_requested = true;
+            state.close_request = Some(frame);
+            self.wake_closer.notify_one();
+        }
+    }
+
+    /// Waits for a close request and takes it.
+    ///
+    /// # Cancel safety
+    /// Cancel safe: the request stays recorded until a call returns it.
+    pub(crate) async fn close_requested(&self) -> CloseFrame {
+        loop {
+            let woken = self.wake_closer.notified();
+            if let Some(frame) = self.lock().close_request.take() {
+                return frame;
+            }
+            woken.await;
+        }
     }
 
     /// Aborts the connection: the writer stops at once and the reader ends.

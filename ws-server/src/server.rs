@@ -250,19 +250,21 @@ where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
     let deadline = inner.config.handshake_timeout;
-    let upgraded = tokio::time::timeout(deadline, async {
+    // Boxed: the handshake's buffers would otherwise stay part of the connection task's
+    // future (and its memory) for the connection's whole life.
+    let upgraded = Box::pin(tokio::time::timeout(deadline, async {
         let raw = handshake::read_request(&mut stream, remote_addr, inner.config.max_handshake_size).await?;
         let accept_key = handshake::validate(&raw.method, &raw.request.headers)?;
         let slot = inner.reserve_slot()?;
         let accept = inner.decide(raw.request.clone()).await?;
         Ok::<_, Reject>((raw, accept_key, slot, accept))
-    })
+    }))
     .await;
     let (raw, accept_key, slot, accept) = match upgraded {
         Ok(Ok(upgrade)) => upgrade,
         Ok(Err(reject)) => {
             tracing::debug!(?remote_addr, status = %reject.status, reason = %reject.reason, "upgrade refused");
-            let _ = handshake::write_reject(&mut stream, &reject).await;
+            let _ = Box::pin(handshake::write_reject(&mut stream, &reject)).await;
             return;
         }
         Err(_) => {
@@ -270,7 +272,7 @@ where
             return;
         }
     };
-    if let Err(error) = handshake::write_accept(&mut stream, &accept_key).await {
+    if let Err(error) = Box::pin(handshake::write_accept(&mut stream, &accept_key)).await {
         tracing::debug!(?remote_addr, %error, "writing the upgrade response failed");
         return;
     }
