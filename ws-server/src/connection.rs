@@ -119,11 +119,13 @@ pub(crate) async fn serve<S>(
     drop(ws);
 
     let id = connection.id();
+    // Closed first, rooms second: a router joining a room concurrently either joins
+    // before `leave_all` (and is undone by it) or sees `is_closed()` and undoes it.
+    closed_signal.fire(frame.clone());
     if let Err(error) = Box::pin(inner.adapter.leave_all(id)).await {
         tracing::warn!(connection = %id, %error, "leaving rooms failed");
     }
     tracing::debug!(connection = %id, close = %frame, "connection removed");
-    closed_signal.fire(frame.clone());
     Box::pin(inner.hub.connection_removed(&connection, frame)).await;
 }
 

@@ -36,6 +36,15 @@
 //! accepts it, attaching an [`Identity`](network_core::Identity), or refuses it with an
 //! HTTP status before the upgrade.
 //!
+//! # One-time tokens
+//! Browsers cannot set headers on a WebSocket, so [`TokenStore`] lets the application
+//! issue a single-use token from its own authenticated REST route; the client sends it as
+//! `?token=` (or `Authorization: Bearer`), and
+//! `ServerConfig::default().handshake(tokens.handshake_hook())` attaches the token's
+//! identity to the connection, or answers 401 to a reused, expired or unknown token.
+//! Tokens live [`TokenConfig::ttl`], the store holds at most [`TokenConfig::max_tokens`],
+//! and secrets are compared in constant time.
+//!
 //! # The write path
 //! Server frames are unmasked, so a frame's bytes are the same for every recipient: a
 //! header of 2 to 10 bytes and the message's shared payload, written with one vectored
@@ -62,8 +71,10 @@ mod frame;
 mod handshake;
 mod outbox;
 mod server;
+mod tokens;
 
 pub use config::ServerConfig;
 pub use error::ServerError;
 pub use handshake::{Accept, HandshakeHook, HandshakeRequest, Reject};
 pub use server::Server;
+pub use tokens::{TokenConfig, TokenError, TokenStore};
