@@ -8,6 +8,10 @@ use serde::{Serialize, de::DeserializeOwned};
 
 use crate::error::{DecodeError, EncodeError};
 
+/// Deepest nesting [`Message::decode`] accepts in MessagePack: serde_json's fixed limit
+/// for JSON text.
+const MAX_DEPTH: usize = 128;
+
 /// UTF-8 text backed by [`Bytes`], so that cloning it is a reference-count increment.
 #[derive(Clone, Default, PartialEq, Eq, Hash)]
 pub struct Text(Bytes);
@@ -115,10 +119,19 @@ impl Message {
     }
 
     /// Decodes the payload: JSON for a text frame, MessagePack for a binary frame.
+    ///
+    /// Nesting deeper than 128 levels is refused in both (serde_json's limit, applied to
+    /// MessagePack too), so a peer cannot overflow the decoding thread's stack.
     pub fn decode<T: DeserializeOwned>(&self) -> Result<T, DecodeError> {
         match self {
             Self::Text(text) => serde_json::from_slice(text.as_bytes()).map_err(DecodeError::Json),
-            Self::Binary(bytes) => rmp_serde::from_slice(bytes).map_err(DecodeError::MessagePack),
+            Self::Binary(bytes) => {
+                // rmp-serde allows 1024 levels, enough for a peer's frame to overflow a
+                // 2 MiB thread stack; cap it at serde_json's limit.
+                let mut deserializer = rmp_serde::Deserializer::from_read_ref(bytes);
+                deserializer.set_max_depth(MAX_DEPTH);
+                T::deserialize(&mut deserializer).map_err(DecodeError::MessagePack)
+            }
         }
     }
 
