@@ -1,6 +1,14 @@
-//! The example server: a chat relay that every later feature (routers) attaches to.
+//! The example server, with every router attached.
 //!
-//! Every application frame a connection sends is relayed to every other connection.
+//! - Application frames (anything that is not a router envelope) are relayed to every
+//!   other connection: a chat relay any WebSocket client can use.
+//! - The channels router (`docs/PROTOCOL.md` section 5): channel `/chat`, whose members are
+//!   in room `lobby`, with events `say` (relayed to the lobby as `said`) and `echo`
+//!   (acknowledged with its payload); the private channel `/admin`, open to user `admin`.
+//! - `?user=NAME` in the URL gives the connection that identity (a demo: anyone can claim
+//!   any name; see `examples/axum_tokens.rs` for one-time tokens), which puts it in room
+//!   `user.NAME` of each channel it joins.
+//!
 //! Ctrl-C or SIGTERM shuts it down gracefully (close 1001 to every client).
 //!
 //! ```text
@@ -13,8 +21,10 @@
 use std::net::SocketAddr;
 
 use anyhow::{Context, bail};
-use realtime::network_core::{Network, NetworkEvent, Target};
-use realtime::ws_server::{Server, ServerConfig};
+use realtime::channels::{Channel, ChannelsConfig, RemoteError};
+use realtime::network_core::{Identity, Network, NetworkEvent, Target};
+use realtime::ws_server::{Accept, HandshakeHook, Server, ServerConfig};
+use serde_json::Value;
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
@@ -28,7 +38,10 @@ async fn main() -> anyhow::Result<()> {
         .init();
     let listen = parse_args()?;
 
-    let server = Server::bind(listen, ServerConfig::default()).await.context("starting the server")?;
+    let server = Server::bind(listen, ServerConfig::default().handshake(demo_identity()))
+        .await
+        .context("starting the server")?;
+    channels_config().attach(&server).context("attaching the channels router")?;
     let addr = server.local_addr().context("the server has no address")?;
     let mut events = server.events().context("events already taken")?;
     println!("listening on ws://{addr}");
@@ -59,6 +72,35 @@ async fn main() -> anyhow::Result<()> {
     }
     server.shutdown().await;
     Ok(())
+}
+
+/// `?user=NAME` becomes the connection's identity. A demo only: nothing checks the name.
+fn demo_identity() -> HandshakeHook {
+    HandshakeHook::new(|request| async move {
+        Ok(match request.query_param("user").filter(|user| !user.is_empty()) {
+            Some(user) => Accept::new().identity(Identity::user(user)),
+            None => Accept::new(),
+        })
+    })
+}
+
+fn channels_config() -> ChannelsConfig<Server> {
+    let chat = Channel::new()
+        .on_join(|ctx| async move {
+            ctx.join_room("lobby").await.map_err(|error| RemoteError::internal(error.to_string()))
+        })
+        .on("say", |ctx, text: Value| async move {
+            ctx.broadcast_to_room("lobby", "said", &text)
+                .await
+                .map_err(|error| RemoteError::internal(error.to_string()))?;
+            Ok(())
+        })
+        .on("echo", |_ctx, payload: Value| async move { Ok(payload) });
+    let admin = Channel::new().on_join(|ctx| async move {
+        let user = ctx.identity().and_then(|identity| identity.user_id.clone());
+        if user.as_deref() == Some("admin") { Ok(()) } else { Err(RemoteError::forbidden("admins only")) }
+    });
+    ChannelsConfig::default().channel("/chat", chat).channel("/admin", admin)
 }
 
 fn parse_args() -> anyhow::Result<SocketAddr> {

@@ -3,10 +3,12 @@
 //! - [`network_core`]: messages, connections, the `Network` and `Router` traits, rooms.
 //! - [`ws_server`]: the server, on a port, an existing listener, or inside an axum app.
 //! - [`ws_client`]: the reconnecting client, for a CLI or a service.
+//! - [`channels`]: the channels router: rooms, identity rooms, events with acknowledgements.
 //!
 //! The crates can also be used on their own; this package exists so that the examples and
 //! the cross-crate tests of the workspace have one home.
 
+pub use channels;
 pub use network_core;
 pub use ws_client;
 pub use ws_server;

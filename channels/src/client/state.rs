@@ -1,0 +1,617 @@
+//! The state the handles and the router task share, and the protocol logic on it.
+//!
+//! Everything here is synchronous: the lock is never held across an `.await`. What the
+//! router must await (a full event stream, a free handler slot) comes back as an
+//! [`Action`] for the router to carry out after the lock is released.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+
+use futures_util::future::BoxFuture;
+use network_core::{Connection, ConnectionId, Message, SendError, envelope};
+use serde_json::Value;
+use tokio::sync::{Semaphore, mpsc, oneshot, watch};
+
+use super::config::ChannelsClientConfig;
+use super::error::{BackgroundError, JoinError, LeaveError};
+use crate::error::{AckError, EmitError, RemoteError, codes};
+use crate::protocol::{Frame, ROOT, ROUTER};
+
+/// Channel path and event name.
+pub(super) type EventKey = (String, String);
+
+/// A type-erased handler: decodes the payload, runs the application's closure, encodes
+/// its answer.
+pub(super) type Handler = Arc<dyn Fn(Value) -> BoxFuture<'static, Result<Value, RemoteError>> + Send + Sync>;
+
+type JoinReply = oneshot::Sender<Result<(), JoinError>>;
+pub(super) type JoinAnswer = oneshot::Receiver<Result<(), JoinError>>;
+type LeaveReply = oneshot::Sender<Result<(), LeaveError>>;
+pub(super) type LeaveAnswer = oneshot::Receiver<Result<(), LeaveError>>;
+/// An ack's outcome; a dropped sender means that the connection closed first.
+type AckReply = oneshot::Sender<Result<Value, RemoteError>>;
+pub(super) type AckAnswer = oneshot::Receiver<Result<Value, RemoteError>>;
+
+/// A request of ours that waits for the server's answer, by id.
+enum Request {
+    Join { ch: String },
+    Leave { reply: LeaveReply },
+    Ack { reply: AckReply },
+}
+
+/// A channel the application wants to be in (every one but `/`).
+#[derive(Default)]
+struct Membership {
+    /// The server confirmed the join on the current connection.
+    joined: bool,
+    /// The id of the join in flight on the current connection.
+    request: Option<u64>,
+    /// `join()` calls waiting for the answer. They survive reconnects: the join is sent
+    /// again on the next connection and its answer settles them.
+    waiters: Vec<JoinReply>,
+}
+
+struct Subscriber {
+    id: u64,
+    sender: mpsc::Sender<Value>,
+}
+
+/// What the router must do, without the lock, after a frame was applied to the state.
+pub(super) enum Action {
+    Nothing,
+    /// Hand `data` to each of these event streams, waiting while one is full.
+    Deliver {
+        targets: Vec<mpsc::Sender<Value>>,
+        data: Value,
+    },
+    /// Run `handler` for the server's request `id`, received in `session`.
+    Handle {
+        handler: Handler,
+        id: u64,
+        data: Value,
+        session: u64,
+    },
+}
+
+struct State {
+    /// The network's connection: known from the first `Added` (or from the registry at
+    /// attach time) and kept afterwards, since a client's connection survives reconnects
+    /// and queues frames while the link is down.
+    connection: Option<Connection>,
+    /// Between `Added` and `Removed`, as the router has seen them.
+    online: bool,
+    /// Counts disconnects: a handler's answer is sent only in the session its request
+    /// came in (the server's ids are per connection).
+    session: u64,
+    /// The router is gone (the network closed for good).
+    closed: bool,
+    next_id: u64,
+    /// Sorted, so that rejoins go out in a stable order.
+    memberships: BTreeMap<String, Membership>,
+    requests: HashMap<u64, Request>,
+    pending_acks: usize,
+    subscriptions: HashMap<EventKey, Vec<Subscriber>>,
+    next_subscriber: u64,
+    handlers: HashMap<EventKey, Handler>,
+    error_subscribers: Vec<mpsc::Sender<BackgroundError>>,
+}
+
+/// Shared by every handle and the router task.
+pub(super) struct Shared {
+    pub(super) config: ChannelsClientConfig,
+    state: Mutex<State>,
+    /// `true` once the connection is known or the router is gone.
+    ready: watch::Sender<bool>,
+    /// Bounds the handlers running at once.
+    pub(super) handler_slots: Arc<Semaphore>,
+}
+
+impl Shared {
+    pub(super) fn new(config: ChannelsClientConfig) -> Arc<Self> {
+        let handler_slots = Arc::new(Semaphore::new(config.max_concurrent_handlers));
+        Arc::new(Self {
+            config,
+            state: Mutex::new(State {
+                connection: None,
+                online: false,
+                session: 0,
+                closed: false,
+                next_id: 1,
+                memberships: BTreeMap::new(),
+                requests: HashMap::new(),
+                pending_acks: 0,
+                subscriptions: HashMap::new(),
+                next_subscriber: 1,
+                handlers: HashMap::new(),
+                error_subscribers: Vec::new(),
+            }),
+            ready: watch::channel(false).0,
+            handler_slots,
+        })
+    }
+
+    fn lock(&self) -> MutexGuard<'_, State> {
+        // Nothing panics while the lock is held (user code never runs under it); if
+        // something did, the maps are still structurally valid.
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    // ---- the router's events ---------------------------------------------------------
+
+    /// The network already had its connection open when the router was attached.
+    pub(super) fn adopt(&self, connection: Connection) {
+        let mut state = self.lock();
+        if state.closed || state.connection.is_some() {
+            return;
+        }
+        state.connection = Some(connection);
+        state.online = true;
+        drop(state);
+        self.ready.send_replace(true);
+    }
+
+    /// `Added`: the link (re)opened. Re-sends `join` for every wanted channel; the router
+    /// runs this while its network restores, so these frames go out before the queue.
+    pub(super) fn connected(&self, connection: Connection) {
+        let mut state = self.lock();
+        if state.closed {
+            return;
+        }
+        if state.online {
+            // `Added` without `Removed` (another connection?): end the old session first.
+            state.end_session();
+        }
+        state.connection = Some(connection);
+        state.online = true;
+        let paths: Vec<String> = state.memberships.keys().cloned().collect();
+        for path in paths {
+            let id = state.allocate_id();
+            match state.send(&Frame::Join { ch: path.clone(), id: Some(id) }) {
+                Ok(()) => {
+                    state.requests.insert(id, Request::Join { ch: path.clone() });
+                    if let Some(membership) = state.memberships.get_mut(&path) {
+                        membership.request = Some(id);
+                    }
+                }
+                Err(error) => {
+                    tracing::warn!(channel = %path, %error, "cannot re-join a channel; it is tried again on the next reconnect");
+                }
+            }
+        }
+        drop(state);
+        self.ready.send_replace(true);
+    }
+
+    /// `Removed`: the link closed. Fails the pending acknowledgements (the server will not
+    /// answer them on another connection) and marks every channel not joined; the wanted
+    /// channels and the `join()` waiters stay for the next connection.
+    pub(super) fn disconnected(&self, id: ConnectionId) {
+        let mut state = self.lock();
+        if state.online && state.connection.as_ref().is_some_and(|connection| connection.id() == id) {
+            state.end_session();
+        }
+    }
+
+    /// The router is gone: the network closed for good. Every waiter gets `Closed`, every
+    /// stream ends.
+    pub(super) fn close(&self) {
+        let taken = {
+            let mut state = self.lock();
+            state.closed = true;
+            state.online = false;
+            state.pending_acks = 0;
+            (
+                std::mem::take(&mut state.requests),
+                std::mem::take(&mut state.memberships),
+                std::mem::take(&mut state.subscriptions),
+                std::mem::take(&mut state.handlers),
+                std::mem::take(&mut state.error_subscribers),
+            )
+        };
+        // Dropped without the lock: a handler's closure may own a handle whose drop locks.
+        drop(taken);
+        self.ready.send_replace(true);
+    }
+
+    /// Applies a frame from the server.
+    pub(super) fn on_frame(&self, frame: Frame) -> Action {
+        let mut state = self.lock();
+        if state.closed {
+            return Action::Nothing;
+        }
+        match frame {
+            Frame::Joined { ch, id } => state.on_joined(ch, id),
+            Frame::Left { ch, id } => state.on_left(ch, id),
+            Frame::Ack { id, data, err } => state.on_ack(id, data, err),
+            Frame::Error { code, message, id, ch } => state.on_error(RemoteError { code, message }, id, ch),
+            Frame::Emit { ch, ev, data, id } => return state.on_emit(ch, ev, data, id),
+            Frame::Join { .. } | Frame::Leave { .. } => {
+                tracing::warn!(?frame, "the server sent a frame only clients send; ignored");
+            }
+        }
+        Action::Nothing
+    }
+
+    /// Sends a handler's answer, unless the connection changed since the request came.
+    pub(super) fn answer(&self, id: u64, session: u64, result: Result<Value, RemoteError>) {
+        let state = self.lock();
+        if state.closed || !state.online || state.session != session {
+            tracing::debug!(id, "the connection changed while a handler ran; its answer is dropped");
+            return;
+        }
+        if let Err(error) = state.send(&Frame::ack(id, result)) {
+            tracing::debug!(id, %error, "cannot send a handler's answer");
+        }
+    }
+
+    // ---- the handles' requests ---------------------------------------------------------
+
+    /// Waits until the connection is known; `false` if the router is gone.
+    pub(super) async fn ready(&self) -> bool {
+        let mut ready = self.ready.subscribe();
+        // The sender lives in `self`: this only ends when the flag is set.
+        let _ = ready.wait_for(|ready| *ready).await;
+        let state = self.lock();
+        !state.closed && state.connection.is_some()
+    }
+
+    pub(super) fn connection(&self) -> Option<Connection> {
+        self.lock().connection.clone()
+    }
+
+    pub(super) fn allocate_id(&self) -> u64 {
+        self.lock().allocate_id()
+    }
+
+    pub(super) fn is_joined(&self, path: &str) -> bool {
+        let state = self.lock();
+        if path == ROOT {
+            state.online
+        } else {
+            state.memberships.get(path).is_some_and(|membership| membership.joined)
+        }
+    }
+
+    /// Wants `path` and sends its `join` now if the link is up; otherwise the next `Added`
+    /// sends it. `None` when it is joined already.
+    pub(super) fn join(&self, path: &str) -> Result<Option<JoinAnswer>, JoinError> {
+        let mut state = self.lock();
+        if state.closed {
+            return Err(JoinError::Closed);
+        }
+        let existing = state.memberships.get(path);
+        if existing.is_some_and(|membership| membership.joined) {
+            return Ok(None);
+        }
+        let in_flight = existing.is_some_and(|membership| membership.request.is_some());
+        let mut sent = None;
+        if state.online && !in_flight {
+            let id = state.allocate_id();
+            state.send(&Frame::Join { ch: path.to_owned(), id: Some(id) }).map_err(JoinError::Send)?;
+            state.requests.insert(id, Request::Join { ch: path.to_owned() });
+            sent = Some(id);
+        }
+        let membership = state.memberships.entry(path.to_owned()).or_default();
+        if sent.is_some() {
+            membership.request = sent;
+        }
+        membership.waiters.retain(|waiter| !waiter.is_closed());
+        let (reply, answer) = oneshot::channel();
+        membership.waiters.push(reply);
+        Ok(Some(answer))
+    }
+
+    /// Forgets `path` and sends `leave` if the link is up (a new connection starts with
+    /// only `/`, so there is nothing to leave otherwise).
+    pub(super) fn leave(&self, path: &str) -> Result<Option<(u64, LeaveAnswer)>, LeaveError> {
+        let mut state = self.lock();
+        if state.closed {
+            return Err(LeaveError::Closed);
+        }
+        if let Some(membership) = state.memberships.remove(path) {
+            if let Some(id) = membership.request {
+                state.remove_request(id);
+            }
+            for waiter in membership.waiters {
+                let _ = waiter.send(Err(JoinError::Left));
+            }
+        }
+        if !state.online {
+            return Ok(None);
+        }
+        let id = state.allocate_id();
+        state.send(&Frame::Leave { ch: path.to_owned(), id: Some(id) }).map_err(LeaveError::Send)?;
+        let (reply, answer) = oneshot::channel();
+        state.requests.insert(id, Request::Leave { reply });
+        Ok(Some((id, answer)))
+    }
+
+    /// Registers acknowledgement `id` and sends `message` (the emit carrying it), both
+    /// under the lock so that a disconnect sees either neither or both.
+    pub(super) fn start_ack(&self, id: u64, message: Message) -> Result<AckAnswer, AckError> {
+        let mut state = self.lock();
+        if state.closed {
+            return Err(AckError::Closed);
+        }
+        if state.pending_acks >= self.config.max_pending_acks {
+            return Err(AckError::TooManyPending);
+        }
+        let Some(connection) = &state.connection else {
+            return Err(AckError::Emit(EmitError::NoConnection));
+        };
+        connection.send(message).map_err(|error| AckError::Emit(EmitError::Send(error)))?;
+        let (reply, answer) = oneshot::channel();
+        state.requests.insert(id, Request::Ack { reply });
+        state.pending_acks += 1;
+        Ok(answer)
+    }
+
+    /// Drops request `id` (its caller stopped waiting).
+    pub(super) fn forget_request(&self, id: u64) {
+        let removed = self.lock().remove_request(id);
+        drop(removed);
+    }
+
+    pub(super) fn subscribe(&self, key: EventKey) -> (u64, mpsc::Receiver<Value>) {
+        let (sender, receiver) = mpsc::channel(self.config.event_queue_capacity);
+        let mut state = self.lock();
+        if state.closed {
+            // The sender is dropped: the stream ends at once.
+            return (0, receiver);
+        }
+        let id = state.next_subscriber;
+        state.next_subscriber += 1;
+        state.subscriptions.entry(key).or_default().push(Subscriber { id, sender });
+        (id, receiver)
+    }
+
+    pub(super) fn unsubscribe(&self, key: &EventKey, id: u64) {
+        let mut state = self.lock();
+        if let Some(subscribers) = state.subscriptions.get_mut(key) {
+            subscribers.retain(|subscriber| subscriber.id != id);
+            if subscribers.is_empty() {
+                state.subscriptions.remove(key);
+            }
+        }
+    }
+
+    pub(super) fn subscribe_errors(&self) -> mpsc::Receiver<BackgroundError> {
+        let (sender, receiver) = mpsc::channel(self.config.error_queue_capacity);
+        let mut state = self.lock();
+        if !state.closed {
+            state.error_subscribers.retain(|subscriber| !subscriber.is_closed());
+            state.error_subscribers.push(sender);
+        }
+        receiver
+    }
+
+    pub(super) fn set_handler(&self, key: EventKey, handler: Handler) {
+        let mut state = self.lock();
+        if state.closed {
+            return;
+        }
+        let previous = state.handlers.insert(key, handler);
+        drop(state);
+        // Dropped without the lock (see `close`).
+        drop(previous);
+    }
+
+    pub(super) fn remove_handler(&self, key: &EventKey) -> bool {
+        let removed = self.lock().handlers.remove(key);
+        removed.is_some()
+    }
+}
+
+impl State {
+    fn allocate_id(&mut self) -> u64 {
+        let id = self.next_id;
+        self.next_id += 1;
+        id
+    }
+
+    /// Sends `frame` on the connection (queued by the client while the link is down).
+    fn send(&self, frame: &Frame) -> Result<(), SendError> {
+        let message = match envelope::json(ROUTER, frame) {
+            Ok(message) => message,
+            Err(error) => {
+                // Unreachable in practice: frames hold strings, integers and JSON values.
+                tracing::error!(%error, "cannot encode a channels frame");
+                return Ok(());
+            }
+        };
+        match &self.connection {
+            Some(connection) => connection.send(message),
+            None => Err(SendError::Closed(message)),
+        }
+    }
+
+    fn remove_request(&mut self, id: u64) -> Option<Request> {
+        let request = self.requests.remove(&id)?;
+        if matches!(request, Request::Ack { .. }) {
+            self.pending_acks -= 1;
+        }
+        Some(request)
+    }
+
+    /// The link closed: the server forgets this connection's requests and channels.
+    fn end_session(&mut self) {
+        self.online = false;
+        self.session += 1;
+        for membership in self.memberships.values_mut() {
+            membership.joined = false;
+            membership.request = None;
+        }
+        for (_, request) in std::mem::take(&mut self.requests) {
+            match request {
+                // The next connection sends the join again.
+                Request::Join { .. } => {}
+                // A new connection is in no channel but `/`: the leave is done.
+                Request::Leave { reply } => {
+                    let _ = reply.send(Ok(()));
+                }
+                // Dropping the sender fails the waiter with `AckError::Closed`.
+                Request::Ack { reply } => drop(reply),
+            }
+        }
+        self.pending_acks = 0;
+    }
+
+    /// Takes the join request `id`, leaving any other kind of request in place.
+    fn take_join(&mut self, id: u64) -> Option<String> {
+        match self.requests.remove(&id)? {
+            Request::Join { ch } => Some(ch),
+            other => {
+                self.requests.insert(id, other);
+                None
+            }
+        }
+    }
+
+    fn on_joined(&mut self, ch: String, id: Option<u64>) {
+        // The id is authoritative; without a known one, trust the path.
+        let path = id.and_then(|id| self.take_join(id)).unwrap_or(ch);
+        if path == ROOT {
+            tracing::debug!("in the root channel");
+            return;
+        }
+        let Some(membership) = self.memberships.get_mut(&path) else {
+            tracing::debug!(channel = %path, "joined a channel that is no longer wanted (left meanwhile)");
+            return;
+        };
+        if id.is_some() && membership.request == id {
+            membership.request = None;
+        }
+        membership.joined = true;
+        for waiter in membership.waiters.drain(..) {
+            let _ = waiter.send(Ok(()));
+        }
+    }
+
+    fn on_left(&mut self, ch: String, id: Option<u64>) {
+        if let Some(id) = id {
+            match self.requests.remove(&id) {
+                Some(Request::Leave { reply }) => {
+                    let _ = reply.send(Ok(()));
+                    return;
+                }
+                Some(other) => {
+                    self.requests.insert(id, other);
+                }
+                None => {}
+            }
+        }
+        // Not an answer to a leave of ours: the server took the connection out of `ch`.
+        // It stays wanted and is joined again on the next reconnect.
+        if let Some(membership) = self.memberships.get_mut(&ch) {
+            membership.joined = false;
+        }
+        tracing::debug!(channel = %ch, "left a channel");
+    }
+
+    fn on_ack(&mut self, id: u64, data: Value, err: Option<RemoteError>) {
+        match self.remove_request(id) {
+            Some(Request::Ack { reply }) => {
+                let _ = reply.send(match err {
+                    Some(error) => Err(error),
+                    None => Ok(data),
+                });
+            }
+            Some(other) => {
+                tracing::warn!(id, "the server sent an ack for a join or leave; ignored");
+                self.requests.insert(id, other);
+            }
+            None => tracing::debug!(id, "ack for a request nobody waits for (timed out or cancelled)"),
+        }
+    }
+
+    fn on_error(&mut self, error: RemoteError, id: Option<u64>, ch: Option<String>) {
+        if let Some(id) = id {
+            match self.remove_request(id) {
+                Some(Request::Join { ch }) => return self.join_refused(ch, id, error),
+                Some(Request::Leave { reply }) => {
+                    let result = if error.code == codes::NOT_JOINED {
+                        Ok(())
+                    } else {
+                        Err(LeaveError::Refused(error))
+                    };
+                    let _ = reply.send(result);
+                    return;
+                }
+                Some(Request::Ack { reply }) => {
+                    let _ = reply.send(Err(error));
+                    return;
+                }
+                None => {}
+            }
+        }
+        self.report(BackgroundError::Server { error, channel: ch });
+    }
+
+    /// The server refused the join `id` of `path`: the channel is forgotten, and whoever
+    /// waits hears why; when nobody does (a rejoin after a reconnect), `errors()` does.
+    fn join_refused(&mut self, path: String, id: u64, error: RemoteError) {
+        let Some(membership) = self.memberships.remove(&path) else {
+            tracing::debug!(channel = %path, %error, "join refused for a channel no longer wanted");
+            return;
+        };
+        if let Some(other) = membership.request.filter(|request| *request != id) {
+            self.remove_request(other);
+        }
+        let mut told = false;
+        for waiter in membership.waiters {
+            told |= waiter.send(Err(JoinError::Refused(error.clone()))).is_ok();
+        }
+        if !told {
+            self.report(BackgroundError::RejoinRefused { channel: path, error });
+        }
+    }
+
+    fn on_emit(&mut self, ch: String, ev: String, data: Value, id: Option<u64>) -> Action {
+        let key = (ch, ev);
+        match id {
+            Some(id) => match self.handlers.get(&key) {
+                Some(handler) => Action::Handle { handler: handler.clone(), id, data, session: self.session },
+                None => {
+                    let (ch, ev) = key;
+                    let error = RemoteError::new(
+                        codes::NO_HANDLER,
+                        format!("no handler for event {ev:?} on channel {ch:?}"),
+                    );
+                    if let Err(error) = self.send(&Frame::ack(id, Err(error))) {
+                        tracing::debug!(id, %error, "cannot answer no_handler");
+                    }
+                    Action::Nothing
+                }
+            },
+            None => {
+                let targets: Vec<_> = self
+                    .subscriptions
+                    .get(&key)
+                    .map(|subscribers| {
+                        subscribers.iter().map(|subscriber| subscriber.sender.clone()).collect()
+                    })
+                    .unwrap_or_default();
+                if targets.is_empty() {
+                    tracing::debug!(channel = %key.0, event = %key.1, "event without subscriber dropped");
+                    return Action::Nothing;
+                }
+                Action::Deliver { targets, data }
+            }
+        }
+    }
+
+    /// Hands `error` to every `errors()` stream without waiting; a full stream loses it.
+    fn report(&mut self, error: BackgroundError) {
+        self.error_subscribers.retain(|subscriber| !subscriber.is_closed());
+        if self.error_subscribers.is_empty() {
+            tracing::warn!(?error, "channels error (nobody listens on errors())");
+            return;
+        }
+        tracing::debug!(?error, "channels error");
+        for subscriber in &self.error_subscribers {
+            if let Err(mpsc::error::TrySendError::Full(error)) = subscriber.try_send(error.clone()) {
+                tracing::warn!(?error, "an errors() stream is full: this error is dropped for it");
+            }
+        }
+    }
+}

@@ -1,0 +1,119 @@
+//! Errors of the channels router.
+
+use serde::{Deserialize, Serialize};
+
+/// Machine-readable error codes carried by `Error` frames and error acks.
+pub mod codes {
+    /// The frame could not be decoded as a channels frame.
+    pub const MALFORMED: &str = "malformed";
+    /// The channel is not configured on the server.
+    pub const UNKNOWN_CHANNEL: &str = "unknown_channel";
+    /// The channel's authorization refused the join.
+    pub const FORBIDDEN: &str = "forbidden";
+    /// The event was emitted on a channel the connection has not joined.
+    pub const NOT_JOINED: &str = "not_joined";
+    /// No handler is registered for the event on that channel.
+    pub const NO_HANDLER: &str = "no_handler";
+    /// An `Ack` named an id that is not waiting (answered already, timed out, unknown).
+    pub const UNKNOWN_ACK: &str = "unknown_ack";
+    /// The payload did not have the shape the handler expects.
+    pub const BAD_REQUEST: &str = "bad_request";
+    /// The handler failed unexpectedly (it panicked).
+    pub const INTERNAL: &str = "internal";
+    /// A frame that only the other side may send (a client sending `joined`).
+    pub const UNEXPECTED: &str = "unexpected";
+}
+
+/// An error reported by the remote side: a handler's error-first reply, or a refusal.
+///
+/// Handlers return it to fail a request; callers receive it unchanged.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
+#[error("{code}: {message}")]
+pub struct RemoteError {
+    /// Machine-readable reason (see [`codes`] for the ones the router uses).
+    pub code: String,
+    /// Human-readable explanation.
+    pub message: String,
+}
+
+impl RemoteError {
+    /// An error with `code` and `message`.
+    pub fn new(code: impl Into<String>, message: impl Into<String>) -> Self {
+        Self { code: code.into(), message: message.into() }
+    }
+
+    /// `forbidden`: the caller may not do this.
+    pub fn forbidden(message: impl Into<String>) -> Self {
+        Self::new(codes::FORBIDDEN, message)
+    }
+
+    /// `bad_request`: the payload is not acceptable.
+    pub fn bad_request(message: impl Into<String>) -> Self {
+        Self::new(codes::BAD_REQUEST, message)
+    }
+
+    /// `internal`: something failed on the handler's side.
+    pub fn internal(message: impl Into<String>) -> Self {
+        Self::new(codes::INTERNAL, message)
+    }
+}
+
+/// An emit could not be carried out.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum EmitError {
+    /// The payload could not be serialised.
+    #[error("cannot encode the payload")]
+    Encode(#[from] network_core::EncodeError),
+    /// The room adapter failed (a backend spanning nodes is unreachable).
+    #[error("room adapter failed")]
+    Adapter(#[from] network_core::AdapterError),
+    /// The channel path or event name is not valid (see `docs/PROTOCOL.md`).
+    #[error("invalid channel or event name {0:?}")]
+    InvalidName(String),
+    /// The target connection is not open.
+    #[error("no such connection")]
+    NoConnection,
+    /// The connection's outgoing queue refused the frame (full or closed).
+    #[error("connection refused the frame")]
+    Send(#[from] network_core::SendError),
+}
+
+/// An emit that waits for an acknowledgement did not get a value.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum AckError {
+    /// The frame could not be sent.
+    #[error("emit failed")]
+    Emit(#[from] EmitError),
+    /// The remote handler failed; its error-first reply is here.
+    #[error("remote error")]
+    Remote(#[source] RemoteError),
+    /// No reply within the timeout; a late reply is answered with `unknown_ack`.
+    #[error("no acknowledgement within {0:?}")]
+    Timeout(std::time::Duration),
+    /// The connection closed before the reply came.
+    #[error("connection closed before the acknowledgement")]
+    Closed,
+    /// Too many acknowledgements are already pending on this connection.
+    #[error("too many pending acknowledgements")]
+    TooManyPending,
+    /// The reply did not decode into the expected type.
+    #[error("cannot decode the acknowledgement")]
+    Decode(#[source] serde_json::Error),
+}
+
+/// The channels router could not be set up.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum SetupError {
+    /// A configured channel path is not valid (see `docs/PROTOCOL.md`, section 5.1).
+    #[error("invalid channel path {0:?}")]
+    InvalidChannel(String),
+    /// A configuration value is out of range; the message names it.
+    #[error("invalid configuration: {0}")]
+    Config(&'static str),
+    /// The router could not be attached (a router named `ch` already is).
+    #[error("cannot attach the channels router")]
+    Attach(#[from] network_core::AttachError),
+}

@@ -1,0 +1,179 @@
+//! The frames of the channels router, inside the envelope `{"$r":"ch","d":FRAME}`.
+//!
+//! Every frame is a JSON object tagged by `"t"`. See `docs/PROTOCOL.md`, section
+//! "Channels", for the exchange rules; this module is the single definition both sides
+//! decode with.
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::error::RemoteError;
+
+/// The router name in the envelope.
+pub const ROUTER: &str = "ch";
+
+/// The channel every connection is in from the start.
+pub const ROOT: &str = "/";
+
+/// Longest channel path, event name and room name, in bytes.
+pub const MAX_NAME_LEN: usize = 128;
+
+/// One channels frame.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "t", rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum Frame {
+    /// Client to server: join channel `ch`. Answered with `Joined` or `Error` carrying the
+    /// same `id`.
+    Join {
+        /// The channel path.
+        ch: String,
+        /// Correlates the answer.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        id: Option<u64>,
+    },
+    /// Server to client: the connection is in channel `ch` (the answer to `Join`).
+    Joined {
+        /// The channel path.
+        ch: String,
+        /// The `id` of the `Join`, if any.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        id: Option<u64>,
+    },
+    /// Client to server: leave channel `ch`. Answered with `Left`.
+    Leave {
+        /// The channel path.
+        ch: String,
+        /// Correlates the answer.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        id: Option<u64>,
+    },
+    /// Server to client: the connection left channel `ch`.
+    Left {
+        /// The channel path.
+        ch: String,
+        /// The `id` of the `Leave`, if any.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        id: Option<u64>,
+    },
+    /// Either way: event `ev` on channel `ch` with payload `data`. With an `id`, the sender
+    /// waits for an `Ack` with that id.
+    Emit {
+        /// The channel path.
+        ch: String,
+        /// The event name.
+        ev: String,
+        /// The payload (`null` when absent).
+        #[serde(default)]
+        data: Value,
+        /// Set when the sender wants an acknowledgement.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        id: Option<u64>,
+    },
+    /// Either way: the answer to the `Emit` with this `id`, error-first: `err` when the
+    /// handler failed, otherwise `data`.
+    Ack {
+        /// The `id` of the `Emit`.
+        id: u64,
+        /// The handler's value (`null` when absent).
+        #[serde(default, skip_serializing_if = "Value::is_null")]
+        data: Value,
+        /// The handler's error.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        err: Option<RemoteError>,
+    },
+    /// Server to client: a request could not be served. `id` names the `Join`/`Leave`
+    /// it answers, when there is one.
+    Error {
+        /// Machine-readable reason (see [`codes`](crate::codes)).
+        code: String,
+        /// Human-readable explanation.
+        message: String,
+        /// The `id` of the request it answers.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        id: Option<u64>,
+        /// The channel concerned.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        ch: Option<String>,
+    },
+}
+
+impl Frame {
+    /// An `Ack` answering `id` with `result`.
+    pub fn ack(id: u64, result: Result<Value, RemoteError>) -> Self {
+        match result {
+            Ok(data) => Self::Ack { id, data, err: None },
+            Err(err) => Self::Ack { id, data: Value::Null, err: Some(err) },
+        }
+    }
+
+    /// An `Error` frame from `error`.
+    pub fn error(error: RemoteError, id: Option<u64>, ch: Option<String>) -> Self {
+        Self::Error { code: error.code, message: error.message, id, ch }
+    }
+}
+
+/// Checks a channel path: `/` then up to 127 of `A-Z a-z 0-9 _ - . /`.
+pub fn valid_channel(path: &str) -> bool {
+    path.starts_with('/')
+        && path.len() <= MAX_NAME_LEN
+        && path.bytes().all(|b| b.is_ascii_alphanumeric() || b"_-./".contains(&b))
+}
+
+/// Checks an event or room name: 1 to 128 bytes without control characters or `#`.
+pub fn valid_name(name: &str) -> bool {
+    !name.is_empty() && name.len() <= MAX_NAME_LEN && !name.chars().any(|c| c.is_control() || c == '#')
+}
+
+/// The adapter room holding the members of `channel`.
+pub(crate) fn channel_room(channel: &str) -> network_core::Room {
+    channel.into()
+}
+
+/// The adapter room for room `room` of `channel` (rooms are per channel, as socket.io's
+/// rooms are per namespace).
+pub(crate) fn scoped_room(channel: &str, room: &str) -> network_core::Room {
+    format!("{channel}#{room}").into()
+}
+
+/// The room of every connection of user `user_id`.
+pub fn user_room(user_id: &str) -> String {
+    format!("user.{user_id}")
+}
+
+/// The room of every connection of session `session_id`.
+pub fn session_room(session_id: &str) -> String {
+    format!("session.{session_id}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn frames_have_the_documented_shape() {
+        let emit =
+            Frame::Emit { ch: "/chat".into(), ev: "say".into(), data: serde_json::json!("hi"), id: Some(3) };
+        assert_eq!(
+            serde_json::to_string(&emit).unwrap(),
+            r#"{"t":"emit","ch":"/chat","ev":"say","data":"hi","id":3}"#
+        );
+        let ack = Frame::ack(3, Err(RemoteError::new("forbidden", "no")));
+        assert_eq!(
+            serde_json::to_string(&ack).unwrap(),
+            r#"{"t":"ack","id":3,"err":{"code":"forbidden","message":"no"}}"#
+        );
+        let join: Frame = serde_json::from_str(r#"{"t":"join","ch":"/admin"}"#).unwrap();
+        assert_eq!(join, Frame::Join { ch: "/admin".into(), id: None });
+        let bare: Frame = serde_json::from_str(r#"{"t":"emit","ch":"/","ev":"ping"}"#).unwrap();
+        assert!(matches!(bare, Frame::Emit { data: Value::Null, id: None, .. }));
+    }
+
+    #[test]
+    fn names_are_checked() {
+        assert!(valid_channel("/") && valid_channel("/chat/room-1"));
+        assert!(!valid_channel("chat") && !valid_channel("/a b") && !valid_channel("/a#b"));
+        assert!(valid_name("message") && valid_name("user.42"));
+        assert!(!valid_name("") && !valid_name("a#b") && !valid_name("a\nb"));
+    }
+}

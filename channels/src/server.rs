@@ -1,0 +1,601 @@
+//! The server side: channels with their handlers, the router, and its shared state.
+
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::fmt;
+use std::future::Future;
+use std::panic::AssertUnwindSafe;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::Duration;
+
+use futures_util::FutureExt;
+use network_core::{Adapter, Connection, ConnectionId, Identity, Network, NetworkEvent, Router, envelope};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use serde_json::Value;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, oneshot};
+
+use crate::error::{AckError, EmitError, RemoteError, SetupError, codes};
+use crate::messenger::Messenger;
+use crate::protocol::{self, Frame, ROOT, ROUTER, valid_channel};
+
+type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send>>;
+type JoinHook<N> = Arc<dyn Fn(JoinContext<N>) -> BoxFuture<Result<(), RemoteError>> + Send + Sync>;
+type EventHandler<N> =
+    Arc<dyn Fn(EventContext<N>, Value) -> BoxFuture<Result<Value, RemoteError>> + Send + Sync>;
+
+/// One channel's behaviour: who may join, what happens on join, and its event handlers.
+///
+/// ```
+/// use channels::{Channel, RemoteError};
+/// use ws_server::Server;
+///
+/// let admin: Channel<Server> = Channel::new()
+///     .on_join(|ctx| async move {
+///         let is_admin = ctx.identity().is_some_and(|id| id.data["admin"] == true);
+///         if is_admin { Ok(()) } else { Err(RemoteError::forbidden("admins only")) }
+///     })
+///     .on("shout", |ctx, text: String| async move {
+///         ctx.messenger().emit_to_everyone("shout", &text).await.map_err(|e| RemoteError::internal(e.to_string()))?;
+///         Ok(())
+///     });
+/// # let _ = admin;
+/// ```
+pub struct Channel<N: Network> {
+    on_join: Option<JoinHook<N>>,
+    handlers: HashMap<String, EventHandler<N>>,
+}
+
+impl<N: Network> Default for Channel<N> {
+    fn default() -> Self {
+        Self { on_join: None, handlers: HashMap::new() }
+    }
+}
+
+impl<N: Network> fmt::Debug for Channel<N> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Channel")
+            .field("on_join", &self.on_join.is_some())
+            .field("events", &self.handlers.keys().collect::<Vec<_>>())
+            .finish()
+    }
+}
+
+impl<N: Network> Channel<N> {
+    /// A channel anyone may join, with no handlers.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Runs `hook` when a connection asks to join: `Err` refuses the join (a private
+    /// channel) and the client gets the error; `Ok` admits it. The hook may put the
+    /// connection in rooms. It runs in order with that connection's other frames.
+    pub fn on_join<F, Fut>(mut self, hook: F) -> Self
+    where
+        F: Fn(JoinContext<N>) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<(), RemoteError>> + Send + 'static,
+    {
+        self.on_join = Some(Arc::new(move |ctx| Box::pin(hook(ctx))));
+        self
+    }
+
+    /// Handles event `event`: the payload is decoded into `T` (a payload that does not fit
+    /// is answered with `bad_request`), and the handler's result is the acknowledgement
+    /// when the client asked for one (error-first). Handlers of one connection run one at
+    /// a time, in arrival order; different connections run concurrently.
+    pub fn on<T, R, F, Fut>(mut self, event: &str, handler: F) -> Self
+    where
+        T: DeserializeOwned + Send + 'static,
+        R: Serialize + Send + 'static,
+        F: Fn(EventContext<N>, T) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<R, RemoteError>> + Send + 'static,
+    {
+        let handler = Arc::new(handler);
+        let erased: EventHandler<N> = Arc::new(move |ctx, data| {
+            let handler = handler.clone();
+            Box::pin(async move {
+                let payload: T = serde_json::from_value(data)
+                    .map_err(|error| RemoteError::bad_request(format!("payload: {error}")))?;
+                let reply = handler(ctx, payload).await?;
+                serde_json::to_value(reply).map_err(|error| RemoteError::internal(format!("reply: {error}")))
+            })
+        });
+        self.handlers.insert(event.to_owned(), erased);
+        self
+    }
+}
+
+/// Options of the channels router, and its channels.
+#[non_exhaustive]
+pub struct ChannelsConfig<N: Network> {
+    /// Channels by path. The root channel `/` is always there: when not configured, it
+    /// admits everyone and has no handlers.
+    pub channels: HashMap<String, Channel<N>>,
+    /// How long [`Messenger::emit_with_ack`] waits for a client's acknowledgement by
+    /// default. Default 10 s.
+    pub ack_timeout: Duration,
+    /// Acknowledgements one connection may owe at once; more fail with
+    /// [`AckError::TooManyPending`]. Default 256.
+    pub max_pending_acks: usize,
+    /// Frames (joins, leaves, events) accepted but not yet handled, across all
+    /// connections. When reached, the router stops taking frames until handlers finish,
+    /// which holds back the sockets (backpressure). Default 4096.
+    pub max_queued_frames: usize,
+}
+
+impl<N: Network> Default for ChannelsConfig<N> {
+    fn default() -> Self {
+        Self {
+            channels: HashMap::new(),
+            ack_timeout: Duration::from_secs(10),
+            max_pending_acks: 256,
+            max_queued_frames: 4096,
+        }
+    }
+}
+
+impl<N: Network> fmt::Debug for ChannelsConfig<N> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ChannelsConfig")
+            .field("channels", &self.channels)
+            .field("ack_timeout", &self.ack_timeout)
+            .field("max_pending_acks", &self.max_pending_acks)
+            .field("max_queued_frames", &self.max_queued_frames)
+            .finish()
+    }
+}
+
+impl<N: Network> ChannelsConfig<N> {
+    /// Adds (or replaces) the channel at `path`.
+    pub fn channel(mut self, path: &str, channel: Channel<N>) -> Self {
+        self.channels.insert(path.to_owned(), channel);
+        self
+    }
+
+    /// Sets [`ack_timeout`](Self::ack_timeout).
+    pub fn ack_timeout(mut self, ack_timeout: Duration) -> Self {
+        self.ack_timeout = ack_timeout;
+        self
+    }
+
+    /// Sets [`max_pending_acks`](Self::max_pending_acks).
+    pub fn max_pending_acks(mut self, max_pending_acks: usize) -> Self {
+        self.max_pending_acks = max_pending_acks;
+        self
+    }
+
+    /// Sets [`max_queued_frames`](Self::max_queued_frames).
+    pub fn max_queued_frames(mut self, max_queued_frames: usize) -> Self {
+        self.max_queued_frames = max_queued_frames;
+        self
+    }
+
+    /// Attaches the channels router to `network` and returns the messenger that emits on
+    /// it (on channel `/`).
+    pub fn attach(mut self, network: &N) -> Result<Messenger<N>, SetupError> {
+        if let Some(path) = self.channels.keys().find(|path| !valid_channel(path)) {
+            return Err(SetupError::InvalidChannel(path.clone()));
+        }
+        if self.max_pending_acks == 0 || self.max_queued_frames == 0 || self.ack_timeout.is_zero() {
+            return Err(SetupError::Config(
+                "ack_timeout, max_pending_acks and max_queued_frames must be positive",
+            ));
+        }
+        self.channels.entry(ROOT.to_owned()).or_default();
+        let shared = Arc::new(Shared {
+            permits: Arc::new(Semaphore::new(self.max_queued_frames)),
+            config: self,
+            connections: Mutex::new(HashMap::new()),
+        });
+        let messenger = Messenger { network: network.clone(), shared: shared.clone(), channel: ROOT.into() };
+        network.attach(ChannelsRouter { messenger: messenger.clone() })?;
+        Ok(messenger)
+    }
+}
+
+/// What a join hook knows and can do.
+pub struct JoinContext<N: Network> {
+    connection: Connection,
+    messenger: Messenger<N>,
+}
+
+/// What an event handler knows and can do.
+pub struct EventContext<N: Network> {
+    connection: Connection,
+    messenger: Messenger<N>,
+    event: String,
+}
+
+macro_rules! context_methods {
+    ($context:ident) => {
+        impl<N: Network> $context<N> {
+            /// The connection concerned.
+            pub fn connection(&self) -> &Connection {
+                &self.connection
+            }
+
+            /// The connection's identity, if any.
+            pub fn identity(&self) -> Option<Arc<Identity>> {
+                self.connection.identity()
+            }
+
+            /// The channel path.
+            pub fn channel(&self) -> &str {
+                self.messenger.channel_path()
+            }
+
+            /// A messenger emitting on this channel.
+            pub fn messenger(&self) -> &Messenger<N> {
+                &self.messenger
+            }
+
+            /// Puts the connection in `room` of this channel.
+            pub async fn join_room(&self, room: &str) -> Result<(), EmitError> {
+                self.messenger.join_room(self.connection.id(), room).await
+            }
+
+            /// Takes the connection out of `room` of this channel.
+            pub async fn leave_room(&self, room: &str) -> Result<(), EmitError> {
+                self.messenger.leave_room(self.connection.id(), room).await
+            }
+
+            /// Emits `event` to this connection only.
+            pub fn emit<T: Serialize + ?Sized>(&self, event: &str, payload: &T) -> Result<(), EmitError> {
+                self.messenger.emit_to(self.connection.id(), event, payload)
+            }
+
+            /// Emits `event` to the other members of `room` (not to this connection).
+            pub async fn broadcast_to_room<T: Serialize + ?Sized>(
+                &self,
+                room: &str,
+                event: &str,
+                payload: &T,
+            ) -> Result<usize, EmitError> {
+                self.messenger.emit_to_room_except(room, self.connection.id(), event, payload).await
+            }
+        }
+    };
+}
+
+context_methods!(JoinContext);
+context_methods!(EventContext);
+
+impl<N: Network> EventContext<N> {
+    /// The event's name.
+    pub fn event(&self) -> &str {
+        &self.event
+    }
+}
+
+/// Work for one connection, handled in arrival order.
+enum Work {
+    /// Every connection's first work item: the root channel, answered with no frame.
+    JoinRoot,
+    Join {
+        ch: String,
+        id: Option<u64>,
+    },
+    Leave {
+        ch: String,
+        id: Option<u64>,
+    },
+    Emit {
+        ch: String,
+        ev: String,
+        data: Value,
+        id: Option<u64>,
+    },
+}
+
+#[derive(Default)]
+struct ConnectionState {
+    joined: HashSet<String>,
+    queue: VecDeque<(Work, OwnedSemaphorePermit)>,
+    /// A task is draining `queue`.
+    running: bool,
+    closed: bool,
+    next_ack_id: u64,
+    pending_acks: HashMap<u64, oneshot::Sender<Result<Value, RemoteError>>>,
+}
+
+pub(crate) struct Shared<N: Network> {
+    pub(crate) config: ChannelsConfig<N>,
+    permits: Arc<Semaphore>,
+    connections: Mutex<HashMap<ConnectionId, ConnectionState>>,
+}
+
+impl<N: Network> Shared<N> {
+    fn lock(&self) -> MutexGuard<'_, HashMap<ConnectionId, ConnectionState>> {
+        self.connections.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    pub(crate) fn register_ack(
+        &self,
+        connection: ConnectionId,
+        reply: oneshot::Sender<Result<Value, RemoteError>>,
+    ) -> Result<u64, AckError> {
+        let mut connections = self.lock();
+        // The caller checked that the connection is open; the router may not have seen its
+        // `Added` yet.
+        let state = connections.entry(connection).or_default();
+        if state.pending_acks.len() >= self.config.max_pending_acks {
+            return Err(AckError::TooManyPending);
+        }
+        state.next_ack_id += 1;
+        let id = state.next_ack_id;
+        state.pending_acks.insert(id, reply);
+        Ok(id)
+    }
+
+    pub(crate) fn forget_ack(&self, connection: ConnectionId, id: u64) {
+        if let Some(state) = self.lock().get_mut(&connection) {
+            state.pending_acks.remove(&id);
+        }
+    }
+
+    fn is_joined(&self, connection: ConnectionId, channel: &str) -> bool {
+        self.lock().get(&connection).is_some_and(|state| state.joined.contains(channel))
+    }
+}
+
+/// The router: decodes frames, resolves acknowledgements, and queues the rest per
+/// connection for in-order handling.
+struct ChannelsRouter<N: Network> {
+    messenger: Messenger<N>,
+}
+
+impl<N: Network> Router<N> for ChannelsRouter<N> {
+    fn name(&self) -> &str {
+        ROUTER
+    }
+
+    async fn on_event(&mut self, _network: &N, event: NetworkEvent) {
+        match event {
+            NetworkEvent::Added(connection) => {
+                // `or_default`: an `emit_with_ack` may have created the state already.
+                self.messenger.shared.lock().entry(connection.id()).or_default();
+                self.enqueue(&connection, Work::JoinRoot).await;
+            }
+            NetworkEvent::Message { connection, message } => {
+                match envelope::decode::<Frame>(ROUTER, &message) {
+                    Ok(frame) => self.frame(&connection, frame).await,
+                    Err(error) => {
+                        tracing::debug!(connection = %connection.id(), %error, "malformed channels frame");
+                        let error =
+                            RemoteError::new(codes::MALFORMED, format!("not a channels frame: {error}"));
+                        reply(&connection, &Frame::error(error, None, None));
+                    }
+                }
+            }
+            NetworkEvent::Removed { connection, .. } => {
+                let mut connections = self.messenger.shared.lock();
+                if let Some(state) = connections.get_mut(&connection.id()) {
+                    state.closed = true;
+                    // Waiting acks fail with `Closed`: their senders are dropped here.
+                    state.pending_acks.clear();
+                    if !state.running {
+                        connections.remove(&connection.id());
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+}
+
+impl<N: Network> ChannelsRouter<N> {
+    async fn frame(&self, connection: &Connection, frame: Frame) {
+        match frame {
+            Frame::Join { ch, id } => self.enqueue(connection, Work::Join { ch, id }).await,
+            Frame::Leave { ch, id } => self.enqueue(connection, Work::Leave { ch, id }).await,
+            Frame::Emit { ch, ev, data, id } => {
+                self.enqueue(connection, Work::Emit { ch, ev, data, id }).await
+            }
+            Frame::Ack { id, data, err } => {
+                let waiting = self
+                    .messenger
+                    .shared
+                    .lock()
+                    .get_mut(&connection.id())
+                    .and_then(|state| state.pending_acks.remove(&id));
+                match waiting {
+                    // The waiter may have given up just now; nothing to do then.
+                    Some(waiting) => drop(waiting.send(err.map_or(Ok(data), Err))),
+                    None => {
+                        let error = RemoteError::new(
+                            codes::UNKNOWN_ACK,
+                            format!("no acknowledgement {id} is waiting"),
+                        );
+                        reply(connection, &Frame::error(error, Some(id), None));
+                    }
+                }
+            }
+            Frame::Joined { .. } | Frame::Left { .. } | Frame::Error { .. } => {
+                let error =
+                    RemoteError::new(codes::UNEXPECTED, "only the server sends joined, left and error");
+                reply(connection, &Frame::error(error, None, None));
+            }
+        }
+    }
+
+    /// Queues `work` behind the connection's earlier frames; waits for a permit when
+    /// `max_queued_frames` are in flight.
+    async fn enqueue(&self, connection: &Connection, work: Work) {
+        let shared = &self.messenger.shared;
+        let Ok(permit) = shared.permits.clone().acquire_owned().await else { return };
+        let start = {
+            let mut connections = shared.lock();
+            let Some(state) = connections.get_mut(&connection.id()) else { return };
+            state.queue.push_back((work, permit));
+            !std::mem::replace(&mut state.running, true)
+        };
+        if start {
+            tokio::spawn(drain(self.messenger.clone(), connection.clone()));
+        }
+    }
+}
+
+/// Handles a connection's queued work in order, then ends; a new task starts with the
+/// next frame, so idle connections cost no task.
+async fn drain<N: Network>(messenger: Messenger<N>, connection: Connection) {
+    loop {
+        let next = {
+            let mut connections = messenger.shared.lock();
+            let Some(state) = connections.get_mut(&connection.id()) else { return };
+            match state.queue.pop_front() {
+                Some(next) => next,
+                None => {
+                    state.running = false;
+                    if state.closed {
+                        connections.remove(&connection.id());
+                    }
+                    return;
+                }
+            }
+        };
+        let (work, _permit) = next;
+        let handled = AssertUnwindSafe(handle(&messenger, &connection, work)).catch_unwind().await;
+        if handled.is_err() {
+            tracing::error!(connection = %connection.id(), "a channels hook panicked");
+        }
+    }
+}
+
+async fn handle<N: Network>(messenger: &Messenger<N>, connection: &Connection, work: Work) {
+    match work {
+        Work::JoinRoot => {
+            if let Err(error) = join(messenger, connection, ROOT).await {
+                reply(connection, &Frame::error(error, None, Some(ROOT.to_owned())));
+            }
+        }
+        Work::Join { ch, id } => {
+            let answer = match join(messenger, connection, &ch).await {
+                Ok(()) => Frame::Joined { ch, id },
+                Err(error) => Frame::error(error, id, Some(ch)),
+            };
+            reply(connection, &answer);
+        }
+        Work::Leave { ch, id } => {
+            let answer = match leave(messenger, connection, &ch).await {
+                Ok(()) => Frame::Left { ch, id },
+                Err(error) => Frame::error(error, id, Some(ch)),
+            };
+            reply(connection, &answer);
+        }
+        Work::Emit { ch, ev, data, id } => {
+            let result = event(messenger, connection, &ch, ev, data).await;
+            match (id, result) {
+                (Some(id), result) => reply(connection, &Frame::ack(id, result)),
+                (None, Ok(_)) => {}
+                (None, Err(error)) => reply(connection, &Frame::error(error, None, Some(ch))),
+            }
+        }
+    }
+}
+
+async fn join<N: Network>(
+    messenger: &Messenger<N>,
+    connection: &Connection,
+    ch: &str,
+) -> Result<(), RemoteError> {
+    let shared = &messenger.shared;
+    let Some(channel) = shared.config.channels.get(ch) else {
+        return Err(RemoteError::new(codes::UNKNOWN_CHANNEL, format!("no channel {ch:?}")));
+    };
+    if shared.is_joined(connection.id(), ch) {
+        return Ok(());
+    }
+    let scoped = messenger.channel(ch);
+    if let Some(hook) = &channel.on_join {
+        let ctx = JoinContext { connection: connection.clone(), messenger: scoped.clone() };
+        run_guarded(hook(ctx)).await?;
+    }
+    let adapter = messenger.network.adapter();
+    let id = connection.id();
+    let mut rooms = vec![protocol::channel_room(ch)];
+    if let Some(identity) = connection.identity() {
+        rooms.extend(
+            identity.user_id.as_deref().map(|user| protocol::scoped_room(ch, &protocol::user_room(user))),
+        );
+        rooms.extend(
+            identity
+                .session_id
+                .as_deref()
+                .map(|session| protocol::scoped_room(ch, &protocol::session_room(session))),
+        );
+    }
+    for room in rooms {
+        adapter.join(id, room).await.map_err(|error| RemoteError::internal(error.to_string()))?;
+    }
+    if let Some(state) = shared.lock().get_mut(&id) {
+        state.joined.insert(ch.to_owned());
+    }
+    if connection.is_closed() {
+        // Closed while joining: the server may already have emptied its rooms.
+        let _ = adapter.leave_all(id).await;
+    }
+    Ok(())
+}
+
+async fn leave<N: Network>(
+    messenger: &Messenger<N>,
+    connection: &Connection,
+    ch: &str,
+) -> Result<(), RemoteError> {
+    let id = connection.id();
+    let was_joined = messenger.shared.lock().get_mut(&id).is_some_and(|state| state.joined.remove(ch));
+    if !was_joined {
+        return Err(RemoteError::new(codes::NOT_JOINED, format!("not in channel {ch:?}")));
+    }
+    let adapter = messenger.network.adapter();
+    let prefix = format!("{ch}#");
+    let rooms = adapter.rooms_of(id).await.map_err(|error| RemoteError::internal(error.to_string()))?;
+    for room in rooms.iter().filter(|room| room.starts_with(&prefix) || &***room == ch) {
+        adapter.leave(id, room).await.map_err(|error| RemoteError::internal(error.to_string()))?;
+    }
+    Ok(())
+}
+
+async fn event<N: Network>(
+    messenger: &Messenger<N>,
+    connection: &Connection,
+    ch: &str,
+    ev: String,
+    data: Value,
+) -> Result<Value, RemoteError> {
+    if !messenger.shared.is_joined(connection.id(), ch) {
+        return Err(RemoteError::new(
+            codes::NOT_JOINED,
+            format!("join channel {ch:?} before emitting on it"),
+        ));
+    }
+    let handler =
+        messenger.shared.config.channels.get(ch).and_then(|channel| channel.handlers.get(&ev)).cloned();
+    let Some(handler) = handler else {
+        return Err(RemoteError::new(codes::NO_HANDLER, format!("no handler for {ev:?} on {ch:?}")));
+    };
+    let ctx = EventContext { connection: connection.clone(), messenger: messenger.channel(ch), event: ev };
+    run_guarded(handler(ctx, data)).await
+}
+
+/// Runs a hook; a panic becomes an `internal` error instead of a hung caller.
+async fn run_guarded<T>(hook: BoxFuture<Result<T, RemoteError>>) -> Result<T, RemoteError> {
+    match AssertUnwindSafe(hook).catch_unwind().await {
+        Ok(result) => result,
+        Err(_) => {
+            tracing::error!("a channels handler panicked");
+            Err(RemoteError::internal("the handler failed"))
+        }
+    }
+}
+
+fn reply(connection: &Connection, frame: &Frame) {
+    match envelope::json(ROUTER, frame) {
+        Ok(message) => {
+            if let Err(error) = connection.send(message) {
+                tracing::debug!(connection = %connection.id(), %error, "channels reply not sent");
+            }
+        }
+        Err(error) => tracing::error!(%error, "cannot encode a channels frame"),
+    }
+}
