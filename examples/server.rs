@@ -5,6 +5,8 @@
 //! - The channels router (`docs/PROTOCOL.md` section 5): channel `/chat`, whose members are
 //!   in room `lobby`, with events `say` (relayed to the lobby as `said`) and `echo`
 //!   (acknowledged with its payload); the private channel `/admin`, open to user `admin`.
+//! - The views router (`docs/PROTOCOL.md` section 6): presence for any view name;
+//!   `cargo run --example presence -- ws://ADDR --user NAME` shows who is looking.
 //! - `?user=NAME` in the URL gives the connection that identity (a demo: anyone can claim
 //!   any name; see `examples/axum_tokens.rs` for one-time tokens), which puts it in room
 //!   `user.NAME` of each channel it joins.
@@ -23,6 +25,7 @@ use std::net::SocketAddr;
 use anyhow::{Context, bail};
 use realtime::channels::{Channel, ChannelsConfig, RemoteError};
 use realtime::network_core::{Identity, Network, NetworkEvent, Target};
+use realtime::views::ViewsConfig;
 use realtime::ws_server::{Accept, HandshakeHook, Server, ServerConfig};
 use serde_json::Value;
 
@@ -42,6 +45,7 @@ async fn main() -> anyhow::Result<()> {
         .await
         .context("starting the server")?;
     channels_config().attach(&server).context("attaching the channels router")?;
+    ViewsConfig::default().attach(&server).context("attaching the views router")?;
     let addr = server.local_addr().context("the server has no address")?;
     let mut events = server.events().context("events already taken")?;
     println!("listening on ws://{addr}");

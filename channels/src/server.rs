@@ -1,6 +1,6 @@
 //! The server side: channels with their handlers, the router, and its shared state.
 
-use std::collections::{HashMap, HashSet, VecDeque};
+use std::collections::{HashMap, HashSet};
 use std::fmt;
 use std::future::Future;
 use std::panic::AssertUnwindSafe;
@@ -9,11 +9,13 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
 use futures_util::FutureExt;
-use network_core::{Adapter, Connection, ConnectionId, Identity, Network, NetworkEvent, Router, envelope};
+use network_core::{
+    Adapter, Connection, ConnectionId, Identity, Network, NetworkEvent, OrderedExecutor, Router, envelope,
+};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
-use tokio::sync::{OwnedSemaphorePermit, Semaphore, oneshot};
+use tokio::sync::oneshot;
 
 use crate::error::{AckError, EmitError, RemoteError, SetupError, codes};
 use crate::messenger::Messenger;
@@ -182,13 +184,16 @@ impl<N: Network> ChannelsConfig<N> {
             ));
         }
         self.channels.entry(ROOT.to_owned()).or_default();
-        let shared = Arc::new(Shared {
-            permits: Arc::new(Semaphore::new(self.max_queued_frames)),
-            config: self,
-            connections: Mutex::new(HashMap::new()),
-        });
+        let max_queued_frames = self.max_queued_frames;
+        let shared = Arc::new(Shared { config: self, connections: Mutex::new(HashMap::new()) });
         let messenger = Messenger { network: network.clone(), shared: shared.clone(), channel: ROOT.into() };
-        network.attach(ChannelsRouter { messenger: messenger.clone() })?;
+        let worker = messenger.clone();
+        let executor =
+            OrderedExecutor::new(max_queued_frames, move |_key, (connection, work): (Connection, Work)| {
+                let messenger = worker.clone();
+                async move { handle(&messenger, &connection, work).await }
+            });
+        network.attach(ChannelsRouter { messenger: messenger.clone(), executor })?;
         Ok(messenger)
     }
 }
@@ -285,22 +290,19 @@ enum Work {
         data: Value,
         id: Option<u64>,
     },
+    /// The connection closed: forget its state once its earlier work is done.
+    Closed,
 }
 
 #[derive(Default)]
 struct ConnectionState {
     joined: HashSet<String>,
-    queue: VecDeque<(Work, OwnedSemaphorePermit)>,
-    /// A task is draining `queue`.
-    running: bool,
-    closed: bool,
     next_ack_id: u64,
     pending_acks: HashMap<u64, oneshot::Sender<Result<Value, RemoteError>>>,
 }
 
 pub(crate) struct Shared<N: Network> {
     pub(crate) config: ChannelsConfig<N>,
-    permits: Arc<Semaphore>,
     connections: Mutex<HashMap<ConnectionId, ConnectionState>>,
 }
 
@@ -342,6 +344,7 @@ impl<N: Network> Shared<N> {
 /// connection for in-order handling.
 struct ChannelsRouter<N: Network> {
     messenger: Messenger<N>,
+    executor: OrderedExecutor<(Connection, Work)>,
 }
 
 impl<N: Network> Router<N> for ChannelsRouter<N> {
@@ -368,15 +371,11 @@ impl<N: Network> Router<N> for ChannelsRouter<N> {
                 }
             }
             NetworkEvent::Removed { connection, .. } => {
-                let mut connections = self.messenger.shared.lock();
-                if let Some(state) = connections.get_mut(&connection.id()) {
-                    state.closed = true;
+                if let Some(state) = self.messenger.shared.lock().get_mut(&connection.id()) {
                     // Waiting acks fail with `Closed`: their senders are dropped here.
                     state.pending_acks.clear();
-                    if !state.running {
-                        connections.remove(&connection.id());
-                    }
                 }
+                self.enqueue(&connection, Work::Closed).await;
             }
             _ => {}
         }
@@ -418,51 +417,18 @@ impl<N: Network> ChannelsRouter<N> {
         }
     }
 
-    /// Queues `work` behind the connection's earlier frames; waits for a permit when
+    /// Queues `work` behind the connection's earlier frames; waits while
     /// `max_queued_frames` are in flight.
     async fn enqueue(&self, connection: &Connection, work: Work) {
-        let shared = &self.messenger.shared;
-        let Ok(permit) = shared.permits.clone().acquire_owned().await else { return };
-        let start = {
-            let mut connections = shared.lock();
-            let Some(state) = connections.get_mut(&connection.id()) else { return };
-            state.queue.push_back((work, permit));
-            !std::mem::replace(&mut state.running, true)
-        };
-        if start {
-            tokio::spawn(drain(self.messenger.clone(), connection.clone()));
-        }
-    }
-}
-
-/// Handles a connection's queued work in order, then ends; a new task starts with the
-/// next frame, so idle connections cost no task.
-async fn drain<N: Network>(messenger: Messenger<N>, connection: Connection) {
-    loop {
-        let next = {
-            let mut connections = messenger.shared.lock();
-            let Some(state) = connections.get_mut(&connection.id()) else { return };
-            match state.queue.pop_front() {
-                Some(next) => next,
-                None => {
-                    state.running = false;
-                    if state.closed {
-                        connections.remove(&connection.id());
-                    }
-                    return;
-                }
-            }
-        };
-        let (work, _permit) = next;
-        let handled = AssertUnwindSafe(handle(&messenger, &connection, work)).catch_unwind().await;
-        if handled.is_err() {
-            tracing::error!(connection = %connection.id(), "a channels hook panicked");
-        }
+        self.executor.push(connection.id(), (connection.clone(), work)).await;
     }
 }
 
 async fn handle<N: Network>(messenger: &Messenger<N>, connection: &Connection, work: Work) {
     match work {
+        Work::Closed => {
+            messenger.shared.lock().remove(&connection.id());
+        }
         Work::JoinRoot => {
             if let Err(error) = join(messenger, connection, ROOT).await {
                 reply(connection, &Frame::error(error, None, Some(ROOT.to_owned())));

@@ -25,8 +25,9 @@ pub type Room = Arc<str>;
 pub struct Target {
     /// Rooms to reach; empty means every connection.
     pub rooms: Vec<Room>,
-    /// Connections to leave out (typically the sender).
-    pub except: Vec<ConnectionId>,
+    /// Connections to leave out (typically the sender; or, for a push to several paths in
+    /// turn, those already reached).
+    pub except: HashSet<ConnectionId>,
 }
 
 impl Target {
@@ -37,17 +38,17 @@ impl Target {
 
     /// The members of `room`.
     pub fn room(room: impl Into<Room>) -> Self {
-        Self { rooms: vec![room.into()], except: Vec::new() }
+        Self { rooms: vec![room.into()], except: HashSet::new() }
     }
 
     /// The members of any of `rooms`, each once.
     pub fn rooms<R: Into<Room>>(rooms: impl IntoIterator<Item = R>) -> Self {
-        Self { rooms: rooms.into_iter().map(Into::into).collect(), except: Vec::new() }
+        Self { rooms: rooms.into_iter().map(Into::into).collect(), except: HashSet::new() }
     }
 
     /// Leaves `id` out.
     pub fn except(mut self, id: ConnectionId) -> Self {
-        self.except.push(id);
+        self.except.insert(id);
         self
     }
 }

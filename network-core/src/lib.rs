@@ -43,6 +43,7 @@ mod error;
 pub mod hub;
 mod message;
 mod network;
+pub mod ordered;
 mod router;
 mod sync;
 
@@ -54,6 +55,7 @@ pub use error::{AdapterError, AttachError, DecodeError, EncodeError, SendError};
 pub use hub::{Hub, HubConfig, Registry};
 pub use message::{Message, Text};
 pub use network::{Events, Network, NetworkEvent};
+pub use ordered::OrderedExecutor;
 pub use router::Router;
 
 pub use bytes::Bytes;

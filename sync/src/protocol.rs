@@ -1,0 +1,211 @@
+//! The frames of the sync router, inside the envelope `{"$r":"sync","d":FRAME}`.
+//!
+//! Every frame is a JSON object tagged by `"t"`; see `docs/PROTOCOL.md`, section 7. Both
+//! sides decode with these types.
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+/// The router name in the envelope.
+pub const ROUTER: &str = "sync";
+
+/// Longest path, in bytes.
+pub const MAX_PATH_LEN: usize = 256;
+
+/// What a `data` frame says about its path.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Op {
+    /// The model (or a collection item) now has this value.
+    Change,
+    /// A new item of the collection.
+    Add,
+    /// The item left the collection, or the model was deleted.
+    Remove,
+}
+
+/// A request's operation.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Method {
+    /// Create an item in the collection at the path.
+    Create,
+    /// Read the model or collection at the path.
+    Read,
+    /// Update the model at the path.
+    Update,
+    /// Delete the model at the path.
+    Delete,
+}
+
+/// An error-first failure: a handler's error, or a refusal.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
+#[error("{code}: {message}")]
+pub struct RemoteError {
+    /// Machine-readable reason (see [`codes`]).
+    pub code: String,
+    /// Human-readable explanation.
+    pub message: String,
+}
+
+impl RemoteError {
+    /// An error with `code` and `message`.
+    pub fn new(code: impl Into<String>, message: impl Into<String>) -> Self {
+        Self { code: code.into(), message: message.into() }
+    }
+
+    /// `not_found`: nothing at that path.
+    pub fn not_found(message: impl Into<String>) -> Self {
+        Self::new(codes::NOT_FOUND, message)
+    }
+
+    /// `forbidden`: the caller may not do this.
+    pub fn forbidden(message: impl Into<String>) -> Self {
+        Self::new(codes::FORBIDDEN, message)
+    }
+
+    /// `bad_request`: the payload is not acceptable.
+    pub fn bad_request(message: impl Into<String>) -> Self {
+        Self::new(codes::BAD_REQUEST, message)
+    }
+
+    /// `internal`: the handler failed.
+    pub fn internal(message: impl Into<String>) -> Self {
+        Self::new(codes::INTERNAL, message)
+    }
+}
+
+/// One sync frame.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "t", rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum Frame {
+    /// Client to server: subscribe to `path`.
+    Sub {
+        /// The path.
+        path: String,
+        /// Correlates the answer.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        id: Option<u64>,
+    },
+    /// Server to client: the subscription is active.
+    Subscribed {
+        /// The path.
+        path: String,
+        /// The `id` of the `Sub`.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        id: Option<u64>,
+    },
+    /// Client to server: stop the subscription.
+    Unsub {
+        /// The path.
+        path: String,
+        /// Correlates the answer.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        id: Option<u64>,
+    },
+    /// Server to client: the subscription is stopped.
+    Unsubscribed {
+        /// The path.
+        path: String,
+        /// The `id` of the `Unsub`.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        id: Option<u64>,
+    },
+    /// Server to client: a change of what `path` names.
+    Data {
+        /// The subscribed path.
+        path: String,
+        /// What happened.
+        op: Op,
+        /// The value.
+        #[serde(default)]
+        data: Value,
+    },
+    /// Client to server: create, read, update or delete at `path`.
+    Request {
+        /// The operation.
+        method: Method,
+        /// The path.
+        path: String,
+        /// The payload (`null` when absent).
+        #[serde(default)]
+        data: Value,
+        /// Correlates the reply.
+        id: u64,
+    },
+    /// Server to client: the error-first answer to the request `id`.
+    Reply {
+        /// The request's id.
+        id: u64,
+        /// The handler's value.
+        #[serde(default, skip_serializing_if = "Value::is_null")]
+        data: Value,
+        /// The failure.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        err: Option<RemoteError>,
+    },
+    /// Server to client: a subscription could not be served, or a frame was bad.
+    Error {
+        /// Machine-readable reason.
+        code: String,
+        /// Human-readable explanation.
+        message: String,
+        /// The request's id.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        id: Option<u64>,
+        /// The path concerned.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        path: Option<String>,
+    },
+}
+
+/// Error codes of `error` frames and failed replies.
+pub mod codes {
+    /// The body is not a sync frame.
+    pub const MALFORMED: &str = "malformed";
+    /// A frame only the server sends.
+    pub const UNEXPECTED: &str = "unexpected";
+    /// No pattern matches the path.
+    pub const NO_ROUTE: &str = "no_route";
+    /// The pattern has no handler for that operation.
+    pub const NO_HANDLER: &str = "no_handler";
+    /// The authorization refused.
+    pub const FORBIDDEN: &str = "forbidden";
+    /// An invalid path or a payload the handler cannot use.
+    pub const BAD_REQUEST: &str = "bad_request";
+    /// `unsub` of a path that is not subscribed.
+    pub const NOT_SUBSCRIBED: &str = "not_subscribed";
+    /// Nothing at that path (for handlers to use).
+    pub const NOT_FOUND: &str = "not_found";
+    /// The handler crashed.
+    pub const INTERNAL: &str = "internal";
+}
+
+/// Checks a path: `/`, at most 256 bytes, no control characters, `?` or `#`.
+pub fn valid_path(path: &str) -> bool {
+    path.starts_with('/')
+        && path.len() <= MAX_PATH_LEN
+        && !path.chars().any(|c| c.is_control() || c == '?' || c == '#')
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn frames_have_the_documented_shape() {
+        let push =
+            Frame::Data { path: "/api/book/7".into(), op: Op::Change, data: serde_json::json!({"id": 7}) };
+        assert_eq!(
+            serde_json::to_string(&push).unwrap(),
+            r#"{"t":"data","path":"/api/book/7","op":"change","data":{"id":7}}"#
+        );
+        let request: Frame = serde_json::from_str(
+            r#"{"t":"request","method":"update","path":"/api/book/7","data":{"title":"x"},"id":3}"#,
+        )
+        .unwrap();
+        assert!(matches!(request, Frame::Request { method: Method::Update, id: 3, .. }));
+        assert!(valid_path("/api/book/7") && !valid_path("api") && !valid_path("/a?b"));
+    }
+}

@@ -1,0 +1,60 @@
+//! The thin async layer: the router task feeding the shared state machine.
+
+use std::sync::Arc;
+
+use network_core::{Network, NetworkEvent, Router, envelope};
+
+use super::state::{Action, Shared};
+use crate::protocol::{Frame, ROUTER};
+
+/// The client's views router. Dropping it (the network detaches its routers when it
+/// closes for good) fails every waiter and ends every stream.
+pub(super) struct ClientRouter {
+    shared: Arc<Shared>,
+}
+
+impl ClientRouter {
+    pub(super) fn new(shared: Arc<Shared>) -> Self {
+        Self { shared }
+    }
+}
+
+impl Drop for ClientRouter {
+    fn drop(&mut self) {
+        self.shared.close();
+    }
+}
+
+impl<N: Network> Router<N> for ClientRouter {
+    fn name(&self) -> &str {
+        ROUTER
+    }
+
+    async fn on_event(&mut self, _network: &N, event: NetworkEvent) {
+        match event {
+            NetworkEvent::Added(connection) => self.shared.connected(connection),
+            NetworkEvent::Removed { connection, .. } => self.shared.disconnected(connection.id()),
+            NetworkEvent::Message { message, .. } => match envelope::decode::<Frame>(ROUTER, &message) {
+                Ok(frame) => {
+                    if let Action::Deliver { targets, mut change } = self.shared.on_frame(frame) {
+                        let mut targets = targets.into_iter().peekable();
+                        while let Some(target) = targets.next() {
+                            let item = if targets.peek().is_some() {
+                                change.clone()
+                            } else {
+                                std::mem::take(&mut change)
+                            };
+                            // Waits while the stream is full (backpressure); an error only
+                            // means that the stream was dropped meanwhile.
+                            let _ = target.send(item).await;
+                        }
+                    }
+                }
+                Err(error) => {
+                    tracing::warn!(?error, ?message, "malformed views frame from the server ignored")
+                }
+            },
+            _ => {}
+        }
+    }
+}

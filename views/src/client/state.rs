@@ -1,0 +1,616 @@
+//! The state the handles and the router task share, and the protocol logic on it.
+//!
+//! Everything here is synchronous: the lock is never held across an `.await`. What the
+//! router must await (a full change stream) comes back as an [`Action`] for the router to
+//! carry out after the lock is released.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+
+use network_core::{Connection, ConnectionId, SendError, envelope};
+use tokio::sync::{mpsc, oneshot, watch};
+
+use super::change::{MemberMap, ViewChange};
+use super::config::ViewsClientConfig;
+use super::error::{CloseError, InfoError, OpenError, RemoteError};
+use crate::protocol::{Frame, Member, ROUTER, ViewInfo, codes};
+
+type OpenReply = oneshot::Sender<Result<(), OpenError>>;
+/// The outcome of an open; a dropped sender means that the router is gone.
+pub(super) type OpenAnswer = oneshot::Receiver<Result<(), OpenError>>;
+type CloseReply = oneshot::Sender<Result<(), CloseError>>;
+/// The outcome of a close; a dropped sender means that the connection closed first (which
+/// closes every view).
+pub(super) type CloseAnswer = oneshot::Receiver<Result<(), CloseError>>;
+type InfoReply = oneshot::Sender<Result<Vec<ViewInfo>, InfoError>>;
+/// The answer to an info request; a dropped sender means that the connection closed first.
+pub(super) type InfoAnswer = oneshot::Receiver<Result<Vec<ViewInfo>, InfoError>>;
+
+/// A request of ours that waits for the server's answer, by id.
+enum Request {
+    /// Its waiters live in the view's [`Entry`].
+    Open {
+        view: Arc<str>,
+    },
+    Close {
+        reply: CloseReply,
+    },
+    Info {
+        reply: InfoReply,
+    },
+}
+
+/// A view the application wants open.
+struct Entry {
+    /// Tells this entry from an earlier one of the same name, so that the handles of a view
+    /// that was closed do not see a later one.
+    generation: u64,
+    members: MemberMap,
+    /// A `state` arrived on the current connection: the members are current and diffs
+    /// apply.
+    synced: bool,
+    /// The id of the open in flight on the current connection.
+    request: Option<u64>,
+    /// `open()` calls waiting for the first `state`. They survive reconnects: the open is
+    /// sent again on the next connection and its answer settles them.
+    waiters: Vec<OpenReply>,
+    subscribers: Vec<Subscriber>,
+}
+
+impl Entry {
+    fn new(generation: u64) -> Self {
+        Self {
+            generation,
+            members: MemberMap::default(),
+            synced: false,
+            request: None,
+            waiters: Vec::new(),
+            subscribers: Vec::new(),
+        }
+    }
+
+    /// Hands `change` to the subscribers, unless it changes nothing.
+    fn deliver(&mut self, change: ViewChange) -> Action {
+        self.subscribers.retain(|subscriber| !subscriber.sender.is_closed());
+        if change.is_empty() || self.subscribers.is_empty() {
+            return Action::Nothing;
+        }
+        Action::Deliver {
+            targets: self.subscribers.iter().map(|subscriber| subscriber.sender.clone()).collect(),
+            change,
+        }
+    }
+}
+
+struct Subscriber {
+    id: u64,
+    sender: mpsc::Sender<ViewChange>,
+}
+
+/// What the router must do, without the lock, after a frame was applied to the state.
+pub(super) enum Action {
+    Nothing,
+    /// Hand `change` to each of these streams, waiting while one is full.
+    Deliver {
+        targets: Vec<mpsc::Sender<ViewChange>>,
+        change: ViewChange,
+    },
+}
+
+struct State {
+    /// The network's connection: known from the first `Added` (or from the registry at
+    /// attach time) and kept afterwards, since a client's connection survives reconnects
+    /// and queues frames while the link is down.
+    connection: Option<Connection>,
+    /// Between `Added` and `Removed`, as the router has seen them.
+    online: bool,
+    /// The router is gone (the network closed for good).
+    closed: bool,
+    next_id: u64,
+    next_generation: u64,
+    next_subscriber: u64,
+    /// Sorted, so that re-opens go out in a stable order.
+    views: BTreeMap<Arc<str>, Entry>,
+    requests: HashMap<u64, Request>,
+}
+
+/// Shared by every handle and the router task.
+pub(super) struct Shared {
+    pub(super) config: ViewsClientConfig,
+    state: Mutex<State>,
+    /// `true` once the connection is known or the router is gone.
+    ready: watch::Sender<bool>,
+}
+
+/// A view's counts, read under one lock.
+#[derive(Clone, Copy, Debug, Default)]
+pub(super) struct Counts {
+    pub(super) members: usize,
+    pub(super) users: usize,
+    pub(super) clients: u64,
+}
+
+impl Shared {
+    pub(super) fn new(config: ViewsClientConfig) -> Arc<Self> {
+        Arc::new(Self {
+            config,
+            state: Mutex::new(State {
+                connection: None,
+                online: false,
+                closed: false,
+                next_id: 1,
+                next_generation: 1,
+                next_subscriber: 1,
+                views: BTreeMap::new(),
+                requests: HashMap::new(),
+            }),
+            ready: watch::channel(false).0,
+        })
+    }
+
+    fn lock(&self) -> MutexGuard<'_, State> {
+        // Nothing panics while the lock is held (user code never runs under it); if
+        // something did, the maps are still structurally valid.
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    // ---- the router's events ---------------------------------------------------------
+
+    /// The network already had its connection open when the router was attached.
+    pub(super) fn adopt(&self, connection: Connection) {
+        let mut state = self.lock();
+        if state.closed || state.connection.is_some() {
+            return;
+        }
+        state.connection = Some(connection);
+        state.online = true;
+        drop(state);
+        self.ready.send_replace(true);
+    }
+
+    /// `Added`: the link (re)opened. Sends `open` for every wanted view; the router runs
+    /// this while its network restores, so these frames go out before the offline queue.
+    pub(super) fn connected(&self, connection: Connection) {
+        let mut state = self.lock();
+        if state.closed {
+            return;
+        }
+        if state.online {
+            // `Added` without `Removed` (another connection?): end the old session first.
+            state.end_session();
+        }
+        state.connection = Some(connection);
+        state.online = true;
+        let names: Vec<Arc<str>> = state.views.keys().cloned().collect();
+        for name in names {
+            state.send_open(&name);
+        }
+        drop(state);
+        self.ready.send_replace(true);
+    }
+
+    /// `Removed`: the link closed. The server forgets this connection's views and
+    /// requests: pending info requests fail, pending closes succeed, and every view waits
+    /// for its re-open (its members stay as last known until the next `state`).
+    pub(super) fn disconnected(&self, id: ConnectionId) {
+        let mut state = self.lock();
+        if state.online && state.connection.as_ref().is_some_and(|connection| connection.id() == id) {
+            state.end_session();
+        }
+    }
+
+    /// The router is gone: the network closed for good. Every waiter hears it and every
+    /// stream ends.
+    pub(super) fn close(&self) {
+        let taken = {
+            let mut state = self.lock();
+            state.closed = true;
+            state.online = false;
+            (std::mem::take(&mut state.views), std::mem::take(&mut state.requests))
+        };
+        let (views, requests) = taken;
+        for entry in views.into_values() {
+            for waiter in entry.waiters {
+                let _ = waiter.send(Err(OpenError::Closed));
+            }
+        }
+        // Dropped replies: info requests fail with `Closed`, closes succeed (a closed
+        // connection has no views).
+        drop(requests);
+        self.ready.send_replace(true);
+    }
+
+    /// Applies a frame from the server.
+    pub(super) fn on_frame(&self, frame: Frame) -> Action {
+        let mut state = self.lock();
+        if state.closed {
+            return Action::Nothing;
+        }
+        match frame {
+            Frame::State { view, members, id } => state.on_state(&view, members, id),
+            Frame::Diff { view, joins, leaves } => state.on_diff(&view, joins, leaves),
+            Frame::Closed { view, id } => {
+                state.on_closed(&view, id);
+                Action::Nothing
+            }
+            Frame::Info { id, views, .. } => {
+                state.on_info(id, views);
+                Action::Nothing
+            }
+            Frame::Error { code, message, id, view } => {
+                state.on_error(RemoteError { code, message }, id, view)
+            }
+            Frame::Open { .. } | Frame::Close { .. } => {
+                tracing::warn!(?frame, "the server sent a views frame only clients send; ignored");
+                Action::Nothing
+            }
+        }
+    }
+
+    // ---- the handles' requests ---------------------------------------------------------
+
+    /// Waits until the connection is known; `false` if the router is gone.
+    pub(super) async fn ready(&self) -> bool {
+        let mut ready = self.ready.subscribe();
+        // The sender lives in `self`: this only ends when the flag is set.
+        let _ = ready.wait_for(|ready| *ready).await;
+        let state = self.lock();
+        !state.closed && state.connection.is_some()
+    }
+
+    /// Wants `name` open. Returns the entry's generation, and the answer to wait for unless
+    /// the view is open and current already. While the link is down (or before the first
+    /// connection) nothing is sent: the next `Added` sends the open.
+    pub(super) fn open(&self, name: &str) -> Result<(u64, Option<OpenAnswer>), OpenError> {
+        let mut state = self.lock();
+        if state.closed {
+            return Err(OpenError::Closed);
+        }
+        let (reply, answer) = oneshot::channel();
+        if let Some(entry) = state.views.get(name) {
+            let generation = entry.generation;
+            if entry.synced {
+                return Ok((generation, None));
+            }
+            if state.online && entry.request.is_none() {
+                // The last attempt to send the open failed (a full queue): try again.
+                state.try_open(name)?;
+            }
+            if let Some(entry) = state.views.get_mut(name) {
+                entry.waiters.retain(|waiter| !waiter.is_closed());
+                entry.waiters.push(reply);
+            }
+            return Ok((generation, Some(answer)));
+        }
+        if state.online && state.requests.len() >= self.config.max_pending_requests {
+            return Err(OpenError::TooManyPending);
+        }
+        let name: Arc<str> = name.into();
+        let generation = state.next_generation;
+        state.next_generation += 1;
+        let mut entry = Entry::new(generation);
+        if state.online {
+            entry.request = Some(state.try_open(&name)?);
+        }
+        entry.waiters.push(reply);
+        state.views.insert(name, entry);
+        Ok((generation, Some(answer)))
+    }
+
+    /// Forgets view `name` (when `generation` is that of its entry, or is `None`) and
+    /// sends `close` if the link is up. `None` when there is nothing to wait for.
+    pub(super) fn close_view(
+        &self,
+        name: &str,
+        generation: Option<u64>,
+    ) -> Result<Option<(u64, CloseAnswer)>, CloseError> {
+        let mut state = self.lock();
+        let current = state.views.get(name).map(|entry| entry.generation);
+        if state.closed
+            || current.is_none()
+            || generation.is_some_and(|generation| Some(generation) != current)
+        {
+            // Not open (or that handle's view was closed already): nothing to close.
+            return Ok(None);
+        }
+        state.forget(name);
+        if !state.online {
+            // A new connection has no views: there is nothing to tell the server.
+            return Ok(None);
+        }
+        if state.requests.len() >= self.config.max_pending_requests {
+            return Err(CloseError::TooManyPending);
+        }
+        let id = state.allocate_id();
+        state.send(&Frame::Close { view: name.to_owned(), id: Some(id) }).map_err(CloseError::Send)?;
+        let (reply, answer) = oneshot::channel();
+        state.requests.insert(id, Request::Close { reply });
+        Ok(Some((id, answer)))
+    }
+
+    /// Registers info request `id` and sends `frame` (which carries it), both under the
+    /// lock so that a disconnect sees either neither or both.
+    pub(super) fn start_info(&self, id: u64, frame: &Frame) -> Result<InfoAnswer, InfoError> {
+        let mut state = self.lock();
+        if state.closed {
+            return Err(InfoError::Closed);
+        }
+        if state.requests.len() >= self.config.max_pending_requests {
+            return Err(InfoError::TooManyPending);
+        }
+        state.send(frame).map_err(InfoError::Send)?;
+        let (reply, answer) = oneshot::channel();
+        state.requests.insert(id, Request::Info { reply });
+        Ok(answer)
+    }
+
+    pub(super) fn allocate_id(&self) -> u64 {
+        self.lock().allocate_id()
+    }
+
+    /// Drops request `id` (its caller stopped waiting).
+    pub(super) fn forget_request(&self, id: u64) {
+        let removed = self.lock().requests.remove(&id);
+        drop(removed);
+    }
+
+    /// Reads view `name` when `generation` is still its entry's.
+    fn with_view<R>(&self, name: &str, generation: u64, read: impl FnOnce(&Entry) -> R) -> Option<R> {
+        let state = self.lock();
+        state.views.get(name).filter(|entry| entry.generation == generation).map(read)
+    }
+
+    pub(super) fn is_open(&self, name: &str, generation: u64) -> bool {
+        self.with_view(name, generation, |_| ()).is_some()
+    }
+
+    pub(super) fn is_synced(&self, name: &str, generation: u64) -> bool {
+        self.with_view(name, generation, |entry| entry.synced).unwrap_or(false)
+    }
+
+    pub(super) fn members(&self, name: &str, generation: u64) -> Vec<Member> {
+        self.with_view(name, generation, |entry| entry.members.members()).unwrap_or_default()
+    }
+
+    pub(super) fn counts(&self, name: &str, generation: u64) -> Counts {
+        self.with_view(name, generation, |entry| Counts {
+            members: entry.members.len(),
+            users: entry.members.users(),
+            clients: entry.members.clients(),
+        })
+        .unwrap_or_default()
+    }
+
+    /// A new subscriber of view `name`; the receiver ends at once when that view is not
+    /// open any more.
+    pub(super) fn subscribe(&self, name: &str, generation: u64) -> (u64, mpsc::Receiver<ViewChange>) {
+        let (sender, receiver) = mpsc::channel(self.config.change_queue_capacity);
+        let mut state = self.lock();
+        let id = state.next_subscriber;
+        state.next_subscriber += 1;
+        if let Some(entry) = state.views.get_mut(name).filter(|entry| entry.generation == generation) {
+            entry.subscribers.retain(|subscriber| !subscriber.sender.is_closed());
+            entry.subscribers.push(Subscriber { id, sender });
+        }
+        // Otherwise the sender is dropped here: the stream ends at once.
+        (id, receiver)
+    }
+
+    pub(super) fn unsubscribe(&self, name: &str, generation: u64, id: u64) {
+        let mut state = self.lock();
+        if let Some(entry) = state.views.get_mut(name).filter(|entry| entry.generation == generation) {
+            entry.subscribers.retain(|subscriber| subscriber.id != id);
+        }
+    }
+}
+
+impl State {
+    fn allocate_id(&mut self) -> u64 {
+        let id = self.next_id;
+        self.next_id += 1;
+        id
+    }
+
+    /// Sends `frame` on the connection (queued by the client while the link is down).
+    fn send(&self, frame: &Frame) -> Result<(), SendError> {
+        let message = match envelope::json(ROUTER, frame) {
+            Ok(message) => message,
+            Err(error) => {
+                // Unreachable in practice: client frames hold strings, integers and bools.
+                tracing::error!(%error, "cannot encode a views frame");
+                return Ok(());
+            }
+        };
+        match &self.connection {
+            Some(connection) => connection.send(message),
+            None => Err(SendError::Closed(message)),
+        }
+    }
+
+    /// Sends `open` for `name` with a new id and registers the request; returns the id.
+    /// The caller records it in the view's entry.
+    fn try_open(&mut self, name: &str) -> Result<u64, OpenError> {
+        let id = self.allocate_id();
+        self.send(&Frame::Open { view: name.to_owned(), id: Some(id) }).map_err(OpenError::Send)?;
+        self.requests.insert(id, Request::Open { view: name.into() });
+        if let Some(entry) = self.views.get_mut(name) {
+            entry.request = Some(id);
+        }
+        Ok(id)
+    }
+
+    /// (Re-)sends the open of a wanted view, logging a failure: the next `Added`, or the
+    /// next `open()` call, tries again.
+    fn send_open(&mut self, name: &Arc<str>) {
+        if let Some(entry) = self.views.get_mut(name) {
+            entry.synced = false;
+            entry.request = None;
+        }
+        if let Err(error) = self.try_open(name) {
+            tracing::warn!(view = %name, %error, "cannot re-open a view; tried again on the next reconnect");
+        }
+    }
+
+    /// Forgets view `name`: its open waiters fail with `Cancelled`, its streams end.
+    fn forget(&mut self, name: &str) {
+        let Some(entry) = self.views.remove(name) else { return };
+        if let Some(id) = entry.request {
+            self.requests.remove(&id);
+        }
+        for waiter in entry.waiters {
+            let _ = waiter.send(Err(OpenError::Cancelled));
+        }
+    }
+
+    /// The link closed: the server forgets this connection's requests and views.
+    fn end_session(&mut self) {
+        self.online = false;
+        for entry in self.views.values_mut() {
+            entry.synced = false;
+            entry.request = None;
+        }
+        for (_, request) in std::mem::take(&mut self.requests) {
+            match request {
+                // The next connection sends the open again.
+                Request::Open { .. } => {}
+                // A new connection has no views open: the close is done.
+                Request::Close { reply } => {
+                    let _ = reply.send(Ok(()));
+                }
+                // Dropping the sender fails the waiter with `InfoError::Closed`.
+                Request::Info { reply } => drop(reply),
+            }
+        }
+    }
+
+    /// Takes the open request `id`, leaving any other kind of request in place.
+    fn take_open(&mut self, id: u64) -> Option<Arc<str>> {
+        match self.requests.remove(&id)? {
+            Request::Open { view } => Some(view),
+            other => {
+                self.requests.insert(id, other);
+                None
+            }
+        }
+    }
+
+    fn on_state(&mut self, view: &str, members: Vec<Member>, id: Option<u64>) -> Action {
+        if let Some(id) = id {
+            self.take_open(id);
+        }
+        let Some(entry) = self.views.get_mut(view) else {
+            tracing::debug!(view, "state of a view that is not open (closed meanwhile); ignored");
+            return Action::Nothing;
+        };
+        if let (Some(id), Some(current)) = (id, entry.request) {
+            if id != current {
+                // It answers an open that a close and a newer open superseded.
+                tracing::debug!(view, id, "state answering a superseded open; ignored");
+                return Action::Nothing;
+            }
+        }
+        if id.is_some() {
+            entry.request = None;
+        }
+        let change = entry.members.replace(members);
+        entry.synced = true;
+        for waiter in entry.waiters.drain(..) {
+            let _ = waiter.send(Ok(()));
+        }
+        entry.deliver(change)
+    }
+
+    fn on_diff(&mut self, view: &str, joins: Vec<Member>, leaves: Vec<String>) -> Action {
+        let Some(entry) = self.views.get_mut(view) else {
+            tracing::debug!(view, "diff of a view that is not open; ignored");
+            return Action::Nothing;
+        };
+        if !entry.synced {
+            // The `state` that answers the (re-)open replaces the members anyway.
+            tracing::debug!(view, "diff before the view's state on this connection; ignored");
+            return Action::Nothing;
+        }
+        let change = entry.members.apply(joins, leaves);
+        entry.deliver(change)
+    }
+
+    fn on_closed(&mut self, view: &str, id: Option<u64>) {
+        if let Some(id) = id {
+            match self.requests.remove(&id) {
+                Some(Request::Close { reply }) => {
+                    let _ = reply.send(Ok(()));
+                    return;
+                }
+                Some(other) => {
+                    self.requests.insert(id, other);
+                }
+                None => {}
+            }
+        }
+        // Not the answer to a close we wait for: the server says it does not have the view
+        // open for us (it closed it, or a close queued before a reconnect reached it after
+        // the re-open). A view we want, current and with no open in flight, is opened again.
+        let reopen =
+            self.online && self.views.get(view).is_some_and(|entry| entry.synced && entry.request.is_none());
+        if reopen {
+            tracing::info!(view, "the server closed a view that is still wanted; opening it again");
+            if let Some((name, _)) = self.views.get_key_value(view) {
+                let name = name.clone();
+                self.send_open(&name);
+            }
+        } else {
+            tracing::debug!(view, ?id, "closed for a view that is not open, or answering a forgotten close");
+        }
+    }
+
+    fn on_info(&mut self, id: u64, views: Option<Vec<ViewInfo>>) {
+        match self.requests.remove(&id) {
+            Some(Request::Info { reply }) => {
+                let _ = reply.send(Ok(views.unwrap_or_default()));
+            }
+            Some(other) => {
+                tracing::warn!(id, "the server answered an open or close with info; ignored");
+                self.requests.insert(id, other);
+            }
+            None => tracing::debug!(id, "info answer nobody waits for (timed out or cancelled)"),
+        }
+    }
+
+    fn on_error(&mut self, error: RemoteError, id: Option<u64>, view: Option<String>) -> Action {
+        if let Some(id) = id {
+            match self.requests.remove(&id) {
+                Some(Request::Open { view }) => return self.open_refused(&view, id, error),
+                Some(Request::Close { reply }) => {
+                    let result =
+                        if error.code == codes::NOT_OPEN { Ok(()) } else { Err(CloseError::Refused(error)) };
+                    let _ = reply.send(result);
+                    return Action::Nothing;
+                }
+                Some(Request::Info { reply }) => {
+                    let _ = reply.send(Err(InfoError::Refused(error)));
+                    return Action::Nothing;
+                }
+                None => {}
+            }
+        }
+        tracing::warn!(%error, ?id, ?view, "views error from the server that answers no request");
+        Action::Nothing
+    }
+
+    /// The server refused the open `id` of `view`: the view is forgotten; its waiters hear
+    /// why, and so do its streams (a re-open after a reconnect), with a last change.
+    fn open_refused(&mut self, view: &str, id: u64, error: RemoteError) -> Action {
+        if self.views.get(view).is_none_or(|entry| entry.request != Some(id)) {
+            tracing::debug!(view, %error, "open refused for a view no longer wanted");
+            return Action::Nothing;
+        }
+        let Some(mut entry) = self.views.remove(view) else { return Action::Nothing };
+        if entry.synced || !entry.subscribers.is_empty() {
+            tracing::warn!(view, %error, "re-opening a view was refused; it is closed");
+        }
+        for waiter in entry.waiters.drain(..) {
+            let _ = waiter.send(Err(OpenError::Refused(error.clone())));
+        }
+        entry.deliver(ViewChange::closed(error))
+    }
+}

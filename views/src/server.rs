@@ -1,0 +1,562 @@
+//! The server side: the views router, its state, and the presence handle.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError, Weak};
+use std::time::Duration;
+
+use network_core::{Adapter, Connection, ConnectionId, Network, NetworkEvent, Router, Target, envelope};
+use regex::{Regex, RegexBuilder};
+use serde_json::Value;
+use tokio::sync::Notify;
+
+use crate::protocol::{Frame, MAX_PATTERN_LEN, Member, ROUTER, UserCount, ViewInfo, codes, valid_view};
+
+type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send>>;
+type Authorize = Arc<dyn Fn(Connection, String) -> BoxFuture<Result<(), String>> + Send + Sync>;
+
+/// Options of the views router.
+#[non_exhaustive]
+pub struct ViewsConfig {
+    /// Decides whether a connection may open a view: `Err(reason)` refuses with
+    /// `forbidden`. Default: everyone may open every view.
+    pub authorize: Option<Authorize>,
+    /// Changes within this interval are sent as one diff per view. Default 25 ms.
+    pub diff_interval: Duration,
+    /// Views one connection may have open at once; more are refused with `limit`.
+    /// Default 256.
+    pub max_views_per_connection: usize,
+}
+
+impl Default for ViewsConfig {
+    fn default() -> Self {
+        Self { authorize: None, diff_interval: Duration::from_millis(25), max_views_per_connection: 256 }
+    }
+}
+
+impl fmt::Debug for ViewsConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ViewsConfig")
+            .field("authorize", &self.authorize.is_some())
+            .field("diff_interval", &self.diff_interval)
+            .field("max_views_per_connection", &self.max_views_per_connection)
+            .finish()
+    }
+}
+
+/// The views router could not be set up.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum SetupError {
+    /// A configuration value is out of range; the message names it.
+    #[error("invalid configuration: {0}")]
+    Config(&'static str),
+    /// The router could not be attached (a router named `views` already is).
+    #[error("cannot attach the views router")]
+    Attach(#[from] network_core::AttachError),
+}
+
+/// An `info` pattern was refused.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum PatternError {
+    /// Longer than 256 bytes.
+    #[error("pattern longer than {MAX_PATTERN_LEN} bytes")]
+    TooLong,
+    /// Not a valid regular expression, or too big once compiled.
+    #[error("invalid pattern")]
+    Invalid(#[source] regex::Error),
+}
+
+impl ViewsConfig {
+    /// Sets the [`authorize`](Self::authorize) hook.
+    pub fn authorize<F, Fut>(mut self, authorize: F) -> Self
+    where
+        F: Fn(Connection, String) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<(), String>> + Send + 'static,
+    {
+        self.authorize = Some(Arc::new(move |connection, view| Box::pin(authorize(connection, view))));
+        self
+    }
+
+    /// Sets [`diff_interval`](Self::diff_interval).
+    pub fn diff_interval(mut self, diff_interval: Duration) -> Self {
+        self.diff_interval = diff_interval;
+        self
+    }
+
+    /// Sets [`max_views_per_connection`](Self::max_views_per_connection).
+    pub fn max_views_per_connection(mut self, max: usize) -> Self {
+        self.max_views_per_connection = max;
+        self
+    }
+
+    /// Attaches the views router to `network` and returns the handle that answers
+    /// presence questions from server code.
+    pub fn attach<N: Network>(self, network: &N) -> Result<Presence<N>, SetupError> {
+        if self.max_views_per_connection == 0 {
+            return Err(SetupError::Config("max_views_per_connection must be positive"));
+        }
+        let shared = Arc::new(Shared {
+            config: self,
+            state: Mutex::new(State::default()),
+            flush_gate: tokio::sync::Mutex::new(()),
+            dirty: Arc::new(Notify::new()),
+        });
+        network.attach(ViewsRouter { shared: shared.clone() })?;
+        tokio::spawn(flusher(network.clone(), Arc::downgrade(&shared), shared.dirty.clone()));
+        Ok(Presence { network: network.clone(), shared })
+    }
+}
+
+/// Answers presence questions from server code: cheap to clone, `Send + Sync`.
+///
+/// It is generic over the network so that presence spanning several nodes (through the
+/// network's adapter) can answer through the same handle.
+pub struct Presence<N: Network> {
+    network: N,
+    shared: Arc<Shared>,
+}
+
+impl<N: Network> Clone for Presence<N> {
+    fn clone(&self) -> Self {
+        Self { network: self.network.clone(), shared: self.shared.clone() }
+    }
+}
+
+impl<N: Network> fmt::Debug for Presence<N> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Presence").field("views", &self.shared.lock().views.len()).finish()
+    }
+}
+
+impl<N: Network> Presence<N> {
+    /// Counts for view `name`; `None` when nobody has it open.
+    pub fn info(&self, name: &str, debug: bool) -> Option<ViewInfo> {
+        self.shared.info(name, debug)
+    }
+
+    /// Counts for every open view whose name matches `pattern` (Rust `regex` syntax),
+    /// ordered by name.
+    pub fn info_matching(&self, pattern: &str, debug: bool) -> Result<Vec<ViewInfo>, PatternError> {
+        let pattern = compile(pattern)?;
+        Ok(self.shared.info_matching(&pattern, debug))
+    }
+
+    /// The members of view `name`, ordered by key.
+    pub fn members(&self, name: &str) -> Vec<Member> {
+        self.shared.lock().views.get(name).map(|view| view.members(false)).unwrap_or_default()
+    }
+
+    /// The network this presence is attached to.
+    pub fn network(&self) -> &N {
+        &self.network
+    }
+
+    /// The names of the views somebody has open, ordered.
+    pub fn views(&self) -> Vec<String> {
+        let state = self.shared.lock();
+        let open = state.views.iter().filter(|(_, view)| !view.members.is_empty());
+        let mut names: Vec<String> = open.map(|(name, _)| name.to_string()).collect();
+        names.sort();
+        names
+    }
+}
+
+fn compile(pattern: &str) -> Result<Regex, PatternError> {
+    if pattern.len() > MAX_PATTERN_LEN {
+        return Err(PatternError::TooLong);
+    }
+    // Bounded compiled size: a peer's pattern must not cost unbounded memory.
+    RegexBuilder::new(pattern)
+        .size_limit(1 << 20)
+        .dfa_size_limit(1 << 20)
+        .build()
+        .map_err(PatternError::Invalid)
+}
+
+#[derive(Default)]
+struct MemberState {
+    user: Option<String>,
+    data: Value,
+    connections: BTreeSet<ConnectionId>,
+}
+
+impl MemberState {
+    fn to_member(&self, key: &str, debug: bool) -> Member {
+        Member {
+            key: key.to_owned(),
+            user: self.user.clone(),
+            clients: u32::try_from(self.connections.len()).unwrap_or(u32::MAX),
+            data: self.data.clone(),
+            connections: debug.then(|| self.connections.iter().map(|id| id.as_u64()).collect()),
+        }
+    }
+}
+
+#[derive(Default)]
+struct ViewState {
+    members: BTreeMap<String, MemberState>,
+    /// Each member's entry as the last diff (or none yet) announced it.
+    announced: HashMap<String, Member>,
+    /// Keys changed since the last diff.
+    dirty: HashSet<String>,
+}
+
+impl ViewState {
+    fn members(&self, debug: bool) -> Vec<Member> {
+        self.members.iter().map(|(key, member)| member.to_member(key, debug)).collect()
+    }
+
+    fn info(&self, name: &str, debug: bool) -> ViewInfo {
+        let mut info = ViewInfo { view: name.to_owned(), clients: 0, users: Vec::new(), anonymous: 0 };
+        for member in self.members.values() {
+            let clients = u32::try_from(member.connections.len()).unwrap_or(u32::MAX);
+            info.clients = info.clients.saturating_add(clients);
+            match &member.user {
+                Some(user) => info.users.push(UserCount {
+                    user: user.clone(),
+                    clients,
+                    connections: debug.then(|| member.connections.iter().map(|id| id.as_u64()).collect()),
+                }),
+                None => info.anonymous = info.anonymous.saturating_add(clients),
+            }
+        }
+        info.users.sort_by(|a, b| a.user.cmp(&b.user));
+        info
+    }
+
+    /// The diff since the last one, and records it as announced.
+    fn take_diff(&mut self) -> (Vec<Member>, Vec<String>) {
+        let (mut joins, mut leaves) = (Vec::new(), Vec::new());
+        for key in std::mem::take(&mut self.dirty) {
+            match self.members.get(&key) {
+                Some(member) => {
+                    let entry = member.to_member(&key, false);
+                    if self.announced.get(&key) != Some(&entry) {
+                        self.announced.insert(key, entry.clone());
+                        joins.push(entry);
+                    }
+                }
+                None => {
+                    if self.announced.remove(&key).is_some() {
+                        leaves.push(key);
+                    }
+                }
+            }
+        }
+        joins.sort_by(|a, b| a.key.cmp(&b.key));
+        leaves.sort();
+        (joins, leaves)
+    }
+}
+
+#[derive(Default)]
+struct State {
+    views: HashMap<Arc<str>, ViewState>,
+    /// The views each connection has open, with its member key in each.
+    open: HashMap<ConnectionId, HashMap<Arc<str>, String>>,
+    /// Views with changes not yet sent.
+    dirty: HashSet<Arc<str>>,
+}
+
+impl State {
+    fn add(&mut self, connection: &Connection, name: &str) {
+        let name: Arc<str> = name.into();
+        let identity = connection.identity();
+        let user = identity.as_ref().and_then(|identity| identity.user_id.clone());
+        let key = match &user {
+            Some(user) => format!("u:{user}"),
+            None => format!("c:{}", connection.id().as_u64()),
+        };
+        let view = self.views.entry(name.clone()).or_default();
+        let member = view.members.entry(key.clone()).or_default();
+        member.user = user;
+        member.data = identity.map(|identity| identity.data.clone()).unwrap_or_default();
+        member.connections.insert(connection.id());
+        view.dirty.insert(key.clone());
+        self.open.entry(connection.id()).or_default().insert(name.clone(), key);
+        self.dirty.insert(name);
+    }
+
+    fn remove(&mut self, id: ConnectionId, name: &str) -> bool {
+        let Some(open) = self.open.get_mut(&id) else { return false };
+        let Some((name, key)) = open.remove_entry(name) else { return false };
+        if open.is_empty() {
+            self.open.remove(&id);
+        }
+        if let Some(view) = self.views.get_mut(&name) {
+            if let Some(member) = view.members.get_mut(&key) {
+                member.connections.remove(&id);
+                if member.connections.is_empty() {
+                    view.members.remove(&key);
+                }
+            }
+            view.dirty.insert(key);
+            self.dirty.insert(name);
+        }
+        true
+    }
+}
+
+struct Shared {
+    config: ViewsConfig,
+    state: Mutex<State>,
+    /// Held while a diff is broadcast and while an opener gets its state and joins the
+    /// view's room, so that no connection receives a diff older than its state.
+    flush_gate: tokio::sync::Mutex<()>,
+    /// Wakes the flusher; shared with it so that it can wait without keeping `Shared` alive.
+    dirty: Arc<Notify>,
+}
+
+impl Shared {
+    fn lock(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn info(&self, name: &str, debug: bool) -> Option<ViewInfo> {
+        let state = self.lock();
+        state.views.get(name).filter(|view| !view.members.is_empty()).map(|view| view.info(name, debug))
+    }
+
+    fn info_matching(&self, pattern: &Regex, debug: bool) -> Vec<ViewInfo> {
+        let state = self.lock();
+        let mut infos: Vec<ViewInfo> = state
+            .views
+            .iter()
+            .filter(|(name, view)| !view.members.is_empty() && pattern.is_match(name))
+            .map(|(name, view)| view.info(name, debug))
+            .collect();
+        infos.sort_by(|a, b| a.view.cmp(&b.view));
+        infos
+    }
+
+    /// Takes every pending diff.
+    fn take_diffs(&self) -> Vec<Frame> {
+        let mut state = self.lock();
+        let state = &mut *state;
+        let mut frames = Vec::new();
+        for name in std::mem::take(&mut state.dirty) {
+            let Some(view) = state.views.get_mut(&name) else { continue };
+            let (joins, leaves) = view.take_diff();
+            if view.members.is_empty() {
+                state.views.remove(&name);
+            }
+            if !joins.is_empty() || !leaves.is_empty() {
+                frames.push(Frame::Diff { view: name.to_string(), joins, leaves });
+            }
+        }
+        frames
+    }
+}
+
+/// The adapter room of a view's members (channel rooms start with `/`, so no clash).
+fn view_room(name: &str) -> network_core::Room {
+    format!("views:{name}").into()
+}
+
+/// Sends the pending diffs every `diff_interval` while there are changes; ends when the
+/// router is gone.
+async fn flusher<N: Network>(network: N, shared: Weak<Shared>, wake: Arc<Notify>) {
+    loop {
+        let dirty = wake.notified();
+        tokio::pin!(dirty);
+        // Registered before checking, so a change made meanwhile is not missed.
+        dirty.as_mut().enable();
+        let Some(strong) = shared.upgrade() else { return };
+        let interval = strong.config.diff_interval;
+        let pending = !strong.lock().dirty.is_empty();
+        drop(strong);
+        if !pending {
+            dirty.await;
+        }
+        tokio::time::sleep(interval).await;
+        let Some(strong) = shared.upgrade() else { return };
+        let _gate = strong.flush_gate.lock().await;
+        for frame in strong.take_diffs() {
+            let Frame::Diff { view, .. } = &frame else { continue };
+            let room = view_room(view);
+            match envelope::json(ROUTER, &frame) {
+                Ok(message) => {
+                    if let Err(error) = network.adapter().broadcast(&Target::room(room), message).await {
+                        tracing::warn!(%error, "views diff not delivered");
+                    }
+                }
+                Err(error) => tracing::error!(%error, "cannot encode a views diff"),
+            }
+        }
+    }
+}
+
+struct ViewsRouter {
+    shared: Arc<Shared>,
+}
+
+impl Drop for ViewsRouter {
+    fn drop(&mut self) {
+        // Lets the flusher notice that the router is gone.
+        self.shared.dirty.notify_one();
+    }
+}
+
+impl<N: Network> Router<N> for ViewsRouter {
+    fn name(&self) -> &str {
+        ROUTER
+    }
+
+    async fn on_event(&mut self, network: &N, event: NetworkEvent) {
+        match event {
+            NetworkEvent::Message { connection, message } => {
+                match envelope::decode::<Frame>(ROUTER, &message) {
+                    Ok(frame) => self.frame(network, &connection, frame).await,
+                    Err(error) => {
+                        reply(
+                            &connection,
+                            &error_frame(codes::MALFORMED, format!("not a views frame: {error}"), None, None),
+                        );
+                    }
+                }
+            }
+            NetworkEvent::Removed { connection, .. } => {
+                let mut state = self.shared.lock();
+                let names: Vec<Arc<str>> = state
+                    .open
+                    .get(&connection.id())
+                    .map(|open| open.keys().cloned().collect())
+                    .unwrap_or_default();
+                for name in names {
+                    state.remove(connection.id(), &name);
+                }
+                drop(state);
+                self.shared.dirty.notify_one();
+            }
+            _ => {}
+        }
+    }
+}
+
+impl ViewsRouter {
+    async fn frame<N: Network>(&self, network: &N, connection: &Connection, frame: Frame) {
+        match frame {
+            Frame::Open { view, id } => self.open(network, connection, view, id).await,
+            Frame::Close { view, id } => {
+                let removed = self.shared.lock().remove(connection.id(), &view);
+                if removed {
+                    let _ = network.adapter().leave(connection.id(), &view_room(&view)).await;
+                    self.shared.dirty.notify_one();
+                    reply(connection, &Frame::Closed { view, id });
+                } else {
+                    reply(
+                        connection,
+                        &error_frame(codes::NOT_OPEN, format!("view {view:?} is not open"), id, Some(view)),
+                    );
+                }
+            }
+            Frame::Info { id, view, pattern, debug, views: None } => {
+                let answer = match (view, pattern) {
+                    (Some(view), None) => {
+                        let info = self.shared.info(&view, debug);
+                        Frame::Info {
+                            id,
+                            view: None,
+                            pattern: None,
+                            debug: false,
+                            views: Some(info.into_iter().collect()),
+                        }
+                    }
+                    (None, Some(pattern)) => match compile(&pattern) {
+                        Ok(pattern) => {
+                            let views = self.shared.info_matching(&pattern, debug);
+                            Frame::Info { id, view: None, pattern: None, debug: false, views: Some(views) }
+                        }
+                        Err(error) => error_frame(codes::BAD_REQUEST, error_text(&error), Some(id), None),
+                    },
+                    _ => error_frame(
+                        codes::BAD_REQUEST,
+                        "give exactly one of view and pattern".into(),
+                        Some(id),
+                        None,
+                    ),
+                };
+                reply(connection, &answer);
+            }
+            Frame::Info { id, .. }
+            | Frame::State { id: Some(id), .. }
+            | Frame::Closed { id: Some(id), .. } => {
+                reply(
+                    connection,
+                    &error_frame(codes::UNEXPECTED, "a frame only the server sends".into(), Some(id), None),
+                );
+            }
+            _ => reply(
+                connection,
+                &error_frame(codes::UNEXPECTED, "a frame only the server sends".into(), None, None),
+            ),
+        }
+    }
+
+    async fn open<N: Network>(&self, network: &N, connection: &Connection, view: String, id: Option<u64>) {
+        if !valid_view(&view) {
+            let message = "view names are 1 to 128 bytes without control characters".into();
+            return reply(connection, &error_frame(codes::BAD_REQUEST, message, id, None));
+        }
+        let (already_open, count) = {
+            let state = self.shared.lock();
+            let open = state.open.get(&connection.id());
+            (open.is_some_and(|open| open.contains_key(view.as_str())), open.map_or(0, HashMap::len))
+        };
+        if !already_open {
+            if count >= self.shared.config.max_views_per_connection {
+                let message =
+                    format!("at most {} views per connection", self.shared.config.max_views_per_connection);
+                return reply(connection, &error_frame(codes::LIMIT, message, id, Some(view)));
+            }
+            if let Some(authorize) = &self.shared.config.authorize {
+                if let Err(reason) = authorize(connection.clone(), view.clone()).await {
+                    return reply(connection, &error_frame(codes::FORBIDDEN, reason, id, Some(view)));
+                }
+            }
+        }
+        // Under the gate: the state sent here is never followed by an older diff.
+        let _gate = self.shared.flush_gate.lock().await;
+        if connection.is_closed() {
+            return;
+        }
+        if let Err(error) = network.adapter().join(connection.id(), view_room(&view)).await {
+            tracing::warn!(%error, "joining a view's room failed");
+        }
+        let members = {
+            let mut state = self.shared.lock();
+            if !already_open {
+                state.add(connection, &view);
+            }
+            state.views.get(view.as_str()).map(|state| state.members(false)).unwrap_or_default()
+        };
+        self.shared.dirty.notify_one();
+        reply(connection, &Frame::State { view, members, id });
+    }
+}
+
+fn error_text(error: &PatternError) -> String {
+    match error {
+        PatternError::Invalid(source) => format!("invalid pattern: {source}"),
+        other => other.to_string(),
+    }
+}
+
+fn error_frame(code: &str, message: String, id: Option<u64>, view: Option<String>) -> Frame {
+    Frame::Error { code: code.to_owned(), message, id, view }
+}
+
+fn reply(connection: &Connection, frame: &Frame) {
+    match envelope::json(ROUTER, frame) {
+        Ok(message) => {
+            if let Err(error) = connection.send(message) {
+                tracing::debug!(connection = %connection.id(), %error, "views reply not sent");
+            }
+        }
+        Err(error) => tracing::error!(%error, "cannot encode a views frame"),
+    }
+}
