@@ -7,6 +7,9 @@
 //!   (acknowledged with its payload); the private channel `/admin`, open to user `admin`.
 //! - The views router (`docs/PROTOCOL.md` section 6): presence for any view name;
 //!   `cargo run --example presence -- ws://ADDR --user NAME` shows who is looking.
+//! - The sync router (`docs/PROTOCOL.md` section 7): books at `/api/book/:id` in the
+//!   collection `/api/books`, with create, read, update and delete, kept in memory; every
+//!   change is pushed to the subscribers of the book and of the collection.
 //! - `?user=NAME` in the URL gives the connection that identity (a demo: anyone can claim
 //!   any name; see `examples/axum_tokens.rs` for one-time tokens), which puts it in room
 //!   `user.NAME` of each channel it joins.
@@ -25,6 +28,7 @@ use std::net::SocketAddr;
 use anyhow::{Context, bail};
 use realtime::channels::{Channel, ChannelsConfig, RemoteError};
 use realtime::network_core::{Identity, Network, NetworkEvent, Target};
+use realtime::sync::{RemoteError as SyncError, Route, SyncConfig};
 use realtime::views::ViewsConfig;
 use realtime::ws_server::{Accept, HandshakeHook, Server, ServerConfig};
 use serde_json::Value;
@@ -46,6 +50,7 @@ async fn main() -> anyhow::Result<()> {
         .context("starting the server")?;
     channels_config().attach(&server).context("attaching the channels router")?;
     ViewsConfig::default().attach(&server).context("attaching the views router")?;
+    books().attach(&server).context("attaching the sync router")?;
     let addr = server.local_addr().context("the server has no address")?;
     let mut events = server.events().context("events already taken")?;
     println!("listening on ws://{addr}");
@@ -105,6 +110,68 @@ fn channels_config() -> ChannelsConfig<Server> {
         if user.as_deref() == Some("admin") { Ok(()) } else { Err(RemoteError::forbidden("admins only")) }
     });
     ChannelsConfig::default().channel("/chat", chat).channel("/admin", admin)
+}
+
+/// An in-memory book store, by id.
+type Books = std::sync::Arc<std::sync::Mutex<std::collections::BTreeMap<u64, Value>>>;
+
+fn books() -> SyncConfig<Server> {
+    let store: Books = Books::default();
+    let next_id = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(1));
+    let lock = |store: &Books| store.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clone();
+    let book_id = |params: &realtime::sync::Params| -> Result<u64, SyncError> {
+        params["id"].parse().map_err(|_| SyncError::bad_request("book ids are numbers"))
+    };
+    let (read_store, update_store, delete_store, list_store, create_store) =
+        (store.clone(), store.clone(), store.clone(), store.clone(), store);
+    let book = Route::new()
+        .collection("/api/books")
+        .read(move |request| {
+            let store = read_store.clone();
+            async move {
+                let id = book_id(&request.params)?;
+                lock(&store).get(&id).cloned().ok_or_else(|| SyncError::not_found("no such book"))
+            }
+        })
+        .update(move |request| {
+            let store = update_store.clone();
+            async move {
+                let id = book_id(&request.params)?;
+                let mut books = store.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+                let book = books.get_mut(&id).ok_or_else(|| SyncError::not_found("no such book"))?;
+                if let (Value::Object(book), Value::Object(changes)) = (book as &mut Value, request.data) {
+                    book.extend(changes.into_iter().filter(|(key, _)| key != "id"));
+                }
+                Ok(books[&id].clone())
+            }
+        })
+        .delete(move |request| {
+            let store = delete_store.clone();
+            async move {
+                let id = book_id(&request.params)?;
+                let mut books = store.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+                books.remove(&id).ok_or_else(|| SyncError::not_found("no such book"))
+            }
+        });
+    let collection = Route::new()
+        .read(move |_request| {
+            let store = list_store.clone();
+            async move { Ok(Value::Array(lock(&store).into_values().collect())) }
+        })
+        .create(move |request| {
+            let (store, next_id) = (create_store.clone(), next_id.clone());
+            async move {
+                let Value::Object(mut book) = request.data else {
+                    return Err(SyncError::bad_request("a book is a JSON object"));
+                };
+                let id = next_id.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                book.insert("id".into(), id.into());
+                let book = Value::Object(book);
+                store.lock().unwrap_or_else(std::sync::PoisonError::into_inner).insert(id, book.clone());
+                Ok(book)
+            }
+        });
+    SyncConfig::default().route("/api/book/:id", book).route("/api/books", collection)
 }
 
 fn parse_args() -> anyhow::Result<SocketAddr> {
