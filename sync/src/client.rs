@@ -1,1 +1,504 @@
-//! The client side of the sync router (being written).
+//! The client side of the sync router: subscribe to models and collections by path,
+//! receive the server's pushes, and create, read, update and delete with error-first
+//! replies, over any [`Network`] with one connection, such as `ws_client::Client`.
+//!
+//! ```no_run
+//! use serde::{Deserialize, Serialize};
+//! use sync::client::{SyncClient, SyncClientConfig};
+//! use ws_client::{Client, ClientConfig};
+//!
+//! #[derive(Clone, Debug, Serialize, Deserialize)]
+//! struct Book {
+//!     id: u64,
+//!     title: String,
+//! }
+//!
+//! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+//! let client = Client::connect("ws://127.0.0.1:9000/ws", ClientConfig::default())?;
+//! let sync = SyncClient::attach(&client, SyncClientConfig::default())?;
+//!
+//! // A model: every change of /api/book/1, typed.
+//! let book = sync.sync("/api/book/1")?;
+//! let mut changes = book.typed::<Book>();
+//! book.connect().await?; // waits for the link, then for the server's `subscribed`
+//!
+//! // A collection: kept by id, current after reconnects.
+//! let books = sync.collection::<Book>("/api/books")?;
+//! books.start().await?; // subscribes and reads the list
+//! println!("{} books", books.len());
+//!
+//! // Requests, error-first.
+//! let renamed: Book = sync.update("/api/book/1", &serde_json::json!({"title": "Dune"})).await?;
+//! let added: Book = sync.create("/api/books", &serde_json::json!({"title": "Emma"})).await?;
+//! println!("{renamed:?} {added:?}");
+//!
+//! while let Some(change) = changes.recv().await {
+//!     let change = change?;
+//!     println!("{:?} {:?} (snapshot: {})", change.op, change.data, change.snapshot);
+//! }
+//! # Ok(()) }
+//! ```
+//!
+//! The wire protocol is in `docs/PROTOCOL.md`, section 7; this module speaks its client
+//! side. [`SyncClient::attach`] attaches a router named `sync` to the network and returns
+//! a cheap handle; [`SyncClient::sync`] gives a [`Subscription`] handle per path, and
+//! [`SyncClient::collection`] a [`Collection`].
+//!
+//! # Subscriptions
+//! [`Subscription::connect`] sends `sub` and waits for the answer: subscribed, or refused
+//! (`no_route`, `forbidden`, `bad_request`). From that call on the path is *wanted*: it
+//! is subscribed again after every reconnect, until [`Subscription::close`] (which sends
+//! `unsub`) or a refusal. The server's pushes for the path reach every stream of it:
+//! [`Subscription::messages`] gives [`SyncMessage`]s with raw JSON,
+//! [`Subscription::typed`] decodes each as `T` and reports (does not skip) one that does
+//! not decode. A stream ends when its subscription is forgotten (close, refusal) or the
+//! client closes for good.
+//!
+//! # Requests
+//! [`SyncClient::create`], [`read`](SyncClient::read), [`update`](SyncClient::update)
+//! and [`delete`](SyncClient::delete) send a `request` and wait for its `reply`, at most
+//! [`request_timeout`](SyncClientConfig::request_timeout)
+//! ([`SyncClient::request_with_timeout`] takes another). Error-first: the server's `err`
+//! is [`RequestError::Remote`] with its code; a value of the wrong type is
+//! [`RequestError::Decode`]. A request needs no subscription; when it succeeds the server
+//! also pushes the change to the path's subscribers (the caller included, when
+//! subscribed).
+//!
+//! # Collections
+//! A [`Collection`] keeps the items of a collection path by their `id` field, in
+//! insertion order: [`Collection::start`] subscribes and reads the list, then every `add`,
+//! `change` and `remove` push is applied as the router handles it. A full read (at start,
+//! after every reconnect, or [`Subscription::fetch`]) replaces the contents; each message's
+//! effect is announced on [`Collection::changes`] (for a full read, the difference with
+//! the old contents).
+//!
+//! # Reconnects
+//! Ids are per connection: the server never answers, on a new connection, a request made
+//! on the old one. So when the link drops (the router sees `Removed`), every pending
+//! request and [`fetch`](Subscription::fetch) fails with [`RequestError::Closed`] (it may
+//! or may not have been handled), and every subscription is marked not subscribed; the
+//! wanted paths are kept, and a [`connect`](Subscription::connect) in progress keeps
+//! waiting. Nothing arrives on the streams meanwhile. Requests made while the link is down
+//! wait in the client's offline queue.
+//!
+//! When the link is back (`Added`), before the frames queued meanwhile, the router sends
+//! a `sub` for every wanted path (in path order) and then, with
+//! [`read_after_resubscribe`](SyncClientConfig::read_after_resubscribe) (the default), a
+//! `read` for every path that was subscribed before the drop. The server handles them
+//! first, in that order, so what the user observes for each path is, in order:
+//!
+//! 1. the pushes the server sends once the new subscription is active (none is lost from
+//!    then on);
+//! 2. the answer to the read, as a [`SyncMessage`] with `op: Change`, `snapshot: true` and
+//!    the current value as `data`: the model, or for a collection path the array of all
+//!    items. A [`Collection`] replaces its contents with it and announces the difference
+//!    in one [`CollectionEvent`] with `snapshot: true`;
+//! 3. the pushes that follow, as usual.
+//!
+//! Every change made while the link was down is therefore in the snapshot, as a state
+//! rather than one message per change (intermediate values are not replayed). The
+//! snapshot supersedes the pushes of step 1, which the server made before answering the
+//! read. (One window remains, on the server's side: a change that another connection
+//! makes between the moment the server computes the read's answer and the moment it sends
+//! it is pushed before an answer that does not contain it; the item then shows its older
+//! value until its next change. No version numbers on the wire can tell the two apart.)
+//! If the read
+//! fails (a model deleted meanwhile answers `not_found`), [`SyncClient::errors`] gets
+//! [`BackgroundError::ResyncFailed`] and the subscription stays active; a re-subscribe
+//! that is refused gets [`BackgroundError::ResubscribeRefused`], and the path is
+//! forgotten. Without `read_after_resubscribe` only step 3 happens: a snapshot comes only
+//! from an explicit [`fetch`](Subscription::fetch).
+//!
+//! # Backpressure and bounds
+//! Every queue is bounded by a field of [`SyncClientConfig`]. A [`SyncStream`],
+//! [`TypedSyncStream`] or [`CollectionChanges`] that is full makes the router wait for
+//! its reader, and the client stops reading its socket meanwhile: nothing is dropped, but
+//! a stream nobody reads stalls every incoming frame, replies included. Requests waiting
+//! at once are capped by [`max_pending_requests`](SyncClientConfig::max_pending_requests).
+//! The [`ErrorStream`]s never hold the router back: a full one loses the newest errors.
+//! Frames from the server that are not sync frames are logged and ignored.
+//!
+//! # Before the first connection
+//! A network has no connection to queue frames on before its first one opens (a
+//! `ws_client::Client` just created is still connecting). Requests wait for it within
+//! their timeout; [`Subscription::connect`] waits for it too (the `sub` goes out when it
+//! opens); [`SyncClient::ready`] waits for it.
+//!
+//! # Closing
+//! When the network closes for good (`ws_client::Client::close`, or its last handle
+//! dropped), it detaches the router: every waiting call fails with `Closed` and every
+//! stream ends.
+
+mod collection;
+mod config;
+mod error;
+mod router;
+mod state;
+mod stream;
+
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+
+use network_core::{AttachError, Network, envelope};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use tokio::sync::oneshot;
+use tokio::time::{Instant, timeout, timeout_at};
+
+pub use self::collection::{Collection, CollectionChange, CollectionChanges, CollectionEvent};
+pub use self::config::SyncClientConfig;
+pub use self::error::{
+    BackgroundError, InvalidItem, InvalidPath, RequestError, StartError, SubscribeError, UnsubscribeError,
+};
+use self::router::ClientRouter;
+use self::state::{Reply, Request, Shared};
+pub use self::stream::{ErrorStream, SyncMessage, SyncStream, TypedMessage, TypedSyncStream};
+use crate::protocol::{Method, ROUTER, valid_path};
+
+/// The client side of the sync router, attached to a network: a cheap handle, `Send +
+/// Sync`, whose clones all share one router. See the [module docs](self).
+///
+/// The router is meant for a network with one connection (a client); it treats the last
+/// connection it saw open as the link to the server.
+#[derive(Clone)]
+pub struct SyncClient {
+    shared: Arc<Shared>,
+}
+
+impl fmt::Debug for SyncClient {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SyncClient").field("config", &self.shared.config).finish_non_exhaustive()
+    }
+}
+
+/// The body of a `request` frame, borrowing the payload so that it is serialised once.
+/// Same shape as [`Frame::Request`](crate::protocol::Frame::Request).
+#[derive(Serialize)]
+#[serde(tag = "t", rename = "request")]
+struct RequestFrame<'a, B: ?Sized> {
+    method: Method,
+    path: &'a str,
+    data: &'a B,
+    id: u64,
+}
+
+impl SyncClient {
+    /// Attaches the sync router (named `sync`) to `network` and returns its handle.
+    ///
+    /// Fails when a router named `sync` is attached already. Needs a tokio runtime (the
+    /// router runs in a task of its own).
+    pub fn attach<N: Network>(network: &N, config: SyncClientConfig) -> Result<Self, AttachError> {
+        let shared = Shared::new(config.normalized());
+        network.attach(ClientRouter::new(shared.clone()))?;
+        // Attached to a network that is connected already: its `Added` came before the
+        // router, which learns the connection from the registry instead.
+        if let [connection] = network.connections().as_slice() {
+            shared.adopt(connection.clone());
+        }
+        Ok(Self { shared })
+    }
+
+    /// The subscription handle of `path` (see [`InvalidPath`] for what a path is).
+    /// Nothing is sent until [`Subscription::connect`].
+    pub fn sync(&self, path: &str) -> Result<Subscription, InvalidPath> {
+        if !valid_path(path) {
+            return Err(InvalidPath(path.to_owned()));
+        }
+        Ok(Subscription { shared: self.shared.clone(), path: path.into() })
+    }
+
+    /// A [`Collection`] of the items at `path`, empty until [`Collection::start`].
+    pub fn collection<T>(&self, path: &str) -> Result<Collection<T>, InvalidPath>
+    where
+        T: DeserializeOwned + Clone + Send + 'static,
+    {
+        Ok(Collection::new(self.sync(path)?))
+    }
+
+    /// Creates an item in the collection at `path` with `body`; returns the server's value
+    /// (typically the item with its id). See [`request`](Self::request).
+    ///
+    /// # Cancel safety
+    /// Dropping the future forgets the request (a later reply is ignored); the request
+    /// itself may have been sent already.
+    pub async fn create<B, R>(&self, path: &str, body: &B) -> Result<R, RequestError>
+    where
+        B: Serialize + ?Sized,
+        R: DeserializeOwned,
+    {
+        self.request(Method::Create, path, body).await
+    }
+
+    /// Reads the model or collection at `path` (a collection answers a JSON array). See
+    /// [`request`](Self::request).
+    ///
+    /// # Cancel safety
+    /// As for [`create`](Self::create).
+    pub async fn read<R: DeserializeOwned>(&self, path: &str) -> Result<R, RequestError> {
+        self.request(Method::Read, path, &()).await
+    }
+
+    /// Updates the model at `path` with `body`; returns the server's value (typically the
+    /// whole updated model). See [`request`](Self::request).
+    ///
+    /// # Cancel safety
+    /// As for [`create`](Self::create).
+    pub async fn update<B, R>(&self, path: &str, body: &B) -> Result<R, RequestError>
+    where
+        B: Serialize + ?Sized,
+        R: DeserializeOwned,
+    {
+        self.request(Method::Update, path, body).await
+    }
+
+    /// Deletes the model at `path`; returns the server's value (typically the deleted
+    /// model; `()` ignores it). See [`request`](Self::request).
+    ///
+    /// # Cancel safety
+    /// As for [`create`](Self::create).
+    pub async fn delete<R: DeserializeOwned>(&self, path: &str) -> Result<R, RequestError> {
+        self.request(Method::Delete, path, &()).await
+    }
+
+    /// Sends the request `method` on `path` with `body` as its `data` (`&()` for none:
+    /// `null`) and waits, at most [`request_timeout`](SyncClientConfig::request_timeout),
+    /// for its `reply`, decoded as `R` (`()` or `serde_json::Value` to take anything).
+    ///
+    /// Error-first: the server's `err` comes back as [`RequestError::Remote`].
+    /// [`RequestError::Timeout`] when no reply came in time (the pending entry is removed
+    /// and a later reply ignored); [`RequestError::Closed`] when the link dropped before
+    /// the reply (the request may or may not have been handled) or the client closed for
+    /// good; [`RequestError::Decode`] when the reply is not an `R`. Before the network's
+    /// first connection the request waits for it, within the timeout. See
+    /// [`RequestError`] for the others.
+    ///
+    /// # Cancel safety
+    /// As for [`create`](Self::create).
+    pub async fn request<B, R>(&self, method: Method, path: &str, body: &B) -> Result<R, RequestError>
+    where
+        B: Serialize + ?Sized,
+        R: DeserializeOwned,
+    {
+        self.request_with_timeout(method, path, body, self.shared.config.request_timeout).await
+    }
+
+    /// [`request`](Self::request), waiting at most `limit` in all (the first connection
+    /// included) instead of [`request_timeout`](SyncClientConfig::request_timeout).
+    ///
+    /// # Cancel safety
+    /// As for [`create`](Self::create).
+    pub async fn request_with_timeout<B, R>(
+        &self,
+        method: Method,
+        path: &str,
+        body: &B,
+        limit: Duration,
+    ) -> Result<R, RequestError>
+    where
+        B: Serialize + ?Sized,
+        R: DeserializeOwned,
+    {
+        let deadline = Instant::now() + limit;
+        if !valid_path(path) {
+            return Err(RequestError::InvalidPath(path.to_owned()));
+        }
+        let id = self.shared.allocate_id();
+        let frame = RequestFrame { method, path, data: body, id };
+        let message = envelope::json(ROUTER, &frame).map_err(RequestError::Encode)?;
+        let data = call(&self.shared, id, message, |reply| Request::Call { reply }, deadline, limit).await?;
+        serde_json::from_value(data).map_err(RequestError::Decode)
+    }
+
+    /// A new stream of the problems no caller waits for: `error` frames that answer no
+    /// request, refused re-subscribes and failed reads after a reconnect. See
+    /// [`ErrorStream`] for its bound.
+    pub fn errors(&self) -> ErrorStream {
+        ErrorStream::new(self.shared.subscribe_errors())
+    }
+
+    /// Waits until the router knows the network's connection: at once when it does, else
+    /// until the first connection opens. `false` if the network closed for good first.
+    ///
+    /// # Cancel safety
+    /// Cancel safe.
+    pub async fn ready(&self) -> bool {
+        self.shared.ready().await
+    }
+
+    /// The options the router runs with.
+    pub fn config(&self) -> &SyncClientConfig {
+        &self.shared.config
+    }
+}
+
+/// Registers a request and waits for its answer: waits for the first connection, sends
+/// `message` (which carries `id`) and waits for the reply until `deadline`.
+async fn call<T>(
+    shared: &Shared,
+    id: u64,
+    message: network_core::Message,
+    request: impl FnOnce(Reply<T>) -> Request,
+    deadline: Instant,
+    limit: Duration,
+) -> Result<T, RequestError> {
+    match timeout_at(deadline, shared.ready()).await {
+        Ok(true) => {}
+        Ok(false) => return Err(RequestError::Closed),
+        Err(_) => return Err(RequestError::Timeout(limit)),
+    }
+    let (reply, answer) = oneshot::channel();
+    shared.start(id, message, request(reply))?;
+    let _pending = PendingRequest { shared, id };
+    match timeout_at(deadline, answer).await {
+        Ok(Ok(Ok(value))) => Ok(value),
+        Ok(Ok(Err(error))) => Err(RequestError::Remote(error)),
+        Ok(Err(_)) => Err(RequestError::Closed),
+        Err(_) => Err(RequestError::Timeout(limit)),
+    }
+}
+
+/// Forgets request `id` when its caller stops waiting (answer, timeout or cancellation).
+struct PendingRequest<'a> {
+    shared: &'a Shared,
+    id: u64,
+}
+
+impl Drop for PendingRequest<'_> {
+    fn drop(&mut self) {
+        self.shared.forget_request(self.id);
+    }
+}
+
+/// A handle to the subscription of one path: cheap to clone, `Send + Sync`.
+///
+/// Made by [`SyncClient::sync`]. Dropping it changes nothing: the subscription and its
+/// streams belong to the client; [`close`](Self::close) ends them.
+#[derive(Clone)]
+pub struct Subscription {
+    shared: Arc<Shared>,
+    path: Arc<str>,
+}
+
+impl fmt::Debug for Subscription {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Subscription").field("path", &self.path).finish()
+    }
+}
+
+impl Subscription {
+    /// The path.
+    pub fn path(&self) -> &str {
+        &self.path
+    }
+
+    /// Whether the server confirmed the subscription on the current connection.
+    pub fn is_subscribed(&self) -> bool {
+        self.shared.is_subscribed(&self.path)
+    }
+
+    /// Subscribes: sends `sub` and waits for `subscribed` (or the refusal), at most
+    /// [`request_timeout`](SyncClientConfig::request_timeout).
+    ///
+    /// From this call on the path is wanted: it is subscribed again (and read again, see
+    /// the [module docs](self#reconnects)) after every reconnect, until
+    /// [`close`](Self::close) or a refusal. While the link is down the `sub` waits for the
+    /// next connection. Subscribing to a path subscribed already returns at once. See
+    /// [`SubscribeError`] for the failures.
+    ///
+    /// # Cancel safety
+    /// Dropping the future stops the waiting only: the path stays wanted and is subscribed
+    /// when the server answers.
+    pub async fn connect(&self) -> Result<(), SubscribeError> {
+        let Some(answer) = self.shared.subscribe(&self.path)? else {
+            return Ok(());
+        };
+        let limit = self.shared.config.request_timeout;
+        match timeout(limit, answer).await {
+            Ok(Ok(result)) => result,
+            Ok(Err(_)) => Err(SubscribeError::Closed),
+            Err(_) => Err(SubscribeError::Timeout(limit)),
+        }
+    }
+
+    /// Unsubscribes: forgets the path at once (it is not subscribed again after
+    /// reconnects, `connect()` calls still waiting fail with
+    /// [`SubscribeError::Cancelled`], and its streams and collections' change streams end
+    /// once drained) and, when the link is up, sends `unsub` and waits for
+    /// `unsubscribed`, at most [`request_timeout`](SyncClientConfig::request_timeout).
+    /// While the link is down, or for a path that was not wanted, there is nothing to tell
+    /// the server. The server's `not_subscribed` counts as success.
+    ///
+    /// # Cancel safety
+    /// Dropping the future stops the waiting only: the path is forgotten and the `unsub`
+    /// sent anyway.
+    pub async fn close(&self) -> Result<(), UnsubscribeError> {
+        let Some((id, answer)) = self.shared.unsubscribe(&self.path)? else {
+            return Ok(());
+        };
+        let _pending = PendingRequest { shared: &self.shared, id };
+        let limit = self.shared.config.request_timeout;
+        match timeout(limit, answer).await {
+            Ok(Ok(result)) => result,
+            Ok(Err(_)) => Err(UnsubscribeError::Closed),
+            Err(_) => Err(UnsubscribeError::Timeout(limit)),
+        }
+    }
+
+    /// Reads the path now and delivers the answer to its streams and collections as a
+    /// snapshot ([`SyncMessage::snapshot`]), as the router does after a reconnect: the
+    /// analogue of Backbone's `fetch`. Returns once the collections have applied it (the
+    /// streams get it in order, right after). A failed read delivers nothing.
+    ///
+    /// Fails as [`SyncClient::request_with_timeout`] does, within
+    /// [`request_timeout`](SyncClientConfig::request_timeout).
+    ///
+    /// # Cancel safety
+    /// Dropping the future forgets the read: a later answer is not delivered.
+    pub async fn fetch(&self) -> Result<(), RequestError> {
+        let limit = self.shared.config.request_timeout;
+        let deadline = Instant::now() + limit;
+        let id = self.shared.allocate_id();
+        let frame = RequestFrame { method: Method::Read, path: &self.path, data: &(), id };
+        let message = envelope::json(ROUTER, &frame).map_err(RequestError::Encode)?;
+        let path = self.path.to_string();
+        call(&self.shared, id, message, |reply| Request::Fetch { path, reply: Some(reply) }, deadline, limit)
+            .await
+    }
+
+    /// A new stream of the path's messages: the server's pushes and the snapshots. Create
+    /// it before [`connect`](Self::connect) to miss nothing. See [`SyncStream`].
+    pub fn messages(&self) -> SyncStream {
+        SyncStream::new(self.shared.clone(), self.path.clone())
+    }
+
+    /// A new stream of the path's messages with `data` decoded as `T`; a message that
+    /// does not decode is reported as an `Err` item, not skipped. See [`TypedSyncStream`].
+    pub fn typed<T: DeserializeOwned>(&self) -> TypedSyncStream<T> {
+        self.messages().typed()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::protocol::Frame;
+
+    #[test]
+    fn borrowed_requests_have_the_shape_of_frames() {
+        let body = serde_json::json!({"title": "Dune"});
+        let borrowed = RequestFrame { method: Method::Update, path: "/api/book/7", data: &body, id: 3 };
+        let owned =
+            Frame::Request { method: Method::Update, path: "/api/book/7".into(), data: body.clone(), id: 3 };
+        assert_eq!(serde_json::to_string(&borrowed).unwrap(), serde_json::to_string(&owned).unwrap());
+        assert_eq!(
+            serde_json::to_string(&borrowed).unwrap(),
+            r#"{"t":"request","method":"update","path":"/api/book/7","data":{"title":"Dune"},"id":3}"#
+        );
+        let read = RequestFrame { method: Method::Read, path: "/api/books", data: &(), id: 4 };
+        assert_eq!(
+            serde_json::to_string(&read).unwrap(),
+            r#"{"t":"request","method":"read","path":"/api/books","data":null,"id":4}"#
+        );
+    }
+}

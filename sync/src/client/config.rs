@@ -1,0 +1,102 @@
+//! Options of the client side of the sync router.
+
+use std::time::Duration;
+
+/// Options of a [`SyncClient`](super::SyncClient).
+///
+/// Every field states its default; the setters take and return the config by value:
+///
+/// ```
+/// use std::time::Duration;
+/// use sync::client::SyncClientConfig;
+///
+/// let config = SyncClientConfig::default().request_timeout(Duration::from_secs(3)).message_queue_capacity(64);
+/// assert_eq!(config.max_pending_requests, 1024);
+/// assert!(config.read_after_resubscribe);
+/// ```
+///
+/// Capacities and caps below 1 count as 1 (a zero-sized queue could never deliver).
+#[derive(Clone, Debug)]
+#[non_exhaustive]
+pub struct SyncClientConfig {
+    /// How long a request waits for the server's answer: the CRUD calls
+    /// ([`SyncClient::create`](super::SyncClient::create) and the others),
+    /// [`Subscription::connect`](super::Subscription::connect),
+    /// [`Subscription::close`](super::Subscription::close) and
+    /// [`Subscription::fetch`](super::Subscription::fetch). Before the network's first
+    /// connection it includes the wait for it. Default 10 s.
+    pub request_timeout: Duration,
+    /// Items waiting in each stream: [`SyncStream`](super::SyncStream),
+    /// [`TypedSyncStream`](super::TypedSyncStream) and a collection's
+    /// [`CollectionChanges`](super::CollectionChanges). When one is full the router waits
+    /// for its reader, which stops the client reading from its socket (backpressure,
+    /// nothing is dropped). Default 256.
+    pub message_queue_capacity: usize,
+    /// Requests waiting for the server's answer at once (CRUD calls, fetches, subscribes
+    /// and unsubscribes); past it a new one fails with `TooManyPending`. The subscribes
+    /// and reads the router sends by itself after a reconnect count but are never
+    /// refused. Default 1024.
+    pub max_pending_requests: usize,
+    /// Whether the router reads every subscribed path again after a reconnect, right after
+    /// subscribing to it again, and delivers the answer to the path's streams as a
+    /// snapshot (see [the module docs](super#reconnects)). Without it, changes made while
+    /// the link was down are not seen until the next push. Default `true`.
+    pub read_after_resubscribe: bool,
+    /// Errors waiting in each [`ErrorStream`](super::ErrorStream). When one is full the
+    /// newest error is dropped for that stream, with a warning in the log (the router
+    /// never waits for it). Default 64.
+    pub error_queue_capacity: usize,
+}
+
+impl Default for SyncClientConfig {
+    fn default() -> Self {
+        Self {
+            request_timeout: Duration::from_secs(10),
+            message_queue_capacity: 256,
+            max_pending_requests: 1024,
+            read_after_resubscribe: true,
+            error_queue_capacity: 64,
+        }
+    }
+}
+
+impl SyncClientConfig {
+    /// Sets [`request_timeout`](Self::request_timeout).
+    pub fn request_timeout(mut self, timeout: Duration) -> Self {
+        self.request_timeout = timeout;
+        self
+    }
+
+    /// Sets [`message_queue_capacity`](Self::message_queue_capacity) (at least 1).
+    pub fn message_queue_capacity(mut self, capacity: usize) -> Self {
+        self.message_queue_capacity = capacity.max(1);
+        self
+    }
+
+    /// Sets [`max_pending_requests`](Self::max_pending_requests) (at least 1).
+    pub fn max_pending_requests(mut self, max: usize) -> Self {
+        self.max_pending_requests = max.max(1);
+        self
+    }
+
+    /// Sets [`read_after_resubscribe`](Self::read_after_resubscribe).
+    pub fn read_after_resubscribe(mut self, read: bool) -> Self {
+        self.read_after_resubscribe = read;
+        self
+    }
+
+    /// Sets [`error_queue_capacity`](Self::error_queue_capacity) (at least 1).
+    pub fn error_queue_capacity(mut self, capacity: usize) -> Self {
+        self.error_queue_capacity = capacity.max(1);
+        self
+    }
+
+    /// The config with every capacity and cap at least 1 (the fields are public, so the
+    /// setters' clamping can be bypassed).
+    pub(super) fn normalized(mut self) -> Self {
+        self.message_queue_capacity = self.message_queue_capacity.max(1);
+        self.max_pending_requests = self.max_pending_requests.max(1);
+        self.error_queue_capacity = self.error_queue_capacity.max(1);
+        self
+    }
+}

@@ -1,0 +1,657 @@
+//! The state the handles and the router task share, and the protocol logic on it.
+//!
+//! Everything here is synchronous: the lock is never held across an `.await` or while
+//! user code runs. What the router must await (a full stream) comes back as an [`Action`]
+//! for it to carry out after the lock is released.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+
+use futures_util::future::BoxFuture;
+use network_core::{Connection, ConnectionId, Message, SendError, envelope};
+use serde_json::Value;
+use tokio::sync::{mpsc, oneshot, watch};
+
+use super::config::SyncClientConfig;
+use super::error::{BackgroundError, RequestError, SubscribeError, UnsubscribeError};
+use super::stream::SyncMessage;
+use crate::protocol::{Frame, Method, Op, ROUTER, RemoteError, codes};
+
+/// The outcome of a request, sent by the router; a dropped sender means that the
+/// connection closed first.
+pub(super) type Reply<T> = oneshot::Sender<Result<T, RemoteError>>;
+type SubscribeReply = oneshot::Sender<Result<(), SubscribeError>>;
+pub(super) type SubscribeAnswer = oneshot::Receiver<Result<(), SubscribeError>>;
+type UnsubscribeReply = oneshot::Sender<Result<(), UnsubscribeError>>;
+pub(super) type UnsubscribeAnswer = oneshot::Receiver<Result<(), UnsubscribeError>>;
+
+/// A request of ours that waits for the server's answer, by id.
+pub(super) enum Request {
+    /// A `sub` of `path`: the application's `connect`, or a re-subscribe after a
+    /// reconnect. Its waiters live in the [`Wanted`] entry, since they survive reconnects.
+    Sub { path: String },
+    /// An `unsub`.
+    Unsub { reply: UnsubscribeReply },
+    /// A create, read, update or delete of the application's.
+    Call { reply: Reply<Value> },
+    /// A `read` whose answer goes to the listeners of `path` as a snapshot: the
+    /// application's `fetch` (with `reply`), or the router's own after a re-subscribe.
+    Fetch { path: String, reply: Option<Reply<()>> },
+}
+
+/// A path the application wants to be subscribed to.
+#[derive(Default)]
+struct Wanted {
+    /// The server confirmed the subscription on the current connection.
+    subscribed: bool,
+    /// Subscribed on some connection before: read again after re-subscribing.
+    was_subscribed: bool,
+    /// The id of the `sub` in flight on the current connection.
+    request: Option<u64>,
+    /// `connect()` calls waiting for the answer. They survive reconnects: the `sub` is
+    /// sent again on the next connection and its answer settles them.
+    waiters: Vec<SubscribeReply>,
+}
+
+/// Something a collection keeps up to date from the messages of its path (implemented by
+/// [`Collection`](super::Collection) for each item type).
+pub(super) trait Mirror: Send + Sync + 'static {
+    /// Applies `message` at once; returns the delivery of the resulting event to the
+    /// collection's change streams, for the router to await (backpressure).
+    fn apply(&self, message: &SyncMessage) -> Option<BoxFuture<'static, ()>>;
+
+    /// The subscription was forgotten or the client closed: the change streams end.
+    fn end(&self);
+}
+
+/// Who receives the messages of a path.
+#[derive(Clone)]
+pub(super) enum Listener {
+    Stream(mpsc::Sender<SyncMessage>),
+    Mirror(Arc<dyn Mirror>),
+}
+
+/// A listener and the id it is removed by.
+pub(super) struct Registered {
+    id: u64,
+    listener: Listener,
+}
+
+/// Ends `listeners`: stream senders are dropped, mirrors told. Call it without the lock.
+pub(super) fn end_listeners(listeners: Vec<Registered>) {
+    for registered in listeners {
+        if let Listener::Mirror(mirror) = registered.listener {
+            mirror.end();
+        }
+    }
+}
+
+/// What the router must do, without the lock, after a frame was applied to the state.
+pub(super) enum Action {
+    Nothing,
+    /// Hand `message` to each of `listeners`, waiting while a stream is full; then tell
+    /// `done` (a `fetch` waiting for its snapshot), once the mirrors have applied it.
+    Deliver {
+        message: SyncMessage,
+        listeners: Vec<Listener>,
+        done: Option<Reply<()>>,
+    },
+    /// The path was forgotten (a refused subscription): end these listeners.
+    End(Vec<Registered>),
+}
+
+struct State {
+    /// The network's connection: known from the first `Added` (or from the registry at
+    /// attach time) and kept afterwards, since a client's connection survives reconnects
+    /// and queues frames while the link is down.
+    connection: Option<Connection>,
+    /// Between `Added` and `Removed`, as the router has seen them.
+    online: bool,
+    /// The router is gone (the network closed for good).
+    closed: bool,
+    next_id: u64,
+    /// Sorted, so that re-subscribes go out in a stable order.
+    wanted: BTreeMap<String, Wanted>,
+    requests: HashMap<u64, Request>,
+    listeners: HashMap<String, Vec<Registered>>,
+    next_listener: u64,
+    error_subscribers: Vec<mpsc::Sender<BackgroundError>>,
+}
+
+/// Shared by every handle and the router task.
+pub(super) struct Shared {
+    pub(super) config: SyncClientConfig,
+    state: Mutex<State>,
+    /// `true` once the connection is known or the router is gone.
+    ready: watch::Sender<bool>,
+}
+
+impl Shared {
+    pub(super) fn new(config: SyncClientConfig) -> Arc<Self> {
+        Arc::new(Self {
+            config,
+            state: Mutex::new(State {
+                connection: None,
+                online: false,
+                closed: false,
+                next_id: 1,
+                wanted: BTreeMap::new(),
+                requests: HashMap::new(),
+                listeners: HashMap::new(),
+                next_listener: 1,
+                error_subscribers: Vec::new(),
+            }),
+            ready: watch::channel(false).0,
+        })
+    }
+
+    fn lock(&self) -> MutexGuard<'_, State> {
+        // Nothing panics while the lock is held (user code never runs under it); if
+        // something did, the maps are still structurally valid.
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    // ---- the router's events ---------------------------------------------------------
+
+    /// The network already had its connection open when the router was attached.
+    pub(super) fn adopt(&self, connection: Connection) {
+        let mut state = self.lock();
+        if state.closed || state.connection.is_some() {
+            return;
+        }
+        state.connection = Some(connection);
+        state.online = true;
+        drop(state);
+        self.ready.send_replace(true);
+    }
+
+    /// `Added`: the link (re)opened. Sends `sub` for every wanted path, then (with
+    /// `read_after_resubscribe`) a `read` for every path that was subscribed before; the
+    /// router runs this while its network restores, so these frames go out before the
+    /// client's offline queue.
+    pub(super) fn connected(&self, connection: Connection) {
+        let mut state = self.lock();
+        if state.closed {
+            return;
+        }
+        if state.online {
+            // `Added` without `Removed` (another connection?): end the old session first.
+            state.end_session();
+        }
+        state.connection = Some(connection);
+        state.online = true;
+        let paths: Vec<(String, bool)> =
+            state.wanted.iter().map(|(path, wanted)| (path.clone(), wanted.was_subscribed)).collect();
+        for (path, _) in &paths {
+            let id = state.allocate_id();
+            match state.send(&Frame::Sub { path: path.clone(), id: Some(id) }) {
+                Ok(()) => {
+                    state.requests.insert(id, Request::Sub { path: path.clone() });
+                    if let Some(wanted) = state.wanted.get_mut(path) {
+                        wanted.request = Some(id);
+                    }
+                }
+                Err(error) => {
+                    tracing::warn!(path = %path, %error, "cannot subscribe again; tried again on the next reconnect");
+                }
+            }
+        }
+        if self.config.read_after_resubscribe {
+            for (path, _) in paths.iter().filter(|(_, was_subscribed)| *was_subscribed) {
+                let id = state.allocate_id();
+                match state.send(&read_frame(path, id)) {
+                    Ok(()) => {
+                        state.requests.insert(id, Request::Fetch { path: path.clone(), reply: None });
+                    }
+                    Err(error) => tracing::warn!(path = %path, %error, "cannot read a path again"),
+                }
+            }
+        }
+        drop(state);
+        self.ready.send_replace(true);
+    }
+
+    /// `Removed`: the link closed. Fails the pending requests (the server will not answer
+    /// them on another connection) and marks every path not subscribed; the wanted paths
+    /// and the `connect()` waiters stay for the next connection.
+    pub(super) fn disconnected(&self, id: ConnectionId) {
+        let mut state = self.lock();
+        if state.online && state.connection.as_ref().is_some_and(|connection| connection.id() == id) {
+            state.end_session();
+        }
+    }
+
+    /// The router is gone: the network closed for good. Every waiter gets `Closed`, every
+    /// stream ends.
+    pub(super) fn close(&self) {
+        let (requests, wanted, listeners, errors) = {
+            let mut state = self.lock();
+            state.closed = true;
+            state.online = false;
+            (
+                std::mem::take(&mut state.requests),
+                std::mem::take(&mut state.wanted),
+                std::mem::take(&mut state.listeners),
+                std::mem::take(&mut state.error_subscribers),
+            )
+        };
+        drop((requests, wanted, errors));
+        end_listeners(listeners.into_values().flatten().collect());
+        self.ready.send_replace(true);
+    }
+
+    /// Applies a frame from the server.
+    pub(super) fn on_frame(&self, frame: Frame) -> Action {
+        let mut state = self.lock();
+        if state.closed {
+            return Action::Nothing;
+        }
+        match frame {
+            Frame::Subscribed { path, id } => state.on_subscribed(path, id),
+            Frame::Unsubscribed { path, id } => state.on_unsubscribed(path, id),
+            Frame::Data { path, op, data } => return state.on_data(path, op, data),
+            Frame::Reply { id, data, err } => return state.on_reply(id, data, err),
+            Frame::Error { code, message, id, path } => {
+                return state.on_error(RemoteError { code, message }, id, path);
+            }
+            Frame::Sub { .. } | Frame::Unsub { .. } | Frame::Request { .. } => {
+                tracing::warn!(?frame, "the server sent a frame only clients send; ignored");
+            }
+        }
+        Action::Nothing
+    }
+
+    // ---- the handles' requests ---------------------------------------------------------
+
+    /// Waits until the connection is known; `false` if the router is gone.
+    pub(super) async fn ready(&self) -> bool {
+        let mut ready = self.ready.subscribe();
+        // The sender lives in `self`: this only ends when the flag is set.
+        let _ = ready.wait_for(|ready| *ready).await;
+        let state = self.lock();
+        !state.closed && state.connection.is_some()
+    }
+
+    pub(super) fn is_closed(&self) -> bool {
+        self.lock().closed
+    }
+
+    pub(super) fn allocate_id(&self) -> u64 {
+        self.lock().allocate_id()
+    }
+
+    pub(super) fn is_subscribed(&self, path: &str) -> bool {
+        self.lock().wanted.get(path).is_some_and(|wanted| wanted.subscribed)
+    }
+
+    /// Wants `path` and sends its `sub` now if the link is up; otherwise the next `Added`
+    /// sends it. `None` when it is subscribed already.
+    pub(super) fn subscribe(&self, path: &str) -> Result<Option<SubscribeAnswer>, SubscribeError> {
+        let mut state = self.lock();
+        if state.closed {
+            return Err(SubscribeError::Closed);
+        }
+        let existing = state.wanted.get(path);
+        if existing.is_some_and(|wanted| wanted.subscribed) {
+            return Ok(None);
+        }
+        let in_flight = existing.is_some_and(|wanted| wanted.request.is_some());
+        let mut sent = None;
+        if state.online && !in_flight {
+            if state.requests.len() >= self.config.max_pending_requests {
+                return Err(SubscribeError::TooManyPending);
+            }
+            let id = state.allocate_id();
+            state.send(&Frame::Sub { path: path.to_owned(), id: Some(id) }).map_err(SubscribeError::Send)?;
+            state.requests.insert(id, Request::Sub { path: path.to_owned() });
+            sent = Some(id);
+        }
+        let wanted = state.wanted.entry(path.to_owned()).or_default();
+        if sent.is_some() {
+            wanted.request = sent;
+        }
+        wanted.waiters.retain(|waiter| !waiter.is_closed());
+        let (reply, answer) = oneshot::channel();
+        wanted.waiters.push(reply);
+        Ok(Some(answer))
+    }
+
+    /// Forgets `path` (its `connect()` waiters get `Cancelled`, its streams end) and sends
+    /// `unsub` when the link is up and the path was wanted. `None` when there is nothing
+    /// to tell the server (a new connection has no subscriptions).
+    pub(super) fn unsubscribe(
+        &self,
+        path: &str,
+    ) -> Result<Option<(u64, UnsubscribeAnswer)>, UnsubscribeError> {
+        let mut state = self.lock();
+        if state.closed {
+            return Err(UnsubscribeError::Closed);
+        }
+        let (was_wanted, ended) = state.forget(path, || SubscribeError::Cancelled);
+        let result = if !(state.online && was_wanted) {
+            Ok(None)
+        } else if state.requests.len() >= self.config.max_pending_requests {
+            Err(UnsubscribeError::TooManyPending)
+        } else {
+            let id = state.allocate_id();
+            match state.send(&Frame::Unsub { path: path.to_owned(), id: Some(id) }) {
+                Ok(()) => {
+                    let (reply, answer) = oneshot::channel();
+                    state.requests.insert(id, Request::Unsub { reply });
+                    Ok(Some((id, answer)))
+                }
+                Err(error) => Err(UnsubscribeError::Send(error)),
+            }
+        };
+        drop(state);
+        end_listeners(ended);
+        result
+    }
+
+    /// Registers `request` under `id` and sends `message` (the frame carrying the id),
+    /// both under the lock so that a disconnect sees either neither or both.
+    pub(super) fn start(&self, id: u64, message: Message, request: Request) -> Result<(), RequestError> {
+        let mut state = self.lock();
+        if state.closed {
+            return Err(RequestError::Closed);
+        }
+        if state.requests.len() >= self.config.max_pending_requests {
+            return Err(RequestError::TooManyPending);
+        }
+        let Some(connection) = &state.connection else {
+            // `ready()` was true: only a closed router has no connection.
+            return Err(RequestError::Closed);
+        };
+        connection.send(message).map_err(RequestError::Send)?;
+        state.requests.insert(id, request);
+        Ok(())
+    }
+
+    /// Drops request `id` (its caller stopped waiting).
+    pub(super) fn forget_request(&self, id: u64) {
+        let removed = self.lock().requests.remove(&id);
+        drop(removed);
+    }
+
+    /// Adds a listener of `path`; `None` (and the listener dropped, so that a stream ends
+    /// at once) when the router is gone. Takes the state lock: callers may hold a mirror's
+    /// lock (the order is mirror, then state; the state's lock is never held while a
+    /// mirror's is taken).
+    pub(super) fn add_listener(&self, path: &str, listener: Listener) -> Option<u64> {
+        let mut state = self.lock();
+        if state.closed {
+            drop(state);
+            // A stream ends with its sender. A mirror is not told: its owner may hold its
+            // lock right now, and checks the closed flag itself.
+            drop(listener);
+            return None;
+        }
+        let id = state.next_listener;
+        state.next_listener += 1;
+        state.listeners.entry(path.to_owned()).or_default().push(Registered { id, listener });
+        Some(id)
+    }
+
+    pub(super) fn remove_listener(&self, path: &str, id: u64) {
+        let mut state = self.lock();
+        let mut removed = Vec::new();
+        if let Some(listeners) = state.listeners.get_mut(path) {
+            if let Some(index) = listeners.iter().position(|registered| registered.id == id) {
+                removed.push(listeners.remove(index));
+            }
+            if listeners.is_empty() {
+                state.listeners.remove(path);
+            }
+        }
+        drop(state);
+        // Dropped without the lock; a removed mirror is not ended (its owner is going).
+        drop(removed);
+    }
+
+    pub(super) fn subscribe_errors(&self) -> mpsc::Receiver<BackgroundError> {
+        let (sender, receiver) = mpsc::channel(self.config.error_queue_capacity);
+        let mut state = self.lock();
+        if !state.closed {
+            state.error_subscribers.retain(|subscriber| !subscriber.is_closed());
+            state.error_subscribers.push(sender);
+        }
+        receiver
+    }
+}
+
+/// A `read` of `path` with `id`.
+fn read_frame(path: &str, id: u64) -> Frame {
+    Frame::Request { method: Method::Read, path: path.to_owned(), data: Value::Null, id }
+}
+
+impl State {
+    fn allocate_id(&mut self) -> u64 {
+        let id = self.next_id;
+        self.next_id += 1;
+        id
+    }
+
+    /// Sends `frame` on the connection (queued by the client while the link is down).
+    fn send(&self, frame: &Frame) -> Result<(), SendError> {
+        let message = match envelope::json(ROUTER, frame) {
+            Ok(message) => message,
+            Err(error) => {
+                // Unreachable in practice: frames hold strings, integers and JSON values.
+                tracing::error!(%error, "cannot encode a sync frame");
+                return Ok(());
+            }
+        };
+        match &self.connection {
+            Some(connection) => connection.send(message),
+            None => Err(SendError::Closed(message)),
+        }
+    }
+
+    /// The link closed: the server forgets this connection's requests and subscriptions.
+    fn end_session(&mut self) {
+        self.online = false;
+        for wanted in self.wanted.values_mut() {
+            wanted.subscribed = false;
+            wanted.request = None;
+        }
+        for (_, request) in std::mem::take(&mut self.requests) {
+            match request {
+                // The next connection sends the `sub` again.
+                Request::Sub { .. } => {}
+                // A new connection has no subscriptions: the unsubscription is done.
+                Request::Unsub { reply } => {
+                    let _ = reply.send(Ok(()));
+                }
+                // Dropping the sender fails the waiter with `Closed`.
+                Request::Call { reply } => drop(reply),
+                Request::Fetch { reply, .. } => drop(reply),
+            }
+        }
+    }
+
+    /// Forgets `path`: its `connect()` waiters get `error()`, its `sub` in flight is
+    /// dropped; returns whether it was wanted, and its listeners, to end without the lock.
+    fn forget(&mut self, path: &str, error: impl Fn() -> SubscribeError) -> (bool, Vec<Registered>) {
+        let listeners = self.listeners.remove(path).unwrap_or_default();
+        let Some(wanted) = self.wanted.remove(path) else {
+            return (false, listeners);
+        };
+        if let Some(id) = wanted.request {
+            self.requests.remove(&id);
+        }
+        for waiter in wanted.waiters {
+            let _ = waiter.send(Err(error()));
+        }
+        (true, listeners)
+    }
+
+    /// The current listeners of `path`.
+    fn listeners_of(&self, path: &str) -> Vec<Listener> {
+        self.listeners
+            .get(path)
+            .map(|listeners| listeners.iter().map(|registered| registered.listener.clone()).collect())
+            .unwrap_or_default()
+    }
+
+    /// Takes the `sub` request `id`, leaving any other kind of request in place.
+    fn take_sub(&mut self, id: u64) -> Option<String> {
+        match self.requests.remove(&id)? {
+            Request::Sub { path } => Some(path),
+            other => {
+                self.requests.insert(id, other);
+                None
+            }
+        }
+    }
+
+    fn on_subscribed(&mut self, path: String, id: Option<u64>) {
+        // The id is authoritative; without a known one, trust the path.
+        let path = id.and_then(|id| self.take_sub(id)).unwrap_or(path);
+        let Some(wanted) = self.wanted.get_mut(&path) else {
+            tracing::debug!(path = %path, "subscribed to a path no longer wanted (closed meanwhile)");
+            return;
+        };
+        if id.is_some() && wanted.request == id {
+            wanted.request = None;
+        }
+        wanted.subscribed = true;
+        wanted.was_subscribed = true;
+        for waiter in wanted.waiters.drain(..) {
+            let _ = waiter.send(Ok(()));
+        }
+    }
+
+    fn on_unsubscribed(&mut self, path: String, id: Option<u64>) {
+        if let Some(id) = id {
+            match self.requests.remove(&id) {
+                Some(Request::Unsub { reply }) => {
+                    let _ = reply.send(Ok(()));
+                    return;
+                }
+                Some(other) => {
+                    self.requests.insert(id, other);
+                }
+                None => {}
+            }
+        }
+        // Not an answer to an unsub of ours: the server stopped the subscription. It stays
+        // wanted and is renewed on the next reconnect.
+        if let Some(wanted) = self.wanted.get_mut(&path) {
+            wanted.subscribed = false;
+        }
+        tracing::debug!(path = %path, "the server stopped a subscription");
+    }
+
+    fn on_data(&mut self, path: String, op: Op, data: Value) -> Action {
+        let listeners = self.listeners_of(&path);
+        if listeners.is_empty() {
+            tracing::debug!(path = %path, "push without listener dropped");
+            return Action::Nothing;
+        }
+        Action::Deliver { message: SyncMessage { path, op, data, snapshot: false }, listeners, done: None }
+    }
+
+    fn on_reply(&mut self, id: u64, data: Value, err: Option<RemoteError>) -> Action {
+        match self.requests.remove(&id) {
+            Some(Request::Call { reply }) => {
+                let _ = reply.send(match err {
+                    Some(error) => Err(error),
+                    None => Ok(data),
+                });
+            }
+            Some(Request::Fetch { path, reply }) => {
+                return self.fetched(path, reply, err.map_or(Ok(data), Err));
+            }
+            Some(other) => {
+                tracing::warn!(id, "the server sent a reply to a sub or unsub; ignored");
+                self.requests.insert(id, other);
+            }
+            None => tracing::debug!(id, "reply to a request nobody waits for (timed out or cancelled)"),
+        }
+        Action::Nothing
+    }
+
+    /// The answer to a `read` of `path` whose value goes to the path's listeners.
+    fn fetched(
+        &mut self,
+        path: String,
+        reply: Option<Reply<()>>,
+        result: Result<Value, RemoteError>,
+    ) -> Action {
+        match result {
+            Ok(data) => Action::Deliver {
+                listeners: self.listeners_of(&path),
+                message: SyncMessage { path, op: Op::Change, data, snapshot: true },
+                done: reply,
+            },
+            Err(error) => {
+                match reply {
+                    Some(reply) => {
+                        let _ = reply.send(Err(error));
+                    }
+                    None => self.report(BackgroundError::ResyncFailed { path, error }),
+                }
+                Action::Nothing
+            }
+        }
+    }
+
+    fn on_error(&mut self, error: RemoteError, id: Option<u64>, path: Option<String>) -> Action {
+        if let Some(id) = id {
+            match self.requests.remove(&id) {
+                Some(Request::Sub { path }) => return self.subscribe_refused(path, id, error),
+                Some(Request::Unsub { reply }) => {
+                    let result = if error.code == codes::NOT_SUBSCRIBED {
+                        Ok(())
+                    } else {
+                        Err(UnsubscribeError::Refused(error))
+                    };
+                    let _ = reply.send(result);
+                    return Action::Nothing;
+                }
+                Some(Request::Call { reply }) => {
+                    let _ = reply.send(Err(error));
+                    return Action::Nothing;
+                }
+                Some(Request::Fetch { path, reply }) => return self.fetched(path, reply, Err(error)),
+                None => {}
+            }
+        }
+        self.report(BackgroundError::Server { error, path });
+        Action::Nothing
+    }
+
+    /// The server refused the `sub` `id` of `path`: the path is forgotten, and whoever
+    /// waits hears why; when nobody does (a re-subscribe after a reconnect), `errors()`
+    /// does.
+    fn subscribe_refused(&mut self, path: String, id: u64, error: RemoteError) -> Action {
+        if !self.wanted.contains_key(&path) {
+            tracing::debug!(path = %path, %error, "subscription refused for a path no longer wanted");
+            return Action::Nothing;
+        }
+        let told = self.wanted.get(&path).is_some_and(|wanted| wanted.waiters.iter().any(|w| !w.is_closed()));
+        let refusal = error.clone();
+        let (_, ended) = self.forget(&path, || SubscribeError::Refused(refusal.clone()));
+        if !told {
+            self.report(BackgroundError::ResubscribeRefused { path, error });
+        } else {
+            tracing::debug!(id, path = %path, %error, "subscription refused");
+        }
+        Action::End(ended)
+    }
+
+    /// Hands `error` to every `errors()` stream without waiting; a full stream loses it.
+    fn report(&mut self, error: BackgroundError) {
+        self.error_subscribers.retain(|subscriber| !subscriber.is_closed());
+        if self.error_subscribers.is_empty() {
+            tracing::warn!(?error, "sync error (nobody listens on errors())");
+            return;
+        }
+        tracing::debug!(?error, "sync error");
+        for subscriber in &self.error_subscribers {
+            if let Err(mpsc::error::TrySendError::Full(error)) = subscriber.try_send(error.clone()) {
+                tracing::warn!(?error, "an errors() stream is full: this error is dropped for it");
+            }
+        }
+    }
+}
