@@ -347,7 +347,7 @@ impl View {
     }
 
     /// How many connections have the view open: the sum of every member's `clients`.
-    pub fn client_count(&self) -> u64 {
+    pub fn client_count(&self) -> usize {
         self.shared.counts(&self.name, self.generation).clients
     }
 

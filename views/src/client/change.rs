@@ -50,7 +50,7 @@ impl ViewChange {
     }
 
     /// The last change of a view whose re-open was refused.
-    pub(super) fn closed(error: RemoteError) -> Self {
+    pub(super) fn refused(error: RemoteError) -> Self {
         Self { closed: Some(error), ..Self::default() }
     }
 }
@@ -116,8 +116,9 @@ impl MemberMap {
         self.0.values().filter(|member| member.user.is_some()).count()
     }
 
-    pub(super) fn clients(&self) -> u64 {
-        self.0.values().map(|member| u64::from(member.clients)).sum()
+    pub(super) fn clients(&self) -> usize {
+        // u32 to usize: lossless on the 32- and 64-bit targets tokio supports.
+        self.0.values().map(|member| member.clients as usize).sum()
     }
 }
 

@@ -38,8 +38,9 @@ pub enum OpenError {
     #[error("invalid view name {0:?}")]
     InvalidName(String),
     /// The server refused: code `forbidden` (its authorization said no; the message says
-    /// why) or `bad_request`, or another code. The view is forgotten. Retrying makes
-    /// sense only once something changed (a login).
+    /// why), `limit` (the connection has as many views open as the server allows), or
+    /// another code. The view is forgotten. Retrying makes sense only once something
+    /// changed (a login, a view closed).
     #[error("open refused")]
     Refused(#[source] RemoteError),
     /// No answer within [`request_timeout`](super::ViewsClientConfig::request_timeout),

@@ -127,7 +127,7 @@ pub(super) struct Shared {
 pub(super) struct Counts {
     pub(super) members: usize,
     pub(super) users: usize,
-    pub(super) clients: u64,
+    pub(super) clients: usize,
 }
 
 impl Shared {
@@ -611,6 +611,6 @@ impl State {
         for waiter in entry.waiters.drain(..) {
             let _ = waiter.send(Err(OpenError::Refused(error.clone())));
         }
-        entry.deliver(ViewChange::closed(error))
+        entry.deliver(ViewChange::refused(error))
     }
 }
