@@ -1,7 +1,5 @@
 //! Errors of the channels router.
 
-use serde::{Deserialize, Serialize};
-
 /// Machine-readable error codes carried by `Error` frames and error acks.
 pub mod codes {
     /// The frame could not be decoded as a channels frame.
@@ -26,37 +24,9 @@ pub mod codes {
 
 /// An error reported by the remote side: a handler's error-first reply, or a refusal.
 ///
-/// Handlers return it to fail a request; callers receive it unchanged.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
-#[error("{code}: {message}")]
-pub struct RemoteError {
-    /// Machine-readable reason (see [`codes`] for the ones the router uses).
-    pub code: String,
-    /// Human-readable explanation.
-    pub message: String,
-}
-
-impl RemoteError {
-    /// An error with `code` and `message`.
-    pub fn new(code: impl Into<String>, message: impl Into<String>) -> Self {
-        Self { code: code.into(), message: message.into() }
-    }
-
-    /// `forbidden`: the caller may not do this.
-    pub fn forbidden(message: impl Into<String>) -> Self {
-        Self::new(codes::FORBIDDEN, message)
-    }
-
-    /// `bad_request`: the payload is not acceptable.
-    pub fn bad_request(message: impl Into<String>) -> Self {
-        Self::new(codes::BAD_REQUEST, message)
-    }
-
-    /// `internal`: something failed on the handler's side.
-    pub fn internal(message: impl Into<String>) -> Self {
-        Self::new(codes::INTERNAL, message)
-    }
-}
+/// Defined in `network-core`, shared by every router; see [`codes`] for the codes this
+/// router uses.
+pub use network_core::RemoteError;
 
 /// An emit could not be carried out.
 #[derive(Debug, thiserror::Error)]

@@ -31,12 +31,22 @@
 //! assert_eq!(envelope::router_name(&Message::text("hello")), None);
 //! ```
 //!
+//! # Remote errors
+//! Every router reports a peer's failure as the same [`RemoteError`]: a `code` and a
+//! `message`.
+//!
+//! # Client-side helpers
+//! [`client`] holds what the client sides of routers share: [`client::fan_out`] feeds
+//! bounded streams with backpressure, [`client::ErrorSubscribers`] feeds `errors()`
+//! streams without ever blocking the router.
+//!
 //! # Rooms
 //! Routers and applications reach groups of connections through [`Network::adapter`].
 //! [`LocalAdapter`] keeps rooms in memory; an adapter spanning several nodes replaces it
 //! without touching any router.
 
 pub mod adapter;
+pub mod client;
 mod connection;
 pub mod envelope;
 mod error;
@@ -44,6 +54,7 @@ pub mod hub;
 mod message;
 mod network;
 pub mod ordered;
+mod remote_error;
 mod router;
 mod sync;
 
@@ -56,6 +67,7 @@ pub use hub::{Hub, HubConfig, Registry};
 pub use message::{Message, Text};
 pub use network::{Events, Network, NetworkEvent};
 pub use ordered::OrderedExecutor;
+pub use remote_error::RemoteError;
 pub use router::Router;
 
 pub use bytes::Bytes;

@@ -39,41 +39,10 @@ pub enum Method {
 }
 
 /// An error-first failure: a handler's error, or a refusal.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
-#[error("{code}: {message}")]
-pub struct RemoteError {
-    /// Machine-readable reason (see [`codes`]).
-    pub code: String,
-    /// Human-readable explanation.
-    pub message: String,
-}
-
-impl RemoteError {
-    /// An error with `code` and `message`.
-    pub fn new(code: impl Into<String>, message: impl Into<String>) -> Self {
-        Self { code: code.into(), message: message.into() }
-    }
-
-    /// `not_found`: nothing at that path.
-    pub fn not_found(message: impl Into<String>) -> Self {
-        Self::new(codes::NOT_FOUND, message)
-    }
-
-    /// `forbidden`: the caller may not do this.
-    pub fn forbidden(message: impl Into<String>) -> Self {
-        Self::new(codes::FORBIDDEN, message)
-    }
-
-    /// `bad_request`: the payload is not acceptable.
-    pub fn bad_request(message: impl Into<String>) -> Self {
-        Self::new(codes::BAD_REQUEST, message)
-    }
-
-    /// `internal`: the handler failed.
-    pub fn internal(message: impl Into<String>) -> Self {
-        Self::new(codes::INTERNAL, message)
-    }
-}
+///
+/// Defined in `network-core`, shared by every router; see [`codes`] for the codes this
+/// router uses.
+pub use network_core::RemoteError;
 
 /// One sync frame.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]

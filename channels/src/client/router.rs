@@ -4,6 +4,7 @@ use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 
 use futures_util::FutureExt;
+use network_core::client::fan_out;
 use network_core::{Network, NetworkEvent, Router, envelope};
 
 use super::state::{Action, Shared};
@@ -24,16 +25,8 @@ impl ClientRouter {
     async fn on_frame(&self, frame: Frame) {
         match self.shared.on_frame(frame) {
             Action::Nothing => {}
-            Action::Deliver { targets, mut data } => {
-                let mut targets = targets.into_iter().peekable();
-                while let Some(target) = targets.next() {
-                    let value =
-                        if targets.peek().is_some() { data.clone() } else { std::mem::take(&mut data) };
-                    // Waits while the stream is full (backpressure); an error only means that
-                    // the stream was dropped meanwhile.
-                    let _ = target.send(value).await;
-                }
-            }
+            // Waits while a stream is full (backpressure); a dropped stream is skipped.
+            Action::Deliver { targets, data } => fan_out(targets, data).await,
             Action::Handle { handler, id, data, session } => {
                 // Waits for a free slot: handlers cannot pile up without bound.
                 let Ok(slot) = self.shared.handler_slots.clone().acquire_owned().await else {

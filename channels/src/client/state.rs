@@ -8,7 +8,8 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use futures_util::future::BoxFuture;
-use network_core::{Connection, ConnectionId, Message, SendError, envelope};
+use network_core::client::{ErrorSubscribers, Link};
+use network_core::{Connection, ConnectionId, Message, SendError};
 use serde_json::Value;
 use tokio::sync::{Semaphore, mpsc, oneshot, watch};
 
@@ -74,18 +75,13 @@ pub(super) enum Action {
 }
 
 struct State {
-    /// The network's connection: known from the first `Added` (or from the registry at
-    /// attach time) and kept afterwards, since a client's connection survives reconnects
-    /// and queues frames while the link is down.
-    connection: Option<Connection>,
-    /// Between `Added` and `Removed`, as the router has seen them.
-    online: bool,
+    /// The connection, whether it is up, and the request ids.
+    link: Link,
     /// Counts disconnects: a handler's answer is sent only in the session its request
     /// came in (the server's ids are per connection).
     session: u64,
     /// The router is gone (the network closed for good).
     closed: bool,
-    next_id: u64,
     /// Sorted, so that rejoins go out in a stable order.
     memberships: BTreeMap<String, Membership>,
     requests: HashMap<u64, Request>,
@@ -93,7 +89,7 @@ struct State {
     subscriptions: HashMap<EventKey, Vec<Subscriber>>,
     next_subscriber: u64,
     handlers: HashMap<EventKey, Handler>,
-    error_subscribers: Vec<mpsc::Sender<BackgroundError>>,
+    error_subscribers: ErrorSubscribers<BackgroundError>,
 }
 
 /// Shared by every handle and the router task.
@@ -112,18 +108,16 @@ impl Shared {
         Arc::new(Self {
             config,
             state: Mutex::new(State {
-                connection: None,
-                online: false,
+                link: Link::new(ROUTER),
                 session: 0,
                 closed: false,
-                next_id: 1,
                 memberships: BTreeMap::new(),
                 requests: HashMap::new(),
                 pending_acks: 0,
                 subscriptions: HashMap::new(),
                 next_subscriber: 1,
                 handlers: HashMap::new(),
-                error_subscribers: Vec::new(),
+                error_subscribers: ErrorSubscribers::new("channels"),
             }),
             ready: watch::channel(false).0,
             handler_slots,
@@ -141,11 +135,9 @@ impl Shared {
     /// The network already had its connection open when the router was attached.
     pub(super) fn adopt(&self, connection: Connection) {
         let mut state = self.lock();
-        if state.closed || state.connection.is_some() {
+        if state.closed || !state.link.adopt(connection) {
             return;
         }
-        state.connection = Some(connection);
-        state.online = true;
         drop(state);
         self.ready.send_replace(true);
     }
@@ -157,15 +149,15 @@ impl Shared {
         if state.closed {
             return;
         }
-        if state.online {
+        if state.link.online {
             // `Added` without `Removed` (another connection?): end the old session first.
             state.end_session();
         }
-        state.connection = Some(connection);
-        state.online = true;
+        state.link.connection = Some(connection);
+        state.link.online = true;
         let paths: Vec<String> = state.memberships.keys().cloned().collect();
         for path in paths {
-            let id = state.allocate_id();
+            let id = state.link.allocate_id();
             match state.send(&Frame::Join { ch: path.clone(), id: Some(id) }) {
                 Ok(()) => {
                     state.requests.insert(id, Request::Join { ch: path.clone() });
@@ -187,7 +179,7 @@ impl Shared {
     /// channels and the `join()` waiters stay for the next connection.
     pub(super) fn disconnected(&self, id: ConnectionId) {
         let mut state = self.lock();
-        if state.online && state.connection.as_ref().is_some_and(|connection| connection.id() == id) {
+        if state.link.is_current(id) {
             state.end_session();
         }
     }
@@ -198,14 +190,14 @@ impl Shared {
         let taken = {
             let mut state = self.lock();
             state.closed = true;
-            state.online = false;
+            state.link.online = false;
             state.pending_acks = 0;
             (
                 std::mem::take(&mut state.requests),
                 std::mem::take(&mut state.memberships),
                 std::mem::take(&mut state.subscriptions),
                 std::mem::take(&mut state.handlers),
-                std::mem::take(&mut state.error_subscribers),
+                state.error_subscribers.take(),
             )
         };
         // Dropped without the lock: a handler's closure may own a handle whose drop locks.
@@ -235,7 +227,7 @@ impl Shared {
     /// Sends a handler's answer, unless the connection changed since the request came.
     pub(super) fn answer(&self, id: u64, session: u64, result: Result<Value, RemoteError>) {
         let state = self.lock();
-        if state.closed || !state.online || state.session != session {
+        if state.closed || !state.link.online || state.session != session {
             tracing::debug!(id, "the connection changed while a handler ran; its answer is dropped");
             return;
         }
@@ -252,21 +244,21 @@ impl Shared {
         // The sender lives in `self`: this only ends when the flag is set.
         let _ = ready.wait_for(|ready| *ready).await;
         let state = self.lock();
-        !state.closed && state.connection.is_some()
+        !state.closed && state.link.connection.is_some()
     }
 
     pub(super) fn connection(&self) -> Option<Connection> {
-        self.lock().connection.clone()
+        self.lock().link.connection.clone()
     }
 
     pub(super) fn allocate_id(&self) -> u64 {
-        self.lock().allocate_id()
+        self.lock().link.allocate_id()
     }
 
     pub(super) fn is_joined(&self, path: &str) -> bool {
         let state = self.lock();
         if path == ROOT {
-            state.online
+            state.link.online
         } else {
             state.memberships.get(path).is_some_and(|membership| membership.joined)
         }
@@ -285,8 +277,8 @@ impl Shared {
         }
         let in_flight = existing.is_some_and(|membership| membership.request.is_some());
         let mut sent = None;
-        if state.online && !in_flight {
-            let id = state.allocate_id();
+        if state.link.online && !in_flight {
+            let id = state.link.allocate_id();
             state.send(&Frame::Join { ch: path.to_owned(), id: Some(id) }).map_err(JoinError::Send)?;
             state.requests.insert(id, Request::Join { ch: path.to_owned() });
             sent = Some(id);
@@ -316,10 +308,10 @@ impl Shared {
                 let _ = waiter.send(Err(JoinError::Left));
             }
         }
-        if !state.online {
+        if !state.link.online {
             return Ok(None);
         }
-        let id = state.allocate_id();
+        let id = state.link.allocate_id();
         state.send(&Frame::Leave { ch: path.to_owned(), id: Some(id) }).map_err(LeaveError::Send)?;
         let (reply, answer) = oneshot::channel();
         state.requests.insert(id, Request::Leave { reply });
@@ -336,7 +328,7 @@ impl Shared {
         if state.pending_acks >= self.config.max_pending_acks {
             return Err(AckError::TooManyPending);
         }
-        let Some(connection) = &state.connection else {
+        let Some(connection) = &state.link.connection else {
             return Err(AckError::Emit(EmitError::NoConnection));
         };
         connection.send(message).map_err(|error| AckError::Emit(EmitError::Send(error)))?;
@@ -379,8 +371,7 @@ impl Shared {
         let (sender, receiver) = mpsc::channel(self.config.error_queue_capacity);
         let mut state = self.lock();
         if !state.closed {
-            state.error_subscribers.retain(|subscriber| !subscriber.is_closed());
-            state.error_subscribers.push(sender);
+            state.error_subscribers.add(sender);
         }
         receiver
     }
@@ -403,26 +394,9 @@ impl Shared {
 }
 
 impl State {
-    fn allocate_id(&mut self) -> u64 {
-        let id = self.next_id;
-        self.next_id += 1;
-        id
-    }
-
     /// Sends `frame` on the connection (queued by the client while the link is down).
     fn send(&self, frame: &Frame) -> Result<(), SendError> {
-        let message = match envelope::json(ROUTER, frame) {
-            Ok(message) => message,
-            Err(error) => {
-                // Unreachable in practice: frames hold strings, integers and JSON values.
-                tracing::error!(%error, "cannot encode a channels frame");
-                return Ok(());
-            }
-        };
-        match &self.connection {
-            Some(connection) => connection.send(message),
-            None => Err(SendError::Closed(message)),
-        }
+        self.link.send(frame)
     }
 
     fn remove_request(&mut self, id: u64) -> Option<Request> {
@@ -435,7 +409,7 @@ impl State {
 
     /// The link closed: the server forgets this connection's requests and channels.
     fn end_session(&mut self) {
-        self.online = false;
+        self.link.online = false;
         self.session += 1;
         for membership in self.memberships.values_mut() {
             membership.joined = false;
@@ -544,7 +518,7 @@ impl State {
                 None => {}
             }
         }
-        self.report(BackgroundError::Server { error, channel: ch });
+        self.error_subscribers.report(BackgroundError::Server { error, channel: ch });
     }
 
     /// The server refused the join `id` of `path`: the channel is forgotten, and whoever
@@ -562,7 +536,7 @@ impl State {
             told |= waiter.send(Err(JoinError::Refused(error.clone()))).is_ok();
         }
         if !told {
-            self.report(BackgroundError::RejoinRefused { channel: path, error });
+            self.error_subscribers.report(BackgroundError::RejoinRefused { channel: path, error });
         }
     }
 
@@ -596,21 +570,6 @@ impl State {
                     return Action::Nothing;
                 }
                 Action::Deliver { targets, data }
-            }
-        }
-    }
-
-    /// Hands `error` to every `errors()` stream without waiting; a full stream loses it.
-    fn report(&mut self, error: BackgroundError) {
-        self.error_subscribers.retain(|subscriber| !subscriber.is_closed());
-        if self.error_subscribers.is_empty() {
-            tracing::warn!(?error, "channels error (nobody listens on errors())");
-            return;
-        }
-        tracing::debug!(?error, "channels error");
-        for subscriber in &self.error_subscribers {
-            if let Err(mpsc::error::TrySendError::Full(error)) = subscriber.try_send(error.clone()) {
-                tracing::warn!(?error, "an errors() stream is full: this error is dropped for it");
             }
         }
     }

@@ -1,140 +1,39 @@
-//! A scripted fake of the channels server (router `ch` on a real `ws_server::Server`),
-//! the real reconnecting client, and bounded waits.
+//! A scripted fake of the channels server (router `ch`), the real reconnecting client, and
+//! bounded waits; the router-independent scaffolding lives in `testkit`.
 //!
 //! The fake greets every connection with `{"t":"joined","ch":"/"}` as the real server
 //! does, and reports everything else to the test, which answers by hand: that way each
 //! test states exactly the exchange of `docs/PROTOCOL.md` section 5 it relies on.
-#![allow(dead_code, unreachable_pub, clippy::unwrap_used, clippy::expect_used, missing_docs)]
-
-use std::future::Future;
-use std::net::SocketAddr;
-use std::time::Duration;
+#![allow(dead_code, unused_imports, unreachable_pub, clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
 use channels::client::{ChannelsClient, ChannelsClientConfig};
 use channels::protocol::{Frame, ROUTER};
-use network_core::{Connection, Message, Network, NetworkEvent, Router, envelope};
-use tokio::sync::{broadcast, mpsc};
+use network_core::Connection;
+pub use testkit::{WAIT, client_config, lifecycle_until, send_raw, within};
+use tokio::sync::broadcast;
 use ws_client::{Client, ClientConfig, ClientEvent};
-use ws_server::{Server, ServerConfig};
 
-/// Every wait in the tests is bounded by this.
-pub const WAIT: Duration = Duration::from_secs(10);
+/// The channels router, as the fake server plays it.
+pub struct ChannelsRouter;
 
-/// Awaits `future`, failing the test after [`WAIT`].
-pub async fn within<T>(future: impl Future<Output = T>) -> T {
-    tokio::time::timeout(WAIT, future).await.expect("timed out")
+impl testkit::Protocol for ChannelsRouter {
+    const ROUTER: &'static str = ROUTER;
+    type Frame = Frame;
+
+    fn on_added(connection: &Connection) {
+        send(connection, &Frame::Joined { ch: "/".into(), id: None });
+    }
 }
 
 /// What the fake server saw, in order.
-#[derive(Debug)]
-pub enum Seen {
-    Added(Connection),
-    Frame(Connection, Frame),
-    Removed,
-}
+pub type Seen = testkit::Seen<Frame>;
 
-struct Script {
-    seen: mpsc::Sender<Seen>,
-}
-
-impl Router<Server> for Script {
-    fn name(&self) -> &str {
-        ROUTER
-    }
-
-    async fn on_event(&mut self, _server: &Server, event: NetworkEvent) {
-        let seen = match event {
-            NetworkEvent::Added(connection) => {
-                send(&connection, &Frame::Joined { ch: "/".into(), id: None });
-                Seen::Added(connection)
-            }
-            NetworkEvent::Message { connection, message } => {
-                let frame =
-                    envelope::decode::<Frame>(ROUTER, &message).expect("the client sent a valid frame");
-                Seen::Frame(connection, frame)
-            }
-            NetworkEvent::Removed { .. } => Seen::Removed,
-            _ => return,
-        };
-        let _ = self.seen.send(seen).await;
-    }
-}
-
-pub struct FakeServer {
-    pub server: Server,
-    seen: mpsc::Receiver<Seen>,
-}
-
-impl FakeServer {
-    /// A fake server on a free loopback port.
-    pub async fn start() -> Self {
-        Self::start_at("127.0.0.1:0".parse().unwrap()).await
-    }
-
-    /// A fake server on `addr` (to restart one on the same port).
-    pub async fn start_at(addr: SocketAddr) -> Self {
-        let server = Server::bind(addr, ServerConfig::default()).await.expect("bind");
-        let (tx, seen) = mpsc::channel(1024);
-        server.attach(Script { seen: tx }).unwrap();
-        Self { server, seen }
-    }
-
-    pub fn addr(&self) -> SocketAddr {
-        self.server.local_addr().unwrap()
-    }
-
-    pub fn url(&self) -> String {
-        format!("ws://{}/", self.addr())
-    }
-
-    /// The next thing seen.
-    pub async fn next(&mut self) -> Seen {
-        within(self.seen.recv()).await.expect("the fake server stopped")
-    }
-
-    /// Waits for the next connection.
-    pub async fn connection(&mut self) -> Connection {
-        loop {
-            if let Seen::Added(connection) = self.next().await {
-                return connection;
-            }
-        }
-    }
-
-    /// The next frame from a client, skipping connections added and removed.
-    pub async fn frame(&mut self) -> (Connection, Frame) {
-        loop {
-            if let Seen::Frame(connection, frame) = self.next().await {
-                return (connection, frame);
-            }
-        }
-    }
-
-    /// Nothing more has been seen so far.
-    pub fn nothing_seen(&mut self) -> bool {
-        self.seen.try_recv().is_err()
-    }
-
-    pub async fn shutdown(&self) {
-        within(self.server.shutdown()).await;
-    }
-}
+/// The fake channels server.
+pub type FakeServer = testkit::FakeServer<ChannelsRouter>;
 
 /// Sends `frame` to a client.
 pub fn send(connection: &Connection, frame: &Frame) {
-    connection.send(envelope::json(ROUTER, frame).unwrap()).unwrap();
-}
-
-/// Sends raw text to a client.
-pub fn send_raw(connection: &Connection, message: impl Into<Message>) {
-    connection.send(message.into()).unwrap();
-}
-
-/// Reconnects fast, so that restarts take milliseconds.
-pub fn client_config() -> ClientConfig {
-    ClientConfig::default()
-        .min_reconnection_delay(Duration::from_millis(20))
-        .max_reconnection_delay(Duration::from_millis(100))
+    testkit::send(ROUTER, connection, frame);
 }
 
 /// A reconnecting client for `url` with the channels router attached, and its lifecycle.
@@ -158,19 +57,6 @@ pub async fn connected(
     let connection = server.connection().await;
     assert!(within(channels.ready()).await);
     (client, channels, connection)
-}
-
-/// Waits for the next lifecycle event matching `wanted`.
-pub async fn lifecycle_until(
-    lifecycle: &mut broadcast::Receiver<ClientEvent>,
-    wanted: impl Fn(&ClientEvent) -> bool,
-) -> ClientEvent {
-    loop {
-        let event = within(lifecycle.recv()).await.expect("lifecycle");
-        if wanted(&event) {
-            return event;
-        }
-    }
 }
 
 /// Reads the id of a request frame.

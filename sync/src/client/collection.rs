@@ -8,6 +8,7 @@ use std::task::{Context, Poll};
 
 use futures_util::Stream;
 use futures_util::future::BoxFuture;
+use network_core::client::fan_out;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 use tokio::sync::mpsc;
@@ -15,7 +16,7 @@ use tokio::sync::mpsc;
 use super::Subscription;
 use super::error::{InvalidItem, StartError, UnsubscribeError};
 use super::state::{Listener, Mirror};
-use super::stream::{Registration, SyncMessage, fan_out};
+use super::stream::{Registration, SyncMessage};
 use crate::protocol::Op;
 
 /// One change of a [`Collection`]'s contents.

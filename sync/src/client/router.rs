@@ -2,10 +2,10 @@
 
 use std::sync::Arc;
 
+use network_core::client::fan_out;
 use network_core::{Network, NetworkEvent, Router, envelope};
 
 use super::state::{Action, Listener, Shared, end_listeners};
-use super::stream::fan_out;
 use crate::protocol::{Frame, ROUTER};
 
 /// The client's sync router. Dropping it (the network detaches its routers when it closes

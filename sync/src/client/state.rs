@@ -8,7 +8,8 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use futures_util::future::BoxFuture;
-use network_core::{Connection, ConnectionId, Message, SendError, envelope};
+use network_core::client::{ErrorSubscribers, Link};
+use network_core::{Connection, ConnectionId, Message, SendError};
 use serde_json::Value;
 use tokio::sync::{mpsc, oneshot, watch};
 
@@ -101,21 +102,16 @@ pub(super) enum Action {
 }
 
 struct State {
-    /// The network's connection: known from the first `Added` (or from the registry at
-    /// attach time) and kept afterwards, since a client's connection survives reconnects
-    /// and queues frames while the link is down.
-    connection: Option<Connection>,
-    /// Between `Added` and `Removed`, as the router has seen them.
-    online: bool,
+    /// The connection, whether it is up, and the request ids.
+    link: Link,
     /// The router is gone (the network closed for good).
     closed: bool,
-    next_id: u64,
     /// Sorted, so that re-subscribes go out in a stable order.
     wanted: BTreeMap<String, Wanted>,
     requests: HashMap<u64, Request>,
     listeners: HashMap<String, Vec<Registered>>,
     next_listener: u64,
-    error_subscribers: Vec<mpsc::Sender<BackgroundError>>,
+    error_subscribers: ErrorSubscribers<BackgroundError>,
 }
 
 /// Shared by every handle and the router task.
@@ -131,15 +127,13 @@ impl Shared {
         Arc::new(Self {
             config,
             state: Mutex::new(State {
-                connection: None,
-                online: false,
+                link: Link::new(ROUTER),
                 closed: false,
-                next_id: 1,
                 wanted: BTreeMap::new(),
                 requests: HashMap::new(),
                 listeners: HashMap::new(),
                 next_listener: 1,
-                error_subscribers: Vec::new(),
+                error_subscribers: ErrorSubscribers::new("sync"),
             }),
             ready: watch::channel(false).0,
         })
@@ -156,11 +150,9 @@ impl Shared {
     /// The network already had its connection open when the router was attached.
     pub(super) fn adopt(&self, connection: Connection) {
         let mut state = self.lock();
-        if state.closed || state.connection.is_some() {
+        if state.closed || !state.link.adopt(connection) {
             return;
         }
-        state.connection = Some(connection);
-        state.online = true;
         drop(state);
         self.ready.send_replace(true);
     }
@@ -174,16 +166,16 @@ impl Shared {
         if state.closed {
             return;
         }
-        if state.online {
+        if state.link.online {
             // `Added` without `Removed` (another connection?): end the old session first.
             state.end_session();
         }
-        state.connection = Some(connection);
-        state.online = true;
+        state.link.connection = Some(connection);
+        state.link.online = true;
         let paths: Vec<(String, bool)> =
             state.wanted.iter().map(|(path, wanted)| (path.clone(), wanted.was_subscribed)).collect();
         for (path, _) in &paths {
-            let id = state.allocate_id();
+            let id = state.link.allocate_id();
             match state.send(&Frame::Sub { path: path.clone(), id: Some(id) }) {
                 Ok(()) => {
                     state.requests.insert(id, Request::Sub { path: path.clone() });
@@ -198,7 +190,7 @@ impl Shared {
         }
         if self.config.read_after_resubscribe {
             for (path, _) in paths.iter().filter(|(_, was_subscribed)| *was_subscribed) {
-                let id = state.allocate_id();
+                let id = state.link.allocate_id();
                 match state.send(&read_frame(path, id)) {
                     Ok(()) => {
                         state.requests.insert(id, Request::Fetch { path: path.clone(), reply: None });
@@ -216,7 +208,7 @@ impl Shared {
     /// and the `connect()` waiters stay for the next connection.
     pub(super) fn disconnected(&self, id: ConnectionId) {
         let mut state = self.lock();
-        if state.online && state.connection.as_ref().is_some_and(|connection| connection.id() == id) {
+        if state.link.is_current(id) {
             state.end_session();
         }
     }
@@ -227,12 +219,12 @@ impl Shared {
         let (requests, wanted, listeners, errors) = {
             let mut state = self.lock();
             state.closed = true;
-            state.online = false;
+            state.link.online = false;
             (
                 std::mem::take(&mut state.requests),
                 std::mem::take(&mut state.wanted),
                 std::mem::take(&mut state.listeners),
-                std::mem::take(&mut state.error_subscribers),
+                state.error_subscribers.take(),
             )
         };
         drop((requests, wanted, errors));
@@ -269,7 +261,7 @@ impl Shared {
         // The sender lives in `self`: this only ends when the flag is set.
         let _ = ready.wait_for(|ready| *ready).await;
         let state = self.lock();
-        !state.closed && state.connection.is_some()
+        !state.closed && state.link.connection.is_some()
     }
 
     pub(super) fn is_closed(&self) -> bool {
@@ -277,7 +269,7 @@ impl Shared {
     }
 
     pub(super) fn allocate_id(&self) -> u64 {
-        self.lock().allocate_id()
+        self.lock().link.allocate_id()
     }
 
     pub(super) fn is_subscribed(&self, path: &str) -> bool {
@@ -297,11 +289,11 @@ impl Shared {
         }
         let in_flight = existing.is_some_and(|wanted| wanted.request.is_some());
         let mut sent = None;
-        if state.online && !in_flight {
+        if state.link.online && !in_flight {
             if state.requests.len() >= self.config.max_pending_requests {
                 return Err(SubscribeError::TooManyPending);
             }
-            let id = state.allocate_id();
+            let id = state.link.allocate_id();
             state.send(&Frame::Sub { path: path.to_owned(), id: Some(id) }).map_err(SubscribeError::Send)?;
             state.requests.insert(id, Request::Sub { path: path.to_owned() });
             sent = Some(id);
@@ -328,12 +320,12 @@ impl Shared {
             return Err(UnsubscribeError::Closed);
         }
         let (was_wanted, ended) = state.forget(path, || SubscribeError::Cancelled);
-        let result = if !(state.online && was_wanted) {
+        let result = if !(state.link.online && was_wanted) {
             Ok(None)
         } else if state.requests.len() >= self.config.max_pending_requests {
             Err(UnsubscribeError::TooManyPending)
         } else {
-            let id = state.allocate_id();
+            let id = state.link.allocate_id();
             match state.send(&Frame::Unsub { path: path.to_owned(), id: Some(id) }) {
                 Ok(()) => {
                     let (reply, answer) = oneshot::channel();
@@ -358,7 +350,7 @@ impl Shared {
         if state.requests.len() >= self.config.max_pending_requests {
             return Err(RequestError::TooManyPending);
         }
-        let Some(connection) = &state.connection else {
+        let Some(connection) = &state.link.connection else {
             // `ready()` was true: only a closed router has no connection.
             return Err(RequestError::Closed);
         };
@@ -412,8 +404,7 @@ impl Shared {
         let (sender, receiver) = mpsc::channel(self.config.error_queue_capacity);
         let mut state = self.lock();
         if !state.closed {
-            state.error_subscribers.retain(|subscriber| !subscriber.is_closed());
-            state.error_subscribers.push(sender);
+            state.error_subscribers.add(sender);
         }
         receiver
     }
@@ -425,31 +416,14 @@ fn read_frame(path: &str, id: u64) -> Frame {
 }
 
 impl State {
-    fn allocate_id(&mut self) -> u64 {
-        let id = self.next_id;
-        self.next_id += 1;
-        id
-    }
-
     /// Sends `frame` on the connection (queued by the client while the link is down).
     fn send(&self, frame: &Frame) -> Result<(), SendError> {
-        let message = match envelope::json(ROUTER, frame) {
-            Ok(message) => message,
-            Err(error) => {
-                // Unreachable in practice: frames hold strings, integers and JSON values.
-                tracing::error!(%error, "cannot encode a sync frame");
-                return Ok(());
-            }
-        };
-        match &self.connection {
-            Some(connection) => connection.send(message),
-            None => Err(SendError::Closed(message)),
-        }
+        self.link.send(frame)
     }
 
     /// The link closed: the server forgets this connection's requests and subscriptions.
     fn end_session(&mut self) {
-        self.online = false;
+        self.link.online = false;
         for wanted in self.wanted.values_mut() {
             wanted.subscribed = false;
             wanted.request = None;
@@ -589,7 +563,7 @@ impl State {
                     Some(reply) => {
                         let _ = reply.send(Err(error));
                     }
-                    None => self.report(BackgroundError::ResyncFailed { path, error }),
+                    None => self.error_subscribers.report(BackgroundError::ResyncFailed { path, error }),
                 }
                 Action::Nothing
             }
@@ -617,7 +591,7 @@ impl State {
                 None => {}
             }
         }
-        self.report(BackgroundError::Server { error, path });
+        self.error_subscribers.report(BackgroundError::Server { error, path });
         Action::Nothing
     }
 
@@ -633,25 +607,10 @@ impl State {
         let refusal = error.clone();
         let (_, ended) = self.forget(&path, || SubscribeError::Refused(refusal.clone()));
         if !told {
-            self.report(BackgroundError::ResubscribeRefused { path, error });
+            self.error_subscribers.report(BackgroundError::ResubscribeRefused { path, error });
         } else {
             tracing::debug!(id, path = %path, %error, "subscription refused");
         }
         Action::End(ended)
-    }
-
-    /// Hands `error` to every `errors()` stream without waiting; a full stream loses it.
-    fn report(&mut self, error: BackgroundError) {
-        self.error_subscribers.retain(|subscriber| !subscriber.is_closed());
-        if self.error_subscribers.is_empty() {
-            tracing::warn!(?error, "sync error (nobody listens on errors())");
-            return;
-        }
-        tracing::debug!(?error, "sync error");
-        for subscriber in &self.error_subscribers {
-            if let Err(mpsc::error::TrySendError::Full(error)) = subscriber.try_send(error.clone()) {
-                tracing::warn!(?error, "an errors() stream is full: this error is dropped for it");
-            }
-        }
     }
 }

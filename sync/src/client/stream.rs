@@ -59,18 +59,6 @@ impl<T: DeserializeOwned> TypedMessage<T> {
     }
 }
 
-/// Hands `value` to each of `senders` in turn, waiting while one is full (backpressure);
-/// a closed receiver is skipped. Clones for all but the last.
-pub(super) async fn fan_out<T: Clone>(mut senders: Vec<mpsc::Sender<T>>, value: T) {
-    let last = senders.pop();
-    for sender in senders {
-        let _ = sender.send(value.clone()).await;
-    }
-    if let Some(sender) = last {
-        let _ = sender.send(value).await;
-    }
-}
-
 /// Removes a listener from the router when its stream or collection is dropped.
 pub(super) struct Registration {
     pub(super) shared: Arc<Shared>,

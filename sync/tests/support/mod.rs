@@ -1,119 +1,44 @@
-//! A scripted fake of the sync server (router `sync` on a real `ws_server::Server`), the
-//! real reconnecting client, and bounded waits.
+//! A scripted fake of the sync server (router `sync`), the real reconnecting client, and
+//! bounded waits; the router-independent scaffolding lives in `testkit`.
 //!
 //! The fake reports every connection and frame to the test, which answers by hand: that
 //! way each test states exactly the exchange of `docs/PROTOCOL.md` section 7 it relies on.
-#![allow(dead_code, unreachable_pub, clippy::unwrap_used, clippy::expect_used, missing_docs)]
+#![allow(dead_code, unused_imports, unreachable_pub, clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
-use std::future::Future;
-use std::net::SocketAddr;
-use std::time::Duration;
-
-use network_core::{Connection, Message, Network, NetworkEvent, Router, envelope};
+use network_core::Connection;
 use serde_json::Value;
 use sync::client::{SyncClient, SyncClientConfig};
 use sync::protocol::{Frame, Method, Op, ROUTER, RemoteError};
-use tokio::sync::{broadcast, mpsc};
-use ws_client::{Client, ClientConfig, ClientEvent};
-use ws_server::{Server, ServerConfig};
+pub use testkit::{WAIT, client_config, lifecycle_until, send_raw, within};
+use tokio::sync::broadcast;
+use ws_client::{Client, ClientEvent};
 
-/// Every wait in the tests is bounded by this.
-pub const WAIT: Duration = Duration::from_secs(10);
+/// The sync router, as the fake server plays it.
+pub struct SyncRouter;
 
-/// Awaits `future`, failing the test after [`WAIT`].
-pub async fn within<T>(future: impl Future<Output = T>) -> T {
-    tokio::time::timeout(WAIT, future).await.expect("timed out")
+impl testkit::Protocol for SyncRouter {
+    const ROUTER: &'static str = ROUTER;
+    type Frame = Frame;
 }
 
 /// What the fake server saw, in order.
-#[derive(Debug)]
-pub enum Seen {
-    Added(Connection),
-    Frame(Connection, Frame),
-    Removed,
-}
+pub type Seen = testkit::Seen<Frame>;
 
-struct Script {
-    seen: mpsc::Sender<Seen>,
-}
+/// The fake sync server.
+pub type FakeServer = testkit::FakeServer<SyncRouter>;
 
-impl Router<Server> for Script {
-    fn name(&self) -> &str {
-        ROUTER
-    }
-
-    async fn on_event(&mut self, _server: &Server, event: NetworkEvent) {
-        let seen = match event {
-            NetworkEvent::Added(connection) => Seen::Added(connection),
-            NetworkEvent::Message { connection, message } => {
-                let frame =
-                    envelope::decode::<Frame>(ROUTER, &message).expect("the client sent a valid frame");
-                Seen::Frame(connection, frame)
-            }
-            NetworkEvent::Removed { .. } => Seen::Removed,
-            _ => return,
-        };
-        let _ = self.seen.send(seen).await;
-    }
-}
-
-pub struct FakeServer {
-    pub server: Server,
-    seen: mpsc::Receiver<Seen>,
-}
-
-impl FakeServer {
-    /// A fake server on a free loopback port.
-    pub async fn start() -> Self {
-        Self::start_at("127.0.0.1:0".parse().unwrap()).await
-    }
-
-    /// A fake server on `addr` (to restart one on the same port).
-    pub async fn start_at(addr: SocketAddr) -> Self {
-        let server = Server::bind(addr, ServerConfig::default()).await.expect("bind");
-        let (tx, seen) = mpsc::channel(1024);
-        server.attach(Script { seen: tx }).unwrap();
-        Self { server, seen }
-    }
-
-    pub fn addr(&self) -> SocketAddr {
-        self.server.local_addr().unwrap()
-    }
-
-    pub fn url(&self) -> String {
-        format!("ws://{}/", self.addr())
-    }
-
-    /// The next thing seen.
-    pub async fn next(&mut self) -> Seen {
-        within(self.seen.recv()).await.expect("the fake server stopped")
-    }
-
-    /// Waits for the next connection.
-    pub async fn connection(&mut self) -> Connection {
-        loop {
-            if let Seen::Added(connection) = self.next().await {
-                return connection;
-            }
-        }
-    }
-
-    /// The next frame from a client, skipping connections added and removed.
-    pub async fn frame(&mut self) -> (Connection, Frame) {
-        loop {
-            if let Seen::Frame(connection, frame) = self.next().await {
-                return (connection, frame);
-            }
-        }
-    }
-
-    /// Nothing more has been seen so far.
-    pub fn nothing_seen(&mut self) -> bool {
-        self.seen.try_recv().is_err()
-    }
-
+/// Scripted answers of the fake sync server.
+#[allow(async_fn_in_trait)]
+pub trait Answers {
     /// Answers the next frame, which must be a `sub`, with `subscribed`; returns its path.
-    pub async fn accept_sub(&mut self) -> String {
+    async fn accept_sub(&mut self) -> String;
+
+    /// Answers the next frame, which must be a `read` of `path`, with `data`.
+    async fn answer_read(&mut self, path: &str, data: Value);
+}
+
+impl Answers for FakeServer {
+    async fn accept_sub(&mut self) -> String {
         let (connection, frame) = self.frame().await;
         let Frame::Sub { path, id } = frame else { panic!("expected a sub, got {frame:?}") };
         assert!(id.is_some(), "the client numbers its subs");
@@ -121,8 +46,7 @@ impl FakeServer {
         path
     }
 
-    /// Answers the next frame, which must be a `read` of `path`, with `data`.
-    pub async fn answer_read(&mut self, path: &str, data: Value) {
+    async fn answer_read(&mut self, path: &str, data: Value) {
         let (connection, frame) = self.frame().await;
         let Frame::Request { method: Method::Read, path: read, id, .. } = frame else {
             panic!("expected a read, got {frame:?}")
@@ -130,20 +54,11 @@ impl FakeServer {
         assert_eq!(read, path);
         send(&connection, &reply(id, Ok(data)));
     }
-
-    pub async fn shutdown(&self) {
-        within(self.server.shutdown()).await;
-    }
 }
 
 /// Sends `frame` to a client.
 pub fn send(connection: &Connection, frame: &Frame) {
-    connection.send(envelope::json(ROUTER, frame).unwrap()).unwrap();
-}
-
-/// Sends a raw frame to a client.
-pub fn send_raw(connection: &Connection, message: impl Into<Message>) {
-    connection.send(message.into()).unwrap();
+    testkit::send(ROUTER, connection, frame);
 }
 
 /// A `data` frame.
@@ -174,13 +89,6 @@ pub fn id_of(frame: &Frame) -> u64 {
     }
 }
 
-/// Reconnects fast, so that restarts take milliseconds.
-pub fn client_config() -> ClientConfig {
-    ClientConfig::default()
-        .min_reconnection_delay(Duration::from_millis(20))
-        .max_reconnection_delay(Duration::from_millis(100))
-}
-
 /// A reconnecting client for `url` with the sync router attached, and its lifecycle.
 pub fn client(url: &str, config: SyncClientConfig) -> (Client, SyncClient, broadcast::Receiver<ClientEvent>) {
     let client = Client::connect(url, client_config()).unwrap();
@@ -198,17 +106,4 @@ pub async fn connected(
     let connection = server.connection().await;
     assert!(within(sync.ready()).await);
     (client, sync, connection)
-}
-
-/// Waits for the next lifecycle event matching `wanted`.
-pub async fn lifecycle_until(
-    lifecycle: &mut broadcast::Receiver<ClientEvent>,
-    wanted: impl Fn(&ClientEvent) -> bool,
-) -> ClientEvent {
-    loop {
-        let event = within(lifecycle.recv()).await.expect("lifecycle");
-        if wanted(&event) {
-            return event;
-        }
-    }
 }

@@ -4,30 +4,11 @@ use std::time::Duration;
 
 use network_core::SendError;
 
-use crate::protocol::codes;
-
 /// An `error` frame from the server: its machine-readable code (see
 /// [`protocol::codes`](crate::protocol::codes)) and its human-readable message.
-#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
-#[error("{code}: {message}")]
-pub struct RemoteError {
-    /// `forbidden`, `bad_request`, `not_open`, ... (see `docs/PROTOCOL.md`, section 6).
-    pub code: String,
-    /// Why, in words (for a refusal, the server's authorization chose it).
-    pub message: String,
-}
-
-impl RemoteError {
-    /// An error with `code` and `message`.
-    pub fn new(code: impl Into<String>, message: impl Into<String>) -> Self {
-        Self { code: code.into(), message: message.into() }
-    }
-
-    /// Whether the code is `forbidden`: the server's authorization said no.
-    pub fn is_forbidden(&self) -> bool {
-        self.code == codes::FORBIDDEN
-    }
-}
+///
+/// Defined in `network-core`, shared by every router.
+pub use network_core::RemoteError;
 
 /// [`ViewsClient::open`](super::ViewsClient::open) did not end with the view open.
 #[derive(Debug, thiserror::Error)]

@@ -2,6 +2,7 @@
 
 use std::sync::Arc;
 
+use network_core::client::fan_out;
 use network_core::{Network, NetworkEvent, Router, envelope};
 
 use super::state::{Action, Shared};
@@ -36,18 +37,10 @@ impl<N: Network> Router<N> for ClientRouter {
             NetworkEvent::Removed { connection, .. } => self.shared.disconnected(connection.id()),
             NetworkEvent::Message { message, .. } => match envelope::decode::<Frame>(ROUTER, &message) {
                 Ok(frame) => {
-                    if let Action::Deliver { targets, mut change } = self.shared.on_frame(frame) {
-                        let mut targets = targets.into_iter().peekable();
-                        while let Some(target) = targets.next() {
-                            let item = if targets.peek().is_some() {
-                                change.clone()
-                            } else {
-                                std::mem::take(&mut change)
-                            };
-                            // Waits while the stream is full (backpressure); an error only
-                            // means that the stream was dropped meanwhile.
-                            let _ = target.send(item).await;
-                        }
+                    if let Action::Deliver { targets, change } = self.shared.on_frame(frame) {
+                        // Waits while a stream is full (backpressure); a dropped stream is
+                        // skipped.
+                        fan_out(targets, change).await;
                     }
                 }
                 Err(error) => {

@@ -7,7 +7,8 @@
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
-use network_core::{Connection, ConnectionId, SendError, envelope};
+use network_core::client::Link;
+use network_core::{Connection, ConnectionId, SendError};
 use tokio::sync::{mpsc, oneshot, watch};
 
 use super::change::{MemberMap, ViewChange};
@@ -98,15 +99,10 @@ pub(super) enum Action {
 }
 
 struct State {
-    /// The network's connection: known from the first `Added` (or from the registry at
-    /// attach time) and kept afterwards, since a client's connection survives reconnects
-    /// and queues frames while the link is down.
-    connection: Option<Connection>,
-    /// Between `Added` and `Removed`, as the router has seen them.
-    online: bool,
+    /// The connection, whether it is up, and the request ids.
+    link: Link,
     /// The router is gone (the network closed for good).
     closed: bool,
-    next_id: u64,
     next_generation: u64,
     next_subscriber: u64,
     /// Sorted, so that re-opens go out in a stable order.
@@ -135,10 +131,8 @@ impl Shared {
         Arc::new(Self {
             config,
             state: Mutex::new(State {
-                connection: None,
-                online: false,
+                link: Link::new(ROUTER),
                 closed: false,
-                next_id: 1,
                 next_generation: 1,
                 next_subscriber: 1,
                 views: BTreeMap::new(),
@@ -159,11 +153,9 @@ impl Shared {
     /// The network already had its connection open when the router was attached.
     pub(super) fn adopt(&self, connection: Connection) {
         let mut state = self.lock();
-        if state.closed || state.connection.is_some() {
+        if state.closed || !state.link.adopt(connection) {
             return;
         }
-        state.connection = Some(connection);
-        state.online = true;
         drop(state);
         self.ready.send_replace(true);
     }
@@ -175,12 +167,12 @@ impl Shared {
         if state.closed {
             return;
         }
-        if state.online {
+        if state.link.online {
             // `Added` without `Removed` (another connection?): end the old session first.
             state.end_session();
         }
-        state.connection = Some(connection);
-        state.online = true;
+        state.link.connection = Some(connection);
+        state.link.online = true;
         let names: Vec<Arc<str>> = state.views.keys().cloned().collect();
         for name in names {
             state.send_open(&name);
@@ -194,7 +186,7 @@ impl Shared {
     /// for its re-open (its members stay as last known until the next `state`).
     pub(super) fn disconnected(&self, id: ConnectionId) {
         let mut state = self.lock();
-        if state.online && state.connection.as_ref().is_some_and(|connection| connection.id() == id) {
+        if state.link.is_current(id) {
             state.end_session();
         }
     }
@@ -205,7 +197,7 @@ impl Shared {
         let taken = {
             let mut state = self.lock();
             state.closed = true;
-            state.online = false;
+            state.link.online = false;
             (std::mem::take(&mut state.views), std::mem::take(&mut state.requests))
         };
         let (views, requests) = taken;
@@ -255,7 +247,7 @@ impl Shared {
         // The sender lives in `self`: this only ends when the flag is set.
         let _ = ready.wait_for(|ready| *ready).await;
         let state = self.lock();
-        !state.closed && state.connection.is_some()
+        !state.closed && state.link.connection.is_some()
     }
 
     /// Wants `name` open. Returns the entry's generation, and the answer to wait for unless
@@ -272,7 +264,7 @@ impl Shared {
             if entry.synced {
                 return Ok((generation, None));
             }
-            if state.online && entry.request.is_none() {
+            if state.link.online && entry.request.is_none() {
                 // The last attempt to send the open failed (a full queue): try again.
                 state.try_open(name)?;
             }
@@ -282,14 +274,14 @@ impl Shared {
             }
             return Ok((generation, Some(answer)));
         }
-        if state.online && state.requests.len() >= self.config.max_pending_requests {
+        if state.link.online && state.requests.len() >= self.config.max_pending_requests {
             return Err(OpenError::TooManyPending);
         }
         let name: Arc<str> = name.into();
         let generation = state.next_generation;
         state.next_generation += 1;
         let mut entry = Entry::new(generation);
-        if state.online {
+        if state.link.online {
             entry.request = Some(state.try_open(&name)?);
         }
         entry.waiters.push(reply);
@@ -314,14 +306,14 @@ impl Shared {
             return Ok(None);
         }
         state.forget(name);
-        if !state.online {
+        if !state.link.online {
             // A new connection has no views: there is nothing to tell the server.
             return Ok(None);
         }
         if state.requests.len() >= self.config.max_pending_requests {
             return Err(CloseError::TooManyPending);
         }
-        let id = state.allocate_id();
+        let id = state.link.allocate_id();
         state.send(&Frame::Close { view: name.to_owned(), id: Some(id) }).map_err(CloseError::Send)?;
         let (reply, answer) = oneshot::channel();
         state.requests.insert(id, Request::Close { reply });
@@ -345,7 +337,7 @@ impl Shared {
     }
 
     pub(super) fn allocate_id(&self) -> u64 {
-        self.lock().allocate_id()
+        self.lock().link.allocate_id()
     }
 
     /// Drops request `id` (its caller stopped waiting).
@@ -405,32 +397,15 @@ impl Shared {
 }
 
 impl State {
-    fn allocate_id(&mut self) -> u64 {
-        let id = self.next_id;
-        self.next_id += 1;
-        id
-    }
-
     /// Sends `frame` on the connection (queued by the client while the link is down).
     fn send(&self, frame: &Frame) -> Result<(), SendError> {
-        let message = match envelope::json(ROUTER, frame) {
-            Ok(message) => message,
-            Err(error) => {
-                // Unreachable in practice: client frames hold strings, integers and bools.
-                tracing::error!(%error, "cannot encode a views frame");
-                return Ok(());
-            }
-        };
-        match &self.connection {
-            Some(connection) => connection.send(message),
-            None => Err(SendError::Closed(message)),
-        }
+        self.link.send(frame)
     }
 
     /// Sends `open` for `name` with a new id and registers the request; returns the id.
     /// The caller records it in the view's entry.
     fn try_open(&mut self, name: &str) -> Result<u64, OpenError> {
-        let id = self.allocate_id();
+        let id = self.link.allocate_id();
         self.send(&Frame::Open { view: name.to_owned(), id: Some(id) }).map_err(OpenError::Send)?;
         self.requests.insert(id, Request::Open { view: name.into() });
         if let Some(entry) = self.views.get_mut(name) {
@@ -464,7 +439,7 @@ impl State {
 
     /// The link closed: the server forgets this connection's requests and views.
     fn end_session(&mut self) {
-        self.online = false;
+        self.link.online = false;
         for entry in self.views.values_mut() {
             entry.synced = false;
             entry.request = None;
@@ -550,8 +525,8 @@ impl State {
         // Not the answer to a close we wait for: the server says it does not have the view
         // open for us (it closed it, or a close queued before a reconnect reached it after
         // the re-open). A view we want, current and with no open in flight, is opened again.
-        let reopen =
-            self.online && self.views.get(view).is_some_and(|entry| entry.synced && entry.request.is_none());
+        let reopen = self.link.online
+            && self.views.get(view).is_some_and(|entry| entry.synced && entry.request.is_none());
         if reopen {
             tracing::info!(view, "the server closed a view that is still wanted; opening it again");
             if let Some((name, _)) = self.views.get_key_value(view) {
