@@ -7,8 +7,6 @@
 
 mod support;
 
-use std::process::Command;
-
 use realtime::ws_server::ServerConfig;
 use support::*;
 
@@ -19,16 +17,7 @@ fn accept_loop_survives_fd_exhaustion() {
     if std::env::var_os(CHILD_ENV).is_some() {
         return child();
     }
-    let exe = std::env::current_exe().unwrap();
-    let output = Command::new("sh")
-        .arg("-c")
-        .arg(r#"ulimit -n 64 && exec "$0" --exact accept_loop_survives_fd_exhaustion --nocapture"#)
-        .arg(exe)
-        .env(CHILD_ENV, "1")
-        .output()
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    assert!(output.status.success(), "child failed:\n{stdout}\n{}", String::from_utf8_lossy(&output.stderr));
+    let stdout = run_as_child_with_open_files("accept_loop_survives_fd_exhaustion", CHILD_ENV, 64);
     assert!(stdout.contains("accept failed"), "the accept loop never hit the limit:\n{stdout}");
     assert!(stdout.contains("served again after exhaustion"), "{stdout}");
 }

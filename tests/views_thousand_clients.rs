@@ -8,8 +8,9 @@
 
 mod support;
 
+use support::run_as_child_with_open_files;
+
 use std::collections::HashMap;
-use std::process::Command;
 use std::time::{Duration, Instant};
 
 use futures_util::{SinkExt, StreamExt};
@@ -30,16 +31,7 @@ fn a_thousand_clients_converge_on_one_view() {
     if std::env::var_os(CHILD_ENV).is_some() {
         return child();
     }
-    let exe = std::env::current_exe().unwrap();
-    let output = Command::new("sh")
-        .arg("-c")
-        .arg(r#"ulimit -n 4096 && exec "$0" --exact a_thousand_clients_converge_on_one_view --nocapture"#)
-        .arg(exe)
-        .env(CHILD_ENV, "1")
-        .output()
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    assert!(output.status.success(), "child failed:\n{stdout}\n{}", String::from_utf8_lossy(&output.stderr));
+    let stdout = run_as_child_with_open_files("a_thousand_clients_converge_on_one_view", CHILD_ENV, 4096);
     assert!(stdout.contains("converged"), "{stdout}");
 }
 

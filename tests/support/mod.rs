@@ -82,3 +82,24 @@ pub async fn echo_server(config: ServerConfig) -> Server {
 pub async fn send_text(ws: &mut RawClient, text: &str) {
     within(ws.send(WsMessage::text(text))).await.expect("send");
 }
+
+/// Runs test `test` of the current test binary again, in a child process whose open-file
+/// limit is `open_files` and whose environment has `marker` set (the test checks it to
+/// know it is the child). Returns the child's stdout; fails if the child failed.
+///
+/// Used by tests that exhaust or exceed the descriptor limit, so that nothing else in the
+/// test binary is affected.
+pub fn run_as_child_with_open_files(test: &str, marker: &str, open_files: u32) -> String {
+    let exe = std::env::current_exe().expect("test binary");
+    let script = format!(r#"ulimit -n {open_files} && exec "$0" --exact {test} --nocapture"#);
+    let output = std::process::Command::new("sh")
+        .arg("-c")
+        .arg(script)
+        .arg(exe)
+        .env(marker, "1")
+        .output()
+        .expect("spawning the child");
+    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+    assert!(output.status.success(), "child failed:\n{stdout}\n{}", String::from_utf8_lossy(&output.stderr));
+    stdout
+}
