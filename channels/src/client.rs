@@ -91,10 +91,11 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
+use network_core::client::answer_within;
 use network_core::{AttachError, Message, Network, envelope};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
-use tokio::time::{Instant, timeout, timeout_at};
+use tokio::time::{Instant, timeout_at};
 
 pub use self::config::ChannelsClientConfig;
 pub use self::error::{BackgroundError, InvalidChannel, JoinError, LeaveError};
@@ -230,12 +231,8 @@ impl Channel {
         let Some(answer) = self.shared.join(&self.path)? else {
             return Ok(());
         };
-        let limit = self.shared.config.join_timeout;
-        match timeout(limit, answer).await {
-            Ok(Ok(result)) => result,
-            Ok(Err(_)) => Err(JoinError::Closed),
-            Err(_) => Err(JoinError::Timeout(limit)),
-        }
+        answer_within(self.shared.config.join_timeout, answer, Err(JoinError::Closed), JoinError::Timeout)
+            .await
     }
 
     /// Leaves the channel: forgets it at once (it is no longer joined after reconnects, and
@@ -255,12 +252,8 @@ impl Channel {
             return Ok(());
         };
         let _pending = PendingRequest { shared: &self.shared, id };
-        let limit = self.shared.config.join_timeout;
-        match timeout(limit, answer).await {
-            Ok(Ok(result)) => result,
-            Ok(Err(_)) => Err(LeaveError::Closed),
-            Err(_) => Err(LeaveError::Timeout(limit)),
-        }
+        answer_within(self.shared.config.join_timeout, answer, Err(LeaveError::Closed), LeaveError::Timeout)
+            .await
     }
 
     /// Emits `event` with `payload` and returns without waiting for anything.

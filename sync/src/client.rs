@@ -140,11 +140,12 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
+use network_core::client::answer_within;
 use network_core::{AttachError, Network, envelope};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use tokio::sync::oneshot;
-use tokio::time::{Instant, timeout, timeout_at};
+use tokio::time::{Instant, timeout_at};
 
 pub use self::collection::{Collection, CollectionChange, CollectionChanges, CollectionEvent};
 pub use self::config::SyncClientConfig;
@@ -413,12 +414,13 @@ impl Subscription {
         let Some(answer) = self.shared.subscribe(&self.path)? else {
             return Ok(());
         };
-        let limit = self.shared.config.request_timeout;
-        match timeout(limit, answer).await {
-            Ok(Ok(result)) => result,
-            Ok(Err(_)) => Err(SubscribeError::Closed),
-            Err(_) => Err(SubscribeError::Timeout(limit)),
-        }
+        answer_within(
+            self.shared.config.request_timeout,
+            answer,
+            Err(SubscribeError::Closed),
+            SubscribeError::Timeout,
+        )
+        .await
     }
 
     /// Unsubscribes: forgets the path at once (it is not subscribed again after
@@ -437,12 +439,13 @@ impl Subscription {
             return Ok(());
         };
         let _pending = PendingRequest { shared: &self.shared, id };
-        let limit = self.shared.config.request_timeout;
-        match timeout(limit, answer).await {
-            Ok(Ok(result)) => result,
-            Ok(Err(_)) => Err(UnsubscribeError::Closed),
-            Err(_) => Err(UnsubscribeError::Timeout(limit)),
-        }
+        answer_within(
+            self.shared.config.request_timeout,
+            answer,
+            Err(UnsubscribeError::Closed),
+            UnsubscribeError::Timeout,
+        )
+        .await
     }
 
     /// Reads the path now and delivers the answer to its streams and collections as a

@@ -8,7 +8,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use futures_util::future::BoxFuture;
-use network_core::client::{ErrorSubscribers, Link};
+use network_core::client::{ErrorSubscribers, Link, Wanted};
 use network_core::{Connection, ConnectionId, Message, SendError};
 use serde_json::Value;
 use tokio::sync::{Semaphore, mpsc, oneshot, watch};
@@ -25,7 +25,6 @@ pub(super) type EventKey = (String, String);
 /// its answer.
 pub(super) type Handler = Arc<dyn Fn(Value) -> BoxFuture<'static, Result<Value, RemoteError>> + Send + Sync>;
 
-type JoinReply = oneshot::Sender<Result<(), JoinError>>;
 pub(super) type JoinAnswer = oneshot::Receiver<Result<(), JoinError>>;
 type LeaveReply = oneshot::Sender<Result<(), LeaveError>>;
 pub(super) type LeaveAnswer = oneshot::Receiver<Result<(), LeaveError>>;
@@ -40,17 +39,9 @@ enum Request {
     Ack { reply: AckReply },
 }
 
-/// A channel the application wants to be in (every one but `/`).
-#[derive(Default)]
-struct Membership {
-    /// The server confirmed the join on the current connection.
-    joined: bool,
-    /// The id of the join in flight on the current connection.
-    request: Option<u64>,
-    /// `join()` calls waiting for the answer. They survive reconnects: the join is sent
-    /// again on the next connection and its answer settles them.
-    waiters: Vec<JoinReply>,
-}
+/// A channel the application wants to be in (every one but `/`): `active` once the server
+/// confirmed the join on the current connection; its waiters are `join()` calls.
+type Membership = Wanted<JoinError>;
 
 struct Subscriber {
     id: u64,
@@ -162,7 +153,7 @@ impl Shared {
                 Ok(()) => {
                     state.requests.insert(id, Request::Join { ch: path.clone() });
                     if let Some(membership) = state.memberships.get_mut(&path) {
-                        membership.request = Some(id);
+                        membership.begin(id);
                     }
                 }
                 Err(error) => {
@@ -260,7 +251,7 @@ impl Shared {
         if path == ROOT {
             state.link.online
         } else {
-            state.memberships.get(path).is_some_and(|membership| membership.joined)
+            state.memberships.get(path).is_some_and(|membership| membership.active)
         }
     }
 
@@ -272,7 +263,7 @@ impl Shared {
             return Err(JoinError::Closed);
         }
         let existing = state.memberships.get(path);
-        if existing.is_some_and(|membership| membership.joined) {
+        if existing.is_some_and(|membership| membership.active) {
             return Ok(None);
         }
         let in_flight = existing.is_some_and(|membership| membership.request.is_some());
@@ -284,13 +275,10 @@ impl Shared {
             sent = Some(id);
         }
         let membership = state.memberships.entry(path.to_owned()).or_default();
-        if sent.is_some() {
-            membership.request = sent;
+        if let Some(id) = sent {
+            membership.begin(id);
         }
-        membership.waiters.retain(|waiter| !waiter.is_closed());
-        let (reply, answer) = oneshot::channel();
-        membership.waiters.push(reply);
-        Ok(Some(answer))
+        Ok(Some(membership.wait()))
     }
 
     /// Forgets `path` and sends `leave` if the link is up (a new connection starts with
@@ -300,13 +288,11 @@ impl Shared {
         if state.closed {
             return Err(LeaveError::Closed);
         }
-        if let Some(membership) = state.memberships.remove(path) {
+        if let Some(mut membership) = state.memberships.remove(path) {
             if let Some(id) = membership.request {
                 state.remove_request(id);
             }
-            for waiter in membership.waiters {
-                let _ = waiter.send(Err(JoinError::Left));
-            }
+            membership.fail(|| JoinError::Left);
         }
         if !state.link.online {
             return Ok(None);
@@ -412,8 +398,7 @@ impl State {
         self.link.online = false;
         self.session += 1;
         for membership in self.memberships.values_mut() {
-            membership.joined = false;
-            membership.request = None;
+            membership.reset();
         }
         for (_, request) in std::mem::take(&mut self.requests) {
             match request {
@@ -452,13 +437,7 @@ impl State {
             tracing::debug!(channel = %path, "joined a channel that is no longer wanted (left meanwhile)");
             return;
         };
-        if id.is_some() && membership.request == id {
-            membership.request = None;
-        }
-        membership.joined = true;
-        for waiter in membership.waiters.drain(..) {
-            let _ = waiter.send(Ok(()));
-        }
+        membership.grant(id);
     }
 
     fn on_left(&mut self, ch: String, id: Option<u64>) {
@@ -477,7 +456,7 @@ impl State {
         // Not an answer to a leave of ours: the server took the connection out of `ch`.
         // It stays wanted and is joined again on the next reconnect.
         if let Some(membership) = self.memberships.get_mut(&ch) {
-            membership.joined = false;
+            membership.active = false;
         }
         tracing::debug!(channel = %ch, "left a channel");
     }
@@ -524,17 +503,14 @@ impl State {
     /// The server refused the join `id` of `path`: the channel is forgotten, and whoever
     /// waits hears why; when nobody does (a rejoin after a reconnect), `errors()` does.
     fn join_refused(&mut self, path: String, id: u64, error: RemoteError) {
-        let Some(membership) = self.memberships.remove(&path) else {
+        let Some(mut membership) = self.memberships.remove(&path) else {
             tracing::debug!(channel = %path, %error, "join refused for a channel no longer wanted");
             return;
         };
         if let Some(other) = membership.request.filter(|request| *request != id) {
             self.remove_request(other);
         }
-        let mut told = false;
-        for waiter in membership.waiters {
-            told |= waiter.send(Err(JoinError::Refused(error.clone()))).is_ok();
-        }
+        let told = membership.fail(|| JoinError::Refused(error.clone()));
         if !told {
             self.error_subscribers.report(BackgroundError::RejoinRefused { channel: path, error });
         }

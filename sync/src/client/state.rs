@@ -8,7 +8,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use futures_util::future::BoxFuture;
-use network_core::client::{ErrorSubscribers, Link};
+use network_core::client::{ErrorSubscribers, Link, Wanted};
 use network_core::{Connection, ConnectionId, Message, SendError};
 use serde_json::Value;
 use tokio::sync::{mpsc, oneshot, watch};
@@ -21,7 +21,6 @@ use crate::protocol::{Frame, Method, Op, ROUTER, RemoteError, codes};
 /// The outcome of a request, sent by the router; a dropped sender means that the
 /// connection closed first.
 pub(super) type Reply<T> = oneshot::Sender<Result<T, RemoteError>>;
-type SubscribeReply = oneshot::Sender<Result<(), SubscribeError>>;
 pub(super) type SubscribeAnswer = oneshot::Receiver<Result<(), SubscribeError>>;
 type UnsubscribeReply = oneshot::Sender<Result<(), UnsubscribeError>>;
 pub(super) type UnsubscribeAnswer = oneshot::Receiver<Result<(), UnsubscribeError>>;
@@ -29,7 +28,7 @@ pub(super) type UnsubscribeAnswer = oneshot::Receiver<Result<(), UnsubscribeErro
 /// A request of ours that waits for the server's answer, by id.
 pub(super) enum Request {
     /// A `sub` of `path`: the application's `connect`, or a re-subscribe after a
-    /// reconnect. Its waiters live in the [`Wanted`] entry, since they survive reconnects.
+    /// reconnect. Its waiters live in the [`WantedPath`] entry, since they survive reconnects.
     Sub { path: String },
     /// An `unsub`.
     Unsub { reply: UnsubscribeReply },
@@ -42,16 +41,12 @@ pub(super) enum Request {
 
 /// A path the application wants to be subscribed to.
 #[derive(Default)]
-struct Wanted {
-    /// The server confirmed the subscription on the current connection.
-    subscribed: bool,
+struct WantedPath {
+    /// `active` once the server confirmed the subscription on the current connection; the
+    /// `sub` in flight; the `connect()` calls waiting for the answer.
+    sub: Wanted<SubscribeError>,
     /// Subscribed on some connection before: read again after re-subscribing.
     was_subscribed: bool,
-    /// The id of the `sub` in flight on the current connection.
-    request: Option<u64>,
-    /// `connect()` calls waiting for the answer. They survive reconnects: the `sub` is
-    /// sent again on the next connection and its answer settles them.
-    waiters: Vec<SubscribeReply>,
 }
 
 /// Something a collection keeps up to date from the messages of its path (implemented by
@@ -107,7 +102,7 @@ struct State {
     /// The router is gone (the network closed for good).
     closed: bool,
     /// Sorted, so that re-subscribes go out in a stable order.
-    wanted: BTreeMap<String, Wanted>,
+    wanted: BTreeMap<String, WantedPath>,
     requests: HashMap<u64, Request>,
     listeners: HashMap<String, Vec<Registered>>,
     next_listener: u64,
@@ -180,7 +175,7 @@ impl Shared {
                 Ok(()) => {
                     state.requests.insert(id, Request::Sub { path: path.clone() });
                     if let Some(wanted) = state.wanted.get_mut(path) {
-                        wanted.request = Some(id);
+                        wanted.sub.begin(id);
                     }
                 }
                 Err(error) => {
@@ -273,7 +268,7 @@ impl Shared {
     }
 
     pub(super) fn is_subscribed(&self, path: &str) -> bool {
-        self.lock().wanted.get(path).is_some_and(|wanted| wanted.subscribed)
+        self.lock().wanted.get(path).is_some_and(|wanted| wanted.sub.active)
     }
 
     /// Wants `path` and sends its `sub` now if the link is up; otherwise the next `Added`
@@ -284,10 +279,10 @@ impl Shared {
             return Err(SubscribeError::Closed);
         }
         let existing = state.wanted.get(path);
-        if existing.is_some_and(|wanted| wanted.subscribed) {
+        if existing.is_some_and(|wanted| wanted.sub.active) {
             return Ok(None);
         }
-        let in_flight = existing.is_some_and(|wanted| wanted.request.is_some());
+        let in_flight = existing.is_some_and(|wanted| wanted.sub.request.is_some());
         let mut sent = None;
         if state.link.online && !in_flight {
             if state.requests.len() >= self.config.max_pending_requests {
@@ -299,13 +294,10 @@ impl Shared {
             sent = Some(id);
         }
         let wanted = state.wanted.entry(path.to_owned()).or_default();
-        if sent.is_some() {
-            wanted.request = sent;
+        if let Some(id) = sent {
+            wanted.sub.begin(id);
         }
-        wanted.waiters.retain(|waiter| !waiter.is_closed());
-        let (reply, answer) = oneshot::channel();
-        wanted.waiters.push(reply);
-        Ok(Some(answer))
+        Ok(Some(wanted.sub.wait()))
     }
 
     /// Forgets `path` (its `connect()` waiters get `Cancelled`, its streams end) and sends
@@ -425,8 +417,7 @@ impl State {
     fn end_session(&mut self) {
         self.link.online = false;
         for wanted in self.wanted.values_mut() {
-            wanted.subscribed = false;
-            wanted.request = None;
+            wanted.sub.reset();
         }
         for (_, request) in std::mem::take(&mut self.requests) {
             match request {
@@ -447,15 +438,13 @@ impl State {
     /// dropped; returns whether it was wanted, and its listeners, to end without the lock.
     fn forget(&mut self, path: &str, error: impl Fn() -> SubscribeError) -> (bool, Vec<Registered>) {
         let listeners = self.listeners.remove(path).unwrap_or_default();
-        let Some(wanted) = self.wanted.remove(path) else {
+        let Some(mut wanted) = self.wanted.remove(path) else {
             return (false, listeners);
         };
-        if let Some(id) = wanted.request {
+        if let Some(id) = wanted.sub.request {
             self.requests.remove(&id);
         }
-        for waiter in wanted.waiters {
-            let _ = waiter.send(Err(error()));
-        }
+        wanted.sub.fail(error);
         (true, listeners)
     }
 
@@ -485,14 +474,8 @@ impl State {
             tracing::debug!(path = %path, "subscribed to a path no longer wanted (closed meanwhile)");
             return;
         };
-        if id.is_some() && wanted.request == id {
-            wanted.request = None;
-        }
-        wanted.subscribed = true;
         wanted.was_subscribed = true;
-        for waiter in wanted.waiters.drain(..) {
-            let _ = waiter.send(Ok(()));
-        }
+        wanted.sub.grant(id);
     }
 
     fn on_unsubscribed(&mut self, path: String, id: Option<u64>) {
@@ -511,7 +494,7 @@ impl State {
         // Not an answer to an unsub of ours: the server stopped the subscription. It stays
         // wanted and is renewed on the next reconnect.
         if let Some(wanted) = self.wanted.get_mut(&path) {
-            wanted.subscribed = false;
+            wanted.sub.active = false;
         }
         tracing::debug!(path = %path, "the server stopped a subscription");
     }
@@ -603,7 +586,8 @@ impl State {
             tracing::debug!(path = %path, %error, "subscription refused for a path no longer wanted");
             return Action::Nothing;
         }
-        let told = self.wanted.get(&path).is_some_and(|wanted| wanted.waiters.iter().any(|w| !w.is_closed()));
+        let told =
+            self.wanted.get(&path).is_some_and(|wanted| wanted.sub.waiters.iter().any(|w| !w.is_closed()));
         let refusal = error.clone();
         let (_, ended) = self.forget(&path, || SubscribeError::Refused(refusal.clone()));
         if !told {

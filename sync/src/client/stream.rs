@@ -195,34 +195,4 @@ impl<T: DeserializeOwned> Stream for TypedSyncStream<T> {
 /// never waits for it: when it is full, the **newest** error is dropped for that stream and
 /// a warning is logged. Errors that happen while no stream exists are only logged. The
 /// stream ends when the network closes for good.
-#[derive(Debug)]
-pub struct ErrorStream {
-    receiver: mpsc::Receiver<BackgroundError>,
-}
-
-impl ErrorStream {
-    pub(super) fn new(receiver: mpsc::Receiver<BackgroundError>) -> Self {
-        Self { receiver }
-    }
-
-    /// The next error; `None` once the network has closed for good.
-    ///
-    /// # Cancel safety
-    /// Cancel safe: an error is never lost when the future is dropped.
-    pub async fn recv(&mut self) -> Option<BackgroundError> {
-        self.receiver.recv().await
-    }
-
-    /// The next error if one is queued, without waiting.
-    pub fn try_recv(&mut self) -> Option<BackgroundError> {
-        self.receiver.try_recv().ok()
-    }
-}
-
-impl Stream for ErrorStream {
-    type Item = BackgroundError;
-
-    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<BackgroundError>> {
-        self.get_mut().receiver.poll_recv(cx)
-    }
-}
+pub type ErrorStream = network_core::client::ErrorStream<BackgroundError>;

@@ -7,7 +7,7 @@
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
-use network_core::client::Link;
+use network_core::client::{Link, Wanted};
 use network_core::{Connection, ConnectionId, SendError};
 use tokio::sync::{mpsc, oneshot, watch};
 
@@ -16,7 +16,6 @@ use super::config::ViewsClientConfig;
 use super::error::{CloseError, InfoError, OpenError, RemoteError};
 use crate::protocol::{Frame, Member, ROUTER, ViewInfo, codes};
 
-type OpenReply = oneshot::Sender<Result<(), OpenError>>;
 /// The outcome of an open; a dropped sender means that the router is gone.
 pub(super) type OpenAnswer = oneshot::Receiver<Result<(), OpenError>>;
 type CloseReply = oneshot::Sender<Result<(), CloseError>>;
@@ -47,27 +46,16 @@ struct Entry {
     /// that was closed do not see a later one.
     generation: u64,
     members: MemberMap,
-    /// A `state` arrived on the current connection: the members are current and diffs
-    /// apply.
-    synced: bool,
-    /// The id of the open in flight on the current connection.
-    request: Option<u64>,
-    /// `open()` calls waiting for the first `state`. They survive reconnects: the open is
-    /// sent again on the next connection and its answer settles them.
-    waiters: Vec<OpenReply>,
+    /// `active` once a `state` arrived on the current connection (the members are current
+    /// and diffs apply); the open in flight; the `open()` calls waiting for the first
+    /// `state`.
+    open: Wanted<OpenError>,
     subscribers: Vec<Subscriber>,
 }
 
 impl Entry {
     fn new(generation: u64) -> Self {
-        Self {
-            generation,
-            members: MemberMap::default(),
-            synced: false,
-            request: None,
-            waiters: Vec::new(),
-            subscribers: Vec::new(),
-        }
+        Self { generation, members: MemberMap::default(), open: Wanted::default(), subscribers: Vec::new() }
     }
 
     /// Hands `change` to the subscribers, unless it changes nothing.
@@ -201,10 +189,8 @@ impl Shared {
             (std::mem::take(&mut state.views), std::mem::take(&mut state.requests))
         };
         let (views, requests) = taken;
-        for entry in views.into_values() {
-            for waiter in entry.waiters {
-                let _ = waiter.send(Err(OpenError::Closed));
-            }
+        for mut entry in views.into_values() {
+            entry.open.fail(|| OpenError::Closed);
         }
         // Dropped replies: info requests fail with `Closed`, closes succeed (a closed
         // connection has no views).
@@ -258,19 +244,19 @@ impl Shared {
         if state.closed {
             return Err(OpenError::Closed);
         }
-        let (reply, answer) = oneshot::channel();
         if let Some(entry) = state.views.get(name) {
             let generation = entry.generation;
-            if entry.synced {
+            if entry.open.active {
                 return Ok((generation, None));
             }
-            if state.link.online && entry.request.is_none() {
+            if state.link.online && entry.open.request.is_none() {
                 // The last attempt to send the open failed (a full queue): try again.
                 state.try_open(name)?;
             }
+            let (reply, answer) = oneshot::channel();
             if let Some(entry) = state.views.get_mut(name) {
-                entry.waiters.retain(|waiter| !waiter.is_closed());
-                entry.waiters.push(reply);
+                entry.open.waiters.retain(|waiter| !waiter.is_closed());
+                entry.open.waiters.push(reply);
             }
             return Ok((generation, Some(answer)));
         }
@@ -282,9 +268,9 @@ impl Shared {
         state.next_generation += 1;
         let mut entry = Entry::new(generation);
         if state.link.online {
-            entry.request = Some(state.try_open(&name)?);
+            entry.open.begin(state.try_open(&name)?);
         }
-        entry.waiters.push(reply);
+        let answer = entry.open.wait();
         state.views.insert(name, entry);
         Ok((generation, Some(answer)))
     }
@@ -357,7 +343,7 @@ impl Shared {
     }
 
     pub(super) fn is_synced(&self, name: &str, generation: u64) -> bool {
-        self.with_view(name, generation, |entry| entry.synced).unwrap_or(false)
+        self.with_view(name, generation, |entry| entry.open.active).unwrap_or(false)
     }
 
     pub(super) fn members(&self, name: &str, generation: u64) -> Vec<Member> {
@@ -409,7 +395,7 @@ impl State {
         self.send(&Frame::Open { view: name.to_owned(), id: Some(id) }).map_err(OpenError::Send)?;
         self.requests.insert(id, Request::Open { view: name.into() });
         if let Some(entry) = self.views.get_mut(name) {
-            entry.request = Some(id);
+            entry.open.begin(id);
         }
         Ok(id)
     }
@@ -418,8 +404,7 @@ impl State {
     /// next `open()` call, tries again.
     fn send_open(&mut self, name: &Arc<str>) {
         if let Some(entry) = self.views.get_mut(name) {
-            entry.synced = false;
-            entry.request = None;
+            entry.open.reset();
         }
         if let Err(error) = self.try_open(name) {
             tracing::warn!(view = %name, %error, "cannot re-open a view; tried again on the next reconnect");
@@ -428,21 +413,18 @@ impl State {
 
     /// Forgets view `name`: its open waiters fail with `Cancelled`, its streams end.
     fn forget(&mut self, name: &str) {
-        let Some(entry) = self.views.remove(name) else { return };
-        if let Some(id) = entry.request {
+        let Some(mut entry) = self.views.remove(name) else { return };
+        if let Some(id) = entry.open.request {
             self.requests.remove(&id);
         }
-        for waiter in entry.waiters {
-            let _ = waiter.send(Err(OpenError::Cancelled));
-        }
+        entry.open.fail(|| OpenError::Cancelled);
     }
 
     /// The link closed: the server forgets this connection's requests and views.
     fn end_session(&mut self) {
         self.link.online = false;
         for entry in self.views.values_mut() {
-            entry.synced = false;
-            entry.request = None;
+            entry.open.reset();
         }
         for (_, request) in std::mem::take(&mut self.requests) {
             match request {
@@ -477,21 +459,16 @@ impl State {
             tracing::debug!(view, "state of a view that is not open (closed meanwhile); ignored");
             return Action::Nothing;
         };
-        if let (Some(id), Some(current)) = (id, entry.request) {
+        if let (Some(id), Some(current)) = (id, entry.open.request) {
             if id != current {
                 // It answers an open that a close and a newer open superseded.
                 tracing::debug!(view, id, "state answering a superseded open; ignored");
                 return Action::Nothing;
             }
         }
-        if id.is_some() {
-            entry.request = None;
-        }
         let change = entry.members.replace(members);
-        entry.synced = true;
-        for waiter in entry.waiters.drain(..) {
-            let _ = waiter.send(Ok(()));
-        }
+        // `id` is the open in flight, or none is (checked above).
+        entry.open.grant(id);
         entry.deliver(change)
     }
 
@@ -500,7 +477,7 @@ impl State {
             tracing::debug!(view, "diff of a view that is not open; ignored");
             return Action::Nothing;
         };
-        if !entry.synced {
+        if !entry.open.active {
             // The `state` that answers the (re-)open replaces the members anyway.
             tracing::debug!(view, "diff before the view's state on this connection; ignored");
             return Action::Nothing;
@@ -526,7 +503,7 @@ impl State {
         // open for us (it closed it, or a close queued before a reconnect reached it after
         // the re-open). A view we want, current and with no open in flight, is opened again.
         let reopen = self.link.online
-            && self.views.get(view).is_some_and(|entry| entry.synced && entry.request.is_none());
+            && self.views.get(view).is_some_and(|entry| entry.open.active && entry.open.request.is_none());
         if reopen {
             tracing::info!(view, "the server closed a view that is still wanted; opening it again");
             if let Some((name, _)) = self.views.get_key_value(view) {
@@ -575,17 +552,15 @@ impl State {
     /// The server refused the open `id` of `view`: the view is forgotten; its waiters hear
     /// why, and so do its streams (a re-open after a reconnect), with a last change.
     fn open_refused(&mut self, view: &str, id: u64, error: RemoteError) -> Action {
-        if self.views.get(view).is_none_or(|entry| entry.request != Some(id)) {
+        if self.views.get(view).is_none_or(|entry| entry.open.request != Some(id)) {
             tracing::debug!(view, %error, "open refused for a view no longer wanted");
             return Action::Nothing;
         }
         let Some(mut entry) = self.views.remove(view) else { return Action::Nothing };
-        if entry.synced || !entry.subscribers.is_empty() {
+        if entry.open.active || !entry.subscribers.is_empty() {
             tracing::warn!(view, %error, "re-opening a view was refused; it is closed");
         }
-        for waiter in entry.waiters.drain(..) {
-            let _ = waiter.send(Err(OpenError::Refused(error.clone())));
-        }
+        entry.open.fail(|| OpenError::Refused(error.clone()));
         entry.deliver(ViewChange::refused(error))
     }
 }
