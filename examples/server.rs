@@ -14,6 +14,10 @@
 //!   any name; see `examples/axum_tokens.rs` for one-time tokens), which puts it in room
 //!   `user.NAME` of each channel it joins.
 //!
+//! - `--echo` sends application frames back to their sender only, unchanged (what the
+//!   Autobahn conformance cases need, with `--max-message-size 33554432` for their 16 MiB
+//!   messages); frames of a plain WebSocket client pass through byte for byte either way.
+//!
 //! Ctrl-C or SIGTERM shuts it down gracefully (close 1001 to every client).
 //!
 //! ```text
@@ -43,11 +47,11 @@ async fn main() -> anyhow::Result<()> {
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
         )
         .init();
-    let listen = parse_args()?;
+    let options = parse_args()?;
 
-    let server = Server::bind(listen, ServerConfig::default().handshake(demo_identity()))
-        .await
-        .context("starting the server")?;
+    let config =
+        ServerConfig::default().handshake(demo_identity()).max_message_size(options.max_message_size);
+    let server = Server::bind(options.listen, config).await.context("starting the server")?;
     channels_config().attach(&server).context("attaching the channels router")?;
     ViewsConfig::default().attach(&server).context("attaching the views router")?;
     books().attach(&server).context("attaching the sync router")?;
@@ -62,6 +66,10 @@ async fn main() -> anyhow::Result<()> {
             event = events.recv() => match event {
                 Some(NetworkEvent::Added(connection)) => {
                     tracing::info!(id = %connection.id(), remote = ?connection.meta().remote_addr, "connected");
+                }
+                Some(NetworkEvent::Message { connection, message }) if options.echo => {
+                    // Back to the sender only, unchanged.
+                    let _ = connection.send(message);
                 }
                 Some(NetworkEvent::Message { connection, message }) => {
                     let others = Target::everyone().except(connection.id());
@@ -174,23 +182,46 @@ fn books() -> SyncConfig<Server> {
     SyncConfig::default().route("/api/book/:id", book).route("/api/books", collection)
 }
 
-fn parse_args() -> anyhow::Result<SocketAddr> {
-    let mut listen: SocketAddr = "127.0.0.1:9001".parse()?;
+/// The command line.
+struct Options {
+    listen: SocketAddr,
+    /// Send application frames back to their sender instead of relaying them.
+    echo: bool,
+    max_message_size: usize,
+}
+
+const USAGE: &str = "usage: server [--listen ADDR] [--echo] [--max-message-size BYTES]
+  --listen ADDR             default 127.0.0.1:9001
+  --echo                    application frames go back to their sender (default: relayed to the others)
+  --max-message-size BYTES  largest incoming message, default 1048576 (1 MiB)";
+
+fn parse_args() -> anyhow::Result<Options> {
+    let mut options = Options {
+        listen: "127.0.0.1:9001".parse()?,
+        echo: false,
+        max_message_size: ServerConfig::default().max_message_size,
+    };
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
         match arg.as_str() {
             "--listen" => {
                 let value = args.next().context("--listen needs an address")?;
-                listen = value.parse().with_context(|| format!("bad --listen address {value:?}"))?;
+                options.listen = value.parse().with_context(|| format!("bad --listen address {value:?}"))?;
+            }
+            "--echo" => options.echo = true,
+            "--max-message-size" => {
+                let value = args.next().context("--max-message-size needs a number of bytes")?;
+                options.max_message_size =
+                    value.parse().with_context(|| format!("bad --max-message-size {value:?}"))?;
             }
             "-h" | "--help" => {
-                println!("usage: server [--listen ADDR]   (default 127.0.0.1:9001)");
+                println!("{USAGE}");
                 std::process::exit(0);
             }
-            other => bail!("unknown argument {other:?} (try --help)"),
+            other => bail!("unknown argument {other:?}\n{USAGE}"),
         }
     }
-    Ok(listen)
+    Ok(options)
 }
 
 async fn shutdown_signal() {
