@@ -1,0 +1,242 @@
+//! `bench load`: the load generator, on a current-thread runtime, cheap per message.
+//!
+//! - echo: each of N connections keeps K text frames (a 64-byte JSON object) in flight;
+//!   a round trip's latency is measured from the send instants kept in a per-connection
+//!   FIFO (one clock read per send and per reply).
+//! - fan-out: N subscribers (path `/sub`) and one publisher (path `/pub`) that keeps K
+//!   64-byte trigger frames in flight. Each frame carries its sequence number; subscribers
+//!   count deliveries in a shared per-sequence counter, and only the delivery that
+//!   completes a broadcast reads the clock, records the broadcast's latency and lets the
+//!   publisher send the next frame.
+//!
+//! It prints `measuring` when the warm-up ends and then one JSON line of results.
+
+use std::collections::VecDeque;
+use std::io::Write;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use futures_util::{SinkExt, StreamExt};
+use tokio::net::TcpStream;
+use tokio::sync::Semaphore;
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
+use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
+
+use crate::hist::Histogram;
+use crate::{Args, BoxError};
+
+type Ws = WebSocketStream<MaybeTlsStream<TcpStream>>;
+
+/// Broadcasts tracked at once; far more than any in-flight window used.
+const RING: usize = 4096;
+/// Traffic before the measured window.
+const WARMUP: Duration = Duration::from_secs(1);
+/// Deadline for opening all connections.
+const CONNECT_DEADLINE: Duration = Duration::from_secs(30);
+/// Connections opened at once.
+const CONNECT_BATCH: usize = 100;
+/// The echo payload: a small JSON envelope, 64 bytes.
+const ECHO_PAYLOAD: &str = r#"{"r":"bench","t":"echo","d":{"n":1,"s":"0123456789abcdef012345"}}"#;
+
+struct Shared {
+    base: Instant,
+    measuring: AtomicBool,
+    count: AtomicU64,
+    hist: Histogram,
+    /// Fan-out: deliveries seen per sequence slot.
+    delivered: Box<[AtomicU64]>,
+    /// Fan-out: when each slot's trigger was sent, in ns since `base`.
+    sent_at: Box<[AtomicU64]>,
+    /// Fan-out: broadcasts that reached every subscriber.
+    completed: AtomicU64,
+    /// Fan-out: free places in the in-flight window.
+    window: Semaphore,
+    /// Connections that ended before the run did.
+    lost: AtomicU64,
+}
+
+impl Shared {
+    fn nanos(&self) -> u64 {
+        u64::try_from(self.base.elapsed().as_nanos()).unwrap_or(u64::MAX)
+    }
+}
+
+pub(crate) fn main(args: &Args) -> Result<(), BoxError> {
+    let scenario = args.required("scenario")?;
+    let url = args.required("url")?;
+    let connections: usize = args.num_or("connections", 100)?;
+    let in_flight: usize = args.num_or("in-flight", 1)?;
+    let seconds: f64 = args.num_or("seconds", 10.0)?;
+    if connections == 0 || in_flight == 0 || in_flight >= RING || !seconds.is_finite() || seconds <= 0.0 {
+        return Err("need connections > 0, 0 < in-flight < 4096, seconds > 0".into());
+    }
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    runtime.block_on(async move {
+        let shared = Arc::new(Shared {
+            base: Instant::now(),
+            measuring: AtomicBool::new(false),
+            count: AtomicU64::new(0),
+            hist: Histogram::new(),
+            delivered: (0..RING).map(|_| AtomicU64::new(0)).collect(),
+            sent_at: (0..RING).map(|_| AtomicU64::new(0)).collect(),
+            completed: AtomicU64::new(0),
+            window: Semaphore::new(0),
+            lost: AtomicU64::new(0),
+        });
+        match scenario.as_str() {
+            "echo" => {
+                for ws in connect_all(&url, connections).await? {
+                    tokio::spawn(echo_client(ws, in_flight, shared.clone()));
+                }
+            }
+            "fanout" => {
+                let subscribers = connect_all(&format!("{url}/sub"), connections).await?;
+                for ws in subscribers {
+                    tokio::spawn(subscriber(ws, connections as u64, shared.clone()));
+                }
+                let publisher_ws = connect_all(&format!("{url}/pub"), 1).await?;
+                // Let the server register every member before the first broadcast.
+                tokio::time::sleep(Duration::from_millis(300)).await;
+                shared.window.add_permits(in_flight);
+                for ws in publisher_ws {
+                    tokio::spawn(publisher(ws, shared.clone()));
+                }
+            }
+            other => return Err(format!("unknown scenario {other}").into()),
+        }
+        tokio::time::sleep(WARMUP).await;
+        let start_count = shared.count.load(Ordering::Relaxed);
+        let start_completed = shared.completed.load(Ordering::Relaxed);
+        let start = Instant::now();
+        shared.measuring.store(true, Ordering::Relaxed);
+        say("measuring")?;
+        tokio::time::sleep(Duration::from_secs_f64(seconds)).await;
+        shared.measuring.store(false, Ordering::Relaxed);
+        let elapsed = start.elapsed().as_secs_f64();
+        let count = shared.count.load(Ordering::Relaxed) - start_count;
+        let completed = shared.completed.load(Ordering::Relaxed) - start_completed;
+        let result = serde_json::json!({
+            "scenario": scenario,
+            "connections": connections,
+            "in_flight": in_flight,
+            "seconds": elapsed,
+            "count": count,
+            "rate": count as f64 / elapsed,
+            "broadcasts": completed,
+            "p50_us": shared.hist.quantile(0.50),
+            "p99_us": shared.hist.quantile(0.99),
+            "lost_connections": shared.lost.load(Ordering::Relaxed),
+        });
+        say(&result.to_string())?;
+        // The client tasks run forever; leave without waiting for them.
+        std::process::exit(0)
+    })
+}
+
+fn say(line: &str) -> Result<(), BoxError> {
+    let mut stdout = std::io::stdout().lock();
+    writeln!(stdout, "{line}")?;
+    stdout.flush()?;
+    Ok(())
+}
+
+async fn connect_all(url: &str, connections: usize) -> Result<Vec<Ws>, BoxError> {
+    let config = WebSocketConfig::default().read_buffer_size(16 * 1024);
+    let mut all = Vec::with_capacity(connections);
+    let deadline = tokio::time::Instant::now() + CONNECT_DEADLINE;
+    while all.len() < connections {
+        let batch = CONNECT_BATCH.min(connections - all.len());
+        let attempts = (0..batch)
+            .map(|_| tokio_tungstenite::connect_async_with_config(url.to_owned(), Some(config), true));
+        let results = tokio::time::timeout_at(deadline, futures_util::future::join_all(attempts))
+            .await
+            .map_err(|_| format!("connecting {connections} clients to {url} took too long"))?;
+        for result in results {
+            all.push(result?.0);
+        }
+    }
+    Ok(all)
+}
+
+async fn echo_client(mut ws: Ws, in_flight: usize, shared: Arc<Shared>) {
+    let mut sent = VecDeque::with_capacity(in_flight);
+    for _ in 0..in_flight {
+        if ws.feed(Message::text(ECHO_PAYLOAD)).await.is_err() {
+            shared.lost.fetch_add(1, Ordering::Relaxed);
+            return;
+        }
+        sent.push_back(Instant::now());
+    }
+    if ws.flush().await.is_err() {
+        shared.lost.fetch_add(1, Ordering::Relaxed);
+        return;
+    }
+    while let Some(Ok(message)) = ws.next().await {
+        if !message.is_text() && !message.is_binary() {
+            continue;
+        }
+        if let Some(sent_at) = sent.pop_front() {
+            shared.count.fetch_add(1, Ordering::Relaxed);
+            if shared.measuring.load(Ordering::Relaxed) {
+                shared.hist.record(u64::try_from(sent_at.elapsed().as_micros()).unwrap_or(u64::MAX));
+            }
+        }
+        if ws.send(Message::text(ECHO_PAYLOAD)).await.is_err() {
+            break;
+        }
+        sent.push_back(Instant::now());
+    }
+    shared.lost.fetch_add(1, Ordering::Relaxed);
+}
+
+async fn subscriber(mut ws: Ws, members: u64, shared: Arc<Shared>) {
+    while let Some(Ok(message)) = ws.next().await {
+        let Message::Binary(payload) = message else { continue };
+        let Some(seq) = payload.get(..8).and_then(|b| <[u8; 8]>::try_from(b).ok()) else { continue };
+        shared.count.fetch_add(1, Ordering::Relaxed);
+        let slot = (u64::from_le_bytes(seq) % RING as u64) as usize;
+        if shared.delivered[slot].fetch_add(1, Ordering::Relaxed) + 1 == members {
+            shared.delivered[slot].store(0, Ordering::Relaxed);
+            shared.completed.fetch_add(1, Ordering::Relaxed);
+            if shared.measuring.load(Ordering::Relaxed) {
+                let took = shared.nanos().saturating_sub(shared.sent_at[slot].load(Ordering::Relaxed));
+                shared.hist.record(took / 1000);
+            }
+            shared.window.add_permits(1);
+        }
+    }
+    shared.lost.fetch_add(1, Ordering::Relaxed);
+}
+
+async fn publisher(mut ws: Ws, shared: Arc<Shared>) {
+    let mut seq: u64 = 0;
+    let trigger = |seq: u64| {
+        let mut frame = [0u8; 64];
+        frame[..8].copy_from_slice(&seq.to_le_bytes());
+        shared.sent_at[(seq % RING as u64) as usize].store(shared.nanos(), Ordering::Relaxed);
+        Message::Binary(Bytes::copy_from_slice(&frame))
+    };
+    loop {
+        let Ok(permit) = shared.window.acquire().await else { break };
+        permit.forget();
+        if ws.feed(trigger(seq)).await.is_err() {
+            break;
+        }
+        seq += 1;
+        // Everything else the window allows goes in the same flush.
+        while let Ok(permit) = shared.window.try_acquire() {
+            permit.forget();
+            if ws.feed(trigger(seq)).await.is_err() {
+                break;
+            }
+            seq += 1;
+        }
+        if ws.flush().await.is_err() {
+            break;
+        }
+    }
+    shared.lost.fetch_add(1, Ordering::Relaxed);
+}

@@ -1,0 +1,78 @@
+//! Loopback benchmarks: `ws_server::Server` ("ours") against a minimal tokio-tungstenite
+//! server ("raw") doing the same job, measured in the same run.
+//!
+//! ```text
+//! cargo run --release -p bench -- run [--runs 5] [--seconds 10]
+//! cargo run --release -p bench -- serve --impl ours|raw --scenario echo|fanout [--listen 127.0.0.1:0]
+//! cargo run --release -p bench -- load --scenario echo|fanout --url ws://ADDR \
+//!     --connections N --in-flight K --seconds S
+//! ```
+//!
+//! `run` starts `serve` pinned to CPU 0 and `load` pinned to CPU 1 (with `taskset`), reads
+//! the server's CPU time from `/proc/PID/stat` around the measured window, and prints the
+//! median of the runs for each scenario and implementation with the ratio ours/raw.
+//! See `docs/BENCHMARKS.md` for figures.
+
+mod hist;
+mod load;
+mod run;
+mod serve;
+
+use std::collections::HashMap;
+
+/// Errors of the bench binary: a message for the operator.
+pub(crate) type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+/// `--flag value` pairs after the subcommand.
+pub(crate) struct Args {
+    values: HashMap<String, String>,
+}
+
+impl Args {
+    fn parse(rest: &[String]) -> Result<Self, BoxError> {
+        let mut values = HashMap::new();
+        let mut iter = rest.iter();
+        while let Some(flag) = iter.next() {
+            let name = flag.strip_prefix("--").ok_or_else(|| format!("unexpected argument {flag}"))?;
+            let value = iter.next().ok_or_else(|| format!("--{name} needs a value"))?;
+            values.insert(name.to_owned(), value.clone());
+        }
+        Ok(Self { values })
+    }
+
+    /// The value of `--name`, or `default`.
+    pub(crate) fn str_or(&self, name: &str, default: &str) -> String {
+        self.values.get(name).cloned().unwrap_or_else(|| default.to_owned())
+    }
+
+    /// The value of `--name`, required.
+    pub(crate) fn required(&self, name: &str) -> Result<String, BoxError> {
+        self.values.get(name).cloned().ok_or_else(|| format!("--{name} is required").into())
+    }
+
+    /// The value of `--name` parsed as a number, or `default`.
+    pub(crate) fn num_or<T: std::str::FromStr>(&self, name: &str, default: T) -> Result<T, BoxError> {
+        match self.values.get(name) {
+            None => Ok(default),
+            Some(value) => value.parse().map_err(|_| format!("--{name}: not a number: {value}").into()),
+        }
+    }
+}
+
+const USAGE: &str = "usage: bench run [--runs R] [--seconds S]
+       bench serve --impl ours|raw --scenario echo|fanout [--listen 127.0.0.1:0]
+       bench load --scenario echo|fanout --url ws://ADDR --connections N --in-flight K --seconds S";
+
+fn main() -> Result<(), BoxError> {
+    let argv: Vec<String> = std::env::args().skip(1).collect();
+    let Some((command, rest)) = argv.split_first() else {
+        return Err(USAGE.into());
+    };
+    let args = Args::parse(rest)?;
+    match command.as_str() {
+        "serve" => serve::main(&args),
+        "load" => load::main(&args),
+        "run" => run::main(&args),
+        _ => Err(USAGE.into()),
+    }
+}
