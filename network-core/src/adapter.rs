@@ -172,7 +172,7 @@ impl LocalAdapter {
         self.registry.for_each(
             recipients.into_iter().filter(|id| !target.except.contains(id)),
             |connection| {
-                if connection.send(message.clone()).is_ok() {
+                if connection.send_batched(message.clone()).is_ok() {
                     accepted += 1;
                 }
             },

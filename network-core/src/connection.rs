@@ -201,6 +201,13 @@ pub trait Link: Send + Sync + 'static {
     /// Queues `message` for sending without waiting. See [`Connection::send`].
     fn send(&self, message: Message) -> Result<(), SendError>;
 
+    /// Queues `message` as part of a fan-out: like [`send`](Self::send), but a transport
+    /// may hold it for a moment so that a burst of broadcasts reaches the socket in one
+    /// write. The default is [`send`](Self::send).
+    fn send_batched(&self, message: Message) -> Result<(), SendError> {
+        self.send(message)
+    }
+
     /// Starts a close handshake with `frame`. Idempotent: only the first call counts.
     fn close(&self, frame: CloseFrame);
 }
@@ -270,6 +277,14 @@ impl Connection {
     /// [`SendError::Closed`] means the connection is gone. Both hand the message back.
     pub fn send(&self, message: Message) -> Result<(), SendError> {
         self.shared.link.send(message)
+    }
+
+    /// Queues `message` as part of a fan-out to many connections: the transport may hold
+    /// it briefly so that a burst of broadcasts coalesces into one write per connection
+    /// (see [`Link::send_batched`]). Errors as [`send`](Self::send). Adapters use it; a reply
+    /// to one connection should use [`send`](Self::send).
+    pub fn send_batched(&self, message: Message) -> Result<(), SendError> {
+        self.shared.link.send_batched(message)
     }
 
     /// Starts closing with `code` and `reason`; [`closed`](Self::closed) tells when done.

@@ -491,7 +491,7 @@ impl<N: Network> SyncHandle<N> {
                     continue;
                 }
                 let Some(connection) = self.network.connection(id) else { continue };
-                if accept(&connection) && connection.send(message.clone()).is_ok() {
+                if accept(&connection) && connection.send_batched(message.clone()).is_ok() {
                     count += 1;
                 }
             }

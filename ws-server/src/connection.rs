@@ -60,7 +60,11 @@ struct ServerLink<S> {
 
 impl<S: AsyncRead + AsyncWrite + Unpin + Send + 'static> Link for ServerLink<S> {
     fn send(&self, message: Message) -> Result<(), SendError> {
-        self.outbox.send(message)
+        self.outbox.send(message, true)
+    }
+
+    fn send_batched(&self, message: Message) -> Result<(), SendError> {
+        self.outbox.send(message, false)
     }
 
     fn close(&self, frame: CloseFrame) {
@@ -150,15 +154,22 @@ where
     // deadline.
     let mut closing: Option<(CloseFrame, Instant)> = None;
 
+    // Created once, not per frame: each of these registers a waiter when first polled.
+    let aborted = outbox.aborted_signal();
+    let server_abort = inner.abort.cancelled();
+    let close_requested = outbox.close_requested();
+    let shutdown = inner.shutdown.cancelled();
+    tokio::pin!(aborted, server_abort, close_requested, shutdown);
+
     loop {
         let request = tokio::select! {
             biased;
-            () = outbox.aborted_signal() => {
+            () = &mut aborted => {
                 return outbox.aborted().unwrap_or_else(|| CloseFrame::new(CloseCode::ABNORMAL, ""));
             }
-            () = inner.abort.cancelled() => return CloseFrame::new(CloseCode::GOING_AWAY, "server stopped"),
-            frame = outbox.close_requested(), if closing.is_none() => Some(frame),
-            () = inner.shutdown.cancelled(), if closing.is_none() => {
+            () = &mut server_abort => return CloseFrame::new(CloseCode::GOING_AWAY, "server stopped"),
+            frame = &mut close_requested, if closing.is_none() => Some(frame),
+            () = &mut shutdown, if closing.is_none() => {
                 Some(CloseFrame::new(CloseCode::GOING_AWAY, "server shutting down"))
             }
             () = &mut timer => {

@@ -48,13 +48,14 @@
 //! # The write path
 //! Server frames are unmasked, so a frame's bytes are the same for every recipient: a
 //! header of 2 to 10 bytes and the message's shared payload, written with one vectored
-//! write and never copied. A send writes straight to the socket when nothing is queued for
-//! that connection; otherwise it appends to the connection's bounded queue, which the
-//! connection's writer drains, coalescing everything pending into one write. A connection
-//! whose queue passes [`ServerConfig::outgoing_queue_size`] is a slow consumer: the send
-//! fails with [`SendError::Full`](network_core::SendError::Full) and the connection is
-//! dropped (its `Removed` event says 1008 "outgoing queue full"); messages are never
-//! skipped.
+//! write and never copied. A broadcast (`Connection::send_batched`, what adapters use)
+//! appends to the connection's bounded queue and wakes its writer when the queue was
+//! empty; the writer drains everything pending, so a burst of broadcasts costs each
+//! connection one write. A reply (`Connection::send`) is written straight to the socket
+//! when nothing is queued. A connection whose queue passes
+//! [`ServerConfig::outgoing_queue_size`] is a slow consumer: the send fails with
+//! [`SendError::Full`](network_core::SendError::Full) and the connection is dropped (its
+//! `Removed` event says 1008 "outgoing queue full"); messages are never skipped.
 //!
 //! # Close codes
 //! A message over [`ServerConfig::max_message_size`] closes with 1009, invalid UTF-8 in a

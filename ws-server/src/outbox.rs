@@ -2,10 +2,12 @@
 //!
 //! Every frame for a connection goes through its [`Outbox`]: data frames from
 //! [`Connection::send`](network_core::Connection::send) and broadcasts, and the control
-//! frames tungstenite writes (pongs, close replies). When nothing is queued the sender
-//! writes straight to the socket (a non-blocking attempt, no task switch); otherwise, or
-//! when the socket would block, the frame is appended to a bounded queue that the
-//! connection's writer drains, coalescing everything pending into one vectored write.
+//! frames tungstenite writes (pongs, close replies). A broadcast appends the frame (a header
+//! and the shared payload) to a bounded queue; the first frame into an empty queue wakes the
+//! connection's writer, which drains everything queued meanwhile with vectored writes, so a
+//! burst of broadcasts costs each connection one write for all of it. A reply to one
+//! connection is written straight to the socket when nothing is queued (a non-blocking
+//! attempt; on a short write the rest is queued), which saves a task switch per reply.
 //!
 //! Policies:
 //! - Past `max_queued_bytes` the connection is a slow consumer: the send fails with
@@ -94,13 +96,32 @@ impl<W: AsyncWrite + Unpin + Send> Outbox<W> {
         self.state.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// Queues (or writes) one data frame.
-    pub(crate) fn send(&self, message: Message) -> Result<(), SendError> {
+    /// Sends one data frame: with `direct`, written to the socket at once when nothing is
+    /// queued (a reply: lowest latency, no task switch); otherwise queued for the writer
+    /// (a broadcast: a burst coalesces into one write per connection).
+    pub(crate) fn send(&self, message: Message, direct: bool) -> Result<(), SendError> {
         let mut state = self.lock();
         if !state.accepting_data || state.aborted.is_some() {
             return Err(SendError::Closed(message));
         }
         let chunk = Chunk { header: Header::for_message(&message), payload: message.payload().clone() };
+        if direct && state.queue.is_empty() {
+            match try_write_direct(&mut state.io, &chunk) {
+                Ok((written, flushed)) if written == chunk.len() => {
+                    if !flushed {
+                        state.needs_flush = true;
+                        self.wake_writer.notify_one();
+                    }
+                    return Ok(());
+                }
+                Ok((written, _)) => state.front_written = written,
+                Err(error) => {
+                    tracing::debug!(%error, "write failed");
+                    self.abort_locked(&mut state, CloseFrame::new(CloseCode::ABNORMAL, "write failed"));
+                    return Err(SendError::Closed(message));
+                }
+            }
+        }
         match self.push(&mut state, chunk) {
             Ok(()) => Ok(()),
             Err(()) => Err(SendError::Full(message)),
@@ -118,31 +139,19 @@ impl<W: AsyncWrite + Unpin + Send> Outbox<W> {
     }
 
     fn push(&self, state: &mut State<W>, chunk: Chunk) -> Result<(), ()> {
-        if state.queue.is_empty() {
-            // Fast path: nothing ahead of this frame, try the socket now.
-            match try_write_direct(&mut state.io, &chunk) {
-                Ok((written, flushed)) if written == chunk.len() => {
-                    if !flushed {
-                        state.needs_flush = true;
-                        self.wake_writer.notify_one();
-                    }
-                    return Ok(());
-                }
-                Ok((written, _)) => state.front_written = written,
-                Err(error) => {
-                    tracing::debug!(%error, "write failed");
-                    self.abort_locked(state, CloseFrame::new(CloseCode::ABNORMAL, "write failed"));
-                    return Err(());
-                }
-            }
-        } else if state.queued_bytes + chunk.len() > self.max_queued_bytes {
+        let was_empty = state.queue.is_empty();
+        // One frame may always be queued, whatever its size; past that, the bound applies.
+        if !was_empty && state.queued_bytes + chunk.len() > self.max_queued_bytes {
             tracing::warn!(queued = state.queued_bytes, "outgoing queue full: dropping slow consumer");
             self.abort_locked(state, CloseFrame::new(CloseCode::POLICY, "outgoing queue full"));
             return Err(());
         }
         state.queued_bytes += chunk.len();
         state.queue.push_back(chunk);
-        self.wake_writer.notify_one();
+        if was_empty {
+            // A non-empty queue means the writer is already awake or draining.
+            self.wake_writer.notify_one();
+        }
         Ok(())
     }
 
@@ -210,11 +219,14 @@ impl<W: AsyncWrite + Unpin + Send> Outbox<W> {
     /// Drives the queue until [`finish`](Self::finish) (then the socket is shut down once
     /// the queue is empty) or an abort.
     pub(crate) async fn run_writer(&self) {
+        // Created once: a fresh `cancelled()` per wake-up registers with the token each time.
+        let aborted = self.abort.cancelled();
+        tokio::pin!(aborted);
         loop {
             let woken = self.wake_writer.notified();
             let drained = tokio::select! {
                 result = poll_fn(|cx| self.poll_drain(cx)) => result,
-                () = self.abort.cancelled() => return,
+                () = &mut aborted => return,
             };
             if let Err(error) = drained {
                 tracing::debug!(%error, "write failed");
@@ -227,7 +239,7 @@ impl<W: AsyncWrite + Unpin + Send> Outbox<W> {
             }
             tokio::select! {
                 () = woken => {}
-                () = self.abort.cancelled() => return,
+                () = &mut aborted => return,
             }
         }
     }
