@@ -29,7 +29,7 @@ struct ReadSide<S> {
     outbox: Arc<Outbox<WriteHalf<S>>>,
 }
 
-impl<S: AsyncRead + AsyncWrite + Unpin + Send> AsyncRead for ReadSide<S> {
+impl<S: AsyncRead + AsyncWrite + Unpin + Send + 'static> AsyncRead for ReadSide<S> {
     fn poll_read(
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
@@ -39,7 +39,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> AsyncRead for ReadSide<S> {
     }
 }
 
-impl<S: AsyncRead + AsyncWrite + Unpin + Send> AsyncWrite for ReadSide<S> {
+impl<S: AsyncRead + AsyncWrite + Unpin + Send + 'static> AsyncWrite for ReadSide<S> {
     fn poll_write(self: Pin<&mut Self>, _cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
         Poll::Ready(self.outbox.send_control(buf).map(|()| buf.len()))
     }
@@ -94,9 +94,10 @@ pub(crate) async fn serve<S>(
 {
     let config = &inner.config;
     let (read, write) = tokio::io::split(io);
-    let outbox = Arc::new(Outbox::new(write, config.outgoing_queue_size));
+    let id = ConnectionId::next();
+    let outbox = Arc::new(Outbox::new(write, config.outgoing_queue_size, inner.flusher.shard(id.as_u64())));
     let link = ServerLink { outbox: outbox.clone() };
-    let (connection, closed_signal) = Connection::new(ConnectionId::next(), meta, link);
+    let (connection, closed_signal) = Connection::new(id, meta, link);
     if let Some(identity) = identity {
         connection.set_identity(identity);
     }

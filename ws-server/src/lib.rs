@@ -68,6 +68,7 @@ mod axum;
 mod config;
 mod connection;
 mod error;
+mod flusher;
 mod frame;
 mod handshake;
 mod outbox;

@@ -3,11 +3,16 @@
 //! Every frame for a connection goes through its [`Outbox`]: data frames from
 //! [`Connection::send`](network_core::Connection::send) and broadcasts, and the control
 //! frames tungstenite writes (pongs, close replies). A broadcast appends the frame (a header
-//! and the shared payload) to a bounded queue; the first frame into an empty queue wakes the
-//! connection's writer, which drains everything queued meanwhile with vectored writes, so a
-//! burst of broadcasts costs each connection one write for all of it. A reply to one
-//! connection is written straight to the socket when nothing is queued (a non-blocking
-//! attempt; on a short write the rest is queued), which saves a task switch per reply.
+//! and the shared payload) to a bounded queue; the first frame into an empty queue hands the
+//! outbox to the server's [flusher](crate::flusher), which writes everything queued
+//! meanwhile once the broadcasting task yields, so a burst of broadcasts costs each
+//! connection one write for all of it and no task wake of its own. What the socket does not
+//! take at once is left to the connection's writer, which waits for writability. A reply to
+//! one connection is written straight to the socket when nothing is queued (a non-blocking
+//! attempt; on a short write the rest is queued for the writer), which saves a task switch
+//! per reply. Small frames are gathered into one buffer for a plain `send` (cheaper in the
+//! kernel than `writev` of many small slices); large ones go out as vectored writes of
+//! header and shared payload, never copied.
 //!
 //! Policies:
 //! - Past `max_queued_bytes` the connection is a slow consumer: the send fails with
@@ -20,7 +25,7 @@ use std::collections::VecDeque;
 use std::future::poll_fn;
 use std::io::{self, IoSlice};
 use std::pin::Pin;
-use std::sync::{Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::task::{Context, Poll, Waker, ready};
 
 use bytes::Bytes;
@@ -29,10 +34,14 @@ use tokio::io::AsyncWrite;
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
+use crate::flusher::{Flush, Shard};
 use crate::frame::Header;
 
 /// Slices handed to one vectored write (two per frame: header and payload).
 const MAX_IO_SLICES: usize = 64;
+/// Up to this many bytes of queued frames are copied into one buffer and written with a
+/// plain `send` rather than a `writev` of their slices.
+const GATHER_BYTES: usize = 4096;
 
 struct Chunk {
     header: Header,
@@ -52,6 +61,8 @@ struct State<W> {
     /// Bytes of the front chunk already written.
     front_written: usize,
     needs_flush: bool,
+    /// Whether the flusher has this outbox on its list.
+    flush_scheduled: bool,
     accepting_data: bool,
     /// Why the connection was aborted, if it was.
     aborted: Option<CloseFrame>,
@@ -68,10 +79,32 @@ pub(crate) struct Outbox<W> {
     wake_closer: Notify,
     abort: CancellationToken,
     max_queued_bytes: usize,
+    flusher: Arc<Shard>,
 }
 
-impl<W: AsyncWrite + Unpin + Send> Outbox<W> {
-    pub(crate) fn new(io: W, max_queued_bytes: usize) -> Self {
+impl<W: AsyncWrite + Unpin + Send + 'static> Flush for Outbox<W> {
+    fn flush_scheduled(&self) {
+        let mut state = self.lock();
+        state.flush_scheduled = false;
+        if state.aborted.is_some() || state.queue.is_empty() {
+            return;
+        }
+        // A no-op waker: what the socket does not take now is the writer's, which polls
+        // with a real one.
+        let mut cx = Context::from_waker(Waker::noop());
+        match Self::drain(&mut state, &mut cx) {
+            Poll::Ready(Ok(())) => {}
+            Poll::Pending => self.wake_writer.notify_one(),
+            Poll::Ready(Err(error)) => {
+                tracing::debug!(%error, "write failed");
+                self.abort_locked(&mut state, CloseFrame::new(CloseCode::ABNORMAL, "write failed"));
+            }
+        }
+    }
+}
+
+impl<W: AsyncWrite + Unpin + Send + 'static> Outbox<W> {
+    pub(crate) fn new(io: W, max_queued_bytes: usize, flusher: Arc<Shard>) -> Self {
         Self {
             state: Mutex::new(State {
                 io,
@@ -79,6 +112,7 @@ impl<W: AsyncWrite + Unpin + Send> Outbox<W> {
                 queued_bytes: 0,
                 front_written: 0,
                 needs_flush: false,
+                flush_scheduled: false,
                 accepting_data: true,
                 aborted: None,
                 close_request: None,
@@ -89,6 +123,7 @@ impl<W: AsyncWrite + Unpin + Send> Outbox<W> {
             wake_closer: Notify::new(),
             abort: CancellationToken::new(),
             max_queued_bytes,
+            flusher,
         }
     }
 
@@ -97,9 +132,9 @@ impl<W: AsyncWrite + Unpin + Send> Outbox<W> {
     }
 
     /// Sends one data frame: with `direct`, written to the socket at once when nothing is
-    /// queued (a reply: lowest latency, no task switch); otherwise queued for the writer
+    /// queued (a reply: lowest latency, no task switch); otherwise queued for the flusher
     /// (a broadcast: a burst coalesces into one write per connection).
-    pub(crate) fn send(&self, message: Message, direct: bool) -> Result<(), SendError> {
+    pub(crate) fn send(self: &Arc<Self>, message: Message, direct: bool) -> Result<(), SendError> {
         let mut state = self.lock();
         if !state.accepting_data || state.aborted.is_some() {
             return Err(SendError::Closed(message));
@@ -114,7 +149,17 @@ impl<W: AsyncWrite + Unpin + Send> Outbox<W> {
                     }
                     return Ok(());
                 }
-                Ok((written, _)) => state.front_written = written,
+                Ok((written, _)) => {
+                    // A short write: the writer, which waits for writability, finishes it.
+                    state.front_written = written;
+                    return match self.push(&mut state, chunk) {
+                        Ok(_) => {
+                            self.wake_writer.notify_one();
+                            Ok(())
+                        }
+                        Err(()) => Err(SendError::Full(message)),
+                    };
+                }
                 Err(error) => {
                     tracing::debug!(%error, "write failed");
                     self.abort_locked(&mut state, CloseFrame::new(CloseCode::ABNORMAL, "write failed"));
@@ -123,7 +168,15 @@ impl<W: AsyncWrite + Unpin + Send> Outbox<W> {
             }
         }
         match self.push(&mut state, chunk) {
-            Ok(()) => Ok(()),
+            // A non-empty queue already has an owner: the flusher or the writer.
+            Ok(was_empty) => {
+                if was_empty && !state.flush_scheduled {
+                    state.flush_scheduled = true;
+                    drop(state);
+                    self.flusher.schedule(self.clone());
+                }
+                Ok(())
+            }
             Err(()) => Err(SendError::Full(message)),
         }
     }
@@ -135,10 +188,19 @@ impl<W: AsyncWrite + Unpin + Send> Outbox<W> {
             return Err(io::ErrorKind::BrokenPipe.into());
         }
         let chunk = Chunk { header: Header::EMPTY, payload: Bytes::copy_from_slice(bytes) };
-        self.push(&mut state, chunk).map_err(|()| io::ErrorKind::BrokenPipe.into())
+        match self.push(&mut state, chunk) {
+            Ok(was_empty) => {
+                if was_empty {
+                    self.wake_writer.notify_one();
+                }
+                Ok(())
+            }
+            Err(()) => Err(io::ErrorKind::BrokenPipe.into()),
+        }
     }
 
-    fn push(&self, state: &mut State<W>, chunk: Chunk) -> Result<(), ()> {
+    /// Appends `chunk` within the bound; tells whether the queue was empty before.
+    fn push(&self, state: &mut State<W>, chunk: Chunk) -> Result<bool, ()> {
         let was_empty = state.queue.is_empty();
         // One frame may always be queued, whatever its size; past that, the bound applies.
         if !was_empty && state.queued_bytes + chunk.len() > self.max_queued_bytes {
@@ -148,11 +210,7 @@ impl<W: AsyncWrite + Unpin + Send> Outbox<W> {
         }
         state.queued_bytes += chunk.len();
         state.queue.push_back(chunk);
-        if was_empty {
-            // A non-empty queue means the writer is already awake or draining.
-            self.wake_writer.notify_one();
-        }
-        Ok(())
+        Ok(was_empty)
     }
 
     /// Refuses data frames from now on (a close frame is about to be queued).
@@ -245,8 +303,11 @@ impl<W: AsyncWrite + Unpin + Send> Outbox<W> {
     }
 
     fn poll_drain(&self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        let mut guard = self.lock();
-        let state = &mut *guard;
+        Self::drain(&mut self.lock(), cx)
+    }
+
+    /// Writes until the queue is empty and flushed, the socket would block, or it fails.
+    fn drain(state: &mut State<W>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         loop {
             if state.queue.is_empty() {
                 if state.needs_flush {
@@ -257,13 +318,35 @@ impl<W: AsyncWrite + Unpin + Send> Outbox<W> {
             }
             let mut slices = [IoSlice::new(&[]); MAX_IO_SLICES];
             let count = fill_slices(&state.queue, state.front_written, &mut slices);
-            let written = ready!(Pin::new(&mut state.io).poll_write_vectored(cx, &slices[..count]))?;
+            let written = ready!(write_slices(&mut state.io, cx, &slices[..count]))?;
             if written == 0 {
                 return Poll::Ready(Err(io::ErrorKind::WriteZero.into()));
             }
             state.needs_flush = true;
             advance(state, written);
         }
+    }
+}
+
+/// One write of `slices`: gathered into one buffer when they are small, else vectored.
+fn write_slices<W: AsyncWrite + Unpin>(
+    io: &mut W,
+    cx: &mut Context<'_>,
+    slices: &[IoSlice<'_>],
+) -> Poll<io::Result<usize>> {
+    let total: usize = slices.iter().map(|slice| slice.len()).sum();
+    match slices {
+        [one] => Pin::new(io).poll_write(cx, one),
+        _ if total <= GATHER_BYTES => {
+            let mut buffer = [0u8; GATHER_BYTES];
+            let mut filled = 0;
+            for slice in slices {
+                buffer[filled..filled + slice.len()].copy_from_slice(slice);
+                filled += slice.len();
+            }
+            Pin::new(io).poll_write(cx, &buffer[..filled])
+        }
+        _ => Pin::new(io).poll_write_vectored(cx, slices),
     }
 }
 
@@ -275,7 +358,7 @@ fn try_write_direct<W: AsyncWrite + Unpin>(io: &mut W, chunk: &Chunk) -> io::Res
     let mut cx = Context::from_waker(Waker::noop());
     let header = chunk.header.as_slice();
     let slices = [IoSlice::new(header), IoSlice::new(&chunk.payload)];
-    let mut written = match Pin::new(&mut *io).poll_write_vectored(&mut cx, &slices) {
+    let mut written = match write_slices(&mut *io, &mut cx, &slices) {
         Poll::Ready(result) => result?,
         Poll::Pending => return Ok((0, false)),
     };

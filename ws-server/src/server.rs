@@ -13,6 +13,7 @@ use tokio_util::task::TaskTracker;
 
 use crate::config::ServerConfig;
 use crate::error::ServerError;
+use crate::flusher::Flusher;
 use crate::handshake::{self, Accept, HandshakeRequest, Reject};
 
 pub(crate) struct Inner {
@@ -26,6 +27,8 @@ pub(crate) struct Inner {
     pub(crate) abort: CancellationToken,
     tasks: TaskTracker,
     open: AtomicUsize,
+    /// Writes broadcasts for every connection (see [`crate::flusher`]).
+    pub(crate) flusher: Flusher,
 }
 
 /// A WebSocket server: a [`Network`] of the connections it accepted.
@@ -112,6 +115,7 @@ impl Server {
                 abort: CancellationToken::new(),
                 tasks: TaskTracker::new(),
                 open: AtomicUsize::new(0),
+                flusher: Flusher::new(),
             }),
         }
     }
@@ -138,6 +142,7 @@ impl Server {
             self.inner.tasks.wait().await;
         }
         self.inner.hub.detach_all();
+        self.inner.flusher.stop();
     }
 
     /// Whether [`shutdown`](Self::shutdown) has been called.

@@ -1,0 +1,108 @@
+//! Deferred writes of broadcasts, shared by every connection of a server.
+//!
+//! A broadcast queues its frame in each member's [`Outbox`](crate::outbox::Outbox) and
+//! hands the outbox to a flusher instead of waking the connection's own task: one task wake
+//! per burst for the whole server, rather than one per member, and no poll of the
+//! connection's reader for a write it has nothing to do with. The flusher runs once the
+//! broadcasting task yields, so a burst of broadcasts still reaches each connection as one
+//! write. A socket that cannot take everything now is handed to its connection's writer,
+//! which waits for it to become writable; the flusher never waits for one peer.
+//!
+//! There is one shard per runtime worker (connections are spread over them by id), so a
+//! multi-threaded runtime writes in parallel. Each shard's list holds an outbox at most once
+//! (the outbox remembers that it is scheduled), so it is bounded by the number of
+//! connections.
+
+use std::sync::{Arc, Mutex, PoisonError};
+
+use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
+
+/// Outboxes a shard visits before it yields to the runtime's other tasks.
+const VISITS_PER_YIELD: usize = 256;
+
+/// Something with queued frames to write without waiting.
+pub(crate) trait Flush: Send + Sync {
+    /// Writes what the socket takes now; hands the rest to the connection's writer.
+    fn flush_scheduled(&self);
+}
+
+/// One flushing task and its list of outboxes with frames to write.
+pub(crate) struct Shard {
+    scheduled: Mutex<Vec<Arc<dyn Flush>>>,
+    wake: Notify,
+}
+
+impl Shard {
+    /// Adds `outbox` to the next pass (the caller guarantees it is not already listed).
+    pub(crate) fn schedule(&self, outbox: Arc<dyn Flush>) {
+        let mut scheduled = self.scheduled.lock().unwrap_or_else(PoisonError::into_inner);
+        let was_empty = scheduled.is_empty();
+        scheduled.push(outbox);
+        drop(scheduled);
+        if was_empty {
+            self.wake.notify_one();
+        }
+    }
+
+    async fn run(self: Arc<Self>, stopped: CancellationToken) {
+        let mut batch: Vec<Arc<dyn Flush>> = Vec::new();
+        loop {
+            tokio::select! {
+                () = self.wake.notified() => {}
+                () = stopped.cancelled() => return,
+            }
+            loop {
+                // Swap, so schedulers push into the spare while this pass writes.
+                std::mem::swap(
+                    &mut batch,
+                    &mut *self.scheduled.lock().unwrap_or_else(PoisonError::into_inner),
+                );
+                if batch.is_empty() {
+                    break;
+                }
+                for (visited, outbox) in batch.drain(..).enumerate() {
+                    outbox.flush_scheduled();
+                    if (visited + 1) % VISITS_PER_YIELD == 0 {
+                        tokio::task::yield_now().await;
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// The shards of one server, started on first use (inside the runtime that serves).
+pub(crate) struct Flusher {
+    shards: std::sync::OnceLock<Box<[Arc<Shard>]>>,
+    stopped: CancellationToken,
+}
+
+impl Flusher {
+    pub(crate) fn new() -> Self {
+        Self { shards: std::sync::OnceLock::new(), stopped: CancellationToken::new() }
+    }
+
+    /// The shard for connection number `id`. Must be called inside a tokio runtime.
+    pub(crate) fn shard(&self, id: u64) -> Arc<Shard> {
+        let shards = self.shards.get_or_init(|| {
+            let workers = tokio::runtime::Handle::current().metrics().num_workers().max(1);
+            (0..workers)
+                .map(|_| {
+                    let shard = Arc::new(Shard { scheduled: Mutex::new(Vec::new()), wake: Notify::new() });
+                    // Unconstrained: tokio's cooperative budget would otherwise make the
+                    // 129th socket of a pass look unwritable.
+                    tokio::spawn(tokio::task::unconstrained(shard.clone().run(self.stopped.clone())));
+                    shard
+                })
+                .collect()
+        });
+        let index = usize::try_from(id % shards.len() as u64).unwrap_or(0);
+        shards[index].clone()
+    }
+
+    /// Ends the flushing tasks (after the server's connections are gone).
+    pub(crate) fn stop(&self) {
+        self.stopped.cancel();
+    }
+}
