@@ -3,14 +3,14 @@
 use std::fmt;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, Mutex, MutexGuard, RwLock};
 
 use serde::{Deserialize, Serialize};
-use tokio::sync::watch;
+use tokio::sync::Notify;
 
 use crate::error::SendError;
 use crate::message::Message;
-use crate::sync::{read, write};
+use crate::sync::{lock, read, write};
 
 /// The identifier of a connection, unique within a process and cheap to copy.
 ///
@@ -158,7 +158,9 @@ pub struct ConnectionMeta {
     pub path: String,
     /// The raw query string of the handshake, without `?`.
     pub query: Option<String>,
-    /// The handshake's request headers (cookies included).
+    /// The handshake's request headers (cookies included). A server leaves out the
+    /// upgrade's own headers (`Connection`, `Upgrade`, `Sec-WebSocket-Key`,
+    /// `-Version`, `-Extensions`); its handshake hook sees them all.
     pub headers: http::HeaderMap,
 }
 
@@ -217,7 +219,16 @@ struct Shared {
     meta: ConnectionMeta,
     identity: RwLock<Option<Arc<Identity>>>,
     link: Box<dyn Link>,
-    closed: watch::Sender<Option<CloseFrame>>,
+    /// Why the connection closed, once it has. A mutex and a `Notify` rather than a
+    /// `watch` channel: a few dozen bytes per connection instead of a few hundred.
+    closed: Mutex<Option<CloseFrame>>,
+    closed_changed: Notify,
+}
+
+impl Shared {
+    fn closed_frame(&self) -> MutexGuard<'_, Option<CloseFrame>> {
+        lock(&self.closed)
+    }
 }
 
 /// A handle to one connection: cheap to clone, `Send + Sync`, usable from any task.
@@ -244,8 +255,14 @@ impl Connection {
     /// connections from their network. The returned [`ClosedSignal`] must be fired by the
     /// transport when the connection has closed.
     pub fn new(id: ConnectionId, meta: ConnectionMeta, link: impl Link) -> (Self, ClosedSignal) {
-        let (closed, _) = watch::channel(None);
-        let shared = Arc::new(Shared { id, meta, identity: RwLock::new(None), link: Box::new(link), closed });
+        let shared = Arc::new(Shared {
+            id,
+            meta,
+            identity: RwLock::new(None),
+            link: Box::new(link),
+            closed: Mutex::new(None),
+            closed_changed: Notify::new(),
+        });
         (Self { shared: shared.clone() }, ClosedSignal { shared })
     }
 
@@ -294,7 +311,7 @@ impl Connection {
 
     /// Whether the connection has closed.
     pub fn is_closed(&self) -> bool {
-        self.shared.closed.borrow().is_some()
+        self.shared.closed_frame().is_some()
     }
 
     /// Waits until the connection has closed and returns why.
@@ -302,17 +319,17 @@ impl Connection {
     /// # Cancel safety
     /// Cancel safe: dropping the future loses nothing.
     pub async fn closed(&self) -> CloseFrame {
-        let mut rx = self.shared.closed.subscribe();
-        match rx.wait_for(Option::is_some).await {
-            Ok(frame) => frame.clone().unwrap_or_else(abnormal),
-            // The sender lives in `Shared`, which `self` keeps alive.
-            Err(_) => abnormal(),
+        loop {
+            // Registered before the check, so a close between the two is not missed.
+            let changed = self.shared.closed_changed.notified();
+            tokio::pin!(changed);
+            changed.as_mut().enable();
+            if let Some(frame) = self.shared.closed_frame().clone() {
+                return frame;
+            }
+            changed.await;
         }
     }
-}
-
-fn abnormal() -> CloseFrame {
-    CloseFrame::new(CloseCode::ABNORMAL, "")
 }
 
 /// Held by the transport; fires [`Connection::closed`].
@@ -330,17 +347,16 @@ impl ClosedSignal {
     /// Records that the connection closed with `frame` and wakes every `closed()` waiter.
     /// Later calls do nothing.
     pub fn fire(&self, frame: CloseFrame) {
-        self.shared.closed.send_if_modified(|state| {
-            if state.is_some() {
-                return false;
-            }
-            *state = Some(frame);
-            true
-        });
+        let mut closed = self.shared.closed_frame();
+        if closed.is_none() {
+            *closed = Some(frame);
+            drop(closed);
+            self.shared.closed_changed.notify_waiters();
+        }
     }
 
     /// Forgets a previous close, for a client link that reconnects.
     pub fn reset(&self) {
-        self.shared.closed.send_if_modified(|state| state.take().is_some());
+        self.shared.closed_frame().take();
     }
 }

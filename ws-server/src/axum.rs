@@ -60,24 +60,20 @@ impl Server {
             Ok(slot) => slot,
             Err(reject) => return rejection(&reject),
         };
-        let accept = match inner.decide(handshake.clone()).await {
+        let accept = match inner.decide(&handshake).await {
             Ok(accept) => accept,
             Err(reject) => return rejection(&reject),
         };
         let on_upgrade = hyper::upgrade::on(&mut request);
         let task_inner = inner.clone();
+        // Boxed: what the task captures stays in its future as long as the connection lives.
+        let meta = Box::new(handshake.into_meta());
+        let identity = accept.identity.map(Box::new);
         inner.tasks().spawn(async move {
             match on_upgrade.await {
                 Ok(upgraded) => {
                     let io = TokioIo::new(upgraded);
-                    crate::connection::serve(
-                        task_inner,
-                        io,
-                        Vec::new(),
-                        handshake.into_meta(),
-                        accept.identity,
-                    )
-                    .await;
+                    crate::connection::serve(task_inner, io, Vec::new(), *meta, identity.map(|i| *i)).await;
                 }
                 Err(error) => tracing::debug!(%error, "HTTP upgrade failed"),
             }

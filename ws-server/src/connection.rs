@@ -9,8 +9,8 @@ use std::time::Duration;
 use bytes::Bytes;
 use futures_util::{SinkExt, StreamExt};
 use network_core::{
-    Adapter, CloseCode, CloseFrame, Connection, ConnectionId, ConnectionMeta, Identity, Link, Message,
-    SendError, Text,
+    Adapter, CloseCode, CloseFrame, ClosedSignal, Connection, ConnectionId, ConnectionMeta, Identity, Link,
+    Message, SendError, Text,
 };
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf, ReadHalf, WriteHalf};
 use tokio::time::{Instant, sleep_until};
@@ -19,7 +19,7 @@ use tokio_tungstenite::tungstenite::error::{CapacityError, ProtocolError};
 use tokio_tungstenite::tungstenite::protocol::{Role, WebSocketConfig};
 use tokio_tungstenite::tungstenite::{self, Error as WsError};
 
-use crate::outbox::Outbox;
+use crate::outbox::{Outbox, ReaderEvent};
 use crate::server::Inner;
 
 /// The stream tungstenite sees: reads come from the socket, writes (pongs, close frames)
@@ -83,25 +83,44 @@ pub(crate) fn websocket_config(config: &crate::ServerConfig) -> WebSocketConfig 
 }
 
 /// Runs an upgraded connection to its end: `Added`, frames, `Removed`.
-pub(crate) async fn serve<S>(
+///
+/// The set-up is synchronous so that the returned future (which lives as long as the
+/// connection, in the connection's task) holds no copy of `meta` or `identity`: arguments
+/// of an `async fn` keep their slots for the whole body.
+pub(crate) fn serve<S>(
     inner: Arc<Inner>,
     io: S,
     leftover: Vec<u8>,
     meta: ConnectionMeta,
     identity: Option<Identity>,
-) where
+) -> impl Future<Output = ()> + Send
+where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
-    let config = &inner.config;
     let (read, write) = tokio::io::split(io);
     let id = ConnectionId::next();
-    let outbox = Arc::new(Outbox::new(write, config.outgoing_queue_size, inner.flusher.shard(id.as_u64())));
+    let outbox =
+        Arc::new(Outbox::new(write, inner.config.outgoing_queue_size, inner.flusher.shard(id.as_u64())));
     let link = ServerLink { outbox: outbox.clone() };
     let (connection, closed_signal) = Connection::new(id, meta, link);
     if let Some(identity) = identity {
         connection.set_identity(identity);
     }
     let socket = ReadSide { read, outbox: outbox.clone() };
+    run(inner, socket, leftover, outbox, connection, closed_signal)
+}
+
+async fn run<S>(
+    inner: Arc<Inner>,
+    socket: ReadSide<S>,
+    leftover: Vec<u8>,
+    outbox: Arc<Outbox<WriteHalf<S>>>,
+    connection: Connection,
+    closed_signal: ClosedSignal,
+) where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let config = &inner.config;
     let mut ws =
         WebSocketStream::from_partially_read(socket, leftover, Role::Server, Some(websocket_config(config)))
             .await;
@@ -156,20 +175,23 @@ where
     let mut closing: Option<(CloseFrame, Instant)> = None;
 
     // Created once, not per frame: each of these registers a waiter when first polled.
-    let aborted = outbox.aborted_signal();
+    let outbox_event = outbox.reader_event();
     let server_abort = inner.abort.cancelled();
-    let close_requested = outbox.close_requested();
     let shutdown = inner.shutdown.cancelled();
-    tokio::pin!(aborted, server_abort, close_requested, shutdown);
+    tokio::pin!(outbox_event, server_abort, shutdown);
 
     loop {
         let request = tokio::select! {
             biased;
-            () = &mut aborted => {
-                return outbox.aborted().unwrap_or_else(|| CloseFrame::new(CloseCode::ABNORMAL, ""));
-            }
+            event = &mut outbox_event => match event {
+                ReaderEvent::Aborted(frame) => return frame,
+                ReaderEvent::CloseRequested(frame) => {
+                    // Re-armed (at most once: a close is requested once) to hear an abort.
+                    outbox_event.set(outbox.reader_event());
+                    closing.is_none().then_some(frame)
+                }
+            },
             () = &mut server_abort => return CloseFrame::new(CloseCode::GOING_AWAY, "server stopped"),
-            frame = &mut close_requested, if closing.is_none() => Some(frame),
             () = &mut shutdown, if closing.is_none() => {
                 Some(CloseFrame::new(CloseCode::GOING_AWAY, "server shutting down"))
             }

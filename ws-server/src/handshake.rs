@@ -15,6 +15,15 @@ use network_core::{ConnectionMeta, Identity};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
 
+/// Headers that only serve the upgrade; [`ConnectionMeta::headers`] leaves them out.
+const UPGRADE_ONLY_HEADERS: [header::HeaderName; 5] = [
+    header::CONNECTION,
+    header::UPGRADE,
+    header::SEC_WEBSOCKET_KEY,
+    header::SEC_WEBSOCKET_VERSION,
+    header::SEC_WEBSOCKET_EXTENSIONS,
+];
+
 /// What the handshake hook sees of an upgrade request.
 #[derive(Clone, Debug)]
 #[non_exhaustive]
@@ -58,8 +67,23 @@ impl HandshakeRequest {
         scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
     }
 
+    /// What the connection keeps of the request for its whole life: everything but the
+    /// upgrade's own headers, which mean nothing once it is done (a few hundred bytes per
+    /// connection).
     pub(crate) fn into_meta(self) -> ConnectionMeta {
-        ConnectionMeta::new(self.path).remote_addr(self.remote_addr).query(self.query).headers(self.headers)
+        let kept = |name: &header::HeaderName| !UPGRADE_ONLY_HEADERS.contains(name);
+        let mut headers = HeaderMap::with_capacity(self.headers.keys().filter(|name| kept(name)).count());
+        let mut current = None;
+        for (name, value) in self.headers {
+            // `into_iter` names only the first value of a repeated header.
+            if let Some(name) = name {
+                current = kept(&name).then_some(name);
+            }
+            if let Some(name) = &current {
+                headers.append(name.clone(), value);
+            }
+        }
+        ConnectionMeta::new(self.path).remote_addr(self.remote_addr).query(self.query).headers(headers)
     }
 }
 

@@ -32,7 +32,6 @@ use bytes::Bytes;
 use network_core::{CloseCode, CloseFrame, Message, SendError};
 use tokio::io::AsyncWrite;
 use tokio::sync::Notify;
-use tokio_util::sync::CancellationToken;
 
 use crate::flusher::{Flush, Shard};
 use crate::frame::Header;
@@ -42,6 +41,14 @@ const MAX_IO_SLICES: usize = 64;
 /// Up to this many bytes of queued frames are copied into one buffer and written with a
 /// plain `send` rather than a `writev` of their slices.
 const GATHER_BYTES: usize = 4096;
+
+/// What [`Outbox::reader_event`] reports.
+pub(crate) enum ReaderEvent {
+    /// The connection was aborted, for this reason.
+    Aborted(CloseFrame),
+    /// The application asked to close with this frame.
+    CloseRequested(CloseFrame),
+}
 
 struct Chunk {
     header: Header,
@@ -76,8 +83,10 @@ struct State<W> {
 pub(crate) struct Outbox<W> {
     state: Mutex<State<W>>,
     wake_writer: Notify,
-    wake_closer: Notify,
-    abort: CancellationToken,
+    /// Wakes the reader for a close request or an abort. Notifies rather than
+    /// cancellation tokens: no allocation of their own, smaller futures, and one waiter
+    /// for both events.
+    wake_reader: Notify,
     max_queued_bytes: usize,
     flusher: Arc<Shard>,
 }
@@ -120,8 +129,7 @@ impl<W: AsyncWrite + Unpin + Send + 'static> Outbox<W> {
                 finishing: false,
             }),
             wake_writer: Notify::new(),
-            wake_closer: Notify::new(),
-            abort: CancellationToken::new(),
+            wake_reader: Notify::new(),
             max_queued_bytes,
             flusher,
         }
@@ -226,19 +234,26 @@ impl<W: AsyncWrite + Unpin + Send + 'static> Outbox<W> {
         if !state.close_requested {
             state.close_requested = true;
             state.close_request = Some(frame);
-            self.wake_closer.notify_one();
+            self.wake_reader.notify_one();
         }
     }
 
-    /// Waits for a close request and takes it.
+    /// Waits for what the reader must act on: an abort (always reported, also after a
+    /// close request) or the application's close request (taken, so reported once).
     ///
     /// # Cancel safety
-    /// Cancel safe: the request stays recorded until a call returns it.
-    pub(crate) async fn close_requested(&self) -> CloseFrame {
+    /// Cancel safe: both stay recorded until a call returns them.
+    pub(crate) async fn reader_event(&self) -> ReaderEvent {
         loop {
-            let woken = self.wake_closer.notified();
-            if let Some(frame) = self.lock().close_request.take() {
-                return frame;
+            let woken = self.wake_reader.notified();
+            {
+                let mut state = self.lock();
+                if let Some(frame) = &state.aborted {
+                    return ReaderEvent::Aborted(frame.clone());
+                }
+                if let Some(frame) = state.close_request.take() {
+                    return ReaderEvent::CloseRequested(frame);
+                }
             }
             woken.await;
         }
@@ -252,18 +267,17 @@ impl<W: AsyncWrite + Unpin + Send + 'static> Outbox<W> {
 
     fn abort_locked(&self, state: &mut State<W>, frame: CloseFrame) {
         state.accepting_data = false;
-        state.aborted.get_or_insert(frame);
-        self.abort.cancel();
+        if state.aborted.is_none() {
+            state.aborted = Some(frame);
+            self.wake_writer.notify_one();
+            self.wake_reader.notify_one();
+        }
     }
 
-    /// Why the connection was aborted, if it was.
-    pub(crate) fn aborted(&self) -> Option<CloseFrame> {
-        self.lock().aborted.clone()
-    }
-
-    /// Resolves when the connection is aborted.
+    /// Resolves when the connection is aborted (once the reader has stopped reading
+    /// events, it is the only waiter).
     pub(crate) async fn aborted_signal(&self) {
-        self.abort.cancelled().await;
+        while !matches!(self.reader_event().await, ReaderEvent::Aborted(_)) {}
     }
 
     /// Asks the writer to write what is queued, shut the socket down and stop.
@@ -277,14 +291,20 @@ impl<W: AsyncWrite + Unpin + Send + 'static> Outbox<W> {
     /// Drives the queue until [`finish`](Self::finish) (then the socket is shut down once
     /// the queue is empty) or an abort.
     pub(crate) async fn run_writer(&self) {
-        // Created once: a fresh `cancelled()` per wake-up registers with the token each time.
-        let aborted = self.abort.cancelled();
-        tokio::pin!(aborted);
         loop {
+            // Registered before the state is read, so no wake-up in between is lost. An
+            // abort wakes it too.
             let woken = self.wake_writer.notified();
+            tokio::pin!(woken);
+            woken.as_mut().enable();
+            if self.lock().aborted.is_some() {
+                return;
+            }
             let drained = tokio::select! {
+                biased;
+                // New frames or an abort while waiting for the socket: look again.
+                () = woken.as_mut() => continue,
                 result = poll_fn(|cx| self.poll_drain(cx)) => result,
-                () = &mut aborted => return,
             };
             if let Err(error) = drained {
                 tracing::debug!(%error, "write failed");
@@ -295,15 +315,16 @@ impl<W: AsyncWrite + Unpin + Send + 'static> Outbox<W> {
                 let _ = poll_fn(|cx| Pin::new(&mut self.lock().io).poll_shutdown(cx)).await;
                 return;
             }
-            tokio::select! {
-                () = woken => {}
-                () = &mut aborted => return,
-            }
+            woken.await;
         }
     }
 
     fn poll_drain(&self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Self::drain(&mut self.lock(), cx)
+        let mut state = self.lock();
+        if state.aborted.is_some() {
+            return Poll::Ready(Ok(()));
+        }
+        Self::drain(&mut state, cx)
     }
 
     /// Writes until the queue is empty and flushed, the socket would block, or it fails.

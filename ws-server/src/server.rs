@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
-use network_core::{Hub, LocalAdapter, Network};
+use network_core::{ConnectionMeta, Hub, Identity, LocalAdapter, Network};
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::{TcpListener, TcpStream, ToSocketAddrs};
 use tokio_util::sync::CancellationToken;
@@ -199,10 +199,10 @@ impl Inner {
         }
     }
 
-    /// Runs the handshake hook, if any.
-    pub(crate) async fn decide(&self, request: HandshakeRequest) -> Result<Accept, Reject> {
+    /// Runs the handshake hook, if any (only then is the request copied for it).
+    pub(crate) async fn decide(&self, request: &HandshakeRequest) -> Result<Accept, Reject> {
         match &self.config.handshake {
-            Some(hook) => hook.decide(request).await,
+            Some(hook) => hook.decide(request.clone()).await,
             None => Ok(Accept::new()),
         }
     }
@@ -254,33 +254,54 @@ async fn upgrade_stream<S>(inner: Arc<Inner>, mut stream: S, remote_addr: Option
 where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
-    let deadline = inner.config.handshake_timeout;
-    // Boxed: the handshake's buffers would otherwise stay part of the connection task's
-    // future (and its memory) for the connection's whole life.
-    let upgraded = Box::pin(tokio::time::timeout(deadline, async {
-        let raw = handshake::read_request(&mut stream, remote_addr, inner.config.max_handshake_size).await?;
+    // Boxed: the handshake's buffers and request would otherwise stay part of the
+    // connection task's future (and its memory) for the connection's whole life.
+    let Some(Upgraded { leftover, meta, identity, slot }) =
+        Box::pin(upgrade(&inner, &mut stream, remote_addr)).await
+    else {
+        return;
+    };
+    crate::connection::serve(inner, stream, leftover, meta, identity).await;
+    drop(slot);
+}
+
+/// What an accepted upgrade hands to the connection.
+struct Upgraded {
+    leftover: Vec<u8>,
+    meta: ConnectionMeta,
+    identity: Option<Identity>,
+    slot: Slot,
+}
+
+/// Reads and checks the upgrade request, runs the hook, and answers it; `None` when the
+/// upgrade was refused or failed (the refusal is written here).
+async fn upgrade<S>(inner: &Arc<Inner>, stream: &mut S, remote_addr: Option<SocketAddr>) -> Option<Upgraded>
+where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let upgraded = tokio::time::timeout(inner.config.handshake_timeout, async {
+        let raw = handshake::read_request(stream, remote_addr, inner.config.max_handshake_size).await?;
         let accept_key = handshake::validate(&raw.method, &raw.request.headers)?;
         let slot = inner.reserve_slot()?;
-        let accept = inner.decide(raw.request.clone()).await?;
+        let accept = inner.decide(&raw.request).await?;
         Ok::<_, Reject>((raw, accept_key, slot, accept))
-    }))
+    })
     .await;
     let (raw, accept_key, slot, accept) = match upgraded {
         Ok(Ok(upgrade)) => upgrade,
         Ok(Err(reject)) => {
             tracing::debug!(?remote_addr, status = %reject.status, reason = %reject.reason, "upgrade refused");
-            let _ = Box::pin(handshake::write_reject(&mut stream, &reject)).await;
-            return;
+            let _ = handshake::write_reject(stream, &reject).await;
+            return None;
         }
         Err(_) => {
             tracing::debug!(?remote_addr, "handshake timed out");
-            return;
+            return None;
         }
     };
-    if let Err(error) = Box::pin(handshake::write_accept(&mut stream, &accept_key)).await {
+    if let Err(error) = handshake::write_accept(stream, &accept_key).await {
         tracing::debug!(?remote_addr, %error, "writing the upgrade response failed");
-        return;
+        return None;
     }
-    crate::connection::serve(inner, stream, raw.leftover, raw.request.into_meta(), accept.identity).await;
-    drop(slot);
+    Some(Upgraded { leftover: raw.leftover, meta: raw.request.into_meta(), identity: accept.identity, slot })
 }
