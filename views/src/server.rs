@@ -203,6 +203,11 @@ struct ViewState {
     announced: HashMap<String, Member>,
     /// Keys changed since the last diff.
     dirty: HashSet<String>,
+    /// Keys that a state sent since the last diff showed otherwise than `announced` (a
+    /// member that joined or changed since): the next diff states them even if they are
+    /// back to their announced entry, or gone without ever having been announced, so that
+    /// the openers who saw them are corrected too. Always a subset of `dirty`.
+    shown: HashSet<String>,
 }
 
 impl ViewState {
@@ -228,20 +233,33 @@ impl ViewState {
         info
     }
 
+    /// The full state for an opener; remembers the entries it shows that the next diff
+    /// must restate (see `shown`).
+    fn state(&mut self) -> Vec<Member> {
+        let members = self.members(false);
+        for member in &members {
+            if self.announced.get(&member.key) != Some(member) {
+                self.shown.insert(member.key.clone());
+            }
+        }
+        members
+    }
+
     /// The diff since the last one, and records it as announced.
     fn take_diff(&mut self) -> (Vec<Member>, Vec<String>) {
         let (mut joins, mut leaves) = (Vec::new(), Vec::new());
         for key in std::mem::take(&mut self.dirty) {
+            let shown = self.shown.remove(&key);
             match self.members.get(&key) {
                 Some(member) => {
                     let entry = member.to_member(&key, false);
-                    if self.announced.get(&key) != Some(&entry) {
+                    if shown || self.announced.get(&key) != Some(&entry) {
                         self.announced.insert(key, entry.clone());
                         joins.push(entry);
                     }
                 }
                 None => {
-                    if self.announced.remove(&key).is_some() {
+                    if self.announced.remove(&key).is_some() || shown {
                         leaves.push(key);
                     }
                 }
@@ -335,14 +353,19 @@ impl Shared {
 
     /// Takes every pending diff.
     fn take_diffs(&self) -> Vec<Frame> {
-        let mut state = self.lock();
-        let state = &mut *state;
+        self.lock().take_diffs()
+    }
+}
+
+impl State {
+    /// Takes every pending diff.
+    fn take_diffs(&mut self) -> Vec<Frame> {
         let mut frames = Vec::new();
-        for name in std::mem::take(&mut state.dirty) {
-            let Some(view) = state.views.get_mut(&name) else { continue };
+        for name in std::mem::take(&mut self.dirty) {
+            let Some(view) = self.views.get_mut(&name) else { continue };
             let (joins, leaves) = view.take_diff();
             if view.members.is_empty() {
-                state.views.remove(&name);
+                self.views.remove(&name);
             }
             if !joins.is_empty() || !leaves.is_empty() {
                 frames.push(Frame::Diff { view: name.to_string(), joins, leaves });
@@ -532,7 +555,7 @@ impl ViewsRouter {
             if !already_open {
                 state.add(connection, &view);
             }
-            state.views.get(view.as_str()).map(|state| state.members(false)).unwrap_or_default()
+            state.views.get_mut(view.as_str()).map(ViewState::state).unwrap_or_default()
         };
         self.shared.dirty.notify_one();
         reply(connection, &Frame::State { view, members, id });
@@ -558,5 +581,85 @@ fn reply(connection: &Connection, frame: &Frame) {
             }
         }
         Err(error) => tracing::error!(%error, "cannot encode a views frame"),
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use network_core::{CloseFrame, ConnectionMeta, Link, Message, SendError};
+
+    use super::*;
+
+    struct NoLink;
+
+    impl Link for NoLink {
+        fn send(&self, _message: Message) -> Result<(), SendError> {
+            Ok(())
+        }
+
+        fn close(&self, _frame: CloseFrame) {}
+    }
+
+    fn connection() -> Connection {
+        Connection::new(ConnectionId::next(), ConnectionMeta::default(), NoLink).0
+    }
+
+    fn key(connection: &Connection) -> String {
+        format!("c:{}", connection.id().as_u64())
+    }
+
+    /// Opens `name` for `connection` as the router does, returning the state's keys.
+    fn open(state: &mut State, connection: &Connection, name: &str) -> Vec<String> {
+        state.add(connection, name);
+        state.views.get_mut(name).unwrap().state().into_iter().map(|member| member.key).collect()
+    }
+
+    fn diffs(state: &mut State) -> Vec<(Vec<String>, Vec<String>)> {
+        state
+            .take_diffs()
+            .into_iter()
+            .map(|frame| match frame {
+                Frame::Diff { joins, leaves, .. } => (joins.into_iter().map(|m| m.key).collect(), leaves),
+                other => panic!("not a diff: {other:?}"),
+            })
+            .collect()
+    }
+
+    /// B joins and leaves within one diff interval, and C opens in between: C's state
+    /// shows B, so the next diff must tell C that B left, although B was never announced.
+    #[test]
+    fn a_member_shown_in_a_state_then_gone_is_announced_as_leaving() {
+        let mut state = State::default();
+        let (a, b, c) = (connection(), connection(), connection());
+        open(&mut state, &a, "doc");
+        assert_eq!(diffs(&mut state), [(vec![key(&a)], vec![])]);
+        open(&mut state, &b, "doc");
+        let mut expected = vec![key(&a), key(&b), key(&c)];
+        expected.sort();
+        assert_eq!(open(&mut state, &c, "doc"), expected);
+        assert!(state.remove(b.id(), "doc"));
+        assert_eq!(diffs(&mut state), [(vec![key(&c)], vec![key(&b)])]);
+        // Once told, nothing more.
+        assert_eq!(diffs(&mut state), []);
+    }
+
+    /// Same for a member whose count changed and changed back: the state showed the
+    /// intermediate count, so the next diff restates the entry.
+    #[test]
+    fn an_entry_shown_in_a_state_then_reverted_is_restated() {
+        let mut state = State::default();
+        let (ada, ada_tab, c) = (connection(), connection(), connection());
+        for tab in [&ada, &ada_tab] {
+            tab.set_identity(network_core::Identity::user("ada"));
+        }
+        open(&mut state, &ada, "doc");
+        diffs(&mut state);
+        open(&mut state, &ada_tab, "doc");
+        open(&mut state, &c, "doc");
+        assert!(state.remove(ada_tab.id(), "doc"));
+        let mut joins = vec!["u:ada".to_owned(), key(&c)];
+        joins.sort();
+        assert_eq!(diffs(&mut state), [(joins, vec![])]);
     }
 }
