@@ -1,6 +1,6 @@
 //! The server side: the views router, its state, and the presence handle.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::collections::{HashMap, HashSet};
 use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
@@ -181,7 +181,8 @@ fn compile(pattern: &str) -> Result<Regex, PatternError> {
 struct MemberState {
     user: Option<String>,
     data: Value,
-    connections: BTreeSet<ConnectionId>,
+    /// A handful at most (one per tab): a vector is a tenth of a B-tree node's size.
+    connections: Vec<ConnectionId>,
 }
 
 impl MemberState {
@@ -191,14 +192,22 @@ impl MemberState {
             user: self.user.clone(),
             clients: u32::try_from(self.connections.len()).unwrap_or(u32::MAX),
             data: self.data.clone(),
-            connections: debug.then(|| self.connections.iter().map(|id| id.as_u64()).collect()),
+            connections: debug.then(|| self.connection_ids()),
         }
+    }
+
+    fn connection_ids(&self) -> Vec<u64> {
+        let mut ids: Vec<u64> = self.connections.iter().map(|id| id.as_u64()).collect();
+        ids.sort_unstable();
+        ids
     }
 }
 
 #[derive(Default)]
 struct ViewState {
-    members: BTreeMap<String, MemberState>,
+    /// By member key. A hash map, not a B-tree: a B-tree node holds room for 11 entries
+    /// (over 1 KB here) even for a view of one; outputs are sorted when built.
+    members: HashMap<String, MemberState>,
     /// Each member's entry as the last diff (or none yet) announced it.
     announced: HashMap<String, Member>,
     /// Keys changed since the last diff.
@@ -212,7 +221,10 @@ struct ViewState {
 
 impl ViewState {
     fn members(&self, debug: bool) -> Vec<Member> {
-        self.members.iter().map(|(key, member)| member.to_member(key, debug)).collect()
+        let mut members: Vec<Member> =
+            self.members.iter().map(|(key, member)| member.to_member(key, debug)).collect();
+        members.sort_unstable_by(|a, b| a.key.cmp(&b.key));
+        members
     }
 
     fn info(&self, name: &str, debug: bool) -> ViewInfo {
@@ -224,7 +236,7 @@ impl ViewState {
                 Some(user) => info.users.push(UserCount {
                     user: user.clone(),
                     clients,
-                    connections: debug.then(|| member.connections.iter().map(|id| id.as_u64()).collect()),
+                    connections: debug.then(|| member.connection_ids()),
                 }),
                 None => info.anonymous = info.anonymous.saturating_add(clients),
             }
@@ -293,7 +305,9 @@ impl State {
         let member = view.members.entry(key.clone()).or_default();
         member.user = user;
         member.data = identity.map(|identity| identity.data.clone()).unwrap_or_default();
-        member.connections.insert(connection.id());
+        if !member.connections.contains(&connection.id()) {
+            member.connections.push(connection.id());
+        }
         view.dirty.insert(key.clone());
         self.open.entry(connection.id()).or_default().insert(name.clone(), key);
         self.dirty.insert(name);
@@ -307,7 +321,7 @@ impl State {
         }
         if let Some(view) = self.views.get_mut(&name) {
             if let Some(member) = view.members.get_mut(&key) {
-                member.connections.remove(&id);
+                member.connections.retain(|open| *open != id);
                 if member.connections.is_empty() {
                     view.members.remove(&key);
                 }

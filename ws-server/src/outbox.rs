@@ -335,6 +335,9 @@ impl<W: AsyncWrite + Unpin + Send + 'static> Outbox<W> {
                     ready!(Pin::new(&mut state.io).poll_flush(cx))?;
                     state.needs_flush = false;
                 }
+                // Most connections are idle most of the time: give the queue's buffer back
+                // (an allocation per burst costs far less than the burst's write).
+                state.queue = VecDeque::new();
                 return Poll::Ready(Ok(()));
             }
             let mut slices = [IoSlice::new(&[]); MAX_IO_SLICES];
