@@ -1,15 +1,23 @@
 //! `bench load`: the load generator, on a current-thread runtime, cheap per message.
 //!
-//! - echo: each of N connections keeps K text frames (a 64-byte JSON object) in flight;
-//!   a round trip's latency is measured from the send instants kept in a per-connection
-//!   FIFO (one clock read per send and per reply).
+//! - echo: each of N connections keeps K frames in flight: a 64-byte JSON object in a text
+//!   frame (`--payload json`), or the same map in MessagePack in a binary frame
+//!   (`--payload msgpack`); a round trip's latency is measured from the send instants kept
+//!   in a per-connection FIFO (one clock read per send and per reply).
 //! - fan-out: N subscribers (path `/sub`) and one publisher (path `/pub`) that keeps K
 //!   64-byte trigger frames in flight. Each frame carries its sequence number; subscribers
 //!   count deliveries in a shared per-sequence counter, and only the delivery that
 //!   completes a broadcast reads the clock, records the broadcast's latency and lets the
 //!   publisher send the next frame.
 //!
-//! It prints `measuring` when the warm-up ends and then one JSON line of results.
+//! - memory: N connections (path `/sub`) that each send one views `open` frame for a view
+//!   (`idle-{i / per_view}`, `--per-view`, default 1: a view each) and then only read. With `--await-state 1` (ours, the only
+//!   implementation with the views router) it waits until every connection got its `state`
+//!   answer. It prints `connected N` and holds the connections, reading (so pings are
+//!   answered), until killed or [`MEMORY_HOLD`] has passed.
+//!
+//! Echo and fan-out print `measuring` when the warm-up ends and then one JSON line of
+//! results.
 
 use std::collections::VecDeque;
 use std::io::Write;
@@ -19,6 +27,7 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use futures_util::{SinkExt, StreamExt};
+use serde::Serialize;
 use tokio::net::TcpStream;
 use tokio::sync::Semaphore;
 use tokio_tungstenite::tungstenite::Message;
@@ -34,12 +43,56 @@ type Ws = WebSocketStream<MaybeTlsStream<TcpStream>>;
 const RING: usize = 4096;
 /// Traffic before the measured window.
 const WARMUP: Duration = Duration::from_secs(1);
-/// Deadline for opening all connections.
-const CONNECT_DEADLINE: Duration = Duration::from_secs(30);
 /// Connections opened at once.
 const CONNECT_BATCH: usize = 100;
+/// Read buffer of each load connection in the echo and fan-out scenarios.
+const LOAD_READ_BUFFER: usize = 16 * 1024;
+/// Read buffer of each idle connection in the memory scenario: small, because 10,000 of
+/// them only ever read a `state` frame and pings.
+const IDLE_READ_BUFFER: usize = 4 * 1024;
+/// The longest the memory scenario holds its connections if nobody kills the load first,
+/// so that a load generator whose driver died does not linger.
+pub(crate) const MEMORY_HOLD: Duration = Duration::from_secs(300);
 /// The echo payload: a small JSON envelope, 64 bytes.
 const ECHO_PAYLOAD: &str = r#"{"r":"bench","t":"echo","d":{"n":1,"s":"0123456789abcdef012345"}}"#;
+
+/// The echo payload as a value, for its MessagePack form: the same map as [`ECHO_PAYLOAD`]
+/// (fields in the same order, named keys).
+#[derive(Serialize)]
+struct EchoEnvelope {
+    r: &'static str,
+    t: &'static str,
+    d: EchoBody,
+}
+
+/// The body of [`EchoEnvelope`].
+#[derive(Serialize)]
+struct EchoBody {
+    n: u32,
+    s: &'static str,
+}
+
+const ECHO_ENVELOPE: EchoEnvelope =
+    EchoEnvelope { r: "bench", t: "echo", d: EchoBody { n: 1, s: "0123456789abcdef012345" } };
+
+/// How long opening `connections` connections may take: 30 s, plus 5 ms for each (10,000
+/// take a few seconds on loopback; the margin is for a loaded machine).
+pub(crate) fn connect_deadline(connections: usize) -> Duration {
+    Duration::from_secs(30)
+        + Duration::from_millis(5).saturating_mul(u32::try_from(connections).unwrap_or(u32::MAX))
+}
+
+/// The echo frame for `--payload`: built once, cloned per send (a reference count).
+fn echo_frame(payload: &str) -> Result<Message, BoxError> {
+    match payload {
+        "json" => Ok(Message::text(ECHO_PAYLOAD)),
+        "msgpack" => {
+            let packed = network_core::Message::msgpack(&ECHO_ENVELOPE)?;
+            Ok(Message::Binary(packed.payload().clone()))
+        }
+        other => Err(format!("unknown payload {other} (json or msgpack)").into()),
+    }
+}
 
 struct Shared {
     base: Instant,
@@ -70,6 +123,12 @@ pub(crate) fn main(args: &Args) -> Result<(), BoxError> {
     let connections: usize = args.num_or("connections", 100)?;
     let in_flight: usize = args.num_or("in-flight", 1)?;
     let seconds: f64 = args.num_or("seconds", 10.0)?;
+    if scenario == "memory" {
+        let await_state = args.num_or("await-state", 0u8)? != 0;
+        let per_view: usize = args.num_or("per-view", 1)?;
+        return memory(&url, connections, per_view, await_state);
+    }
+    let echo = echo_frame(&args.str_or("payload", "json"))?;
     if connections == 0 || in_flight == 0 || in_flight >= RING || !seconds.is_finite() || seconds <= 0.0 {
         return Err("need connections > 0, 0 < in-flight < 4096, seconds > 0".into());
     }
@@ -88,18 +147,22 @@ pub(crate) fn main(args: &Args) -> Result<(), BoxError> {
         });
         match scenario.as_str() {
             "echo" => {
-                for ws in connect_all(&url, connections).await? {
-                    tokio::spawn(echo_client(ws, in_flight, shared.clone()));
+                for ws in connect_all(&url, connections, LOAD_READ_BUFFER).await? {
+                    tokio::spawn(echo_client(ws, echo.clone(), in_flight, shared.clone()));
                 }
             }
             "fanout" => {
-                let subscribers = connect_all(&format!("{url}/sub"), connections).await?;
+                let subscribers = connect_all(&format!("{url}/sub"), connections, LOAD_READ_BUFFER).await?;
                 for ws in subscribers {
                     tokio::spawn(subscriber(ws, connections as u64, shared.clone()));
                 }
-                let publisher_ws = connect_all(&format!("{url}/pub"), 1).await?;
-                // Let the server register every member before the first broadcast.
-                tokio::time::sleep(Duration::from_millis(300)).await;
+                let publisher_ws = connect_all(&format!("{url}/pub"), 1, LOAD_READ_BUFFER).await?;
+                // Let the server register every member before the first broadcast: a
+                // broadcast that misses one never completes and keeps its window place.
+                // 300 ms, plus 0.1 ms per member (1.3 s for 10,000).
+                let per_member =
+                    Duration::from_micros(100).saturating_mul(u32::try_from(connections).unwrap_or(u32::MAX));
+                tokio::time::sleep(Duration::from_millis(300) + per_member).await;
                 shared.window.add_permits(in_flight);
                 for ws in publisher_ws {
                     tokio::spawn(publisher(ws, shared.clone()));
@@ -143,10 +206,10 @@ fn say(line: &str) -> Result<(), BoxError> {
     Ok(())
 }
 
-async fn connect_all(url: &str, connections: usize) -> Result<Vec<Ws>, BoxError> {
-    let config = WebSocketConfig::default().read_buffer_size(16 * 1024);
+async fn connect_all(url: &str, connections: usize, read_buffer_size: usize) -> Result<Vec<Ws>, BoxError> {
+    let config = WebSocketConfig::default().read_buffer_size(read_buffer_size);
     let mut all = Vec::with_capacity(connections);
-    let deadline = tokio::time::Instant::now() + CONNECT_DEADLINE;
+    let deadline = tokio::time::Instant::now() + connect_deadline(connections);
     while all.len() < connections {
         let batch = CONNECT_BATCH.min(connections - all.len());
         let attempts = (0..batch)
@@ -161,10 +224,10 @@ async fn connect_all(url: &str, connections: usize) -> Result<Vec<Ws>, BoxError>
     Ok(all)
 }
 
-async fn echo_client(mut ws: Ws, in_flight: usize, shared: Arc<Shared>) {
+async fn echo_client(mut ws: Ws, frame: Message, in_flight: usize, shared: Arc<Shared>) {
     let mut sent = VecDeque::with_capacity(in_flight);
     for _ in 0..in_flight {
-        if ws.feed(Message::text(ECHO_PAYLOAD)).await.is_err() {
+        if ws.feed(frame.clone()).await.is_err() {
             shared.lost.fetch_add(1, Ordering::Relaxed);
             return;
         }
@@ -184,7 +247,7 @@ async fn echo_client(mut ws: Ws, in_flight: usize, shared: Arc<Shared>) {
                 shared.hist.record(u64::try_from(sent_at.elapsed().as_micros()).unwrap_or(u64::MAX));
             }
         }
-        if ws.send(Message::text(ECHO_PAYLOAD)).await.is_err() {
+        if ws.send(frame.clone()).await.is_err() {
             break;
         }
         sent.push_back(Instant::now());
@@ -239,4 +302,82 @@ async fn publisher(mut ws: Ws, shared: Arc<Shared>) {
         }
     }
     shared.lost.fetch_add(1, Ordering::Relaxed);
+}
+
+/// The memory scenario's load: opens `connections` idle connections, `per_view` of them in
+/// each view, announces `connected N`, and holds them.
+fn memory(url: &str, connections: usize, per_view: usize, await_state: bool) -> Result<(), BoxError> {
+    if connections == 0 || per_view == 0 {
+        return Err("need connections > 0 and per-view > 0".into());
+    }
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    runtime.block_on(async move {
+        let all = connect_all(&format!("{url}/sub"), connections, IDLE_READ_BUFFER).await?;
+        let states = Arc::new(AtomicU64::new(0));
+        let all_answered = Arc::new(tokio::sync::Notify::new());
+        let expected = connections as u64;
+        for (index, ws) in all.into_iter().enumerate() {
+            tokio::spawn(idle_client(ws, index / per_view, expected, states.clone(), all_answered.clone()));
+        }
+        if await_state {
+            let deadline = connect_deadline(connections);
+            // `notified()` is registered before the count is checked, so no wake-up is lost.
+            loop {
+                let notified = all_answered.notified();
+                if states.load(Ordering::Relaxed) >= expected {
+                    break;
+                }
+                tokio::time::timeout(deadline, notified).await.map_err(|_| {
+                    format!("only {} of {connections} views answered `state`", states.load(Ordering::Relaxed))
+                })?;
+            }
+        }
+        say(&format!("connected {connections}"))?;
+        tokio::time::sleep(MEMORY_HOLD).await;
+        // The idle tasks run forever; leave without waiting for them.
+        std::process::exit(0)
+    })
+}
+
+/// One idle connection of the memory scenario: opens view `idle-{view}` (the frame of
+/// `docs/PROTOCOL.md` section 6, as raw JSON), counts its `state` answer, then only reads.
+async fn idle_client(
+    mut ws: Ws,
+    view: usize,
+    expected: u64,
+    states: Arc<AtomicU64>,
+    all_answered: Arc<tokio::sync::Notify>,
+) {
+    let open = format!(r#"{{"$r":"views","d":{{"t":"open","view":"idle-{view}"}}}}"#);
+    if ws.send(Message::text(open)).await.is_err() {
+        return;
+    }
+    let mut answered = false;
+    while let Some(Ok(message)) = ws.next().await {
+        let Message::Text(text) = message else { continue };
+        if !answered && text.as_str().contains(r#""t":"state""#) {
+            answered = true;
+            if states.fetch_add(1, Ordering::Relaxed) + 1 >= expected {
+                all_answered.notify_waiters();
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_messagepack_payload_is_the_json_payload() {
+        assert_eq!(serde_json::to_string(&ECHO_ENVELOPE).unwrap(), ECHO_PAYLOAD);
+        let Message::Binary(packed) = echo_frame("msgpack").unwrap() else { panic!("not binary") };
+        let value: serde_json::Value = decode_packed(&packed);
+        assert_eq!(value, serde_json::from_str::<serde_json::Value>(ECHO_PAYLOAD).unwrap());
+    }
+
+    /// Decodes through `network_core::Message`, the helpers the application would use.
+    fn decode_packed(packed: &Bytes) -> serde_json::Value {
+        network_core::Message::binary(packed.clone()).decode().unwrap()
+    }
 }

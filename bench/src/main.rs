@@ -1,18 +1,27 @@
 //! Loopback benchmarks: `ws_server::Server` ("ours") against a minimal tokio-tungstenite
-//! server ("raw") doing the same job, measured in the same run.
+//! server ("raw") doing the same job and the textbook Node `ws` server ("node",
+//! `bench/node/server.js`), measured in the same run.
 //!
 //! ```text
-//! cargo run --release -p bench -- run [--runs 5] [--seconds 10]
-//! cargo run --release -p bench -- serve --impl ours|raw --scenario echo|fanout [--listen 127.0.0.1:0]
+//! cargo run --release -p bench -- run [--runs 5] [--seconds 10] [--only SUBSTRING] [--impls raw,ours,node]
+//! cargo run --release -p bench -- serve --impl ours|raw --scenario echo|fanout|memory [--listen 127.0.0.1:0]
 //! cargo run --release -p bench -- load --scenario echo|fanout --url ws://ADDR \
-//!     --connections N --in-flight K --seconds S
+//!     --connections N --in-flight K --seconds S [--payload json|msgpack]
+//! cargo run --release -p bench -- load --scenario memory --url ws://ADDR --connections N [--per-view K] [--await-state 0|1]
+//! cargo run --release -p bench -- features run|serve|load ...   (router scenarios, see `features`)
 //! ```
 //!
-//! `run` starts `serve` pinned to CPU 0 and `load` pinned to CPU 1 (with `taskset`), reads
-//! the server's CPU time from `/proc/PID/stat` around the measured window, and prints the
-//! median of the runs for each scenario and implementation with the ratio ours/raw.
+//! `run` without `--only` ends with `features run` (the reconnect storm, presence churn and
+//! sync push scenarios, ours against raw), so that one command runs every scenario.
+//!
+//! `run` starts each server pinned to CPU 0 and `load` pinned to CPU 1 (with `taskset`), with
+//! the soft file limit raised to the hard one (with `prlimit`). For echo and fan-out it reads
+//! the server's CPU time from `/proc/PID/stat` around the measured window; for memory, the
+//! server's `VmRSS` before and after 10,000 idle connections. It prints the median of the runs
+//! for each scenario and implementation with the ratios ours/raw and ours/node.
 //! See `docs/BENCHMARKS.md` for figures.
 
+mod features;
 mod hist;
 mod load;
 mod run;
@@ -59,15 +68,22 @@ impl Args {
     }
 }
 
-const USAGE: &str = "usage: bench run [--runs R] [--seconds S]
-       bench serve --impl ours|raw --scenario echo|fanout [--listen 127.0.0.1:0]
-       bench load --scenario echo|fanout --url ws://ADDR --connections N --in-flight K --seconds S";
+const USAGE: &str = "usage: bench run [--runs R] [--seconds S] [--only SUBSTRING] [--impls raw,ours,node]
+       bench serve --impl ours|raw --scenario echo|fanout|memory [--listen 127.0.0.1:0]
+       bench load --scenario echo|fanout --url ws://ADDR --connections N --in-flight K --seconds S [--payload json|msgpack]
+       bench load --scenario memory --url ws://ADDR --connections N [--per-view K] [--await-state 0|1]
+       bench features run [--runs R] [--seconds S] [--scenarios storm,churn,syncpush] [--storm-clients N]
+       bench features serve|load ... (see bench/src/features/mod.rs)";
 
 fn main() -> Result<(), BoxError> {
     let argv: Vec<String> = std::env::args().skip(1).collect();
     let Some((command, rest)) = argv.split_first() else {
         return Err(USAGE.into());
     };
+    if command == "features" {
+        // Its own subcommands (`bench features run ...`) come before its flags.
+        return features::main(rest);
+    }
     let args = Args::parse(rest)?;
     match command.as_str() {
         "serve" => serve::main(&args),

@@ -1,47 +1,140 @@
 //! `bench run`: the driver. For each scenario and each implementation in the same run it
-//! starts `bench serve` pinned to CPU 0 and `bench load` pinned to CPU 1, reads the
-//! server's CPU time (utime + stime from `/proc/PID/stat`) around the measured window, and
-//! prints the medians of the runs as a Markdown table.
+//! starts the server (`bench serve` for raw and ours, `node bench/node/server.js` for node)
+//! pinned to CPU 0 and `bench load` pinned to CPU 1, and measures:
+//!
+//! - echo and fan-out: the server's CPU time (utime + stime from `/proc/PID/stat`, all
+//!   threads) around the load's measured window, and the load's rate and latencies;
+//! - memory: the server's resident memory (`VmRSS` from `/proc/PID/status`) before the
+//!   load connects and once it holds every connection and the memory has settled.
+//!
+//! It prints the medians of the runs as Markdown tables with the ratios ours/raw and
+//! ours/node. Every phase has a deadline, and every child is killed on every path.
 
+use std::ffi::OsString;
 use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
+use crate::load::connect_deadline;
 use crate::{Args, BoxError};
 
-/// One scenario of the table.
-struct Scenario {
-    label: &'static str,
-    name: &'static str,
-    connections: usize,
-    in_flight: usize,
+/// What a scenario measures.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    /// Round trips of a frame in the given envelope (`json` or `msgpack`, `bench load --payload`).
+    Echo { payload: &'static str },
+    /// Deliveries of the publisher's frames to every member of one room.
+    Fanout,
+    /// Resident memory per idle connection.
+    Memory,
 }
 
-const SCENARIOS: [Scenario; 3] = [
+impl Kind {
+    /// The scenario's name for `bench serve`, `bench load` and `server.js`.
+    fn name(self) -> &'static str {
+        match self {
+            Kind::Echo { .. } => "echo",
+            Kind::Fanout => "fanout",
+            Kind::Memory => "memory",
+        }
+    }
+}
+
+/// One scenario of the tables.
+struct Scenario {
+    /// The row's label; `--only` matches a substring of it.
+    label: &'static str,
+    kind: Kind,
+    connections: usize,
+    /// Frames each echo connection, or the fan-out publisher, keeps in flight.
+    in_flight: usize,
+    /// Memory: connections that open the same view (1: a view each, the costliest case).
+    per_view: usize,
+}
+
+const SCENARIOS: [Scenario; 8] = [
     Scenario {
-        label: "echo, 100 connections, 1 in flight each",
-        name: "echo",
+        label: "echo, 1 connection, JSON, 1 in flight",
+        kind: Kind::Echo { payload: "json" },
+        connections: 1,
+        in_flight: 1,
+        per_view: 1,
+    },
+    Scenario {
+        label: "echo, 100 connections, JSON, 1 in flight each",
+        kind: Kind::Echo { payload: "json" },
         connections: 100,
         in_flight: 1,
+        per_view: 1,
+    },
+    Scenario {
+        label: "echo, 100 connections, MessagePack, 1 in flight each",
+        kind: Kind::Echo { payload: "msgpack" },
+        connections: 100,
+        in_flight: 1,
+        per_view: 1,
     },
     Scenario {
         label: "fan-out, 1,000 members, 32 in flight",
-        name: "fanout",
+        kind: Kind::Fanout,
         connections: 1000,
         in_flight: 32,
+        per_view: 1,
+    },
+    Scenario {
+        label: "fan-out, 10,000 members, 32 in flight",
+        kind: Kind::Fanout,
+        connections: 10_000,
+        in_flight: 32,
+        per_view: 1,
     },
     Scenario {
         label: "fan-out, 1,000 members, 1 in flight",
-        name: "fanout",
+        kind: Kind::Fanout,
         connections: 1000,
         in_flight: 1,
+        per_view: 1,
+    },
+    Scenario {
+        label: "memory, 10,000 idle connections, 10 per view",
+        kind: Kind::Memory,
+        connections: 10_000,
+        in_flight: 0,
+        per_view: 10,
+    },
+    Scenario {
+        label: "memory, 10,000 idle connections, a view each",
+        kind: Kind::Memory,
+        connections: 10_000,
+        in_flight: 0,
+        per_view: 1,
     },
 ];
 
-const IMPLS: [&str; 2] = ["raw", "ours"];
+/// Every implementation, in the order of the table rows.
+const ALL_IMPLS: [&str; 3] = ["raw", "ours", "node"];
 
-/// What one run measured.
+/// File descriptors a process needs beyond one per connection (stdio, listener, epoll, ...).
+const SPARE_FILES: u64 = 64;
+/// Time for a server to announce its address (node starts slower than the Rust servers).
+const ANNOUNCE_DEADLINE: Duration = Duration::from_secs(20);
+/// Time for `npm install` in `bench/node`.
+const NPM_DEADLINE: Duration = Duration::from_secs(180);
+/// Memory: the pause after the server announced its address before `before` is read, so
+/// that start-up allocations (node compiling its modules) are not counted per connection.
+const MEMORY_START_SETTLE: Duration = Duration::from_millis(500);
+/// Memory: RSS is read this often once every connection is open...
+const MEMORY_POLL: Duration = Duration::from_millis(250);
+/// ...and counts as settled once it moved by at most [`MEMORY_STABLE_KIB`] over this long...
+const MEMORY_STABLE_FOR: Duration = Duration::from_secs(1);
+/// ...this many KiB (64 KiB is 6.5 bytes per connection at 10,000)...
+const MEMORY_STABLE_KIB: u64 = 64;
+/// ...or after this long, whichever comes first (the last reading is used then).
+const MEMORY_SETTLE_BOUND: Duration = Duration::from_secs(15);
+
+/// What one echo or fan-out run measured.
 #[derive(Clone, Copy)]
 struct Sample {
     rate: f64,
@@ -49,6 +142,14 @@ struct Sample {
     cpu_share: f64,
     p50_us: f64,
     p99_us: f64,
+}
+
+/// What one memory run measured.
+#[derive(Clone, Copy)]
+struct MemorySample {
+    before_kib: f64,
+    after_kib: f64,
+    bytes_per_connection: f64,
 }
 
 /// Kills the child (one this driver started) when dropped, on every path.
@@ -61,72 +162,224 @@ impl Drop for Killed {
     }
 }
 
+/// How children are started: pinned with `taskset`, with the file limit raised by
+/// `prlimit`, when those tools exist.
+struct Launcher {
+    pinned: bool,
+    /// The soft file limit given to every child (the hard limit), when `prlimit` exists.
+    open_files: Option<u64>,
+    /// The most files a child may open: `open_files`, or this process's soft limit.
+    max_open_files: u64,
+    /// `bench/node`, holding `server.js`.
+    node_dir: PathBuf,
+}
+
 pub(crate) fn main(args: &Args) -> Result<(), BoxError> {
     let runs: usize = args.num_or("runs", 5)?;
     let seconds: f64 = args.num_or("seconds", 10.0)?;
     if runs == 0 || !seconds.is_finite() || seconds <= 0.0 {
         return Err("need --runs > 0 and --seconds > 0".into());
     }
-    let pinned = Command::new("taskset").arg("-V").output().map(|o| o.status.success()).unwrap_or(false);
-    if pinned {
+    let only = args.str_or("only", "");
+    let mut impls = Vec::new();
+    for name in args.str_or("impls", &ALL_IMPLS.join(",")).split(',').map(str::trim).filter(|n| !n.is_empty())
+    {
+        let known = ALL_IMPLS.iter().find(|i| **i == name).ok_or_else(|| format!("unknown impl {name}"))?;
+        if !impls.contains(known) {
+            impls.push(*known);
+        }
+    }
+    impls.sort_by_key(|i| ALL_IMPLS.iter().position(|a| a == i));
+    let scenarios: Vec<&Scenario> = SCENARIOS.iter().filter(|s| s.label.contains(only.as_str())).collect();
+    if scenarios.is_empty() || impls.is_empty() {
+        return Err(format!("no scenario label contains {only:?}, or no impl chosen").into());
+    }
+
+    let launcher = Launcher::new();
+    if launcher.pinned {
         println!("pinning: server on CPU 0, load generator on CPU 1 (taskset)");
     } else {
         println!("pinning: taskset not installed, server and load generator NOT pinned");
     }
-    let ticks = clock_ticks();
-    println!("runs: {runs} x {seconds} s (median shown); server: one tokio worker (current-thread runtime)");
-    let mut rows = Vec::new();
-    for scenario in &SCENARIOS {
-        let mut samples: Vec<Vec<Sample>> = vec![Vec::new(); IMPLS.len()];
-        for run in 0..runs {
-            for (index, implementation) in IMPLS.iter().enumerate() {
-                let sample = one_run(scenario, implementation, seconds, pinned, ticks)?;
-                eprintln!(
-                    "{} | {implementation} | run {} | {:.0}/s | {:.0}/CPU-s | CPU {:.0}% | p50 {} us | p99 {} us",
-                    scenario.label,
-                    run + 1,
-                    sample.rate,
-                    sample.per_cpu_second,
-                    sample.cpu_share * 100.0,
-                    sample.p50_us,
-                    sample.p99_us
-                );
-                samples[index].push(sample);
+    match launcher.open_files {
+        Some(limit) => println!("open files: soft limit {limit} for every child (prlimit)"),
+        None => {
+            println!("open files: prlimit not installed, children keep the limit {}", launcher.max_open_files)
+        }
+    }
+    if impls.contains(&"node") {
+        match prepare_node(&launcher.node_dir) {
+            Ok(version) => println!("node: {version}, ws from bench/node/node_modules"),
+            Err(why) => {
+                println!("node: skipped ({why})");
+                impls.retain(|i| *i != "node");
             }
         }
-        rows.push((scenario, samples.iter().map(|s| median_sample(s)).collect::<Vec<_>>()));
     }
-    println!();
-    println!("| scenario | impl | rate/s | per server CPU-s | server CPU | p50 | p99 |");
-    println!("|---|---|---:|---:|---:|---:|---:|");
-    for (scenario, medians) in &rows {
-        let unit = if scenario.name == "echo" { "round trips" } else { "deliveries" };
-        for (implementation, m) in IMPLS.iter().zip(medians) {
+    let ticks = clock_ticks();
+    println!(
+        "runs: {runs} x {seconds} s (median shown); Rust servers: one tokio worker (current-thread runtime)"
+    );
+
+    let mut throughput_rows = Vec::new();
+    let mut memory_rows = Vec::new();
+    for scenario in scenarios {
+        let needed = scenario.connections as u64 + SPARE_FILES;
+        if needed > launcher.max_open_files {
             println!(
-                "| {} ({unit}) | {implementation} | {:.0} | {:.0} | {:.0}% | {} us | {} us |",
-                scenario.label,
-                m.rate,
-                m.per_cpu_second,
-                m.cpu_share * 100.0,
-                m.p50_us,
-                m.p99_us
+                "skipped: {} (needs {needed} open files, the limit is {})",
+                scenario.label, launcher.max_open_files
             );
+            continue;
         }
-        let (raw, ours) = (medians[0], medians[1]);
-        println!(
-            "| {} | **ours/raw** | {:.2}x | {:.2}x | | {:.2}x | {:.2}x |",
-            scenario.label,
-            ratio(ours.rate, raw.rate),
-            ratio(ours.per_cpu_second, raw.per_cpu_second),
-            ratio(ours.p50_us, raw.p50_us),
-            ratio(ours.p99_us, raw.p99_us)
-        );
+        if scenario.kind == Kind::Memory {
+            let mut samples: Vec<Vec<MemorySample>> = vec![Vec::new(); impls.len()];
+            for run in 0..runs {
+                for (index, implementation) in impls.iter().enumerate() {
+                    match memory_run(&launcher, scenario, implementation) {
+                        Ok(sample) => {
+                            eprintln!(
+                                "{} | {implementation} | run {} | RSS {:.1} -> {:.1} MiB | {:.0} bytes/connection",
+                                scenario.label,
+                                run + 1,
+                                sample.before_kib / 1024.0,
+                                sample.after_kib / 1024.0,
+                                sample.bytes_per_connection
+                            );
+                            samples[index].push(sample);
+                        }
+                        Err(error) => eprintln!(
+                            "{} | {implementation} | run {} | failed: {error}",
+                            scenario.label,
+                            run + 1
+                        ),
+                    }
+                }
+            }
+            memory_rows.push((scenario, samples.iter().map(|s| median_memory(s)).collect::<Vec<_>>()));
+        } else {
+            let mut samples: Vec<Vec<Sample>> = vec![Vec::new(); impls.len()];
+            for run in 0..runs {
+                for (index, implementation) in impls.iter().enumerate() {
+                    match one_run(&launcher, scenario, implementation, seconds, ticks) {
+                        Ok(sample) => {
+                            eprintln!(
+                                "{} | {implementation} | run {} | {:.0}/s | {:.0}/CPU-s | CPU {:.0}% | p50 {} us | p99 {} us",
+                                scenario.label,
+                                run + 1,
+                                sample.rate,
+                                sample.per_cpu_second,
+                                sample.cpu_share * 100.0,
+                                sample.p50_us,
+                                sample.p99_us
+                            );
+                            samples[index].push(sample);
+                        }
+                        Err(error) => eprintln!(
+                            "{} | {implementation} | run {} | failed: {error}",
+                            scenario.label,
+                            run + 1
+                        ),
+                    }
+                }
+            }
+            throughput_rows.push((scenario, samples.iter().map(|s| median_sample(s)).collect::<Vec<_>>()));
+        }
+    }
+    if !throughput_rows.is_empty() {
+        print_throughput(&impls, &throughput_rows);
+    }
+    if !memory_rows.is_empty() {
+        print_memory(&impls, &memory_rows);
+    }
+    if only.is_empty() {
+        run_router_scenarios(runs, seconds)?;
     }
     Ok(())
 }
 
-fn ratio(ours: f64, raw: f64) -> f64 {
-    if raw == 0.0 { f64::NAN } else { ours / raw }
+/// The router scenarios (`bench features run`, ours and raw only), in a child so that
+/// one command runs every scenario; it prints its own tables.
+fn run_router_scenarios(runs: usize, seconds: f64) -> Result<(), BoxError> {
+    println!();
+    println!("router scenarios (bench features run):");
+    let status = std::process::Command::new(std::env::current_exe()?)
+        .args(["features", "run", "--runs", &runs.to_string(), "--seconds", &seconds.to_string()])
+        .stdin(std::process::Stdio::null())
+        .status()?;
+    if status.success() { Ok(()) } else { Err(format!("bench features run failed: {status}").into()) }
+}
+
+fn print_throughput(impls: &[&str], rows: &[(&Scenario, Vec<Option<Sample>>)]) {
+    println!();
+    println!("| scenario | impl | rate/s | per server CPU-s | server CPU | p50 | p99 |");
+    println!("|---|---|---:|---:|---:|---:|---:|");
+    for (scenario, medians) in rows {
+        let unit = if scenario.kind == Kind::Fanout { "deliveries" } else { "round trips" };
+        for (implementation, median) in impls.iter().zip(medians) {
+            match median {
+                Some(m) => println!(
+                    "| {} ({unit}) | {implementation} | {:.0} | {:.0} | {:.0}% | {} us | {} us |",
+                    scenario.label,
+                    m.rate,
+                    m.per_cpu_second,
+                    m.cpu_share * 100.0,
+                    m.p50_us,
+                    m.p99_us
+                ),
+                None => println!("| {} ({unit}) | {implementation} | failed | | | | |", scenario.label),
+            }
+        }
+        let find = |name: &str| impls.iter().position(|i| *i == name).and_then(|index| medians[index]);
+        let Some(ours) = find("ours") else { continue };
+        for peer in ["raw", "node"] {
+            if let Some(other) = find(peer) {
+                println!(
+                    "| {} | **ours/{peer}** | {:.2}x | {:.2}x | | {:.2}x | {:.2}x |",
+                    scenario.label,
+                    ratio(ours.rate, other.rate),
+                    ratio(ours.per_cpu_second, other.per_cpu_second),
+                    ratio(ours.p50_us, other.p50_us),
+                    ratio(ours.p99_us, other.p99_us)
+                );
+            }
+        }
+    }
+}
+
+fn print_memory(impls: &[&str], rows: &[(&Scenario, Vec<Option<MemorySample>>)]) {
+    println!();
+    println!("| scenario | impl | server RSS before | RSS after | bytes per connection |");
+    println!("|---|---|---:|---:|---:|");
+    for (scenario, medians) in rows {
+        for (implementation, median) in impls.iter().zip(medians) {
+            match median {
+                Some(m) => println!(
+                    "| {} | {implementation} | {:.1} MiB | {:.1} MiB | {:.0} |",
+                    scenario.label,
+                    m.before_kib / 1024.0,
+                    m.after_kib / 1024.0,
+                    m.bytes_per_connection
+                ),
+                None => println!("| {} | {implementation} | failed | | |", scenario.label),
+            }
+        }
+        let find = |name: &str| impls.iter().position(|i| *i == name).and_then(|index| medians[index]);
+        let Some(ours) = find("ours") else { continue };
+        for peer in ["raw", "node"] {
+            if let Some(other) = find(peer) {
+                println!(
+                    "| {} | **ours/{peer}** | | | {:.2}x |",
+                    scenario.label,
+                    ratio(ours.bytes_per_connection, other.bytes_per_connection)
+                );
+            }
+        }
+    }
+}
+
+fn ratio(ours: f64, other: f64) -> f64 {
+    if other == 0.0 { f64::NAN } else { ours / other }
 }
 
 fn median(mut values: Vec<f64>) -> f64 {
@@ -135,29 +388,149 @@ fn median(mut values: Vec<f64>) -> f64 {
     if n % 2 == 1 { values[n / 2] } else { (values[n / 2 - 1] + values[n / 2]) / 2.0 }
 }
 
-fn median_sample(samples: &[Sample]) -> Sample {
+/// The median of each field over the runs; `None` when every run failed.
+fn median_sample(samples: &[Sample]) -> Option<Sample> {
+    if samples.is_empty() {
+        return None;
+    }
     let of = |f: fn(&Sample) -> f64| median(samples.iter().map(f).collect());
-    Sample {
+    Some(Sample {
         rate: of(|s| s.rate),
         per_cpu_second: of(|s| s.per_cpu_second),
         cpu_share: of(|s| s.cpu_share),
         p50_us: of(|s| s.p50_us),
         p99_us: of(|s| s.p99_us),
+    })
+}
+
+/// The median of each field over the runs; `None` when every run failed.
+fn median_memory(samples: &[MemorySample]) -> Option<MemorySample> {
+    if samples.is_empty() {
+        return None;
+    }
+    let of = |f: fn(&MemorySample) -> f64| median(samples.iter().map(f).collect());
+    Some(MemorySample {
+        before_kib: of(|s| s.before_kib),
+        after_kib: of(|s| s.after_kib),
+        bytes_per_connection: of(|s| s.bytes_per_connection),
+    })
+}
+
+impl Launcher {
+    fn new() -> Self {
+        let works = |program: &str, arg: &str| {
+            Command::new(program)
+                .arg(arg)
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .status()
+                .map(|s| s.success())
+                .unwrap_or(false)
+        };
+        let pinned = works("taskset", "-V");
+        let (soft, hard) = open_file_limits().unwrap_or((1024, 1024));
+        let open_files = works("prlimit", "--version").then_some(hard);
+        Self {
+            pinned,
+            open_files,
+            max_open_files: open_files.unwrap_or(soft),
+            node_dir: Path::new(env!("CARGO_MANIFEST_DIR")).join("node"),
+        }
+    }
+
+    /// Starts `program args` on `cpu`, its stdout piped to this process.
+    ///
+    /// `prlimit` and `taskset` both exec the program, so the child's pid is the program's.
+    fn spawn(&self, cpu: u32, program: impl Into<OsString>, args: &[String]) -> Result<Killed, BoxError> {
+        let mut argv: Vec<OsString> = Vec::new();
+        if let Some(limit) = self.open_files {
+            argv.extend(["prlimit".into(), format!("--nofile={limit}:{limit}").into(), "--".into()]);
+        }
+        if self.pinned {
+            argv.extend(["taskset".into(), "-c".into(), cpu.to_string().into()]);
+        }
+        argv.push(program.into());
+        argv.extend(args.iter().map(OsString::from));
+        let (program, rest) = argv.split_first().ok_or("empty command")?;
+        let child = Command::new(program)
+            .args(rest)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()?;
+        Ok(Killed(child))
+    }
+
+    /// Starts the server `implementation` for `kind` on CPU 0.
+    fn spawn_server(&self, implementation: &str, kind: Kind) -> Result<Killed, BoxError> {
+        let listen = ["--scenario", kind.name(), "--listen", "127.0.0.1:0"].map(str::to_owned);
+        if implementation == "node" {
+            let script = self
+                .node_dir
+                .join("server.js")
+                .into_os_string()
+                .into_string()
+                .map_err(|_| "bench path not UTF-8")?;
+            let mut args = vec![script];
+            args.extend(listen);
+            self.spawn(0, "node", &args)
+        } else {
+            let mut args = vec!["serve".to_owned(), "--impl".to_owned(), implementation.to_owned()];
+            args.extend(listen);
+            self.spawn(0, std::env::current_exe()?, &args)
+        }
+    }
+
+    /// Starts `bench load` with `args` on CPU 1.
+    fn spawn_load(&self, args: &[String]) -> Result<Killed, BoxError> {
+        let mut argv = vec!["load".to_owned()];
+        argv.extend_from_slice(args);
+        self.spawn(1, std::env::current_exe()?, &argv)
     }
 }
 
-fn spawn(cpu: u32, pinned: bool, args: &[String]) -> Result<Killed, BoxError> {
-    let exe = std::env::current_exe()?;
-    let mut command = if pinned {
-        let mut command = Command::new("taskset");
-        command.arg("-c").arg(cpu.to_string()).arg(exe);
-        command
-    } else {
-        Command::new(exe)
+/// This process's soft and hard limits of open files, from `/proc/self/limits`.
+fn open_file_limits() -> Option<(u64, u64)> {
+    let limits = std::fs::read_to_string("/proc/self/limits").ok()?;
+    let line = limits.lines().find(|l| l.starts_with("Max open files"))?;
+    let mut fields = line.trim_start_matches("Max open files").split_whitespace();
+    // "unlimited" cannot be a file limit (the kernel caps it at fs.nr_open, 1,048,576 by
+    // default), so it counts as that.
+    let parse = |field: Option<&str>| field.map(|f| f.parse().unwrap_or(1 << 20));
+    Some((parse(fields.next())?, parse(fields.next())?))
+}
+
+/// Checks for `node` and installs `ws` in `dir` when missing; the node version, or why the
+/// node impl cannot run.
+fn prepare_node(dir: &Path) -> Result<String, String> {
+    let version = match Command::new("node").arg("--version").stderr(Stdio::null()).output() {
+        Ok(output) if output.status.success() => String::from_utf8_lossy(&output.stdout).trim().to_owned(),
+        _ => return Err("`node` is not installed".to_owned()),
     };
-    let child =
-        command.args(args).stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::inherit()).spawn()?;
-    Ok(Killed(child))
+    if dir.join("node_modules").join("ws").is_dir() {
+        return Ok(version);
+    }
+    println!("node: bench/node/node_modules is missing, running `npm install --no-audit --no-fund` there");
+    let child = Command::new("npm")
+        .args(["install", "--no-audit", "--no-fund"])
+        .current_dir(dir)
+        .stdin(Stdio::null())
+        // npm's report goes to stderr with the progress lines, not into the tables.
+        .stdout(std::io::stderr())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .map_err(|e| format!("cannot run npm: {e}"))?;
+    let mut npm = Killed(child);
+    let deadline = Instant::now() + NPM_DEADLINE;
+    loop {
+        match npm.0.try_wait() {
+            Ok(Some(status)) if status.success() => return Ok(version),
+            Ok(Some(status)) => return Err(format!("npm install failed: {status}")),
+            Ok(None) if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(200)),
+            Ok(None) => return Err(format!("npm install took longer than {} s", NPM_DEADLINE.as_secs())),
+            Err(e) => return Err(format!("npm install: {e}")),
+        }
+    }
 }
 
 /// The child's stdout, line by line, through a channel (so reads can time out).
@@ -181,9 +554,9 @@ fn wait_for(
     what: &str,
     accept: impl Fn(&str) -> bool,
 ) -> Result<String, BoxError> {
-    let deadline = std::time::Instant::now() + timeout;
+    let deadline = Instant::now() + timeout;
     loop {
-        let left = deadline.saturating_duration_since(std::time::Instant::now());
+        let left = deadline.saturating_duration_since(Instant::now());
         match lines.recv_timeout(left) {
             Ok(line) if accept(&line) => return Ok(line),
             Ok(_) => {}
@@ -192,46 +565,55 @@ fn wait_for(
     }
 }
 
-fn one_run(
-    scenario: &Scenario,
+/// Starts the server and waits for its `listening on ws://ADDR` line: the server, its pid
+/// and its URL.
+fn start_server(
+    launcher: &Launcher,
     implementation: &str,
-    seconds: f64,
-    pinned: bool,
-    ticks: f64,
-) -> Result<Sample, BoxError> {
-    let owned = |args: &[&str]| args.iter().map(|a| (*a).to_owned()).collect::<Vec<_>>();
-    let mut server = spawn(
-        0,
-        pinned,
-        &owned(&["serve", "--impl", implementation, "--scenario", scenario.name, "--listen", "127.0.0.1:0"]),
-    )?;
-    let server_pid = server.0.id();
+    kind: Kind,
+) -> Result<(Killed, u32, String), BoxError> {
+    let mut server = launcher.spawn_server(implementation, kind)?;
+    let pid = server.0.id();
     let server_lines = lines(&mut server)?;
-    let line = wait_for(&server_lines, Duration::from_secs(10), "the server's address", |l| {
+    let line = wait_for(&server_lines, ANNOUNCE_DEADLINE, "the server's address", |l| {
         l.starts_with("listening on ")
     })?;
     let url = line.trim_start_matches("listening on ").trim().to_owned();
-    let mut load = spawn(
-        1,
-        pinned,
-        &owned(&[
-            "load",
-            "--scenario",
-            scenario.name,
-            "--url",
-            &url,
-            "--connections",
-            &scenario.connections.to_string(),
-            "--in-flight",
-            &scenario.in_flight.to_string(),
-            "--seconds",
-            &seconds.to_string(),
-        ]),
-    )?;
+    Ok((server, pid, url))
+}
+
+fn one_run(
+    launcher: &Launcher,
+    scenario: &Scenario,
+    implementation: &str,
+    seconds: f64,
+    ticks: f64,
+) -> Result<Sample, BoxError> {
+    let (server, server_pid, url) = start_server(launcher, implementation, scenario.kind)?;
+    let mut args: Vec<String> = [
+        "--scenario",
+        scenario.kind.name(),
+        "--url",
+        &url,
+        "--connections",
+        &scenario.connections.to_string(),
+        "--in-flight",
+        &scenario.in_flight.to_string(),
+        "--seconds",
+        &seconds.to_string(),
+    ]
+    .map(str::to_owned)
+    .to_vec();
+    if let Kind::Echo { payload } = scenario.kind {
+        args.extend(["--payload".to_owned(), payload.to_owned()]);
+    }
+    let mut load = launcher.spawn_load(&args)?;
     let load_lines = lines(&mut load)?;
-    wait_for(&load_lines, Duration::from_secs(60), "the load's warm-up", |l| l == "measuring")?;
+    // Connecting, registering the members and the 1 s warm-up.
+    let warm_up = connect_deadline(scenario.connections) + Duration::from_secs(30);
+    wait_for(&load_lines, warm_up, "the load's warm-up", |l| l == "measuring")?;
     let cpu_before = cpu_ticks(server_pid)?;
-    let wall_before = std::time::Instant::now();
+    let wall_before = Instant::now();
     let result = wait_for(&load_lines, Duration::from_secs_f64(seconds + 30.0), "the load's result", |l| {
         l.starts_with('{')
     })?;
@@ -255,6 +637,83 @@ fn one_run(
     })
 }
 
+/// The memory scenario, once: the server's RSS growth per idle connection.
+fn memory_run(
+    launcher: &Launcher,
+    scenario: &Scenario,
+    implementation: &str,
+) -> Result<MemorySample, BoxError> {
+    let (server, server_pid, url) = start_server(launcher, implementation, scenario.kind)?;
+    std::thread::sleep(MEMORY_START_SETTLE);
+    let before_kib = resident_kib(server_pid)?;
+    let connections = scenario.connections.to_string();
+    let per_view = scenario.per_view.to_string();
+    // Only ours serves the views router, so only ours answers the `open` frames.
+    let await_state = if implementation == "ours" { "1" } else { "0" };
+    let args = [
+        "--scenario",
+        "memory",
+        "--url",
+        &url,
+        "--connections",
+        &connections,
+        "--per-view",
+        &per_view,
+        "--await-state",
+        await_state,
+    ]
+    .map(str::to_owned);
+    let mut load = launcher.spawn_load(&args)?;
+    let load_lines = lines(&mut load)?;
+    let connect = connect_deadline(scenario.connections).saturating_mul(2) + Duration::from_secs(10);
+    wait_for(&load_lines, connect, "the load's connections", |l| l.starts_with("connected "))?;
+    let after_kib = settled_resident_kib(server_pid)?;
+    let open = open_files(server_pid);
+    drop(load);
+    drop(server);
+    if let Some(open) = open.filter(|open| *open < scenario.connections) {
+        eprintln!("warning: the server held only {open} open files for {} connections", scenario.connections);
+    }
+    Ok(MemorySample {
+        before_kib,
+        after_kib,
+        bytes_per_connection: (after_kib - before_kib) * 1024.0 / scenario.connections as f64,
+    })
+}
+
+/// The process's RSS once it stopped moving (by at most [`MEMORY_STABLE_KIB`] over
+/// [`MEMORY_STABLE_FOR`]), or the last reading after [`MEMORY_SETTLE_BOUND`].
+fn settled_resident_kib(pid: u32) -> Result<f64, BoxError> {
+    let start = Instant::now();
+    let window = (MEMORY_STABLE_FOR.as_millis() / MEMORY_POLL.as_millis()).max(1) as usize;
+    let mut readings = vec![resident_kib(pid)?];
+    while start.elapsed() < MEMORY_SETTLE_BOUND {
+        std::thread::sleep(MEMORY_POLL);
+        readings.push(resident_kib(pid)?);
+        if readings.len() > window {
+            let recent = &readings[readings.len() - window - 1..];
+            let (low, high) = recent.iter().fold((f64::MAX, f64::MIN), |(l, h), r| (l.min(*r), h.max(*r)));
+            if high - low <= MEMORY_STABLE_KIB as f64 {
+                break;
+            }
+        }
+    }
+    readings.last().copied().ok_or_else(|| "no RSS reading".into())
+}
+
+/// `VmRSS` of process `pid`, in KiB.
+fn resident_kib(pid: u32) -> Result<f64, BoxError> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
+    let line = status.lines().find(|l| l.starts_with("VmRSS:")).ok_or("no VmRSS in /proc status")?;
+    let kib = line.trim_start_matches("VmRSS:").trim().trim_end_matches("kB").trim().parse()?;
+    Ok(kib)
+}
+
+/// How many files process `pid` has open (a check that it holds every connection).
+fn open_files(pid: u32) -> Option<usize> {
+    std::fs::read_dir(format!("/proc/{pid}/fd")).ok().map(Iterator::count)
+}
+
 /// The clock ticks per second that `/proc/PID/stat` counts in (`getconf CLK_TCK`, else 100).
 fn clock_ticks() -> f64 {
     Command::new("getconf")
@@ -266,7 +725,7 @@ fn clock_ticks() -> f64 {
         .unwrap_or(100.0)
 }
 
-/// utime + stime of process `pid`, in clock ticks.
+/// utime + stime of process `pid` (all its threads), in clock ticks.
 fn cpu_ticks(pid: u32) -> Result<f64, BoxError> {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))?;
     // Fields after the command name (which may hold spaces) start at field 3 (state);

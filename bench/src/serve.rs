@@ -1,14 +1,18 @@
 //! `bench serve`: the server under test, on a current-thread runtime (one worker for both
-//! implementations).
+//! implementations). The third implementation, Node `ws`, is `bench/node/server.js`.
 //!
 //! - `ours`: `ws_server::Server`. Echo sends each frame back to its sender; fan-out puts
 //!   every connection except the publisher (path `/pub`) in one room and broadcasts each
-//!   frame of the publisher to the room through the adapter, shared, never copied.
+//!   frame of the publisher to the room through the adapter, shared, never copied. Memory
+//!   does what a real application does with an idle connection: joins it to a room on
+//!   `Added`, and serves the views router (`views::ViewsConfig`) that the client opens a
+//!   view through.
 //! - `raw`: the textbook tokio-tungstenite server with no framework: `accept_hdr_async`,
 //!   `split`, a writer task per connection fed by a bounded mpsc that feeds every queued
-//!   frame and flushes once; fan-out walks a `Mutex<HashMap>` of those senders.
+//!   frame and flushes once; fan-out walks a `Mutex<HashMap>` of those senders. Memory keeps
+//!   each connection in that map and its id in a room set, and ignores what it reads.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::io::Write;
 use std::sync::{Arc, Mutex, PoisonError};
 
@@ -28,10 +32,15 @@ const RAW_QUEUE: usize = 1024;
 /// The raw baseline's read buffer, the same as `ServerConfig::read_buffer_size`'s default.
 const RAW_READ_BUFFER: usize = 4 * 1024;
 
+/// What the server does with its connections.
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Scenario {
+    /// Sends every data frame back to its sender.
     Echo,
+    /// Relays every frame of the publisher (path `/pub`) to all other connections.
     Fanout,
+    /// Holds idle connections with room (and, for ours, view) membership.
+    Memory,
 }
 
 pub(crate) fn main(args: &Args) -> Result<(), BoxError> {
@@ -39,6 +48,7 @@ pub(crate) fn main(args: &Args) -> Result<(), BoxError> {
     let scenario = match args.required("scenario")?.as_str() {
         "echo" => Scenario::Echo,
         "fanout" => Scenario::Fanout,
+        "memory" => Scenario::Memory,
         other => return Err(format!("unknown scenario {other}").into()),
     };
     let listen = args.str_or("listen", "127.0.0.1:0");
@@ -64,6 +74,11 @@ async fn ours(listen: &str, scenario: Scenario) -> Result<(), BoxError> {
     let room: Room = Arc::from("all");
     let target = Target::room(room.clone());
     let mut publisher = None;
+    if scenario == Scenario::Memory {
+        // The router keeps its own state once attached; the `Presence` handle it returns
+        // (for questions from server code) is not needed here.
+        let _presence = views::ViewsConfig::default().attach(&server)?;
+    }
     while let Some(event) = events.recv().await {
         match (scenario, event) {
             (Scenario::Echo, NetworkEvent::Message { connection, message }) => {
@@ -81,7 +96,10 @@ async fn ours(listen: &str, scenario: Scenario) -> Result<(), BoxError> {
             {
                 let _ = server.adapter().broadcast(&target, message).await;
             }
-            (Scenario::Fanout, NetworkEvent::Removed { connection, .. }) => {
+            (Scenario::Memory, NetworkEvent::Added(connection)) => {
+                server.adapter().join_now(connection.id(), room.clone());
+            }
+            (Scenario::Fanout | Scenario::Memory, NetworkEvent::Removed { connection, .. }) => {
                 server.adapter().leave_all_now(connection.id());
             }
             _ => {}
@@ -90,12 +108,16 @@ async fn ours(listen: &str, scenario: Scenario) -> Result<(), BoxError> {
     Ok(())
 }
 
+/// The raw server's connections: the writer queue of each, by connection id.
 type Members = Arc<Mutex<HashMap<u64, mpsc::Sender<Message>>>>;
+/// The raw server's one room (memory scenario): the ids of its members.
+type RoomSet = Arc<Mutex<HashSet<u64>>>;
 
 async fn raw(listen: &str, scenario: Scenario) -> Result<(), BoxError> {
     let listener = TcpListener::bind(listen).await?;
     announce(listener.local_addr()?)?;
     let members: Members = Arc::default();
+    let room: RoomSet = Arc::default();
     let mut next_id = 0;
     loop {
         let Ok((stream, _)) = listener.accept().await else {
@@ -103,13 +125,13 @@ async fn raw(listen: &str, scenario: Scenario) -> Result<(), BoxError> {
             continue;
         };
         next_id += 1;
-        tokio::spawn(raw_connection(stream, next_id, scenario, members.clone()));
+        tokio::spawn(raw_connection(stream, next_id, scenario, members.clone(), room.clone()));
     }
 }
 
 // tungstenite's handshake callback returns its own (large) `ErrorResponse`; not ours to box.
 #[allow(clippy::result_large_err)]
-async fn raw_connection(stream: TcpStream, id: u64, scenario: Scenario, members: Members) {
+async fn raw_connection(stream: TcpStream, id: u64, scenario: Scenario, members: Members, room: RoomSet) {
     let _ = stream.set_nodelay(true);
     let mut is_publisher = false;
     let callback = |request: &Request, response: Response| {
@@ -137,8 +159,11 @@ async fn raw_connection(stream: TcpStream, id: u64, scenario: Scenario, members:
             }
         }
     });
-    if scenario == Scenario::Fanout && !is_publisher {
+    if scenario != Scenario::Echo && !is_publisher {
         members.lock().unwrap_or_else(PoisonError::into_inner).insert(id, sender.clone());
+    }
+    if scenario == Scenario::Memory {
+        room.lock().unwrap_or_else(PoisonError::into_inner).insert(id);
     }
     while let Some(Ok(message)) = source.next().await {
         match message {
@@ -154,13 +179,14 @@ async fn raw_connection(stream: TcpStream, id: u64, scenario: Scenario, members:
                         let _ = member.try_send(message.clone());
                     }
                 }
-                Scenario::Fanout => {}
+                Scenario::Fanout | Scenario::Memory => {}
             },
             Message::Close(_) => break,
             _ => {}
         }
     }
     members.lock().unwrap_or_else(PoisonError::into_inner).remove(&id);
+    room.lock().unwrap_or_else(PoisonError::into_inner).remove(&id);
     drop(sender);
     let _ = writer.await;
 }

@@ -1,0 +1,54 @@
+// The Node `ws` peer of the bench: the server a user would otherwise write, in the
+// textbook idiom of the `ws` README, doing the same job as `bench serve`.
+//
+//   node server.js --scenario echo|fanout|memory [--listen 127.0.0.1:0]
+//
+// - echo: every frame goes back to its sender, text as text and binary as binary.
+// - fanout: the connection on path /pub is the publisher; every other connection is kept
+//   in a Set, and each publisher frame is sent to all of them.
+// - memory: connections are kept in the same Set, idle; what they send is ignored.
+//
+// Like the Rust servers it prints `listening on ws://ADDR` once it listens, which is how
+// `bench run` learns the port.
+'use strict';
+
+const { WebSocketServer } = require('ws');
+
+function arg(name, fallback) {
+  const index = process.argv.indexOf(`--${name}`);
+  return index >= 0 && index + 1 < process.argv.length ? process.argv[index + 1] : fallback;
+}
+
+const scenario = arg('scenario', 'echo');
+if (!['echo', 'fanout', 'memory'].includes(scenario)) {
+  console.error(`unknown scenario ${scenario}`);
+  process.exit(2);
+}
+const listen = arg('listen', '127.0.0.1:0');
+const colon = listen.lastIndexOf(':');
+const host = listen.slice(0, colon);
+const port = Number(listen.slice(colon + 1));
+
+const wss = new WebSocketServer({ host, port });
+const subscribers = new Set();
+
+wss.on('connection', (ws, req) => {
+  // A peer that vanishes mid-write is not the server's failure; without a listener an
+  // 'error' event would end the process.
+  ws.on('error', () => {});
+  if (scenario === 'echo') {
+    ws.on('message', (data, isBinary) => ws.send(data, { binary: isBinary }));
+  } else if (scenario === 'fanout' && req.url === '/pub') {
+    ws.on('message', (data, isBinary) => {
+      for (const client of subscribers) client.send(data, { binary: isBinary });
+    });
+  } else {
+    subscribers.add(ws);
+    ws.on('close', () => subscribers.delete(ws));
+  }
+});
+
+wss.on('listening', () => {
+  const address = wss.address();
+  console.log(`listening on ws://${address.address}:${address.port}`);
+});
