@@ -1,0 +1,154 @@
+//! The client side of the Autobahn RFC 6455 test suite: `ws_client::Client`, the
+//! reconnecting client itself, run against a fuzzing server (Autobahn|Testsuite's
+//! `wstest -m fuzzingserver`, or the PyPI package `kosoku` with `-m fuzzingserver`).
+//!
+//! It follows the standard Autobahn client protocol: `GET /getCaseCount` (a text frame
+//! with the number of cases), then for each case `GET /runCase?case=N&agent=AGENT`,
+//! echoing every text and binary message back unchanged until the server ends the
+//! connection, and finally `GET /updateReports?agent=AGENT`, which tells the server that
+//! the run is over.
+//!
+//! ```text
+//! kosoku -m fuzzingserver 127.0.0.1:9001 -x '12.*' -x '13.*' -o target/autobahn-client-reports &
+//! cargo run --example autobahn_client -- ws://127.0.0.1:9001 [--agent NAME]
+//! ```
+//!
+//! The verdicts are the fuzzing server's: kosoku prints `N cases passed` and exits 0 when
+//! every case passed, and exits 1 otherwise (the HTML/JSON reports say which failed). This
+//! program exits 1 only when it cannot drive the protocol (no case count, a case that does
+//! not end within a minute).
+//!
+//! The client is used as an application would use it, through its public API: messages
+//! arrive as `NetworkEvent::Message` on `Client::events()` (no router is attached, so no
+//! frame is interpreted) and go back with `Client::send`, which keeps a text frame text and
+//! a binary frame binary, byte for byte. Pings are answered by the client itself. What
+//! this changes from an application's defaults, each case being one connection:
+//!
+//! - reconnection is off: `max_retries` 0, `should_reconnect` false for every close
+//!   frame, and a one-hour delay before a retry after a dropped connection (the program
+//!   closes the client as soon as it sees the connection end, so the retry never comes);
+//! - `max_message_size` and `max_enqueued_bytes` are 64 MiB, since cases 9.* echo
+//!   messages of up to 16 MiB;
+//! - the permessage-deflate cases (12.*, 13.*) do not apply: the client offers no
+//!   extension. Exclude them on the server's side.
+//!
+//! `RUST_LOG=ws_client=debug` shows the client's own logs.
+
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use realtime::network_core::{Network, NetworkEvent};
+use realtime::ws_client::{Client, ClientConfig, ClientEvent};
+
+const USAGE: &str = "usage: autobahn_client [ws://HOST:PORT] [--agent NAME]";
+
+/// The longest a case may take (the slowest cases, 9.*, take a few seconds).
+const CASE_LIMIT: Duration = Duration::from_secs(60);
+
+/// Messages of up to 16 MiB are echoed in cases 9.*.
+const MAX_SIZE: usize = 64 << 20;
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("error"));
+    tracing_subscriber::fmt().with_writer(std::io::stderr).with_env_filter(filter).init();
+    match run().await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("error: {err:#}\n{USAGE}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run() -> anyhow::Result<()> {
+    let mut base = "ws://127.0.0.1:9001".to_owned();
+    let mut agent = "realtime-ws-client".to_owned();
+    let mut args = std::env::args().skip(1);
+    while let Some(arg) = args.next() {
+        match arg.as_str() {
+            "--agent" => agent = args.next().context("--agent needs a value")?,
+            flag if flag.starts_with("--") => bail!("unknown option {flag}"),
+            _ => base = arg,
+        }
+    }
+    let base = base.trim_end_matches('/');
+
+    let count = session(&format!("{base}/getCaseCount"), false).await?;
+    let count: u32 = count
+        .as_deref()
+        .context("no case count received")?
+        .trim()
+        .parse()
+        .context("the case count is not a number")?;
+    eprintln!("running {count} cases");
+    for case in 1..=count {
+        session(&format!("{base}/runCase?case={case}&agent={agent}"), true)
+            .await
+            .with_context(|| format!("case {case}"))?;
+    }
+    session(&format!("{base}/updateReports?agent={agent}"), false).await?;
+    eprintln!("ran {count} cases");
+    Ok(())
+}
+
+/// One connection to `url`, until the server ends it: echoes every message when `echo`
+/// is set, and returns the first text message received.
+async fn session(url: &str, echo: bool) -> anyhow::Result<Option<String>> {
+    let client = Client::connect(url, config())?;
+    let mut lifecycle = client.lifecycle();
+    let mut events = client.events().context("the events stream was taken")?;
+    let mut first_text = None;
+    let mut failure = None;
+    let mut opened = false;
+    let ended = tokio::time::timeout(CASE_LIMIT, async {
+        loop {
+            tokio::select! {
+                event = events.recv() => match event {
+                    Some(NetworkEvent::Message { message, .. }) => {
+                        if first_text.is_none() {
+                            first_text = message.as_text().map(str::to_owned);
+                        }
+                        if echo {
+                            // Fails only past the queue's bounds (64 MiB), or once closed.
+                            client.send(message).map_err(|err| anyhow::anyhow!("cannot echo: {err}"))?;
+                        }
+                    }
+                    Some(NetworkEvent::Removed { .. }) | None => return Ok(()),
+                    Some(_) => {}
+                },
+                event = lifecycle.recv() => match event {
+                    Ok(ClientEvent::Open) => opened = true,
+                    Ok(ClientEvent::Failed { error, .. }) => failure = Some(error),
+                    // With `max_retries` 0 this follows a failed attempt, or the end of an
+                    // open connection (whose `Removed` may still be on its way).
+                    Ok(ClientEvent::RetriesExhausted) if !opened => match failure.take() {
+                        Some(error) => bail!("cannot connect to {url}: {error}"),
+                        None => bail!("cannot connect to {url}"),
+                    },
+                    _ => {}
+                }
+            }
+        }
+    })
+    .await;
+    // The connection has ended (or the case is stuck): close for good, before any retry.
+    client.close().await;
+    ended.with_context(|| format!("{url} did not end within {CASE_LIMIT:?}"))??;
+    Ok(first_text)
+}
+
+/// One connection per case, never reconnected, with room for the largest messages.
+fn config() -> ClientConfig {
+    let never = Duration::from_secs(3600);
+    ClientConfig::default()
+        .max_retries(Some(0))
+        .should_reconnect(|_| false)
+        .min_reconnection_delay(never)
+        .max_reconnection_delay(never)
+        .max_message_size(MAX_SIZE)
+        .max_enqueued_bytes(MAX_SIZE)
+        .connection_timeout(Duration::from_secs(10))
+}
