@@ -218,7 +218,9 @@ struct Shared {
     id: ConnectionId,
     meta: ConnectionMeta,
     identity: RwLock<Option<Arc<Identity>>>,
-    link: Box<dyn Link>,
+    /// Shared with the transport, which often holds the same object (a server's outbox):
+    /// one pointer from the handle to the socket's queue, not two.
+    link: Arc<dyn Link>,
     /// Why the connection closed, once it has. A mutex and a `Notify` rather than a
     /// `watch` channel: a few dozen bytes per connection instead of a few hundred.
     closed: Mutex<Option<CloseFrame>>,
@@ -254,12 +256,12 @@ impl Connection {
     /// Creates a handle over a transport's `link`. Transports call this; applications get
     /// connections from their network. The returned [`ClosedSignal`] must be fired by the
     /// transport when the connection has closed.
-    pub fn new(id: ConnectionId, meta: ConnectionMeta, link: impl Link) -> (Self, ClosedSignal) {
+    pub fn new(id: ConnectionId, meta: ConnectionMeta, link: Arc<dyn Link>) -> (Self, ClosedSignal) {
         let shared = Arc::new(Shared {
             id,
             meta,
             identity: RwLock::new(None),
-            link: Box::new(link),
+            link,
             closed: Mutex::new(None),
             closed_changed: Notify::new(),
         });

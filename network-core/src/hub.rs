@@ -117,6 +117,13 @@ impl Registry {
         }
     }
 
+    /// Calls `f` with every open connection, under the registry's read lock.
+    pub fn for_all(&self, mut f: impl FnMut(&Connection)) {
+        for connection in read(&self.connections).values() {
+            f(connection);
+        }
+    }
+
     fn insert(&self, connection: Connection) {
         write(&self.connections).insert(connection.id(), connection);
     }

@@ -286,8 +286,10 @@ impl ViewState {
 #[derive(Default)]
 struct State {
     views: HashMap<Arc<str>, ViewState>,
-    /// The views each connection has open, with its member key in each.
-    open: HashMap<ConnectionId, HashMap<Arc<str>, String>>,
+    /// The views each connection has open, with its member key in each. A vector: a
+    /// connection has a few views open (at most `max_views_per_connection`), and an empty
+    /// hash map per connection would cost more than the entries.
+    open: HashMap<ConnectionId, Vec<(Arc<str>, String)>>,
     /// Views with changes not yet sent.
     dirty: HashSet<Arc<str>>,
 }
@@ -309,13 +311,18 @@ impl State {
             member.connections.push(connection.id());
         }
         view.dirty.insert(key.clone());
-        self.open.entry(connection.id()).or_default().insert(name.clone(), key);
+        let open = self.open.entry(connection.id()).or_default();
+        match open.iter_mut().find(|(open, _)| *open == name) {
+            Some(entry) => entry.1 = key,
+            None => open.push((name.clone(), key)),
+        }
         self.dirty.insert(name);
     }
 
     fn remove(&mut self, id: ConnectionId, name: &str) -> bool {
         let Some(open) = self.open.get_mut(&id) else { return false };
-        let Some((name, key)) = open.remove_entry(name) else { return false };
+        let Some(index) = open.iter().position(|(open, _)| &**open == name) else { return false };
+        let (name, key) = open.swap_remove(index);
         if open.is_empty() {
             self.open.remove(&id);
         }
@@ -461,7 +468,7 @@ impl<N: Network> Router<N> for ViewsRouter {
                 let names: Vec<Arc<str>> = state
                     .open
                     .get(&connection.id())
-                    .map(|open| open.keys().cloned().collect())
+                    .map(|open| open.iter().map(|(name, _)| name.clone()).collect())
                     .unwrap_or_default();
                 for name in names {
                     state.remove(connection.id(), &name);
@@ -542,7 +549,7 @@ impl ViewsRouter {
         let (already_open, count) = {
             let state = self.shared.lock();
             let open = state.open.get(&connection.id());
-            (open.is_some_and(|open| open.contains_key(view.as_str())), open.map_or(0, HashMap::len))
+            (open.is_some_and(|open| open.iter().any(|(name, _)| **name == *view)), open.map_or(0, Vec::len))
         };
         if !already_open {
             if count >= self.shared.config.max_views_per_connection {
@@ -616,7 +623,7 @@ mod tests {
     }
 
     fn connection() -> Connection {
-        Connection::new(ConnectionId::next(), ConnectionMeta::default(), NoLink).0
+        Connection::new(ConnectionId::next(), ConnectionMeta::default(), Arc::new(NoLink)).0
     }
 
     fn key(connection: &Connection) -> String {

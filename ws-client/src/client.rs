@@ -96,7 +96,7 @@ impl Client {
             config.max_enqueued_bytes,
             config.lifecycle_capacity,
         ));
-        let (connection, signal) = Connection::new(id, meta, ClientLink(shared.clone()));
+        let (connection, signal) = Connection::new(id, meta, Arc::new(ClientLink(shared.clone())));
         let hub = Hub::new(config.hub.clone());
         let adapter = LocalAdapter::new(hub.registry().clone());
         let driver = Driver::new(shared.clone(), hub.clone(), connection.clone(), signal, source, settings);

@@ -9,8 +9,8 @@ use std::time::Duration;
 use bytes::Bytes;
 use futures_util::{SinkExt, StreamExt};
 use network_core::{
-    Adapter, CloseCode, CloseFrame, ClosedSignal, Connection, ConnectionId, ConnectionMeta, Identity, Link,
-    Message, SendError, Text,
+    Adapter, CloseCode, CloseFrame, ClosedSignal, Connection, ConnectionId, ConnectionMeta, Identity,
+    Message, Text,
 };
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf, ReadHalf, WriteHalf};
 use tokio::time::{Instant, sleep_until};
@@ -54,26 +54,6 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send + 'static> AsyncWrite for ReadSide
     }
 }
 
-struct ServerLink<S> {
-    outbox: Arc<Outbox<WriteHalf<S>>>,
-}
-
-impl<S: AsyncRead + AsyncWrite + Unpin + Send + 'static> Link for ServerLink<S> {
-    fn send(&self, message: Message) -> Result<(), SendError> {
-        self.outbox.send(message, true)
-    }
-
-    fn send_batched(&self, message: Message) -> Result<(), SendError> {
-        self.outbox.send(message, false)
-    }
-
-    fn close(&self, frame: CloseFrame) {
-        // Data sent after close() is refused at once; the connection task writes the
-        // close frame behind what was queued before.
-        self.outbox.request_close(frame);
-    }
-}
-
 pub(crate) fn websocket_config(config: &crate::ServerConfig) -> WebSocketConfig {
     WebSocketConfig::default()
         .read_buffer_size(config.read_buffer_size)
@@ -99,10 +79,11 @@ where
 {
     let (read, write) = tokio::io::split(io);
     let id = ConnectionId::next();
+    let shard = inner.flusher.shard(id.as_u64());
     let outbox =
-        Arc::new(Outbox::new(write, inner.config.outgoing_queue_size, inner.flusher.shard(id.as_u64())));
-    let link = ServerLink { outbox: outbox.clone() };
-    let (connection, closed_signal) = Connection::new(id, meta, link);
+        Arc::new_cyclic(|me| Outbox::new(write, inner.config.outgoing_queue_size, shard, me.clone()));
+    // The outbox is the connection's link: sends reach its queue in one pointer.
+    let (connection, closed_signal) = Connection::new(id, meta, outbox.clone());
     if let Some(identity) = identity {
         connection.set_identity(identity);
     }
@@ -208,7 +189,9 @@ where
                 }
                 if now >= next_ping {
                     if closing.is_none() {
-                        let _ = ws.send(tungstenite::Message::Ping(Bytes::new())).await;
+                        // Boxed, like the other rare steps below: their futures would
+                        // otherwise widen the reader's state for the connection's life.
+                        let _ = Box::pin(ws.send(tungstenite::Message::Ping(Bytes::new()))).await;
                     }
                     next_ping = now + config.ping_interval.unwrap_or(far);
                 }
@@ -227,7 +210,7 @@ where
                                 Ok(text) => inner.hub.message(connection, Message::Text(text)).await,
                                 Err(_) => {
                                     let frame = CloseFrame::new(CloseCode::INVALID_PAYLOAD, "invalid UTF-8");
-                                    return violation(ws, outbox, frame).await;
+                                    return Box::pin(violation(ws, outbox, frame)).await;
                                 }
                             }
                         }
@@ -256,7 +239,7 @@ where
                         if closing.is_some() {
                             return ended(closing, frame);
                         }
-                        return violation(ws, outbox, frame).await;
+                        return Box::pin(violation(ws, outbox, frame)).await;
                     }
                 }
             }
@@ -264,7 +247,7 @@ where
         if let Some(frame) = request {
             if closing.is_none() {
                 outbox.stop_data();
-                let _ = ws.close(Some(to_tungstenite(&frame))).await;
+                let _ = Box::pin(ws.close(Some(to_tungstenite(&frame)))).await;
                 let deadline = Instant::now() + config.close_timeout;
                 closing = Some((frame, deadline));
                 if deadline < timer.deadline() {

@@ -25,11 +25,11 @@ use std::collections::VecDeque;
 use std::future::poll_fn;
 use std::io::{self, IoSlice};
 use std::pin::Pin;
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError, Weak};
 use std::task::{Context, Poll, Waker, ready};
 
 use bytes::Bytes;
-use network_core::{CloseCode, CloseFrame, Message, SendError};
+use network_core::{CloseCode, CloseFrame, Link, Message, SendError};
 use tokio::io::AsyncWrite;
 use tokio::sync::Notify;
 
@@ -89,6 +89,25 @@ pub(crate) struct Outbox<W> {
     wake_reader: Notify,
     max_queued_bytes: usize,
     flusher: Arc<Shard>,
+    /// This outbox, for the flusher's list (the outbox is also the connection's `Link`,
+    /// which is called through `&self`).
+    me: Weak<Self>,
+}
+
+impl<W: AsyncWrite + Unpin + Send + 'static> Link for Outbox<W> {
+    fn send(&self, message: Message) -> Result<(), SendError> {
+        self.send_data(message, true)
+    }
+
+    fn send_batched(&self, message: Message) -> Result<(), SendError> {
+        self.send_data(message, false)
+    }
+
+    fn close(&self, frame: CloseFrame) {
+        // Data sent after close() is refused at once; the connection task writes the
+        // close frame behind what was queued before.
+        self.request_close(frame);
+    }
 }
 
 impl<W: AsyncWrite + Unpin + Send + 'static> Flush for Outbox<W> {
@@ -113,7 +132,9 @@ impl<W: AsyncWrite + Unpin + Send + 'static> Flush for Outbox<W> {
 }
 
 impl<W: AsyncWrite + Unpin + Send + 'static> Outbox<W> {
-    pub(crate) fn new(io: W, max_queued_bytes: usize, flusher: Arc<Shard>) -> Self {
+    /// An outbox writing to `io`, scheduled on `flusher`; made with `Arc::new_cyclic`,
+    /// which provides `me`.
+    pub(crate) fn new(io: W, max_queued_bytes: usize, flusher: Arc<Shard>, me: Weak<Self>) -> Self {
         Self {
             state: Mutex::new(State {
                 io,
@@ -132,6 +153,7 @@ impl<W: AsyncWrite + Unpin + Send + 'static> Outbox<W> {
             wake_reader: Notify::new(),
             max_queued_bytes,
             flusher,
+            me,
         }
     }
 
@@ -142,7 +164,7 @@ impl<W: AsyncWrite + Unpin + Send + 'static> Outbox<W> {
     /// Sends one data frame: with `direct`, written to the socket at once when nothing is
     /// queued (a reply: lowest latency, no task switch); otherwise queued for the flusher
     /// (a broadcast: a burst coalesces into one write per connection).
-    pub(crate) fn send(self: &Arc<Self>, message: Message, direct: bool) -> Result<(), SendError> {
+    fn send_data(&self, message: Message, direct: bool) -> Result<(), SendError> {
         let mut state = self.lock();
         if !state.accepting_data || state.aborted.is_some() {
             return Err(SendError::Closed(message));
@@ -179,9 +201,11 @@ impl<W: AsyncWrite + Unpin + Send + 'static> Outbox<W> {
             // A non-empty queue already has an owner: the flusher or the writer.
             Ok(was_empty) => {
                 if was_empty && !state.flush_scheduled {
-                    state.flush_scheduled = true;
-                    drop(state);
-                    self.flusher.schedule(self.clone());
+                    if let Some(me) = self.me.upgrade() {
+                        state.flush_scheduled = true;
+                        drop(state);
+                        self.flusher.schedule(me);
+                    }
                 }
                 Ok(())
             }

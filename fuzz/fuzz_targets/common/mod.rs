@@ -97,7 +97,7 @@ impl Peer {
             return connection.clone();
         }
         let link = Outbox { check: self.check.clone(), closed: self.closed_by_router.clone() };
-        let (connection, signal) = Connection::new(ConnectionId::next(), ConnectionMeta::new("/"), link);
+        let (connection, signal) = Connection::new(ConnectionId::next(), ConnectionMeta::new("/"), Arc::new(link));
         if let Some(identity) = &self.identity {
             connection.set_identity(identity.clone());
         }
