@@ -21,6 +21,7 @@
 //! for each scenario and implementation with the ratios ours/raw and ours/node.
 //! See `docs/BENCHMARKS.md` for figures.
 
+mod child;
 mod features;
 mod hist;
 mod load;

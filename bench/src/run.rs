@@ -11,12 +11,11 @@
 //! ours/node. Every phase has a deadline, and every child is killed on every path.
 
 use std::ffi::OsString;
-use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+use crate::child::{Killed, clock_ticks, cpu_ticks, lines, median, wait_for};
 use crate::load::connect_deadline;
 use crate::{Args, BoxError};
 
@@ -150,16 +149,6 @@ struct MemorySample {
     before_kib: f64,
     after_kib: f64,
     bytes_per_connection: f64,
-}
-
-/// Kills the child (one this driver started) when dropped, on every path.
-struct Killed(Child);
-
-impl Drop for Killed {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
 }
 
 /// How children are started: pinned with `taskset`, with the file limit raised by
@@ -382,12 +371,6 @@ fn ratio(ours: f64, other: f64) -> f64 {
     if other == 0.0 { f64::NAN } else { ours / other }
 }
 
-fn median(mut values: Vec<f64>) -> f64 {
-    values.sort_by(f64::total_cmp);
-    let n = values.len();
-    if n % 2 == 1 { values[n / 2] } else { (values[n / 2 - 1] + values[n / 2]) / 2.0 }
-}
-
 /// The median of each field over the runs; `None` when every run failed.
 fn median_sample(samples: &[Sample]) -> Option<Sample> {
     if samples.is_empty() {
@@ -533,38 +516,6 @@ fn prepare_node(dir: &Path) -> Result<String, String> {
     }
 }
 
-/// The child's stdout, line by line, through a channel (so reads can time out).
-fn lines(child: &mut Killed) -> Result<mpsc::Receiver<String>, BoxError> {
-    let stdout = child.0.stdout.take().ok_or("no stdout")?;
-    let (sender, receiver) = mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines() {
-            let Ok(line) = line else { break };
-            if sender.send(line).is_err() {
-                break;
-            }
-        }
-    });
-    Ok(receiver)
-}
-
-fn wait_for(
-    lines: &mpsc::Receiver<String>,
-    timeout: Duration,
-    what: &str,
-    accept: impl Fn(&str) -> bool,
-) -> Result<String, BoxError> {
-    let deadline = Instant::now() + timeout;
-    loop {
-        let left = deadline.saturating_duration_since(Instant::now());
-        match lines.recv_timeout(left) {
-            Ok(line) if accept(&line) => return Ok(line),
-            Ok(_) => {}
-            Err(_) => return Err(format!("timed out or ended waiting for {what}").into()),
-        }
-    }
-}
-
 /// Starts the server and waits for its `listening on ws://ADDR` line: the server, its pid
 /// and its URL.
 fn start_server(
@@ -573,7 +524,7 @@ fn start_server(
     kind: Kind,
 ) -> Result<(Killed, u32, String), BoxError> {
     let mut server = launcher.spawn_server(implementation, kind)?;
-    let pid = server.0.id();
+    let pid = server.pid();
     let server_lines = lines(&mut server)?;
     let line = wait_for(&server_lines, ANNOUNCE_DEADLINE, "the server's address", |l| {
         l.starts_with("listening on ")
@@ -712,27 +663,4 @@ fn resident_kib(pid: u32) -> Result<f64, BoxError> {
 /// How many files process `pid` has open (a check that it holds every connection).
 fn open_files(pid: u32) -> Option<usize> {
     std::fs::read_dir(format!("/proc/{pid}/fd")).ok().map(Iterator::count)
-}
-
-/// The clock ticks per second that `/proc/PID/stat` counts in (`getconf CLK_TCK`, else 100).
-fn clock_ticks() -> f64 {
-    Command::new("getconf")
-        .arg("CLK_TCK")
-        .output()
-        .ok()
-        .and_then(|o| String::from_utf8(o.stdout).ok())
-        .and_then(|s| s.trim().parse().ok())
-        .unwrap_or(100.0)
-}
-
-/// utime + stime of process `pid` (all its threads), in clock ticks.
-fn cpu_ticks(pid: u32) -> Result<f64, BoxError> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))?;
-    // Fields after the command name (which may hold spaces) start at field 3 (state);
-    // utime and stime are fields 14 and 15.
-    let after = stat.rsplit_once(')').ok_or("malformed /proc stat")?.1;
-    let fields: Vec<&str> = after.split_whitespace().collect();
-    let utime: f64 = fields.get(11).ok_or("no utime")?.parse()?;
-    let stime: f64 = fields.get(12).ok_or("no stime")?.parse()?;
-    Ok(utime + stime)
 }

@@ -2,17 +2,15 @@
 //! scenario, implementation and run, reads their CPU time from `/proc`, and prints the
 //! medians as Markdown tables (see the [module docs](super) for the method).
 //!
-//! Its helpers (spawning pinned children with a raised file limit, reading CPU ticks, the
-//! median) are written here rather than shared with `bench/src/run.rs`, so that the two
-//! drivers can change independently; they are candidates for merging.
+//! The child-process helpers it shares with `bench run` are in `crate::child`.
 
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use super::wire::STORM_GROUP;
 use super::{Impl, Scenario};
+use crate::child::{Killed, clock_ticks, cpu_ticks, lines, median, wait_for};
 use crate::{Args, BoxError};
 
 /// The file limit (soft and hard) of both children: 5,000 clients need 5,000 descriptors
@@ -226,34 +224,6 @@ fn print_table(layout: &Table, samples: &[Vec<Vec<f64>>]) {
     println!();
 }
 
-/// The median; NaN for no values.
-fn median(mut values: Vec<f64>) -> f64 {
-    values.retain(|value| !value.is_nan());
-    values.sort_by(f64::total_cmp);
-    let n = values.len();
-    match n {
-        0 => f64::NAN,
-        _ if n % 2 == 1 => values[n / 2],
-        _ => (values[n / 2 - 1] + values[n / 2]) / 2.0,
-    }
-}
-
-/// A child this driver started, killed (SIGKILL) and reaped when dropped, on every path.
-struct Killed(Child);
-
-impl Killed {
-    fn pid(&self) -> u32 {
-        self.0.id()
-    }
-}
-
-impl Drop for Killed {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
 impl Launcher {
     /// Starts `bench features --role ...args` pinned to `cpu`, with the file limit raised.
     /// `prlimit` and `taskset` exec the command, so the child's pid is the bench process's.
@@ -283,46 +253,6 @@ impl Launcher {
     /// The CPU seconds a process used so far (utime + stime).
     fn cpu_seconds(&self, pid: u32) -> Result<f64, BoxError> {
         Ok(cpu_ticks(pid)? / self.ticks)
-    }
-}
-
-/// The child's stdout, line by line, through a channel (so that reads can time out).
-fn lines(child: &mut Killed) -> Result<mpsc::Receiver<String>, BoxError> {
-    let stdout = child.0.stdout.take().ok_or("no stdout")?;
-    // Unbounded, but bounded in practice: a child prints a handful of lines per run, and
-    // the thread ends with the child's stdout.
-    let (sender, receiver) = mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines() {
-            let Ok(line) = line else { break };
-            if sender.send(line).is_err() {
-                break;
-            }
-        }
-    });
-    Ok(receiver)
-}
-
-/// Waits until a line that `accept` takes, at most `limit`; other lines are skipped.
-fn wait_for(
-    lines: &mpsc::Receiver<String>,
-    limit: Duration,
-    what: &str,
-    accept: impl Fn(&str) -> bool,
-) -> Result<String, BoxError> {
-    let deadline = Instant::now() + limit;
-    loop {
-        let left = deadline.saturating_duration_since(Instant::now());
-        match lines.recv_timeout(left) {
-            Ok(line) if accept(&line) => return Ok(line),
-            Ok(_) => {}
-            Err(mpsc::RecvTimeoutError::Timeout) => {
-                return Err(format!("timed out waiting for {what}").into());
-            }
-            Err(mpsc::RecvTimeoutError::Disconnected) => {
-                return Err(format!("the child ended while we waited for {what}").into());
-            }
-        }
     }
 }
 
@@ -497,27 +427,4 @@ fn waiting_seconds(pid: u32) -> Result<f64, BoxError> {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/schedstat"))?;
     let waited: f64 = stat.split_whitespace().nth(1).ok_or("malformed /proc schedstat")?.parse()?;
     Ok(waited / 1e9)
-}
-
-/// The clock ticks per second that `/proc/PID/stat` counts in (`getconf CLK_TCK`, else 100).
-fn clock_ticks() -> f64 {
-    Command::new("getconf")
-        .arg("CLK_TCK")
-        .output()
-        .ok()
-        .and_then(|output| String::from_utf8(output.stdout).ok())
-        .and_then(|text| text.trim().parse().ok())
-        .unwrap_or(100.0)
-}
-
-/// utime + stime of process `pid`, in clock ticks.
-fn cpu_ticks(pid: u32) -> Result<f64, BoxError> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))?;
-    // The command name (field 2) may hold spaces; the fields after it start with the state
-    // (field 3), so utime and stime (fields 14 and 15) are at 11 and 12 from there.
-    let after = stat.rsplit_once(')').ok_or("malformed /proc stat")?.1;
-    let fields: Vec<&str> = after.split_whitespace().collect();
-    let utime: f64 = fields.get(11).ok_or("no utime")?.parse()?;
-    let stime: f64 = fields.get(12).ok_or("no stime")?.parse()?;
-    Ok(utime + stime)
 }
