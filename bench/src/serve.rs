@@ -28,9 +28,9 @@ use ws_server::{Server, ServerConfig};
 use crate::{Args, BoxError};
 
 /// Frames the raw baseline queues per connection before it drops (fan-out) or waits (echo).
-const RAW_QUEUE: usize = 1024;
+pub(crate) const RAW_QUEUE: usize = 1024;
 /// The raw baseline's read buffer, the same as `ServerConfig::read_buffer_size`'s default.
-const RAW_READ_BUFFER: usize = 4 * 1024;
+pub(crate) const RAW_READ_BUFFER: usize = 4 * 1024;
 
 /// What the server does with its connections.
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -142,23 +142,8 @@ async fn raw_connection(stream: TcpStream, id: u64, scenario: Scenario, members:
     let Ok(ws) = tokio_tungstenite::accept_hdr_async_with_config(stream, callback, Some(config)).await else {
         return;
     };
-    let (mut sink, mut source) = ws.split();
-    let (sender, mut queue) = mpsc::channel::<Message>(RAW_QUEUE);
-    let writer = tokio::spawn(async move {
-        while let Some(message) = queue.recv().await {
-            if sink.feed(message).await.is_err() {
-                return;
-            }
-            while let Ok(message) = queue.try_recv() {
-                if sink.feed(message).await.is_err() {
-                    return;
-                }
-            }
-            if sink.flush().await.is_err() {
-                return;
-            }
-        }
-    });
+    let (sink, mut source) = ws.split();
+    let (sender, writer) = spawn_raw_writer(sink);
     if scenario != Scenario::Echo && !is_publisher {
         members.lock().unwrap_or_else(PoisonError::into_inner).insert(id, sender.clone());
     }
@@ -189,4 +174,29 @@ async fn raw_connection(stream: TcpStream, id: u64, scenario: Scenario, members:
     room.lock().unwrap_or_else(PoisonError::into_inner).remove(&id);
     drop(sender);
     let _ = writer.await;
+}
+
+/// The raw baseline's writer task, the textbook shape: a bounded queue of
+/// [`RAW_QUEUE`] frames, fed into the sink all at once and flushed once per wake-up.
+pub(crate) fn spawn_raw_writer<S>(mut sink: S) -> (mpsc::Sender<Message>, tokio::task::JoinHandle<()>)
+where
+    S: futures_util::Sink<Message> + Unpin + Send + 'static,
+{
+    let (sender, mut queue) = mpsc::channel::<Message>(RAW_QUEUE);
+    let writer = tokio::spawn(async move {
+        while let Some(message) = queue.recv().await {
+            if sink.feed(message).await.is_err() {
+                return;
+            }
+            while let Ok(message) = queue.try_recv() {
+                if sink.feed(message).await.is_err() {
+                    return;
+                }
+            }
+            if sink.flush().await.is_err() {
+                return;
+            }
+        }
+    });
+    (sender, writer)
 }

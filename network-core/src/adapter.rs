@@ -171,38 +171,22 @@ impl LocalAdapter {
             return accepted;
         }
         let rooms = read(&self.rooms);
-        let mut reach = |members: &HashMap<ConnectionId, Option<Connection>>,
-                         seen: Option<&mut HashSet<_>>| {
-            let mut late = Vec::new();
-            let mut seen = seen;
+        // Several rooms: each connection once, whatever rooms it shares.
+        let mut seen = (target.rooms.len() > 1).then(HashSet::new);
+        let mut late = Vec::new();
+        for members in target.rooms.iter().filter_map(|room| rooms.members.get(room)) {
             for (id, connection) in members {
-                if let Some(seen) = seen.as_deref_mut() {
-                    if !seen.insert(*id) {
-                        continue;
-                    }
+                if seen.as_mut().is_some_and(|seen| !seen.insert(*id)) {
+                    continue;
                 }
                 match connection {
                     Some(connection) => send(connection),
                     None => late.push(*id),
                 }
             }
-            // Joined before it was registered (a transport's own bookkeeping): look it up.
-            self.registry.for_each(late, &mut send);
-        };
-        match target.rooms.as_slice() {
-            [room] => {
-                if let Some(members) = rooms.members.get(room) {
-                    reach(members, None);
-                }
-            }
-            several => {
-                // Each connection once, whatever rooms it shares.
-                let mut seen = HashSet::new();
-                for members in several.iter().filter_map(|room| rooms.members.get(room)) {
-                    reach(members, Some(&mut seen));
-                }
-            }
         }
+        // Joined before it was registered (a transport's own bookkeeping): look it up.
+        self.registry.for_each(late, &mut send);
         accepted
     }
 }

@@ -14,7 +14,7 @@ use std::collections::{BTreeSet, HashMap, HashSet};
 use std::sync::{Arc, Mutex, PoisonError};
 
 use channels::RemoteError;
-use futures_util::{SinkExt, StreamExt};
+use futures_util::StreamExt;
 use network_core::{Network, NetworkEvent};
 use sync::{Op, Route, SyncConfig};
 use tokio::net::{TcpListener, TcpStream};
@@ -27,12 +27,9 @@ use ws_server::{Server, ServerConfig};
 
 use super::wire::{self, Envelope, PUSH_PAD, PushPayload};
 use super::{Impl, Scenario, say};
+use crate::serve::{RAW_READ_BUFFER, spawn_raw_writer};
 use crate::{Args, BoxError};
 
-/// Frames the raw baseline queues per connection; a broadcast to a full queue is dropped.
-const RAW_QUEUE: usize = 1024;
-/// The raw baseline's read buffer, the same as `ServerConfig::read_buffer_size`'s default.
-const RAW_READ_BUFFER: usize = 4 * 1024;
 /// The most credits the control connection may grant at once: the load generator's window
 /// is far smaller, so this only bounds a confused peer.
 const MAX_CREDITS: usize = 4096;
@@ -189,23 +186,8 @@ async fn raw_connection(stream: TcpStream, id: u64, shared: Shared, credits_gran
         return;
     };
     let is_control = path == wire::CONTROL_PATH;
-    let (mut sink, mut source) = ws.split();
-    let (sender, mut queue) = mpsc::channel::<Message>(RAW_QUEUE);
-    let writer = tokio::spawn(async move {
-        while let Some(message) = queue.recv().await {
-            if sink.feed(message).await.is_err() {
-                return;
-            }
-            while let Ok(message) = queue.try_recv() {
-                if sink.feed(message).await.is_err() {
-                    return;
-                }
-            }
-            if sink.flush().await.is_err() {
-                return;
-            }
-        }
-    });
+    let (sink, mut source) = ws.split();
+    let (sender, writer) = spawn_raw_writer(sink);
     lock(&shared).peers.insert(id, sender.clone());
     let mut open_views: Vec<String> = Vec::new();
     while let Some(Ok(message)) = source.next().await {
