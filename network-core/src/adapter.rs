@@ -4,12 +4,16 @@
 //! [`LocalAdapter`] keeps rooms in memory for one process; an adapter that spans several
 //! server nodes (over Redis) implements the same trait, typically by wrapping a
 //! `LocalAdapter` for its own node's connections and publishing what crosses nodes.
+//!
+//! A server builds its adapter from an [`AdapterFactory`], which hands it the server's
+//! [`Registry`]: a closure `FnOnce(Registry) -> A` is one, so `LocalAdapter::new` is the
+//! factory of the default adapter.
 
 use std::collections::{HashMap, HashSet};
 use std::future::{Future, ready};
 use std::sync::{Arc, RwLock};
 
-use crate::connection::{Connection, ConnectionId};
+use crate::connection::{Connection, ConnectionId, NodeId};
 use crate::error::AdapterError;
 use crate::hub::Registry;
 use crate::message::Message;
@@ -19,7 +23,7 @@ use crate::sync::{read, write};
 pub type Room = Arc<str>;
 
 /// Who a broadcast goes to: every connection, or the members of some rooms (each
-/// connection at most once), minus some connections.
+/// connection at most once), minus some connections and the members of some rooms.
 #[derive(Clone, Debug, Default)]
 #[non_exhaustive]
 pub struct Target {
@@ -28,6 +32,10 @@ pub struct Target {
     /// Connections to leave out (typically the sender; or, for a push to several paths in
     /// turn, those already reached).
     pub except: HashSet<ConnectionId>,
+    /// Leave out the members of these rooms (for a push to several paths in turn, the
+    /// rooms already reached: unlike `except`, this needs no member list, so it works the
+    /// same across nodes).
+    pub except_rooms: Vec<Room>,
 }
 
 impl Target {
@@ -38,18 +46,49 @@ impl Target {
 
     /// The members of `room`.
     pub fn room(room: impl Into<Room>) -> Self {
-        Self { rooms: vec![room.into()], except: HashSet::new() }
+        Self { rooms: vec![room.into()], ..Self::default() }
     }
 
     /// The members of any of `rooms`, each once.
     pub fn rooms<R: Into<Room>>(rooms: impl IntoIterator<Item = R>) -> Self {
-        Self { rooms: rooms.into_iter().map(Into::into).collect(), except: HashSet::new() }
+        Self { rooms: rooms.into_iter().map(Into::into).collect(), ..Self::default() }
     }
 
     /// Leaves `id` out.
     pub fn except(mut self, id: ConnectionId) -> Self {
         self.except.insert(id);
         self
+    }
+
+    /// Leaves out the members of `room`.
+    pub fn except_room(mut self, room: impl Into<Room>) -> Self {
+        self.except_rooms.push(room.into());
+        self
+    }
+}
+
+/// Builds a server's adapter once the server's [`Registry`] exists.
+///
+/// Any `FnOnce(Registry) -> A` is a factory (`LocalAdapter::new` is the default one); a
+/// cluster adapter implements it on the value its `connect` returned, having joined the
+/// cluster (and learnt its [`NodeId`]) before the server accepts anyone.
+pub trait AdapterFactory {
+    /// The adapter built.
+    type Adapter: Adapter;
+
+    /// The adapter for the connections of `registry`.
+    fn build(self, registry: Registry) -> Self::Adapter;
+}
+
+impl<F, A> AdapterFactory for F
+where
+    F: FnOnce(Registry) -> A,
+    A: Adapter,
+{
+    type Adapter = A;
+
+    fn build(self, registry: Registry) -> A {
+        self(registry)
     }
 }
 
@@ -58,6 +97,13 @@ impl Target {
 /// The methods are async so that an adapter spanning nodes can talk to its backend; the
 /// local adapter completes at once.
 pub trait Adapter: Send + Sync + 'static {
+    /// The node this adapter runs on; the server numbers its connections with it (see
+    /// [`ConnectionIds`](crate::ConnectionIds)). [`NodeId::STANDALONE`] unless the adapter
+    /// spans nodes.
+    fn node(&self) -> NodeId {
+        NodeId::STANDALONE
+    }
+
     /// Adds connection `id` to `room`.
     fn join(&self, id: ConnectionId, room: Room) -> impl Future<Output = Result<(), AdapterError>> + Send;
 
@@ -160,17 +206,29 @@ impl LocalAdapter {
 
     /// Sends `message` to the local connections of `target` now.
     pub fn broadcast_now(&self, target: &Target, message: &Message) -> usize {
+        let rooms = read(&self.rooms);
+        // Members of the excluded rooms are looked up under the same lock as the members.
+        let excluded: HashSet<ConnectionId> = target
+            .except_rooms
+            .iter()
+            .filter_map(|room| rooms.members.get(room))
+            .flat_map(|members| members.keys().copied())
+            .collect();
         let mut accepted = 0;
         let mut send = |connection: &Connection| {
-            if !target.except.contains(&connection.id()) && connection.send_batched(message.clone()).is_ok() {
+            let id = connection.id();
+            if !target.except.contains(&id)
+                && !excluded.contains(&id)
+                && connection.send_batched(message.clone()).is_ok()
+            {
                 accepted += 1;
             }
         };
         if target.rooms.is_empty() {
+            drop(rooms);
             self.registry.for_all(&mut send);
             return accepted;
         }
-        let rooms = read(&self.rooms);
         // Several rooms: each connection once, whatever rooms it shares.
         let mut seen = (target.rooms.len() > 1).then(HashSet::new);
         let mut late = Vec::new();
@@ -221,5 +279,77 @@ impl Adapter for LocalAdapter {
         message: Message,
     ) -> impl Future<Output = Result<usize, AdapterError>> + Send {
         ready(Ok(self.broadcast_now(target, &message)))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Mutex;
+
+    use super::*;
+    use crate::connection::{CloseFrame, ConnectionIds, ConnectionMeta, Link};
+    use crate::error::SendError;
+    use crate::hub::{Hub, HubConfig};
+
+    /// A link that counts what it was given.
+    #[derive(Default)]
+    struct Counting(Mutex<usize>);
+
+    impl Link for Counting {
+        fn send(&self, _message: Message) -> Result<(), SendError> {
+            *self.0.lock().unwrap() += 1;
+            Ok(())
+        }
+
+        fn close(&self, _frame: CloseFrame) {}
+    }
+
+    async fn connections(hub: &Hub, count: usize) -> Vec<(ConnectionId, Arc<Counting>)> {
+        let ids = ConnectionIds::new(NodeId::new(7), 0);
+        let mut out = Vec::new();
+        for _ in 0..count {
+            let link = Arc::new(Counting::default());
+            let id = ids.next().unwrap();
+            let (connection, _closed) = Connection::new(id, ConnectionMeta::new("/"), link.clone());
+            hub.connection_added(&connection, false).await;
+            out.push((id, link));
+        }
+        out
+    }
+
+    fn received(link: &Counting) -> usize {
+        *link.0.lock().unwrap()
+    }
+
+    #[tokio::test]
+    async fn except_rooms_leave_out_their_members_once_each() {
+        let hub = Hub::new(HubConfig::default());
+        let adapter = LocalAdapter::new(hub.registry().clone());
+        let peers = connections(&hub, 4).await;
+        let [(a, link_a), (b, link_b), (c, link_c), (d, link_d)] = peers.try_into().ok().unwrap();
+        for id in [a, b, c] {
+            adapter.join_now(id, "second".into());
+        }
+        adapter.join_now(a, "first".into());
+        adapter.join_now(d, "first".into());
+
+        // A push to "second" after "first": a and d have it already.
+        let target = Target::room("second").except_room("first");
+        assert_eq!(adapter.broadcast_now(&target, &Message::from("x")), 2);
+        assert_eq!([received(&link_a), received(&link_b), received(&link_c)], [0, 1, 1]);
+
+        // Everyone but the members of "second".
+        assert_eq!(adapter.broadcast_now(&Target::everyone().except_room("second"), &Message::from("y")), 1);
+        assert_eq!(received(&link_d), 1);
+    }
+
+    #[test]
+    fn cluster_ids_carry_their_node_and_stay_below_two_to_the_53() {
+        let ids = ConnectionIds::new(NodeId::new(u16::MAX), u64::MAX);
+        let id = ids.next().unwrap();
+        assert_eq!(id.node(), NodeId::new(u16::MAX));
+        assert!(id.as_u64() < 1 << 53);
+        let standalone = ConnectionIds::new(NodeId::STANDALONE, 5).next().unwrap();
+        assert_eq!(standalone.node(), NodeId::STANDALONE);
     }
 }

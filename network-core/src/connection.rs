@@ -12,10 +12,12 @@ use crate::error::SendError;
 use crate::message::Message;
 use crate::sync::{lock, read, write};
 
-/// The identifier of a connection, unique within a process and cheap to copy.
+/// The identifier of a connection, unique within a process (and, on a server node of a
+/// cluster, across the cluster) and cheap to copy.
 ///
-/// A client keeps the same id across reconnects: it names the logical link to the server,
-/// not one TCP socket.
+/// A server node's ids carry its [`NodeId`] in bits 37 to 52 (see [`ConnectionIds`]), so
+/// every id stays below 2^53 and is exact as a JavaScript number. A client keeps the same
+/// id across reconnects: it names the logical link to the server, not one TCP socket.
 #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(transparent)]
 pub struct ConnectionId(u64);
@@ -25,6 +27,14 @@ impl ConnectionId {
     pub fn next() -> Self {
         static NEXT: AtomicU64 = AtomicU64::new(1);
         Self(NEXT.fetch_add(1, Ordering::Relaxed))
+    }
+
+    /// The server node that owns this connection ([`NodeId::STANDALONE`] outside a
+    /// cluster).
+    pub fn node(self) -> NodeId {
+        // Ids of node 0 come from a process-wide counter that never reaches bit 37 in
+        // practice; bits above 52 are never set by `ConnectionIds`.
+        NodeId((self.0 >> ConnectionIds::COUNTER_BITS) as u16)
     }
 
     /// The id as a number (for logs and wire formats).
@@ -47,6 +57,80 @@ impl fmt::Debug for ConnectionId {
 impl fmt::Display for ConnectionId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "#{}", self.0)
+    }
+}
+
+/// The number of a server node in a cluster: unique among the live nodes, claimed by the
+/// cluster adapter when the node starts. [`NodeId::STANDALONE`] (0) outside a cluster.
+#[derive(Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct NodeId(u16);
+
+impl NodeId {
+    /// The node of a server that is not part of a cluster, and of clients.
+    pub const STANDALONE: Self = Self(0);
+
+    /// Node number `number`.
+    pub const fn new(number: u16) -> Self {
+        Self(number)
+    }
+
+    /// The node number.
+    pub const fn as_u16(self) -> u16 {
+        self.0
+    }
+}
+
+impl fmt::Debug for NodeId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "node {}", self.0)
+    }
+}
+
+impl fmt::Display for NodeId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "node {}", self.0)
+    }
+}
+
+/// Hands out the ids of one server node's connections.
+///
+/// An id is `node << 37 | counter`: unique across a cluster whose nodes have distinct
+/// numbers, below 2^53 (a JavaScript number holds it exactly), 2^37 connections per node
+/// run. A standalone server ([`NodeId::STANDALONE`]) uses the process-wide
+/// [`ConnectionId::next`], so that several servers in one process never share an id.
+#[derive(Debug)]
+pub struct ConnectionIds {
+    node: NodeId,
+    next: AtomicU64,
+}
+
+impl ConnectionIds {
+    const COUNTER_BITS: u32 = 37;
+    const COUNTER_MASK: u64 = (1 << Self::COUNTER_BITS) - 1;
+
+    /// Ids for `node`, counting from `first` (a cluster node starts at an offset of its
+    /// own, so that a restarted node does not hand out the ids its previous run used while
+    /// other nodes may still name them). `first` is taken modulo 2^36, leaving at least
+    /// 2^36 ids.
+    pub fn new(node: NodeId, first: u64) -> Self {
+        Self { node, next: AtomicU64::new((first & (Self::COUNTER_MASK >> 1)).max(1)) }
+    }
+
+    /// The node these ids belong to.
+    pub fn node(&self) -> NodeId {
+        self.node
+    }
+
+    /// A fresh id; `None` once this node has handed out 2^37 ids (restart it, or refuse
+    /// new connections).
+    pub fn next(&self) -> Option<ConnectionId> {
+        if self.node == NodeId::STANDALONE {
+            return Some(ConnectionId::next());
+        }
+        let counter = self.next.fetch_add(1, Ordering::Relaxed);
+        (counter <= Self::COUNTER_MASK)
+            .then(|| ConnectionId((u64::from(self.node.0) << Self::COUNTER_BITS) | counter))
     }
 }
 

@@ -1,5 +1,6 @@
 //! Errors of the core types.
 
+use crate::connection::NodeId;
 use crate::message::Message;
 
 /// A message could not be serialised.
@@ -84,4 +85,23 @@ pub enum AdapterError {
     /// nodes. Retry later or report the failure to whoever asked for it.
     #[error("adapter backend unavailable: {0}")]
     Unavailable(String),
+    /// A broadcast reached this node's connections (`delivered_locally` of them) but could
+    /// not be published to the other nodes: their connections did not get it.
+    #[error("delivered to {delivered_locally} local connections, not published to other nodes: {reason}")]
+    NotPublished {
+        /// How many of this node's connections accepted the message.
+        delivered_locally: usize,
+        /// Why it was not published.
+        reason: String,
+    },
+    /// Some nodes did not answer a request in time; nothing partial is returned.
+    #[error("no answer in time from {}", display_nodes(.missing))]
+    Timeout {
+        /// The nodes that did not answer.
+        missing: Vec<NodeId>,
+    },
+}
+
+fn display_nodes(nodes: &[NodeId]) -> String {
+    nodes.iter().map(ToString::to_string).collect::<Vec<_>>().join(", ")
 }

@@ -58,9 +58,10 @@ mod remote_error;
 mod router;
 mod sync;
 
-pub use adapter::{Adapter, LocalAdapter, Room, Target};
+pub use adapter::{Adapter, AdapterFactory, LocalAdapter, Room, Target};
 pub use connection::{
-    CloseCode, CloseFrame, ClosedSignal, Connection, ConnectionId, ConnectionMeta, Identity, Link,
+    CloseCode, CloseFrame, ClosedSignal, Connection, ConnectionId, ConnectionIds, ConnectionMeta, Identity,
+    Link, NodeId,
 };
 pub use error::{AdapterError, AttachError, DecodeError, EncodeError, SendError};
 pub use hub::{Hub, HubConfig, Registry};

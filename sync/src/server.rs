@@ -458,16 +458,14 @@ impl<N: Network> SyncHandle<N> {
         data: &T,
     ) -> Result<usize, PushError> {
         let adapter = self.network.adapter();
-        let mut reached = HashSet::new();
         let mut count = 0;
         for (index, path) in paths.iter().enumerate() {
             let message = encode(path, op, data)?;
-            let mut target = Target::room(room(path));
-            target.except = reached.clone();
+            // Subscribers of an earlier path already have it, on whatever node they are.
+            let target = paths[..index]
+                .iter()
+                .fold(Target::room(room(path)), |target, earlier| target.except_room(room(earlier)));
             count += adapter.broadcast(&target, message).await?;
-            if index + 1 < paths.len() {
-                reached.extend(adapter.members(&room(path)).await?);
-            }
         }
         Ok(count)
     }

@@ -14,9 +14,11 @@ use http::{HeaderValue, StatusCode, header};
 use hyper_util::rt::TokioIo;
 
 use crate::handshake::{self, HandshakeRequest, Reject};
+use network_core::Adapter;
+
 use crate::server::Server;
 
-impl Server {
+impl<A: Adapter> Server<A> {
     /// A `GET` route that upgrades requests to WebSocket connections of this server, for
     /// an axum app on its own port:
     ///
@@ -73,7 +75,9 @@ impl Server {
             match on_upgrade.await {
                 Ok(upgraded) => {
                     let io = TokioIo::new(upgraded);
-                    crate::connection::serve(task_inner, io, Vec::new(), *meta, identity.map(|i| *i)).await;
+                    let id = slot.id;
+                    crate::connection::serve(task_inner, io, id, Vec::new(), *meta, identity.map(|i| *i))
+                        .await;
                 }
                 Err(error) => tracing::debug!(%error, "HTTP upgrade failed"),
             }

@@ -9,8 +9,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use futures_util::{SinkExt, StreamExt};
 use network_core::{
-    Adapter, CloseCode, CloseFrame, ClosedSignal, Connection, ConnectionId, ConnectionMeta, Identity,
-    Message, Text,
+    CloseCode, CloseFrame, ClosedSignal, Connection, ConnectionId, ConnectionMeta, Identity, Message, Text,
 };
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf, ReadHalf, WriteHalf};
 use tokio::time::{Instant, sleep_until};
@@ -70,6 +69,7 @@ pub(crate) fn websocket_config(config: &crate::ServerConfig) -> WebSocketConfig 
 pub(crate) fn serve<S>(
     inner: Arc<Inner>,
     io: S,
+    id: ConnectionId,
     leftover: Vec<u8>,
     meta: ConnectionMeta,
     identity: Option<Identity>,
@@ -78,7 +78,6 @@ where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
     let (read, write) = tokio::io::split(io);
-    let id = ConnectionId::next();
     let shard = inner.flusher.shard(id.as_u64());
     let outbox =
         Arc::new_cyclic(|me| Outbox::new(write, inner.config.outgoing_queue_size, shard, me.clone()));
@@ -127,7 +126,7 @@ async fn run<S>(
     // Closed first, rooms second: a router joining a room concurrently either joins
     // before `leave_all` (and is undone by it) or sees `is_closed()` and undoes it.
     closed_signal.fire(frame.clone());
-    if let Err(error) = Box::pin(inner.adapter.leave_all(id)).await {
+    if let Err(error) = inner.rooms.leave_all(id).await {
         tracing::warn!(connection = %id, %error, "leaving rooms failed");
     }
     tracing::debug!(connection = %id, close = %frame, "connection removed");

@@ -1,11 +1,16 @@
 //! The server handle: listening, accepting, upgrading, shutting down.
 
+use std::future::Future;
 use std::net::SocketAddr;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
-use network_core::{ConnectionMeta, Hub, Identity, LocalAdapter, Network};
+use network_core::{
+    Adapter, AdapterError, AdapterFactory, ConnectionId, ConnectionIds, ConnectionMeta, Hub, Identity,
+    LocalAdapter, Network,
+};
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::{TcpListener, TcpStream, ToSocketAddrs};
 use tokio_util::sync::CancellationToken;
@@ -16,10 +21,32 @@ use crate::error::ServerError;
 use crate::flusher::Flusher;
 use crate::handshake::{self, Accept, HandshakeRequest, Reject};
 
+/// What the connection machinery needs of the adapter, without its type: the machinery
+/// stays one (non-generic) copy whatever the adapter, at the price of one boxed future
+/// per closed connection.
+pub(crate) trait RoomCleanup: Send + Sync {
+    fn leave_all(
+        &self,
+        id: ConnectionId,
+    ) -> Pin<Box<dyn Future<Output = Result<(), AdapterError>> + Send + '_>>;
+}
+
+impl<A: Adapter> RoomCleanup for A {
+    fn leave_all(
+        &self,
+        id: ConnectionId,
+    ) -> Pin<Box<dyn Future<Output = Result<(), AdapterError>> + Send + '_>> {
+        Box::pin(Adapter::leave_all(self, id))
+    }
+}
+
 pub(crate) struct Inner {
     pub(crate) config: ServerConfig,
     pub(crate) hub: Hub,
-    pub(crate) adapter: LocalAdapter,
+    /// The server's adapter, for leaving rooms when a connection closes.
+    pub(crate) rooms: Arc<dyn RoomCleanup>,
+    /// Numbers connections with the adapter's node.
+    ids: ConnectionIds,
     local_addr: Option<SocketAddr>,
     /// Cancelled by `shutdown`: stop accepting, send 1001 to everyone.
     pub(crate) shutdown: CancellationToken,
@@ -32,6 +59,10 @@ pub(crate) struct Inner {
 }
 
 /// A WebSocket server: a [`Network`] of the connections it accepted.
+///
+/// `A` is its room adapter: [`LocalAdapter`] (rooms in this process) unless the server
+/// was started with another one (`bind_with` and friends), such as a cluster adapter
+/// sharing rooms with other nodes.
 ///
 /// Cheap to clone; every clone is the same server. It runs until
 /// [`shutdown`](Self::shutdown) (dropping the handles does not stop it, as with a spawned
@@ -52,12 +83,18 @@ pub(crate) struct Inner {
 /// }
 /// # Ok(()) }
 /// ```
-#[derive(Clone)]
-pub struct Server {
+pub struct Server<A: Adapter = LocalAdapter> {
     inner: Arc<Inner>,
+    adapter: Arc<A>,
 }
 
-impl std::fmt::Debug for Server {
+impl<A: Adapter> Clone for Server<A> {
+    fn clone(&self) -> Self {
+        Self { inner: self.inner.clone(), adapter: self.adapter.clone() }
+    }
+}
+
+impl<A: Adapter> std::fmt::Debug for Server<A> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Server")
             .field("local_addr", &self.inner.local_addr)
@@ -70,19 +107,12 @@ impl Server {
     /// Binds `addr` (port 0 picks a free port; see [`local_addr`](Self::local_addr)) and
     /// starts accepting on the current tokio runtime.
     pub async fn bind(addr: impl ToSocketAddrs, config: ServerConfig) -> Result<Self, ServerError> {
-        config.validate()?;
-        let listener = TcpListener::bind(addr).await.map_err(ServerError::Bind)?;
-        Self::from_listener(listener, config)
+        Self::bind_with(addr, config, LocalAdapter::new).await
     }
 
     /// Starts accepting on an existing tokio listener.
     pub fn from_listener(listener: TcpListener, config: ServerConfig) -> Result<Self, ServerError> {
-        config.validate()?;
-        let local_addr = listener.local_addr().map_err(ServerError::Listener)?;
-        let server = Self::new(config, Some(local_addr));
-        let inner = server.inner.clone();
-        server.inner.tasks.spawn(accept_loop(inner, listener));
-        Ok(server)
+        Self::from_listener_with(listener, config, LocalAdapter::new)
     }
 
     /// Starts accepting on an existing `std` listener (made non-blocking here).
@@ -98,18 +128,65 @@ impl Server {
     /// A server without a listener of its own: connections reach it through a route of an
     /// existing HTTP server (see `axum_route`, feature `axum`).
     pub fn detached(config: ServerConfig) -> Result<Self, ServerError> {
+        Self::detached_with(config, LocalAdapter::new)
+    }
+}
+
+impl<A: Adapter> Server<A> {
+    /// [`bind`](Server::bind) with the adapter `factory` builds (a cluster adapter, say).
+    pub async fn bind_with<F>(
+        addr: impl ToSocketAddrs,
+        config: ServerConfig,
+        factory: F,
+    ) -> Result<Self, ServerError>
+    where
+        F: AdapterFactory<Adapter = A>,
+    {
         config.validate()?;
-        Ok(Self::new(config, None))
+        let listener = TcpListener::bind(addr).await.map_err(ServerError::Bind)?;
+        Self::from_listener_with(listener, config, factory)
     }
 
-    fn new(config: ServerConfig, local_addr: Option<SocketAddr>) -> Self {
+    /// [`from_listener`](Server::from_listener) with the adapter `factory` builds.
+    pub fn from_listener_with<F>(
+        listener: TcpListener,
+        config: ServerConfig,
+        factory: F,
+    ) -> Result<Self, ServerError>
+    where
+        F: AdapterFactory<Adapter = A>,
+    {
+        config.validate()?;
+        let local_addr = listener.local_addr().map_err(ServerError::Listener)?;
+        let server = Self::new(config, Some(local_addr), factory);
+        let inner = server.inner.clone();
+        server.inner.tasks.spawn(accept_loop(inner, listener));
+        Ok(server)
+    }
+
+    /// [`detached`](Server::detached) with the adapter `factory` builds.
+    pub fn detached_with<F>(config: ServerConfig, factory: F) -> Result<Self, ServerError>
+    where
+        F: AdapterFactory<Adapter = A>,
+    {
+        config.validate()?;
+        Ok(Self::new(config, None, factory))
+    }
+
+    fn new<F: AdapterFactory<Adapter = A>>(
+        config: ServerConfig,
+        local_addr: Option<SocketAddr>,
+        factory: F,
+    ) -> Self {
         let hub = Hub::new(config.hub.clone());
-        let adapter = LocalAdapter::new(hub.registry().clone());
+        let adapter = Arc::new(factory.build(hub.registry().clone()));
+        let ids = ConnectionIds::new(adapter.node(), first_counter());
         Self {
             inner: Arc::new(Inner {
                 config,
                 hub,
-                adapter,
+                rooms: adapter.clone(),
+                ids,
                 local_addr,
                 shutdown: CancellationToken::new(),
                 abort: CancellationToken::new(),
@@ -117,6 +194,7 @@ impl Server {
                 open: AtomicUsize::new(0),
                 flusher: Flusher::new(),
             }),
+            adapter,
         }
     }
 
@@ -166,16 +244,25 @@ impl Server {
     }
 }
 
-impl Network for Server {
-    type Adapter = LocalAdapter;
+impl<A: Adapter> Network for Server<A> {
+    type Adapter = A;
 
     fn hub(&self) -> &Hub {
         &self.inner.hub
     }
 
-    fn adapter(&self) -> &LocalAdapter {
-        &self.inner.adapter
+    fn adapter(&self) -> &A {
+        &self.adapter
     }
+}
+
+/// Where a cluster node's connection counter starts: anywhere in the lower half of the
+/// counter space, so that a node restarted under the same number is unlikely to reuse ids
+/// its previous run handed out (other nodes may still name them for a moment).
+fn first_counter() -> u64 {
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+    // Nanoseconds mixed with the process id: two nodes started in the same instant differ.
+    now.as_nanos() as u64 ^ (u64::from(std::process::id()) << 20)
 }
 
 impl Inner {
@@ -184,13 +271,18 @@ impl Inner {
         &self.tasks
     }
 
-    /// Reserves a connection slot, or refuses with 503 at the cap or during shutdown.
+    /// Reserves a connection slot and numbers the connection, or refuses with 503 at the
+    /// cap, during shutdown, or when the node has no ids left.
     pub(crate) fn reserve_slot(self: &Arc<Self>) -> Result<Slot, Reject> {
         if self.shutdown.is_cancelled() {
             return Err(Reject::new(http::StatusCode::SERVICE_UNAVAILABLE, "server shutting down"));
         }
+        let Some(id) = self.ids.next() else {
+            tracing::error!(node = %self.ids.node(), "connection ids exhausted: restart this node");
+            return Err(Reject::new(http::StatusCode::SERVICE_UNAVAILABLE, "connection ids exhausted"));
+        };
         let open = self.open.fetch_add(1, Ordering::AcqRel) + 1;
-        let slot = Slot { inner: self.clone() };
+        let slot = Slot { inner: self.clone(), id };
         match self.config.max_connections {
             Some(max) if open > max => {
                 Err(Reject::new(http::StatusCode::SERVICE_UNAVAILABLE, "too many connections"))
@@ -208,9 +300,10 @@ impl Inner {
     }
 }
 
-/// A counted open connection; dropping it frees the slot.
+/// A counted open connection and its id; dropping it frees the slot.
 pub(crate) struct Slot {
     inner: Arc<Inner>,
+    pub(crate) id: ConnectionId,
 }
 
 impl Drop for Slot {
@@ -261,7 +354,7 @@ where
     else {
         return;
     };
-    crate::connection::serve(inner, stream, leftover, meta, identity).await;
+    crate::connection::serve(inner, stream, slot.id, leftover, meta, identity).await;
     drop(slot);
 }
 
