@@ -58,10 +58,10 @@ impl Rtt {
     }
 
     fn ping(&mut self, connection: &realtime::network_core::Connection, seq: u32) {
-        if let Ok(frame) = envelope::json(Self::NAME, &RttFrame::Ping { seq }) {
-            if connection.send(frame).is_ok() {
-                self.pending.insert(connection.id(), (seq, Instant::now()));
-            }
+        if let Ok(frame) = envelope::json(Self::NAME, &RttFrame::Ping { seq })
+            && connection.send(frame).is_ok()
+        {
+            self.pending.insert(connection.id(), (seq, Instant::now()));
         }
     }
 }

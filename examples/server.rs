@@ -17,6 +17,10 @@
 //! - `--echo` sends application frames back to their sender only, unchanged (what the
 //!   Autobahn conformance cases need, with `--max-message-size 33554432` for their 16 MiB
 //!   messages); frames of a plain WebSocket client pass through byte for byte either way.
+//! - `--redis redis://HOST:PORT` joins a cluster of servers sharing rooms over Redis
+//!   (`redis_adapter`): relays, channel rooms and sync pushes reach the clients of every
+//!   node started with the same Redis and `--redis-prefix` (default `realtime`). Presence
+//!   (views) is still per node.
 //!
 //! Ctrl-C or SIGTERM shuts it down gracefully (close 1001 to every client).
 //!
@@ -31,10 +35,11 @@ use std::net::SocketAddr;
 
 use anyhow::{Context, bail};
 use realtime::channels::{Channel, ChannelsConfig, RemoteError};
-use realtime::network_core::{Identity, Network, NetworkEvent, Target};
+use realtime::network_core::{Adapter, Identity, Network, NetworkEvent, Target};
 use realtime::sync::{RemoteError as SyncError, Route, SyncConfig};
 use realtime::views::ViewsConfig;
 use realtime::ws_server::{Accept, HandshakeHook, Server, ServerConfig};
+use redis_adapter::{RedisCluster, RedisConfig};
 use serde_json::Value;
 
 #[tokio::main]
@@ -51,7 +56,23 @@ async fn main() -> anyhow::Result<()> {
 
     let config =
         ServerConfig::default().handshake(demo_identity()).max_message_size(options.max_message_size);
-    let server = Server::bind(options.listen, config).await.context("starting the server")?;
+    match &options.redis {
+        Some(url) => {
+            let cluster = RedisConfig::new(url.clone()).prefix(options.redis_prefix.clone());
+            let cluster = RedisCluster::connect(cluster).await.context("joining the cluster")?;
+            tracing::info!(node = %cluster.node(), "joined the cluster");
+            let server =
+                Server::bind_with(options.listen, config, cluster).await.context("starting the server")?;
+            serve(server, &options).await
+        }
+        None => {
+            serve(Server::bind(options.listen, config).await.context("starting the server")?, &options).await
+        }
+    }
+}
+
+/// Attaches the routers and runs until Ctrl-C or SIGTERM.
+async fn serve<A: Adapter>(server: Server<A>, options: &Options) -> anyhow::Result<()> {
     channels_config().attach(&server).context("attaching the channels router")?;
     ViewsConfig::default().attach(&server).context("attaching the views router")?;
     books().attach(&server).context("attaching the sync router")?;
@@ -72,8 +93,11 @@ async fn main() -> anyhow::Result<()> {
                     let _ = connection.send(message);
                 }
                 Some(NetworkEvent::Message { connection, message }) => {
+                    // To every other connection, on every node of a cluster.
                     let others = Target::everyone().except(connection.id());
-                    server.adapter().broadcast_now(&others, &message);
+                    if let Err(error) = server.adapter().broadcast(&others, message).await {
+                        tracing::warn!(%error, "relay incomplete");
+                    }
                 }
                 Some(NetworkEvent::Removed { connection, frame }) => {
                     tracing::info!(id = %connection.id(), close = %frame, "disconnected");
@@ -101,7 +125,7 @@ fn demo_identity() -> HandshakeHook {
     })
 }
 
-fn channels_config() -> ChannelsConfig<Server> {
+fn channels_config<N: Network>() -> ChannelsConfig<N> {
     let chat = Channel::new()
         .on_join(|ctx| async move {
             ctx.join_room("lobby").await.map_err(|error| RemoteError::internal(error.to_string()))
@@ -123,7 +147,7 @@ fn channels_config() -> ChannelsConfig<Server> {
 /// An in-memory book store, by id.
 type Books = std::sync::Arc<std::sync::Mutex<std::collections::BTreeMap<u64, Value>>>;
 
-fn books() -> SyncConfig<Server> {
+fn books<N: Network>() -> SyncConfig<N> {
     let store: Books = Books::default();
     let next_id = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(1));
     let lock = |store: &Books| store.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clone();
@@ -188,18 +212,26 @@ struct Options {
     /// Send application frames back to their sender instead of relaying them.
     echo: bool,
     max_message_size: usize,
+    /// Join the cluster on this Redis.
+    redis: Option<String>,
+    redis_prefix: String,
 }
 
-const USAGE: &str = "usage: server [--listen ADDR] [--echo] [--max-message-size BYTES]
+const USAGE: &str =
+    "usage: server [--listen ADDR] [--echo] [--max-message-size BYTES] [--redis URL [--redis-prefix P]]
   --listen ADDR             default 127.0.0.1:9001
   --echo                    application frames go back to their sender (default: relayed to the others)
-  --max-message-size BYTES  largest incoming message, default 1048576 (1 MiB)";
+  --max-message-size BYTES  largest incoming message, default 1048576 (1 MiB)
+  --redis URL               join the cluster of servers on this Redis (redis://HOST:PORT)
+  --redis-prefix P          the cluster's channel and key prefix, default realtime";
 
 fn parse_args() -> anyhow::Result<Options> {
     let mut options = Options {
         listen: "127.0.0.1:9001".parse()?,
         echo: false,
         max_message_size: ServerConfig::default().max_message_size,
+        redis: None,
+        redis_prefix: "realtime".to_owned(),
     };
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
@@ -209,6 +241,8 @@ fn parse_args() -> anyhow::Result<Options> {
                 options.listen = value.parse().with_context(|| format!("bad --listen address {value:?}"))?;
             }
             "--echo" => options.echo = true,
+            "--redis" => options.redis = Some(args.next().context("--redis needs a URL")?),
+            "--redis-prefix" => options.redis_prefix = args.next().context("--redis-prefix needs a value")?,
             "--max-message-size" => {
                 let value = args.next().context("--max-message-size needs a number of bytes")?;
                 options.max_message_size =

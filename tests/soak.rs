@@ -101,7 +101,7 @@ fn view_of(slot: u32) -> String {
 /// Slots with an even number go through the proxy, so that their TCP connection can be cut
 /// or frozen; the others connect directly.
 fn proxied(slot: u32) -> bool {
-    slot % 2 == 0
+    slot.is_multiple_of(2)
 }
 
 /// The `(slot, generation)` a server connection belongs to, from its query string.
@@ -446,12 +446,12 @@ async fn mismatches(
     let mut undelivered = 0;
     for (message, members) in relays.iter() {
         for member in members {
-            if let Some(live) = final_connection.get(member) {
-                if !live.received.lock().unwrap().contains(message) {
-                    undelivered += 1;
-                    if undelivered <= 5 {
-                        say(format!("relay {message:?} not received by slot {} ({member})", live.slot));
-                    }
+            if let Some(live) = final_connection.get(member)
+                && !live.received.lock().unwrap().contains(message)
+            {
+                undelivered += 1;
+                if undelivered <= 5 {
+                    say(format!("relay {message:?} not received by slot {} ({member})", live.slot));
                 }
             }
         }

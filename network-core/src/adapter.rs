@@ -126,6 +126,12 @@ pub trait Adapter: Send + Sync + 'static {
         target: &Target,
         message: Message,
     ) -> impl Future<Output = Result<usize, AdapterError>> + Send;
+
+    /// Releases what the adapter holds outside the process (a cluster adapter leaves its
+    /// cluster). The server calls it at the end of its shutdown; nothing by default.
+    fn shutdown(&self) -> impl Future<Output = ()> + Send {
+        ready(())
+    }
 }
 
 #[derive(Default)]

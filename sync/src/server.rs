@@ -613,10 +613,10 @@ impl<N: Network> SyncHandle<N> {
             entry.subscribers.insert(connection.id());
             state.subscriptions.entry(connection.id()).or_default().insert(path.to_owned());
         }
-        if let Some(model) = model {
-            if std::panic::catch_unwind(AssertUnwindSafe(|| model.client_did_join(connection))).is_err() {
-                tracing::error!(path, "client_did_join panicked");
-            }
+        if let Some(model) = model
+            && std::panic::catch_unwind(AssertUnwindSafe(|| model.client_did_join(connection))).is_err()
+        {
+            tracing::error!(path, "client_did_join panicked");
         }
         Ok(())
     }
@@ -647,10 +647,10 @@ impl<N: Network> SyncHandle<N> {
             }
             model
         };
-        if let Some(model) = model {
-            if std::panic::catch_unwind(AssertUnwindSafe(|| model.client_did_leave(connection))).is_err() {
-                tracing::error!(path, "client_did_leave panicked");
-            }
+        if let Some(model) = model
+            && std::panic::catch_unwind(AssertUnwindSafe(|| model.client_did_leave(connection))).is_err()
+        {
+            tracing::error!(path, "client_did_leave panicked");
         }
     }
 

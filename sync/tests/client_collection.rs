@@ -80,10 +80,10 @@ async fn start_reads_the_list_then_pushes_apply_by_id() {
         assert!(!event.snapshot);
         assert_eq!(event.changes.len(), 1);
         seen.extend(summary(&event));
-        if let CollectionChange::Changed { id, item, previous } = &event.changes[0] {
-            if id == "1" {
-                assert_eq!((item.title.as_str(), previous.title.as_str()), ("Dune Messiah", "Dune"));
-            }
+        if let CollectionChange::Changed { id, item, previous } = &event.changes[0]
+            && id == "1"
+        {
+            assert_eq!((item.title.as_str(), previous.title.as_str()), ("Dune Messiah", "Dune"));
         }
         if let CollectionChange::Invalid { data, error } = &event.changes[0] {
             match error {

@@ -9,6 +9,10 @@
 //! `docs/PROTOCOL.md` it relies on. Everything panics on failure, as test code should.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod redis;
+
+pub use redis::RedisServer;
+
 use std::fmt::Debug;
 use std::future::Future;
 use std::marker::PhantomData;

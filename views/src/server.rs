@@ -557,10 +557,10 @@ impl ViewsRouter {
                     format!("at most {} views per connection", self.shared.config.max_views_per_connection);
                 return reply(connection, &error_frame(codes::LIMIT, message, id, Some(view)));
             }
-            if let Some(authorize) = &self.shared.config.authorize {
-                if let Err(reason) = authorize(connection.clone(), view.clone()).await {
-                    return reply(connection, &error_frame(codes::FORBIDDEN, reason, id, Some(view)));
-                }
+            if let Some(authorize) = &self.shared.config.authorize
+                && let Err(reason) = authorize(connection.clone(), view.clone()).await
+            {
+                return reply(connection, &error_frame(codes::FORBIDDEN, reason, id, Some(view)));
             }
         }
         // Under the gate: the state sent here is never followed by an older diff.

@@ -96,10 +96,10 @@ impl Driver {
         let max_retries = self.settings.config.max_retries;
         let min_uptime = self.settings.config.min_uptime;
         let mut attempt: u32 = 0;
-        if self.settings.config.start_closed {
-            if let Some(frame) = wait_for_reconnect(&shared).await {
-                return frame;
-            }
+        if self.settings.config.start_closed
+            && let Some(frame) = wait_for_reconnect(&shared).await
+        {
+            return frame;
         }
         loop {
             if attempt > 0 {

@@ -177,11 +177,10 @@ where
             }
             () = &mut timer => {
                 let now = Instant::now();
-                if let Some((frame, deadline)) = &closing {
-                    if now >= *deadline {
+                if let Some((frame, deadline)) = &closing
+                    && now >= *deadline {
                         return frame.clone();
                     }
-                }
                 if now >= last_received + idle_timeout {
                     tracing::debug!(connection = %connection.id(), "idle timeout");
                     return CloseFrame::new(CloseCode::ABNORMAL, "idle timeout");
@@ -243,15 +242,15 @@ where
                 }
             }
         };
-        if let Some(frame) = request {
-            if closing.is_none() {
-                outbox.stop_data();
-                let _ = Box::pin(ws.close(Some(to_tungstenite(&frame)))).await;
-                let deadline = Instant::now() + config.close_timeout;
-                closing = Some((frame, deadline));
-                if deadline < timer.deadline() {
-                    timer.as_mut().reset(deadline);
-                }
+        if let Some(frame) = request
+            && closing.is_none()
+        {
+            outbox.stop_data();
+            let _ = Box::pin(ws.close(Some(to_tungstenite(&frame)))).await;
+            let deadline = Instant::now() + config.close_timeout;
+            closing = Some((frame, deadline));
+            if deadline < timer.deadline() {
+                timer.as_mut().reset(deadline);
             }
         }
     }

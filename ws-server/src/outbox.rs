@@ -200,12 +200,13 @@ impl<W: AsyncWrite + Unpin + Send + 'static> Outbox<W> {
         match self.push(&mut state, chunk) {
             // A non-empty queue already has an owner: the flusher or the writer.
             Ok(was_empty) => {
-                if was_empty && !state.flush_scheduled {
-                    if let Some(me) = self.me.upgrade() {
-                        state.flush_scheduled = true;
-                        drop(state);
-                        self.flusher.schedule(me);
-                    }
+                if was_empty
+                    && !state.flush_scheduled
+                    && let Some(me) = self.me.upgrade()
+                {
+                    state.flush_scheduled = true;
+                    drop(state);
+                    self.flusher.schedule(me);
                 }
                 Ok(())
             }

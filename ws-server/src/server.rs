@@ -29,6 +29,8 @@ pub(crate) trait RoomCleanup: Send + Sync {
         &self,
         id: ConnectionId,
     ) -> Pin<Box<dyn Future<Output = Result<(), AdapterError>> + Send + '_>>;
+
+    fn shutdown(&self) -> Pin<Box<dyn Future<Output = ()> + Send + '_>>;
 }
 
 impl<A: Adapter> RoomCleanup for A {
@@ -37,6 +39,10 @@ impl<A: Adapter> RoomCleanup for A {
         id: ConnectionId,
     ) -> Pin<Box<dyn Future<Output = Result<(), AdapterError>> + Send + '_>> {
         Box::pin(Adapter::leave_all(self, id))
+    }
+
+    fn shutdown(&self) -> Pin<Box<dyn Future<Output = ()> + Send + '_>> {
+        Box::pin(Adapter::shutdown(self))
     }
 }
 
@@ -210,7 +216,8 @@ impl<A: Adapter> Server<A> {
 
     /// Stops accepting, sends a close frame 1001 to every connection, and waits for them
     /// to close until `shutdown_timeout`; what is left then is dropped. Routers are
-    /// detached at the end. Calling it again waits for the same shutdown.
+    /// detached, then the adapter is shut down (a cluster adapter leaves its cluster).
+    /// Calling it again waits for the same shutdown.
     pub async fn shutdown(&self) {
         self.inner.shutdown.cancel();
         self.inner.tasks.close();
@@ -221,6 +228,7 @@ impl<A: Adapter> Server<A> {
         }
         self.inner.hub.detach_all();
         self.inner.flusher.stop();
+        self.inner.rooms.shutdown().await;
     }
 
     /// Whether [`shutdown`](Self::shutdown) has been called.

@@ -459,12 +459,12 @@ impl State {
             tracing::debug!(view, "state of a view that is not open (closed meanwhile); ignored");
             return Action::Nothing;
         };
-        if let (Some(id), Some(current)) = (id, entry.open.request) {
-            if id != current {
-                // It answers an open that a close and a newer open superseded.
-                tracing::debug!(view, id, "state answering a superseded open; ignored");
-                return Action::Nothing;
-            }
+        if let (Some(id), Some(current)) = (id, entry.open.request)
+            && id != current
+        {
+            // It answers an open that a close and a newer open superseded.
+            tracing::debug!(view, id, "state answering a superseded open; ignored");
+            return Action::Nothing;
         }
         let change = entry.members.replace(members);
         // `id` is the open in flight, or none is (checked above).

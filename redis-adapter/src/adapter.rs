@@ -1,0 +1,248 @@
+//! The adapter handles: [`RedisCluster`] (joining) and [`RedisAdapter`] (the server's
+//! adapter).
+
+use std::collections::HashSet;
+use std::sync::Arc;
+
+use network_core::{
+    Adapter, AdapterError, AdapterFactory, ConnectionId, LocalAdapter, Message, NodeId, Registry, Room,
+    Target,
+};
+use redis::aio::ConnectionManagerConfig;
+use tokio::sync::broadcast;
+use tokio::time::timeout;
+
+use crate::config::RedisConfig;
+use crate::error::RedisAdapterError;
+use crate::lease;
+use crate::node::{self, ClusterEvent, Shared};
+use crate::packet::{Answer, Op, broadcast_body};
+
+/// A node that has joined its cluster: connected to Redis, holding a node number, and
+/// subscribed. Hand it to the server, which builds its adapter from it:
+///
+/// ```no_run
+/// use redis_adapter::{RedisCluster, RedisConfig};
+/// use ws_server::{Server, ServerConfig};
+///
+/// # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+/// let cluster = RedisCluster::connect(RedisConfig::new("redis://127.0.0.1:6379")).await?;
+/// let server = Server::bind_with("127.0.0.1:0", ServerConfig::default(), cluster).await?;
+/// // ... attach routers, serve ...
+/// server.shutdown().await; // also leaves the cluster
+/// # Ok(()) }
+/// ```
+#[derive(Debug)]
+pub struct RedisCluster {
+    adapter: RedisAdapter,
+}
+
+impl RedisCluster {
+    /// Joins the cluster: connects to Redis, claims a free node number, subscribes to the
+    /// node's channels and says hello. Fails if Redis cannot be reached within the command
+    /// timeout; once joined, the node rides out Redis outages by itself.
+    pub async fn connect(config: RedisConfig) -> Result<Self, RedisAdapterError> {
+        config.validate()?;
+        let client = redis::Client::open(config.url.as_str())?;
+        let manager = ConnectionManagerConfig::new()
+            .set_connection_timeout(Some(config.command_timeout))
+            .set_response_timeout(Some(config.command_timeout))
+            .set_max_delay(config.heartbeat_interval);
+        let within = config.command_timeout;
+        let mut commands = timeout(within, client.get_connection_manager_with_config(manager))
+            .await
+            .map_err(|_| RedisAdapterError::Timeout)??;
+        let incarnation = node::random_u64();
+        let node = timeout(within, lease::claim(&mut commands, &config, incarnation))
+            .await
+            .map_err(|_| RedisAdapterError::Timeout)??;
+        let subscription = timeout(within, node::subscribe(&client, &config, node))
+            .await
+            .map_err(|_| RedisAdapterError::Timeout)??;
+        let (shared, queue) = Shared::new(config, node, incarnation, commands);
+        let shared = Arc::new(shared);
+        shared.tasks.spawn(node::run_publisher(shared.clone(), queue));
+        shared.tasks.spawn(node::run_subscriber(shared.clone(), client, subscription));
+        shared.tasks.spawn(node::run_heartbeat(shared.clone()));
+        tracing::info!(%node, "joined the cluster");
+        Ok(Self { adapter: RedisAdapter { local: None, shared } })
+    }
+
+    /// This node's number.
+    pub fn node(&self) -> NodeId {
+        self.adapter.shared.node
+    }
+
+    /// This node's cluster events, from now on (see [`RedisAdapter::events`]).
+    pub fn events(&self) -> broadcast::Receiver<ClusterEvent> {
+        self.adapter.events()
+    }
+}
+
+impl AdapterFactory for RedisCluster {
+    type Adapter = RedisAdapter;
+
+    fn build(self, registry: Registry) -> RedisAdapter {
+        let local = LocalAdapter::new(registry);
+        // A `RedisCluster` is consumed here, so this is the only server it serves.
+        let _ = self.adapter.shared.local.set(local.clone());
+        RedisAdapter { local: Some(local), shared: self.adapter.shared }
+    }
+}
+
+/// Rooms shared by every node of a cluster over Redis.
+///
+/// Each node keeps its own connections' rooms in memory (a [`LocalAdapter`]); what
+/// crosses nodes goes over Redis pub/sub:
+/// - a broadcast is delivered to this node's members at once and published once; every
+///   other node delivers it to its own members (each connection once);
+/// - `members` asks every live node, `rooms_of`, `join` and `leave` of another node's
+///   connection ask that node (its number is in the id);
+/// - heartbeats tell who is alive; a node silent for `heartbeat_timeout` is dropped.
+///
+/// Guarantees: broadcasts from one node reach the others in the order that node made
+/// them; a broadcast that could not be published (Redis away, publish queue full) fails
+/// with [`AdapterError::NotPublished`] after reaching this node's members; nothing is
+/// replayed later (at most once across an outage).
+#[derive(Clone, Debug)]
+pub struct RedisAdapter {
+    /// `None` only inside a [`RedisCluster`] not yet handed to a server.
+    local: Option<LocalAdapter>,
+    shared: Arc<Shared>,
+}
+
+impl std::fmt::Debug for Shared {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Shared").field("node", &self.node).field("peers", &self.peers()).finish()
+    }
+}
+
+impl RedisAdapter {
+    /// The live nodes, this one included, in number order.
+    pub fn nodes(&self) -> Vec<NodeId> {
+        let mut nodes = self.shared.peers();
+        nodes.push(self.shared.node);
+        nodes.sort_unstable();
+        nodes
+    }
+
+    /// Whether this node hears the cluster now (its subscription is in place).
+    pub fn is_connected(&self) -> bool {
+        self.shared.is_subscribed()
+    }
+
+    /// This node's cluster events from now on: nodes up and down, this node's
+    /// subscription lost and back. The queue holds the last 256; a reader further behind
+    /// gets `Lagged` and misses the oldest.
+    pub fn events(&self) -> broadcast::Receiver<ClusterEvent> {
+        self.shared.events()
+    }
+
+    fn local(&self) -> Result<&LocalAdapter, AdapterError> {
+        self.local
+            .as_ref()
+            .ok_or_else(|| AdapterError::Unavailable("adapter not built by a server".to_owned()))
+    }
+
+    fn is_mine(&self, id: ConnectionId) -> bool {
+        id.node() == self.shared.node
+    }
+
+    /// Runs `op` on the node owning `id`.
+    async fn ask_owner(&self, id: ConnectionId, op: Op) -> Result<Answer, AdapterError> {
+        let owner = id.node();
+        let answers = self.shared.request(Some(owner), op).await?;
+        answers
+            .into_iter()
+            .next()
+            .map(|(_, answer)| answer)
+            .ok_or(AdapterError::Timeout { missing: vec![owner] })
+    }
+}
+
+impl Adapter for RedisAdapter {
+    fn node(&self) -> NodeId {
+        self.shared.node
+    }
+
+    async fn join(&self, id: ConnectionId, room: Room) -> Result<(), AdapterError> {
+        if self.is_mine(id) {
+            self.local()?.join_now(id, room);
+            return Ok(());
+        }
+        self.ask_owner(id, Op::Join { id: id.as_u64(), room: room.to_string() }).await.map(drop)
+    }
+
+    async fn leave(&self, id: ConnectionId, room: &str) -> Result<(), AdapterError> {
+        if self.is_mine(id) {
+            self.local()?.leave_now(id, room);
+            return Ok(());
+        }
+        self.ask_owner(id, Op::Leave { id: id.as_u64(), room: room.to_owned() }).await.map(drop)
+    }
+
+    async fn leave_all(&self, id: ConnectionId) -> Result<(), AdapterError> {
+        if self.is_mine(id) {
+            self.local()?.leave_all_now(id);
+            return Ok(());
+        }
+        self.ask_owner(id, Op::LeaveAll { id: id.as_u64() }).await.map(drop)
+    }
+
+    async fn rooms_of(&self, id: ConnectionId) -> Result<Vec<Room>, AdapterError> {
+        if self.is_mine(id) {
+            return Ok(self.local()?.rooms_of_now(id));
+        }
+        match self.ask_owner(id, Op::RoomsOf { id: id.as_u64() }).await? {
+            Answer::Rooms(rooms) => Ok(rooms.into_iter().map(Room::from).collect()),
+            _ => {
+                Err(AdapterError::Unavailable(format!("{} answered rooms_of with something else", id.node())))
+            }
+        }
+    }
+
+    async fn members(&self, room: &str) -> Result<Vec<ConnectionId>, AdapterError> {
+        let mut members: HashSet<ConnectionId> = self.local()?.members_now(room).into_iter().collect();
+        for (_, answer) in self.shared.request(None, Op::Members { room: room.to_owned() }).await? {
+            if let Answer::Ids(ids) = answer {
+                members.extend(ids.into_iter().map(ConnectionId::from_u64));
+            }
+        }
+        Ok(members.into_iter().collect())
+    }
+
+    /// Returns how many of *this node's* connections accepted it (the other nodes' counts
+    /// would cost a round trip each).
+    async fn broadcast(&self, target: &Target, message: Message) -> Result<usize, AdapterError> {
+        let local = self.local()?;
+        let (delivered_locally, queued) =
+            self.shared.queue_shared(broadcast_body(target, &message), message.payload(), || {
+                local.broadcast_now(target, &message)
+            });
+        let published = match queued {
+            Ok(receipt) => receipt.await.unwrap_or_else(|_| Err("cluster adapter stopped".to_owned())),
+            Err(reason) => Err(reason),
+        };
+        match published {
+            Ok(()) => Ok(delivered_locally),
+            Err(reason) => Err(AdapterError::NotPublished { delivered_locally, reason }),
+        }
+    }
+
+    async fn shutdown(&self) {
+        let shared = &self.shared;
+        if shared.stop.is_cancelled() {
+            return;
+        }
+        // Say goodbye so that the others drop this node now rather than after a timeout.
+        if let Ok(receipt) = shared.queue_bye() {
+            let _ = timeout(shared.config.command_timeout, receipt).await;
+        }
+        let mut commands = shared.commands.clone();
+        let _ = timeout(shared.config.command_timeout, lease::release(&mut commands, shared)).await;
+        shared.stop.cancel();
+        shared.tasks.close();
+        shared.tasks.wait().await;
+        tracing::info!(node = %shared.node, "left the cluster");
+    }
+}
