@@ -145,6 +145,16 @@ async fn room_and_everyone_broadcasts_reach_every_node_once() {
     }
 }
 
+/// A child process killed when the test ends, even by a panic (no orphans on the machine).
+struct KillOnDrop(std::process::Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
 /// Set to a Redis URL, [`node_process`] runs a node until it is killed.
 const NODE_PROCESS: &str = "REALTIME_TEST_NODE_PROCESS";
 
@@ -184,12 +194,14 @@ async fn a_node_that_leaves_or_crashes_is_dropped_by_the_others() {
 
     // A crash (a separate process killed with SIGKILL): no goodbye, so its silence past
     // the heartbeat timeout decides. Its questions would now time out, not hang.
-    let mut child = std::process::Command::new(std::env::current_exe().unwrap())
-        .args(["--exact", "node_process", "--nocapture"])
-        .env(NODE_PROCESS, redis.url())
-        .stdout(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
+    let mut child = KillOnDrop(
+        std::process::Command::new(std::env::current_exe().unwrap())
+            .args(["--exact", "node_process", "--nocapture"])
+            .env(NODE_PROCESS, redis.url())
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
     let started = std::time::Instant::now();
     let crashed = within(async {
         loop {
@@ -199,8 +211,8 @@ async fn a_node_that_leaves_or_crashes_is_dropped_by_the_others() {
         }
     })
     .await;
-    child.kill().unwrap();
-    child.wait().unwrap();
+    child.0.kill().unwrap();
+    child.0.wait().unwrap();
     let killed = std::time::Instant::now();
     within(async {
         loop {
@@ -259,4 +271,67 @@ async fn a_redis_restart_is_reported_then_survived() {
     drop((on_a, on_b));
     a.shutdown().await;
     b.shutdown().await;
+}
+
+/// The example server as separate processes: `--redis` joins them into one cluster, a
+/// frame relayed on one reaches a client of the other, and a SIGKILLed one is dropped.
+#[tokio::test]
+async fn example_servers_form_a_cluster() {
+    let Some(redis) = RedisServer::start() else { return };
+    // `cargo test` builds the examples beside the test binaries.
+    let example =
+        std::env::current_exe().unwrap().parent().unwrap().parent().unwrap().join("examples/server");
+    assert!(example.exists(), "{} is missing: run the tests with cargo test", example.display());
+    let observer = node(&redis).await;
+    let mut cluster_events = observer.adapter().events();
+    let mut servers = Vec::new();
+    for _ in 0..2 {
+        let mut child = KillOnDrop(
+            std::process::Command::new(&example)
+                .args(["--listen", "127.0.0.1:0", "--redis", &redis.url()])
+                .env("RUST_LOG", "error")
+                .stdout(std::process::Stdio::piped())
+                .spawn()
+                .unwrap(),
+        );
+        let stdout = child.0.stdout.take().unwrap();
+        // The example prints `listening on ws://ADDR` once it accepts connections.
+        let line = within(tokio::task::spawn_blocking(move || {
+            let mut line = String::new();
+            std::io::BufRead::read_line(&mut std::io::BufReader::new(stdout), &mut line).unwrap();
+            line
+        }))
+        .await
+        .unwrap();
+        let url = line.trim().strip_prefix("listening on ").unwrap().to_owned();
+        servers.push((child, url));
+    }
+    let mut first = raw_client(&servers[0].1).await;
+    let mut second = raw_client(&servers[1].1).await;
+    // Relays go to everyone else, on every node; the observer node has no clients.
+    futures_util::SinkExt::send(&mut first, WsMessage::text("hello, other node")).await.unwrap();
+    assert_eq!(text(&mut second).await, "hello, other node");
+
+    within(async {
+        while observer.adapter().nodes().len() != 3 {
+            let _ = cluster_events.recv().await;
+        }
+    })
+    .await;
+    let before = observer.adapter().nodes();
+    let (mut killed, _) = servers.remove(1);
+    killed.0.kill().unwrap();
+    killed.0.wait().unwrap();
+    // The example runs with the default beats (2 s, dead after 6 s), which it announces.
+    let down = tokio::time::timeout(Duration::from_secs(20), async {
+        loop {
+            if let ClusterEvent::NodeDown(node) = cluster_events.recv().await.unwrap() {
+                return node;
+            }
+        }
+    });
+    down.await.expect("the killed node was not dropped within 20 s");
+    assert_eq!(observer.adapter().nodes().len(), 2, "{before:?}");
+    drop((first, second, servers));
+    observer.shutdown().await;
 }

@@ -28,7 +28,9 @@ pub struct RedisConfig {
     /// How often a node tells the others it is alive. Default 2 s.
     pub heartbeat_interval: Duration,
     /// A node not heard from for this long is dead: its connections leave every other
-    /// node's view of the cluster. Default 6 s; keep it at two intervals or more.
+    /// node's view of the cluster. Each node announces its own in its heartbeats, and the
+    /// others judge it by that, so nodes with different settings agree. Default 6 s; at
+    /// least two intervals.
     pub heartbeat_timeout: Duration,
     /// How long a question to other nodes (`members`, `rooms_of`, a remote `join`) waits
     /// for their answers. Default 2 s.

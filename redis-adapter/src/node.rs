@@ -62,6 +62,8 @@ struct Peer {
     last_seen: Instant,
     /// The last sequence number seen on the shared channel (0: none yet).
     last_seq: u64,
+    /// Its silence past this is death: its own `heartbeat_timeout`, from its beats.
+    timeout: Duration,
 }
 
 struct Pending {
@@ -148,6 +150,15 @@ impl Shared {
         *seq += 1;
         header.s = *seq;
         self.enqueue(self.channel_all.clone(), packet::encode(&header, &[]))
+    }
+
+    fn timeout_ms(&self) -> u64 {
+        u64::try_from(self.config.heartbeat_timeout.as_millis()).unwrap_or(u64::MAX)
+    }
+
+    /// This node's heartbeat.
+    fn heartbeat(&self) -> Body {
+        Body::Heartbeat { timeout_ms: self.timeout_ms() }
     }
 
     pub(crate) fn incarnation(&self) -> u64 {
@@ -288,7 +299,13 @@ impl Shared {
         if header.to.is_some_and(|to| to != self.node.as_u16()) {
             return;
         }
-        self.heard(from, header.i, header.s);
+        let declared = match &header.b {
+            Body::Hello { timeout_ms } | Body::Heartbeat { timeout_ms } => {
+                Some(Duration::from_millis(*timeout_ms))
+            }
+            _ => None,
+        };
+        self.heard(from, header.i, header.s, declared);
         match header.b {
             Body::Broadcast { rooms, except, except_rooms, binary } => {
                 // One copy out of the Redis reply; recipients share it.
@@ -302,13 +319,13 @@ impl Shared {
                     Err(error) => tracing::warn!(node = %from, %error, "dropping a broadcast"),
                 }
             }
-            Body::Hello => {
+            Body::Hello { .. } => {
                 // A node (re)joined: tell it who we are now rather than at our next beat.
-                if let Err(reason) = self.queue_to(from, Body::Heartbeat) {
+                if let Err(reason) = self.queue_to(from, self.heartbeat()) {
                     tracing::debug!(node = %from, reason, "cannot greet a new node");
                 }
             }
-            Body::Heartbeat => {}
+            Body::Heartbeat { .. } => {}
             Body::Bye => self.remove_peer(from),
             Body::Request { id, op } => {
                 let answer = self.answer(op);
@@ -322,12 +339,15 @@ impl Shared {
 
     /// Notes that `node` (incarnation `incarnation`) is alive; `seq` is its packet's
     /// number on the shared channel (0 on a node's own channel).
-    fn heard(&self, node: NodeId, incarnation: u64, seq: u64) {
+    fn heard(&self, node: NodeId, incarnation: u64, seq: u64, timeout: Option<Duration>) {
         let mut peers = lock(&self.peers);
         let now = Instant::now();
         match peers.get_mut(&node) {
             Some(peer) if peer.incarnation == incarnation => {
                 peer.last_seen = now;
+                if let Some(timeout) = timeout {
+                    peer.timeout = timeout;
+                }
                 if seq != 0 {
                     if peer.last_seq != 0 && seq != peer.last_seq + 1 {
                         tracing::warn!(%node, expected = peer.last_seq + 1, got = seq, "packets from a node were lost");
@@ -342,7 +362,8 @@ impl Shared {
                 } else {
                     tracing::info!(%node, "node up");
                 }
-                peers.insert(node, Peer { incarnation, last_seen: now, last_seq: seq });
+                let timeout = timeout.unwrap_or(self.config.heartbeat_timeout);
+                peers.insert(node, Peer { incarnation, last_seen: now, last_seq: seq, timeout });
                 let _ = self.events.send(ClusterEvent::NodeUp(node));
             }
         }
@@ -384,11 +405,10 @@ impl Shared {
         if !self.is_subscribed() {
             return;
         }
-        let deadline = Instant::now().checked_sub(self.config.heartbeat_timeout);
-        let Some(deadline) = deadline else { return };
+        let now = Instant::now();
         let expired: Vec<NodeId> = lock(&self.peers)
             .iter()
-            .filter(|(_, peer)| peer.last_seen < deadline)
+            .filter(|(_, peer)| now.duration_since(peer.last_seen) > peer.timeout)
             .map(|(node, _)| *node)
             .collect();
         for node in expired {
@@ -431,7 +451,8 @@ impl Shared {
             peer.last_seen = now;
             peer.last_seq = 0;
         }
-        if let (_, Err(reason)) = self.queue_shared(Body::Hello, &[], || ()) {
+        let hello = Body::Hello { timeout_ms: self.timeout_ms() };
+        if let (_, Err(reason)) = self.queue_shared(hello, &[], || ()) {
             tracing::warn!(reason, "cannot say hello to the cluster");
         }
         let _ = self.events.send(ClusterEvent::Connected);
@@ -553,7 +574,7 @@ pub(crate) async fn run_heartbeat(shared: std::sync::Arc<Shared>) {
             () = shared.stop.cancelled() => return,
             _ = tick.tick() => {}
         }
-        if let (_, Err(reason)) = shared.queue_shared(Body::Heartbeat, &[], || ()) {
+        if let (_, Err(reason)) = shared.queue_shared(shared.heartbeat(), &[], || ()) {
             tracing::debug!(reason, "heartbeat not queued");
         }
         match timeout(shared.config.command_timeout, crate::lease::renew(&mut commands, &shared)).await {

@@ -43,9 +43,10 @@ pub(crate) enum Body {
     },
     /// The sender (re)joined: every node answers with a `Heartbeat` to it alone, so that
     /// it learns who is there without waiting for their next beat.
-    Hello,
-    /// The sender is alive.
-    Heartbeat,
+    Hello { timeout_ms: u64 },
+    /// The sender is alive; it is dead if silent for `timeout_ms` (its own
+    /// `heartbeat_timeout`, so nodes with different settings judge each other right).
+    Heartbeat { timeout_ms: u64 },
     /// The sender leaves the cluster cleanly.
     Bye,
     /// A question; answer with `Reply { id }` to the sender's channel.

@@ -73,6 +73,12 @@ impl Client {
     /// on the current tokio runtime. The first attempt starts immediately (unless
     /// [`ClientConfig::start_closed`]).
     ///
+    /// On a multi-threaded runtime the first connection can open, and even close, before
+    /// the caller's next statement runs, and events are discarded until
+    /// [`events`](Network::events) is taken (routers see only what follows their attach).
+    /// To see every event of the first connection, set [`ClientConfig::start_closed`],
+    /// take the events (or attach the routers), then call [`reconnect`](Self::reconnect).
+    ///
     /// Fails, spawning nothing, when the configuration is inconsistent, a fixed URL is
     /// invalid, or there is no current runtime.
     pub fn connect(url: impl Into<UrlSource>, config: ClientConfig) -> Result<Self, ConfigError> {
