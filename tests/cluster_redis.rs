@@ -65,6 +65,16 @@ async fn text(ws: &mut RawClient) -> String {
     }
 }
 
+/// The next text frame that is not a views frame (diffs may come in between).
+async fn app_text(ws: &mut RawClient) -> String {
+    loop {
+        let text = text(ws).await;
+        if !text.starts_with(r#"{"$r":"views""#) {
+            return text;
+        }
+    }
+}
+
 #[tokio::test]
 async fn room_and_everyone_broadcasts_reach_every_node_once() {
     let Some(redis) = RedisServer::start() else { return };
@@ -244,12 +254,22 @@ async fn a_redis_restart_is_reported_then_survived() {
     let mut b_events = b.events().unwrap();
     let (mut on_b, id_b) = client(&b, &mut b_events).await;
     let mut a_events = a.events().unwrap();
-    let (mut on_a, _) = client(&a, &mut a_events).await;
+    let (mut on_a, a_id) = client(&a, &mut a_events).await;
     let mut a_cluster = a.adapter().events();
     let mut b_cluster = b.adapter().events();
 
+    realtime::views::ViewsConfig::default().attach(&a).unwrap();
+    realtime::views::ViewsConfig::default().attach(&b).unwrap();
+
     redis.stop();
     within(async { while a_cluster.recv().await.unwrap() != ClusterEvent::Disconnected {} }).await;
+    // B's client opens a view while the nodes cannot talk: A learns of it by the resync.
+    let key_b = format!("c:{}", id_b.as_u64());
+    futures_util::SinkExt::send(&mut on_b, views_frame(serde_json::json!({"t": "open", "view": "doc"})))
+        .await
+        .unwrap();
+    let mut seen_by_b = Default::default();
+    until_members(&mut on_b, &mut seen_by_b, std::slice::from_ref(&key_b)).await;
     // Not published: the error says so, and this node's members still got it.
     match within(a.adapter().broadcast(&Target::everyone(), Message::from("lost"))).await {
         Err(AdapterError::NotPublished { delivered_locally: 1, .. }) => {}
@@ -264,10 +284,18 @@ async fn a_redis_restart_is_reported_then_survived() {
     // Both resubscribed: a broadcast from A reaches B's client, once, and the lost one
     // is not replayed.
     within(a.adapter().broadcast(&Target::everyone(), Message::from("back"))).await.unwrap();
-    assert_eq!(text(&mut on_b).await, "back");
+    assert_eq!(app_text(&mut on_b).await, "back");
     assert_eq!(text(&mut on_a).await, "back");
+    // Presence converged: A's client sees B's, and B's client sees A's.
+    futures_util::SinkExt::send(&mut on_a, views_frame(serde_json::json!({"t": "open", "view": "doc"})))
+        .await
+        .unwrap();
+    let mut seen_by_a = Default::default();
+    let both = [key_b.clone(), format!("c:{}", a_id.as_u64())];
+    until_members(&mut on_a, &mut seen_by_a, &both).await;
+    until_members(&mut on_b, &mut seen_by_b, &both).await;
     within(b.adapter().broadcast(&Target::everyone().except(id_b), Message::from("from b"))).await.unwrap();
-    assert_eq!(text(&mut on_a).await, "from b");
+    assert_eq!(app_text(&mut on_a).await, "from b");
     drop((on_a, on_b));
     a.shutdown().await;
     b.shutdown().await;
@@ -283,6 +311,7 @@ async fn example_servers_form_a_cluster() {
         std::env::current_exe().unwrap().parent().unwrap().parent().unwrap().join("examples/server");
     assert!(example.exists(), "{} is missing: run the tests with cargo test", example.display());
     let observer = node(&redis).await;
+    realtime::views::ViewsConfig::default().attach(&observer).unwrap();
     let mut cluster_events = observer.adapter().events();
     let mut servers = Vec::new();
     for _ in 0..2 {
@@ -318,6 +347,22 @@ async fn example_servers_form_a_cluster() {
         }
     })
     .await;
+    // Presence: a viewer on the observer sees a viewer on the second example server...
+    let mut observer_events = observer.events().unwrap();
+    let (mut viewer, viewer_id) = client(&observer, &mut observer_events).await;
+    let viewer_key = format!("c:{}", viewer_id.as_u64());
+    futures_util::SinkExt::send(&mut second, views_frame(serde_json::json!({"t": "open", "view": "doc"})))
+        .await
+        .unwrap();
+    let frame: serde_json::Value = serde_json::from_str(&text(&mut second).await).unwrap();
+    assert_eq!(frame["d"]["t"], "state");
+    let second_key = frame["d"]["members"][0]["key"].as_str().unwrap().to_owned();
+    futures_util::SinkExt::send(&mut viewer, views_frame(serde_json::json!({"t": "open", "view": "doc"})))
+        .await
+        .unwrap();
+    let mut seen = Default::default();
+    until_members(&mut viewer, &mut seen, &[viewer_key.clone(), second_key]).await;
+
     let before = observer.adapter().nodes();
     let (mut killed, _) = servers.remove(1);
     killed.0.kill().unwrap();
@@ -332,6 +377,100 @@ async fn example_servers_form_a_cluster() {
     });
     down.await.expect("the killed node was not dropped within 20 s");
     assert_eq!(observer.adapter().nodes().len(), 2, "{before:?}");
+    // ... and sees it leave when its node is dropped.
+    until_members(&mut viewer, &mut seen, std::slice::from_ref(&viewer_key)).await;
+    drop(viewer);
     drop((first, second, servers));
     observer.shutdown().await;
+}
+
+/// A views frame as a raw client sends it.
+fn views_frame(body: serde_json::Value) -> WsMessage {
+    WsMessage::text(serde_json::json!({"$r": "views", "d": body}).to_string())
+}
+
+/// Reads views frames until the member keys of `view` (from `state` and `diff` frames)
+/// equal `expected`.
+async fn until_members(
+    ws: &mut RawClient,
+    members: &mut std::collections::BTreeSet<String>,
+    expected: &[String],
+) {
+    let expected: std::collections::BTreeSet<String> = expected.iter().cloned().collect();
+    while *members != expected {
+        let frame: serde_json::Value = serde_json::from_str(&text(ws).await).unwrap();
+        let body = &frame["d"];
+        match body["t"].as_str() {
+            Some("state") => {
+                *members = body["members"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|m| m["key"].as_str().unwrap().to_owned())
+                    .collect();
+            }
+            Some("diff") => {
+                for join in body["joins"].as_array().unwrap() {
+                    members.insert(join["key"].as_str().unwrap().to_owned());
+                }
+                for leave in body["leaves"].as_array().unwrap() {
+                    members.remove(leave.as_str().unwrap());
+                }
+            }
+            other => panic!("unexpected views frame {other:?}: {frame}"),
+        }
+    }
+}
+
+#[tokio::test]
+async fn presence_spans_nodes() {
+    let Some(redis) = RedisServer::start() else { return };
+    let (a, b) = (node(&redis).await, node(&redis).await);
+    until_nodes(&a, 2).await;
+    until_nodes(&b, 2).await;
+    let presence_a = realtime::views::ViewsConfig::default().attach(&a).unwrap();
+    let presence_b = realtime::views::ViewsConfig::default().attach(&b).unwrap();
+    let (mut a_events, mut b_events) = (a.events().unwrap(), b.events().unwrap());
+    let (mut on_a, id_a) = client(&a, &mut a_events).await;
+    let (mut on_b, id_b) = client(&b, &mut b_events).await;
+    let (key_a, key_b) = (format!("c:{}", id_a.as_u64()), format!("c:{}", id_b.as_u64()));
+
+    let (mut seen_by_a, mut seen_by_b) = Default::default();
+    futures_util::SinkExt::send(&mut on_a, views_frame(serde_json::json!({"t": "open", "view": "doc"})))
+        .await
+        .unwrap();
+    until_members(&mut on_a, &mut seen_by_a, std::slice::from_ref(&key_a)).await;
+    futures_util::SinkExt::send(&mut on_b, views_frame(serde_json::json!({"t": "open", "view": "doc"})))
+        .await
+        .unwrap();
+    // Each sees the other, whichever node it is on.
+    let both = [key_a.clone(), key_b.clone()];
+    until_members(&mut on_b, &mut seen_by_b, &both).await;
+    until_members(&mut on_a, &mut seen_by_a, &both).await;
+    let (info_a, info_b) = (presence_a.info("doc", true).unwrap(), presence_b.info("doc", true).unwrap());
+    assert_eq!((info_a.clients, info_a.anonymous), (2, 2));
+    assert_eq!(serde_json::to_value(&info_a).unwrap(), serde_json::to_value(&info_b).unwrap());
+
+    // A client that leaves is a leave on the other node too.
+    drop(on_b);
+    until_members(&mut on_a, &mut seen_by_a, std::slice::from_ref(&key_a)).await;
+
+    // A node that comes later learns the existing members by snapshot.
+    let c = node(&redis).await;
+    until_nodes(&c, 3).await;
+    let presence_c = realtime::views::ViewsConfig::default().attach(&c).unwrap();
+    let mut c_events = c.events().unwrap();
+    let (mut on_c, id_c) = client(&c, &mut c_events).await;
+    let mut seen_by_c = Default::default();
+    futures_util::SinkExt::send(&mut on_c, views_frame(serde_json::json!({"t": "open", "view": "doc"})))
+        .await
+        .unwrap();
+    let both = [key_a.clone(), format!("c:{}", id_c.as_u64())];
+    until_members(&mut on_c, &mut seen_by_c, &both).await;
+    until_members(&mut on_a, &mut seen_by_a, &both).await;
+    assert_eq!(presence_c.info("doc", false).unwrap().clients, 2);
+    drop((on_a, on_c));
+    for server in [a, b, c] {
+        server.shutdown().await;
+    }
 }

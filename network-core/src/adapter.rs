@@ -13,6 +13,9 @@ use std::collections::{HashMap, HashSet};
 use std::future::{Future, ready};
 use std::sync::{Arc, RwLock};
 
+use bytes::Bytes;
+use tokio::sync::broadcast;
+
 use crate::connection::{Connection, ConnectionId, NodeId};
 use crate::error::AdapterError;
 use crate::hub::Registry;
@@ -36,6 +39,9 @@ pub struct Target {
     /// rooms already reached: unlike `except`, this needs no member list, so it works the
     /// same across nodes).
     pub except_rooms: Vec<Room>,
+    /// Only this node's connections, even on an adapter spanning nodes (for what each
+    /// node computes for its own connections, such as presence diffs).
+    pub local_only: bool,
 }
 
 impl Target {
@@ -64,6 +70,56 @@ impl Target {
     pub fn except_room(mut self, room: impl Into<Room>) -> Self {
         self.except_rooms.push(room.into());
         self
+    }
+
+    /// Reaches only this node's connections.
+    pub fn local_only(mut self) -> Self {
+        self.local_only = true;
+        self
+    }
+}
+
+/// What a router hears from its peers on other nodes (see [`Adapter::subscribe`]).
+#[derive(Clone, Debug)]
+#[non_exhaustive]
+pub enum ClusterMessage {
+    /// A payload that the same router on node `from` published.
+    Message {
+        /// The publishing node.
+        from: NodeId,
+        /// What it published.
+        payload: Bytes,
+    },
+    /// A node joined (or restarted): it knows nothing of this node's state yet.
+    NodeUp(NodeId),
+    /// A node left or was declared dead: its connections are gone.
+    NodeDown(NodeId),
+    /// Messages may have been lost (this node's link to the cluster dropped and came back,
+    /// or the inbox overflowed): rebuild what depends on them, typically by asking every
+    /// node for a snapshot.
+    Resync,
+}
+
+/// A router's inbox of [`ClusterMessage`]s. Bounded: a reader that falls too far behind
+/// loses the oldest messages and gets [`ClusterMessage::Resync`] instead.
+#[derive(Debug)]
+pub struct ClusterInbox {
+    receiver: broadcast::Receiver<ClusterMessage>,
+}
+
+impl ClusterInbox {
+    /// An inbox fed by `receiver` (for adapter implementations).
+    pub fn new(receiver: broadcast::Receiver<ClusterMessage>) -> Self {
+        Self { receiver }
+    }
+
+    /// The next message; `None` once the adapter has shut down.
+    pub async fn recv(&mut self) -> Option<ClusterMessage> {
+        match self.receiver.recv().await {
+            Ok(message) => Some(message),
+            Err(broadcast::error::RecvError::Lagged(_)) => Some(ClusterMessage::Resync),
+            Err(broadcast::error::RecvError::Closed) => None,
+        }
     }
 }
 
@@ -126,6 +182,25 @@ pub trait Adapter: Send + Sync + 'static {
         target: &Target,
         message: Message,
     ) -> impl Future<Output = Result<usize, AdapterError>> + Send;
+
+    /// Publishes `payload` to the routers that subscribed to `topic` on the other nodes
+    /// (every node, or only `to`). A standalone adapter has no other nodes: nothing to do.
+    fn publish(
+        &self,
+        topic: &str,
+        to: Option<NodeId>,
+        payload: Bytes,
+    ) -> impl Future<Output = Result<(), AdapterError>> + Send {
+        let _ = (topic, to, payload);
+        ready(Ok(()))
+    }
+
+    /// The inbox of what other nodes publish under `topic`, with node arrivals and
+    /// departures; `None` when the adapter spans no other nodes.
+    fn subscribe(&self, topic: &str) -> Option<ClusterInbox> {
+        let _ = topic;
+        None
+    }
 
     /// Releases what the adapter holds outside the process (a cluster adapter leaves its
     /// cluster). The server calls it at the end of its shutdown; nothing by default.

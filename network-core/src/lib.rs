@@ -58,7 +58,7 @@ mod remote_error;
 mod router;
 mod sync;
 
-pub use adapter::{Adapter, AdapterFactory, LocalAdapter, Room, Target};
+pub use adapter::{Adapter, AdapterFactory, ClusterInbox, ClusterMessage, LocalAdapter, Room, Target};
 pub use connection::{
     CloseCode, CloseFrame, ClosedSignal, Connection, ConnectionId, ConnectionIds, ConnectionMeta, Identity,
     Link, NodeId,

@@ -4,9 +4,10 @@
 use std::collections::HashSet;
 use std::sync::Arc;
 
+use bytes::Bytes;
 use network_core::{
-    Adapter, AdapterError, AdapterFactory, ConnectionId, LocalAdapter, Message, NodeId, Registry, Room,
-    Target,
+    Adapter, AdapterError, AdapterFactory, ClusterInbox, ConnectionId, LocalAdapter, Message, NodeId,
+    Registry, Room, Target,
 };
 use redis::aio::ConnectionManagerConfig;
 use tokio::sync::broadcast;
@@ -16,7 +17,7 @@ use crate::config::RedisConfig;
 use crate::error::RedisAdapterError;
 use crate::lease;
 use crate::node::{self, ClusterEvent, Shared};
-use crate::packet::{Answer, Op, broadcast_body};
+use crate::packet::{Answer, Body, Op, broadcast_body};
 
 /// A node that has joined its cluster: connected to Redis, holding a node number, and
 /// subscribed. Hand it to the server, which builds its adapter from it:
@@ -215,6 +216,9 @@ impl Adapter for RedisAdapter {
     /// would cost a round trip each).
     async fn broadcast(&self, target: &Target, message: Message) -> Result<usize, AdapterError> {
         let local = self.local()?;
+        if target.local_only {
+            return Ok(local.broadcast_now(target, &message));
+        }
         let (delivered_locally, queued) =
             self.shared.queue_shared(broadcast_body(target, &message), message.payload(), || {
                 local.broadcast_now(target, &message)
@@ -229,6 +233,24 @@ impl Adapter for RedisAdapter {
         }
     }
 
+    async fn publish(&self, topic: &str, to: Option<NodeId>, payload: Bytes) -> Result<(), AdapterError> {
+        let body = Body::Topic { topic: topic.to_owned() };
+        let queued = match to {
+            Some(node) => self.shared.queue_to(node, body, &payload),
+            None => self.shared.queue_shared(body, &payload, || ()).1,
+        };
+        let receipt = queued.map_err(AdapterError::Unavailable)?;
+        match receipt.await {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(reason)) => Err(AdapterError::Unavailable(reason)),
+            Err(_) => Err(AdapterError::Unavailable("cluster adapter stopped".to_owned())),
+        }
+    }
+
+    fn subscribe(&self, topic: &str) -> Option<ClusterInbox> {
+        Some(self.shared.subscribe_topic(topic))
+    }
+
     async fn shutdown(&self) {
         let shared = &self.shared;
         if shared.stop.is_cancelled() {
@@ -240,6 +262,7 @@ impl Adapter for RedisAdapter {
         }
         let mut commands = shared.commands.clone();
         let _ = timeout(shared.config.command_timeout, lease::release(&mut commands, shared)).await;
+        shared.close_topics();
         shared.stop.cancel();
         shared.tasks.close();
         shared.tasks.wait().await;

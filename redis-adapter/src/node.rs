@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use futures_util::StreamExt;
-use network_core::{AdapterError, ConnectionId, LocalAdapter, NodeId};
+use network_core::{AdapterError, ClusterInbox, ClusterMessage, ConnectionId, LocalAdapter, NodeId};
 use redis::aio::{ConnectionManager, PubSubStream};
 use tokio::sync::{broadcast, mpsc, oneshot};
 use tokio::time::{Instant, sleep, sleep_until, timeout};
@@ -39,6 +39,9 @@ pub enum ClusterEvent {
 /// How many cluster events a slow [`RedisAdapter::events`](crate::RedisAdapter::events)
 /// reader may fall behind before it loses the oldest (it then gets `Lagged`).
 const EVENT_CAPACITY: usize = 256;
+
+/// How many messages a router's cluster inbox holds before its reader gets `Resync`.
+const TOPIC_CAPACITY: usize = 1024;
 
 /// The subscriber's reconnect delays.
 const MIN_BACKOFF: Duration = Duration::from_millis(50);
@@ -89,6 +92,8 @@ pub(crate) struct Shared {
     pending: Mutex<HashMap<u64, Pending>>,
     next_request: AtomicU64,
     events: broadcast::Sender<ClusterEvent>,
+    /// Routers' inboxes, by topic.
+    topics: Mutex<HashMap<String, broadcast::Sender<ClusterMessage>>>,
     subscribed: AtomicBool,
     /// Set by shutdown: after the goodbye nothing more is sent (a heartbeat after it would
     /// bring this node back to life in the others' tables).
@@ -130,6 +135,7 @@ impl Shared {
             pending: Mutex::default(),
             next_request: AtomicU64::new(1),
             events: broadcast::channel(EVENT_CAPACITY).0,
+            topics: Mutex::default(),
             subscribed: AtomicBool::new(false),
             leaving: AtomicBool::new(false),
             own_seen: Mutex::new(Instant::now()),
@@ -205,13 +211,41 @@ impl Shared {
     }
 
     /// Queues a packet for `node` alone.
-    pub(crate) fn queue_to(&self, node: NodeId, body: Body) -> Result<Receipt, String> {
+    pub(crate) fn queue_to(&self, node: NodeId, body: Body, payload: &[u8]) -> Result<Receipt, String> {
         if self.leaving.load(Ordering::Acquire) {
             return Err("this node is leaving the cluster".to_owned());
         }
         let mut header = Header::new(self.node, self.incarnation, body);
         header.to = Some(node.as_u16());
-        self.enqueue(self.config.channel_of(node.as_u16()), packet::encode(&header, &[]))
+        self.enqueue(self.config.channel_of(node.as_u16()), packet::encode(&header, payload))
+    }
+
+    /// The inbox of what other nodes publish under `topic`.
+    pub(crate) fn subscribe_topic(&self, topic: &str) -> ClusterInbox {
+        let mut topics = lock(&self.topics);
+        let sender = topics.entry(topic.to_owned()).or_insert_with(|| broadcast::channel(TOPIC_CAPACITY).0);
+        ClusterInbox::new(sender.subscribe())
+    }
+
+    /// Closes every router inbox (the node left the cluster).
+    pub(crate) fn close_topics(&self) {
+        lock(&self.topics).clear();
+    }
+
+    /// Reports a change of the cluster to the event readers and to every router inbox.
+    fn announce(&self, event: ClusterEvent) {
+        let message = match &event {
+            ClusterEvent::NodeUp(node) => Some(ClusterMessage::NodeUp(*node)),
+            ClusterEvent::NodeDown(node) => Some(ClusterMessage::NodeDown(*node)),
+            ClusterEvent::Connected => Some(ClusterMessage::Resync),
+            ClusterEvent::Disconnected => None,
+        };
+        if let Some(message) = message {
+            for sender in lock(&self.topics).values() {
+                let _ = sender.send(message.clone());
+            }
+        }
+        let _ = self.events.send(event);
     }
 
     fn enqueue(&self, channel: String, packet: Vec<u8>) -> Result<Receipt, String> {
@@ -249,7 +283,7 @@ impl Shared {
             pending.insert(id, Pending { waiting, answers: Vec::new(), done: Some(done) });
         }
         let queued = match to {
-            Some(node) => self.queue_to(node, Body::Request { id, op }),
+            Some(node) => self.queue_to(node, Body::Request { id, op }, &[]),
             None => self.queue_shared(Body::Request { id, op }, &[], || ()).1,
         };
         let outcome = timeout(self.config.request_timeout, async {
@@ -319,9 +353,15 @@ impl Shared {
                     Err(error) => tracing::warn!(node = %from, %error, "dropping a broadcast"),
                 }
             }
+            Body::Topic { topic } => {
+                if let Some(sender) = lock(&self.topics).get(&topic) {
+                    let payload = Bytes::copy_from_slice(&packet[offset..]);
+                    let _ = sender.send(ClusterMessage::Message { from, payload });
+                }
+            }
             Body::Hello { .. } => {
                 // A node (re)joined: tell it who we are now rather than at our next beat.
-                if let Err(reason) = self.queue_to(from, self.heartbeat()) {
+                if let Err(reason) = self.queue_to(from, self.heartbeat(), &[]) {
                     tracing::debug!(node = %from, reason, "cannot greet a new node");
                 }
             }
@@ -329,7 +369,7 @@ impl Shared {
             Body::Bye => self.remove_peer(from),
             Body::Request { id, op } => {
                 let answer = self.answer(op);
-                if let Err(reason) = self.queue_to(from, Body::Reply { id, answer }) {
+                if let Err(reason) = self.queue_to(from, Body::Reply { id, answer }, &[]) {
                     tracing::warn!(node = %from, reason, "cannot answer a cluster request");
                 }
             }
@@ -358,13 +398,14 @@ impl Shared {
             restarted => {
                 if restarted.is_some() {
                     tracing::info!(%node, "node restarted");
-                    let _ = self.events.send(ClusterEvent::NodeDown(node));
+                    self.announce(ClusterEvent::NodeDown(node));
                 } else {
                     tracing::info!(%node, "node up");
                 }
                 let timeout = timeout.unwrap_or(self.config.heartbeat_timeout);
                 peers.insert(node, Peer { incarnation, last_seen: now, last_seq: seq, timeout });
-                let _ = self.events.send(ClusterEvent::NodeUp(node));
+                drop(peers);
+                self.announce(ClusterEvent::NodeUp(node));
             }
         }
     }
@@ -374,7 +415,7 @@ impl Shared {
             return;
         }
         tracing::info!(%node, "node down");
-        let _ = self.events.send(ClusterEvent::NodeDown(node));
+        self.announce(ClusterEvent::NodeDown(node));
         // Questions waiting on it get on without its answer: its connections are gone.
         let ids: Vec<u64> = lock(&self.pending).keys().copied().collect();
         for id in ids {
@@ -455,12 +496,12 @@ impl Shared {
         if let (_, Err(reason)) = self.queue_shared(hello, &[], || ()) {
             tracing::warn!(reason, "cannot say hello to the cluster");
         }
-        let _ = self.events.send(ClusterEvent::Connected);
+        self.announce(ClusterEvent::Connected);
     }
 
     fn on_unsubscribed(&self) {
         self.subscribed.store(false, Ordering::Release);
-        let _ = self.events.send(ClusterEvent::Disconnected);
+        self.announce(ClusterEvent::Disconnected);
     }
 
     /// Reads the subscription until it ends, the node stops, or its own packets stop

@@ -49,6 +49,8 @@ pub(crate) enum Body {
     Heartbeat { timeout_ms: u64 },
     /// The sender leaves the cluster cleanly.
     Bye,
+    /// A router's payload for its peers subscribed to `topic` on other nodes.
+    Topic { topic: String },
     /// A question; answer with `Reply { id }` to the sender's channel.
     Request { id: u64, op: Op },
     /// The answer to request `id`.

@@ -14,6 +14,8 @@ use tokio::sync::Notify;
 
 use crate::protocol::{Frame, MAX_PATTERN_LEN, Member, ROUTER, UserCount, ViewInfo, codes, valid_view};
 
+mod cluster;
+
 type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send>>;
 type Authorize = Arc<dyn Fn(Connection, String) -> BoxFuture<Result<(), String>> + Send + Sync>;
 
@@ -105,8 +107,15 @@ impl ViewsConfig {
             flush_gate: tokio::sync::Mutex::new(()),
             dirty: Arc::new(Notify::new()),
         });
+        let inbox = network.adapter().subscribe(cluster::TOPIC);
+        if inbox.is_some() {
+            shared.lock().replication.enable();
+        }
         network.attach(ViewsRouter { shared: shared.clone() })?;
         tokio::spawn(flusher(network.clone(), Arc::downgrade(&shared), shared.dirty.clone()));
+        if let Some(inbox) = inbox {
+            tokio::spawn(cluster::replicate(network.clone(), Arc::downgrade(&shared), inbox));
+        }
         Ok(Presence { network: network.clone(), shared })
     }
 }
@@ -292,26 +301,45 @@ struct State {
     open: HashMap<ConnectionId, Vec<(Arc<str>, String)>>,
     /// Views with changes not yet sent.
     dirty: HashSet<Arc<str>>,
+    /// This node's changes not yet told to the other nodes (when there are any).
+    replication: cluster::Outgoing,
 }
 
 impl State {
-    fn add(&mut self, connection: &Connection, name: &str) {
-        let name: Arc<str> = name.into();
+    /// Opens view `name` for a connection of this node.
+    fn add_local(&mut self, connection: &Connection, name: &str) {
         let identity = connection.identity();
         let user = identity.as_ref().and_then(|identity| identity.user_id.clone());
+        let data = identity.map(|identity| identity.data.clone()).unwrap_or_default();
+        self.replication.opened(name, connection.id(), &user, &data);
+        self.add(connection.id(), user, data, name);
+    }
+
+    /// Closes view `name` for a connection of this node.
+    fn remove_local(&mut self, id: ConnectionId, name: &str) -> bool {
+        let removed = self.remove(id, name);
+        if removed {
+            self.replication.closed(name, id);
+        }
+        removed
+    }
+
+    /// Opens view `name` for connection `id` (of this node or another). Idempotent.
+    fn add(&mut self, id: ConnectionId, user: Option<String>, data: Value, name: &str) {
+        let name: Arc<str> = name.into();
         let key = match &user {
             Some(user) => format!("u:{user}"),
-            None => format!("c:{}", connection.id().as_u64()),
+            None => format!("c:{}", id.as_u64()),
         };
         let view = self.views.entry(name.clone()).or_default();
         let member = view.members.entry(key.clone()).or_default();
         member.user = user;
-        member.data = identity.map(|identity| identity.data.clone()).unwrap_or_default();
-        if !member.connections.contains(&connection.id()) {
-            member.connections.push(connection.id());
+        member.data = data;
+        if !member.connections.contains(&id) {
+            member.connections.push(id);
         }
         view.dirty.insert(key.clone());
-        let open = self.open.entry(connection.id()).or_default();
+        let open = self.open.entry(id).or_default();
         match open.iter_mut().find(|(open, _)| *open == name) {
             Some(entry) => entry.1 = key,
             None => open.push((name.clone(), key)),
@@ -371,11 +399,6 @@ impl Shared {
         infos.sort_by(|a, b| a.view.cmp(&b.view));
         infos
     }
-
-    /// Takes every pending diff.
-    fn take_diffs(&self) -> Vec<Frame> {
-        self.lock().take_diffs()
-    }
 }
 
 impl State {
@@ -411,7 +434,10 @@ async fn flusher<N: Network>(network: N, shared: Weak<Shared>, wake: Arc<Notify>
         dirty.as_mut().enable();
         let Some(strong) = shared.upgrade() else { return };
         let interval = strong.config.diff_interval;
-        let pending = !strong.lock().dirty.is_empty();
+        let pending = {
+            let state = strong.lock();
+            !state.dirty.is_empty() || state.replication.is_pending()
+        };
         drop(strong);
         if !pending {
             dirty.await;
@@ -419,12 +445,20 @@ async fn flusher<N: Network>(network: N, shared: Weak<Shared>, wake: Arc<Notify>
         tokio::time::sleep(interval).await;
         let Some(strong) = shared.upgrade() else { return };
         let _gate = strong.flush_gate.lock().await;
-        for frame in strong.take_diffs() {
+        let (diffs, replication) = {
+            let mut state = strong.lock();
+            (state.take_diffs(), state.replication.take())
+        };
+        if let Some(update) = replication {
+            cluster::send(&network, &strong, update, None).await;
+        }
+        for frame in diffs {
             let Frame::Diff { view, .. } = &frame else { continue };
-            let room = view_room(view);
+            // Every node holds every node's members and diffs its own openers.
+            let target = Target::room(view_room(view)).local_only();
             match envelope::json(ROUTER, &frame) {
                 Ok(message) => {
-                    if let Err(error) = network.adapter().broadcast(&Target::room(room), message).await {
+                    if let Err(error) = network.adapter().broadcast(&target, message).await {
                         tracing::warn!(%error, "views diff not delivered");
                     }
                 }
@@ -471,7 +505,7 @@ impl<N: Network> Router<N> for ViewsRouter {
                     .map(|open| open.iter().map(|(name, _)| name.clone()).collect())
                     .unwrap_or_default();
                 for name in names {
-                    state.remove(connection.id(), &name);
+                    state.remove_local(connection.id(), &name);
                 }
                 drop(state);
                 self.shared.dirty.notify_one();
@@ -486,7 +520,7 @@ impl ViewsRouter {
         match frame {
             Frame::Open { view, id } => self.open(network, connection, view, id).await,
             Frame::Close { view, id } => {
-                let removed = self.shared.lock().remove(connection.id(), &view);
+                let removed = self.shared.lock().remove_local(connection.id(), &view);
                 if removed {
                     let _ = network.adapter().leave(connection.id(), &view_room(&view)).await;
                     self.shared.dirty.notify_one();
@@ -574,7 +608,7 @@ impl ViewsRouter {
         let members = {
             let mut state = self.shared.lock();
             if !already_open {
-                state.add(connection, &view);
+                state.add_local(connection, &view);
             }
             state.views.get_mut(view.as_str()).map(ViewState::state).unwrap_or_default()
         };
@@ -632,7 +666,7 @@ mod tests {
 
     /// Opens `name` for `connection` as the router does, returning the state's keys.
     fn open(state: &mut State, connection: &Connection, name: &str) -> Vec<String> {
-        state.add(connection, name);
+        state.add_local(connection, name);
         state.views.get_mut(name).unwrap().state().into_iter().map(|member| member.key).collect()
     }
 
