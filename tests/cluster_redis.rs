@@ -474,3 +474,132 @@ async fn presence_spans_nodes() {
         server.shutdown().await;
     }
 }
+
+/// A node with the channels router (`/chat`: members join room `lobby`; `?user=NAME` is
+/// the identity) and the sync router (`/book/:id`).
+async fn router_node(
+    redis: &RedisServer,
+) -> (
+    Server<RedisAdapter>,
+    realtime::channels::Messenger<Server<RedisAdapter>>,
+    realtime::sync::SyncHandle<Server<RedisAdapter>>,
+) {
+    use realtime::network_core::Identity;
+    use realtime::ws_server::{Accept, HandshakeHook};
+    let cluster = within(RedisCluster::connect(cluster_config(redis))).await.unwrap();
+    let hook = HandshakeHook::new(|request| async move {
+        Ok(match request.query_param("user") {
+            Some(user) => Accept::new().identity(Identity::user(user)),
+            None => Accept::new(),
+        })
+    });
+    let server =
+        Server::bind_with("127.0.0.1:0", ServerConfig::default().handshake(hook), cluster).await.unwrap();
+    let chat = realtime::channels::Channel::new().on_join(|ctx| async move {
+        ctx.join_room("lobby").await.map_err(|e| realtime::channels::RemoteError::internal(e.to_string()))
+    });
+    let messenger = realtime::channels::ChannelsConfig::default()
+        .channel("/chat", chat)
+        .ack_timeout(Duration::from_millis(500))
+        .attach(&server)
+        .unwrap();
+    let sync = realtime::sync::SyncConfig::default()
+        .route("/book/:id", realtime::sync::Route::new())
+        .attach(&server)
+        .unwrap();
+    (server, messenger, sync)
+}
+
+#[tokio::test]
+async fn routers_reach_every_node_acked_room_emits_included() {
+    use realtime::channels::client::{ChannelsClient, ChannelsClientConfig};
+    use realtime::channels::{AckError, RemoteError};
+    use realtime::ws_client::{Client, ClientConfig};
+
+    let Some(redis) = RedisServer::start() else { return };
+    let mut nodes = Vec::new();
+    for _ in 0..3 {
+        nodes.push(router_node(&redis).await);
+    }
+    for (server, ..) in &nodes {
+        until_nodes(server, 3).await;
+    }
+    // One channels client per node, each in /chat (room lobby): the first two answer
+    // "confirm", the third never does.
+    let mut clients = Vec::new();
+    for (index, (server, ..)) in nodes.iter().enumerate() {
+        let url = format!("ws://{}/?user=u{index}", server.local_addr().unwrap());
+        let client = Client::connect(url, ClientConfig::default()).unwrap();
+        let channels = ChannelsClient::attach(&client, ChannelsClientConfig::default()).unwrap();
+        let chat = channels.channel("/chat").unwrap();
+        within(chat.join()).await.unwrap();
+        match index {
+            2 => chat.handle("confirm", |_: String| std::future::pending::<Result<String, RemoteError>>()),
+            _ => chat.handle("confirm", move |question: String| async move {
+                Ok::<_, RemoteError>(format!("{question} from u{index}"))
+            }),
+        }
+        let notes = chat.on::<String>("note");
+        clients.push((client, channels, chat, notes));
+    }
+
+    // User emit from node 0 to the user on node 2, and a room emit to all three.
+    let messenger = nodes[0].1.channel("/chat");
+    within(messenger.emit_to_user("u2", "note", "for u2")).await.unwrap();
+    assert_eq!(within(clients[2].3.recv()).await.unwrap().unwrap(), "for u2");
+    within(messenger.emit_to_room("lobby", "note", "for all")).await.unwrap();
+    within(messenger.emit_to_room("lobby", "note", "end")).await.unwrap();
+    for (index, client) in clients.iter_mut().enumerate() {
+        assert_eq!(within(client.3.recv()).await.unwrap().unwrap(), "for all", "client {index}");
+        // In order from one publisher: a duplicate would come before the sentinel.
+        assert_eq!(within(client.3.recv()).await.unwrap().unwrap(), "end", "client {index}");
+    }
+
+    // Acknowledged room emit from node 1: every member on every node answers, or times out.
+    let acks =
+        within(nodes[1].1.channel("/chat").emit_with_ack_to_room::<String, _>("lobby", "confirm", "ok?"))
+            .await
+            .unwrap();
+    assert!(acks.unreachable.is_empty(), "{:?}", acks.unreachable);
+    let mut answers: Vec<(u16, Result<String, String>)> = acks
+        .replies
+        .into_iter()
+        .map(|(id, answer)| {
+            let answer = answer.map_err(|error| match error {
+                AckError::Timeout(_) => "timeout".to_owned(),
+                other => other.to_string(),
+            });
+            (id.node().as_u16(), answer)
+        })
+        .collect();
+    answers.sort();
+    let mut expected: Vec<(u16, Result<String, String>)> = vec![
+        (nodes[0].0.adapter().node().as_u16(), Ok("ok? from u0".to_owned())),
+        (nodes[1].0.adapter().node().as_u16(), Ok("ok? from u1".to_owned())),
+        (nodes[2].0.adapter().node().as_u16(), Err("timeout".to_owned())),
+    ];
+    expected.sort();
+    assert_eq!(answers, expected);
+
+    // A sync push on node 2 reaches a subscriber on node 0.
+    let mut subscriber = raw_client(&format!("ws://{}/", nodes[0].0.local_addr().unwrap())).await;
+    let subscribe = serde_json::json!({"$r": "sync", "d": {"t": "sub", "path": "/book/7", "id": 1}});
+    futures_util::SinkExt::send(&mut subscriber, WsMessage::text(subscribe.to_string())).await.unwrap();
+    let answer: serde_json::Value = serde_json::from_str(&text(&mut subscriber).await).unwrap();
+    assert_eq!(answer["d"]["t"], "subscribed", "{answer}");
+    let pushed =
+        within(nodes[2].2.push("/book/7", realtime::sync::Op::Change, &serde_json::json!({"id": 7})))
+            .await
+            .unwrap();
+    assert_eq!(pushed, 0, "nobody on node 2 subscribed");
+    let data: serde_json::Value = serde_json::from_str(&text(&mut subscriber).await).unwrap();
+    assert_eq!(
+        data["d"],
+        serde_json::json!({"t": "data", "path": "/book/7", "op": "change", "data": {"id": 7}})
+    );
+
+    drop((clients, subscriber));
+    for (server, ..) in nodes {
+        server.shutdown().await;
+    }
+}

@@ -71,6 +71,10 @@ pub enum AckError {
     /// The reply did not decode into the expected type.
     #[error("cannot decode the acknowledgement")]
     Decode(#[source] serde_json::Error),
+    /// The emit failed on the node that owns the connection (in a cluster); the reason
+    /// is that node's.
+    #[error("emit failed on the connection's node: {0}")]
+    Elsewhere(String),
 }
 
 /// The channels router could not be set up.

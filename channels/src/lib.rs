@@ -40,11 +40,12 @@
 //! nodes when the adapter does.
 
 pub mod client;
+mod cluster;
 mod error;
 mod messenger;
 pub mod protocol;
 mod server;
 
 pub use error::{AckError, EmitError, RemoteError, SetupError, codes};
-pub use messenger::Messenger;
+pub use messenger::{Messenger, RoomAcks};
 pub use server::{Channel, ChannelsConfig, EventContext, JoinContext};

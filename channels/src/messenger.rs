@@ -3,11 +3,13 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use network_core::{Adapter, ConnectionId, Message, Network, Room, Target, envelope};
+use network_core::{Adapter, ConnectionId, EncodeError, Message, Network, NodeId, Room, Target, envelope};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
+use serde_json::Value;
 use tokio::sync::oneshot;
 
+use crate::cluster;
 use crate::error::{AckError, EmitError};
 use crate::protocol::{self, ROUTER, valid_channel, valid_name};
 use crate::server::Shared;
@@ -194,6 +196,55 @@ impl<N: Network> Messenger<N> {
         serde_json::from_value(value).map_err(AckError::Decode)
     }
 
+    /// Emits `event` to every member of `room` of this channel, on every node, and
+    /// collects their acknowledgements, each within the configured `ack_timeout`.
+    ///
+    /// The answer holds one entry per member that was reached (a value, or why there is
+    /// none: its handler's error, a timeout, a closed connection), and the nodes that did
+    /// not report in time (`unreachable`: their members' answers are unknown). A member
+    /// in no entry was not in the room when the emit arrived at its node.
+    pub async fn emit_with_ack_to_room<R: DeserializeOwned, T: Serialize + ?Sized>(
+        &self,
+        room: &str,
+        event: &str,
+        payload: &T,
+    ) -> Result<RoomAcks<R>, EmitError> {
+        let room = self.scoped(room)?;
+        if !valid_name(event) {
+            return Err(EmitError::InvalidName(event.to_owned()));
+        }
+        let data =
+            serde_json::to_value(payload).map_err(|error| EmitError::Encode(EncodeError::Json(error)))?;
+        let timeout = self.shared.config.ack_timeout;
+        let (local, (remote, unreachable)) = tokio::join!(
+            self.local_room_acks(&room, event, &data, timeout),
+            cluster::ask_room(self, &room, event, &data, timeout)
+        );
+        let replies = local
+            .into_iter()
+            .chain(remote)
+            .map(|(id, answer)| {
+                (id, answer.and_then(|value| serde_json::from_value(value).map_err(AckError::Decode)))
+            })
+            .collect();
+        Ok(RoomAcks { replies, unreachable })
+    }
+
+    /// This node's members of `room` (scoped) asked at once; each answer as JSON.
+    pub(crate) async fn local_room_acks(
+        &self,
+        room: &Room,
+        event: &str,
+        data: &Value,
+        timeout: Duration,
+    ) -> cluster::Answers {
+        let members = self.network.adapter().local_members(room);
+        let asks = members.into_iter().map(|id| async move {
+            (id, self.emit_with_ack_timeout::<Value, Value>(id, event, data, timeout).await)
+        });
+        futures_util::future::join_all(asks).await
+    }
+
     /// Puts `connection` in `room` of this channel.
     pub async fn join_room(&self, connection: ConnectionId, room: &str) -> Result<(), EmitError> {
         let room = self.scoped(room)?;
@@ -256,6 +307,16 @@ impl<N: Network> Messenger<N> {
         let message = self.encode(event, payload, None)?;
         Ok(self.network.adapter().broadcast(&target, message).await?)
     }
+}
+
+/// The answers to [`Messenger::emit_with_ack_to_room`].
+#[derive(Debug)]
+#[non_exhaustive]
+pub struct RoomAcks<R> {
+    /// Each member reached, with its value or why there is none; in no particular order.
+    pub replies: Vec<(ConnectionId, Result<R, AckError>)>,
+    /// Nodes that did not report in time (down, or Redis unreachable), in number order.
+    pub unreachable: Vec<NodeId>,
 }
 
 /// Removes a pending acknowledgement when the waiting future ends, however it ends.

@@ -185,7 +185,11 @@ impl<N: Network> ChannelsConfig<N> {
         }
         self.channels.entry(ROOT.to_owned()).or_default();
         let max_queued_frames = self.max_queued_frames;
-        let shared = Arc::new(Shared { config: self, connections: Mutex::new(HashMap::new()) });
+        let shared = Arc::new(Shared {
+            config: self,
+            connections: Mutex::new(HashMap::new()),
+            cluster: crate::cluster::Collectors::default(),
+        });
         let messenger = Messenger { network: network.clone(), shared: shared.clone(), channel: ROOT.into() };
         let worker = messenger.clone();
         let executor =
@@ -193,7 +197,11 @@ impl<N: Network> ChannelsConfig<N> {
                 let messenger = worker.clone();
                 async move { handle(&messenger, &connection, work).await }
             });
+        let inbox = network.adapter().subscribe(crate::cluster::TOPIC);
         network.attach(ChannelsRouter { messenger: messenger.clone(), executor })?;
+        if let Some(inbox) = inbox {
+            tokio::spawn(crate::cluster::serve(messenger.clone(), inbox));
+        }
         Ok(messenger)
     }
 }
@@ -304,6 +312,8 @@ struct ConnectionState {
 pub(crate) struct Shared<N: Network> {
     pub(crate) config: ChannelsConfig<N>,
     connections: Mutex<HashMap<ConnectionId, ConnectionState>>,
+    /// Room acknowledgement questions this node waits on other nodes for.
+    pub(crate) cluster: crate::cluster::Collectors,
 }
 
 impl<N: Network> Shared<N> {

@@ -175,6 +175,15 @@ pub trait Adapter: Send + Sync + 'static {
     /// The connections in `room`.
     fn members(&self, room: &str) -> impl Future<Output = Result<Vec<ConnectionId>, AdapterError>> + Send;
 
+    /// The connections in `room` that this node owns (all of them, for an adapter that
+    /// spans no other nodes). Answered from memory, without asking anyone.
+    fn local_members(&self, room: &str) -> Vec<ConnectionId>;
+
+    /// The other live nodes, as this node knows them now; none outside a cluster.
+    fn peers(&self) -> Vec<NodeId> {
+        Vec::new()
+    }
+
     /// Sends `message` to `target`; returns how many connections accepted it. The message
     /// is shared between recipients, never re-encoded.
     fn broadcast(
@@ -352,6 +361,10 @@ impl Adapter for LocalAdapter {
 
     fn members(&self, room: &str) -> impl Future<Output = Result<Vec<ConnectionId>, AdapterError>> + Send {
         ready(Ok(self.members_now(room)))
+    }
+
+    fn local_members(&self, room: &str) -> Vec<ConnectionId> {
+        self.members_now(room)
     }
 
     fn broadcast(

@@ -212,6 +212,14 @@ impl Adapter for RedisAdapter {
         Ok(members.into_iter().collect())
     }
 
+    fn local_members(&self, room: &str) -> Vec<ConnectionId> {
+        self.local.as_ref().map(|local| local.members_now(room)).unwrap_or_default()
+    }
+
+    fn peers(&self) -> Vec<NodeId> {
+        self.shared.peers()
+    }
+
     /// Returns how many of *this node's* connections accepted it (the other nodes' counts
     /// would cost a round trip each).
     async fn broadcast(&self, target: &Target, message: Message) -> Result<usize, AdapterError> {
