@@ -18,9 +18,8 @@
 //!   Autobahn conformance cases need, with `--max-message-size 33554432` for their 16 MiB
 //!   messages); frames of a plain WebSocket client pass through byte for byte either way.
 //! - `--redis redis://HOST:PORT` joins a cluster of servers sharing rooms over Redis
-//!   (`redis_adapter`): relays, channel rooms and sync pushes reach the clients of every
-//!   node started with the same Redis and `--redis-prefix` (default `realtime`). Presence
-//!   (views) is still per node.
+//!   (`redis_adapter`): relays, channel rooms, sync pushes and presence reach the clients
+//!   of every node started with the same Redis and `--redis-prefix` (default `realtime`).
 //!
 //! Ctrl-C or SIGTERM shuts it down gracefully (close 1001 to every client).
 //!

@@ -471,7 +471,8 @@ impl<N: Network> SyncHandle<N> {
     }
 
     /// Pushes to the subscribers of `paths` that `accept` says yes to, each once. The
-    /// predicate runs on this node's connections.
+    /// predicate runs on this node's connections: in a cluster, only this node's
+    /// subscribers are reached (a closure cannot travel to other nodes).
     pub async fn push_filtered<T: Serialize + ?Sized>(
         &self,
         paths: &[&str],
@@ -484,7 +485,7 @@ impl<N: Network> SyncHandle<N> {
         let mut count = 0;
         for path in paths {
             let message = encode(path, op, data)?;
-            for id in adapter.members(&room(path)).await? {
+            for id in adapter.local_members(&room(path)) {
                 if !reached.insert(id) {
                     continue;
                 }
