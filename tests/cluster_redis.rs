@@ -603,3 +603,34 @@ async fn routers_reach_every_node_acked_room_emits_included() {
         server.shutdown().await;
     }
 }
+
+/// With every packet on one channel, answers still reach only the node that asked.
+#[tokio::test]
+async fn the_single_channel_layout_works_the_same() {
+    let Some(redis) = RedisServer::start() else { return };
+    let mut nodes = Vec::new();
+    for _ in 0..3 {
+        let config = cluster_config(&redis).layout(redis_adapter::ChannelLayout::Single);
+        let cluster = within(RedisCluster::connect(config)).await.unwrap();
+        nodes.push(Server::bind_with("127.0.0.1:0", ServerConfig::default(), cluster).await.unwrap());
+    }
+    for server in &nodes {
+        until_nodes(server, 3).await;
+    }
+    let mut events = nodes[1].events().unwrap();
+    let (mut ws, id) = client(&nodes[1], &mut events).await;
+    nodes[0].adapter().join(id, "r".into()).await.unwrap();
+    assert_eq!(within(nodes[2].adapter().members("r")).await.unwrap(), vec![id]);
+    assert_eq!(
+        within(nodes[2].adapter().rooms_of(id)).await.unwrap(),
+        vec![realtime::network_core::Room::from("r")]
+    );
+    within(nodes[2].adapter().broadcast(&Target::room("r"), Message::from("one channel"))).await.unwrap();
+    within(nodes[2].adapter().broadcast(&Target::everyone(), Message::from("end"))).await.unwrap();
+    assert_eq!(text(&mut ws).await, "one channel");
+    assert_eq!(text(&mut ws).await, "end");
+    drop(ws);
+    for server in nodes {
+        server.shutdown().await;
+    }
+}
