@@ -75,7 +75,9 @@ pub trait Network: Clone + Send + Sync + 'static {
         self.hub().connection(id)
     }
 
-    /// Sends `message` to every open connection; returns how many accepted it.
+    /// Sends `message` to every open connection of this network (on a cluster node: of
+    /// this node only; `adapter().broadcast(&Target::everyone(), ..)` reaches every node);
+    /// returns how many accepted it.
     ///
     /// The message is shared, not copied, between connections.
     fn broadcast(&self, message: &Message) -> usize {
