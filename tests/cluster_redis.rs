@@ -634,3 +634,17 @@ async fn the_single_channel_layout_works_the_same() {
         server.shutdown().await;
     }
 }
+
+/// A node that joined but never got a server (its bind failed, say) leaves when dropped.
+#[tokio::test]
+async fn an_unused_cluster_handle_leaves_when_dropped() {
+    let Some(redis) = RedisServer::start() else { return };
+    let a = node(&redis).await;
+    let mut events = a.adapter().events();
+    let unused = within(RedisCluster::connect(cluster_config(&redis))).await.unwrap();
+    let gone = unused.node();
+    until_nodes(&a, 2).await;
+    drop(unused);
+    within(async { while events.recv().await.unwrap() != ClusterEvent::NodeDown(gone) {} }).await;
+    a.shutdown().await;
+}

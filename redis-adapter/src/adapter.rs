@@ -33,9 +33,21 @@ use crate::packet::{Answer, Body, Op, broadcast_body};
 /// server.shutdown().await; // also leaves the cluster
 /// # Ok(()) }
 /// ```
+///
+/// Dropped without being handed to a server (the server could not bind, say), it leaves
+/// the cluster: its tasks stop, and the others drop it after its heartbeat timeout.
 #[derive(Debug)]
 pub struct RedisCluster {
-    adapter: RedisAdapter,
+    shared: Arc<Shared>,
+}
+
+impl Drop for RedisCluster {
+    fn drop(&mut self) {
+        // Built means a server's adapter holds the node now (its shutdown leaves).
+        if self.shared.local.get().is_none() {
+            self.shared.stop.cancel();
+        }
+    }
 }
 
 impl RedisCluster {
@@ -66,17 +78,17 @@ impl RedisCluster {
         shared.tasks.spawn(node::run_subscriber(shared.clone(), client, subscription));
         shared.tasks.spawn(node::run_heartbeat(shared.clone()));
         tracing::info!(%node, "joined the cluster");
-        Ok(Self { adapter: RedisAdapter { local: None, shared } })
+        Ok(Self { shared })
     }
 
     /// This node's number.
     pub fn node(&self) -> NodeId {
-        self.adapter.shared.node
+        self.shared.node
     }
 
     /// This node's cluster events, from now on (see [`RedisAdapter::events`]).
     pub fn events(&self) -> broadcast::Receiver<ClusterEvent> {
-        self.adapter.events()
+        self.shared.events()
     }
 }
 
@@ -86,8 +98,9 @@ impl AdapterFactory for RedisCluster {
     fn build(self, registry: Registry) -> RedisAdapter {
         let local = LocalAdapter::new(registry);
         // A `RedisCluster` is consumed here, so this is the only server it serves.
-        let _ = self.adapter.shared.local.set(local.clone());
-        RedisAdapter { local: Some(local), shared: self.adapter.shared }
+        let shared = self.shared.clone();
+        let _ = shared.local.set(local.clone());
+        RedisAdapter { local: Some(local), shared }
     }
 }
 
