@@ -33,8 +33,10 @@
 use std::net::SocketAddr;
 
 use anyhow::{Context, bail};
+use futures_util::StreamExt;
+use futures_util::stream::FuturesUnordered;
 use realtime::channels::{Channel, ChannelsConfig, RemoteError};
-use realtime::network_core::{Adapter, Identity, Network, NetworkEvent, Target};
+use realtime::network_core::{Adapter, AdapterError, Identity, Network, NetworkEvent, Target};
 use realtime::sync::{RemoteError as SyncError, Route, SyncConfig};
 use realtime::views::ViewsConfig;
 use realtime::ws_server::{Accept, HandshakeHook, Server, ServerConfig};
@@ -81,8 +83,23 @@ async fn serve<A: Adapter>(server: Server<A>, options: &Options) -> anyhow::Resu
 
     let shutdown = shutdown_signal();
     tokio::pin!(shutdown);
+    // Relays waiting for the cluster to take them (see below); bounded.
+    let mut relaying: FuturesUnordered<Relay> = FuturesUnordered::new();
     loop {
+        if relaying.len() >= MAX_RELAYS_IN_FLIGHT {
+            // Full: wait for the oldest outcomes before reading more (the readers then
+            // hold their clients back: TCP backpressure, nothing dropped).
+            if let Some(Err(error)) = relaying.next().await {
+                tracing::warn!(%error, "relay incomplete");
+            }
+            continue;
+        }
         tokio::select! {
+            Some(outcome) = relaying.next(), if !relaying.is_empty() => {
+                if let Err(error) = outcome {
+                    tracing::warn!(%error, "relay incomplete");
+                }
+            }
             event = events.recv() => match event {
                 Some(NetworkEvent::Added(connection)) => {
                     tracing::info!(id = %connection.id(), remote = ?connection.meta().remote_addr, "connected");
@@ -92,10 +109,18 @@ async fn serve<A: Adapter>(server: Server<A>, options: &Options) -> anyhow::Resu
                     let _ = connection.send(message);
                 }
                 Some(NetworkEvent::Message { connection, message }) => {
-                    // To every other connection, on every node of a cluster.
+                    // To every other connection, on every node of a cluster. The first poll
+                    // delivers here and queues the publish, in arrival order; with a cluster
+                    // adapter only Redis's receipt is left, awaited out of line so that one
+                    // round trip per relay does not bound the relay rate.
                     let others = Target::everyone().except(connection.id());
-                    if let Err(error) = server.adapter().broadcast(&others, message).await {
-                        tracing::warn!(%error, "relay incomplete");
+                    let server = server.clone();
+                    let mut relay: Relay =
+                        Box::pin(async move { server.adapter().broadcast(&others, message).await });
+                    match futures_util::poll!(relay.as_mut()) {
+                        std::task::Poll::Ready(Err(error)) => tracing::warn!(%error, "relay incomplete"),
+                        std::task::Poll::Ready(Ok(_)) => {}
+                        std::task::Poll::Pending => relaying.push(relay),
                     }
                 }
                 Some(NetworkEvent::Removed { connection, frame }) => {
@@ -113,6 +138,12 @@ async fn serve<A: Adapter>(server: Server<A>, options: &Options) -> anyhow::Resu
     server.shutdown().await;
     Ok(())
 }
+
+/// A relay whose outcome is still to come.
+type Relay = std::pin::Pin<Box<dyn Future<Output = Result<usize, AdapterError>> + Send>>;
+
+/// Relays in flight at most; past it the server reads nothing more until some finish.
+const MAX_RELAYS_IN_FLIGHT: usize = 1024;
 
 /// `?user=NAME` becomes the connection's identity. A demo only: nothing checks the name.
 fn demo_identity() -> HandshakeHook {

@@ -8,7 +8,9 @@
 //!   64-byte trigger frames in flight. Each frame carries its sequence number; subscribers
 //!   count deliveries in a shared per-sequence counter, and only the delivery that
 //!   completes a broadcast reads the clock, records the broadcast's latency and lets the
-//!   publisher send the next frame.
+//!   publisher send the next frame. With `--member-urls URL,URL` (the cross-node scenario)
+//!   the subscribers are split evenly over those servers (the first ones take the
+//!   remainder) while the publisher stays on `--url`.
 //!
 //! - memory: N connections (path `/sub`) that each send one views `open` frame for a view
 //!   (`idle-{i / per_view}`, `--per-view`, default 1: a view each) and then only read. With `--await-state 1` (ours, the only
@@ -17,7 +19,11 @@
 //!   answered), until killed or [`MEMORY_HOLD`] has passed.
 //!
 //! Echo and fan-out print `measuring` when the warm-up ends and then one JSON line of
-//! results.
+//! results. Fan-out then checks that every member got every frame exactly once: the
+//! publisher stops, the in-flight frames drain, and a line `check {JSON}` gives the frames
+//! sent, the deliveries counted against sent x members, the frames a member got out of
+//! sequence (a duplicate, a loss or a reordering each count), and the members that did not
+//! end on the last frame sent.
 
 use std::collections::VecDeque;
 use std::io::Write;
@@ -43,6 +49,11 @@ type Ws = WebSocketStream<MaybeTlsStream<TcpStream>>;
 const RING: usize = 4096;
 /// Traffic before the measured window.
 const WARMUP: Duration = Duration::from_secs(1);
+/// Fan-out check: the longest the in-flight frames may take to drain after the publisher
+/// stopped...
+const DRAIN_BOUND: Duration = Duration::from_secs(10);
+/// ...and how long the counts must then stay unchanged (a late duplicate would show).
+const DRAIN_STABLE: Duration = Duration::from_millis(300);
 /// Connections opened at once.
 const CONNECT_BATCH: usize = 100;
 /// Read buffer of each load connection in the echo and fan-out scenarios.
@@ -109,6 +120,15 @@ struct Shared {
     window: Semaphore,
     /// Connections that ended before the run did.
     lost: AtomicU64,
+    /// Fan-out: set after the measured window; the publisher sends nothing more.
+    stopping: AtomicBool,
+    /// Fan-out: frames the publisher sent, in all.
+    sent: AtomicU64,
+    /// Fan-out: frames a member got with another sequence number than the one after its
+    /// previous frame (the first expected is 0).
+    sequence_errors: AtomicU64,
+    /// Fan-out: the sequence number each member expects next (= frames it got in order).
+    next_seq: Box<[AtomicU64]>,
 }
 
 impl Shared {
@@ -129,6 +149,16 @@ pub(crate) fn main(args: &Args) -> Result<(), BoxError> {
         return memory(&url, connections, per_view, await_state);
     }
     let echo = echo_frame(&args.str_or("payload", "json"))?;
+    let member_urls: Vec<String> = args
+        .str_or("member-urls", &url)
+        .split(',')
+        .map(str::trim)
+        .filter(|u| !u.is_empty())
+        .map(str::to_owned)
+        .collect();
+    if member_urls.is_empty() {
+        return Err("--member-urls needs at least one URL".into());
+    }
     if connections == 0 || in_flight == 0 || in_flight >= RING || !seconds.is_finite() || seconds <= 0.0 {
         return Err("need connections > 0, 0 < in-flight < 4096, seconds > 0".into());
     }
@@ -144,6 +174,10 @@ pub(crate) fn main(args: &Args) -> Result<(), BoxError> {
             completed: AtomicU64::new(0),
             window: Semaphore::new(0),
             lost: AtomicU64::new(0),
+            stopping: AtomicBool::new(false),
+            sent: AtomicU64::new(0),
+            sequence_errors: AtomicU64::new(0),
+            next_seq: (0..connections).map(|_| AtomicU64::new(0)).collect(),
         });
         match scenario.as_str() {
             "echo" => {
@@ -152,9 +186,16 @@ pub(crate) fn main(args: &Args) -> Result<(), BoxError> {
                 }
             }
             "fanout" => {
-                let subscribers = connect_all(&format!("{url}/sub"), connections, LOAD_READ_BUFFER).await?;
-                for ws in subscribers {
-                    tokio::spawn(subscriber(ws, connections as u64, shared.clone()));
+                let mut subscribers = Vec::with_capacity(connections);
+                for (index, member_url) in member_urls.iter().enumerate() {
+                    // An even split; the first `connections % n` servers take one more.
+                    let share = connections / member_urls.len()
+                        + usize::from(index < connections % member_urls.len());
+                    subscribers
+                        .extend(connect_all(&format!("{member_url}/sub"), share, LOAD_READ_BUFFER).await?);
+                }
+                for (index, ws) in subscribers.into_iter().enumerate() {
+                    tokio::spawn(subscriber(ws, index, connections as u64, shared.clone()));
                 }
                 let publisher_ws = connect_all(&format!("{url}/pub"), 1, LOAD_READ_BUFFER).await?;
                 // Let the server register every member before the first broadcast: a
@@ -194,8 +235,43 @@ pub(crate) fn main(args: &Args) -> Result<(), BoxError> {
             "lost_connections": shared.lost.load(Ordering::Relaxed),
         });
         say(&result.to_string())?;
+        if scenario == "fanout" {
+            say(&format!("check {}", drain_and_check(&shared, connections).await))?;
+        }
         // The client tasks run forever; leave without waiting for them.
         std::process::exit(0)
+    })
+}
+
+/// Fan-out: stops the publisher, waits until the frames in flight have reached every
+/// member (or [`DRAIN_BOUND`] passed), and counts what every member got against what was
+/// sent, over the whole run (warm-up included).
+async fn drain_and_check(shared: &Shared, connections: usize) -> serde_json::Value {
+    shared.stopping.store(true, Ordering::Relaxed);
+    let members = connections as u64;
+    let snapshot = || (shared.sent.load(Ordering::Relaxed), shared.count.load(Ordering::Relaxed));
+    let deadline = Instant::now() + DRAIN_BOUND;
+    let mut last = snapshot();
+    let mut stable_since = Instant::now();
+    while Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        let now = snapshot();
+        if now != last {
+            last = now;
+            stable_since = Instant::now();
+        } else if now.1 >= now.0 * members && stable_since.elapsed() >= DRAIN_STABLE {
+            break;
+        }
+    }
+    let (sent, delivered) = snapshot();
+    let incomplete = shared.next_seq.iter().filter(|next| next.load(Ordering::Relaxed) != sent).count();
+    serde_json::json!({
+        "sent": sent,
+        "members": members,
+        "delivered": delivered,
+        "expected": sent * members,
+        "sequence_errors": shared.sequence_errors.load(Ordering::Relaxed),
+        "members_incomplete": incomplete,
     })
 }
 
@@ -255,12 +331,19 @@ async fn echo_client(mut ws: Ws, frame: Message, in_flight: usize, shared: Arc<S
     shared.lost.fetch_add(1, Ordering::Relaxed);
 }
 
-async fn subscriber(mut ws: Ws, members: u64, shared: Arc<Shared>) {
+async fn subscriber(mut ws: Ws, index: usize, members: u64, shared: Arc<Shared>) {
     while let Some(Ok(message)) = ws.next().await {
         let Message::Binary(payload) = message else { continue };
         let Some(seq) = payload.get(..8).and_then(|b| <[u8; 8]>::try_from(b).ok()) else { continue };
+        let seq = u64::from_le_bytes(seq);
         shared.count.fetch_add(1, Ordering::Relaxed);
-        let slot = (u64::from_le_bytes(seq) % RING as u64) as usize;
+        // One member's frames come in the publisher's order (one node delivers them in
+        // order, and the cluster keeps one node's broadcasts in order), so anything but
+        // the next number is a duplicate, a loss or a reordering.
+        if shared.next_seq[index].swap(seq + 1, Ordering::Relaxed) != seq {
+            shared.sequence_errors.fetch_add(1, Ordering::Relaxed);
+        }
+        let slot = (seq % RING as u64) as usize;
         if shared.delivered[slot].fetch_add(1, Ordering::Relaxed) + 1 == members {
             shared.delivered[slot].store(0, Ordering::Relaxed);
             shared.completed.fetch_add(1, Ordering::Relaxed);
@@ -285,6 +368,10 @@ async fn publisher(mut ws: Ws, shared: Arc<Shared>) {
     loop {
         let Ok(permit) = shared.window.acquire().await else { break };
         permit.forget();
+        if shared.stopping.load(Ordering::Relaxed) {
+            // The check after the measured window: nothing more to send.
+            return;
+        }
         if ws.feed(trigger(seq)).await.is_err() {
             break;
         }
@@ -300,6 +387,7 @@ async fn publisher(mut ws: Ws, shared: Arc<Shared>) {
         if ws.flush().await.is_err() {
             break;
         }
+        shared.sent.store(seq, Ordering::Relaxed);
     }
     shared.lost.fetch_add(1, Ordering::Relaxed);
 }

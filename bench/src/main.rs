@@ -5,11 +5,16 @@
 //! ```text
 //! cargo run --release -p bench -- run [--runs 5] [--seconds 10] [--only SUBSTRING] [--impls raw,ours,node]
 //! cargo run --release -p bench -- serve --impl ours|raw --scenario echo|fanout|memory [--listen 127.0.0.1:0]
+//! cargo run --release -p bench -- serve --impl ours --scenario fanout --cluster-redis redis://HOST:PORT \
+//!     [--broadcast awaited|pipelined]
 //! cargo run --release -p bench -- load --scenario echo|fanout --url ws://ADDR \
-//!     --connections N --in-flight K --seconds S [--payload json|msgpack]
+//!     --connections N --in-flight K --seconds S [--payload json|msgpack] [--member-urls ws://A,ws://B]
 //! cargo run --release -p bench -- load --scenario memory --url ws://ADDR --connections N [--per-view K] [--await-state 0|1]
 //! cargo run --release -p bench -- features run|serve|load ...   (router scenarios, see `features`)
 //! ```
+//!
+//! `run --only cross-node` runs the fan-out across two nodes of a cluster on a Redis it
+//! starts, against one node in the same run (see `run/cross_node.rs`).
 //!
 //! `run` without `--only` ends with `features run` (the reconnect storm, presence churn and
 //! sync push scenarios, ours against raw), so that one command runs every scenario.
@@ -71,7 +76,8 @@ impl Args {
 
 const USAGE: &str = "usage: bench run [--runs R] [--seconds S] [--only SUBSTRING] [--impls raw,ours,node]
        bench serve --impl ours|raw --scenario echo|fanout|memory [--listen 127.0.0.1:0]
-       bench load --scenario echo|fanout --url ws://ADDR --connections N --in-flight K --seconds S [--payload json|msgpack]
+       bench serve --impl ours --scenario fanout --cluster-redis redis://HOST:PORT [--broadcast awaited|pipelined]
+       bench load --scenario echo|fanout --url ws://ADDR --connections N --in-flight K --seconds S [--payload json|msgpack] [--member-urls ws://A,ws://B]
        bench load --scenario memory --url ws://ADDR --connections N [--per-view K] [--await-state 0|1]
        bench features run [--runs R] [--seconds S] [--scenarios storm,churn,syncpush] [--storm-clients N]
        bench features serve|load ... (see bench/src/features/mod.rs)";

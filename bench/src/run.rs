@@ -9,6 +9,12 @@
 //!
 //! It prints the medians of the runs as Markdown tables with the ratios ours/raw and
 //! ours/node. Every phase has a deadline, and every child is killed on every path.
+//!
+//! The cross-node fan-out (label containing `cross-node`, see [`cross_node`]) runs ours
+//! only: two nodes in one cluster over a `redis-server` it starts, against one node, in
+//! the same run, with its own table.
+
+mod cross_node;
 
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
@@ -26,6 +32,8 @@ enum Kind {
     Echo { payload: &'static str },
     /// Deliveries of the publisher's frames to every member of one room.
     Fanout,
+    /// The fan-out over two nodes of a cluster on Redis, against one node (ours only).
+    CrossNode,
     /// Resident memory per idle connection.
     Memory,
 }
@@ -35,7 +43,7 @@ impl Kind {
     fn name(self) -> &'static str {
         match self {
             Kind::Echo { .. } => "echo",
-            Kind::Fanout => "fanout",
+            Kind::Fanout | Kind::CrossNode => "fanout",
             Kind::Memory => "memory",
         }
     }
@@ -53,7 +61,7 @@ struct Scenario {
     per_view: usize,
 }
 
-const SCENARIOS: [Scenario; 8] = [
+const SCENARIOS: [Scenario; 9] = [
     Scenario {
         label: "echo, 1 connection, JSON, 1 in flight",
         kind: Kind::Echo { payload: "json" },
@@ -94,6 +102,13 @@ const SCENARIOS: [Scenario; 8] = [
         kind: Kind::Fanout,
         connections: 1000,
         in_flight: 1,
+        per_view: 1,
+    },
+    Scenario {
+        label: "fan-out across nodes (cross-node, Redis), 1,000 members, 32 in flight",
+        kind: Kind::CrossNode,
+        connections: 1000,
+        in_flight: 32,
         per_view: 1,
     },
     Scenario {
@@ -141,6 +156,40 @@ struct Sample {
     cpu_share: f64,
     p50_us: f64,
     p99_us: f64,
+    /// Fan-out: the load's count of deliveries after the run (`None`: not fan-out, or the
+    /// load did not report it).
+    check: Option<Check>,
+}
+
+/// The fan-out load's check after its measured window (its `check` line): over the whole
+/// run, what every member got against what the publisher sent.
+#[derive(Clone, Copy, Debug)]
+struct Check {
+    sent: u64,
+    delivered: u64,
+    expected: u64,
+    sequence_errors: u64,
+    members_incomplete: u64,
+}
+
+impl Check {
+    /// ` | deliveries: ...` for a run's line on stderr.
+    fn summary(&self) -> String {
+        format!(
+            " | deliveries: {} of {} sent x members ({} frames), {} out of sequence, {} members short{}",
+            self.delivered,
+            self.expected,
+            self.sent,
+            self.sequence_errors,
+            self.members_incomplete,
+            if self.exact() { ", exactly once" } else { ", NOT exactly once" }
+        )
+    }
+
+    /// Every member got every frame sent, exactly once and in order.
+    fn exact(&self) -> bool {
+        self.delivered == self.expected && self.sequence_errors == 0 && self.members_incomplete == 0
+    }
 }
 
 /// What one memory run measured.
@@ -212,6 +261,7 @@ pub(crate) fn main(args: &Args) -> Result<(), BoxError> {
 
     let mut throughput_rows = Vec::new();
     let mut memory_rows = Vec::new();
+    let mut cross_node_rows = Vec::new();
     for scenario in scenarios {
         let needed = scenario.connections as u64 + SPARE_FILES;
         if needed > launcher.max_open_files {
@@ -221,7 +271,13 @@ pub(crate) fn main(args: &Args) -> Result<(), BoxError> {
             );
             continue;
         }
-        if scenario.kind == Kind::Memory {
+        if scenario.kind == Kind::CrossNode {
+            if !impls.contains(&"ours") {
+                println!("skipped: {} (ours only, and --impls leaves ours out)", scenario.label);
+            } else if let Some(row) = cross_node::scenario(&launcher, scenario, runs, seconds, ticks) {
+                cross_node_rows.push(row);
+            }
+        } else if scenario.kind == Kind::Memory {
             let mut samples: Vec<Vec<MemorySample>> = vec![Vec::new(); impls.len()];
             for run in 0..runs {
                 for (index, implementation) in impls.iter().enumerate() {
@@ -253,14 +309,15 @@ pub(crate) fn main(args: &Args) -> Result<(), BoxError> {
                     match one_run(&launcher, scenario, implementation, seconds, ticks) {
                         Ok(sample) => {
                             eprintln!(
-                                "{} | {implementation} | run {} | {:.0}/s | {:.0}/CPU-s | CPU {:.0}% | p50 {} us | p99 {} us",
+                                "{} | {implementation} | run {} | {:.0}/s | {:.0}/CPU-s | CPU {:.0}% | p50 {} us | p99 {} us{}",
                                 scenario.label,
                                 run + 1,
                                 sample.rate,
                                 sample.per_cpu_second,
                                 sample.cpu_share * 100.0,
                                 sample.p50_us,
-                                sample.p99_us
+                                sample.p99_us,
+                                sample.check.map(|c| c.summary()).unwrap_or_default()
                             );
                             samples[index].push(sample);
                         }
@@ -280,6 +337,9 @@ pub(crate) fn main(args: &Args) -> Result<(), BoxError> {
     }
     if !memory_rows.is_empty() {
         print_memory(&impls, &memory_rows);
+    }
+    if !cross_node_rows.is_empty() {
+        cross_node::print(&cross_node_rows);
     }
     if only.is_empty() {
         run_router_scenarios(runs, seconds)?;
@@ -383,6 +443,8 @@ fn median_sample(samples: &[Sample]) -> Option<Sample> {
         cpu_share: of(|s| s.cpu_share),
         p50_us: of(|s| s.p50_us),
         p99_us: of(|s| s.p99_us),
+        // Per run, not a median: see the runs' lines on stderr.
+        check: None,
     })
 }
 
@@ -444,8 +506,9 @@ impl Launcher {
         Ok(Killed(child))
     }
 
-    /// Starts the server `implementation` for `kind` on CPU 0.
-    fn spawn_server(&self, implementation: &str, kind: Kind) -> Result<Killed, BoxError> {
+    /// Starts the server `implementation` for `kind` on CPU 0, with `extra` arguments
+    /// (`bench serve` only).
+    fn spawn_server(&self, implementation: &str, kind: Kind, extra: &[String]) -> Result<Killed, BoxError> {
         let listen = ["--scenario", kind.name(), "--listen", "127.0.0.1:0"].map(str::to_owned);
         if implementation == "node" {
             let script = self
@@ -460,6 +523,7 @@ impl Launcher {
         } else {
             let mut args = vec!["serve".to_owned(), "--impl".to_owned(), implementation.to_owned()];
             args.extend(listen);
+            args.extend_from_slice(extra);
             self.spawn(0, std::env::current_exe()?, &args)
         }
     }
@@ -516,14 +580,15 @@ fn prepare_node(dir: &Path) -> Result<String, String> {
     }
 }
 
-/// Starts the server and waits for its `listening on ws://ADDR` line: the server, its pid
-/// and its URL.
+/// Starts the server (with `extra` arguments for `bench serve`) and waits for its
+/// `listening on ws://ADDR` line: the server, its pid and its URL.
 fn start_server(
     launcher: &Launcher,
     implementation: &str,
     kind: Kind,
+    extra: &[String],
 ) -> Result<(Killed, u32, String), BoxError> {
-    let mut server = launcher.spawn_server(implementation, kind)?;
+    let mut server = launcher.spawn_server(implementation, kind, extra)?;
     let pid = server.pid();
     let server_lines = lines(&mut server)?;
     let line = wait_for(&server_lines, ANNOUNCE_DEADLINE, "the server's address", |l| {
@@ -540,12 +605,61 @@ fn one_run(
     seconds: f64,
     ticks: f64,
 ) -> Result<Sample, BoxError> {
-    let (server, server_pid, url) = start_server(launcher, implementation, scenario.kind)?;
+    let (server, server_pid, url) = start_server(launcher, implementation, scenario.kind, &[])?;
+    let measured = measure(launcher, scenario, &url, &[], &[server_pid], seconds, ticks)?;
+    drop(server);
+    let cpu_seconds = measured.cpu_seconds[0];
+    Ok(Sample {
+        rate: measured.number("rate"),
+        per_cpu_second: per_cpu_second(measured.number("count"), cpu_seconds),
+        cpu_share: cpu_seconds / measured.wall,
+        p50_us: measured.number("p50_us"),
+        p99_us: measured.number("p99_us"),
+        check: measured.check,
+    })
+}
+
+/// Messages per CPU-second; NaN when no CPU time was counted.
+fn per_cpu_second(count: f64, cpu_seconds: f64) -> f64 {
+    if cpu_seconds > 0.0 { count / cpu_seconds } else { f64::NAN }
+}
+
+/// What one echo or fan-out load reported, and the CPU time the watched processes used in
+/// its measured window.
+struct Measured {
+    /// The load's JSON result line.
+    result: serde_json::Value,
+    /// CPU seconds of each watched process over the window, in the order given.
+    cpu_seconds: Vec<f64>,
+    /// The window as this process saw it, in seconds.
+    wall: f64,
+    /// Fan-out: the load's delivery check.
+    check: Option<Check>,
+}
+
+impl Measured {
+    /// A number of the load's result, 0 when missing.
+    fn number(&self, key: &str) -> f64 {
+        self.result.get(key).and_then(serde_json::Value::as_f64).unwrap_or(0.0)
+    }
+}
+
+/// Runs `bench load` for `scenario` against `url` (with `extra` arguments) and reads the
+/// CPU time of the processes `pids` around its measured window.
+fn measure(
+    launcher: &Launcher,
+    scenario: &Scenario,
+    url: &str,
+    extra: &[String],
+    pids: &[u32],
+    seconds: f64,
+    ticks: f64,
+) -> Result<Measured, BoxError> {
     let mut args: Vec<String> = [
         "--scenario",
         scenario.kind.name(),
         "--url",
-        &url,
+        url,
         "--connections",
         &scenario.connections.to_string(),
         "--in-flight",
@@ -558,34 +672,69 @@ fn one_run(
     if let Kind::Echo { payload } = scenario.kind {
         args.extend(["--payload".to_owned(), payload.to_owned()]);
     }
+    args.extend_from_slice(extra);
     let mut load = launcher.spawn_load(&args)?;
     let load_lines = lines(&mut load)?;
     // Connecting, registering the members and the 1 s warm-up.
     let warm_up = connect_deadline(scenario.connections) + Duration::from_secs(30);
     wait_for(&load_lines, warm_up, "the load's warm-up", |l| l == "measuring")?;
-    let cpu_before = cpu_ticks(server_pid)?;
+    let cpu_before = pids.iter().map(|pid| cpu_ticks(*pid)).collect::<Result<Vec<_>, _>>()?;
     let wall_before = Instant::now();
     let result = wait_for(&load_lines, Duration::from_secs_f64(seconds + 30.0), "the load's result", |l| {
         l.starts_with('{')
     })?;
-    let cpu_after = cpu_ticks(server_pid)?;
+    let cpu_after = pids.iter().map(|pid| cpu_ticks(*pid)).collect::<Result<Vec<_>, _>>()?;
     let wall = wall_before.elapsed().as_secs_f64();
+    // After the window (its CPU time is not counted): the load drains and checks.
+    let check = if scenario.kind == Kind::Fanout || scenario.kind == Kind::CrossNode {
+        read_check(&load_lines)
+    } else {
+        None
+    };
     drop(load);
-    drop(server);
-    let value: serde_json::Value = serde_json::from_str(&result)?;
-    let number = |key: &str| value.get(key).and_then(serde_json::Value::as_f64).unwrap_or(0.0);
-    if number("lost_connections") > 0.0 {
-        eprintln!("warning: {} client connections ended during the run", number("lost_connections"));
+    let result: serde_json::Value = serde_json::from_str(&result)?;
+    let measured = Measured {
+        result,
+        cpu_seconds: cpu_before
+            .iter()
+            .zip(&cpu_after)
+            .map(|(before, after)| (after - before) / ticks)
+            .collect(),
+        wall,
+        check,
+    };
+    if measured.number("lost_connections") > 0.0 {
+        eprintln!("warning: {} client connections ended during the run", measured.number("lost_connections"));
     }
-    let cpu_seconds = (cpu_after - cpu_before) / ticks;
-    let count = number("count");
-    Ok(Sample {
-        rate: number("rate"),
-        per_cpu_second: if cpu_seconds > 0.0 { count / cpu_seconds } else { f64::NAN },
-        cpu_share: cpu_seconds / wall,
-        p50_us: number("p50_us"),
-        p99_us: number("p99_us"),
-    })
+    Ok(measured)
+}
+
+/// The fan-out load's `check` line, if it comes in time; warns unless every member got
+/// every frame exactly once.
+fn read_check(load_lines: &std::sync::mpsc::Receiver<String>) -> Option<Check> {
+    // The load's drain bound (10 s) and a margin.
+    let line = match wait_for(load_lines, Duration::from_secs(15), "the load's check", |l| {
+        l.starts_with("check ")
+    }) {
+        Ok(line) => line,
+        Err(error) => {
+            eprintln!("warning: no delivery check: {error}");
+            return None;
+        }
+    };
+    let value: serde_json::Value = serde_json::from_str(line.trim_start_matches("check ")).ok()?;
+    let number = |key: &str| value.get(key).and_then(serde_json::Value::as_u64).unwrap_or(0);
+    let check = Check {
+        sent: number("sent"),
+        delivered: number("delivered"),
+        expected: number("expected"),
+        sequence_errors: number("sequence_errors"),
+        members_incomplete: number("members_incomplete"),
+    };
+    if !check.exact() {
+        eprintln!("warning: deliveries not exactly once: {check:?}");
+    }
+    Some(check)
 }
 
 /// The memory scenario, once: the server's RSS growth per idle connection.
@@ -594,7 +743,7 @@ fn memory_run(
     scenario: &Scenario,
     implementation: &str,
 ) -> Result<MemorySample, BoxError> {
-    let (server, server_pid, url) = start_server(launcher, implementation, scenario.kind)?;
+    let (server, server_pid, url) = start_server(launcher, implementation, scenario.kind, &[])?;
     std::thread::sleep(MEMORY_START_SETTLE);
     let before_kib = resident_kib(server_pid)?;
     let connections = scenario.connections.to_string();

@@ -6,18 +6,31 @@
 //!   frame of the publisher to the room through the adapter, shared, never copied. Memory
 //!   does what a real application does with an idle connection: joins it to a room on
 //!   `Added`, and serves the views router (`views::ViewsConfig`) that the client opens a
-//!   view through.
+//!   view through. With `--cluster-redis redis://HOST:PORT` it first joins the cluster on
+//!   that Redis (`redis_adapter::RedisCluster`, default `RedisConfig`) and serves with that
+//!   adapter (`Server::bind_with`): a fan-out broadcast then reaches this node's members and
+//!   is published once to Redis, and every other node delivers it to its own members. The
+//!   event loop is the same code for both adapters; it awaits each broadcast, as an
+//!   application's handler would, which with Redis means until Redis took the publish.
+//!   `--broadcast pipelined` instead polls each broadcast once in line (which delivers to
+//!   this node's members and queues the publish, in the order the frames came) and awaits
+//!   its receipt out of line, so that the next frame need not wait for Redis.
 //! - `raw`: the textbook tokio-tungstenite server with no framework: `accept_hdr_async`,
 //!   `split`, a writer task per connection fed by a bounded mpsc that feeds every queued
 //!   frame and flushes once; fan-out walks a `Mutex<HashMap>` of those senders. Memory keeps
 //!   each connection in that map and its id in a room set, and ignores what it reads.
 
 use std::collections::{HashMap, HashSet};
+use std::future::Future;
 use std::io::Write;
+use std::pin::Pin;
 use std::sync::{Arc, Mutex, PoisonError};
+use std::task::Poll;
 
+use futures_util::stream::FuturesUnordered;
 use futures_util::{SinkExt, StreamExt};
-use network_core::{Adapter, Network, NetworkEvent, Room, Target};
+use network_core::{Adapter, AdapterError, Network, NetworkEvent, Room, Target};
+use redis_adapter::{RedisCluster, RedisConfig};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::mpsc;
 use tokio_tungstenite::tungstenite::Message;
@@ -53,9 +66,23 @@ pub(crate) fn main(args: &Args) -> Result<(), BoxError> {
     };
     let listen = args.str_or("listen", "127.0.0.1:0");
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    let cluster = args.str_or("cluster-redis", "");
+    let pipelined = match args.str_or("broadcast", "awaited").as_str() {
+        "awaited" => false,
+        "pipelined" => true,
+        other => return Err(format!("unknown --broadcast {other} (awaited or pipelined)").into()),
+    };
     match implementation.as_str() {
-        "ours" => runtime.block_on(ours(&listen, scenario)),
-        "raw" => runtime.block_on(raw(&listen, scenario)),
+        "ours" if cluster.is_empty() => runtime.block_on(async {
+            ours(Server::bind(listen.as_str(), ServerConfig::default()).await?, scenario, pipelined).await
+        }),
+        "ours" => runtime.block_on(async {
+            let cluster = RedisCluster::connect(RedisConfig::new(cluster)).await?;
+            let server = Server::bind_with(listen.as_str(), ServerConfig::default(), cluster).await?;
+            ours(server, scenario, pipelined).await
+        }),
+        "raw" if cluster.is_empty() => runtime.block_on(raw(&listen, scenario)),
+        "raw" => Err("--cluster-redis is for --impl ours only".into()),
         other => Err(format!("unknown impl {other}").into()),
     }
 }
@@ -67,19 +94,50 @@ fn announce(addr: std::net::SocketAddr) -> Result<(), BoxError> {
     Ok(())
 }
 
-async fn ours(listen: &str, scenario: Scenario) -> Result<(), BoxError> {
-    let server = Server::bind(listen, ServerConfig::default()).await?;
+/// A broadcast whose outcome is awaited out of line (`--broadcast pipelined`).
+type Pending = Pin<Box<dyn Future<Output = Result<usize, AdapterError>>>>;
+
+/// Counts a broadcast that did not fully go out (with a cluster: not published to Redis)
+/// and reports it on stderr (the driver shows it) at the 1st, 2nd, 4th, ... failure, so
+/// that a storm of them does not become the work measured.
+fn note_failure(failed: &mut u64, outcome: Result<usize, AdapterError>) {
+    if let Err(error) = outcome {
+        *failed += 1;
+        if failed.is_power_of_two() {
+            eprintln!("serve: broadcast failed ({failed} so far): {error}");
+        }
+    }
+}
+
+/// Serves `scenario` on `server`, whose adapter is this process's rooms or a cluster's;
+/// `pipelined`: see the module doc.
+async fn ours<A: Adapter>(server: Server<A>, scenario: Scenario, pipelined: bool) -> Result<(), BoxError> {
     announce(server.local_addr().ok_or("no local address")?)?;
     let mut events = server.events().ok_or("events already taken")?;
     let room: Room = Arc::from("all");
     let target = Target::room(room.clone());
     let mut publisher = None;
+    let mut failed: u64 = 0;
+    // Pipelined broadcasts waiting for their outcome; always empty when awaited in line.
+    let mut pending: FuturesUnordered<Pending> = FuturesUnordered::new();
     if scenario == Scenario::Memory {
         // The router keeps its own state once attached; the `Presence` handle it returns
         // (for questions from server code) is not needed here.
         let _presence = views::ViewsConfig::default().attach(&server)?;
     }
-    while let Some(event) = events.recv().await {
+    loop {
+        let event = if pending.is_empty() {
+            events.recv().await
+        } else {
+            tokio::select! {
+                event = events.recv() => event,
+                Some(outcome) = pending.next() => {
+                    note_failure(&mut failed, outcome);
+                    continue;
+                }
+            }
+        };
+        let Some(event) = event else { break };
         match (scenario, event) {
             (Scenario::Echo, NetworkEvent::Message { connection, message }) => {
                 let _ = connection.send(message);
@@ -88,19 +146,34 @@ async fn ours(listen: &str, scenario: Scenario) -> Result<(), BoxError> {
                 if connection.meta().path == "/pub" {
                     publisher = Some(connection.id());
                 } else {
-                    server.adapter().join_now(connection.id(), room.clone());
+                    // Our own connection: answered from memory, with either adapter.
+                    let _ = server.adapter().join(connection.id(), room.clone()).await;
                 }
             }
             (Scenario::Fanout, NetworkEvent::Message { connection, message })
                 if Some(connection.id()) == publisher =>
             {
-                let _ = server.adapter().broadcast(&target, message).await;
+                if pipelined {
+                    let (server, target) = (server.clone(), target.clone());
+                    let mut broadcast: Pending =
+                        Box::pin(async move { server.adapter().broadcast(&target, message).await });
+                    // The first poll runs the broadcast up to its first wait: with the Redis
+                    // adapter, the local delivery and the queueing of the publish, here in
+                    // the order the frames came; only the receipt is left to wait for.
+                    match futures_util::poll!(broadcast.as_mut()) {
+                        Poll::Ready(outcome) => note_failure(&mut failed, outcome),
+                        Poll::Pending => pending.push(broadcast),
+                    }
+                } else {
+                    let outcome = server.adapter().broadcast(&target, message).await;
+                    note_failure(&mut failed, outcome);
+                }
             }
             (Scenario::Memory, NetworkEvent::Added(connection)) => {
-                server.adapter().join_now(connection.id(), room.clone());
+                let _ = server.adapter().join(connection.id(), room.clone()).await;
             }
             (Scenario::Fanout | Scenario::Memory, NetworkEvent::Removed { connection, .. }) => {
-                server.adapter().leave_all_now(connection.id());
+                let _ = server.adapter().leave_all(connection.id()).await;
             }
             _ => {}
         }

@@ -186,6 +186,13 @@ pub trait Adapter: Send + Sync + 'static {
 
     /// Sends `message` to `target`; returns how many connections accepted it. The message
     /// is shared between recipients, never re-encoded.
+    ///
+    /// Implementations deliver to this node's connections and hand the message on to
+    /// their backend when the future is first polled, so the order of broadcasts is the
+    /// order of their first polls; an adapter spanning nodes may then wait for its
+    /// backend's receipt. A caller emitting many messages can therefore poll each once in
+    /// turn and await the outcomes afterwards (as `examples/server.rs` relays do) without
+    /// reordering and without a backend round trip per message.
     fn broadcast(
         &self,
         target: &Target,

@@ -114,6 +114,13 @@ impl AdapterFactory for RedisCluster {
 ///   connection ask that node (its number is in the id);
 /// - heartbeats tell who is alive; a node silent for `heartbeat_timeout` is dropped.
 ///
+/// Throughput: a broadcast's future delivers locally and queues the publish on its first
+/// poll, then waits for Redis's receipt (one round trip, shared by up to 64 queued
+/// publishes). Awaiting each broadcast before making the next bounds one emitter to a
+/// broadcast per round trip (measured: 0.07x the single-node fan-out rate); polling each
+/// once and awaiting the receipts out of line keeps the order and ran at 0.96x
+/// (`docs/BENCHMARKS.md`, "Fan-out across nodes").
+///
 /// Guarantees: broadcasts from one node reach the others in the order that node made
 /// them; a broadcast that could not be published (Redis away, publish queue full) fails
 /// with [`AdapterError::NotPublished`] after reaching this node's members; nothing is
