@@ -648,3 +648,57 @@ async fn an_unused_cluster_handle_leaves_when_dropped() {
     within(async { while events.recv().await.unwrap() != ClusterEvent::NodeDown(gone) {} }).await;
     a.shutdown().await;
 }
+
+#[path = "support/proxy.rs"]
+mod proxy;
+
+/// A link to Redis that goes silent without closing (a half-open TCP connection, which
+/// no read or write would ever report): the node notices by its own heartbeats not
+/// coming back, reconnects, and the cluster carries on.
+#[tokio::test]
+async fn a_half_open_link_to_redis_is_noticed_and_replaced() {
+    let Some(redis) = RedisServer::start() else { return };
+    let redis_addr: std::net::SocketAddr = redis.url().trim_start_matches("redis://").parse().unwrap();
+    let link = proxy::Proxy::start(redis_addr).await;
+    let through_proxy = RedisConfig::new(format!("redis://{}", link.addr()))
+        .heartbeat_interval(Duration::from_millis(100))
+        .heartbeat_timeout(Duration::from_millis(400))
+        .command_timeout(Duration::from_millis(300));
+    let cluster = within(RedisCluster::connect(through_proxy)).await.unwrap();
+    let a = Server::bind_with("127.0.0.1:0", ServerConfig::default(), cluster).await.unwrap();
+    let b = node(&redis).await;
+    until_nodes(&a, 2).await;
+    until_nodes(&b, 2).await;
+    let mut b_events = b.events().unwrap();
+    let (mut on_b, _) = client(&b, &mut b_events).await;
+    let mut a_cluster = a.adapter().events();
+
+    assert!(link.freeze_all() >= 2, "A's command and subscription connections");
+    let mut seen = Vec::new();
+    within(async {
+        loop {
+            let event = a_cluster.recv().await.unwrap();
+            seen.push(event.clone());
+            if event == ClusterEvent::Connected && seen.contains(&ClusterEvent::Disconnected) {
+                return;
+            }
+        }
+    })
+    .await;
+    // Back: a broadcast from A reaches B's client.
+    within(async {
+        loop {
+            match a.adapter().broadcast(&Target::everyone(), Message::from("after the freeze")).await {
+                Ok(_) => return,
+                // The command connection may still be being replaced.
+                Err(AdapterError::NotPublished { .. }) => tokio::task::yield_now().await,
+                Err(other) => panic!("{other}"),
+            }
+        }
+    })
+    .await;
+    assert_eq!(text(&mut on_b).await, "after the freeze");
+    drop(on_b);
+    a.shutdown().await;
+    b.shutdown().await;
+}

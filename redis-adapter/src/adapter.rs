@@ -9,7 +9,6 @@ use network_core::{
     Adapter, AdapterError, AdapterFactory, ClusterInbox, ConnectionId, LocalAdapter, Message, NodeId,
     Registry, Room, Target,
 };
-use redis::aio::ConnectionManagerConfig;
 use tokio::sync::broadcast;
 use tokio::time::timeout;
 
@@ -57,10 +56,7 @@ impl RedisCluster {
     pub async fn connect(config: RedisConfig) -> Result<Self, RedisAdapterError> {
         config.validate()?;
         let client = redis::Client::open(config.url.as_str())?;
-        let manager = ConnectionManagerConfig::new()
-            .set_connection_timeout(Some(config.command_timeout))
-            .set_response_timeout(Some(config.command_timeout))
-            .set_max_delay(config.heartbeat_interval);
+        let manager = node::manager_config(&config);
         let within = config.command_timeout;
         let mut commands = timeout(within, client.get_connection_manager_with_config(manager))
             .await
@@ -72,7 +68,7 @@ impl RedisCluster {
         let subscription = timeout(within, node::subscribe(&client, &config, node))
             .await
             .map_err(|_| RedisAdapterError::Timeout)??;
-        let (shared, queue) = Shared::new(config, node, incarnation, commands);
+        let (shared, queue) = Shared::new(config, node, incarnation, commands, client.clone());
         let shared = Arc::new(shared);
         shared.tasks.spawn(node::run_publisher(shared.clone(), queue));
         shared.tasks.spawn(node::run_subscriber(shared.clone(), client, subscription));
@@ -288,7 +284,7 @@ impl Adapter for RedisAdapter {
         if let Ok(receipt) = shared.queue_bye() {
             let _ = timeout(shared.config.command_timeout, receipt).await;
         }
-        let mut commands = shared.commands.clone();
+        let mut commands = shared.commands();
         let _ = timeout(shared.config.command_timeout, lease::release(&mut commands, shared)).await;
         shared.close_topics();
         shared.stop.cancel();

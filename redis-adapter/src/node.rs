@@ -11,7 +11,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use futures_util::StreamExt;
 use network_core::{AdapterError, ClusterInbox, ClusterMessage, ConnectionId, LocalAdapter, NodeId};
-use redis::aio::{ConnectionManager, PubSubStream};
+use redis::aio::{ConnectionManager, ConnectionManagerConfig, PubSubStream};
 use tokio::sync::{broadcast, mpsc, oneshot};
 use tokio::time::{Instant, sleep, sleep_until, timeout};
 use tokio_util::sync::CancellationToken;
@@ -102,7 +102,9 @@ pub(crate) struct Shared {
     own_seen: Mutex<Instant>,
     pub(crate) stop: CancellationToken,
     pub(crate) tasks: TaskTracker,
-    pub(crate) commands: ConnectionManager,
+    /// Commands (PUBLISH pipelines, the lease); replaced when one goes unanswered.
+    commands: Mutex<ConnectionManager>,
+    client: redis::Client,
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -121,6 +123,7 @@ impl Shared {
         node: NodeId,
         incarnation: u64,
         commands: ConnectionManager,
+        client: redis::Client,
     ) -> (Self, mpsc::Receiver<Outgoing>) {
         let (outgoing, queue) = mpsc::channel(config.publish_queue);
         let shared = Self {
@@ -141,7 +144,8 @@ impl Shared {
             own_seen: Mutex::new(Instant::now()),
             stop: CancellationToken::new(),
             tasks: TaskTracker::new(),
-            commands,
+            commands: Mutex::new(commands),
+            client,
         };
         (shared, queue)
     }
@@ -165,6 +169,27 @@ impl Shared {
     /// This node's heartbeat.
     fn heartbeat(&self) -> Body {
         Body::Heartbeat { timeout_ms: self.timeout_ms() }
+    }
+
+    /// The command connection (a cheap handle).
+    pub(crate) fn commands(&self) -> ConnectionManager {
+        lock(&self.commands).clone()
+    }
+
+    /// Replaces the command connection after a command went unanswered. The connection
+    /// manager reconnects by itself when its connection reports an error, but a link that
+    /// went silent without closing (half-open TCP) reports nothing: its commands would
+    /// time out forever.
+    async fn replace_commands(&self) {
+        let fresh = self.client.get_connection_manager_with_config(manager_config(&self.config));
+        match timeout(self.config.command_timeout, fresh).await {
+            Ok(Ok(fresh)) => {
+                *lock(&self.commands) = fresh;
+                tracing::info!("replaced the redis command connection");
+            }
+            Ok(Err(error)) => tracing::debug!(%error, "cannot replace the redis command connection yet"),
+            Err(_) => tracing::debug!("replacing the redis command connection timed out"),
+        }
     }
 
     pub(crate) fn incarnation(&self) -> u64 {
@@ -575,7 +600,7 @@ pub(crate) async fn run_subscriber(
 /// Publishes queued packets in order, a pipeline of up to [`BATCH`] per round trip, and
 /// tells each sender whether Redis took it.
 pub(crate) async fn run_publisher(shared: std::sync::Arc<Shared>, mut queue: mpsc::Receiver<Outgoing>) {
-    let mut commands = shared.commands.clone();
+    let mut commands = shared.commands();
     let mut batch = Vec::with_capacity(BATCH);
     loop {
         let received = tokio::select! {
@@ -590,13 +615,17 @@ pub(crate) async fn run_publisher(shared: std::sync::Arc<Shared>, mut queue: mps
             pipe.publish(&outgoing.channel, &outgoing.packet[..]).ignore();
         }
         let result = timeout(shared.config.command_timeout, pipe.query_async::<()>(&mut commands)).await;
-        let outcome = match result {
-            Ok(Ok(())) => Ok(()),
-            Ok(Err(error)) => Err(error.to_string()),
-            Err(_) => Err("redis did not answer in time".to_owned()),
+        let (outcome, unanswered) = match result {
+            Ok(Ok(())) => (Ok(()), false),
+            Ok(Err(error)) => (Err(error.to_string()), error.is_timeout()),
+            Err(_) => (Err("redis did not answer in time".to_owned()), true),
         };
         if let Err(reason) = &outcome {
             tracing::warn!(reason, packets = batch.len(), "publishing to redis failed");
+        }
+        if unanswered {
+            shared.replace_commands().await;
+            commands = shared.commands();
         }
         for outgoing in batch.drain(..) {
             let _ = outgoing.done.send(outcome.clone());
@@ -607,7 +636,6 @@ pub(crate) async fn run_publisher(shared: std::sync::Arc<Shared>, mut queue: mps
 /// Beats: tells the cluster this node is alive, keeps its node number, and drops silent
 /// peers.
 pub(crate) async fn run_heartbeat(shared: std::sync::Arc<Shared>) {
-    let mut commands = shared.commands.clone();
     let mut tick = tokio::time::interval(shared.config.heartbeat_interval);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
@@ -618,6 +646,7 @@ pub(crate) async fn run_heartbeat(shared: std::sync::Arc<Shared>) {
         if let (_, Err(reason)) = shared.queue_shared(shared.heartbeat(), &[], || ()) {
             tracing::debug!(reason, "heartbeat not queued");
         }
+        let mut commands = shared.commands();
         match timeout(shared.config.command_timeout, crate::lease::renew(&mut commands, &shared)).await {
             Ok(Ok(true)) => {}
             Ok(Ok(false)) => {
@@ -628,4 +657,13 @@ pub(crate) async fn run_heartbeat(shared: std::sync::Arc<Shared>) {
         }
         shared.expire_peers();
     }
+}
+
+/// How the command connection is made and kept: every wait bounded by the command
+/// timeout, reconnects backing off up to one heartbeat interval.
+pub(crate) fn manager_config(config: &RedisConfig) -> ConnectionManagerConfig {
+    ConnectionManagerConfig::new()
+        .set_connection_timeout(Some(config.command_timeout))
+        .set_response_timeout(Some(config.command_timeout))
+        .set_max_delay(config.heartbeat_interval)
 }
