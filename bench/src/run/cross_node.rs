@@ -50,7 +50,7 @@ struct ClusterSample {
     p99_us: f64,
 }
 
-/// The scenario's medians, for [`print`].
+/// The scenario's medians, for [`print()`].
 pub(super) struct Row {
     label: &'static str,
     runs: usize,
