@@ -304,18 +304,21 @@ impl LocalAdapter {
     /// Sends `message` to the local connections of `target` now.
     pub fn broadcast_now(&self, target: &Target, message: &Message) -> usize {
         let rooms = read(&self.rooms);
-        // Members of the excluded rooms are looked up under the same lock as the members.
-        let excluded: HashSet<ConnectionId> = target
-            .except_rooms
-            .iter()
-            .filter_map(|room| rooms.members.get(room))
-            .flat_map(|members| members.keys().copied())
-            .collect();
+        // Members of the excluded rooms are looked up under the same lock as the members;
+        // nothing to build for the usual broadcast that excludes no room.
+        let excluded: Option<HashSet<ConnectionId>> = (!target.except_rooms.is_empty()).then(|| {
+            target
+                .except_rooms
+                .iter()
+                .filter_map(|room| rooms.members.get(room))
+                .flat_map(|members| members.keys().copied())
+                .collect()
+        });
         let mut accepted = 0;
         let mut send = |connection: &Connection| {
             let id = connection.id();
             if !target.except.contains(&id)
-                && !excluded.contains(&id)
+                && !excluded.as_ref().is_some_and(|excluded| excluded.contains(&id))
                 && connection.send_batched(message.clone()).is_ok()
             {
                 accepted += 1;

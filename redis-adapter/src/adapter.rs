@@ -128,12 +128,6 @@ pub struct RedisAdapter {
     shared: Arc<Shared>,
 }
 
-impl std::fmt::Debug for Shared {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Shared").field("node", &self.node).field("peers", &self.peers()).finish()
-    }
-}
-
 impl RedisAdapter {
     /// The live nodes, this one included, in number order.
     pub fn nodes(&self) -> Vec<NodeId> {

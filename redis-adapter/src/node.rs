@@ -107,6 +107,12 @@ pub(crate) struct Shared {
     client: redis::Client,
 }
 
+impl std::fmt::Debug for Shared {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Shared").field("node", &self.node).field("peers", &self.peers()).finish()
+    }
+}
+
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
     mutex.lock().unwrap_or_else(PoisonError::into_inner)
 }
@@ -152,14 +158,10 @@ impl Shared {
 
     /// Queues this node's goodbye, the last packet it sends.
     pub(crate) fn queue_bye(&self) -> Result<Receipt, String> {
-        let mut seq = lock(&self.order);
         if self.leaving.swap(true, Ordering::AcqRel) {
             return Err("already left".to_owned());
         }
-        let mut header = Header::new(self.node, self.incarnation, Body::Bye);
-        *seq += 1;
-        header.s = *seq;
-        self.enqueue(self.channel_all.clone(), packet::encode(&header, &[]))
+        self.queue_shared(Body::Bye, &[], || ()).1
     }
 
     fn timeout_ms(&self) -> u64 {
@@ -222,7 +224,8 @@ impl Shared {
     ) -> (R, Result<Receipt, String>) {
         let mut seq = lock(&self.order);
         let delivered = local();
-        if self.leaving.load(Ordering::Acquire) {
+        // After the goodbye nothing more: only the goodbye itself passes.
+        if self.leaving.load(Ordering::Acquire) && !matches!(body, Body::Bye) {
             return (delivered, Err("this node is leaving the cluster".to_owned()));
         }
         let mut header = Header::new(self.node, self.incarnation, body);
