@@ -8,9 +8,12 @@ use serde::{Serialize, de::DeserializeOwned};
 
 use crate::error::{DecodeError, EncodeError};
 
-/// Deepest nesting [`Message::decode`] accepts in MessagePack: serde_json's fixed limit
-/// for JSON text.
-const MAX_DEPTH: usize = 128;
+/// Deepest nesting of arrays and maps [`Message::decode`] accepts, counted from the frame's
+/// outermost value (in a router frame the envelope is level 1 and the body level 2).
+///
+/// serde_json fixes it at 127: its budget of 128 is spent on entering each array or map
+/// and refused at 0. (`docs/PROTOCOL.md` once said 128, and a 127-level body was refused.)
+const MAX_DEPTH: usize = 127;
 
 /// UTF-8 text backed by [`Bytes`], so that cloning it is a reference-count increment.
 #[derive(Clone, Default, PartialEq, Eq, Hash)]
@@ -120,16 +123,18 @@ impl Message {
 
     /// Decodes the payload: JSON for a text frame, MessagePack for a binary frame.
     ///
-    /// Nesting deeper than 128 levels is refused in both (serde_json's limit, applied to
-    /// MessagePack too), so a peer cannot overflow the decoding thread's stack.
+    /// Arrays and maps nested 127 levels deep decode; 128 or more are refused, in JSON
+    /// (serde_json's fixed limit) and MessagePack alike, so a peer cannot overflow the
+    /// decoding thread's stack. Inside a router envelope that leaves 126 levels for the body.
     pub fn decode<T: DeserializeOwned>(&self) -> Result<T, DecodeError> {
         match self {
             Self::Text(text) => serde_json::from_slice(text.as_bytes()).map_err(DecodeError::Json),
             Self::Binary(bytes) => {
                 // rmp-serde allows 1024 levels, enough for a peer's frame to overflow a
-                // 2 MiB thread stack; cap it at serde_json's limit.
+                // 2 MiB thread stack; cap it at serde_json's limit. Its budget counts like
+                // serde_json's (refused on reaching 0), hence one more than the levels.
                 let mut deserializer = rmp_serde::Deserializer::from_read_ref(bytes);
-                deserializer.set_max_depth(MAX_DEPTH);
+                deserializer.set_max_depth(MAX_DEPTH + 1);
                 T::deserialize(&mut deserializer).map_err(DecodeError::MessagePack)
             }
         }
@@ -221,6 +226,28 @@ mod tests {
         assert!(matches!(text.decode::<u32>(), Err(DecodeError::Json(_))));
         let binary = Message::binary(vec![0xc1]);
         assert!(matches!(binary.decode::<u32>(), Err(DecodeError::MessagePack(_))));
+    }
+
+    /// `levels` nested arrays: `[[]]` is 2.
+    fn nested(levels: usize) -> serde_json::Value {
+        (1..levels).fold(serde_json::json!([]), |inner, _| serde_json::json!([inner]))
+    }
+
+    /// The documented boundary, the same in both encodings (serde_json's limit is not ours
+    /// to change: this catches an upgrade that moves it).
+    #[test]
+    fn nesting_of_max_depth_decodes_and_one_more_is_refused() {
+        for (levels, accepted) in [(MAX_DEPTH, true), (MAX_DEPTH + 1, false)] {
+            let value = nested(levels);
+            let text = Message::json(&value).unwrap();
+            let packed = Message::msgpack(&value).unwrap();
+            assert_eq!(text.decode::<serde_json::Value>().is_ok(), accepted, "JSON, {levels} levels");
+            assert_eq!(
+                packed.decode::<serde_json::Value>().is_ok(),
+                accepted,
+                "MessagePack, {levels} levels"
+            );
+        }
     }
 
     #[test]

@@ -1,0 +1,8 @@
+//! Hostile and bursty traffic against real servers on loopback (issue "Hardening II"): each
+//! module is one attack or defect, with the behaviour that must hold while it runs. One test
+//! binary for all of them keeps CI's build small.
+#![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
+
+#[path = "../support/mod.rs"]
+mod support;
+mod protocol_drift;
