@@ -12,11 +12,16 @@
 //!
 //! - `GET /user/sockettoken?user=NAME` answers `{"token": "..."}`: a single-use token,
 //!   valid 60 s, bound to user NAME (a demo login: a real app takes the user from its
-//!   session cookie).
+//!   session cookie). A user holding 16 unused tokens gets 429 until one is used or
+//!   expires (`TokenConfig::max_tokens_per_identity`); a full store gets 503.
 //! - `/ws` is the WebSocket endpoint; it takes the token as `?token=` (browsers) or
 //!   `Authorization: Bearer` (other clients); a missing, reused or expired token gets 401.
 //! - `POST /notify?user=NAME` with a JSON body emits that body as event `notify` on channel
 //!   `/` to every connection of NAME, and answers `{"delivered": N}`.
+//!
+//! `--allow-origin ORIGIN` (repeatable, such as `--allow-origin http://127.0.0.1:3000`)
+//! refuses with 403 the upgrades of browser pages from any other origin
+//! (`ServerConfig::allowed_origins`); without it every origin is accepted.
 //!
 //! It prints `listening on http://ADDR` when ready.
 
@@ -28,12 +33,17 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use anyhow::Context;
 use axum::Json;
 use axum::extract::{Query, State};
-use axum::http::StatusCode;
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use realtime::channels::{ChannelsConfig, Messenger};
 use realtime::network_core::Identity;
-use realtime::ws_server::{Server, ServerConfig, TokenConfig, TokenStore};
+use realtime::ws_server::{Server, ServerConfig, TokenConfig, TokenError, TokenStore};
 use serde_json::{Value, json};
+
+const USAGE: &str = "usage: axum_tokens [--listen ADDR] [--allow-origin ORIGIN]...
+  --listen ADDR          default 127.0.0.1:3000
+  --allow-origin ORIGIN  accept browser pages from ORIGIN only (scheme://host[:port]); repeatable; default any";
 
 #[derive(Clone)]
 struct App {
@@ -48,14 +58,32 @@ async fn main() -> anyhow::Result<()> {
         .with_writer(std::io::stderr)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
-    let listen: SocketAddr = match std::env::args().skip(1).collect::<Vec<_>>().as_slice() {
-        [] => "127.0.0.1:3000".parse()?,
-        [flag, addr] if flag == "--listen" => addr.parse().context("bad --listen address")?,
-        _ => anyhow::bail!("usage: axum_tokens [--listen ADDR]"),
-    };
+    let mut listen: SocketAddr = "127.0.0.1:3000".parse()?;
+    let mut allowed_origins = Vec::new();
+    let mut args = std::env::args().skip(1);
+    while let Some(arg) = args.next() {
+        match arg.as_str() {
+            "--listen" => {
+                listen = args
+                    .next()
+                    .context("--listen needs an address")?
+                    .parse()
+                    .context("bad --listen address")?
+            }
+            "--allow-origin" => allowed_origins.push(args.next().context("--allow-origin needs an origin")?),
+            "-h" | "--help" => {
+                println!("{USAGE}");
+                return Ok(());
+            }
+            other => anyhow::bail!("unknown argument {other:?}\n{USAGE}"),
+        }
+    }
 
     let tokens = TokenStore::new(TokenConfig::default())?;
-    let server = Server::detached(ServerConfig::default().handshake(tokens.handshake_hook()))?;
+    let config = ServerConfig::default()
+        .handshake(tokens.handshake_hook())
+        .allowed_origins((!allowed_origins.is_empty()).then_some(allowed_origins));
+    let server = Server::detached(config)?;
     let messenger = ChannelsConfig::default().attach(&server)?;
     let app = App { tokens, messenger, logins: Arc::default() };
 
@@ -76,18 +104,25 @@ async fn main() -> anyhow::Result<()> {
 }
 
 /// A demo login: a token for the user named in the query, in a session of its own.
-async fn socket_token(
-    State(app): State<App>,
-    Query(params): Query<HashMap<String, String>>,
-) -> Result<Json<Value>, (StatusCode, String)> {
-    let user = params.get("user").filter(|user| !user.is_empty());
-    let user = user.ok_or((StatusCode::BAD_REQUEST, "add ?user=NAME".to_owned()))?;
+async fn socket_token(State(app): State<App>, Query(params): Query<HashMap<String, String>>) -> Response {
+    let Some(user) = params.get("user").filter(|user| !user.is_empty()) else {
+        return (StatusCode::BAD_REQUEST, "add ?user=NAME").into_response();
+    };
     let session = format!("{user}-{}", app.logins.fetch_add(1, Ordering::Relaxed));
     let identity = Identity::user(user.as_str()).session_id(session);
-    match app.tokens.issue(identity) {
-        Ok(token) => Ok(Json(json!({ "token": token }))),
-        Err(error) => Err((StatusCode::SERVICE_UNAVAILABLE, error.to_string())),
-    }
+    let error = match app.tokens.issue(identity) {
+        Ok(token) => return Json(json!({ "token": token })).into_response(),
+        Err(error) => error,
+    };
+    let status = match error {
+        // This user holds too many unused tokens: their own doing.
+        TokenError::QuotaExceeded => StatusCode::TOO_MANY_REQUESTS,
+        // Everyone's tokens together fill the store: the server is overloaded.
+        _ => StatusCode::SERVICE_UNAVAILABLE,
+    };
+    // Tokens are consumed or expire within the ttl, so waiting that long always helps.
+    let retry_after = app.tokens.config().ttl.as_secs().to_string();
+    (status, [(header::RETRY_AFTER, retry_after)], error.to_string()).into_response()
 }
 
 /// Emits the JSON body as event `notify` to every connection of `?user=`.

@@ -20,6 +20,9 @@
 //! - `--redis redis://HOST:PORT` joins a cluster of servers sharing rooms over Redis
 //!   (`redis_adapter`): relays, channel rooms, sync pushes and presence reach the clients
 //!   of every node started with the same Redis and `--redis-prefix` (default `realtime`).
+//! - `--allow-origin ORIGIN` (repeatable, such as `--allow-origin https://app.example`)
+//!   refuses with 403 the upgrades of browser pages from any other origin
+//!   (`ServerConfig::allowed_origins`); without it every origin is accepted.
 //!
 //! Ctrl-C or SIGTERM shuts it down gracefully (close 1001 to every client).
 //!
@@ -55,8 +58,10 @@ async fn main() -> anyhow::Result<()> {
         .init();
     let options = parse_args()?;
 
-    let config =
-        ServerConfig::default().handshake(demo_identity()).max_message_size(options.max_message_size);
+    let config = ServerConfig::default()
+        .handshake(demo_identity())
+        .max_message_size(options.max_message_size)
+        .allowed_origins((!options.allowed_origins.is_empty()).then(|| options.allowed_origins.clone()));
     match &options.redis {
         Some(url) => {
             let cluster = RedisConfig::new(url.clone()).prefix(options.redis_prefix.clone());
@@ -245,15 +250,18 @@ struct Options {
     /// Join the cluster on this Redis.
     redis: Option<String>,
     redis_prefix: String,
+    /// Browser origins allowed to connect; empty for any.
+    allowed_origins: Vec<String>,
 }
 
 const USAGE: &str =
-    "usage: server [--listen ADDR] [--echo] [--max-message-size BYTES] [--redis URL [--redis-prefix P]]
+    "usage: server [--listen ADDR] [--echo] [--max-message-size BYTES] [--redis URL [--redis-prefix P]] [--allow-origin ORIGIN]...
   --listen ADDR             default 127.0.0.1:9001
   --echo                    application frames go back to their sender (default: relayed to the others)
   --max-message-size BYTES  largest incoming message, default 1048576 (1 MiB)
   --redis URL               join the cluster of servers on this Redis (redis://HOST:PORT)
-  --redis-prefix P          the cluster's channel and key prefix, default realtime";
+  --redis-prefix P          the cluster's channel and key prefix, default realtime
+  --allow-origin ORIGIN     accept browser pages from ORIGIN only (scheme://host[:port]); repeatable; default any";
 
 fn parse_args() -> anyhow::Result<Options> {
     let mut options = Options {
@@ -262,6 +270,7 @@ fn parse_args() -> anyhow::Result<Options> {
         max_message_size: ServerConfig::default().max_message_size,
         redis: None,
         redis_prefix: "realtime".to_owned(),
+        allowed_origins: Vec::new(),
     };
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
@@ -273,6 +282,11 @@ fn parse_args() -> anyhow::Result<Options> {
             "--echo" => options.echo = true,
             "--redis" => options.redis = Some(args.next().context("--redis needs a URL")?),
             "--redis-prefix" => options.redis_prefix = args.next().context("--redis-prefix needs a value")?,
+            "--allow-origin" => {
+                options
+                    .allowed_origins
+                    .push(args.next().context("--allow-origin needs an origin such as https://app.example")?);
+            }
             "--max-message-size" => {
                 let value = args.next().context("--max-message-size needs a number of bytes")?;
                 options.max_message_size =

@@ -3,6 +3,10 @@
 //! binary for all of them keeps CI's build small.
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
+mod endpoints;
+mod handshake_strict;
+mod origin;
+mod protocol_drift;
 #[path = "../support/mod.rs"]
 mod support;
-mod protocol_drift;
+mod token_quota;

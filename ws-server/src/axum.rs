@@ -47,7 +47,12 @@ impl<A: Adapter> Server<A> {
 
     async fn upgrade(&self, mut request: Request) -> Response {
         let inner = self.inner().clone();
-        let accept_key = match handshake::validate(request.method().as_str(), request.headers()) {
+        let accept_key = match handshake::validate(
+            request.method().as_str(),
+            request.version(),
+            request.headers(),
+            &inner.config,
+        ) {
             Ok(key) => key,
             Err(reject) => return rejection(&reject),
         };

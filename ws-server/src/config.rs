@@ -58,6 +58,20 @@ pub struct ServerConfig {
     pub hub: HubConfig,
     /// Decides on each upgrade request before it is accepted. Default: accept all.
     pub handshake: Option<HandshakeHook>,
+    /// The browser origins allowed to open a connection, each `scheme://host[:port]`
+    /// (`https://app.example`, `http://localhost:8080`). An upgrade whose `Origin` header
+    /// matches none of them, `null` included, gets HTTP 403 before the handshake hook
+    /// runs. Scheme and host match case-insensitively and the port exactly, a missing port
+    /// meaning the scheme's default (80 for `http`/`ws`, 443 for `https`/`wss`). A request
+    /// without `Origin` is not a browser's cross-site request and is let through (other
+    /// clients do not send one); `Some(vec![])` refuses every request that has one.
+    ///
+    /// Default `None`: **every origin is accepted**, so any web page a logged-in user
+    /// visits can open a socket with the user's cookies (cross-site WebSocket hijacking).
+    /// Set it on any server that browsers reach and that trusts cookies. A token from
+    /// [`TokenStore`](crate::TokenStore) is safe without it, as long as the token route
+    /// does not let other origins read its answers (no permissive CORS).
+    pub allowed_origins: Option<Vec<String>>,
 }
 
 impl Default for ServerConfig {
@@ -75,6 +89,7 @@ impl Default for ServerConfig {
             shutdown_timeout: Duration::from_secs(10),
             hub: HubConfig::default(),
             handshake: None,
+            allowed_origins: None,
         }
     }
 }
@@ -94,6 +109,7 @@ impl fmt::Debug for ServerConfig {
             .field("shutdown_timeout", &self.shutdown_timeout)
             .field("hub", &self.hub)
             .field("handshake", &self.handshake.as_ref().map(|_| "HandshakeHook"))
+            .field("allowed_origins", &self.allowed_origins)
             .finish()
     }
 }
@@ -135,6 +151,8 @@ setters! {
     shutdown_timeout: Duration,
     /// Sets [`hub`](Self::hub).
     hub: HubConfig,
+    /// Sets [`allowed_origins`](Self::allowed_origins).
+    allowed_origins: Option<Vec<String>>,
 }
 
 impl ServerConfig {
@@ -162,6 +180,13 @@ impl ServerConfig {
         }
         if self.max_connections == Some(0) {
             return Err(ServerError::Config("max_connections must be positive"));
+        }
+        if let Some(origins) = &self.allowed_origins
+            && !origins.iter().all(|origin| crate::handshake::is_origin(origin))
+        {
+            return Err(ServerError::Config(
+                "allowed_origins entries must be scheme://host[:port], without path or `null`",
+            ));
         }
         Ok(())
     }

@@ -10,10 +10,12 @@ use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::Arc;
 
-use http::{HeaderMap, HeaderValue, StatusCode, header};
+use http::{HeaderMap, HeaderValue, StatusCode, Version, header};
 use network_core::{ConnectionMeta, Identity};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
+
+use crate::config::ServerConfig;
 
 /// Headers that only serve the upgrade; [`ConnectionMeta::headers`] leaves them out.
 const UPGRADE_ONLY_HEADERS: [header::HeaderName; 5] = [
@@ -166,12 +168,27 @@ impl fmt::Debug for HandshakeHook {
     }
 }
 
-/// Checks the WebSocket headers of an upgrade request (RFC 6455 4.2.1) and returns the
-/// `Sec-WebSocket-Accept` value.
-pub(crate) fn validate(method: &str, headers: &HeaderMap) -> Result<String, Reject> {
+/// Checks an upgrade request (RFC 6455 4.2.1) and the server's origin list, and returns the
+/// `Sec-WebSocket-Accept` value. Both the bound server and the axum mount call it before
+/// anything else, so the handshake hook never sees a request refused here.
+pub(crate) fn validate(
+    method: &str,
+    version: Version,
+    headers: &HeaderMap,
+    config: &ServerConfig,
+) -> Result<String, Reject> {
     let bad = |reason: &str| Err(Reject::new(StatusCode::BAD_REQUEST, reason));
     if method != "GET" {
         return Err(Reject::new(StatusCode::METHOD_NOT_ALLOWED, "a WebSocket upgrade must be a GET"));
+    }
+    // HTTP/1.0 has no upgrade, and HTTP/2 upgrades differently (RFC 8441, not supported).
+    if version != Version::HTTP_11 {
+        return bad("a WebSocket upgrade must be HTTP/1.1");
+    }
+    // RFC 9112 3.2: a request with no Host or several gets 400.
+    match only(headers, header::HOST) {
+        Some(host) if !host.is_empty() => {}
+        _ => return bad("missing or repeated Host"),
     }
     let has_token = |name: header::HeaderName, token: &str| {
         headers
@@ -189,15 +206,129 @@ pub(crate) fn validate(method: &str, headers: &HeaderMap) -> Result<String, Reje
     if headers.get(header::SEC_WEBSOCKET_VERSION).map(HeaderValue::as_bytes) != Some(b"13") {
         return Err(Reject::new(StatusCode::UPGRADE_REQUIRED, "only WebSocket version 13 is supported"));
     }
-    match headers.get(header::SEC_WEBSOCKET_KEY) {
-        Some(key) if !key.is_empty() => Ok(derive_accept_key(key.as_bytes())),
-        _ => bad("missing Sec-WebSocket-Key"),
+    let mut keys = headers.get_all(header::SEC_WEBSOCKET_KEY).into_iter();
+    let key = match (keys.next(), keys.next()) {
+        (None, _) => return bad("missing Sec-WebSocket-Key"),
+        (Some(_), Some(_)) => return bad("repeated Sec-WebSocket-Key"),
+        (Some(key), None) => key,
+    };
+    if !is_key(key.as_bytes()) {
+        return bad("Sec-WebSocket-Key must be the base64 of 16 bytes");
+    }
+    if !origin_allowed(config.allowed_origins.as_deref(), headers) {
+        return Err(Reject::new(StatusCode::FORBIDDEN, "origin not allowed"));
+    }
+    Ok(derive_accept_key(key.as_bytes()))
+}
+
+/// The value of header `name` if it occurs exactly once.
+fn only(headers: &HeaderMap, name: header::HeaderName) -> Option<&HeaderValue> {
+    let mut values = headers.get_all(name).into_iter();
+    let value = values.next()?;
+    values.next().is_none().then_some(value)
+}
+
+/// Whether `key` is the base64 of 16 bytes: 22 base64 digits, then `==`. The unused low bits
+/// of the last digit are not checked, as lenient decoders (Go's, Node's `ws`) do not.
+fn is_key(key: &[u8]) -> bool {
+    key.len() == 24
+        && key.ends_with(b"==")
+        && key[..22].iter().all(|&b| b.is_ascii_alphanumeric() || b == b'+' || b == b'/')
+}
+
+/// Whether the request's `Origin` is allowed: anything when there is no list; with a list,
+/// a request without `Origin` (not a browser's) or whose single `Origin` matches an entry.
+fn origin_allowed(allowed: Option<&[String]>, headers: &HeaderMap) -> bool {
+    let Some(allowed) = allowed else { return true };
+    let mut values = headers.get_all(header::ORIGIN).into_iter();
+    let Some(value) = values.next() else { return true };
+    // `null` (sandboxed frames, `file:` pages) and anything malformed parse to nothing.
+    let origin = value.to_str().ok().and_then(Origin::parse);
+    let allowed = values.next().is_none()
+        && origin.is_some_and(|origin| {
+            allowed.iter().filter_map(|entry| Origin::parse(entry)).any(|entry| entry == origin)
+        });
+    if !allowed {
+        tracing::debug!(origin = ?value, "upgrade from an origin not on the list");
+    }
+    allowed
+}
+
+/// Whether `entry` is an origin `allowed_origins` can hold (checked when the server starts).
+pub(crate) fn is_origin(entry: &str) -> bool {
+    Origin::parse(entry).is_some()
+}
+
+/// An origin as browsers serialise it (RFC 6454 6.1): `scheme://host[:port]`, borrowed.
+#[derive(Debug)]
+struct Origin<'a> {
+    scheme: &'a str,
+    host: &'a str,
+    /// The explicit port, else the scheme's default, else none.
+    port: Option<u16>,
+}
+
+impl<'a> Origin<'a> {
+    fn parse(origin: &'a str) -> Option<Self> {
+        let (scheme, authority) = origin.split_once("://")?;
+        let scheme_ok = scheme.bytes().next().is_some_and(|b| b.is_ascii_alphabetic())
+            && scheme.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'+' | b'-' | b'.'));
+        // An IPv6 host is bracketed and holds colons of its own.
+        let host_end = if authority.starts_with('[') {
+            authority.find(']')? + 1
+        } else {
+            authority.find(':').unwrap_or(authority.len())
+        };
+        let (host, port) = authority.split_at(host_end);
+        let host_ok = match host.strip_prefix('[').and_then(|h| h.strip_suffix(']')) {
+            Some(ip) => {
+                !ip.is_empty() && ip.bytes().all(|b| b.is_ascii_hexdigit() || matches!(b, b':' | b'.'))
+            }
+            // No path, user info or query: a browser never sends them, a list entry with
+            // them is a mistake.
+            None => {
+                !host.is_empty()
+                    && host.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_'))
+            }
+        };
+        if !scheme_ok || !host_ok {
+            return None;
+        }
+        let port = match port.strip_prefix(':') {
+            None if port.is_empty() => default_port(scheme),
+            Some(digits) if (1..=5).contains(&digits.len()) && digits.bytes().all(|b| b.is_ascii_digit()) => {
+                Some(digits.parse().ok()?)
+            }
+            _ => return None,
+        };
+        Some(Self { scheme, host, port })
+    }
+}
+
+impl PartialEq for Origin<'_> {
+    fn eq(&self, other: &Self) -> bool {
+        self.scheme.eq_ignore_ascii_case(other.scheme)
+            && self.host.eq_ignore_ascii_case(other.host)
+            && self.port == other.port
+    }
+}
+
+/// The default ports of the WHATWG URL standard's special schemes a page can have.
+fn default_port(scheme: &str) -> Option<u16> {
+    let is = |name: &str| scheme.eq_ignore_ascii_case(name);
+    if is("http") || is("ws") {
+        Some(80)
+    } else if is("https") || is("wss") {
+        Some(443)
+    } else {
+        None
     }
 }
 
 /// A parsed upgrade request read from a raw stream.
 pub(crate) struct RawRequest {
     pub(crate) method: String,
+    pub(crate) version: Version,
     pub(crate) request: HandshakeRequest,
     /// Bytes read past the request head (the client's first frames, if it did not wait).
     pub(crate) leftover: Vec<u8>,
@@ -239,6 +370,8 @@ pub(crate) async fn read_request<S: AsyncRead + Unpin>(
                 };
                 return Ok(RawRequest {
                     method: parsed.method.unwrap_or_default().to_owned(),
+                    // httparse reads only HTTP/1.0 (0) and HTTP/1.1 (1).
+                    version: if parsed.version == Some(1) { Version::HTTP_11 } else { Version::HTTP_10 },
                     request: HandshakeRequest { remote_addr, path: path.to_owned(), query, headers: map },
                     leftover: buf[head_len..].to_vec(),
                 });
@@ -307,26 +440,146 @@ mod tests {
         assert_eq!(r.bearer_token(), Some("t0k"));
     }
 
+    const UPGRADE: [(&str, &str); 5] = [
+        ("host", "x"),
+        ("upgrade", "websocket"),
+        ("connection", "keep-alive, Upgrade"),
+        ("sec-websocket-version", "13"),
+        ("sec-websocket-key", "dGhlIHNhbXBsZSBub25jZQ=="),
+    ];
+
+    fn check(
+        version: Version,
+        headers: &[(&'static str, &'static str)],
+        config: &ServerConfig,
+    ) -> Result<String, StatusCode> {
+        validate("GET", version, &request(None, headers).headers, config).map_err(|reject| reject.status)
+    }
+
     #[test]
     fn validates_upgrade_headers() {
-        let ok = request(
-            None,
-            &[
-                ("upgrade", "websocket"),
-                ("connection", "keep-alive, Upgrade"),
-                ("sec-websocket-version", "13"),
-                ("sec-websocket-key", "dGhlIHNhbXBsZSBub25jZQ=="),
-            ],
-        );
+        let config = ServerConfig::default();
         // The example key of RFC 6455 section 1.3.
-        assert_eq!(validate("GET", &ok.headers).unwrap(), "s3pPLMBiTxaQ9kYGzzhZRbK+xOo=");
-        assert_eq!(validate("POST", &ok.headers).unwrap_err().status, StatusCode::METHOD_NOT_ALLOWED);
-        let old = request(
-            None,
-            &[("upgrade", "websocket"), ("connection", "upgrade"), ("sec-websocket-version", "8")],
+        assert_eq!(check(Version::HTTP_11, &UPGRADE, &config).unwrap(), "s3pPLMBiTxaQ9kYGzzhZRbK+xOo=");
+        let ok = request(None, &UPGRADE);
+        assert_eq!(
+            validate("POST", Version::HTTP_11, &ok.headers, &config).unwrap_err().status,
+            StatusCode::METHOD_NOT_ALLOWED
         );
-        assert_eq!(validate("GET", &old.headers).unwrap_err().status, StatusCode::UPGRADE_REQUIRED);
-        let plain = request(None, &[]);
-        assert_eq!(validate("GET", &plain.headers).unwrap_err().status, StatusCode::BAD_REQUEST);
+        let old = [
+            ("host", "x"),
+            ("upgrade", "websocket"),
+            ("connection", "upgrade"),
+            ("sec-websocket-version", "8"),
+        ];
+        assert_eq!(check(Version::HTTP_11, &old, &config), Err(StatusCode::UPGRADE_REQUIRED));
+        assert_eq!(check(Version::HTTP_11, &[("host", "x")], &config), Err(StatusCode::BAD_REQUEST));
+    }
+
+    #[test]
+    fn refuses_what_rfc_6455_forbids() {
+        let config = ServerConfig::default();
+        for version in [Version::HTTP_09, Version::HTTP_10, Version::HTTP_2] {
+            assert_eq!(check(version, &UPGRADE, &config), Err(StatusCode::BAD_REQUEST), "{version:?}");
+        }
+        let without = |name: &str| UPGRADE.iter().copied().filter(|(n, _)| *n != name).collect::<Vec<_>>();
+        let with = |name: &'static str, value: &'static str| {
+            let mut headers = without(name);
+            headers.push((name, value));
+            headers
+        };
+        let twice = |name: &'static str, value: &'static str| {
+            let mut headers = UPGRADE.to_vec();
+            headers.push((name, value));
+            headers
+        };
+        for headers in [
+            without("host"),
+            with("host", ""),
+            twice("host", "y"),
+            without("sec-websocket-key"),
+            twice("sec-websocket-key", "AAAAAAAAAAAAAAAAAAAAAA=="),
+            with("sec-websocket-key", "dGhlIHNhbXBsZSBub25jZQ"),
+            with("sec-websocket-key", "AAAAAAAAAAAAAAAAAAAA"),
+            with("sec-websocket-key", "AAAAAAAAAAAAAAAAAAAAAAA="),
+            with("sec-websocket-key", "AAAAAAAAAAAAAAAAAAAAAAAA"),
+            with("sec-websocket-key", "AAAAAAAAAAAAAAAAAAAA-_=="),
+        ] {
+            assert_eq!(
+                check(Version::HTTP_11, &headers, &config),
+                Err(StatusCode::BAD_REQUEST),
+                "{headers:?}"
+            );
+        }
+        // Any 16 bytes will do, whatever the unused bits of the last digit.
+        for key in ["AAAAAAAAAAAAAAAAAAAAAA==", "+/+/+/+/+/+/+/+/+/+/+/==", "AAAAAAAAAAAAAAAAAAAAAB=="] {
+            assert!(is_key(key.as_bytes()), "{key}");
+        }
+    }
+
+    #[test]
+    fn origins_match_on_scheme_host_and_port() {
+        let list = ["https://App.example", "http://localhost:8080", "http://[::1]:3000", "tauri://localhost"];
+        let config =
+            ServerConfig::default().allowed_origins(Some(list.iter().map(|o| (*o).to_owned()).collect()));
+        let origin = |origin: &'static str| {
+            let mut headers = UPGRADE.to_vec();
+            headers.push(("origin", origin));
+            check(Version::HTTP_11, &headers, &config).map(drop)
+        };
+        for allowed in [
+            "https://app.example",
+            "https://APP.EXAMPLE:443",
+            "HTTPS://app.example",
+            "http://localhost:8080",
+            "http://[::1]:3000",
+            "tauri://localhost",
+        ] {
+            assert_eq!(origin(allowed), Ok(()), "{allowed}");
+        }
+        for refused in [
+            "null",
+            "",
+            "https://app.example:444",
+            "http://app.example",
+            "wss://app.example",
+            "https://app.example.",
+            "https://sub.app.example",
+            "https://app.example/",
+            "https://user@app.example",
+            "http://localhost",
+            "http://localhost:80",
+            "http://[::1]",
+            "tauri://localhost:1",
+            "https://app.example:",
+            "https://app.example:65536",
+        ] {
+            assert_eq!(origin(refused), Err(StatusCode::FORBIDDEN), "{refused}");
+        }
+        // No Origin: not a browser, let through. No list: anything goes.
+        assert!(check(Version::HTTP_11, &UPGRADE, &config).is_ok());
+        let mut evil = UPGRADE.to_vec();
+        evil.push(("origin", "https://evil.example"));
+        assert!(check(Version::HTTP_11, &evil, &ServerConfig::default()).is_ok());
+    }
+
+    #[test]
+    fn list_entries_are_checked() {
+        for good in ["https://app.example", "http://127.0.0.1:8080", "http://[::1]", "app-x.y+z://host_name"]
+        {
+            assert!(is_origin(good), "{good}");
+        }
+        for bad in [
+            "null",
+            "*",
+            "",
+            "app.example",
+            "https://",
+            "https://app.example/",
+            "https://*.example",
+            "https://a b",
+        ] {
+            assert!(!is_origin(bad), "{bad}");
+        }
     }
 }

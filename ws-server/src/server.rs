@@ -382,7 +382,7 @@ where
 {
     let upgraded = tokio::time::timeout(inner.config.handshake_timeout, async {
         let raw = handshake::read_request(stream, remote_addr, inner.config.max_handshake_size).await?;
-        let accept_key = handshake::validate(&raw.method, &raw.request.headers)?;
+        let accept_key = handshake::validate(&raw.method, raw.version, &raw.request.headers, &inner.config)?;
         let slot = inner.reserve_slot()?;
         let accept = inner.decide(&raw.request).await?;
         Ok::<_, Reject>((raw, accept_key, slot, accept))

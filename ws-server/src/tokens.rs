@@ -39,7 +39,7 @@ const INVALID: &str = "invalid or expired token";
 /// ```
 /// use std::time::Duration;
 /// use ws_server::TokenConfig;
-/// let config = TokenConfig::default().ttl(Duration::from_secs(30)).max_tokens(10_000);
+/// let config = TokenConfig::default().ttl(Duration::from_secs(30)).max_tokens(10_000).max_tokens_per_identity(4);
 /// assert_eq!(config.ttl, Duration::from_secs(30));
 /// ```
 #[derive(Clone, Debug)]
@@ -53,11 +53,18 @@ pub struct TokenConfig {
     /// [`TokenStore::issue`] fails with [`TokenError::StoreFull`]. Positive. Default
     /// 100 000 (a few MiB at most).
     pub max_tokens: usize,
+    /// Tokens outstanding at once for one identity; past it [`TokenStore::issue`] fails
+    /// with [`TokenError::QuotaExceeded`], so that one user flooding the token route cannot
+    /// fill the store for everyone. An identity is its `user_id`, or its `session_id` when
+    /// it has no user id; identities with neither share one quota. A browser consumes its
+    /// token right after fetching it, so a handful covers many tabs opening at once; set it
+    /// to `max_tokens` to turn the quota off. Positive. Default 16.
+    pub max_tokens_per_identity: usize,
 }
 
 impl Default for TokenConfig {
     fn default() -> Self {
-        Self { ttl: Duration::from_secs(60), max_tokens: 100_000 }
+        Self { ttl: Duration::from_secs(60), max_tokens: 100_000, max_tokens_per_identity: 16 }
     }
 }
 
@@ -74,6 +81,12 @@ impl TokenConfig {
         self
     }
 
+    /// Sets [`max_tokens_per_identity`](Self::max_tokens_per_identity).
+    pub fn max_tokens_per_identity(mut self, max_tokens_per_identity: usize) -> Self {
+        self.max_tokens_per_identity = max_tokens_per_identity;
+        self
+    }
+
     fn validate(&self) -> Result<(), TokenError> {
         if self.ttl.is_zero() {
             return Err(TokenError::Config("ttl must be positive"));
@@ -83,6 +96,9 @@ impl TokenConfig {
         }
         if self.max_tokens == 0 {
             return Err(TokenError::Config("max_tokens must be positive"));
+        }
+        if self.max_tokens_per_identity == 0 {
+            return Err(TokenError::Config("max_tokens_per_identity must be positive"));
         }
         Ok(())
     }
@@ -102,6 +118,13 @@ pub enum TokenError {
     /// normal load, raise `max_tokens` or shorten `ttl`.
     #[error("token store full")]
     StoreFull,
+    /// [`TokenStore::issue`] found `max_tokens_per_identity` unexpired tokens outstanding
+    /// for this identity. The store refuses rather than evicting that identity's oldest
+    /// token, which its owner may be about to present. Answer 429 Too Many Requests with a
+    /// `Retry-After` of at most `ttl`: the quota frees up as the identity's tokens are
+    /// consumed or expire. Under normal use it means a client fetches tokens it never uses.
+    #[error("too many outstanding tokens for this identity")]
+    QuotaExceeded,
     /// [`TokenStore::consume`] got a token that was never issued, was already consumed,
     /// had a wrong secret, or was malformed; an expired token the store already purged
     /// lands here too. Refuse with 401: the client should fetch a new token.
@@ -123,7 +146,8 @@ pub enum TokenError {
 /// the connection; a reused, expired or unknown token gets HTTP 401 before the upgrade.
 ///
 /// A token is valid once, for [`TokenConfig::ttl`]; at most [`TokenConfig::max_tokens`]
-/// are outstanding. Cheap to clone: every clone is the same store.
+/// are outstanding, and at most [`TokenConfig::max_tokens_per_identity`] for any one
+/// identity. Cheap to clone: every clone is the same store.
 ///
 /// ```
 /// use network_core::Identity;
@@ -134,7 +158,8 @@ pub enum TokenError {
 /// // All the server needs:
 /// let config = ServerConfig::default().handshake(tokens.handshake_hook());
 ///
-/// // In the REST route, for the logged-in user (answer 503 on `StoreFull`):
+/// // In the REST route, for the logged-in user (answer 429 on `QuotaExceeded`, 503 on
+/// // `StoreFull`):
 /// let token = tokens.issue(Identity::user("ada").session_id("s1"))?;
 /// assert_eq!(token.len(), TokenStore::TOKEN_LEN);
 ///
@@ -163,6 +188,9 @@ struct State {
     order: VecDeque<Record>,
     /// Numbers the issued tokens, so that a record matches only its own entry.
     next_seq: u64,
+    /// Outstanding tokens per quota key; keys with none are removed, so this never holds
+    /// more keys than `entries` holds tokens.
+    per_identity: HashMap<QuotaKey, usize>,
 }
 
 struct Entry {
@@ -170,6 +198,28 @@ struct Entry {
     identity: Identity,
     expires_at: Instant,
     seq: u64,
+    /// Whose quota the token counts against (kept so removal need not rebuild it).
+    quota: QuotaKey,
+}
+
+/// What [`TokenConfig::max_tokens_per_identity`] counts per: the user, else the session.
+/// The user comes first because a login makes a new session each time, so a quota per
+/// session would not stop a user who logs in again and again.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+enum QuotaKey {
+    User(String),
+    Session(String),
+    Anonymous,
+}
+
+impl QuotaKey {
+    fn of(identity: &Identity) -> Self {
+        match (&identity.user_id, &identity.session_id) {
+            (Some(user), _) => Self::User(user.clone()),
+            (None, Some(session)) => Self::Session(session.clone()),
+            (None, None) => Self::Anonymous,
+        }
+    }
 }
 
 struct Record {
@@ -180,10 +230,12 @@ struct Record {
 
 impl fmt::Debug for TokenStore {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        // Entries hold secrets: only their number is shown.
+        // Entries hold secrets (and identities): only their numbers are shown.
+        let state = self.inner.lock();
         f.debug_struct("TokenStore")
             .field("config", &self.inner.config)
-            .field("outstanding", &self.inner.lock().entries.len())
+            .field("outstanding", &state.entries.len())
+            .field("identities", &state.per_identity.len())
             .finish()
     }
 }
@@ -207,14 +259,21 @@ impl TokenStore {
     /// Issues a token for `identity`, valid once for [`TokenConfig::ttl`].
     ///
     /// Call it from a route only an authenticated user reaches, and send the token over
-    /// HTTPS only. [`TokenError::StoreFull`] means `max_tokens` unexpired tokens are
-    /// outstanding: answer 503. Full, the store refuses new tokens rather than evicting
-    /// old ones, so that whoever floods the route cannot cancel tokens other users are
-    /// about to present; rate-limit the route per user to keep one user from filling it.
+    /// HTTPS only. [`TokenError::QuotaExceeded`] means this identity already has
+    /// `max_tokens_per_identity` unexpired tokens outstanding: answer 429.
+    /// [`TokenError::StoreFull`] means `max_tokens` unexpired tokens are outstanding in
+    /// all: answer 503. In both cases the store refuses a new token rather than evicting
+    /// an old one, so that whoever floods the route cannot cancel tokens about to be
+    /// presented; the per-identity quota keeps one user from filling the store.
     pub fn issue(&self, identity: Identity) -> Result<String, TokenError> {
         let now = Instant::now();
         let mut state = self.inner.lock();
         state.maintain(now);
+        let quota = QuotaKey::of(&identity);
+        let held = state.per_identity.get(&quota).copied().unwrap_or(0);
+        if held >= self.inner.config.max_tokens_per_identity {
+            return Err(TokenError::QuotaExceeded);
+        }
         if state.entries.len() >= self.inner.config.max_tokens {
             return Err(TokenError::StoreFull);
         }
@@ -235,7 +294,8 @@ impl TokenStore {
         let seq = state.next_seq;
         state.next_seq += 1;
         state.order.push_back(Record { expires_at, id, seq });
-        state.entries.insert(id, Entry { secret, identity, expires_at, seq });
+        state.per_identity.insert(quota.clone(), held + 1);
+        state.entries.insert(id, Entry { secret, identity, expires_at, seq, quota });
         Ok(encode(&id, &secret))
     }
 
@@ -251,7 +311,7 @@ impl TokenStore {
         let mut state = self.inner.lock();
         let outcome = match decode(token) {
             None => Err(TokenError::Unknown),
-            Some((id, presented)) => match state.entries.remove(&id) {
+            Some((id, presented)) => match state.remove(&id) {
                 None => Err(TokenError::Unknown),
                 Some(entry) => {
                     if !bool::from(entry.secret[..].ct_eq(&presented[..])) {
@@ -322,15 +382,27 @@ impl Inner {
 }
 
 impl State {
+    /// Removes the entry of `id`, giving its slot back to its identity's quota.
+    fn remove(&mut self, id: &[u8; ID_LEN]) -> Option<Entry> {
+        let entry = self.entries.remove(id)?;
+        match self.per_identity.get_mut(&entry.quota) {
+            Some(held) if *held > 1 => *held -= 1,
+            _ => {
+                self.per_identity.remove(&entry.quota);
+            }
+        }
+        Some(entry)
+    }
+
     /// Drops expired entries and the records of consumed ones, in amortized O(1) per
     /// issued token.
     fn maintain(&mut self, now: Instant) {
-        while let Some(record) = self.order.front() {
-            if record.expires_at > now {
+        while let Some(&Record { expires_at, id, seq }) = self.order.front() {
+            if expires_at > now {
                 break;
             }
-            if self.entries.get(&record.id).is_some_and(|entry| entry.seq == record.seq) {
-                self.entries.remove(&record.id);
+            if self.entries.get(&id).is_some_and(|entry| entry.seq == seq) {
+                self.remove(&id);
             }
             self.order.pop_front();
         }
@@ -487,6 +559,7 @@ mod tests {
             (TokenConfig::default().ttl(Duration::from_secs(86_401)), "ttl"),
             (TokenConfig::default().ttl(Duration::MAX), "ttl"),
             (TokenConfig::default().max_tokens(0), "max_tokens"),
+            (TokenConfig::default().max_tokens_per_identity(0), "max_tokens_per_identity"),
         ] {
             match TokenStore::new(config) {
                 Err(TokenError::Config(message)) => assert!(message.starts_with(field), "{message}"),
@@ -496,6 +569,7 @@ mod tests {
         assert!(TokenStore::new(TokenConfig::default().ttl(MAX_TTL)).is_ok());
         let defaults = TokenConfig::default();
         assert_eq!((defaults.ttl, defaults.max_tokens), (Duration::from_secs(60), 100_000));
+        assert_eq!(defaults.max_tokens_per_identity, 16);
     }
 
     #[tokio::test(start_paused = true)]
@@ -530,6 +604,69 @@ mod tests {
             assert_eq!(tokens.consume(stale), Err(TokenError::Unknown));
         }
         assert_eq!(tokens.consume(&fresh), Ok(ada()));
+    }
+
+    fn quota_store(per_identity: usize) -> TokenStore {
+        let config = TokenConfig::default().max_tokens(100).max_tokens_per_identity(per_identity);
+        TokenStore::new(config).unwrap()
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn each_identity_has_a_quota_that_use_and_expiry_give_back() {
+        let tokens = quota_store(2);
+        // A new session per login does not escape the user's quota.
+        let first = tokens.issue(Identity::user("ada").session_id("1")).unwrap();
+        let second = tokens.issue(Identity::user("ada").session_id("2")).unwrap();
+        assert_eq!(tokens.issue(Identity::user("ada").session_id("3")), Err(TokenError::QuotaExceeded));
+        // Refusing evicted nothing, and other identities are served.
+        assert_eq!(tokens.len(), 2);
+        tokens.issue(Identity::user("bob")).unwrap();
+
+        // A redeemed token gives its slot back; so does one burnt by a wrong secret.
+        assert_eq!(tokens.consume(&first).unwrap().session_id.as_deref(), Some("1"));
+        let third = tokens.issue(ada()).unwrap();
+        assert_eq!(tokens.issue(ada()), Err(TokenError::QuotaExceeded));
+        let last = if second.ends_with('0') { "1" } else { "0" };
+        let forged = format!("{}{last}", &second[..TokenStore::TOKEN_LEN - 1]);
+        assert_eq!(tokens.consume(&forged), Err(TokenError::Unknown));
+        tokens.issue(ada()).unwrap();
+        assert_eq!(tokens.issue(ada()), Err(TokenError::QuotaExceeded));
+
+        // Expiry gives everything back, and the counts go with the tokens.
+        tokio::time::advance(Duration::from_secs(60)).await;
+        assert!(tokens.is_empty());
+        assert!(tokens.inner.lock().per_identity.is_empty());
+        assert_eq!(tokens.consume(&third), Err(TokenError::Unknown));
+        tokens.issue(ada()).unwrap();
+        tokens.issue(ada()).unwrap();
+        assert_eq!(tokens.issue(ada()), Err(TokenError::QuotaExceeded));
+    }
+
+    #[test]
+    fn the_quota_key_is_the_user_then_the_session() {
+        let tokens = quota_store(1);
+        tokens.issue(Identity::user("ada")).unwrap();
+        // Same session id, different users: separate quotas.
+        tokens.issue(Identity::user("bob").session_id("s")).unwrap();
+        // No user: the session is the key; a user's session id is not the same key.
+        tokens.issue(Identity::default().session_id("s")).unwrap();
+        assert_eq!(tokens.issue(Identity::default().session_id("s")), Err(TokenError::QuotaExceeded));
+        tokens.issue(Identity::default().session_id("t")).unwrap();
+        // Neither: one shared quota.
+        tokens.issue(Identity::default()).unwrap();
+        assert_eq!(tokens.issue(Identity::default()), Err(TokenError::QuotaExceeded));
+        assert_eq!(tokens.len(), 5);
+    }
+
+    #[test]
+    fn the_quota_is_checked_before_the_store_is_full() {
+        let tokens =
+            TokenStore::new(TokenConfig::default().max_tokens(2).max_tokens_per_identity(1)).unwrap();
+        tokens.issue(Identity::user("ada")).unwrap();
+        tokens.issue(Identity::user("bob")).unwrap();
+        // Ada is over her own quota whatever the store's state: the client's fault (429).
+        assert_eq!(tokens.issue(Identity::user("ada")), Err(TokenError::QuotaExceeded));
+        assert_eq!(tokens.issue(Identity::user("eve")), Err(TokenError::StoreFull));
     }
 
     #[tokio::test(start_paused = true)]
