@@ -20,6 +20,11 @@ pub mod codes {
     pub const INTERNAL: &str = "internal";
     /// A frame that only the other side may send (a client sending `joined`).
     pub const UNEXPECTED: &str = "unexpected";
+    /// The connection is at a per-connection limit: a `join` past
+    /// `max_channels_per_connection`, or a join hook or handler whose
+    /// [`join_room`](crate::Messenger::join_room) went past `max_rooms_per_connection`.
+    /// Leaving a channel or a room frees a slot.
+    pub const LIMIT: &str = "limit";
 }
 
 /// An error reported by the remote side: a handler's error-first reply, or a refusal.
@@ -47,6 +52,23 @@ pub enum EmitError {
     /// The connection's outgoing queue refused the frame (full or closed).
     #[error("connection refused the frame")]
     Send(#[from] network_core::SendError),
+    /// [`join_room`](crate::Messenger::join_room) would put the connection in more rooms
+    /// than `max_rooms_per_connection` (the value here); it stays out of the room. Take it
+    /// out of another room first. In a join hook or an event handler, `?` turns it into
+    /// the client's `limit` answer.
+    #[error("at most {0} rooms per connection")]
+    TooManyRooms(usize),
+}
+
+/// Lets join hooks and event handlers use `?` on room and emit calls: a room limit reaches
+/// the client as `limit`, anything else as `internal` (the client cannot fix it).
+impl From<EmitError> for RemoteError {
+    fn from(error: EmitError) -> Self {
+        match error {
+            EmitError::TooManyRooms(_) => RemoteError::new(codes::LIMIT, error.to_string()),
+            other => RemoteError::internal(other.to_string()),
+        }
+    }
 }
 
 /// An emit that waits for an acknowledgement did not get a value.

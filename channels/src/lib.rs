@@ -38,6 +38,15 @@
 //! Every room is an adapter room named `{channel}#{room}` (the channel's own member list
 //! is the room `{channel}`), so all fan-out goes through the network's adapter and spans
 //! nodes when the adapter does.
+//!
+//! # Limits per connection
+//! A peer must not grow the server's state without bound. A connection is in at most
+//! [`ChannelsConfig::max_channels_per_connection`] channels (64, `/` included; a `join`
+//! beyond is answered with code `limit`) and in at most
+//! [`ChannelsConfig::max_rooms_per_connection`] rooms put there by
+//! [`Messenger::join_room`] (256; beyond, it fails with [`EmitError::TooManyRooms`], which a
+//! hook or handler returns with `?` to answer the client `limit`). Leaving a channel or a
+//! room frees its slot.
 
 pub mod client;
 mod cluster;

@@ -246,15 +246,26 @@ impl<N: Network> Messenger<N> {
     }
 
     /// Puts `connection` in `room` of this channel.
+    ///
+    /// A connection of this node is in at most `max_rooms_per_connection` such rooms:
+    /// beyond, this fails with [`EmitError::TooManyRooms`] and the connection stays out.
+    /// Joining a room it is in already succeeds and takes no second slot.
     pub async fn join_room(&self, connection: ConnectionId, room: &str) -> Result<(), EmitError> {
         let room = self.scoped(room)?;
-        Ok(self.network.adapter().join(connection, room).await?)
+        self.shared.claim_room(connection, &room)?;
+        if let Err(error) = self.network.adapter().join(connection, room.clone()).await {
+            self.shared.release_room(connection, &room);
+            return Err(error.into());
+        }
+        Ok(())
     }
 
-    /// Takes `connection` out of `room` of this channel.
+    /// Takes `connection` out of `room` of this channel, which frees its slot.
     pub async fn leave_room(&self, connection: ConnectionId, room: &str) -> Result<(), EmitError> {
         let room = self.scoped(room)?;
-        Ok(self.network.adapter().leave(connection, &room).await?)
+        self.network.adapter().leave(connection, &room).await?;
+        self.shared.release_room(connection, &room);
+        Ok(())
     }
 
     /// The connections in `room` of this channel.

@@ -10,7 +10,8 @@ use std::time::Duration;
 
 use futures_util::FutureExt;
 use network_core::{
-    Adapter, Connection, ConnectionId, Identity, Network, NetworkEvent, OrderedExecutor, Router, envelope,
+    Adapter, Connection, ConnectionId, Identity, Network, NetworkEvent, OrderedExecutor, Room, Router,
+    envelope,
 };
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -123,6 +124,16 @@ pub struct ChannelsConfig<N: Network> {
     /// connections. When reached, the router stops taking frames until handlers finish,
     /// which holds back the sockets (backpressure). Default 4096.
     pub max_queued_frames: usize,
+    /// Channels one connection may be in at once, `/` included; a `join` beyond is
+    /// refused with `limit` (a `leave` frees a slot). Default 64.
+    pub max_channels_per_connection: usize,
+    /// Rooms one connection may be put in through [`Messenger::join_room`] (and the
+    /// contexts' `join_room`), across its channels; beyond, `join_room` fails with
+    /// [`EmitError::TooManyRooms`], which a hook or handler returning it with `?` answers
+    /// as `limit`. Leaving a room or its channel frees a slot. The rooms a channel puts
+    /// every member in (the channel's own, `user.{id}`, `session.{id}`) do not count.
+    /// Default 256.
+    pub max_rooms_per_connection: usize,
 }
 
 impl<N: Network> Default for ChannelsConfig<N> {
@@ -132,6 +143,8 @@ impl<N: Network> Default for ChannelsConfig<N> {
             ack_timeout: Duration::from_secs(10),
             max_pending_acks: 256,
             max_queued_frames: 4096,
+            max_channels_per_connection: 64,
+            max_rooms_per_connection: 256,
         }
     }
 }
@@ -143,6 +156,8 @@ impl<N: Network> fmt::Debug for ChannelsConfig<N> {
             .field("ack_timeout", &self.ack_timeout)
             .field("max_pending_acks", &self.max_pending_acks)
             .field("max_queued_frames", &self.max_queued_frames)
+            .field("max_channels_per_connection", &self.max_channels_per_connection)
+            .field("max_rooms_per_connection", &self.max_rooms_per_connection)
             .finish()
     }
 }
@@ -172,6 +187,18 @@ impl<N: Network> ChannelsConfig<N> {
         self
     }
 
+    /// Sets [`max_channels_per_connection`](Self::max_channels_per_connection).
+    pub fn max_channels_per_connection(mut self, max_channels_per_connection: usize) -> Self {
+        self.max_channels_per_connection = max_channels_per_connection;
+        self
+    }
+
+    /// Sets [`max_rooms_per_connection`](Self::max_rooms_per_connection).
+    pub fn max_rooms_per_connection(mut self, max_rooms_per_connection: usize) -> Self {
+        self.max_rooms_per_connection = max_rooms_per_connection;
+        self
+    }
+
     /// Attaches the channels router to `network` and returns the messenger that emits on
     /// it (on channel `/`).
     pub fn attach(mut self, network: &N) -> Result<Messenger<N>, SetupError> {
@@ -181,6 +208,11 @@ impl<N: Network> ChannelsConfig<N> {
         if self.max_pending_acks == 0 || self.max_queued_frames == 0 || self.ack_timeout.is_zero() {
             return Err(SetupError::Config(
                 "ack_timeout, max_pending_acks and max_queued_frames must be positive",
+            ));
+        }
+        if self.max_channels_per_connection == 0 || self.max_rooms_per_connection == 0 {
+            return Err(SetupError::Config(
+                "max_channels_per_connection and max_rooms_per_connection must be positive",
             ));
         }
         self.channels.entry(ROOT.to_owned()).or_default();
@@ -305,6 +337,9 @@ enum Work {
 #[derive(Default)]
 struct ConnectionState {
     joined: HashSet<String>,
+    /// The rooms `join_room` put the connection in (scoped names), for
+    /// `max_rooms_per_connection`.
+    rooms: HashSet<Room>,
     next_ack_id: u64,
     pending_acks: HashMap<u64, oneshot::Sender<Result<Value, RemoteError>>>,
 }
@@ -347,6 +382,27 @@ impl<N: Network> Shared<N> {
 
     fn is_joined(&self, connection: ConnectionId, channel: &str) -> bool {
         self.lock().get(&connection).is_some_and(|state| state.joined.contains(channel))
+    }
+
+    /// Counts `room` for `connection` before it joins it: `Err` at the limit. Connections
+    /// this router does not track (not open, or on another node) are not counted.
+    pub(crate) fn claim_room(&self, connection: ConnectionId, room: &Room) -> Result<(), EmitError> {
+        let mut connections = self.lock();
+        let Some(state) = connections.get_mut(&connection) else { return Ok(()) };
+        if !state.rooms.contains(room) {
+            if state.rooms.len() >= self.config.max_rooms_per_connection {
+                return Err(EmitError::TooManyRooms(self.config.max_rooms_per_connection));
+            }
+            state.rooms.insert(room.clone());
+        }
+        Ok(())
+    }
+
+    /// Frees the slot of `room` (it was left, or joining it failed).
+    pub(crate) fn release_room(&self, connection: ConnectionId, room: &Room) {
+        if let Some(state) = self.lock().get_mut(&connection) {
+            state.rooms.remove(room);
+        }
     }
 }
 
@@ -478,8 +534,19 @@ async fn join<N: Network>(
     let Some(channel) = shared.config.channels.get(ch) else {
         return Err(RemoteError::new(codes::UNKNOWN_CHANNEL, format!("no channel {ch:?}")));
     };
-    if shared.is_joined(connection.id(), ch) {
+    let (already, joined) = {
+        let connections = shared.lock();
+        let state = connections.get(&connection.id());
+        (state.is_some_and(|state| state.joined.contains(ch)), state.map_or(0, |state| state.joined.len()))
+    };
+    if already {
         return Ok(());
+    }
+    // Before the hook runs: a refused join costs no hook call. Frames of one connection are
+    // handled one at a time, so no other join of it runs until this one is recorded.
+    let max = shared.config.max_channels_per_connection;
+    if joined >= max {
+        return Err(RemoteError::new(codes::LIMIT, format!("at most {max} channels per connection")));
     }
     let scoped = messenger.channel(ch);
     if let Some(hook) = &channel.on_join {
@@ -519,12 +586,16 @@ async fn leave<N: Network>(
     ch: &str,
 ) -> Result<(), RemoteError> {
     let id = connection.id();
-    let was_joined = messenger.shared.lock().get_mut(&id).is_some_and(|state| state.joined.remove(ch));
+    let prefix = format!("{ch}#");
+    let was_joined = messenger.shared.lock().get_mut(&id).is_some_and(|state| {
+        // The channel's rooms are left below, so their slots are free.
+        state.rooms.retain(|room| !room.starts_with(&prefix));
+        state.joined.remove(ch)
+    });
     if !was_joined {
         return Err(RemoteError::new(codes::NOT_JOINED, format!("not in channel {ch:?}")));
     }
     let adapter = messenger.network.adapter();
-    let prefix = format!("{ch}#");
     let rooms = adapter.rooms_of(id).await.map_err(|error| RemoteError::internal(error.to_string()))?;
     for room in rooms.iter().filter(|room| room.starts_with(&prefix) || &***room == ch) {
         adapter.leave(id, room).await.map_err(|error| RemoteError::internal(error.to_string()))?;

@@ -54,6 +54,15 @@ async fn refusals_carry_the_servers_code() {
         }
         assert!(!admin.is_joined());
     }
+    // `limit` has a variant of its own: the caller reacts by leaving a channel.
+    let admin = channels.channel("/admin").unwrap();
+    let (joined, ()) = tokio::join!(within(admin.join()), async {
+        let (connection, frame) = server.frame().await;
+        let refusal = RemoteError::new(codes::LIMIT, "at most 64 channels per connection");
+        send(&connection, &Frame::error(refusal, Some(id_of(&frame)), Some("/admin".into())));
+    });
+    assert!(matches!(&joined, Err(JoinError::Limit(error)) if error.code == codes::LIMIT), "{joined:?}");
+    assert!(!admin.is_joined());
     client.close().await;
     server.shutdown().await;
 }

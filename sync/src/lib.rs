@@ -31,6 +31,11 @@
 //! broadcast through the network's adapter to the path's room, `sync:{path}`; a push to a
 //! model's several paths reaches each connection once.
 //!
+//! # Limits per connection
+//! A connection holds at most [`SyncConfig::max_subscriptions_per_connection`]
+//! subscriptions (256): a `sub` beyond is answered with code `limit`
+//! ([`protocol::codes::LIMIT`]), and an `unsub` frees a slot.
+//!
 //! The wire protocol is `docs/PROTOCOL.md`, section 7; the client side is [`client`].
 
 pub mod client;

@@ -145,6 +145,8 @@ pub mod codes {
     pub const BAD_REQUEST: &str = "bad_request";
     /// `unsub` of a path that is not subscribed.
     pub const NOT_SUBSCRIBED: &str = "not_subscribed";
+    /// `sub` past the server's `max_subscriptions_per_connection`; an `unsub` frees a slot.
+    pub const LIMIT: &str = "limit";
     /// Nothing at that path (for handlers to use).
     pub const NOT_FOUND: &str = "not_found";
     /// The handler crashed.

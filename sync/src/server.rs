@@ -288,11 +288,16 @@ pub struct SyncConfig<N: Network> {
     /// Frames (subscriptions, requests) accepted but not yet handled, across all
     /// connections; when reached, the router stops reading (backpressure). Default 4096.
     pub max_queued_frames: usize,
+    /// Paths one connection may be subscribed to at once; a `sub` beyond is refused with
+    /// `limit` (an `unsub` frees a slot). Each subscription costs the server a room
+    /// membership and two set entries, so one peer must not hold unbounded numbers.
+    /// Default 256.
+    pub max_subscriptions_per_connection: usize,
 }
 
 impl<N: Network> Default for SyncConfig<N> {
     fn default() -> Self {
-        Self { routes: Vec::new(), max_queued_frames: 4096 }
+        Self { routes: Vec::new(), max_queued_frames: 4096, max_subscriptions_per_connection: 256 }
     }
 }
 
@@ -301,6 +306,7 @@ impl<N: Network> fmt::Debug for SyncConfig<N> {
         f.debug_struct("SyncConfig")
             .field("routes", &self.routes)
             .field("max_queued_frames", &self.max_queued_frames)
+            .field("max_subscriptions_per_connection", &self.max_subscriptions_per_connection)
             .finish()
     }
 }
@@ -342,10 +348,19 @@ impl<N: Network> SyncConfig<N> {
         self
     }
 
+    /// Sets [`max_subscriptions_per_connection`](Self::max_subscriptions_per_connection).
+    pub fn max_subscriptions_per_connection(mut self, max_subscriptions_per_connection: usize) -> Self {
+        self.max_subscriptions_per_connection = max_subscriptions_per_connection;
+        self
+    }
+
     /// Attaches the sync router to `network` and returns the handle to push with.
     pub fn attach(self, network: &N) -> Result<SyncHandle<N>, SetupError> {
         if self.max_queued_frames == 0 {
             return Err(SetupError::Config("max_queued_frames must be positive"));
+        }
+        if self.max_subscriptions_per_connection == 0 {
+            return Err(SetupError::Config("max_subscriptions_per_connection must be positive"));
         }
         let mut matcher = matchit::Router::new();
         let mut routes = Vec::new();
@@ -358,6 +373,7 @@ impl<N: Network> SyncConfig<N> {
         let shared = Arc::new(Shared {
             matcher,
             routes,
+            max_subscriptions: self.max_subscriptions_per_connection,
             state: Mutex::new(State::default()),
             models_gate: tokio::sync::Mutex::new(()),
         });
@@ -388,6 +404,8 @@ struct State {
 struct Shared<N: Network> {
     matcher: matchit::Router<usize>,
     routes: Vec<Route<N>>,
+    /// `max_subscriptions_per_connection`.
+    max_subscriptions: usize,
     state: Mutex<State>,
     /// Serialises model creation, so two first subscribers of a path create one model.
     models_gate: tokio::sync::Mutex<()>,
@@ -571,10 +589,20 @@ impl<N: Network> SyncHandle<N> {
         let Some((route, params)) = self.shared.route(path) else {
             return Err(RemoteError::new(codes::NO_ROUTE, format!("no route for {path:?}")));
         };
-        let already =
-            self.shared.lock().subscriptions.get(&connection.id()).is_some_and(|paths| paths.contains(path));
+        let (already, count) = {
+            let state = self.shared.lock();
+            let paths = state.subscriptions.get(&connection.id());
+            (paths.is_some_and(|paths| paths.contains(path)), paths.map_or(0, HashSet::len))
+        };
         if already {
             return Ok(());
+        }
+        // Checked before the authorization runs: a refused request costs no hook call. A
+        // connection's frames are handled one at a time, so nothing else adds to its count
+        // before this subscription is recorded.
+        if count >= self.shared.max_subscriptions {
+            let message = format!("at most {} subscriptions per connection", self.shared.max_subscriptions);
+            return Err(RemoteError::new(codes::LIMIT, message));
         }
         let access = Access {
             connection: connection.clone(),

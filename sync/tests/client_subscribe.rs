@@ -67,6 +67,18 @@ async fn a_refusal_forgets_the_path_and_ends_its_streams() {
     );
     assert!(within(messages.recv()).await.is_none());
     assert!(!secret.is_subscribed());
+    // `limit` has a variant of its own: the caller reacts by closing a subscription.
+    let full = sync.sync("/api/full").unwrap();
+    let (refused, ()) = tokio::join!(within(full.connect()), async {
+        let (connection, frame) = server.frame().await;
+        let refusal = RemoteError::new(codes::LIMIT, "at most 256 subscriptions per connection");
+        send(&connection, &error(refusal, Some(id_of(&frame)), Some("/api/full")));
+    });
+    assert!(
+        matches!(&refused, Err(SubscribeError::Limit(error)) if error.code == codes::LIMIT),
+        "{refused:?}"
+    );
+    assert!(!full.is_subscribed());
     // Forgotten: closing it sends nothing.
     within(secret.close()).await.unwrap();
 

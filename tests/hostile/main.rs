@@ -7,6 +7,7 @@ mod endpoints;
 mod handshake_strict;
 mod origin;
 mod protocol_drift;
+mod router_limits;
 #[path = "../support/mod.rs"]
 mod support;
 mod token_quota;

@@ -37,6 +37,11 @@
 //!
 //! A connection leaves its views when it closes, drops or times out. The wire protocol is
 //! `docs/PROTOCOL.md`, section 6.
+//!
+//! # Limits per connection
+//! A connection has at most [`ViewsConfig::max_views_per_connection`] views open (256): an
+//! `open` beyond is answered with code `limit` ([`protocol::codes::LIMIT`]), and a `close`
+//! frees a slot.
 
 pub mod client;
 pub mod protocol;

@@ -82,6 +82,12 @@ async fn refusals_carry_the_servers_code_and_forget_the_view() {
             other => panic!("expected a refusal, got {other:?}"),
         }
     }
+    // `limit` has a variant of its own: the caller reacts by closing a view.
+    let (opened, ()) = tokio::join!(within(views.open("secret")), async {
+        let (connection, id) = expect_open(&mut server, "secret").await;
+        send(&connection, &error(codes::LIMIT, "at most 256 views per connection", Some(id), Some("secret")));
+    });
+    assert!(matches!(&opened, Err(OpenError::Limit(refusal)) if refusal.code == codes::LIMIT), "{opened:?}");
     // Forgotten: a new open asks again.
     let (opened, ()) = tokio::join!(within(views.open("secret")), async {
         let (connection, id) = expect_open(&mut server, "secret").await;

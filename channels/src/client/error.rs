@@ -18,11 +18,18 @@ pub struct InvalidChannel(pub String);
 #[non_exhaustive]
 pub enum JoinError {
     /// The server refused: code `unknown_channel` (no such channel on the server) or
-    /// `forbidden` (its authorization said no; the message says why), or another code. The
-    /// channel is forgotten: it is not re-joined after reconnects. Retrying makes sense
-    /// only once something changed (a login).
+    /// `forbidden` (its authorization said no; the message says why), or another code (but
+    /// `limit`, which is [`Limit`](Self::Limit)). The channel is forgotten: it is not
+    /// re-joined after reconnects. Retrying makes sense only once something changed (a
+    /// login).
     #[error("join refused")]
     Refused(#[source] RemoteError),
+    /// The server refused with `limit`: the connection is in as many channels as the
+    /// server allows (`max_channels_per_connection`), or the channel's join hook could not
+    /// put it in another room (`max_rooms_per_connection`; the message says which). The
+    /// channel is forgotten; leave another channel, then join again.
+    #[error("join refused by a per-connection limit")]
+    Limit(#[source] RemoteError),
     /// No answer within [`join_timeout`](super::ChannelsClientConfig::join_timeout), most
     /// often because the link is down. The channel stays wanted: a late `joined` still
     /// joins it and it is joined on every reconnect. Call

@@ -510,7 +510,10 @@ impl State {
         if let Some(other) = membership.request.filter(|request| *request != id) {
             self.remove_request(other);
         }
-        let told = membership.fail(|| JoinError::Refused(error.clone()));
+        let is_limit = error.code == codes::LIMIT;
+        let told = membership.fail(|| {
+            if is_limit { JoinError::Limit(error.clone()) } else { JoinError::Refused(error.clone()) }
+        });
         if !told {
             self.error_subscribers.report(BackgroundError::RejoinRefused { channel: path, error });
         }

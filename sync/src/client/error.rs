@@ -22,10 +22,16 @@ pub struct InvalidPath(pub String);
 pub enum SubscribeError {
     /// The server refused: code `no_route` (no pattern on the server matches the path),
     /// `forbidden` (its authorization said no; the message says why) or `bad_request`, or
-    /// another code. The subscription is forgotten and its streams end. Retrying makes
-    /// sense only once something changed (a login, a server update).
+    /// another code (but `limit`, which is [`Limit`](Self::Limit)). The subscription is
+    /// forgotten and its streams end. Retrying makes sense only once something changed (a
+    /// login, a server update).
     #[error("subscription refused")]
     Refused(#[source] RemoteError),
+    /// The server refused with `limit`: the connection has as many subscriptions as the
+    /// server allows (`max_subscriptions_per_connection`). The subscription is forgotten
+    /// and its streams end; close another subscription, then connect again.
+    #[error("too many subscriptions")]
+    Limit(#[source] RemoteError),
     /// No answer within [`request_timeout`](super::SyncClientConfig::request_timeout), most
     /// often because the link is down or not up yet. The subscription stays wanted: a late
     /// `subscribed` still activates it, and it is sent again on every reconnect. Call

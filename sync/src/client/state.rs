@@ -589,7 +589,13 @@ impl State {
         let told =
             self.wanted.get(&path).is_some_and(|wanted| wanted.sub.waiters.iter().any(|w| !w.is_closed()));
         let refusal = error.clone();
-        let (_, ended) = self.forget(&path, || SubscribeError::Refused(refusal.clone()));
+        let (_, ended) = self.forget(&path, || {
+            if refusal.code == codes::LIMIT {
+                SubscribeError::Limit(refusal.clone())
+            } else {
+                SubscribeError::Refused(refusal.clone())
+            }
+        });
         if !told {
             self.error_subscribers.report(BackgroundError::ResubscribeRefused { path, error });
         } else {

@@ -19,11 +19,15 @@ pub enum OpenError {
     #[error("invalid view name {0:?}")]
     InvalidName(String),
     /// The server refused: code `forbidden` (its authorization said no; the message says
-    /// why), `limit` (the connection has as many views open as the server allows), or
-    /// another code. The view is forgotten. Retrying makes sense only once something
-    /// changed (a login, a view closed).
+    /// why), `bad_request`, or another code (but `limit`, which is [`Limit`](Self::Limit)).
+    /// The view is forgotten. Retrying makes sense only once something changed (a login).
     #[error("open refused")]
     Refused(#[source] RemoteError),
+    /// The server refused with `limit`: the connection has as many views open as the
+    /// server allows (`max_views_per_connection`). The view is forgotten; close another
+    /// view, then open again.
+    #[error("too many views open")]
+    Limit(#[source] RemoteError),
     /// No answer within [`request_timeout`](super::ViewsClientConfig::request_timeout),
     /// most often because the link is down or not up yet. The view stays open (wanted):
     /// it is opened on every reconnect and a late answer still opens it; call `open`

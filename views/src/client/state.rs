@@ -560,7 +560,10 @@ impl State {
         if entry.open.active || !entry.subscribers.is_empty() {
             tracing::warn!(view, %error, "re-opening a view was refused; it is closed");
         }
-        entry.open.fail(|| OpenError::Refused(error.clone()));
+        let is_limit = error.code == codes::LIMIT;
+        entry.open.fail(|| {
+            if is_limit { OpenError::Limit(error.clone()) } else { OpenError::Refused(error.clone()) }
+        });
         entry.deliver(ViewChange::refused(error))
     }
 }
