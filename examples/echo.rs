@@ -19,7 +19,10 @@ async fn main() -> anyhow::Result<()> {
         [flag, addr] if flag == "--listen" => addr.clone(),
         _ => anyhow::bail!("usage: echo [--listen ADDR]"),
     };
-    let config = ServerConfig::default().max_message_size(32 << 20).outgoing_queue_size(64 << 20);
+    let config = ServerConfig::default()
+        .max_message_size(32 << 20)
+        .outgoing_queue_size(64 << 20)
+        .max_outgoing_queue_size(64 << 20);
     let server = Server::bind(listen.as_str(), config).await?;
     println!("listening on ws://{}", server.local_addr().context("no address")?);
     let mut events = server.events().context("events taken")?;

@@ -13,7 +13,9 @@ use tokio_tungstenite::tungstenite::Message as WsMessage;
 
 #[tokio::test]
 async fn a_full_queue_drops_only_the_slow_consumer() {
-    let (server, mut events) = server(ServerConfig::default().outgoing_queue_size(256 * 1024)).await;
+    let (server, mut events) =
+        server(ServerConfig::default().outgoing_queue_size(256 * 1024).max_outgoing_queue_size(1 << 20))
+            .await;
     let _slow = raw_client(&url(&server)).await; // never reads
     let NetworkEvent::Added(slow) = next_event(&mut events).await else { panic!() };
     let mut fast = raw_client(&url(&server)).await;

@@ -73,13 +73,16 @@ pub(crate) fn main(args: &Args) -> Result<(), BoxError> {
         "pipelined" => true,
         other => return Err(format!("unknown --broadcast {other} (awaited or pipelined)").into()),
     };
+    // The load generator floods single connections on purpose, and the raw baseline has no
+    // rate limit: ours runs without one too (the limiter's policy is not what is measured).
+    let config = ServerConfig::default().rate_limit(None);
     match implementation.as_str() {
         "ours" if cluster.is_empty() => runtime.block_on(async {
-            ours(Server::bind(listen.as_str(), ServerConfig::default()).await?, scenario, pipelined).await
+            ours(Server::bind(listen.as_str(), config).await?, scenario, pipelined).await
         }),
         "ours" => runtime.block_on(async {
             let cluster = RedisCluster::connect(RedisConfig::new(cluster)).await?;
-            let server = Server::bind_with(listen.as_str(), ServerConfig::default(), cluster).await?;
+            let server = Server::bind_with(listen.as_str(), config, cluster).await?;
             ours(server, scenario, pipelined).await
         }),
         "raw" if cluster.is_empty() => runtime.block_on(raw(&listen, scenario)),

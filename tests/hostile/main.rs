@@ -3,11 +3,16 @@
 //! binary for all of them keeps CI's build small.
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
-mod endpoints;
-mod handshake_strict;
-mod origin;
-mod protocol_drift;
-mod router_limits;
 #[path = "../support/mod.rs"]
 mod support;
+mod burst;
+mod close_reason;
+mod endpoints;
+mod handshake_limits;
+mod handshake_strict;
+mod incoming_budget;
+mod origin;
+mod rate_limit;
 mod token_quota;
+mod protocol_drift;
+mod router_limits;

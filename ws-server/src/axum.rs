@@ -35,7 +35,10 @@ impl<A: Adapter> Server<A> {
     /// ```
     ///
     /// Serve the app with `into_make_service_with_connect_info::<SocketAddr>()` to give
-    /// connections their remote address. [`Server::shutdown`] closes the WebSocket
+    /// connections their remote address, and on [`Server::axum_listener`] rather than the
+    /// bare listener to give it the handshake limits of [`Server::bind`] (a timeout for the
+    /// whole request head, its size, the cap on pending handshakes): axum's own `serve`
+    /// has none of them. [`Server::shutdown`] closes the WebSocket
     /// connections; shutting the HTTP server down is the app's business.
     pub fn axum_route<S: Clone + Send + Sync + 'static>(&self) -> MethodRouter<S> {
         let server = self.clone();
@@ -56,7 +59,11 @@ impl<A: Adapter> Server<A> {
             Ok(key) => key,
             Err(reject) => return rejection(&reject),
         };
-        let remote_addr = request.extensions().get::<ConnectInfo<SocketAddr>>().map(|info| info.0);
+        let extensions = request.extensions();
+        let remote_addr = extensions
+            .get::<ConnectInfo<SocketAddr>>()
+            .map(|info| info.0)
+            .or_else(|| extensions.get::<ConnectInfo<crate::RemoteAddr>>().map(|info| info.0.0));
         let handshake = HandshakeRequest {
             remote_addr,
             path: request.uri().path().to_owned(),
@@ -67,10 +74,15 @@ impl<A: Adapter> Server<A> {
             Ok(slot) => slot,
             Err(reject) => return rejection(&reject),
         };
-        let accept = match inner.decide(&handshake).await {
-            Ok(accept) => accept,
-            Err(reject) => return rejection(&reject),
-        };
+        // The hook gets what is left of the handshake timeout, as with `Server::bind`.
+        let accept =
+            match tokio::time::timeout(inner.config.handshake_timeout, inner.decide(&handshake)).await {
+                Ok(Ok(accept)) => accept,
+                Ok(Err(reject)) => return rejection(&reject),
+                Err(_) => {
+                    return rejection(&Reject::new(StatusCode::REQUEST_TIMEOUT, "handshake hook timed out"));
+                }
+            };
         let on_upgrade = hyper::upgrade::on(&mut request);
         let task_inner = inner.clone();
         // Boxed: what the task captures stays in its future as long as the connection lives.
@@ -100,9 +112,14 @@ impl<A: Adapter> Server<A> {
     }
 }
 
+/// A refusal shaped as `Server::bind` writes it: the reason as a `text/plain` body, and
+/// `Connection: close` (hyper closes the connection after it).
 fn rejection(reject: &Reject) -> Response {
     let mut response = Response::new(Body::from(reject.reason.clone()));
     *response.status_mut() = reject.status;
+    let headers = response.headers_mut();
+    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain; charset=utf-8"));
+    headers.insert(header::CONNECTION, HeaderValue::from_static("close"));
     if reject.status == StatusCode::UPGRADE_REQUIRED {
         response.headers_mut().insert(header::SEC_WEBSOCKET_VERSION, HeaderValue::from_static("13"));
     }

@@ -7,6 +7,7 @@ use network_core::HubConfig;
 
 use crate::error::ServerError;
 use crate::handshake::HandshakeHook;
+use crate::rate::RateLimit;
 
 /// Options of a [`Server`](crate::Server). Every field has a default chosen for a server
 /// holding many mostly idle connections; setters are named after the fields.
@@ -25,10 +26,32 @@ pub struct ServerConfig {
     /// Largest incoming message (after reassembling fragments), in bytes. A bigger one
     /// closes the connection with 1009. Default 1 MiB, as socket.io's.
     pub max_message_size: usize,
-    /// Bound of each connection's outgoing queue, in bytes. A send past it fails with
-    /// `SendError::Full` and drops the connection as a slow consumer (its `Removed` event
-    /// carries 1008 "outgoing queue full"). Default 1 MiB.
+    /// Soft bound of each connection's outgoing queue, in bytes. A queue over it makes its
+    /// connection a suspect: if the socket then takes no byte for
+    /// [`slow_consumer_timeout`](Self::slow_consumer_timeout), the connection is dropped
+    /// (1008 "slow consumer"); and publishers with more than this many bytes still queued
+    /// somewhere are not read until the congestion clears (see the crate docs,
+    /// "Backpressure"). Default 1 MiB.
     pub outgoing_queue_size: usize,
+    /// Hard bound of each connection's outgoing queue, in bytes: a send past it fails with
+    /// `SendError::Full` and drops the connection (1008 "outgoing queue full"), however
+    /// fast it reads. Default 16 MiB.
+    pub max_outgoing_queue_size: usize,
+    /// How long a connection over [`outgoing_queue_size`](Self::outgoing_queue_size) may
+    /// go without its socket taking a byte before it is dropped as a slow consumer (1008
+    /// "slow consumer"). Default 10 s.
+    pub slow_consumer_timeout: Duration,
+    /// Budget of bytes queued in all outgoing queues together; while it is exceeded no
+    /// connection is read, so no new fan-out adds to it. Default 256 MiB.
+    pub max_total_outgoing_size: usize,
+    /// Budget of bytes held by incoming messages not yet complete (fragments, or a large
+    /// frame still arriving), over all connections. A connection whose partial message
+    /// cannot get its share is closed with 1013 "server busy", so N connections cannot hold
+    /// N × `max_message_size`. Default 256 MiB.
+    pub max_total_incoming_size: usize,
+    /// Per-connection limits on incoming messages and bytes per second (see
+    /// [`RateLimit`]); `None` for none. Default `Some(RateLimit::default())`.
+    pub rate_limit: Option<RateLimit>,
     /// Capacity of each connection's read buffer, allocated for the connection's life,
     /// and the most one read takes from the socket. Small keeps idle connections cheap
     /// (tungstenite's own default is 128 KiB); bigger messages still arrive, in several
@@ -43,6 +66,14 @@ pub struct ServerConfig {
     /// Open connections allowed at once; further upgrades get HTTP 503. `None` for no cap
     /// (the file-descriptor limit still applies). Default `None`.
     pub max_connections: Option<usize>,
+    /// Connections accepted whose upgrade is not done yet (the request head still
+    /// arriving, or the handshake hook deciding). Past it the oldest pending one is closed,
+    /// so that a flood of silent sockets cannot hold every file descriptor while a real
+    /// client, which completes its handshake in milliseconds, still gets in. They also
+    /// count against [`max_connections`](Self::max_connections) (open plus pending).
+    /// Default: half the process's soft limit on open files (read from
+    /// `/proc/self/limits`), 512 where it is unknown.
+    pub max_pending_handshakes: usize,
     /// Time for a client to send its complete upgrade request. Default 10 s.
     pub handshake_timeout: Duration,
     /// Largest upgrade request head (request line and headers), in bytes; bigger gets
@@ -79,10 +110,16 @@ impl Default for ServerConfig {
         Self {
             max_message_size: 1 << 20,
             outgoing_queue_size: 1 << 20,
+            max_outgoing_queue_size: 16 << 20,
+            slow_consumer_timeout: Duration::from_secs(10),
+            max_total_outgoing_size: 256 << 20,
+            max_total_incoming_size: 256 << 20,
+            rate_limit: Some(RateLimit::default()),
             read_buffer_size: 3 * 1024,
             ping_interval: Some(Duration::from_secs(25)),
             idle_timeout: Some(Duration::from_secs(60)),
             max_connections: None,
+            max_pending_handshakes: default_max_pending_handshakes(),
             handshake_timeout: Duration::from_secs(10),
             max_handshake_size: 8 * 1024,
             close_timeout: Duration::from_secs(5),
@@ -99,10 +136,16 @@ impl fmt::Debug for ServerConfig {
         f.debug_struct("ServerConfig")
             .field("max_message_size", &self.max_message_size)
             .field("outgoing_queue_size", &self.outgoing_queue_size)
+            .field("max_outgoing_queue_size", &self.max_outgoing_queue_size)
+            .field("slow_consumer_timeout", &self.slow_consumer_timeout)
+            .field("max_total_outgoing_size", &self.max_total_outgoing_size)
+            .field("max_total_incoming_size", &self.max_total_incoming_size)
+            .field("rate_limit", &self.rate_limit)
             .field("read_buffer_size", &self.read_buffer_size)
             .field("ping_interval", &self.ping_interval)
             .field("idle_timeout", &self.idle_timeout)
             .field("max_connections", &self.max_connections)
+            .field("max_pending_handshakes", &self.max_pending_handshakes)
             .field("handshake_timeout", &self.handshake_timeout)
             .field("max_handshake_size", &self.max_handshake_size)
             .field("close_timeout", &self.close_timeout)
@@ -133,6 +176,16 @@ setters! {
     max_message_size: usize,
     /// Sets [`outgoing_queue_size`](Self::outgoing_queue_size).
     outgoing_queue_size: usize,
+    /// Sets [`max_outgoing_queue_size`](Self::max_outgoing_queue_size).
+    max_outgoing_queue_size: usize,
+    /// Sets [`slow_consumer_timeout`](Self::slow_consumer_timeout).
+    slow_consumer_timeout: Duration,
+    /// Sets [`max_total_outgoing_size`](Self::max_total_outgoing_size).
+    max_total_outgoing_size: usize,
+    /// Sets [`max_total_incoming_size`](Self::max_total_incoming_size).
+    max_total_incoming_size: usize,
+    /// Sets [`rate_limit`](Self::rate_limit).
+    rate_limit: Option<RateLimit>,
     /// Sets [`read_buffer_size`](Self::read_buffer_size).
     read_buffer_size: usize,
     /// Sets [`ping_interval`](Self::ping_interval).
@@ -141,6 +194,8 @@ setters! {
     idle_timeout: Option<Duration>,
     /// Sets [`max_connections`](Self::max_connections).
     max_connections: Option<usize>,
+    /// Sets [`max_pending_handshakes`](Self::max_pending_handshakes).
+    max_pending_handshakes: usize,
     /// Sets [`handshake_timeout`](Self::handshake_timeout).
     handshake_timeout: Duration,
     /// Sets [`max_handshake_size`](Self::max_handshake_size).
@@ -169,6 +224,20 @@ impl ServerConfig {
         if self.outgoing_queue_size == 0 {
             return Err(ServerError::Config("outgoing_queue_size must be positive"));
         }
+        if self.max_outgoing_queue_size < self.outgoing_queue_size {
+            return Err(ServerError::Config("max_outgoing_queue_size must be at least outgoing_queue_size"));
+        }
+        if self.slow_consumer_timeout.is_zero() {
+            return Err(ServerError::Config("slow_consumer_timeout must be positive"));
+        }
+        if self.max_total_outgoing_size == 0 || self.max_total_incoming_size == 0 {
+            return Err(ServerError::Config(
+                "max_total_outgoing_size and max_total_incoming_size must be positive",
+            ));
+        }
+        if let Some(limit) = &self.rate_limit {
+            limit.validate().map_err(ServerError::Config)?;
+        }
         if self.read_buffer_size < 256 {
             return Err(ServerError::Config("read_buffer_size must be at least 256 bytes"));
         }
@@ -177,6 +246,9 @@ impl ServerConfig {
         }
         if self.ping_interval.is_some_and(|p| p.is_zero()) || self.idle_timeout.is_some_and(|i| i.is_zero()) {
             return Err(ServerError::Config("ping_interval and idle_timeout must be positive"));
+        }
+        if self.max_pending_handshakes == 0 {
+            return Err(ServerError::Config("max_pending_handshakes must be positive"));
         }
         if self.max_connections == Some(0) {
             return Err(ServerError::Config("max_connections must be positive"));
@@ -189,5 +261,34 @@ impl ServerConfig {
             ));
         }
         Ok(())
+    }
+}
+
+/// Half the soft limit on open files: the other half stays for open connections, the
+/// listener and the application. 512 when the limit cannot be read (not Linux).
+fn default_max_pending_handshakes() -> usize {
+    open_files_limit().map_or(512, |limit| (limit / 2).clamp(16, 1 << 20))
+}
+
+/// The soft `Max open files` of this process, from `/proc/self/limits` (no `unsafe`
+/// `getrlimit` call needed).
+fn open_files_limit() -> Option<usize> {
+    let limits = std::fs::read_to_string("/proc/self/limits").ok()?;
+    let line = limits.lines().find(|line| line.starts_with("Max open files"))?;
+    line.trim_start_matches("Max open files").split_whitespace().next()?.parse().ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_pending_handshake_cap_follows_the_file_limit() {
+        let default = ServerConfig::default().max_pending_handshakes;
+        match open_files_limit() {
+            Some(limit) => assert_eq!(default, (limit / 2).clamp(16, 1 << 20)),
+            None => assert_eq!(default, 512),
+        }
+        assert!(ServerConfig::default().validate().is_ok());
     }
 }

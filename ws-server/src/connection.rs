@@ -18,14 +18,22 @@ use tokio_tungstenite::tungstenite::error::{CapacityError, ProtocolError};
 use tokio_tungstenite::tungstenite::protocol::{Role, WebSocketConfig};
 use tokio_tungstenite::tungstenite::{self, Error as WsError};
 
-use crate::outbox::{Outbox, ReaderEvent};
+use crate::outbox::{Outbox, QueueLimits, ReaderEvent};
+use crate::pressure::{InFlight, IncomingBudgetExhausted, IncomingShare, ReadGate};
+use crate::rate::{Admission, Limiter};
 use crate::server::Inner;
 
-/// The stream tungstenite sees: reads come from the socket, writes (pongs, close frames)
-/// go through the outbox, in order with the data frames.
+/// After a close for a protocol violation, at most this many bytes are read and discarded
+/// while waiting for the peer to finish (see [`violation`]).
+const MAX_DISCARD_BYTES: u64 = 64 << 20;
+
+/// The stream tungstenite sees: reads come from the socket (and count in the server's
+/// incoming budget), writes (pongs, close frames) go through the outbox, in order with the
+/// data frames.
 struct ReadSide<S> {
     read: ReadHalf<S>,
     outbox: Arc<Outbox<WriteHalf<S>>>,
+    incoming: IncomingShare,
 }
 
 impl<S: AsyncRead + AsyncWrite + Unpin + Send + 'static> AsyncRead for ReadSide<S> {
@@ -34,7 +42,10 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send + 'static> AsyncRead for ReadSide<
         cx: &mut Context<'_>,
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.read).poll_read(cx, buf)
+        let before = buf.filled().len();
+        std::task::ready!(Pin::new(&mut self.read).poll_read(cx, buf))?;
+        let read = buf.filled().len() - before;
+        Poll::Ready(self.incoming.read(read).map_err(io::Error::other))
     }
 }
 
@@ -79,14 +90,19 @@ where
 {
     let (read, write) = tokio::io::split(io);
     let shard = inner.flusher.shard(id.as_u64());
-    let outbox =
-        Arc::new_cyclic(|me| Outbox::new(write, inner.config.outgoing_queue_size, shard, me.clone()));
+    let limits = QueueLimits {
+        soft: inner.config.outgoing_queue_size,
+        hard: inner.config.max_outgoing_queue_size,
+        stall_timeout: inner.config.slow_consumer_timeout,
+    };
+    let outbox = Arc::new_cyclic(|me| Outbox::new(write, limits, inner.pressure.clone(), shard, me.clone()));
     // The outbox is the connection's link: sends reach its queue in one pointer.
     let (connection, closed_signal) = Connection::new(id, meta, outbox.clone());
     if let Some(identity) = identity {
         connection.set_identity(identity);
     }
-    let socket = ReadSide { read, outbox: outbox.clone() };
+    let incoming = IncomingShare::new(inner.pressure.clone(), inner.config.read_buffer_size);
+    let socket = ReadSide { read, outbox: outbox.clone(), incoming };
     run(inner, socket, leftover, outbox, connection, closed_signal)
 }
 
@@ -154,6 +170,15 @@ where
     // deadline.
     let mut closing: Option<(CloseFrame, Instant)> = None;
 
+    // Backpressure: the socket is not read while this connection's fan-out is congested,
+    // the server's outgoing budget is spent, or its rate limit says wait.
+    let gate =
+        ReadGate { pressure: inner.pressure.clone(), in_flight: InFlight::new(config.outgoing_queue_size) };
+    let mut limiter = config.rate_limit.map(|limit| Limiter::new(limit, Instant::now()));
+    let mut throttled_until: Option<Instant> = None;
+    // Boxed and kept only while paused: it would otherwise widen every reader's state.
+    let mut resume: Option<Pin<Box<dyn Future<Output = ()> + Send + '_>>> = None;
+
     // Created once, not per frame: each of these registers a waiter when first polled.
     let outbox_event = outbox.reader_event();
     let server_abort = inner.abort.cancelled();
@@ -161,6 +186,18 @@ where
     tokio::pin!(outbox_event, server_abort, shutdown);
 
     loop {
+        let paused = closing.is_none() && (throttled_until.is_some() || gate.paused());
+        if !paused {
+            resume = None;
+        } else if resume.is_none() {
+            let gate = &gate;
+            resume = Some(Box::pin(async move {
+                if let Some(until) = throttled_until {
+                    tokio::time::sleep_until(until).await;
+                }
+                gate.resumed().await;
+            }));
+        }
         let request = tokio::select! {
             biased;
             event = &mut outbox_event => match event {
@@ -175,13 +212,20 @@ where
             () = &mut shutdown, if closing.is_none() => {
                 Some(CloseFrame::new(CloseCode::GOING_AWAY, "server shutting down"))
             }
+            () = pending_or(&mut resume), if paused => {
+                resume = None;
+                throttled_until = None;
+                // Time spent paused is not the peer's silence.
+                last_received = Instant::now();
+                None
+            }
             () = &mut timer => {
                 let now = Instant::now();
                 if let Some((frame, deadline)) = &closing
                     && now >= *deadline {
                         return frame.clone();
                     }
-                if now >= last_received + idle_timeout {
+                if !paused && now >= last_received + idle_timeout {
                     tracing::debug!(connection = %connection.id(), "idle timeout");
                     return CloseFrame::new(CloseCode::ABNORMAL, "idle timeout");
                 }
@@ -197,18 +241,35 @@ where
                 timer.as_mut().reset(next_ping.min(last_received + idle_timeout).min(close_deadline));
                 None
             }
-            item = ws.next() => {
+            item = ws.next(), if !paused => {
                 last_received = Instant::now();
+                let data = match &item {
+                    Some(Ok(tungstenite::Message::Text(text))) => Some(text.len()),
+                    Some(Ok(tungstenite::Message::Binary(bytes))) => Some(bytes.len()),
+                    _ => None,
+                };
+                if let Some(len) = data {
+                    ws.get_mut().incoming.message_done();
+                    match limiter.as_mut().map(|limiter| limiter.admit(len, last_received)) {
+                        None | Some(Admission::Go) => {}
+                        Some(Admission::WaitUntil(until)) => throttled_until = Some(until),
+                        Some(Admission::Close) => {
+                            tracing::debug!(connection = %connection.id(), "rate limit exceeded for too long");
+                            let frame = CloseFrame::new(CloseCode::POLICY, "rate limit exceeded");
+                            return Box::pin(violation(ws, outbox, frame, config.close_timeout)).await;
+                        }
+                    }
+                }
                 match item {
                     None => return ended(closing, CloseFrame::new(CloseCode::ABNORMAL, "")),
                     Some(Ok(tungstenite::Message::Text(text))) => {
                         if closing.is_none() {
                             // tungstenite validated the UTF-8 already; this cannot fail.
-                            match Text::from_utf8(Bytes::from(text)) {
+                            match Text::from_utf8(gate.in_flight.track(Bytes::from(text))) {
                                 Ok(text) => inner.hub.message(connection, Message::Text(text)).await,
                                 Err(_) => {
                                     let frame = CloseFrame::new(CloseCode::INVALID_PAYLOAD, "invalid UTF-8");
-                                    return Box::pin(violation(ws, outbox, frame)).await;
+                                    return Box::pin(violation(ws, outbox, frame, config.close_timeout)).await;
                                 }
                             }
                         }
@@ -216,7 +277,7 @@ where
                     }
                     Some(Ok(tungstenite::Message::Binary(bytes))) => {
                         if closing.is_none() {
-                            inner.hub.message(connection, Message::Binary(bytes)).await;
+                            inner.hub.message(connection, Message::Binary(gate.in_flight.track(bytes))).await;
                         }
                         None
                     }
@@ -237,7 +298,7 @@ where
                         if closing.is_some() {
                             return ended(closing, frame);
                         }
-                        return Box::pin(violation(ws, outbox, frame)).await;
+                        return Box::pin(violation(ws, outbox, frame, config.close_timeout)).await;
                     }
                 }
             }
@@ -256,19 +317,46 @@ where
     }
 }
 
-/// Closes after the peer broke the protocol: the close frame goes out after what is
-/// queued, and the socket is dropped without waiting for a reply.
+/// Closes after the peer broke the protocol (or a limit): the close frame goes out after
+/// what is queued, followed by our end of the TCP stream, and the peer's bytes are read
+/// and discarded until it closes too, [`MAX_DISCARD_BYTES`] have been read, or
+/// `close_timeout` passes. Dropping a socket with unread bytes makes the kernel answer with
+/// a reset, which can destroy the close frame before the peer reads it (it would see 1006
+/// instead of the reason); Node's `ws` drains the same way.
 async fn violation<S>(
     ws: &mut WebSocketStream<ReadSide<S>>,
     outbox: &Outbox<WriteHalf<S>>,
     frame: CloseFrame,
+    close_timeout: Duration,
 ) -> CloseFrame
 where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
+    use tokio::io::AsyncReadExt;
+
     outbox.stop_data();
     let _ = ws.close(Some(to_tungstenite(&frame))).await;
+    outbox.finish();
+    let discard = async {
+        let mut buf = [0u8; 8192];
+        let mut discarded: u64 = 0;
+        while discarded < MAX_DISCARD_BYTES {
+            match ws.get_mut().read.read(&mut buf).await {
+                Ok(0) | Err(_) => break,
+                Ok(read) => discarded += read as u64,
+            }
+        }
+    };
+    let _ = tokio::time::timeout(close_timeout, discard).await;
     frame
+}
+
+/// Waits for `future` when there is one; never resolves otherwise.
+async fn pending_or(future: &mut Option<Pin<Box<dyn Future<Output = ()> + Send + '_>>>) {
+    match future {
+        Some(future) => future.as_mut().await,
+        None => std::future::pending().await,
+    }
 }
 
 /// The close frame that ends a connection we were closing (ours) or that the peer closed.
@@ -279,11 +367,19 @@ fn ended(closing: Option<(CloseFrame, Instant)>, otherwise: CloseFrame) -> Close
 /// The close code for a read error the peer caused; `None` when the socket itself failed.
 fn error_close_frame(error: &WsError) -> Option<CloseFrame> {
     match error {
+        // RFC 6455 5.2: a 64-bit length must have its top bit clear; tungstenite reports such
+        // a frame as too long.
+        WsError::Capacity(CapacityError::MessageTooLong { size, .. }) if *size as u64 >= 1 << 63 => {
+            Some(CloseFrame::new(CloseCode::PROTOCOL, "frame length with the most significant bit set"))
+        }
         WsError::Capacity(CapacityError::MessageTooLong { size, max_size }) => {
             Some(CloseFrame::new(CloseCode::TOO_BIG, format!("message of {size} bytes exceeds {max_size}")))
         }
         WsError::Capacity(_) => Some(CloseFrame::new(CloseCode::TOO_BIG, "message too big")),
         WsError::Utf8(_) => Some(CloseFrame::new(CloseCode::INVALID_PAYLOAD, "invalid UTF-8")),
+        WsError::Io(error) if error.get_ref().is_some_and(|inner| inner.is::<IncomingBudgetExhausted>()) => {
+            Some(CloseFrame::new(CloseCode::TRY_AGAIN_LATER, "server busy: incoming budget exhausted"))
+        }
         // EOF without a close frame: the peer vanished, it did not misbehave.
         WsError::Protocol(ProtocolError::ResetWithoutClosingHandshake) => None,
         WsError::Protocol(error) => Some(CloseFrame::new(CloseCode::PROTOCOL, truncate(error.to_string()))),

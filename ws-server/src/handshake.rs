@@ -402,17 +402,23 @@ pub(crate) async fn write_accept<S: AsyncWrite + Unpin>(io: &mut S, accept_key: 
 
 /// Writes a refusal and lets the connection close.
 pub(crate) async fn write_reject<S: AsyncWrite + Unpin>(io: &mut S, reject: &Reject) -> std::io::Result<()> {
+    io.write_all(reject_response(reject).as_bytes()).await?;
+    io.shutdown().await
+}
+
+/// The HTTP response of a refusal: status, a `text/plain` body with the reason, and
+/// `Connection: close`.
+#[cfg_attr(not(feature = "axum"), allow(dead_code))]
+pub(crate) fn reject_response(reject: &Reject) -> String {
     let extra =
         if reject.status == StatusCode::UPGRADE_REQUIRED { "Sec-WebSocket-Version: 13\r\n" } else { "" };
-    let response = format!(
+    format!(
         "HTTP/1.1 {} {}\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: {}\r\nConnection: close\r\n{extra}\r\n{}",
         reject.status.as_u16(),
         reject.status.canonical_reason().unwrap_or(""),
         reject.reason.len(),
         reject.reason,
-    );
-    io.write_all(response.as_bytes()).await?;
-    io.shutdown().await
+    )
 }
 
 #[cfg(test)]

@@ -48,20 +48,47 @@
 //! # The write path
 //! Server frames are unmasked, so a frame's bytes are the same for every recipient: a
 //! header of 2 to 10 bytes and the message's shared payload, written with one vectored
-//! write and never copied. A broadcast (`Connection::send_batched`, what adapters use)
-//! appends to the connection's bounded queue and wakes its writer when the queue was
-//! empty; the writer drains everything pending, so a burst of broadcasts costs each
-//! connection one write. A reply (`Connection::send`) is written straight to the socket
-//! when nothing is queued. A connection whose queue passes
-//! [`ServerConfig::outgoing_queue_size`] is a slow consumer: the send fails with
-//! [`SendError::Full`](network_core::SendError::Full) and the connection is dropped (its
-//! `Removed` event says 1008 "outgoing queue full"); messages are never skipped.
+//! write and never copied. A reply (`Connection::send`) is written straight to the socket
+//! when nothing is queued. A broadcast (`Connection::send_batched`, what adapters use)
+//! appends to the connection's queue and hands it to the server's flusher, which writes
+//! everything queued meanwhile once the broadcasting task yields: a burst of broadcasts
+//! costs each connection one write. What the socket does not take at once is left to the
+//! connection's writer task, which waits for the socket to become writable.
+//!
+//! # Backpressure and limits
+//! A burst must not cost healthy readers their connection, and no peer may grow the
+//! server's memory without bound:
+//! - Each outgoing queue has a soft bound, [`ServerConfig::outgoing_queue_size`]. A
+//!   connection over it whose socket then takes no byte for
+//!   [`ServerConfig::slow_consumer_timeout`] is dropped as a slow consumer (1008 "slow
+//!   consumer"); one that keeps reading is never dropped for being behind, up to the hard
+//!   bound [`ServerConfig::max_outgoing_queue_size`] (1008 "outgoing queue full", and the
+//!   send fails with [`SendError::Full`](network_core::SendError::Full)). Messages are never
+//!   skipped.
+//! - The publisher is slowed instead: a message read from a socket keeps counting against
+//!   its sender until its last copy is written (a relay or a broadcast shares the payload),
+//!   and a sender with more than the soft bound of its messages still queued, while some
+//!   receiver is over its soft bound, is not read until that clears.
+//! - All outgoing queues together have a budget, [`ServerConfig::max_total_outgoing_size`]:
+//!   past it no socket is read. Incoming messages not complete yet (fragments, a large frame
+//!   arriving) draw on [`ServerConfig::max_total_incoming_size`]; a connection whose partial
+//!   message finds it spent is closed with 1013.
+//! - Each connection has a [`RateLimit`] (messages and bytes per second, token buckets): a
+//!   sender over it is not read until its buckets refill, and is closed with 1008 only if
+//!   it stays over for [`RateLimit::close_after`].
+//! - Upgrades: [`ServerConfig::handshake_timeout`] for the whole request head,
+//!   [`ServerConfig::max_handshake_size`] (431), and at most
+//!   [`ServerConfig::max_pending_handshakes`] sockets in their handshake (the oldest is
+//!   closed past it). The axum mount gets the same limits from `Server::axum_listener`.
 //!
 //! # Close codes
 //! A message over [`ServerConfig::max_message_size`] closes with 1009, invalid UTF-8 in a
 //! text frame with 1007, other protocol violations with 1002; only that connection is
-//! affected. A peer silent for [`ServerConfig::idle_timeout`] is dropped (1006 "idle
-//! timeout"). [`Server::shutdown`] sends 1001 to everyone and waits with a deadline.
+//! affected. After such a close frame the server reads and discards the peer's input until
+//! it closes (at most 64 MiB, at most [`ServerConfig::close_timeout`]), so that the peer
+//! reads the reason instead of a reset. A peer silent for [`ServerConfig::idle_timeout`]
+//! is dropped (1006 "idle timeout"). [`Server::shutdown`] sends 1001 to everyone and waits
+//! with a deadline.
 
 #[cfg(feature = "axum")]
 mod axum;
@@ -70,13 +97,21 @@ mod connection;
 mod error;
 mod flusher;
 mod frame;
+#[cfg(feature = "axum")]
+mod guarded;
 mod handshake;
 mod outbox;
+mod pending;
+mod pressure;
+mod rate;
 mod server;
 mod tokens;
 
 pub use config::ServerConfig;
 pub use error::ServerError;
+#[cfg(feature = "axum")]
+pub use guarded::{GuardedListener, GuardedStream, RemoteAddr};
 pub use handshake::{Accept, HandshakeHook, HandshakeRequest, Reject};
+pub use rate::RateLimit;
 pub use server::Server;
 pub use tokens::{TokenConfig, TokenError, TokenStore};

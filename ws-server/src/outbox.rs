@@ -14,10 +14,15 @@
 //! kernel than `writev` of many small slices); large ones go out as vectored writes of
 //! header and shared payload, never copied.
 //!
-//! Policies:
-//! - Past `max_queued_bytes` the connection is a slow consumer: the send fails with
-//!   [`SendError::Full`] and the connection is aborted (its `Removed` event says 1008
-//!   "outgoing queue full"). Skipping messages silently is never an option.
+//! Policies (see [`QueueLimits`]):
+//! - Over the soft limit the connection is congested: it counts in the server's
+//!   [`Pressure`], which pauses the readers of the publishers feeding it, and if its socket
+//!   then takes no byte for the slow-consumer timeout it is aborted (1008 "slow
+//!   consumer"). A reader that keeps reading is never dropped for being behind.
+//! - Past the hard limit the send fails with [`SendError::Full`] and the connection is
+//!   aborted (its `Removed` event says 1008 "outgoing queue full"). Skipping messages
+//!   silently is never an option.
+//! - An aborted outbox drops its queue at once, so its bytes leave the server's budget.
 //! - Once a close frame is queued, data frames are refused with [`SendError::Closed`], and
 //!   the socket stays open until what was queued before the close frame is written.
 
@@ -28,13 +33,17 @@ use std::pin::Pin;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError, Weak};
 use std::task::{Context, Poll, Waker, ready};
 
+use std::time::Duration;
+
 use bytes::Bytes;
 use network_core::{CloseCode, CloseFrame, Link, Message, SendError};
 use tokio::io::AsyncWrite;
 use tokio::sync::Notify;
+use tokio::time::{Instant, sleep_until};
 
 use crate::flusher::{Flush, Shard};
 use crate::frame::Header;
+use crate::pressure::Pressure;
 
 /// Slices handed to one vectored write (two per frame: header and payload).
 const MAX_IO_SLICES: usize = 64;
@@ -61,10 +70,25 @@ impl Chunk {
     }
 }
 
+/// The bounds of one outgoing queue (from [`ServerConfig`](crate::ServerConfig)).
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct QueueLimits {
+    /// Over this many queued bytes the connection is congested.
+    pub(crate) soft: usize,
+    /// Past this many it is dropped.
+    pub(crate) hard: usize,
+    /// Congested and not a byte written for this long: dropped.
+    pub(crate) stall_timeout: Duration,
+}
+
 struct State<W> {
     io: W,
     queue: VecDeque<Chunk>,
     queued_bytes: usize,
+    /// Whether the queue is over the soft limit (and counted in the server's pressure).
+    congested: bool,
+    /// While congested: when the socket last took bytes (or the congestion began).
+    last_progress: Instant,
     /// Bytes of the front chunk already written.
     front_written: usize,
     needs_flush: bool,
@@ -87,7 +111,8 @@ pub(crate) struct Outbox<W> {
     /// cancellation tokens: no allocation of their own, smaller futures, and one waiter
     /// for both events.
     wake_reader: Notify,
-    max_queued_bytes: usize,
+    limits: QueueLimits,
+    pressure: Arc<Pressure>,
     flusher: Arc<Shard>,
     /// This outbox, for the flusher's list (the outbox is also the connection's `Link`,
     /// which is called through `&self`).
@@ -120,7 +145,7 @@ impl<W: AsyncWrite + Unpin + Send + 'static> Flush for Outbox<W> {
         // A no-op waker: what the socket does not take now is the writer's, which polls
         // with a real one.
         let mut cx = Context::from_waker(Waker::noop());
-        match Self::drain(&mut state, &mut cx) {
+        match self.drain(&mut state, &mut cx) {
             Poll::Ready(Ok(())) => {}
             Poll::Pending => self.wake_writer.notify_one(),
             Poll::Ready(Err(error)) => {
@@ -131,15 +156,34 @@ impl<W: AsyncWrite + Unpin + Send + 'static> Flush for Outbox<W> {
     }
 }
 
+impl<W> Drop for Outbox<W> {
+    fn drop(&mut self) {
+        // What is still queued leaves the server's budget with the outbox.
+        let state = self.state.get_mut().unwrap_or_else(PoisonError::into_inner);
+        self.pressure.written(state.queued_bytes);
+        if state.congested {
+            self.pressure.congestion_ended();
+        }
+    }
+}
+
 impl<W: AsyncWrite + Unpin + Send + 'static> Outbox<W> {
-    /// An outbox writing to `io`, scheduled on `flusher`; made with `Arc::new_cyclic`,
-    /// which provides `me`.
-    pub(crate) fn new(io: W, max_queued_bytes: usize, flusher: Arc<Shard>, me: Weak<Self>) -> Self {
+    /// An outbox writing to `io`, scheduled on `flusher`, accounted in `pressure`; made
+    /// with `Arc::new_cyclic`, which provides `me`.
+    pub(crate) fn new(
+        io: W,
+        limits: QueueLimits,
+        pressure: Arc<Pressure>,
+        flusher: Arc<Shard>,
+        me: Weak<Self>,
+    ) -> Self {
         Self {
             state: Mutex::new(State {
                 io,
                 queue: VecDeque::new(),
                 queued_bytes: 0,
+                congested: false,
+                last_progress: Instant::now(),
                 front_written: 0,
                 needs_flush: false,
                 flush_scheduled: false,
@@ -151,7 +195,8 @@ impl<W: AsyncWrite + Unpin + Send + 'static> Outbox<W> {
             }),
             wake_writer: Notify::new(),
             wake_reader: Notify::new(),
-            max_queued_bytes,
+            limits,
+            pressure,
             flusher,
             me,
         }
@@ -232,18 +277,51 @@ impl<W: AsyncWrite + Unpin + Send + 'static> Outbox<W> {
         }
     }
 
-    /// Appends `chunk` within the bound; tells whether the queue was empty before.
+    /// Appends `chunk` within the hard bound; tells whether the queue was empty before.
     fn push(&self, state: &mut State<W>, chunk: Chunk) -> Result<bool, ()> {
         let was_empty = state.queue.is_empty();
         // One frame may always be queued, whatever its size; past that, the bound applies.
-        if !was_empty && state.queued_bytes + chunk.len() > self.max_queued_bytes {
-            tracing::warn!(queued = state.queued_bytes, "outgoing queue full: dropping slow consumer");
+        if !was_empty && state.queued_bytes + chunk.len() > self.limits.hard {
+            tracing::warn!(queued = state.queued_bytes, "outgoing queue full: dropping the connection");
             self.abort_locked(state, CloseFrame::new(CloseCode::POLICY, "outgoing queue full"));
             return Err(());
         }
         state.queued_bytes += chunk.len();
+        self.pressure.queued(chunk.len());
         state.queue.push_back(chunk);
+        if !state.congested && state.queued_bytes > self.limits.soft {
+            state.congested = true;
+            state.last_progress = Instant::now();
+            self.pressure.congestion_started();
+            // The writer starts the stall clock.
+            self.wake_writer.notify_one();
+        }
         Ok(was_empty)
+    }
+
+    /// Takes `written` bytes off the front of the queue, and the connection out of
+    /// congestion once it is back under the soft limit.
+    fn advance(&self, state: &mut State<W>, written: usize) {
+        let popped = advance(state, written);
+        self.pressure.written(popped);
+        if state.congested {
+            state.last_progress = Instant::now();
+            if state.queued_bytes <= self.limits.soft {
+                state.congested = false;
+                self.pressure.congestion_ended();
+            }
+        }
+    }
+
+    /// Drops whatever is queued (the connection is aborted: nothing more is written).
+    fn release(&self, state: &mut State<W>) {
+        self.pressure.written(state.queued_bytes);
+        state.queued_bytes = 0;
+        state.front_written = 0;
+        state.queue = VecDeque::new();
+        if std::mem::take(&mut state.congested) {
+            self.pressure.congestion_ended();
+        }
     }
 
     /// Refuses data frames from now on (a close frame is about to be queued).
@@ -294,6 +372,7 @@ impl<W: AsyncWrite + Unpin + Send + 'static> Outbox<W> {
         state.accepting_data = false;
         if state.aborted.is_none() {
             state.aborted = Some(frame);
+            self.release(state);
             self.wake_writer.notify_one();
             self.wake_reader.notify_one();
         }
@@ -322,14 +401,22 @@ impl<W: AsyncWrite + Unpin + Send + 'static> Outbox<W> {
             let woken = self.wake_writer.notified();
             tokio::pin!(woken);
             woken.as_mut().enable();
-            if self.lock().aborted.is_some() {
-                return;
-            }
+            let stall_deadline = {
+                let state = self.lock();
+                if state.aborted.is_some() {
+                    return;
+                }
+                state.congested.then(|| state.last_progress + self.limits.stall_timeout)
+            };
             let drained = tokio::select! {
                 biased;
                 // New frames or an abort while waiting for the socket: look again.
                 () = woken.as_mut() => continue,
                 result = poll_fn(|cx| self.poll_drain(cx)) => result,
+                () = sleep_until(stall_deadline.unwrap_or_else(Instant::now)), if stall_deadline.is_some() => {
+                    self.abort_if_stalled();
+                    continue;
+                }
             };
             if let Err(error) = drained {
                 tracing::debug!(%error, "write failed");
@@ -344,16 +431,30 @@ impl<W: AsyncWrite + Unpin + Send + 'static> Outbox<W> {
         }
     }
 
+    /// Drops the connection if it is still over the soft limit and its socket has taken
+    /// nothing for the stall timeout.
+    fn abort_if_stalled(&self) {
+        let mut state = self.lock();
+        if state.congested && state.last_progress.elapsed() >= self.limits.stall_timeout {
+            tracing::warn!(
+                queued = state.queued_bytes,
+                "slow consumer: nothing written for {:?} over the soft limit",
+                self.limits.stall_timeout
+            );
+            self.abort_locked(&mut state, CloseFrame::new(CloseCode::POLICY, "slow consumer"));
+        }
+    }
+
     fn poll_drain(&self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         let mut state = self.lock();
         if state.aborted.is_some() {
             return Poll::Ready(Ok(()));
         }
-        Self::drain(&mut state, cx)
+        self.drain(&mut state, cx)
     }
 
     /// Writes until the queue is empty and flushed, the socket would block, or it fails.
-    fn drain(state: &mut State<W>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+    fn drain(&self, state: &mut State<W>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         loop {
             if state.queue.is_empty() {
                 if state.needs_flush {
@@ -372,7 +473,7 @@ impl<W: AsyncWrite + Unpin + Send + 'static> Outbox<W> {
                 return Poll::Ready(Err(io::ErrorKind::WriteZero.into()));
             }
             state.needs_flush = true;
-            advance(state, written);
+            self.advance(state, written);
         }
     }
 }
@@ -452,18 +553,23 @@ fn fill_slices<'a>(queue: &'a VecDeque<Chunk>, front_written: usize, slices: &mu
     count
 }
 
-fn advance<W>(state: &mut State<W>, mut written: usize) {
+/// Takes `written` bytes off the front of the queue; returns the bytes of the chunks it
+/// finished (what leaves `queued_bytes`).
+fn advance<W>(state: &mut State<W>, mut written: usize) -> usize {
+    let mut popped = 0;
     while written > 0 {
-        let Some(front) = state.queue.front() else { return };
+        let Some(front) = state.queue.front() else { break };
         let remaining = front.len() - state.front_written;
         if written >= remaining {
             written -= remaining;
+            popped += front.len();
             state.queued_bytes -= front.len();
             state.front_written = 0;
             state.queue.pop_front();
         } else {
             state.front_written += written;
-            return;
+            break;
         }
     }
+    popped
 }

@@ -20,6 +20,8 @@ use crate::config::ServerConfig;
 use crate::error::ServerError;
 use crate::flusher::Flusher;
 use crate::handshake::{self, Accept, HandshakeRequest, Reject};
+use crate::pending::{PendingHandshake, PendingHandshakes};
+use crate::pressure::Pressure;
 
 /// What the connection machinery needs of the adapter, without its type: the machinery
 /// stays one (non-generic) copy whatever the adapter, at the price of one boxed future
@@ -62,6 +64,10 @@ pub(crate) struct Inner {
     open: AtomicUsize,
     /// Writes broadcasts for every connection (see [`crate::flusher`]).
     pub(crate) flusher: Flusher,
+    /// The server-wide memory budgets and congestion (see [`crate::pressure`]).
+    pub(crate) pressure: Arc<Pressure>,
+    /// Connections accepted and not yet upgraded (see [`crate::pending`]).
+    pending: Arc<PendingHandshakes>,
 }
 
 /// A WebSocket server: a [`Network`] of the connections it accepted.
@@ -189,7 +195,6 @@ impl<A: Adapter> Server<A> {
         let ids = ConnectionIds::new(adapter.node(), first_counter());
         Self {
             inner: Arc::new(Inner {
-                config,
                 hub,
                 rooms: adapter.clone(),
                 ids,
@@ -199,6 +204,12 @@ impl<A: Adapter> Server<A> {
                 tasks: TaskTracker::new(),
                 open: AtomicUsize::new(0),
                 flusher: Flusher::new(),
+                pending: PendingHandshakes::new(),
+                pressure: Arc::new(Pressure::new(
+                    config.max_total_outgoing_size,
+                    config.max_total_incoming_size,
+                )),
+                config,
             }),
             adapter,
         }
@@ -299,6 +310,17 @@ impl Inner {
         }
     }
 
+    /// Registers a connection that starts its handshake, evicting the oldest pending ones
+    /// past `max_pending_handshakes`, or past `max_connections` counting open ones too.
+    pub(crate) fn admit_handshake(&self) -> PendingHandshake {
+        let max_pending = self.config.max_pending_handshakes;
+        let max_connections = self.config.max_connections;
+        self.pending.admit(|pending| {
+            pending > max_pending
+                || max_connections.is_some_and(|max| pending + self.open.load(Ordering::Acquire) > max)
+        })
+    }
+
     /// Runs the handshake hook, if any (only then is the request copied for it).
     pub(crate) async fn decide(&self, request: &HandshakeRequest) -> Result<Accept, Reject> {
         match &self.config.handshake {
@@ -380,16 +402,27 @@ async fn upgrade<S>(inner: &Arc<Inner>, stream: &mut S, remote_addr: Option<Sock
 where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
+    let pending = inner.admit_handshake();
     let upgraded = tokio::time::timeout(inner.config.handshake_timeout, async {
-        let raw = handshake::read_request(stream, remote_addr, inner.config.max_handshake_size).await?;
-        let accept_key = handshake::validate(&raw.method, raw.version, &raw.request.headers, &inner.config)?;
-        let slot = inner.reserve_slot()?;
-        let accept = inner.decide(&raw.request).await?;
-        Ok::<_, Reject>((raw, accept_key, slot, accept))
+        tokio::select! {
+            upgraded = async {
+                let raw = handshake::read_request(stream, remote_addr, inner.config.max_handshake_size).await?;
+                let accept_key =
+                    handshake::validate(&raw.method, raw.version, &raw.request.headers, &inner.config)?;
+                let slot = inner.reserve_slot()?;
+                let accept = inner.decide(&raw.request).await?;
+                Ok::<_, Reject>(Some((raw, accept_key, slot, accept)))
+            } => upgraded,
+            () = pending.evicted() => Ok(None),
+        }
     })
     .await;
     let (raw, accept_key, slot, accept) = match upgraded {
-        Ok(Ok(upgrade)) => upgrade,
+        Ok(Ok(Some(upgrade))) => upgrade,
+        Ok(Ok(None)) => {
+            tracing::debug!(?remote_addr, "pending handshake evicted by newer connections");
+            return None;
+        }
         Ok(Err(reject)) => {
             tracing::debug!(?remote_addr, status = %reject.status, reason = %reject.reason, "upgrade refused");
             let _ = handshake::write_reject(stream, &reject).await;
