@@ -16,3 +16,4 @@ mod rate_limit;
 mod token_quota;
 mod protocol_drift;
 mod router_limits;
+mod views_info;

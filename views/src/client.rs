@@ -90,6 +90,7 @@
 mod change;
 mod config;
 mod error;
+mod matches;
 mod router;
 mod state;
 mod stream;
@@ -104,6 +105,7 @@ use tokio::time::{Instant, timeout_at};
 pub use self::change::ViewChange;
 pub use self::config::ViewsClientConfig;
 pub use self::error::{CloseError, InfoError, OpenError, RemoteError};
+pub use self::matches::InfoMatches;
 use self::router::ClientRouter;
 use self::state::Shared;
 pub use self::stream::ChangeStream;
@@ -205,6 +207,8 @@ impl ViewsClient {
 
     /// Asks the server for the counts of view `name`: its connections, its users with
     /// their connection counts, its anonymous connections. `None` when nobody has it open.
+    /// The server may refuse with `forbidden` ([`InfoError::Refused`]) when this
+    /// connection may not see the view.
     ///
     /// Waits for the answer at most [`request_timeout`](ViewsClientConfig::request_timeout)
     /// (before the first connection, that includes waiting for it). The view need not be
@@ -217,7 +221,8 @@ impl ViewsClient {
     }
 
     /// [`info`](Self::info) with each user's connection ids
-    /// ([`UserCount::connections`](crate::UserCount::connections)), for debugging.
+    /// ([`UserCount::connections`](crate::UserCount::connections)), for debugging. The
+    /// server refuses it with `forbidden` unless it allows this connection debug answers.
     ///
     /// # Cancel safety
     /// Cancel safe, as [`info`](Self::info).
@@ -227,23 +232,25 @@ impl ViewsClient {
 
     /// Asks the server for the counts of every view whose name matches `pattern`, a
     /// regular expression in Rust `regex` syntax of at most 256 bytes (`^doc-` for every
-    /// view whose name starts with `doc-`). Views nobody has open are not listed.
+    /// view whose name starts with `doc-`). Views nobody has open are not listed, nor
+    /// those this connection may not see; a server lists at most 100 views by default
+    /// ([`InfoMatches::is_truncated`] says when more matched).
     ///
     /// An invalid expression is refused by the server with `bad_request`
     /// ([`InfoError::Refused`]). Otherwise as [`info`](Self::info).
     ///
     /// # Cancel safety
     /// Cancel safe, as [`info`](Self::info).
-    pub async fn info_matching(&self, pattern: &str) -> Result<Vec<ViewInfo>, InfoError> {
+    pub async fn info_matching(&self, pattern: &str) -> Result<InfoMatches, InfoError> {
         self.info_pattern(pattern, false).await
     }
 
     /// [`info_matching`](Self::info_matching) with each user's connection ids, for
-    /// debugging.
+    /// debugging. Refused with `forbidden` as [`info_debug`](Self::info_debug).
     ///
     /// # Cancel safety
     /// Cancel safe, as [`info`](Self::info).
-    pub async fn info_matching_debug(&self, pattern: &str) -> Result<Vec<ViewInfo>, InfoError> {
+    pub async fn info_matching_debug(&self, pattern: &str) -> Result<InfoMatches, InfoError> {
         self.info_pattern(pattern, true).await
     }
 
@@ -260,7 +267,7 @@ impl ViewsClient {
         Ok(views.into_iter().find(|info| info.view == name))
     }
 
-    async fn info_pattern(&self, pattern: &str, debug: bool) -> Result<Vec<ViewInfo>, InfoError> {
+    async fn info_pattern(&self, pattern: &str, debug: bool) -> Result<InfoMatches, InfoError> {
         if pattern.len() > MAX_PATTERN_LEN {
             return Err(InfoError::PatternTooLong);
         }
@@ -272,7 +279,7 @@ impl ViewsClient {
         view: Option<&str>,
         pattern: Option<&str>,
         debug: bool,
-    ) -> Result<Vec<ViewInfo>, InfoError> {
+    ) -> Result<InfoMatches, InfoError> {
         let limit = self.shared.config.request_timeout;
         let deadline = Instant::now() + limit;
         match timeout_at(deadline, self.shared.ready()).await {
@@ -287,6 +294,7 @@ impl ViewsClient {
             pattern: pattern.map(str::to_owned),
             debug,
             views: None,
+            truncated: false,
         };
         let answer = self.shared.start_info(id, &frame)?;
         let _pending = PendingRequest { shared: &self.shared, id };

@@ -38,6 +38,14 @@
 //! A connection leaves its views when it closes, drops or times out. The wire protocol is
 //! `docs/PROTOCOL.md`, section 6.
 //!
+//! # What peers may learn
+//! A peer's `info` request sees only the views [`ViewsConfig::authorize_info`] allows it,
+//! by default the views [`ViewsConfig::authorize`] would let it open; debug answers (with
+//! connection ids) need [`ViewsConfig::authorize_debug`], which allows nobody by default;
+//! and a pattern's answer covers at most [`ViewsConfig::max_info_views`] views (100), with
+//! `"truncated": true` when more matched. Server code asking through [`Presence`] is the
+//! application itself and gets everything.
+//!
 //! # Limits per connection
 //! A connection has at most [`ViewsConfig::max_views_per_connection`] views open (256): an
 //! `open` beyond is answered with code `limit` ([`protocol::codes::LIMIT`]), and a `close`

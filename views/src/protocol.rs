@@ -109,7 +109,8 @@ pub enum Frame {
         id: Option<u64>,
     },
     /// Client to server: counts for one view (`view`) or every view matching `pattern`.
-    /// Server to client: the answer, in `views`.
+    /// Server to client: the answer, in `views`, limited to the views the connection may
+    /// see and to the server's `max_info_views`.
     Info {
         /// Correlates the answer.
         id: u64,
@@ -119,12 +120,17 @@ pub enum Frame {
         /// A regular expression over view names.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         pattern: Option<String>,
-        /// List each user's connection ids.
+        /// List each user's connection ids (refused unless the server allows this
+        /// connection).
         #[serde(default, skip_serializing_if = "std::ops::Not::not")]
         debug: bool,
         /// The answer (server to client only).
         #[serde(default, skip_serializing_if = "Option::is_none")]
         views: Option<Vec<ViewInfo>>,
+        /// Server to client: more views matched than the answer covers; `views` holds the
+        /// first ones by name (see `docs/PROTOCOL.md`, section 6.3).
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        truncated: bool,
     },
     /// Server to client: a request could not be served.
     Error {
@@ -147,7 +153,8 @@ pub mod codes {
     pub const MALFORMED: &str = "malformed";
     /// A frame only the server sends.
     pub const UNEXPECTED: &str = "unexpected";
-    /// The authorization refused to open the view.
+    /// The authorization refused to open the view, to answer `info` about it, or to give
+    /// this connection a debug answer.
     pub const FORBIDDEN: &str = "forbidden";
     /// An invalid view name or pattern.
     pub const BAD_REQUEST: &str = "bad_request";

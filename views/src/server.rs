@@ -3,10 +3,12 @@
 use std::collections::{HashMap, HashSet};
 use std::fmt;
 use std::future::Future;
+use std::panic::AssertUnwindSafe;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError, Weak};
 use std::time::Duration;
 
+use futures_util::FutureExt;
 use network_core::{Adapter, Connection, ConnectionId, Network, NetworkEvent, Router, Target, envelope};
 use regex::{Regex, RegexBuilder};
 use serde_json::Value;
@@ -18,13 +20,31 @@ mod cluster;
 
 type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send>>;
 type Authorize = Arc<dyn Fn(Connection, String) -> BoxFuture<Result<(), String>> + Send + Sync>;
+type AuthorizeDebug = Arc<dyn Fn(Connection) -> BoxFuture<Result<(), String>> + Send + Sync>;
 
 /// Options of the views router.
 #[non_exhaustive]
 pub struct ViewsConfig {
     /// Decides whether a connection may open a view: `Err(reason)` refuses with
-    /// `forbidden`. Default: everyone may open every view.
+    /// `forbidden`. Default: everyone may open every view. Unless
+    /// [`authorize_info`](Self::authorize_info) is set, it also decides which views the
+    /// connection's `info` requests see.
     pub authorize: Option<Authorize>,
+    /// Decides which views a peer's `info` requests may see, one call per view:
+    /// `Err(reason)` leaves the view out of a pattern's answer, and refuses a request for
+    /// that view by name with `forbidden`. Default: the [`authorize`](Self::authorize) hook,
+    /// so a connection learns about the views it may open (all of them when neither hook
+    /// is set). Server code asking through [`Presence`] is not subject to it.
+    pub authorize_info: Option<Authorize>,
+    /// Decides whether a connection may ask for debug answers (`"debug": true`, which list
+    /// every user's connection ids): `Err(reason)` refuses the request with `forbidden`.
+    /// Default: nobody may.
+    pub authorize_debug: Option<AuthorizeDebug>,
+    /// Views one answer to a peer's `info` covers at most: of the views a pattern matches,
+    /// the first `max_info_views` by name are considered and the answer says
+    /// `"truncated": true` when more matched. Also bounds the `authorize_info` calls per
+    /// request. Default 100.
+    pub max_info_views: usize,
     /// Changes within this interval are sent as one diff per view. Default 25 ms.
     pub diff_interval: Duration,
     /// Views one connection may have open at once; more are refused with `limit`.
@@ -34,7 +54,14 @@ pub struct ViewsConfig {
 
 impl Default for ViewsConfig {
     fn default() -> Self {
-        Self { authorize: None, diff_interval: Duration::from_millis(25), max_views_per_connection: 256 }
+        Self {
+            authorize: None,
+            authorize_info: None,
+            authorize_debug: None,
+            max_info_views: 100,
+            diff_interval: Duration::from_millis(25),
+            max_views_per_connection: 256,
+        }
     }
 }
 
@@ -42,6 +69,9 @@ impl fmt::Debug for ViewsConfig {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("ViewsConfig")
             .field("authorize", &self.authorize.is_some())
+            .field("authorize_info", &self.authorize_info.is_some())
+            .field("authorize_debug", &self.authorize_debug.is_some())
+            .field("max_info_views", &self.max_info_views)
             .field("diff_interval", &self.diff_interval)
             .field("max_views_per_connection", &self.max_views_per_connection)
             .finish()
@@ -83,6 +113,33 @@ impl ViewsConfig {
         self
     }
 
+    /// Sets the [`authorize_info`](Self::authorize_info) hook.
+    pub fn authorize_info<F, Fut>(mut self, authorize_info: F) -> Self
+    where
+        F: Fn(Connection, String) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<(), String>> + Send + 'static,
+    {
+        self.authorize_info =
+            Some(Arc::new(move |connection, view| Box::pin(authorize_info(connection, view))));
+        self
+    }
+
+    /// Sets the [`authorize_debug`](Self::authorize_debug) hook.
+    pub fn authorize_debug<F, Fut>(mut self, authorize_debug: F) -> Self
+    where
+        F: Fn(Connection) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<(), String>> + Send + 'static,
+    {
+        self.authorize_debug = Some(Arc::new(move |connection| Box::pin(authorize_debug(connection))));
+        self
+    }
+
+    /// Sets [`max_info_views`](Self::max_info_views).
+    pub fn max_info_views(mut self, max_info_views: usize) -> Self {
+        self.max_info_views = max_info_views;
+        self
+    }
+
     /// Sets [`diff_interval`](Self::diff_interval).
     pub fn diff_interval(mut self, diff_interval: Duration) -> Self {
         self.diff_interval = diff_interval;
@@ -100,6 +157,9 @@ impl ViewsConfig {
     pub fn attach<N: Network>(self, network: &N) -> Result<Presence<N>, SetupError> {
         if self.max_views_per_connection == 0 {
             return Err(SetupError::Config("max_views_per_connection must be positive"));
+        }
+        if self.max_info_views == 0 {
+            return Err(SetupError::Config("max_info_views must be positive"));
         }
         let shared = Arc::new(Shared {
             config: self,
@@ -142,13 +202,15 @@ impl<N: Network> fmt::Debug for Presence<N> {
 }
 
 impl<N: Network> Presence<N> {
-    /// Counts for view `name`; `None` when nobody has it open.
+    /// Counts for view `name`; `None` when nobody has it open. Unlike a peer's `info`
+    /// request, no hook and no limit applies: this is the application asking.
     pub fn info(&self, name: &str, debug: bool) -> Option<ViewInfo> {
         self.shared.info(name, debug)
     }
 
     /// Counts for every open view whose name matches `pattern` (Rust `regex` syntax),
-    /// ordered by name.
+    /// ordered by name: all of them, unlike a peer's `info` request, which
+    /// [`ViewsConfig::authorize_info`] filters and [`ViewsConfig::max_info_views`] bounds.
     pub fn info_matching(&self, pattern: &str, debug: bool) -> Result<Vec<ViewInfo>, PatternError> {
         let pattern = compile(pattern)?;
         Ok(self.shared.info_matching(&pattern, debug))
@@ -388,6 +450,34 @@ impl Shared {
         state.views.get(name).filter(|view| !view.members.is_empty()).map(|view| view.info(name, debug))
     }
 
+    /// The names of the open views matching `pattern`, the first `max` by name, and
+    /// whether more matched.
+    fn names_matching(&self, pattern: &Regex, max: usize) -> (Vec<Arc<str>>, bool) {
+        let mut names: Vec<Arc<str>> = {
+            let state = self.lock();
+            let open =
+                state.views.iter().filter(|(name, view)| !view.members.is_empty() && pattern.is_match(name));
+            open.map(|(name, _)| name.clone()).collect()
+        };
+        let truncated = names.len() > max;
+        if truncated {
+            // Only the first `max` need sorting.
+            names.select_nth_unstable(max);
+            names.truncate(max);
+        }
+        names.sort_unstable();
+        (names, truncated)
+    }
+
+    /// Counts for `names` (in that order), leaving out views that have emptied meanwhile.
+    fn infos(&self, names: &[Arc<str>], debug: bool) -> Vec<ViewInfo> {
+        let state = self.lock();
+        let open = names.iter().filter_map(|name| {
+            state.views.get(name).filter(|view| !view.members.is_empty()).map(|view| view.info(name, debug))
+        });
+        open.collect()
+    }
+
     fn info_matching(&self, pattern: &Regex, debug: bool) -> Vec<ViewInfo> {
         let state = self.lock();
         let mut infos: Vec<ViewInfo> = state
@@ -532,32 +622,8 @@ impl ViewsRouter {
                     );
                 }
             }
-            Frame::Info { id, view, pattern, debug, views: None } => {
-                let answer = match (view, pattern) {
-                    (Some(view), None) => {
-                        let info = self.shared.info(&view, debug);
-                        Frame::Info {
-                            id,
-                            view: None,
-                            pattern: None,
-                            debug: false,
-                            views: Some(info.into_iter().collect()),
-                        }
-                    }
-                    (None, Some(pattern)) => match compile(&pattern) {
-                        Ok(pattern) => {
-                            let views = self.shared.info_matching(&pattern, debug);
-                            Frame::Info { id, view: None, pattern: None, debug: false, views: Some(views) }
-                        }
-                        Err(error) => error_frame(codes::BAD_REQUEST, error_text(&error), Some(id), None),
-                    },
-                    _ => error_frame(
-                        codes::BAD_REQUEST,
-                        "give exactly one of view and pattern".into(),
-                        Some(id),
-                        None,
-                    ),
-                };
+            Frame::Info { id, view, pattern, debug, views: None, .. } => {
+                let answer = self.info(connection, id, view, pattern, debug).await;
                 reply(connection, &answer);
             }
             Frame::Info { id, .. }
@@ -592,7 +658,7 @@ impl ViewsRouter {
                 return reply(connection, &error_frame(codes::LIMIT, message, id, Some(view)));
             }
             if let Some(authorize) = &self.shared.config.authorize
-                && let Err(reason) = authorize(connection.clone(), view.clone()).await
+                && let Err(reason) = guarded(authorize(connection.clone(), view.clone())).await
             {
                 return reply(connection, &error_frame(codes::FORBIDDEN, reason, id, Some(view)));
             }
@@ -614,6 +680,83 @@ impl ViewsRouter {
         };
         self.shared.dirty.notify_one();
         reply(connection, &Frame::State { view, members, id });
+    }
+}
+
+impl ViewsRouter {
+    /// Answers a peer's `info`: only what its hooks let it see, at most `max_info_views`
+    /// views.
+    async fn info(
+        &self,
+        connection: &Connection,
+        id: u64,
+        view: Option<String>,
+        pattern: Option<String>,
+        debug: bool,
+    ) -> Frame {
+        let config = &self.shared.config;
+        // Checked before any view is looked at: a refused request costs no view hook call.
+        if debug {
+            let allowed = match &config.authorize_debug {
+                Some(hook) => guarded(hook(connection.clone())).await,
+                None => Err("debug answers are not enabled".to_owned()),
+            };
+            if let Err(reason) = allowed {
+                return error_frame(codes::FORBIDDEN, reason, Some(id), view);
+            }
+        }
+        let (names, truncated) = match (view, pattern) {
+            (Some(view), None) => {
+                if !valid_view(&view) {
+                    let message = "view names are 1 to 128 bytes without control characters".into();
+                    return error_frame(codes::BAD_REQUEST, message, Some(id), None);
+                }
+                if let Err(reason) = self.may_see(connection, &view).await {
+                    return error_frame(codes::FORBIDDEN, reason, Some(id), Some(view));
+                }
+                (vec![Arc::from(view)], false)
+            }
+            (None, Some(pattern)) => {
+                let pattern = match compile(&pattern) {
+                    Ok(pattern) => pattern,
+                    Err(error) => return error_frame(codes::BAD_REQUEST, error_text(&error), Some(id), None),
+                };
+                let (names, truncated) = self.shared.names_matching(&pattern, config.max_info_views);
+                // At most `max_info_views` hook calls, run together: one slow check does not
+                // add up.
+                let checks = names.iter().map(|name| self.may_see(connection, name));
+                let verdicts = futures_util::future::join_all(checks).await;
+                let visible = names.into_iter().zip(verdicts).filter(|(_, verdict)| verdict.is_ok());
+                (visible.map(|(name, _)| name).collect(), truncated)
+            }
+            _ => {
+                let message = "give exactly one of view and pattern".into();
+                return error_frame(codes::BAD_REQUEST, message, Some(id), None);
+            }
+        };
+        let views = self.shared.infos(&names, debug);
+        Frame::Info { id, view: None, pattern: None, debug: false, views: Some(views), truncated }
+    }
+
+    /// Whether `connection` may learn about view `name` through `info`.
+    async fn may_see(&self, connection: &Connection, name: &str) -> Result<(), String> {
+        let config = &self.shared.config;
+        match config.authorize_info.as_ref().or(config.authorize.as_ref()) {
+            Some(hook) => guarded(hook(connection.clone(), name.to_owned())).await,
+            None => Ok(()),
+        }
+    }
+}
+
+/// Runs an application hook; a panic refuses instead of ending the router task, which
+/// runs every views request.
+async fn guarded(hook: BoxFuture<Result<(), String>>) -> Result<(), String> {
+    match AssertUnwindSafe(hook).catch_unwind().await {
+        Ok(verdict) => verdict,
+        Err(_) => {
+            tracing::error!("a views authorization hook panicked");
+            Err("the authorization failed".to_owned())
+        }
     }
 }
 

@@ -73,7 +73,14 @@ async fn not_open_counts_as_closed_and_other_errors_are_refusals() {
         assert!(matches!(frame, Frame::Info { .. }), "nothing but the probe was sent: {frame:?}");
         send(
             &connection,
-            &Frame::Info { id: id_of(&frame), view: None, pattern: None, debug: false, views: None },
+            &Frame::Info {
+                id: id_of(&frame),
+                view: None,
+                pattern: None,
+                debug: false,
+                views: None,
+                truncated: false,
+            },
         );
     });
     assert_eq!(answered.unwrap(), None);
@@ -120,7 +127,14 @@ async fn close_while_the_link_is_down_sends_nothing() {
         assert!(matches!(frame, Frame::Info { .. }), "{frame:?}");
         send(
             &connection,
-            &Frame::Info { id: id_of(&frame), view: None, pattern: None, debug: false, views: None },
+            &Frame::Info {
+                id: id_of(&frame),
+                view: None,
+                pattern: None,
+                debug: false,
+                views: None,
+                truncated: false,
+            },
         );
     });
     assert_eq!(answered.unwrap(), None);

@@ -1,6 +1,6 @@
-//! Info requests: one view and a pattern, with and without debug, answered by id;
-//! `bad_request` refusals; local checks; the cap, the timeout, the wait for the first
-//! connection, and failure with `Closed` when the link drops.
+//! Info requests: one view and a pattern, with and without debug, answered by id; a
+//! truncated answer; `bad_request` refusals; local checks; the cap, the timeout, the wait
+//! for the first connection, and failure with `Closed` when the link drops.
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
 mod client_support;
@@ -15,7 +15,7 @@ use ws_client::ClientEvent;
 
 /// The answer to info request `id`.
 fn answer(id: u64, views: Vec<views::ViewInfo>) -> Frame {
-    Frame::Info { id, view: None, pattern: None, debug: false, views: Some(views) }
+    Frame::Info { id, view: None, pattern: None, debug: false, views: Some(views), truncated: false }
 }
 
 #[tokio::test]
@@ -29,7 +29,14 @@ async fn info_of_one_view() {
         let id = id_of(&frame);
         assert_eq!(
             frame,
-            Frame::Info { id, view: Some("doc-7".into()), pattern: None, debug: false, views: None }
+            Frame::Info {
+                id,
+                view: Some("doc-7".into()),
+                pattern: None,
+                debug: false,
+                views: None,
+                truncated: false
+            }
         );
         send(&connection, &answer(id, vec![doc.clone()]));
     });
@@ -56,11 +63,36 @@ async fn info_matching_a_pattern_and_debug_answers() {
         let id = id_of(&frame);
         assert_eq!(
             frame,
-            Frame::Info { id, view: None, pattern: Some("^doc-".into()), debug: false, views: None }
+            Frame::Info {
+                id,
+                view: None,
+                pattern: Some("^doc-".into()),
+                debug: false,
+                views: None,
+                truncated: false
+            }
         );
         send(&connection, &answer(id, found.clone()));
     });
-    assert_eq!(answered.unwrap(), found);
+    let answered = answered.unwrap();
+    assert_eq!((answered.views(), answered.is_truncated()), (&found[..], false));
+
+    // The server cut the list short: the client says so.
+    let (answered, ()) = tokio::join!(within(views.info_matching(".")), async {
+        let (connection, frame) = server.frame().await;
+        let Frame::Info { id, .. } = frame else { panic!("expected an info, got {frame:?}") };
+        let cut = Frame::Info {
+            id,
+            view: None,
+            pattern: None,
+            debug: false,
+            views: Some(found.clone()),
+            truncated: true,
+        };
+        send(&connection, &cut);
+    });
+    let answered = answered.unwrap();
+    assert_eq!((answered.views(), answered.is_truncated()), (&found[..], true));
 
     let mut debug = info("doc-1", &[("ada", 2)], 0);
     debug.users = vec![UserCount { user: "ada".into(), clients: 2, connections: Some(vec![4, 9]) }];
@@ -75,7 +107,7 @@ async fn info_matching_a_pattern_and_debug_answers() {
             }
         });
     assert_eq!(one.unwrap(), Some(debug.clone()));
-    assert_eq!(all.unwrap(), [debug]);
+    assert_eq!(all.unwrap().into_views(), [debug]);
     client.close().await;
     server.shutdown().await;
 }

@@ -47,7 +47,17 @@ async fn malformed_frames_from_the_server_are_ignored() {
     send(&connection, &state("other", vec![user("x", 1)], Some(12345)));
     send(&connection, &diff("other", vec![user("x", 1)], &[]));
     send(&connection, &Frame::Closed { view: "other".into(), id: Some(999) });
-    send(&connection, &Frame::Info { id: 777, view: None, pattern: None, debug: false, views: Some(vec![]) });
+    send(
+        &connection,
+        &Frame::Info {
+            id: 777,
+            view: None,
+            pattern: None,
+            debug: false,
+            views: Some(vec![]),
+            truncated: false,
+        },
+    );
     send(&connection, &error("malformed", "what was that", None, None));
     send(&connection, &error("forbidden", "late", Some(4242), Some("doc")));
     // A state answering an id nobody waits for still carries the view's members: equal
@@ -66,6 +76,7 @@ async fn malformed_frames_from_the_server_are_ignored() {
         pattern: None,
         debug: false,
         views: Some(vec![info("doc", &[("ada", 1), ("bob", 1)], 0)]),
+        truncated: false,
     };
     send(&connection, &answer);
     assert_eq!(within(pending).await.unwrap().unwrap(), Some(info("doc", &[("ada", 1), ("bob", 1)], 0)));

@@ -19,7 +19,14 @@ async fn nothing_sent_before_info(server: &mut FakeServer, views: &views::client
         assert!(matches!(&frame, Frame::Info { view: Some(view), .. } if view == "probe"), "{frame:?}");
         send(
             &connection,
-            &Frame::Info { id: id_of(&frame), view: None, pattern: None, debug: false, views: Some(vec![]) },
+            &Frame::Info {
+                id: id_of(&frame),
+                view: None,
+                pattern: None,
+                debug: false,
+                views: Some(vec![]),
+                truncated: false,
+            },
         );
     });
     assert_eq!(answered.unwrap(), None);

@@ -74,6 +74,7 @@ async fn restart_reopens_before_the_queue_and_emits_the_difference() {
             pattern: None,
             debug: false,
             views: Some(vec![info("a", &[("bob", 2), ("dee", 1)], 0)]),
+            truncated: false,
         },
     );
     assert_eq!(within(queued).await.unwrap().unwrap(), Some(info("a", &[("bob", 2), ("dee", 1)], 0)));
@@ -120,7 +121,14 @@ async fn a_refused_reopen_closes_the_view_on_its_streams() {
     let (connection, opens, frame) = opens_then(&mut server).await;
     send(
         &connection,
-        &Frame::Info { id: id_of(&frame), view: None, pattern: None, debug: false, views: None },
+        &Frame::Info {
+            id: id_of(&frame),
+            view: None,
+            pattern: None,
+            debug: false,
+            views: None,
+            truncated: false,
+        },
     );
     let names: Vec<&str> = opens.iter().map(|(view, _)| view.as_str()).collect();
     assert_eq!(names, ["public"]);

@@ -90,7 +90,8 @@ pub enum InfoError {
     #[error("pattern longer than {} bytes", crate::protocol::MAX_PATTERN_LEN)]
     PatternTooLong,
     /// The server refused: `bad_request` for a pattern that is not a valid regular
-    /// expression (the message says why). Fix the request.
+    /// expression (the message says why; fix the request), `forbidden` for a view this
+    /// connection may not see, or for a debug request the server does not allow it.
     #[error("info refused")]
     Refused(#[source] RemoteError),
     /// No answer within [`request_timeout`](super::ViewsClientConfig::request_timeout).

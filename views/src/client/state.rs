@@ -14,6 +14,7 @@ use tokio::sync::{mpsc, oneshot, watch};
 use super::change::{MemberMap, ViewChange};
 use super::config::ViewsClientConfig;
 use super::error::{CloseError, InfoError, OpenError, RemoteError};
+use super::matches::InfoMatches;
 use crate::protocol::{Frame, Member, ROUTER, ViewInfo, codes};
 
 /// The outcome of an open; a dropped sender means that the router is gone.
@@ -22,9 +23,9 @@ type CloseReply = oneshot::Sender<Result<(), CloseError>>;
 /// The outcome of a close; a dropped sender means that the connection closed first (which
 /// closes every view).
 pub(super) type CloseAnswer = oneshot::Receiver<Result<(), CloseError>>;
-type InfoReply = oneshot::Sender<Result<Vec<ViewInfo>, InfoError>>;
+type InfoReply = oneshot::Sender<Result<InfoMatches, InfoError>>;
 /// The answer to an info request; a dropped sender means that the connection closed first.
-pub(super) type InfoAnswer = oneshot::Receiver<Result<Vec<ViewInfo>, InfoError>>;
+pub(super) type InfoAnswer = oneshot::Receiver<Result<InfoMatches, InfoError>>;
 
 /// A request of ours that waits for the server's answer, by id.
 enum Request {
@@ -211,8 +212,8 @@ impl Shared {
                 state.on_closed(&view, id);
                 Action::Nothing
             }
-            Frame::Info { id, views, .. } => {
-                state.on_info(id, views);
+            Frame::Info { id, views, truncated, .. } => {
+                state.on_info(id, views, truncated);
                 Action::Nothing
             }
             Frame::Error { code, message, id, view } => {
@@ -515,10 +516,10 @@ impl State {
         }
     }
 
-    fn on_info(&mut self, id: u64, views: Option<Vec<ViewInfo>>) {
+    fn on_info(&mut self, id: u64, views: Option<Vec<ViewInfo>>, truncated: bool) {
         match self.requests.remove(&id) {
             Some(Request::Info { reply }) => {
-                let _ = reply.send(Ok(views.unwrap_or_default()));
+                let _ = reply.send(Ok(InfoMatches::new(views.unwrap_or_default(), truncated)));
             }
             Some(other) => {
                 tracing::warn!(id, "the server answered an open or close with info; ignored");
