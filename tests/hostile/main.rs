@@ -3,8 +3,6 @@
 //! binary for all of them keeps CI's build small.
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
-#[path = "../support/mod.rs"]
-mod support;
 mod burst;
 mod close_reason;
 mod endpoints;
@@ -12,8 +10,10 @@ mod handshake_limits;
 mod handshake_strict;
 mod incoming_budget;
 mod origin;
-mod rate_limit;
-mod token_quota;
 mod protocol_drift;
+mod rate_limit;
 mod router_limits;
+#[path = "../support/mod.rs"]
+mod support;
+mod token_quota;
 mod views_info;
