@@ -20,7 +20,7 @@ use axum::extract::{Query, State};
 use axum::routing::get;
 use realtime::network_core::http::StatusCode;
 use realtime::network_core::{Identity, Message, Network};
-use realtime::ws_server::{Accept, HandshakeHook, Reject, Server, ServerConfig};
+use realtime::ws_server::{Accept, HandshakeHook, Reject, RemoteAddr, Server, ServerConfig};
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
@@ -46,8 +46,11 @@ async fn main() -> anyhow::Result<()> {
 
     let listener = tokio::net::TcpListener::bind(listen).await?;
     println!("listening on http://{}", listener.local_addr()?);
-    let service = app.into_make_service_with_connect_info::<SocketAddr>();
-    axum::serve(listener, service)
+    // `axum_listener` gives the app's sockets the server's handshake limits (a deadline and
+    // a size for the request head, a cap on pending handshakes): axum has none of its own.
+    // Handlers get the peer's address as `ConnectInfo<RemoteAddr>`.
+    let service = app.into_make_service_with_connect_info::<RemoteAddr>();
+    axum::serve(server.axum_listener(listener), service)
         .with_graceful_shutdown(async move {
             let _ = tokio::signal::ctrl_c().await;
             server.shutdown().await;

@@ -38,10 +38,13 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use realtime::channels::{ChannelsConfig, Messenger};
 use realtime::network_core::Identity;
-use realtime::ws_server::{Server, ServerConfig, TokenConfig, TokenError, TokenStore};
+use realtime::ws_server::{RemoteAddr, Server, ServerConfig, TokenConfig, TokenError, TokenStore};
 use serde_json::{Value, json};
 
-const USAGE: &str = "usage: axum_tokens [--listen ADDR] [--allow-origin ORIGIN]...
+#[path = "shared/limits.rs"]
+mod limits;
+
+const USAGE: &str = "usage: axum_tokens [--listen ADDR] [--allow-origin ORIGIN]... [LIMITS]
   --listen ADDR          default 127.0.0.1:3000
   --allow-origin ORIGIN  accept browser pages from ORIGIN only (scheme://host[:port]); repeatable; default any";
 
@@ -60,8 +63,12 @@ async fn main() -> anyhow::Result<()> {
         .init();
     let mut listen: SocketAddr = "127.0.0.1:3000".parse()?;
     let mut allowed_origins = Vec::new();
+    let mut limits = limits::Limits::default();
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
+        if limits.parse(&arg, &mut args)? {
+            continue;
+        }
         match arg.as_str() {
             "--listen" => {
                 listen = args
@@ -72,15 +79,16 @@ async fn main() -> anyhow::Result<()> {
             }
             "--allow-origin" => allowed_origins.push(args.next().context("--allow-origin needs an origin")?),
             "-h" | "--help" => {
-                println!("{USAGE}");
+                println!("{USAGE}\n{}", limits::help());
                 return Ok(());
             }
-            other => anyhow::bail!("unknown argument {other:?}\n{USAGE}"),
+            other => anyhow::bail!("unknown argument {other:?}\n{USAGE}\n{}", limits::help()),
         }
     }
 
     let tokens = TokenStore::new(TokenConfig::default())?;
-    let config = ServerConfig::default()
+    let config = limits
+        .apply(ServerConfig::default())
         .handshake(tokens.handshake_hook())
         .allowed_origins((!allowed_origins.is_empty()).then_some(allowed_origins));
     let server = Server::detached(config)?;
@@ -94,7 +102,10 @@ async fn main() -> anyhow::Result<()> {
         .with_state(app);
     let listener = tokio::net::TcpListener::bind(listen).await.context("binding")?;
     println!("listening on http://{}", listener.local_addr()?);
-    axum::serve(listener, router.into_make_service_with_connect_info::<SocketAddr>())
+    // The guarded listener gives every socket the server's handshake limits (a deadline
+    // and a size for the request head, a cap on pending handshakes), which axum lacks.
+    let listener = server.axum_listener(listener);
+    axum::serve(listener, router.into_make_service_with_connect_info::<RemoteAddr>())
         .with_graceful_shutdown(async move {
             let _ = tokio::signal::ctrl_c().await;
             server.shutdown().await;

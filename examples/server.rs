@@ -58,7 +58,9 @@ async fn main() -> anyhow::Result<()> {
         .init();
     let options = parse_args()?;
 
-    let config = ServerConfig::default()
+    let config = options
+        .limits
+        .apply(ServerConfig::default())
         .handshake(demo_identity())
         .max_message_size(options.max_message_size)
         .allowed_origins((!options.allowed_origins.is_empty()).then(|| options.allowed_origins.clone()));
@@ -252,16 +254,21 @@ struct Options {
     redis_prefix: String,
     /// Browser origins allowed to connect; empty for any.
     allowed_origins: Vec<String>,
+    /// Server limits given as flags (`examples/shared/limits.rs`).
+    limits: limits::Limits,
 }
 
 const USAGE: &str =
-    "usage: server [--listen ADDR] [--echo] [--max-message-size BYTES] [--redis URL [--redis-prefix P]] [--allow-origin ORIGIN]...
+    "usage: server [--listen ADDR] [--echo] [--max-message-size BYTES] [--redis URL [--redis-prefix P]] [--allow-origin ORIGIN]... [LIMITS]
   --listen ADDR             default 127.0.0.1:9001
   --echo                    application frames go back to their sender (default: relayed to the others)
   --max-message-size BYTES  largest incoming message, default 1048576 (1 MiB)
   --redis URL               join the cluster of servers on this Redis (redis://HOST:PORT)
   --redis-prefix P          the cluster's channel and key prefix, default realtime
   --allow-origin ORIGIN     accept browser pages from ORIGIN only (scheme://host[:port]); repeatable; default any";
+
+#[path = "shared/limits.rs"]
+mod limits;
 
 fn parse_args() -> anyhow::Result<Options> {
     let mut options = Options {
@@ -271,9 +278,13 @@ fn parse_args() -> anyhow::Result<Options> {
         redis: None,
         redis_prefix: "realtime".to_owned(),
         allowed_origins: Vec::new(),
+        limits: limits::Limits::default(),
     };
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
+        if options.limits.parse(&arg, &mut args)? {
+            continue;
+        }
         match arg.as_str() {
             "--listen" => {
                 let value = args.next().context("--listen needs an address")?;
@@ -293,10 +304,10 @@ fn parse_args() -> anyhow::Result<Options> {
                     value.parse().with_context(|| format!("bad --max-message-size {value:?}"))?;
             }
             "-h" | "--help" => {
-                println!("{USAGE}");
+                println!("{USAGE}\n{}", limits::help());
                 std::process::exit(0);
             }
-            other => bail!("unknown argument {other:?}\n{USAGE}"),
+            other => bail!("unknown argument {other:?}\n{USAGE}\n{}", limits::help()),
         }
     }
     Ok(options)
