@@ -19,7 +19,7 @@ use tokio_tungstenite::tungstenite::protocol::{Role, WebSocketConfig};
 use tokio_tungstenite::tungstenite::{self, Error as WsError};
 
 use crate::outbox::{Outbox, QueueLimits, ReaderEvent};
-use crate::pressure::{InFlight, IncomingBudgetExhausted, IncomingShare, ReadGate};
+use crate::pressure::{IncomingBudgetExhausted, IncomingShare, ReadGate};
 use crate::rate::{Admission, Limiter};
 use crate::server::Inner;
 
@@ -172,9 +172,8 @@ where
 
     // Backpressure: the socket is not read while this connection's fan-out is congested,
     // the server's outgoing budget is spent, or its rate limit says wait.
-    let gate =
-        ReadGate { pressure: inner.pressure.clone(), in_flight: InFlight::new(config.outgoing_queue_size) };
-    let mut limiter = config.rate_limit.map(|limit| Limiter::new(limit, Instant::now()));
+    let gate = ReadGate::new(inner.pressure.clone(), config.outgoing_queue_size);
+    let mut limiter = config.rate_limit.as_ref().map(|limit| Limiter::new(limit, Instant::now()));
     let mut throttled_until: Option<Instant> = None;
     // Boxed and kept only while paused: it would otherwise widen every reader's state.
     let mut resume: Option<Pin<Box<dyn Future<Output = ()> + Send + '_>>> = None;
@@ -250,7 +249,7 @@ where
                 };
                 if let Some(len) = data {
                     ws.get_mut().incoming.message_done();
-                    match limiter.as_mut().map(|limiter| limiter.admit(len, last_received)) {
+                    match limiter.as_mut().zip(config.rate_limit.as_ref()).map(|(limiter, limit)| limiter.admit(limit, len, last_received)) {
                         None | Some(Admission::Go) => {}
                         Some(Admission::WaitUntil(until)) => throttled_until = Some(until),
                         Some(Admission::Close) => {
@@ -265,7 +264,7 @@ where
                     Some(Ok(tungstenite::Message::Text(text))) => {
                         if closing.is_none() {
                             // tungstenite validated the UTF-8 already; this cannot fail.
-                            match Text::from_utf8(gate.in_flight.track(Bytes::from(text))) {
+                            match Text::from_utf8(gate.track(Bytes::from(text))) {
                                 Ok(text) => inner.hub.message(connection, Message::Text(text)).await,
                                 Err(_) => {
                                     let frame = CloseFrame::new(CloseCode::INVALID_PAYLOAD, "invalid UTF-8");
@@ -277,7 +276,7 @@ where
                     }
                     Some(Ok(tungstenite::Message::Binary(bytes))) => {
                         if closing.is_none() {
-                            inner.hub.message(connection, Message::Binary(gate.in_flight.track(bytes))).await;
+                            inner.hub.message(connection, Message::Binary(gate.track(bytes))).await;
                         }
                         None
                     }

@@ -202,14 +202,28 @@ impl Drop for Tracked {
 
 /// Whether a reader must stop reading, and the wait for it to resume.
 pub(crate) struct ReadGate {
-    pub(crate) pressure: Arc<Pressure>,
-    pub(crate) in_flight: Arc<InFlight>,
+    pressure: Arc<Pressure>,
+    /// Made on the first message: most connections of a server are idle, and this saves
+    /// them an allocation.
+    in_flight: std::sync::OnceLock<Arc<InFlight>>,
+    limit: usize,
 }
 
 impl ReadGate {
+    /// A gate whose connection's messages in flight may reach `limit` bytes.
+    pub(crate) fn new(pressure: Arc<Pressure>, limit: usize) -> Self {
+        Self { pressure, in_flight: std::sync::OnceLock::new(), limit }
+    }
+
+    /// `payload`, read from this connection, counted until its last copy is dropped.
+    pub(crate) fn track(&self, payload: Bytes) -> Bytes {
+        self.in_flight.get_or_init(|| InFlight::new(self.limit)).track(payload)
+    }
+
     /// Whether reading is paused by the fan-out rule or the outgoing budget.
     pub(crate) fn paused(&self) -> bool {
-        (self.in_flight.over_limit() && self.pressure.congested()) || self.pressure.outgoing_over_budget()
+        (self.in_flight.get().is_some_and(|in_flight| in_flight.over_limit()) && self.pressure.congested())
+            || self.pressure.outgoing_over_budget()
     }
 
     /// Resolves once [`paused`](Self::paused) is false.
@@ -219,11 +233,16 @@ impl ReadGate {
     pub(crate) async fn resumed(&self) {
         loop {
             let relieved = self.pressure.relieved.notified();
-            let drained = self.in_flight.drained.notified();
-            tokio::pin!(relieved, drained);
-            // Registered before the check, so a relief in between is not missed.
+            let drained = async {
+                match self.in_flight.get() {
+                    Some(in_flight) => in_flight.drained.notified().await,
+                    None => std::future::pending().await,
+                }
+            };
+            tokio::pin!(relieved);
+            // Registered before the check, so a relief in between is not missed (the
+            // per-connection wake stores a permit, so it cannot be missed either).
             relieved.as_mut().enable();
-            drained.as_mut().enable();
             if !self.paused() {
                 return;
             }
@@ -265,10 +284,9 @@ mod tests {
     #[tokio::test]
     async fn a_paused_reader_resumes_when_congestion_ends() {
         let pressure = Arc::new(Pressure::new(usize::MAX, 0));
-        let in_flight = InFlight::new(1);
-        let payload = in_flight.track(Bytes::from_static(b"burst"));
+        let gate = ReadGate::new(pressure.clone(), 1);
+        let payload = gate.track(Bytes::from_static(b"burst"));
         pressure.congestion_started();
-        let gate = ReadGate { pressure: pressure.clone(), in_flight };
         assert!(gate.paused());
         let resumed = tokio::spawn(async move { gate.resumed().await });
         tokio::task::yield_now().await;

@@ -104,9 +104,8 @@ pub(crate) enum Admission {
     Close,
 }
 
-/// One connection's buckets.
+/// One connection's buckets (the limits stay in the server's config).
 pub(crate) struct Limiter {
-    limit: RateLimit,
     messages: f64,
     bytes: f64,
     refilled: Instant,
@@ -115,9 +114,8 @@ pub(crate) struct Limiter {
 }
 
 impl Limiter {
-    pub(crate) fn new(limit: RateLimit, now: Instant) -> Self {
+    pub(crate) fn new(limit: &RateLimit, now: Instant) -> Self {
         Self {
-            limit,
             messages: f64::from(limit.message_burst),
             bytes: limit.byte_burst as f64,
             refilled: now,
@@ -125,15 +123,14 @@ impl Limiter {
         }
     }
 
-    /// Charges one message of `len` bytes read at `now`.
-    pub(crate) fn admit(&mut self, len: usize, now: Instant) -> Admission {
+    /// Charges one message of `len` bytes read at `now`, under `limit`.
+    pub(crate) fn admit(&mut self, limit: &RateLimit, len: usize, now: Instant) -> Admission {
         let elapsed = now.saturating_duration_since(self.refilled).as_secs_f64();
         self.refilled = now;
-        let message_rate = f64::from(self.limit.messages_per_second);
-        let byte_rate = self.limit.bytes_per_second as f64;
-        self.messages =
-            (self.messages + elapsed * message_rate).min(f64::from(self.limit.message_burst)) - 1.0;
-        self.bytes = (self.bytes + elapsed * byte_rate).min(self.limit.byte_burst as f64) - len as f64;
+        let message_rate = f64::from(limit.messages_per_second);
+        let byte_rate = limit.bytes_per_second as f64;
+        self.messages = (self.messages + elapsed * message_rate).min(f64::from(limit.message_burst)) - 1.0;
+        self.bytes = (self.bytes + elapsed * byte_rate).min(limit.byte_burst as f64) - len as f64;
         // The wait until both buckets are back to zero.
         let wait = (-self.messages / message_rate).max(-self.bytes / byte_rate);
         if wait <= 0.0 {
@@ -142,7 +139,7 @@ impl Limiter {
         }
         let since = *self.throttled_since.get_or_insert(now);
         let until = now + Duration::from_secs_f64(wait);
-        match self.limit.close_after {
+        match limit.close_after {
             Some(close_after) if until.saturating_duration_since(since) > close_after => Admission::Close,
             _ => Admission::WaitUntil(until),
         }
@@ -165,33 +162,33 @@ mod tests {
     #[test]
     fn a_burst_within_the_bucket_goes_through() {
         let now = Instant::now();
-        let mut limiter = Limiter::new(limit(), now);
+        let mut limiter = Limiter::new(&limit(), now);
         for _ in 0..10 {
-            assert_eq!(limiter.admit(10, now), Admission::Go);
+            assert_eq!(limiter.admit(&limit(), 10, now), Admission::Go);
         }
-        assert!(matches!(limiter.admit(10, now), Admission::WaitUntil(_)));
+        assert!(matches!(limiter.admit(&limit(), 10, now), Admission::WaitUntil(_)));
     }
 
     #[test]
     fn a_big_message_waits_for_its_bytes_to_refill() {
         let now = Instant::now();
-        let mut limiter = Limiter::new(limit(), now);
+        let mut limiter = Limiter::new(&limit(), now);
         // 3,000 bytes against a 1,000-byte bucket at 1,000 bytes/s: two seconds of debt.
-        let Admission::WaitUntil(until) = limiter.admit(3000, now) else { panic!("not throttled") };
+        let Admission::WaitUntil(until) = limiter.admit(&limit(), 3000, now) else { panic!("not throttled") };
         assert_eq!(until - now, Duration::from_secs(2));
         // After the wait the bucket is empty, not in debt: a small message goes through
         // once it refills a little.
-        assert_eq!(limiter.admit(0, until + Duration::from_millis(200)), Admission::Go);
+        assert_eq!(limiter.admit(&limit(), 0, until + Duration::from_millis(200)), Admission::Go);
     }
 
     #[test]
     fn sustained_excess_is_closed_after_close_after() {
         let start = Instant::now();
-        let mut limiter = Limiter::new(limit(), start);
+        let mut limiter = Limiter::new(&limit(), start);
         let mut now = start;
         let mut closed = false;
         for _ in 0..1000 {
-            match limiter.admit(500, now) {
+            match limiter.admit(&limit(), 500, now) {
                 Admission::Go => {}
                 Admission::WaitUntil(until) => now = until,
                 Admission::Close => {
