@@ -408,12 +408,15 @@ impl<W: AsyncWrite + Unpin + Send + 'static> Outbox<W> {
                 }
                 state.congested.then(|| state.last_progress + self.limits.stall_timeout)
             };
+            // Boxed and made only while congested: a timer inline would widen every
+            // connection's state for the rare stall.
+            let mut stall = stall_deadline.map(|deadline| Box::pin(sleep_until(deadline)));
             let drained = tokio::select! {
                 biased;
                 // New frames or an abort while waiting for the socket: look again.
                 () = woken.as_mut() => continue,
                 result = poll_fn(|cx| self.poll_drain(cx)) => result,
-                () = sleep_until(stall_deadline.unwrap_or_else(Instant::now)), if stall_deadline.is_some() => {
+                () = async { if let Some(stall) = stall.as_mut() { stall.await } }, if stall_deadline.is_some() => {
                     self.abort_if_stalled();
                     continue;
                 }
