@@ -81,9 +81,10 @@ async fn main() -> anyhow::Result<()> {
 
 /// Attaches the routers and runs until Ctrl-C or SIGTERM.
 async fn serve<A: Adapter>(server: Server<A>, options: &Options) -> anyhow::Result<()> {
-    channels_config().attach(&server).context("attaching the channels router")?;
-    ViewsConfig::default().attach(&server).context("attaching the views router")?;
-    books().attach(&server).context("attaching the sync router")?;
+    let routers = &options.router_limits;
+    routers.channels(channels_config()).attach(&server).context("attaching the channels router")?;
+    routers.views(ViewsConfig::default()).attach(&server).context("attaching the views router")?;
+    routers.sync(books()).attach(&server).context("attaching the sync router")?;
     let addr = server.local_addr().context("the server has no address")?;
     let mut events = server.events().context("events already taken")?;
     println!("listening on ws://{addr}");
@@ -164,13 +165,10 @@ fn demo_identity() -> HandshakeHook {
 
 fn channels_config<N: Network>() -> ChannelsConfig<N> {
     let chat = Channel::new()
-        .on_join(|ctx| async move {
-            ctx.join_room("lobby").await.map_err(|error| RemoteError::internal(error.to_string()))
-        })
+        // `?` turns a refused join (the connection's room limit) into code `limit`.
+        .on_join(|ctx| async move { Ok(ctx.join_room("lobby").await?) })
         .on("say", |ctx, text: Value| async move {
-            ctx.broadcast_to_room("lobby", "said", &text)
-                .await
-                .map_err(|error| RemoteError::internal(error.to_string()))?;
+            ctx.broadcast_to_room("lobby", "said", &text).await?;
             Ok(())
         })
         .on("echo", |_ctx, payload: Value| async move { Ok(payload) });
@@ -256,6 +254,8 @@ struct Options {
     allowed_origins: Vec<String>,
     /// Server limits given as flags (`examples/shared/limits.rs`).
     limits: limits::Limits,
+    /// Per-connection limits of the routers.
+    router_limits: limits::RouterLimits,
 }
 
 const USAGE: &str =
@@ -279,10 +279,11 @@ fn parse_args() -> anyhow::Result<Options> {
         redis_prefix: "realtime".to_owned(),
         allowed_origins: Vec::new(),
         limits: limits::Limits::default(),
+        router_limits: limits::RouterLimits::default(),
     };
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
-        if options.limits.parse(&arg, &mut args)? {
+        if options.limits.parse(&arg, &mut args)? || options.router_limits.parse(&arg, &mut args)? {
             continue;
         }
         match arg.as_str() {
@@ -304,7 +305,7 @@ fn parse_args() -> anyhow::Result<Options> {
                     value.parse().with_context(|| format!("bad --max-message-size {value:?}"))?;
             }
             "-h" | "--help" => {
-                println!("{USAGE}\n{}", limits::help());
+                println!("{USAGE}\n{}\n{}", limits::help(), limits::RouterLimits::help());
                 std::process::exit(0);
             }
             other => bail!("unknown argument {other:?}\n{USAGE}\n{}", limits::help()),

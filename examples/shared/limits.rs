@@ -5,6 +5,10 @@
 use std::time::Duration;
 
 use anyhow::{Context, bail};
+use realtime::channels::ChannelsConfig;
+use realtime::network_core::Network;
+use realtime::sync::SyncConfig;
+use realtime::views::ViewsConfig;
 use realtime::ws_server::ServerConfig;
 
 /// The limits given on the command line; what is not given keeps its default.
@@ -46,7 +50,11 @@ fn numeric_flags() -> Vec<(&'static str, &'static str, String)> {
 
 impl Limits {
     /// Takes `flag` (and its value from `args`) if it is a limit flag; `false` otherwise.
-    pub(crate) fn parse(&mut self, flag: &str, args: &mut impl Iterator<Item = String>) -> anyhow::Result<bool> {
+    pub(crate) fn parse(
+        &mut self,
+        flag: &str,
+        args: &mut impl Iterator<Item = String>,
+    ) -> anyhow::Result<bool> {
         if flag == "--no-rate-limit" {
             self.no_rate_limit = true;
             return Ok(true);
@@ -97,8 +105,93 @@ impl Limits {
 pub(crate) fn help() -> String {
     let mut help = String::from("limits (ServerConfig; docs/PROTOCOL.md section 4.1):\n");
     for (name, unit, default) in numeric_flags() {
-        help.push_str(&format!("  {:<34}default {default}\n", format!("{name} {unit}")));
+        help.push_str(&format!("  {:<38}default {default}\n", format!("{name} {unit}")));
     }
-    help.push_str(&format!("  {:<34}no per-connection rate limit", "--no-rate-limit"));
+    help.push_str(&format!("  {:<38}no per-connection rate limit", "--no-rate-limit"));
     help
+}
+
+/// The routers' per-connection limits given on the command line (for a server that attaches
+/// every router); what is not given keeps its default.
+#[derive(Debug, Default)]
+#[allow(dead_code)] // axum_tokens, which has the channels router only, does not use it
+pub(crate) struct RouterLimits {
+    values: Vec<(&'static str, usize)>,
+}
+
+#[allow(dead_code)]
+impl RouterLimits {
+    fn flags() -> Vec<(&'static str, usize)> {
+        let views = ViewsConfig::default();
+        let sync = SyncConfig::<realtime::ws_server::Server>::default();
+        let channels = ChannelsConfig::<realtime::ws_server::Server>::default();
+        vec![
+            ("--max-views-per-connection", views.max_views_per_connection),
+            ("--max-info-views", views.max_info_views),
+            ("--max-subscriptions-per-connection", sync.max_subscriptions_per_connection),
+            ("--max-channels-per-connection", channels.max_channels_per_connection),
+            ("--max-rooms-per-connection", channels.max_rooms_per_connection),
+        ]
+    }
+
+    /// Takes `flag` (and its value from `args`) if it is a router limit; `false` otherwise.
+    pub(crate) fn parse(
+        &mut self,
+        flag: &str,
+        args: &mut impl Iterator<Item = String>,
+    ) -> anyhow::Result<bool> {
+        let Some((name, _)) = Self::flags().into_iter().find(|(name, _)| *name == flag) else {
+            return Ok(false);
+        };
+        let value = args.next().with_context(|| format!("{name} needs a number"))?;
+        let value: usize = value.parse().with_context(|| format!("bad {name} {value:?}"))?;
+        if value == 0 {
+            bail!("{name} must be positive");
+        }
+        self.values.push((name, value));
+        Ok(true)
+    }
+
+    fn get(&self, name: &str) -> Option<usize> {
+        self.values.iter().rev().find(|(flag, _)| *flag == name).map(|&(_, value)| value)
+    }
+
+    /// `config` with the given views limits.
+    pub(crate) fn views(&self, mut config: ViewsConfig) -> ViewsConfig {
+        if let Some(max) = self.get("--max-views-per-connection") {
+            config = config.max_views_per_connection(max);
+        }
+        if let Some(max) = self.get("--max-info-views") {
+            config = config.max_info_views(max);
+        }
+        config
+    }
+
+    /// `config` with the given sync limits.
+    pub(crate) fn sync<N: Network>(&self, config: SyncConfig<N>) -> SyncConfig<N> {
+        match self.get("--max-subscriptions-per-connection") {
+            Some(max) => config.max_subscriptions_per_connection(max),
+            None => config,
+        }
+    }
+
+    /// `config` with the given channels limits.
+    pub(crate) fn channels<N: Network>(&self, mut config: ChannelsConfig<N>) -> ChannelsConfig<N> {
+        if let Some(max) = self.get("--max-channels-per-connection") {
+            config = config.max_channels_per_connection(max);
+        }
+        if let Some(max) = self.get("--max-rooms-per-connection") {
+            config = config.max_rooms_per_connection(max);
+        }
+        config
+    }
+
+    /// One line per router limit flag, with its default.
+    pub(crate) fn help() -> String {
+        let mut help = String::from("router limits, per connection (docs/PROTOCOL.md sections 5 to 7):");
+        for (name, default) in Self::flags() {
+            help.push_str(&format!("\n  {:<38}default {default}", format!("{name} N")));
+        }
+        help
+    }
 }
