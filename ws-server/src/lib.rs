@@ -34,7 +34,10 @@
 //! # Handshake
 //! A [`HandshakeHook`] sees every upgrade request (path, query, headers, cookies) and
 //! accepts it, attaching an [`Identity`](network_core::Identity), or refuses it with an
-//! HTTP status before the upgrade.
+//! HTTP status before the upgrade. Before the hook, the request must be a well-formed
+//! HTTP/1.1 upgrade (400 otherwise) and, when [`ServerConfig::allowed_origins`] is set,
+//! come from one of those origins (403 otherwise). By default every origin is accepted:
+//! set the list on any server that browsers reach and that trusts cookies.
 //!
 //! # One-time tokens
 //! Browsers cannot set headers on a WebSocket, so [`TokenStore`] lets the application
@@ -42,8 +45,9 @@
 //! `?token=` (or `Authorization: Bearer`), and
 //! `ServerConfig::default().handshake(tokens.handshake_hook())` attaches the token's
 //! identity to the connection, or answers 401 to a reused, expired or unknown token.
-//! Tokens live [`TokenConfig::ttl`], the store holds at most [`TokenConfig::max_tokens`],
-//! and secrets are compared in constant time.
+//! Tokens live [`TokenConfig::ttl`], the store holds at most [`TokenConfig::max_tokens`]
+//! and each identity at most [`TokenConfig::max_tokens_per_identity`] unused ones, and
+//! secrets are compared in constant time.
 //!
 //! # The write path
 //! Server frames are unmasked, so a frame's bytes are the same for every recipient: a
