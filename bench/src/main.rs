@@ -29,6 +29,7 @@
 mod child;
 mod features;
 mod hist;
+mod hostile;
 mod load;
 mod run;
 mod serve;
@@ -96,6 +97,7 @@ fn main() -> Result<(), BoxError> {
         "serve" => serve::main(&args),
         "load" => load::main(&args),
         "run" => run::main(&args),
+        "hostile" => hostile::main(&args),
         _ => Err(USAGE.into()),
     }
 }
