@@ -9,7 +9,10 @@
 //! Detection reads a few bytes at a fixed position, so application frames pay almost
 //! nothing for it and are never parsed by the core.
 
-use serde::{Deserialize, Serialize, de::DeserializeOwned};
+use std::fmt;
+
+use serde::de::{self, DeserializeOwned, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
+use serde::{Deserialize, Serialize};
 
 use crate::error::{AttachError, DecodeError, EncodeError};
 use crate::message::Message;
@@ -92,6 +95,145 @@ pub fn decode<T: DeserializeOwned>(router: &str, message: &Message) -> Result<T,
     }
 }
 
+/// What can still be read of a router body that did not decode as one of the router's
+/// frames: its `t` and its `id`, each only when it has the expected type.
+///
+/// Routers answer a bad frame with an `error` that echoes the frame's `id` (PROTOCOL.md,
+/// section 2.3), so that the client can fail the request it is waiting on instead of
+/// waiting for its timeout. See [`peek`].
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Peek {
+    /// The body's `t`, when it is a string.
+    pub t: Option<String>,
+    /// The body's `id`, when it is an unsigned integer that fits 64 bits.
+    pub id: Option<u64>,
+}
+
+/// Reads `t` and `id` of the body of an envelope for `router`, ignoring everything else
+/// in it: a wrong type elsewhere (or of `t` or `id` themselves) does not stop it.
+///
+/// Returns an empty [`Peek`] when the frame is not an envelope for `router`, when its
+/// body is not a map, or when the frame cannot be parsed at all (invalid JSON, nesting
+/// past the limit of [`Message::decode`]). Meant for the error path: it decodes the
+/// frame a second time.
+///
+/// ```
+/// use network_core::{envelope, Message};
+/// let frame = Message::text(r#"{"$r":"ch","d":{"t":"join","ch":5,"id":3}}"#);
+/// let peek = envelope::peek("ch", &frame);
+/// assert_eq!((peek.t.as_deref(), peek.id), (Some("join"), Some(3)));
+/// assert_eq!(envelope::peek("ch", &Message::text(r#"{"$r":"ch","d":{"id":-1}}"#)).id, None);
+/// ```
+pub fn peek(router: &str, message: &Message) -> Peek {
+    match message.decode::<Incoming<PeekBody>>() {
+        Ok(incoming) if incoming.router == router => incoming.d.0,
+        _ => Peek::default(),
+    }
+}
+
+/// A body read for [`peek`]: a map, whose `t` and `id` are kept when they have the right
+/// type.
+struct PeekBody(Peek);
+
+impl<'de> Deserialize<'de> for PeekBody {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct BodyVisitor;
+        impl<'de> Visitor<'de> for BodyVisitor {
+            type Value = PeekBody;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a map")
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<PeekBody, A::Error> {
+                let mut peek = Peek::default();
+                while let Some(key) = map.next_key::<Scalar>()? {
+                    let value = map.next_value::<Scalar>()?;
+                    match key {
+                        Scalar::Str(key) if key == "t" => {
+                            peek.t = if let Scalar::Str(t) = value { Some(t) } else { None };
+                        }
+                        Scalar::Str(key) if key == "id" => {
+                            peek.id = if let Scalar::U64(id) = value { Some(id) } else { None };
+                        }
+                        _ => {}
+                    }
+                }
+                Ok(PeekBody(peek))
+            }
+        }
+        deserializer.deserialize_map(BodyVisitor)
+    }
+}
+
+/// Any value, keeping only what [`peek`] can use: a string or an unsigned integer.
+/// Everything else is read and dropped (nested values through [`IgnoredAny`], within the
+/// decoder's nesting limit).
+enum Scalar {
+    Str(String),
+    U64(u64),
+    Other,
+}
+
+impl<'de> Deserialize<'de> for Scalar {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct ScalarVisitor;
+        impl<'de> Visitor<'de> for ScalarVisitor {
+            type Value = Scalar;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("any value")
+            }
+            fn visit_str<E: de::Error>(self, value: &str) -> Result<Scalar, E> {
+                Ok(Scalar::Str(value.to_owned()))
+            }
+            fn visit_u64<E: de::Error>(self, value: u64) -> Result<Scalar, E> {
+                Ok(Scalar::U64(value))
+            }
+            fn visit_i64<E: de::Error>(self, value: i64) -> Result<Scalar, E> {
+                Ok(u64::try_from(value).map_or(Scalar::Other, Scalar::U64))
+            }
+            fn visit_u128<E: de::Error>(self, value: u128) -> Result<Scalar, E> {
+                Ok(u64::try_from(value).map_or(Scalar::Other, Scalar::U64))
+            }
+            fn visit_i128<E: de::Error>(self, value: i128) -> Result<Scalar, E> {
+                Ok(u64::try_from(value).map_or(Scalar::Other, Scalar::U64))
+            }
+            fn visit_f64<E: de::Error>(self, _: f64) -> Result<Scalar, E> {
+                Ok(Scalar::Other)
+            }
+            fn visit_bool<E: de::Error>(self, _: bool) -> Result<Scalar, E> {
+                Ok(Scalar::Other)
+            }
+            fn visit_bytes<E: de::Error>(self, _: &[u8]) -> Result<Scalar, E> {
+                Ok(Scalar::Other)
+            }
+            fn visit_unit<E: de::Error>(self) -> Result<Scalar, E> {
+                Ok(Scalar::Other)
+            }
+            fn visit_none<E: de::Error>(self) -> Result<Scalar, E> {
+                Ok(Scalar::Other)
+            }
+            fn visit_some<D: Deserializer<'de>>(self, deserializer: D) -> Result<Scalar, D::Error> {
+                Scalar::deserialize(deserializer)
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Scalar, A::Error> {
+                while seq.next_element::<IgnoredAny>()?.is_some() {}
+                Ok(Scalar::Other)
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Scalar, A::Error> {
+                while map.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
+                Ok(Scalar::Other)
+            }
+            fn visit_enum<A: de::EnumAccess<'de>>(self, data: A) -> Result<Scalar, A::Error> {
+                // MessagePack extension types arrive as enums; nothing in them is an id.
+                let (IgnoredAny, variant) = data.variant::<IgnoredAny>()?;
+                de::VariantAccess::newtype_variant::<IgnoredAny>(variant)?;
+                Ok(Scalar::Other)
+            }
+        }
+        deserializer.deserialize_any(ScalarVisitor)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -126,6 +268,45 @@ mod tests {
         ] {
             assert_eq!(router_name(&frame), None, "{frame:?}");
         }
+    }
+
+    #[test]
+    fn peek_reads_t_and_id_whatever_else_is_wrong() {
+        let text = |s: &str| Message::text(s.to_owned());
+        let peek_of = |frame: &Message| {
+            let peek = peek("ch", frame);
+            (peek.t, peek.id)
+        };
+        assert_eq!(
+            peek_of(&text(r#"{"$r":"ch","d":{"t":"nope","id":7,"x":[1,{"a":null}]}}"#)),
+            (Some("nope".into()), Some(7))
+        );
+        assert_eq!(
+            peek_of(&text(r#"{"$r":"ch","d":{"id":18446744073709551615,"t":3}}"#)),
+            (None, Some(u64::MAX))
+        );
+        for bad_id in ["-1", "1.5", "1e3", "\"7\"", "null", "[7]", "{\"id\":7}", "18446744073709551616"] {
+            let frame = text(&format!(r#"{{"$r":"ch","d":{{"t":"join","id":{bad_id}}}}}"#));
+            assert_eq!(peek_of(&frame), (Some("join".into()), None), "{bad_id}");
+        }
+        for nothing in [
+            r#"{"$r":"ch","d":[1,2]}"#,
+            r#"{"$r":"ch","d":7}"#,
+            r#"{"$r":"ch"}"#,
+            r#"{"$r":"ch","d":{"id":3"#,
+            r#"{"$r":"sync","d":{"id":3}}"#,
+        ] {
+            assert_eq!(peek_of(&text(nothing)), (None, None), "{nothing}");
+        }
+        let packed = msgpack("ch", &serde_json::json!({"t": "ack", "id": 5, "err": "not a map"})).unwrap();
+        assert_eq!(peek_of(&packed), (Some("ack".into()), Some(5)));
+        // An integer key and a bin value (MessagePack only) do not stop it:
+        // {"$r":"ch","d":{1:bin[1,2],"id":9,"t":"x"}}.
+        let odd = Message::binary(vec![
+            0x82, 0xa2, b'$', b'r', 0xa2, b'c', b'h', 0xa1, b'd', 0x83, 0x01, 0xc4, 0x02, 1, 2, 0xa2, b'i',
+            b'd', 0x09, 0xa1, b't', 0xa1, b'x',
+        ]);
+        assert_eq!(peek_of(&odd), (Some("x".into()), Some(9)));
     }
 
     #[test]

@@ -72,6 +72,10 @@ pub enum AttachError {
     /// Router names travel in every envelope and must be short and plain.
     #[error("invalid router name {0:?}: use 1 to 32 of a-z, 0-9, '_', '-', '.'")]
     InvalidName(String),
+    /// The name belongs to the core (`hb`, the heartbeat every network answers itself,
+    /// see [`heartbeat`](crate::heartbeat)); choose another name.
+    #[error("router name {0:?} is reserved")]
+    Reserved(String),
 }
 
 /// A room operation could not be carried out by the adapter.

@@ -13,6 +13,7 @@ use tokio::sync::{mpsc, oneshot};
 use crate::connection::{CloseFrame, Connection, ConnectionId};
 use crate::envelope;
 use crate::error::AttachError;
+use crate::heartbeat;
 use crate::message::Message;
 use crate::network::{Events, Network, NetworkEvent};
 use crate::router::Router;
@@ -198,6 +199,9 @@ impl Hub {
     pub fn attach<N: Network, R: Router<N>>(&self, network: N, mut router: R) -> Result<(), AttachError> {
         let name = router.name().to_owned();
         envelope::validate_router_name(&name)?;
+        if name == heartbeat::ROUTER {
+            return Err(AttachError::Reserved(name));
+        }
         let (tx, mut inbox) = mpsc::channel::<Delivery>(self.shared.config.router_queue_capacity.max(1));
         {
             let mut routers = write(&self.shared.routers);
@@ -252,11 +256,23 @@ impl Hub {
         self.to_application(NetworkEvent::Added(connection.clone())).await;
     }
 
-    /// Routes a frame from `connection`: to the router its envelope names when that router
-    /// is attached, otherwise to the application. Waits while the target queue is full.
+    /// Routes a frame from `connection`: a heartbeat (`hb`) is answered on the connection
+    /// at once ([`heartbeat`]); any other frame goes to the router its envelope names when
+    /// that router is attached, otherwise to the application. Waits while the target queue
+    /// is full.
     pub async fn message(&self, connection: &Connection, message: Message) {
-        let router =
-            envelope::router_name(&message).and_then(|name| read(&self.shared.routers).get(name).cloned());
+        let name = envelope::router_name(&message);
+        if name == Some(heartbeat::ROUTER) {
+            // Answered here, not by a router task: a pong must not wait behind the routers'
+            // work on earlier frames, and every network answers whatever is attached.
+            if let Some(answer) = heartbeat::answer(&message)
+                && let Err(error) = connection.send(answer)
+            {
+                tracing::debug!(connection = %connection.id(), %error, "heartbeat answer not sent");
+            }
+            return;
+        }
+        let router = name.and_then(|name| read(&self.shared.routers).get(name).cloned());
         let event = NetworkEvent::Message { connection: connection.clone(), message };
         // Fast path without waiting; the waiting path is boxed so that its state does not
         // enlarge every connection task's future (and idle memory) for the rare full queue.

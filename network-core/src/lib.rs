@@ -31,6 +31,11 @@
 //! assert_eq!(envelope::router_name(&Message::text("hello")), None);
 //! ```
 //!
+//! # Heartbeats
+//! Every network answers the frame `{"$r":"hb","d":{"t":"ping","id":N}}` with a `pong`
+//! itself, whatever routers are attached ([`heartbeat`]): browsers cannot use WebSocket
+//! pings, and this lets them tell a dead server from a quiet one.
+//!
 //! # Remote errors
 //! Every router reports a peer's failure as the same [`RemoteError`]: a `code` and a
 //! `message`.
@@ -50,6 +55,7 @@ pub mod client;
 mod connection;
 pub mod envelope;
 mod error;
+pub mod heartbeat;
 pub mod hub;
 mod message;
 mod network;

@@ -1,5 +1,6 @@
 //! Property tests of the envelope codec and of decoding peer bytes: envelopes round-trip
-//! for every valid router name and body, and no input makes detection or decoding panic.
+//! for every valid router name and body, no input makes detection, decoding or `peek`
+//! panic, and `peek` finds a body's `id` and `t` whatever the other fields hold.
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
 use bytes::Bytes;
@@ -63,7 +64,7 @@ mod envelopes_round_trip {
     }
 
     /// JSON values without floats (which JSON text does not round-trip bit for bit).
-    fn json_values() -> impl Strategy<Value = Value> {
+    pub(super) fn json_values() -> impl Strategy<Value = Value> {
         let leaf = prop_oneof![
             Just(Value::Null),
             any::<bool>().prop_map(Value::from),
@@ -153,6 +154,53 @@ mod decode_is_total {
             let _ = Message::binary(bytes.clone()).decode::<Value>();
             if let Some(frame) = text(&bytes) {
                 let _ = frame.decode::<Value>();
+            }
+        }
+    }
+}
+
+/// `envelope::peek` reads the `id` and `t` of any map body, in JSON and MessagePack,
+/// whatever its other fields hold, and never panics on peer bytes.
+mod peek_reads_any_map_body {
+    use serde_json::{Map, Value};
+
+    use super::*;
+
+    proptest! {
+        #![proptest_config(config())]
+
+        #[test]
+        fn finds_id_and_t(
+            name in router_names(),
+            id in any::<u64>(),
+            t in ".{0,12}",
+            others in proptest::collection::btree_map("[a-s]{1,6}", envelopes_round_trip::json_values(), 0..6),
+        ) {
+            let mut body: Map<String, Value> = others.into_iter().collect();
+            body.insert("t".into(), Value::from(t.clone()));
+            body.insert("id".into(), Value::from(id));
+            let body = Value::Object(body);
+            for frame in [envelope::json(&name, &body).unwrap(), envelope::msgpack(&name, &body).unwrap()] {
+                let peek = envelope::peek(&name, &frame);
+                prop_assert_eq!(peek.id, Some(id));
+                prop_assert_eq!(peek.t.as_deref(), Some(t.as_str()));
+            }
+        }
+
+        #[test]
+        fn an_id_of_another_type_is_not_read(name in router_names(), id in envelopes_round_trip::json_values()) {
+            prop_assume!(!id.is_u64());
+            let body = serde_json::json!({"id": id});
+            for frame in [envelope::json(&name, &body).unwrap(), envelope::msgpack(&name, &body).unwrap()] {
+                prop_assert_eq!(envelope::peek(&name, &frame).id, None);
+            }
+        }
+
+        #[test]
+        fn is_total(bytes in peer_bytes()) {
+            let _ = envelope::peek("views", &Message::binary(bytes.clone()));
+            if let Some(frame) = text(&bytes) {
+                let _ = envelope::peek("views", &frame);
             }
         }
     }
