@@ -338,6 +338,15 @@ impl View {
         self.shared.members(&self.name, self.generation)
     }
 
+    /// The key of this client's own member (`u:USER`, or `c:ID` without a user id), as
+    /// the server's latest `state` of the view said, so that a caller can mark itself in
+    /// [`members`](Self::members). `None` before the first `state`, once the view is
+    /// closed, or from a server that does not send it. An anonymous client's key changes
+    /// on reconnect (its connection id does); the re-open's `state` brings the new one.
+    pub fn you(&self) -> Option<String> {
+        self.shared.you(&self.name, self.generation)
+    }
+
     /// How many members: users plus anonymous connections.
     pub fn member_count(&self) -> usize {
         self.shared.counts(&self.name, self.generation).members

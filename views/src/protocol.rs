@@ -77,6 +77,11 @@ pub enum Frame {
         view: String,
         /// Every member, the receiver included.
         members: Vec<Member>,
+        /// The key of the member the receiving connection counts under (see
+        /// [`member_key`]), so that a page can mark the current user. Always sent by this
+        /// server; `None` only from a server older than the field.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        you: Option<String>,
         /// The `id` of the `Open` it answers.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         id: Option<u64>,
@@ -138,7 +143,8 @@ pub enum Frame {
         code: String,
         /// Human-readable explanation.
         message: String,
-        /// The `id` of the request it answers.
+        /// The `id` of the request it answers, also when the request could not be read
+        /// as a views frame but had an unsigned integer `id`.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         id: Option<u64>,
         /// The view concerned.
@@ -162,6 +168,20 @@ pub mod codes {
     pub const NOT_OPEN: &str = "not_open";
     /// The connection has `max_views_per_connection` views open already.
     pub const LIMIT: &str = "limit";
+}
+
+/// The key of a member in a view: `u:` + the user id for a connection with one (all its
+/// connections are one member), else `c:` + the connection id (PROTOCOL.md, section 6.1).
+///
+/// ```
+/// assert_eq!(views::protocol::member_key(Some("ada"), 17), "u:ada");
+/// assert_eq!(views::protocol::member_key(None, 17), "c:17");
+/// ```
+pub fn member_key(user: Option<&str>, connection: u64) -> String {
+    match user {
+        Some(user) => format!("u:{user}"),
+        None => format!("c:{connection}"),
+    }
 }
 
 /// Checks a view name: 1 to 128 bytes without control characters.
@@ -189,6 +209,12 @@ mod tests {
         assert_eq!(
             serde_json::to_string(&diff).unwrap(),
             r#"{"t":"diff","view":"doc","joins":[{"key":"u:ada","user":"ada","clients":2}],"leaves":["c:17"]}"#
+        );
+        let state =
+            Frame::State { view: "doc".into(), members: Vec::new(), you: Some("c:17".into()), id: Some(1) };
+        assert_eq!(
+            serde_json::to_string(&state).unwrap(),
+            r#"{"t":"state","view":"doc","members":[],"you":"c:17","id":1}"#
         );
         let info: Frame = serde_json::from_str(r#"{"t":"info","id":4,"pattern":"^doc-"}"#).unwrap();
         assert!(matches!(info, Frame::Info { id: 4, pattern: Some(_), debug: false, .. }));

@@ -389,10 +389,7 @@ impl State {
     /// Opens view `name` for connection `id` (of this node or another). Idempotent.
     fn add(&mut self, id: ConnectionId, user: Option<String>, data: Value, name: &str) {
         let name: Arc<str> = name.into();
-        let key = match &user {
-            Some(user) => format!("u:{user}"),
-            None => format!("c:{}", id.as_u64()),
-        };
+        let key = crate::protocol::member_key(user.as_deref(), id.as_u64());
         let view = self.views.entry(name.clone()).or_default();
         let member = view.members.entry(key.clone()).or_default();
         member.user = user;
@@ -580,9 +577,12 @@ impl<N: Network> Router<N> for ViewsRouter {
                 match envelope::decode::<Frame>(ROUTER, &message) {
                     Ok(frame) => self.frame(network, &connection, frame).await,
                     Err(error) => {
+                        // The id is echoed when it can be read, so the client's waiting
+                        // request fails now rather than at its timeout (PROTOCOL.md 2.3).
+                        let id = envelope::peek(ROUTER, &message).id;
                         reply(
                             &connection,
-                            &error_frame(codes::MALFORMED, format!("not a views frame: {error}"), None, None),
+                            &error_frame(codes::MALFORMED, format!("not a views frame: {error}"), id, None),
                         );
                     }
                 }
@@ -626,18 +626,11 @@ impl ViewsRouter {
                 let answer = self.info(connection, id, view, pattern, debug).await;
                 reply(connection, &answer);
             }
-            Frame::Info { id, .. }
-            | Frame::State { id: Some(id), .. }
-            | Frame::Closed { id: Some(id), .. } => {
-                reply(
-                    connection,
-                    &error_frame(codes::UNEXPECTED, "a frame only the server sends".into(), Some(id), None),
-                );
+            Frame::Info { id, .. } => reply(connection, &unexpected(Some(id))),
+            Frame::State { id, .. } | Frame::Closed { id, .. } | Frame::Error { id, .. } => {
+                reply(connection, &unexpected(id))
             }
-            _ => reply(
-                connection,
-                &error_frame(codes::UNEXPECTED, "a frame only the server sends".into(), None, None),
-            ),
+            Frame::Diff { .. } => reply(connection, &unexpected(None)),
         }
     }
 
@@ -679,7 +672,9 @@ impl ViewsRouter {
             state.views.get_mut(view.as_str()).map(ViewState::state).unwrap_or_default()
         };
         self.shared.dirty.notify_one();
-        reply(connection, &Frame::State { view, members, id });
+        let user = connection.identity().and_then(|identity| identity.user_id.clone());
+        let you = Some(crate::protocol::member_key(user.as_deref(), connection.id().as_u64()));
+        reply(connection, &Frame::State { view, members, you, id });
     }
 }
 
@@ -765,6 +760,11 @@ fn error_text(error: &PatternError) -> String {
         PatternError::Invalid(source) => format!("invalid pattern: {source}"),
         other => other.to_string(),
     }
+}
+
+/// The answer to a frame only the server sends, echoing its `id`.
+fn unexpected(id: Option<u64>) -> Frame {
+    error_frame(codes::UNEXPECTED, "a frame only the server sends".into(), id, None)
 }
 
 fn error_frame(code: &str, message: String, id: Option<u64>, view: Option<String>) -> Frame {

@@ -1,6 +1,7 @@
 //! Opening views: `open` answered by `state` (members, counts), refused (`forbidden`,
 //! `bad_request`), sent once the first connection opens, bounded by `request_timeout`
-//! with the view still wanted, and shared by concurrent and repeated opens.
+//! with the view still wanted, and shared by concurrent and repeated opens; the `state`'s
+//! `you` is the client's own member key.
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
 mod client_support;
@@ -56,6 +57,41 @@ async fn open_is_answered_by_the_state() {
     let again = within(views.open("doc-7")).await.unwrap();
     assert_eq!(again.members(), doc.members());
     nothing_sent_before_info(&mut server, &views).await;
+    client.close().await;
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn the_state_says_which_member_is_this_client() {
+    let mut server = FakeServer::start().await;
+    let (client, views, _) = connected(&mut server, ViewsClientConfig::default()).await;
+
+    let (opened, connection) = tokio::join!(within(views.open("doc")), async {
+        let (connection, id) = expect_open(&mut server, "doc").await;
+        send(&connection, &state_for("doc", vec![anonymous(17), user("ada", 1)], "c:17", Some(id)));
+        connection
+    });
+    let doc = opened.unwrap();
+    assert_eq!(doc.you().as_deref(), Some("c:17"));
+    assert!(doc.members().iter().any(|member| Some(&member.key) == doc.you().as_ref()));
+
+    // A later state (a re-open after a reconnect gives an anonymous client a new id) says
+    // who it is now; a state without the field (an older server) forgets it.
+    send(&connection, &state_for("doc", vec![anonymous(18)], "c:18", None));
+    within(async {
+        while doc.you().as_deref() != Some("c:18") {
+            tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+        }
+    })
+    .await;
+    send(&connection, &state("doc", vec![anonymous(18)], None));
+    within(async {
+        while doc.you().is_some() {
+            tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+        }
+    })
+    .await;
+
     client.close().await;
     server.shutdown().await;
 }

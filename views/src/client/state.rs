@@ -47,6 +47,8 @@ struct Entry {
     /// that was closed do not see a later one.
     generation: u64,
     members: MemberMap,
+    /// This connection's own member key, from the latest `state`.
+    you: Option<String>,
     /// `active` once a `state` arrived on the current connection (the members are current
     /// and diffs apply); the open in flight; the `open()` calls waiting for the first
     /// `state`.
@@ -56,7 +58,13 @@ struct Entry {
 
 impl Entry {
     fn new(generation: u64) -> Self {
-        Self { generation, members: MemberMap::default(), open: Wanted::default(), subscribers: Vec::new() }
+        Self {
+            generation,
+            members: MemberMap::default(),
+            you: None,
+            open: Wanted::default(),
+            subscribers: Vec::new(),
+        }
     }
 
     /// Hands `change` to the subscribers, unless it changes nothing.
@@ -206,7 +214,7 @@ impl Shared {
             return Action::Nothing;
         }
         match frame {
-            Frame::State { view, members, id } => state.on_state(&view, members, id),
+            Frame::State { view, members, you, id } => state.on_state(&view, members, you, id),
             Frame::Diff { view, joins, leaves } => state.on_diff(&view, joins, leaves),
             Frame::Closed { view, id } => {
                 state.on_closed(&view, id);
@@ -347,6 +355,10 @@ impl Shared {
         self.with_view(name, generation, |entry| entry.open.active).unwrap_or(false)
     }
 
+    pub(super) fn you(&self, name: &str, generation: u64) -> Option<String> {
+        self.with_view(name, generation, |entry| entry.you.clone()).flatten()
+    }
+
     pub(super) fn members(&self, name: &str, generation: u64) -> Vec<Member> {
         self.with_view(name, generation, |entry| entry.members.members()).unwrap_or_default()
     }
@@ -452,7 +464,7 @@ impl State {
         }
     }
 
-    fn on_state(&mut self, view: &str, members: Vec<Member>, id: Option<u64>) -> Action {
+    fn on_state(&mut self, view: &str, members: Vec<Member>, you: Option<String>, id: Option<u64>) -> Action {
         if let Some(id) = id {
             self.take_open(id);
         }
@@ -468,6 +480,8 @@ impl State {
             return Action::Nothing;
         }
         let change = entry.members.replace(members);
+        // Replaced by every state: a reconnect gives an anonymous client a new key.
+        entry.you = you;
         // `id` is the open in flight, or none is (checked above).
         entry.open.grant(id);
         entry.deliver(change)

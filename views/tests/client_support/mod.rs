@@ -89,7 +89,12 @@ pub async fn open(
 }
 
 pub fn state(view: &str, members: Vec<Member>, id: Option<u64>) -> Frame {
-    Frame::State { view: view.into(), members, id }
+    Frame::State { view: view.into(), members, you: None, id }
+}
+
+/// A `state` telling the client that its own member is `you`.
+pub fn state_for(view: &str, members: Vec<Member>, you: &str, id: Option<u64>) -> Frame {
+    Frame::State { view: view.into(), members, you: Some(you.into()), id }
 }
 
 pub fn diff(view: &str, joins: Vec<Member>, leaves: &[&str]) -> Frame {
