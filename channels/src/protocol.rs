@@ -75,23 +75,32 @@ pub enum Frame {
     Ack {
         /// The `id` of the `Emit`.
         id: u64,
-        /// The handler's value (`null` when absent).
-        #[serde(default, skip_serializing_if = "Value::is_null")]
-        data: Value,
+        /// The handler's value: `Some` (`Some(Value::Null)` for a null result, sent as
+        /// `"data":null`) on success, `None` (no field) beside `err`. Decoding reads an
+        /// absent `data` and `"data":null` alike as `None`: use
+        /// `data.unwrap_or_default()` for the value (PROTOCOL.md, section 2.3).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        data: Option<Value>,
         /// The handler's error.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         err: Option<RemoteError>,
     },
-    /// Server to client: a request could not be served. `id` names the `Join`/`Leave`
-    /// it answers, when there is one.
+    /// Server to client: a request could not be served. `id` names the client's request
+    /// it answers (`Join`, `Leave`, `Emit`), when there is one; `ack` names the server's
+    /// `Emit` whose `Ack` from the client it is about (`unknown_ack`, or a malformed
+    /// `ack`). The two never share a frame, so a server's id cannot fail a client's
+    /// request with the same number.
     Error {
         /// Machine-readable reason (see [`codes`](crate::codes)).
         code: String,
         /// Human-readable explanation.
         message: String,
-        /// The `id` of the request it answers.
+        /// The `id` of the client's request it answers.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         id: Option<u64>,
+        /// The `id` of the client's `Ack` it is about (an id of the server's).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        ack: Option<u64>,
         /// The channel concerned.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         ch: Option<String>,
@@ -102,14 +111,19 @@ impl Frame {
     /// An `Ack` answering `id` with `result`.
     pub fn ack(id: u64, result: Result<Value, RemoteError>) -> Self {
         match result {
-            Ok(data) => Self::Ack { id, data, err: None },
-            Err(err) => Self::Ack { id, data: Value::Null, err: Some(err) },
+            Ok(data) => Self::Ack { id, data: Some(data), err: None },
+            Err(err) => Self::Ack { id, data: None, err: Some(err) },
         }
     }
 
-    /// An `Error` frame from `error`.
+    /// An `Error` frame from `error`, answering the client's request `id` if any.
     pub fn error(error: RemoteError, id: Option<u64>, ch: Option<String>) -> Self {
-        Self::Error { code: error.code, message: error.message, id, ch }
+        Self::Error { code: error.code, message: error.message, id, ack: None, ch }
+    }
+
+    /// An `Error` frame about the client's `Ack` of the server's emit `ack`.
+    pub fn ack_error(error: RemoteError, ack: u64) -> Self {
+        Self::Error { code: error.code, message: error.message, id: None, ack: Some(ack), ch: None }
     }
 }
 
@@ -162,6 +176,22 @@ mod tests {
         assert_eq!(
             serde_json::to_string(&ack).unwrap(),
             r#"{"t":"ack","id":3,"err":{"code":"forbidden","message":"no"}}"#
+        );
+        // A null result is `"data":null`; a failure has no `data` (PROTOCOL.md 2.3).
+        assert_eq!(
+            serde_json::to_string(&Frame::ack(4, Ok(Value::Null))).unwrap(),
+            r#"{"t":"ack","id":4,"data":null}"#
+        );
+        for absent in [r#"{"t":"ack","id":4}"#, r#"{"t":"ack","id":4,"data":null}"#] {
+            assert_eq!(
+                serde_json::from_str::<Frame>(absent).unwrap(),
+                Frame::Ack { id: 4, data: None, err: None }
+            );
+        }
+        let unknown = Frame::ack_error(RemoteError::new("unknown_ack", "late"), 5);
+        assert_eq!(
+            serde_json::to_string(&unknown).unwrap(),
+            r#"{"t":"error","code":"unknown_ack","message":"late","ack":5}"#
         );
         let join: Frame = serde_json::from_str(r#"{"t":"join","ch":"/admin"}"#).unwrap();
         assert_eq!(join, Frame::Join { ch: "/admin".into(), id: None });

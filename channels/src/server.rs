@@ -432,7 +432,16 @@ impl<N: Network> Router<N> for ChannelsRouter<N> {
                         tracing::debug!(connection = %connection.id(), %error, "malformed channels frame");
                         let error =
                             RemoteError::new(codes::MALFORMED, format!("not a channels frame: {error}"));
-                        reply(&connection, &Frame::error(error, None, None));
+                        // Echo what can be read of the id, so the client fails the request it
+                        // waits on now rather than at its timeout. An `ack`'s id is one of
+                        // ours, so it goes back as `ack`, never as `id` (PROTOCOL.md 2.3).
+                        let peek = envelope::peek(ROUTER, &message);
+                        let answer = match (peek.t.as_deref(), peek.id) {
+                            (Some("ack"), Some(ack)) => Frame::ack_error(error, ack),
+                            (Some("ack"), None) => Frame::error(error, None, None),
+                            (_, id) => Frame::error(error, id, None),
+                        };
+                        reply(&connection, &answer);
                     }
                 }
             }
@@ -465,20 +474,21 @@ impl<N: Network> ChannelsRouter<N> {
                     .and_then(|state| state.pending_acks.remove(&id));
                 match waiting {
                     // The waiter may have given up just now; nothing to do then.
-                    Some(waiting) => drop(waiting.send(err.map_or(Ok(data), Err))),
+                    Some(waiting) => drop(waiting.send(err.map_or(Ok(data.unwrap_or_default()), Err))),
                     None => {
                         let error = RemoteError::new(
                             codes::UNKNOWN_ACK,
                             format!("no acknowledgement {id} is waiting"),
                         );
-                        reply(connection, &Frame::error(error, Some(id), None));
+                        // `ack`, not `id`: `id` would name the client's own request `id`.
+                        reply(connection, &Frame::ack_error(error, id));
                     }
                 }
             }
-            Frame::Joined { .. } | Frame::Left { .. } | Frame::Error { .. } => {
+            Frame::Joined { id, .. } | Frame::Left { id, .. } | Frame::Error { id, .. } => {
                 let error =
                     RemoteError::new(codes::UNEXPECTED, "only the server sends joined, left and error");
-                reply(connection, &Frame::error(error, None, None));
+                reply(connection, &Frame::error(error, id, None));
             }
         }
     }

@@ -129,7 +129,7 @@ async fn rooms_are_capped_at_256_and_leaving_a_room_or_its_channel_frees_slots()
     }
     within(ws.flush()).await.unwrap();
     for n in 0..256 {
-        assert_eq!(next(&mut ws, "ch").await, json!({"t": "ack", "id": 10 + n}));
+        assert_eq!(next(&mut ws, "ch").await, json!({"t": "ack", "id": 10 + n, "data": null}));
     }
     send(&mut ws, "ch", json!({"t": "emit", "ch": "/game", "ev": "enter", "data": "r256", "id": 500})).await;
     assert_eq!(
@@ -143,9 +143,9 @@ async fn rooms_are_capped_at_256_and_leaving_a_room_or_its_channel_frees_slots()
     );
 
     send(&mut ws, "ch", json!({"t": "emit", "ch": "/game", "ev": "exit", "data": "r0", "id": 502})).await;
-    assert_eq!(next(&mut ws, "ch").await, json!({"t": "ack", "id": 502}));
+    assert_eq!(next(&mut ws, "ch").await, json!({"t": "ack", "id": 502, "data": null}));
     send(&mut ws, "ch", json!({"t": "emit", "ch": "/game", "ev": "enter", "data": "r256", "id": 503})).await;
-    assert_eq!(next(&mut ws, "ch").await, json!({"t": "ack", "id": 503}));
+    assert_eq!(next(&mut ws, "ch").await, json!({"t": "ack", "id": 503, "data": null}));
 
     // Leaving the channel takes the connection out of its rooms and frees their slots.
     send(&mut ws, "ch", json!({"t": "leave", "ch": "/game", "id": 504})).await;

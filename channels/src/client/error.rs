@@ -76,8 +76,7 @@ pub enum LeaveError {
 pub enum BackgroundError {
     /// The server sent an `error` frame that answers no pending request: an event emitted
     /// without acknowledgement on a channel not joined (`not_joined`) or that no handler
-    /// took (`no_handler`, `bad_request`), a frame it could not read (`malformed`), a
-    /// late acknowledgement (`unknown_ack`).
+    /// took (`no_handler`, `bad_request`), a frame it could not read (`malformed`).
     #[error("the server reported an error")]
     Server {
         /// The code and message.
@@ -85,6 +84,18 @@ pub enum BackgroundError {
         error: RemoteError,
         /// The channel concerned, when the server named one.
         channel: Option<String>,
+    },
+    /// The server reported a problem with an acknowledgement this client sent for the
+    /// server's emit `ack`: it came too late or answered nothing (`unknown_ack`), or the
+    /// server could not read it (`malformed`). Nothing waits on it on this side; the
+    /// server's emit failed or timed out there.
+    #[error("the server refused the acknowledgement of its emit {ack}")]
+    Ack {
+        /// The id of the server's emit (the server's id space, not this client's).
+        ack: u64,
+        /// The server's code and message.
+        #[source]
+        error: RemoteError,
     },
     /// A channel joined before a reconnect was refused when it was re-joined after it (its
     /// authorization changed, or the new server has no such channel). It is forgotten.

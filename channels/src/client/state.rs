@@ -205,8 +205,15 @@ impl Shared {
         match frame {
             Frame::Joined { ch, id } => state.on_joined(ch, id),
             Frame::Left { ch, id } => state.on_left(ch, id),
-            Frame::Ack { id, data, err } => state.on_ack(id, data, err),
-            Frame::Error { code, message, id, ch } => state.on_error(RemoteError { code, message }, id, ch),
+            Frame::Ack { id, data, err } => state.on_ack(id, data.unwrap_or_default(), err),
+            Frame::Error { code, message, ack: Some(ack), .. } => {
+                // About an `ack` we sent: the id is the server's, not one of our requests.
+                let error = RemoteError { code, message };
+                state.error_subscribers.report(BackgroundError::Ack { ack, error });
+            }
+            Frame::Error { code, message, id, ch, ack: None } => {
+                state.on_error(RemoteError { code, message }, id, ch)
+            }
             Frame::Emit { ch, ev, data, id } => return state.on_emit(ch, ev, data, id),
             Frame::Join { .. } | Frame::Leave { .. } => {
                 tracing::warn!(?frame, "the server sent a frame only clients send; ignored");
