@@ -107,9 +107,12 @@ pub enum Frame {
     Reply {
         /// The request's id.
         id: u64,
-        /// The handler's value.
-        #[serde(default, skip_serializing_if = "Value::is_null")]
-        data: Value,
+        /// The handler's value: `Some` (`Some(Value::Null)` for a null result, sent as
+        /// `"data":null`) on success, `None` (no field) beside `err`. Decoding reads an
+        /// absent `data` and `"data":null` alike as `None`: use
+        /// `data.unwrap_or_default()` for the value (PROTOCOL.md, section 2.3).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        data: Option<Value>,
         /// The failure.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         err: Option<RemoteError>,
@@ -120,13 +123,25 @@ pub enum Frame {
         code: String,
         /// Human-readable explanation.
         message: String,
-        /// The request's id.
+        /// The request's id, also when the request could not be read as a sync frame but
+        /// had an unsigned integer `id`.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         id: Option<u64>,
         /// The path concerned.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         path: Option<String>,
     },
+}
+
+impl Frame {
+    /// The `Reply` answering request `id` with `result`: `data` on success (`null`
+    /// included), `err` alone on failure.
+    pub fn reply(id: u64, result: Result<Value, RemoteError>) -> Self {
+        match result {
+            Ok(data) => Self::Reply { id, data: Some(data), err: None },
+            Err(err) => Self::Reply { id, data: None, err: Some(err) },
+        }
+    }
 }
 
 /// Error codes of `error` frames and failed replies.

@@ -556,12 +556,21 @@ impl<N: Network> SyncHandle<N> {
                 reply(&connection, &answer);
             }
             Work::Request { connection, method, path, data, id } => {
-                let result = self.request(&connection, method, &path, data).await;
-                let answer = match result {
-                    Ok(data) => Frame::Reply { id, data, err: None },
-                    Err(err) => Frame::Reply { id, data: Value::Null, err: Some(err) },
+                let (answer, push) = match self.request(&connection, method, &path, data).await {
+                    Ok((data, push)) => (Frame::reply(id, Ok(data)), push),
+                    Err(err) => (Frame::reply(id, Err(err)), None),
                 };
+                // The reply goes first: the requester's own push is queued behind it on
+                // its connection, on one node or with the Redis adapter alike, since this
+                // node delivers to its own connections when the push starts
+                // (PROTOCOL.md 7.3, rule 5).
                 reply(&connection, &answer);
+                if let (Some(push), Frame::Reply { data: Some(value), .. }) = (push, &answer) {
+                    let paths: Vec<&str> = push.paths.iter().map(String::as_str).collect();
+                    if let Err(error) = self.push_each(&paths, push.op, value).await {
+                        tracing::warn!(path, %error, "automatic push failed");
+                    }
+                }
             }
             Work::Closed { connection } => {
                 let paths = self.shared.lock().subscriptions.remove(&connection.id()).unwrap_or_default();
@@ -683,13 +692,15 @@ impl<N: Network> SyncHandle<N> {
         }
     }
 
+    /// Runs a request; on success returns the handler's value and the automatic push it
+    /// calls for (rule 4), which the caller makes after the reply.
     async fn request(
         &self,
         connection: &Connection,
         method: Method,
         path: &str,
         data: Value,
-    ) -> Result<Value, RemoteError> {
+    ) -> Result<(Value, Option<AutoPush>), RemoteError> {
         if !valid_path(path) {
             return Err(RemoteError::bad_request("paths start with / and have at most 256 bytes"));
         }
@@ -716,20 +727,16 @@ impl<N: Network> SyncHandle<N> {
             sync: self.clone(),
         };
         let value = guarded(handler(request)).await??;
-        let pushed = match method {
-            Method::Read => Ok(0),
-            Method::Create => self.push(path, Op::Add, &value).await,
+        let push = match method {
+            Method::Read => None,
+            Method::Create => Some(AutoPush { op: Op::Add, paths: vec![path.to_owned()] }),
             Method::Update | Method::Delete => {
                 let op = if method == Method::Update { Op::Change } else { Op::Remove };
-                let mut paths = vec![path];
-                paths.extend(collection.as_deref());
-                self.push_each(&paths, op, &value).await
+                let paths = std::iter::once(path.to_owned()).chain(collection).collect();
+                Some(AutoPush { op, paths })
             }
         };
-        if let Err(error) = pushed {
-            tracing::warn!(path, %error, "automatic push failed");
-        }
-        Ok(value)
+        Ok((value, push))
     }
 
     /// Pushes to each path's subscribers with that path's name (a model and its
@@ -764,6 +771,13 @@ async fn guarded<T>(hook: BoxFuture<T>) -> Result<T, RemoteError> {
     })
 }
 
+/// The push a successful request calls for: `op` with the reply's value to each path's
+/// subscribers.
+struct AutoPush {
+    op: Op,
+    paths: Vec<String>,
+}
+
 enum Work {
     Subscribe { connection: Connection, path: String, id: Option<u64> },
     Unsubscribe { connection: Connection, path: String, id: Option<u64> },
@@ -793,13 +807,28 @@ impl<N: Network> Router<N> for SyncRouter {
                     Ok(Frame::Request { method, path, data, id }) => {
                         Work::Request { connection: connection.clone(), method, path, data, id }
                     }
-                    Ok(_) => {
+                    Ok(
+                        Frame::Subscribed { id, .. }
+                        | Frame::Unsubscribed { id, .. }
+                        | Frame::Error { id, .. },
+                    ) => {
+                        let error = RemoteError::new(codes::UNEXPECTED, "a frame only the server sends");
+                        return reply(&connection, &error_frame(error, id, None));
+                    }
+                    Ok(Frame::Reply { id, .. }) => {
+                        let error = RemoteError::new(codes::UNEXPECTED, "a frame only the server sends");
+                        return reply(&connection, &error_frame(error, Some(id), None));
+                    }
+                    Ok(Frame::Data { .. }) => {
                         let error = RemoteError::new(codes::UNEXPECTED, "a frame only the server sends");
                         return reply(&connection, &error_frame(error, None, None));
                     }
                     Err(error) => {
+                        // The id is echoed when it can be read: a client waits on a
+                        // `request` until its timeout otherwise (PROTOCOL.md 2.3).
+                        let id = envelope::peek(ROUTER, &message).id;
                         let error = RemoteError::new(codes::MALFORMED, format!("not a sync frame: {error}"));
-                        return reply(&connection, &error_frame(error, None, None));
+                        return reply(&connection, &error_frame(error, id, None));
                     }
                 };
                 self.executor.push(connection.id(), work).await;

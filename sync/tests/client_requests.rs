@@ -89,7 +89,7 @@ async fn errors_come_back_error_first_and_wrong_types_are_reported() {
             &connection,
             &Frame::Reply {
                 id: id_of(&frame),
-                data: json!({"id": 9}),
+                data: Some(json!({"id": 9})),
                 err: Some(RemoteError::not_found("no book 9")),
             },
         );

@@ -237,7 +237,7 @@ impl Shared {
             Frame::Subscribed { path, id } => state.on_subscribed(path, id),
             Frame::Unsubscribed { path, id } => state.on_unsubscribed(path, id),
             Frame::Data { path, op, data } => return state.on_data(path, op, data),
-            Frame::Reply { id, data, err } => return state.on_reply(id, data, err),
+            Frame::Reply { id, data, err } => return state.on_reply(id, data.unwrap_or_default(), err),
             Frame::Error { code, message, id, path } => {
                 return state.on_error(RemoteError { code, message }, id, path);
             }

@@ -68,10 +68,7 @@ pub fn push(path: &str, op: Op, data: Value) -> Frame {
 
 /// A `reply` frame, error-first.
 pub fn reply(id: u64, result: Result<Value, RemoteError>) -> Frame {
-    match result {
-        Ok(data) => Frame::Reply { id, data, err: None },
-        Err(error) => Frame::Reply { id, data: Value::Null, err: Some(error) },
-    }
+    Frame::reply(id, result)
 }
 
 /// An `error` frame.
