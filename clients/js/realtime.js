@@ -1,0 +1,1452 @@
+/**
+ * The browser client of the realtime server: one WebSocket that reconnects by itself,
+ * an offline queue, and the three routers of `docs/PROTOCOL.md` (channels `ch`, presence
+ * `views`, models and collections `sync`) plus the `hb` heartbeat.
+ *
+ * One file, no imports, no build step: a page may load it straight from the server
+ * (`<script type="module">import { connect } from '/realtime.js'</script>`). The types
+ * and the full documentation of every option are in `realtime.d.ts`.
+ *
+ * How it works, in one paragraph: `connect()` makes a {@link Client}. The client opens a
+ * socket (asking the URL provider first, if `url` is a function), and when the socket
+ * opens it lets every router send its restore frames (channel joins, view opens, sync
+ * subscriptions and the catch-up reads) straight to the socket, then writes the frames
+ * queued while it was offline, in order, then emits `open`. When the socket closes,
+ * requests waiting for an answer fail with code `closed` (the server forgets a
+ * connection's requests), wanted channels, views and subscriptions stay wanted, and the
+ * client waits `min(maxReconnectionDelay, minReconnectionDelay * grow^(attempt-1))`
+ * before the next attempt, as `ws-client` and npm's `reconnecting-websocket` do.
+ *
+ * @module realtime
+ */
+
+const PREFIX = '{"$r":"';
+const MAX_ID = 2 ** 53;
+
+/**
+ * An error of this library. `code` is machine-readable: the server's own codes
+ * (`not_found`, `forbidden`, `no_handler`...) with `remote` true, or one of the client's:
+ * `timeout` (no answer in time), `closed` (the connection closed before the answer, or
+ * the client is closed; the request may or may not have been handled), `queue_full`
+ * ({@link QueueFullError}), `too_many_pending`, `cancelled` (the channel was left, the
+ * view or subscription closed while a call waited), `malformed` (the server sent a frame
+ * this client cannot read), `connect` (an attempt failed).
+ */
+export class RealtimeError extends Error {
+  /**
+   * @param {string} code machine-readable reason
+   * @param {string} message human-readable explanation
+   * @param {boolean} [remote] whether the server sent it
+   */
+  constructor(code, message, remote = false) {
+    super(message);
+    this.name = 'RealtimeError';
+    /** @type {string} */
+    this.code = code;
+    /** @type {boolean} */
+    this.remote = remote;
+  }
+}
+
+/**
+ * A send failed because `maxEnqueuedMessages` or `maxEnqueuedBytes` was reached (offline),
+ * or the socket's own buffer holds `maxEnqueuedBytes` already (online). The frame is not
+ * sent; it is handed back in `data`, as ws-client's `SendError::Full` hands the message
+ * back.
+ */
+export class QueueFullError extends RealtimeError {
+  /** @param {string | ArrayBuffer | ArrayBufferView} data the frame that was refused */
+  constructor(data) {
+    super('queue_full', 'the outgoing queue is full');
+    this.name = 'QueueFullError';
+    /** @type {string | ArrayBuffer | ArrayBufferView} */
+    this.data = data;
+  }
+}
+
+/** @param {string} code @param {string} message */
+const error = (code, message) => new RealtimeError(code, message);
+/** @type {(e: any) => RealtimeError & {channel?: string, view?: string, path?: string}} */
+const remoteError = (e) =>
+  new RealtimeError(String((e && e.code) || 'internal'), String((e && e.message) || ''), true);
+const closed = () => error('closed', 'the connection closed before the answer');
+const noop = () => {};
+/** Marks a promise as handled (its rejection is still seen by whoever awaits it). */
+const quiet = (p) => (p.catch(noop), p);
+
+// ---- the reconnection schedule -------------------------------------------------------
+
+/**
+ * The delay in milliseconds before reconnection attempt `attempt`, as ws-client's
+ * `Backoff::delay`: 0 for attempt 0 (the first connection), else
+ * `min(max, min * grow^(attempt-1))`.
+ *
+ * @param {number} attempt 0 for the first connection, n for the n-th retry
+ * @param {number} min the first delay (ms)
+ * @param {number} max the longest delay (ms)
+ * @param {number} grow the factor between two delays (at least 1)
+ * @returns {number}
+ */
+export function reconnectDelay(attempt, min, max, grow) {
+  if (!(attempt >= 1)) return 0;
+  const delay = min * grow ** (attempt - 1);
+  // Whole nanoseconds, as the Rust client computes: 1000 * 1.3^2 is 1690, not 1690.0000000000002.
+  return delay < max ? Math.round(delay * 1e6) / 1e6 : max;
+}
+
+/**
+ * Shortens `delay` by up to the fraction `jitter` (0 to 1) using `random` (0 to 1):
+ * `delay * (1 - jitter * random)`, as ws-client's `Backoff::jittered`. Never longer than
+ * `delay`; out-of-range inputs are clamped.
+ *
+ * @param {number} delay ms
+ * @param {number} jitter 0 to 1
+ * @param {number} random 0 to 1
+ * @returns {number}
+ */
+export function jittered(delay, jitter, random) {
+  const clamp = (x) => Math.min(1, Math.max(0, x));
+  const cut = clamp(jitter) * clamp(random);
+  return cut > 0 ? delay * (1 - cut) : delay;
+}
+
+// ---- events --------------------------------------------------------------------------
+
+const LISTENERS = Symbol('listeners');
+
+/**
+ * Calls the listeners of `event` on `target`. A listener that throws does not stop the
+ * others nor the client: its exception is rethrown in a microtask (the browser reports it).
+ */
+function fire(target, event, ...args) {
+  const set = target[LISTENERS].get(event);
+  if (!set) return;
+  for (const fn of [...set]) {
+    try {
+      fn(...args);
+    } catch (e) {
+      queueMicrotask(() => {
+        throw e;
+      });
+    }
+  }
+}
+
+/** The event methods shared by the client, views and collections. */
+export class Emitter {
+  constructor() {
+    /** @type {Map<string, Set<Function>>} */
+    this[LISTENERS] = new Map();
+  }
+
+  /**
+   * Calls `fn` on every `event`; returns a function that removes it.
+   * @param {string} event
+   * @param {Function} fn
+   * @returns {() => void}
+   */
+  on(event, fn) {
+    const map = this[LISTENERS];
+    map.get(event)?.add(fn) ?? map.set(event, new Set([fn]));
+    return () => this.off(event, fn);
+  }
+
+  /**
+   * Removes a listener added with {@link Emitter#on}.
+   * @param {string} event
+   * @param {Function} fn
+   */
+  off(event, fn) {
+    this[LISTENERS].get(event)?.delete(fn);
+  }
+}
+
+// ---- sizes and URLs ------------------------------------------------------------------
+
+/** UTF-8 length of a string, or byte length of binary data. */
+function byteLength(data) {
+  if (typeof data !== 'string') return data.byteLength;
+  let n = 0;
+  for (let i = 0; i < data.length; i++) {
+    const c = data.charCodeAt(i);
+    if (c < 0x80) n += 1;
+    else if (c < 0x800) n += 2;
+    else if (c >= 0xd800 && c < 0xdc00 && i + 1 < data.length) (n += 4), i++;
+    else n += 3;
+  }
+  return n;
+}
+
+/** Cuts a close reason to 123 bytes of UTF-8 at a character boundary. */
+function cutReason(reason) {
+  let out = '';
+  for (const ch of String(reason)) {
+    if (byteLength(out + ch) > 123) break;
+    out += ch;
+  }
+  return out;
+}
+
+/** The WebSocket URL for `url`: http(s) becomes ws(s), a relative URL resolves against the page. */
+function wsUrl(url) {
+  const u = new URL(String(url), globalThis.location?.href);
+  if (u.protocol === 'http:' || u.protocol === 'https:') u.protocol = u.protocol === 'https:' ? 'wss:' : 'ws:';
+  return u.href;
+}
+
+/**
+ * The server this module was loaded from, as a WebSocket URL: `wss://host/` for a module
+ * served over https, `ws://host/` over http.
+ * @returns {string}
+ */
+export function defaultUrl() {
+  return wsUrl(new URL('/', import.meta.url));
+}
+
+/** Rejects with `timeout` when `promise` takes longer than `ms`. */
+function within(promise, ms, what) {
+  let timer;
+  return Promise.race([
+    promise,
+    new Promise((_, reject) => {
+      timer = setTimeout(() => reject(error('timeout', `${what} took more than ${ms} ms`)), ms);
+    }),
+  ]).finally(() => clearTimeout(timer));
+}
+
+/** Splits `(options?, callback?)` trailing arguments. */
+function tail(a, b) {
+  return typeof a === 'function' ? [undefined, a] : [a || undefined, typeof b === 'function' ? b : undefined];
+}
+
+// ---- the client ----------------------------------------------------------------------
+
+const DEFAULTS = {
+  maxReconnectionDelay: 10000,
+  reconnectionDelayGrowFactor: 1.3,
+  jitter: 0,
+  minUptime: 5000,
+  connectionTimeout: 4000,
+  maxRetries: Infinity,
+  maxEnqueuedMessages: 1024,
+  maxEnqueuedBytes: 1 << 20,
+  startClosed: false,
+  pingInterval: 25000,
+  pongTimeout: 10000,
+  timeout: 10000,
+  maxPendingRequests: 1024,
+  readAfterResubscribe: true,
+};
+
+/** Checks the options as ws-client's `ClientConfig::validate` does; throws a RangeError. */
+function validate(options) {
+  /** @type {any} */
+  const o = { ...DEFAULTS };
+  for (const key in options) if (options[key] !== undefined) o[key] = options[key];
+  if (o.maxRetries == null) o.maxRetries = Infinity;
+  const check = (ok, key) => {
+    if (!ok) throw new RangeError(`invalid option ${key}: ${o[key]}`);
+  };
+  // 1 s plus a random 0 to 4 s, drawn once per client, capped at the maximum.
+  o.minReconnectionDelay ??= Math.min(1000 + Math.floor(Math.random() * 4000), o.maxReconnectionDelay);
+  check(o.minReconnectionDelay >= 0 && o.minReconnectionDelay <= o.maxReconnectionDelay, 'minReconnectionDelay');
+  check(o.reconnectionDelayGrowFactor >= 1 && o.reconnectionDelayGrowFactor < Infinity, 'reconnectionDelayGrowFactor');
+  check(o.jitter >= 0 && o.jitter <= 1, 'jitter');
+  for (const key of ['connectionTimeout', 'pongTimeout', 'timeout', 'maxEnqueuedMessages', 'maxEnqueuedBytes', 'maxPendingRequests']) {
+    check(o[key] > 0, key);
+  }
+  check(o.pingInterval == null || o.pingInterval > 0, 'pingInterval');
+  check(o.maxRetries >= 0, 'maxRetries');
+  return o;
+}
+
+/**
+ * Connects to a realtime server and returns the {@link Client}, which reconnects by itself
+ * until {@link Client#close}. See `realtime.d.ts` for every option.
+ *
+ * @param {string | URL | (() => string | URL | Promise<string | URL>) | object} [url] the
+ *   server's WebSocket URL, or a function called before every attempt (a fresh one-time
+ *   token in the query); omitted: the server this module was loaded from
+ * @param {object} [options]
+ * @returns {Client}
+ */
+export function connect(url, options) {
+  if (url && typeof url === 'object' && !(url instanceof URL)) return new Client(undefined, url);
+  return new Client(url, options);
+}
+
+/**
+ * A reconnecting connection to a realtime server, with its routers: {@link Client#channel},
+ * {@link Client#views}, {@link Client#sync}. Made by {@link connect}.
+ *
+ * Events (`client.on(event, fn)`): `connecting` `{attempt}`, `open`, `failed`
+ * `{attempt, error}`, `close` `{code, reason}`, `reconnecting` `{attempt, delay}`,
+ * `retries-exhausted`, `reconnect-declined`, `message` (an application frame: a string,
+ * or an ArrayBuffer for binary), `error` (a {@link RealtimeError} nobody waits for: a
+ * refused rejoin, a failed catch-up read, an error frame answering no request).
+ */
+export class Client extends Emitter {
+  /** @type {any} */
+  #options;
+  #url;
+  #ws = null;
+  /** The socket is open and restored: sends go straight to it. */
+  #open = false;
+  /** Routers are restoring: their frames go straight to the socket, ahead of the queue. */
+  #restoring = false;
+  #queue = [];
+  #queueBytes = 0;
+  #attempt = 0;
+  /** Counts attempts and detaches: callbacks of an older socket compare and give up. */
+  #generation = 0;
+  #retryTimer = undefined;
+  #connectTimer = undefined;
+  #heartbeat = undefined;
+  #pingId = 0;
+  #openedAt = 0;
+  #closed = false;
+  #routers = new Map();
+  #channelsRouter;
+  #link;
+
+  /**
+   * @param {string | URL | (() => string | URL | Promise<string | URL>)} [url]
+   * @param {object} [options]
+   */
+  constructor(url, options = {}) {
+    super();
+    this.#options = validate(options);
+    this.#url = url ?? defaultUrl();
+    const o = this.#options;
+    // What the routers see of the client.
+    this.#link = {
+      options: o,
+      send: (router, body) => this.#sendRouter(router, body),
+      online: () => this.#open || this.#restoring,
+      report: (e) => fire(this, 'error', e),
+      attach: (name, router) => this.#routers.set(name, router),
+    };
+    // Pongs need no handling (any frame is a sign of life) but must not reach `message`;
+    // a ping from the peer is answered, as the server and the Rust client do.
+    const heartbeat = (d) => d.t === 'ping' && d.id != null && this.#ws?.send(JSON.stringify({ $r: 'hb', d: { t: 'pong', id: d.id } }));
+    this.#routers.set('hb', { frame: heartbeat, restore: noop, end: noop, shutdown: noop });
+    this.#channelsRouter = new Channels(this.#link);
+    /** Presence: who has a view open. */
+    this.views = new Views(this.#link);
+    /** Models and collections by path, with create, read, update and delete. */
+    this.sync = new Sync(this.#link);
+    // Deferred, so that listeners added right after connect() see the first events.
+    if (!o.startClosed) queueMicrotask(() => this.#connect());
+  }
+
+  /** Whether the socket is open (and the routers restored). */
+  get connected() {
+    return this.#open;
+  }
+
+  /** How many frames wait in the offline queue. */
+  get queued() {
+    return this.#queue.length;
+  }
+
+  /**
+   * The channel `path` (`/` then up to 127 of `A-Z a-z 0-9 _ - . /`); the same object for
+   * the same path.
+   * @param {string} path
+   * @returns {Channel}
+   */
+  channel(path) {
+    return this.#channelsRouter.channel(path);
+  }
+
+  /**
+   * Sends an application frame: a string as text, an ArrayBuffer or typed array as binary,
+   * anything else as JSON text (or MessagePack with the `codec` option). Queued while
+   * offline. Throws {@link QueueFullError} past the queue's bounds, and a
+   * {@link RealtimeError} `closed` after {@link Client#close}.
+   * @param {unknown} data
+   */
+  send(data) {
+    if (typeof data !== 'string' && !(data instanceof ArrayBuffer) && !ArrayBuffer.isView(data)) {
+      data = this.#options.codec ? this.#options.codec.encode(data) : JSON.stringify(data);
+    }
+    this.#write(data);
+  }
+
+  /**
+   * Closes for good: sends a close frame (`code`, default 1000; a code a browser may not
+   * send becomes 1000; the reason is cut to 123 bytes), fails every waiting request with
+   * `closed`, drops the queue, and emits `close` if the socket was open.
+   * @param {number} [code]
+   * @param {string} [reason]
+   */
+  close(code = 1000, reason = '') {
+    if (this.#closed) return;
+    this.#closed = true;
+    clearTimeout(this.#retryTimer);
+    const wasOpen = this.#open;
+    const ws = this.#detach();
+    const sendable = code === 1000 || (code >= 3000 && code <= 4999) ? code : 1000;
+    try {
+      ws?.close(sendable, cutReason(reason));
+    } catch {
+      ws?.close();
+    }
+    this.#queue = [];
+    this.#queueBytes = 0;
+    for (const router of this.#routers.values()) router.shutdown();
+    if (wasOpen) fire(this, 'close', { code, reason });
+  }
+
+  /**
+   * Connects now: closes the current socket (1000 `reconnect`) if there is one, starts the
+   * retry count over, and makes an attempt at once. Also what starts a client made with
+   * `startClosed`, or one whose retries are exhausted. Does nothing after `close()`.
+   */
+  reconnect() {
+    if (this.#closed) return;
+    clearTimeout(this.#retryTimer);
+    const wasOpen = this.#open;
+    const ws = this.#detach();
+    if (ws) {
+      try {
+        ws.close(1000, 'reconnect');
+      } catch {}
+      if (wasOpen) this.#ended({ code: 1000, reason: 'reconnect' });
+    }
+    this.#attempt = 0;
+    this.#connect();
+  }
+
+  // ---- sending ---------------------------------------------------------------------
+
+  #sendRouter(router, body) {
+    const codec = this.#options.codec;
+    const envelope = { $r: router, d: body };
+    this.#write(codec ? codec.encode(envelope) : JSON.stringify(envelope));
+  }
+
+  #write(data) {
+    if (this.#closed) throw error('closed', 'the client is closed');
+    const o = this.#options;
+    if (this.#restoring) return this.#ws.send(data);
+    if (this.#open) {
+      if (this.#ws.bufferedAmount + byteLength(data) > o.maxEnqueuedBytes) throw new QueueFullError(data);
+      return this.#ws.send(data);
+    }
+    const size = byteLength(data);
+    if (this.#queue.length >= o.maxEnqueuedMessages || this.#queueBytes + size > o.maxEnqueuedBytes) {
+      throw new QueueFullError(data);
+    }
+    this.#queue.push(data);
+    this.#queueBytes += size;
+  }
+
+  // ---- the connection --------------------------------------------------------------
+
+  async #connect() {
+    if (this.#closed) return;
+    const generation = ++this.#generation;
+    const o = this.#options;
+    const attempt = this.#attempt;
+    fire(this, 'connecting', { attempt });
+    let ws;
+    try {
+      let url = this.#url;
+      if (typeof url === 'function') url = await within(Promise.resolve(url()), o.connectionTimeout, 'the URL provider');
+      if (generation !== this.#generation) return;
+      ws = new (o.WebSocket || WebSocket)(wsUrl(url));
+    } catch (e) {
+      if (generation === this.#generation) this.#failed(e);
+      return;
+    }
+    this.#ws = ws;
+    ws.binaryType = 'arraybuffer';
+    let opened = false;
+    this.#connectTimer = setTimeout(() => {
+      this.#detach();
+      try {
+        ws.close();
+      } catch {}
+      this.#failed(error('timeout', `no connection within ${o.connectionTimeout} ms`));
+    }, o.connectionTimeout);
+    ws.onopen = () => {
+      clearTimeout(this.#connectTimer);
+      opened = true;
+      this.#opened(ws);
+    };
+    ws.onclose = (event) => {
+      this.#detach();
+      if (opened) this.#lost(event.code, event.reason, event.code !== 1006);
+      else this.#failed(error('connect', `the connection failed (${event.code}${event.reason ? ' ' + event.reason : ''})`));
+    };
+    ws.onmessage = (event) => this.#receive(event.data);
+    ws.onerror = noop; // a close event follows
+  }
+
+  /** Forgets the current socket: its callbacks are removed, the timers cleared. */
+  #detach() {
+    const ws = this.#ws;
+    if (ws) ws.onopen = ws.onclose = ws.onmessage = ws.onerror = null;
+    this.#ws = null;
+    this.#open = false;
+    this.#generation++;
+    clearTimeout(this.#connectTimer);
+    clearTimeout(this.#heartbeat);
+    return ws;
+  }
+
+  #opened(ws) {
+    this.#openedAt = Date.now();
+    this.#restoring = true;
+    try {
+      for (const router of this.#routers.values()) router.restore();
+    } finally {
+      this.#restoring = false;
+    }
+    this.#open = true;
+    const queue = this.#queue;
+    this.#queue = [];
+    this.#queueBytes = 0;
+    for (const data of queue) ws.send(data);
+    this.#alive();
+    fire(this, 'open');
+  }
+
+  /** An attempt failed: the next one after the backoff delay. */
+  #failed(e) {
+    this.#ws = null;
+    fire(this, 'failed', { attempt: this.#attempt, error: e });
+    this.#attempt++;
+    this.#schedule();
+  }
+
+  /** The socket was open and closed (or died). */
+  #lost(code, reason, remote) {
+    const uptime = Date.now() - this.#openedAt;
+    this.#ended({ code, reason });
+    this.#attempt = uptime >= this.#options.minUptime ? 1 : this.#attempt + 1;
+    const decide = this.#options.shouldReconnect;
+    if (remote && decide && !decide({ code, reason })) return fire(this, 'reconnect-declined');
+    this.#schedule();
+  }
+
+  #ended(event) {
+    for (const router of this.#routers.values()) router.end();
+    fire(this, 'close', event);
+  }
+
+  #schedule() {
+    if (this.#closed) return;
+    const o = this.#options;
+    const attempt = this.#attempt;
+    if (attempt > o.maxRetries) return fire(this, 'retries-exhausted');
+    const delay = jittered(
+      reconnectDelay(attempt, o.minReconnectionDelay, o.maxReconnectionDelay, o.reconnectionDelayGrowFactor),
+      o.jitter,
+      Math.random(),
+    );
+    fire(this, 'reconnecting', { attempt, delay });
+    this.#retryTimer = setTimeout(() => this.#connect(), delay);
+  }
+
+  // ---- receiving and the heartbeat -------------------------------------------------
+
+  #receive(data) {
+    this.#alive();
+    const codec = this.#options.codec;
+    let router;
+    let body;
+    if (typeof data === 'string') {
+      if (data.startsWith(PREFIX)) {
+        router = this.#routers.get(data.slice(7, data.indexOf('"', 7)));
+        if (router) {
+          try {
+            body = JSON.parse(data).d;
+          } catch {
+            return fire(this, 'error', error('malformed', 'a router frame from the server is not JSON'));
+          }
+        }
+      }
+    } else if (codec && isPackedEnvelope(data)) {
+      try {
+        const envelope = codec.decode(new Uint8Array(data));
+        router = this.#routers.get(envelope.$r);
+        body = envelope.d;
+      } catch {
+        router = undefined;
+      }
+    }
+    if (!router) return fire(this, 'message', data);
+    if (!body || typeof body !== 'object') return;
+    try {
+      router.frame(body);
+    } catch (e) {
+      fire(this, 'error', error('malformed', `a frame from the server could not be applied: ${e && e.message}`));
+    }
+  }
+
+  /** Any frame is a sign of life: ping after `pingInterval` of silence, give up `pongTimeout` later. */
+  #alive() {
+    clearTimeout(this.#heartbeat);
+    const o = this.#options;
+    const ws = this.#ws;
+    if (o.pingInterval == null || !ws) return;
+    this.#heartbeat = setTimeout(() => {
+      this.#pingId = (this.#pingId % (MAX_ID - 1)) + 1;
+      try {
+        ws.send(JSON.stringify({ $r: 'hb', d: { t: 'ping', id: this.#pingId } }));
+      } catch {}
+      this.#heartbeat = setTimeout(() => {
+        // Silent: the server, or the path to it, is gone. A close handshake would wait
+        // for the same silence, so the socket is dropped and reported as 1006.
+        this.#detach();
+        try {
+          ws.close();
+        } catch {}
+        this.#lost(1006, 'heartbeat timeout', false);
+      }, o.pongTimeout);
+    }, o.pingInterval);
+  }
+}
+
+/** Whether binary `data` begins like a MessagePack router envelope (PROTOCOL.md 2.1). */
+function isPackedEnvelope(data) {
+  const b = new Uint8Array(data, 0, Math.min(data.byteLength, 8));
+  const skip = b[0] >= 0x81 && b[0] <= 0x8f ? 1 : b[0] === 0xde ? 3 : b[0] === 0xdf ? 5 : 0;
+  return skip > 0 && b[skip] === 0xa2 && b[skip + 1] === 0x24 && b[skip + 2] === 0x72;
+}
+
+// ---- what the routers share --------------------------------------------------------
+
+/**
+ * Something the application wants from the server that outlives connections (a joined
+ * channel, an open view, a subscription): `active` once the server confirmed it on this
+ * connection, `request` the id in flight, `waiters` the calls waiting for the confirmation.
+ */
+class Wanted {
+  constructor() {
+    this.active = false;
+    this.request = 0;
+    /** @type {Set<{resolve: Function, reject: Function, timer: any}>} */
+    this.waiters = new Set();
+  }
+
+  /** A promise settled by `grant` or `fail`, or rejected with `timeout` after `ms`. */
+  wait(ms) {
+    return new Promise((resolve, reject) => {
+      const waiter = { resolve, reject, timer: 0 };
+      waiter.timer = setTimeout(() => {
+        this.waiters.delete(waiter);
+        reject(timedOut(ms));
+      }, ms);
+      this.waiters.add(waiter);
+    });
+  }
+
+  grant() {
+    this.active = true;
+    this.request = 0;
+    for (const waiter of this.waiters) clearTimeout(waiter.timer), waiter.resolve();
+    this.waiters.clear();
+  }
+
+  /** Fails every waiter with `e`. */
+  fail(e) {
+    for (const waiter of this.waiters) clearTimeout(waiter.timer), waiter.reject(e);
+    this.waiters.clear();
+  }
+}
+
+const timedOut = (ms) => error('timeout', `no answer within ${ms} ms`);
+
+/**
+ * What every router shares: requests by id with their timers (`pending`), and the keys
+ * wanted across reconnects (`wanted`: channel paths, view names, sync paths), made on the
+ * server by a "want" frame (`join`, `open`, `sub`) and given up with an "undo" frame
+ * (`leave`, `close`, `unsub`). A pending request's `kind` is `want`, `undo`, or what the
+ * router waits for otherwise.
+ */
+class Router {
+  /**
+   * @param {any} link what the routers see of the client
+   * @param {string} name the router's name in the envelope
+   * @param {string} wantT the `t` of the want frame
+   * @param {string} undoT the `t` of the undo frame
+   * @param {string} field the key's field in frames (`ch`, `view`, `path`)
+   * @param {string} label the key's property on errors (`channel`, `view`, `path`)
+   * @param {string} gone the error code meaning that an undo had nothing to undo
+   */
+  constructor(link, name, wantT, undoT, field, label, gone) {
+    this.link = link;
+    this.name = name;
+    this.wantT = wantT;
+    this.undoT = undoT;
+    this.field = field;
+    this.label = label;
+    this.gone = gone;
+    /** @type {Map<number, any>} */
+    this.pending = new Map();
+    this.nextId = 0;
+    /** @type {Map<string, any>} */
+    this.wanted = new Map();
+    link.attach(name, this);
+  }
+
+  send(body) {
+    this.link.send(this.name, body);
+  }
+
+  id() {
+    return (this.nextId = (this.nextId % (MAX_ID - 1)) + 1);
+  }
+
+  /**
+   * Sends `body` with a new id and waits for its answer, at most `timeout` ms. Returns a
+   * promise; or, given an error-first `callback`, calls it instead, synchronously when
+   * the answer is read (so that it runs before the next frame is handled: a sync reply
+   * before the push of the same change) and in a microtask for an immediate failure.
+   */
+  ask(body, timeout, entry = {}, callback) {
+    const promise = new Promise((resolve, reject) => {
+      const fail = (e) => (callback ? queueMicrotask(() => callback(e)) : reject(e));
+      if (this.pending.size >= this.link.options.maxPendingRequests) {
+        return fail(error('too_many_pending', 'too many requests wait for an answer'));
+      }
+      const id = (body.id = this.id());
+      const ms = timeout ?? this.link.options.timeout;
+      Object.assign(entry, callback ? { resolve: (v) => call(callback, null, v), reject: (e) => call(callback, e) } : { resolve, reject });
+      entry.timer = setTimeout(() => {
+        this.pending.delete(id);
+        entry.reject(timedOut(ms));
+      }, ms);
+      this.pending.set(id, entry);
+      try {
+        this.send(body);
+      } catch (e) {
+        this.take(id);
+        fail(e);
+      }
+    });
+    if (!callback) return promise;
+  }
+
+  /** Takes the request `id` (and stops its timer). */
+  take(id) {
+    const entry = this.pending.get(id);
+    if (entry) clearTimeout(entry.timer), this.pending.delete(id);
+    return entry;
+  }
+
+  /**
+   * Wants `key` (its `entry` is in `wanted`) and waits for the server's confirmation: the
+   * want frame goes out now when online, else on the next connection.
+   */
+  ensure(key, entry, timeout) {
+    if (entry.active) return Promise.resolve();
+    const waiting = entry.wait(timeout ?? this.link.options.timeout);
+    if (this.link.online() && !entry.request) {
+      try {
+        this.want(key, entry);
+      } catch (e) {
+        this.forget(key, e);
+      }
+    }
+    return waiting;
+  }
+
+  want(key, entry) {
+    const id = this.id();
+    this.send({ t: this.wantT, [this.field]: key, id });
+    entry.request = id;
+    this.pending.set(id, { kind: 'want', key });
+  }
+
+  /** Forgets `key`: its waiters fail with `e`. */
+  forget(key, e) {
+    const entry = this.wanted.get(key);
+    if (!entry) return;
+    this.wanted.delete(key);
+    if (entry.request) this.take(entry.request);
+    entry.active = false;
+    entry.fail(e);
+  }
+
+  /** Forgets `key` and, when online, tells the server; its "nothing to undo" is a success. */
+  undo(key, timeout) {
+    this.forget(key, error('cancelled', `${key} was given up`));
+    if (!this.link.online()) return Promise.resolve();
+    return this.ask({ t: this.undoT, [this.field]: key }, timeout, { kind: 'undo' }).then(noop);
+  }
+
+  /** The wanted entry a confirmation (`joined`, `state`, `subscribed`) is about, unless superseded. */
+  answered(d) {
+    const entry = d.id != null ? this.pending.get(d.id) : undefined;
+    const key = entry?.kind === 'want' ? (this.pending.delete(d.id), entry.key) : d[this.field];
+    const wanted = this.wanted.get(key);
+    if (wanted && !(d.id != null && wanted.request && wanted.request !== d.id)) return wanted;
+  }
+
+  /** An undo's answer (`left`, `closed`, `unsubscribed`), or the server's own: then the key is no longer active. */
+  undone(d) {
+    const entry = d.id != null ? this.pending.get(d.id) : undefined;
+    if (entry?.kind === 'undo') return this.take(d.id).resolve(), true;
+    const wanted = this.wanted.get(d[this.field]);
+    if (wanted) wanted.active = false; // still wanted: renewed on the next connection
+  }
+
+  /** An `error` frame: it fails the request with its `id`, or goes to the client's `error` event. */
+  error(d) {
+    const e = remoteError(d);
+    // `unknown_ack` is about an id of the server's (older servers put it in `id`).
+    const entry = d.id != null && d.code !== 'unknown_ack' ? this.take(d.id) : undefined;
+    if (entry?.kind === 'want') {
+      const wanted = this.wanted.get(entry.key);
+      if (wanted?.request !== d.id) return;
+      e[this.label] = entry.key;
+      this.forget(entry.key, e);
+      this.refused(wanted, e);
+      return this.link.report(e);
+    }
+    if (entry?.kind === 'undo') return d.code === this.gone ? entry.resolve() : entry.reject(e);
+    if (entry) return entry.reject(e);
+    if (d[this.field] != null) e[this.label] = d[this.field];
+    this.link.report(e);
+  }
+
+  /**
+   * A want was refused (the entry is forgotten already).
+   * @param {any} entry
+   * @param {RealtimeError} e
+   */
+  refused(entry, e) {}
+
+  /** The socket opened: every wanted key is wanted again, in key order. */
+  restore() {
+    for (const key of [...this.wanted.keys()].sort()) {
+      try {
+        this.want(key, this.wanted.get(key));
+      } catch {
+        // Tried again on the next connection.
+      }
+    }
+  }
+
+  /** The socket closed: the server forgot this connection's requests and keys. */
+  end() {
+    for (const entry of this.wanted.values()) (entry.active = false), (entry.request = 0);
+    for (const [id, entry] of this.pending) {
+      if (entry.kind === 'want') this.pending.delete(id); // sent again on the next connection
+      else if (entry.kind === 'undo') this.take(id).resolve(); // a new connection has nothing to undo
+      else this.take(id), entry.reject(closed());
+    }
+  }
+
+  /** The client closed for good. */
+  shutdown() {
+    for (const key of [...this.wanted.keys()]) this.forget(key, error('closed', 'the client is closed'));
+    this.end();
+  }
+}
+
+/** Calls a user callback; its exception is rethrown in a microtask. */
+function call(fn, ...args) {
+  try {
+    fn(...args);
+  } catch (e) {
+    queueMicrotask(() => {
+      throw e;
+    });
+  }
+}
+
+// ---- channels (router `ch`, PROTOCOL.md section 5) -----------------------------------
+
+class Channels extends Router {
+  constructor(link) {
+    super(link, 'ch', 'join', 'leave', 'ch', 'channel', 'not_joined');
+    /** @type {Map<string, Channel>} */
+    this.channels = new Map();
+    /** @type {Map<string, Function>} handlers of the server's acknowledged emits, by `path event` */
+    this.handlers = new Map();
+    /** Counts sessions: a handler's answer is sent only on the connection its request came on. */
+    this.session = 0;
+  }
+
+  channel(path) {
+    if (!/^\/[\w\-./]{0,127}$/.test(path)) throw new TypeError(`invalid channel path ${path}`);
+    let channel = this.channels.get(path);
+    if (!channel) this.channels.set(path, (channel = new Channel(this, path)));
+    return channel;
+  }
+
+  join(path, timeout) {
+    if (path === '/') return Promise.resolve();
+    let entry = this.wanted.get(path);
+    if (!entry) this.wanted.set(path, (entry = new Wanted()));
+    return this.ensure(path, entry, timeout);
+  }
+
+  restore() {
+    this.session++;
+    super.restore();
+  }
+
+  end() {
+    this.session++;
+    super.end();
+  }
+
+  frame(d) {
+    if (d.t === 'joined') this.answered(d)?.grant();
+    else if (d.t === 'left') this.undone(d);
+    else if (d.t === 'error') this.error(d);
+    else if (d.t === 'ack') {
+      const entry = this.pending.get(d.id);
+      if (entry?.kind !== 'ack') return;
+      this.take(d.id);
+      d.err != null ? entry.reject(remoteError(d.err)) : entry.resolve(d.data ?? null);
+    } else if (d.t === 'emit') {
+      if (d.id == null) {
+        const channel = this.channels.get(d.ch);
+        return channel && fire(channel, d.ev, d.data ?? null);
+      }
+      const handler = this.handlers.get(`${d.ch} ${d.ev}`);
+      const session = this.session;
+      const answer = (body) => {
+        if (session !== this.session) return; // the server no longer waits on a new connection
+        try {
+          this.send({ t: 'ack', id: d.id, ...body });
+        } catch {}
+      };
+      if (!handler) return answer({ err: { code: 'no_handler', message: `no handler for ${d.ev} on ${d.ch}` } });
+      new Promise((resolve) => resolve(handler(d.data ?? null))).then(
+        (data) => answer({ data: data ?? null }),
+        (e) => answer({ err: { code: String(e?.code || 'internal'), message: String(e?.message ?? e) } }),
+      );
+    }
+  }
+}
+
+/**
+ * One channel of a client (socket.io's namespace): made by {@link Client#channel}.
+ * `on(event, fn)` and `off` listen to the events the server emits on it.
+ */
+export class Channel extends Emitter {
+  #router;
+
+  /**
+   * @param {Channels} router
+   * @param {string} path
+   */
+  constructor(router, path) {
+    super();
+    this.#router = router;
+    /** The channel path. */
+    this.path = path;
+  }
+
+  /** Whether the server confirmed the join on the current connection (for `/`: always). */
+  get joined() {
+    return this.path === '/' || !!this.#router.wanted.get(this.path)?.active;
+  }
+
+  /**
+   * Joins the channel and waits for the server's `joined`. From this call on the channel is
+   * joined again after every reconnect, until {@link Channel#leave} or a refusal. Rejects
+   * with the server's error (`unknown_channel`, `forbidden`, `limit`), or `timeout`.
+   * @param {{timeout?: number}} [options]
+   * @returns {Promise<void>}
+   */
+  join(options) {
+    return this.#router.join(this.path, options?.timeout);
+  }
+
+  /**
+   * Leaves the channel: it is forgotten at once (not joined after reconnects; joins still
+   * waiting fail with `cancelled`) and, when online, the server is told.
+   * @param {{timeout?: number}} [options]
+   * @returns {Promise<void>}
+   */
+  leave(options) {
+    return this.#router.undo(this.path, options?.timeout);
+  }
+
+  /**
+   * Emits `event` with `data`. Without a third argument: fire and forget (throws
+   * {@link QueueFullError} when the queue is full). With `{timeout}` and/or an error-first
+   * callback: waits for the server's acknowledgement; returns its promise, or calls
+   * `callback(err, data)` instead.
+   * @param {string} event
+   * @param {unknown} [data]
+   * @param {{timeout?: number} | ((err: RealtimeError | null, data?: any) => void)} [options]
+   * @param {(err: RealtimeError | null, data?: any) => void} [callback]
+   * @returns {Promise<any> | void}
+   */
+  emit(event, data, options, callback) {
+    const body = { t: 'emit', ch: this.path, ev: event, data: data ?? null };
+    if (options === undefined && callback === undefined) return this.#router.send(body);
+    const [opts, cb] = tail(options, callback);
+    return this.#router.ask(body, opts?.timeout, { kind: 'ack' }, cb);
+  }
+
+  /**
+   * Answers the server's `event` emits that ask for an acknowledgement: `fn(data)`'s value
+   * (or its promise's) goes back as the ack's data; a throw or rejection as its `err`
+   * (`{code, message}`, code `internal` when the error has none). Without a handler the
+   * client answers `no_handler`. Passing `null` removes the handler.
+   * @param {string} event
+   * @param {((data: any) => unknown) | null} fn
+   */
+  handle(event, fn) {
+    const key = `${this.path} ${event}`;
+    fn ? this.#router.handlers.set(key, fn) : this.#router.handlers.delete(key);
+  }
+}
+
+// ---- views (router `views`, PROTOCOL.md section 6) -----------------------------------
+
+/** One view the application wants open, shared by its {@link View} handles. */
+class ViewEntry extends Wanted {
+  constructor() {
+    super();
+    /** @type {Map<string, any>} members by key */
+    this.members = new Map();
+    /** @type {any[] | null} the sorted list, made on demand */
+    this.sorted = null;
+    /** @type {string | undefined} */
+    this.you = undefined;
+    /** @type {Set<View>} handles not closed */
+    this.handles = new Set();
+  }
+
+  list() {
+    return (this.sorted ??= [...this.members.values()].sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0)));
+  }
+
+  /**
+   * Replaces the members (`next` given: a `state`) or applies a diff's `joins` and
+   * `leaves`, and hands the net difference to the handles' listeners unless it is empty.
+   */
+  apply(joins, leaves, next) {
+    const before = new Map(next ? this.members : []);
+    const old = this.members;
+    if (next) this.members = new Map(joins.map((member) => [member.key, member]));
+    else {
+      for (const member of joins) {
+        if (!before.has(member.key)) before.set(member.key, old.get(member.key));
+        old.set(member.key, member);
+      }
+      for (const key of leaves) {
+        if (!old.has(key)) continue;
+        if (!before.has(key)) before.set(key, old.get(key));
+        old.delete(key);
+      }
+    }
+    if (next) for (const key of this.members.keys()) if (!before.has(key)) before.set(key, undefined);
+    const change = { joined: [], changed: [], left: [] };
+    for (const [key, was] of before) {
+      const now = this.members.get(key);
+      if (!was && now) change.joined.push(now);
+      else if (was && !now) change.left.push(was);
+      else if (was && now && JSON.stringify(was) !== JSON.stringify(now)) change.changed.push(now);
+    }
+    this.deliver(change);
+  }
+
+  deliver(change) {
+    this.sorted = null;
+    if (change.joined.length || change.changed.length || change.left.length || change.closed) {
+      for (const view of this.handles) fire(view, 'change', change, view);
+    }
+  }
+}
+
+class Views extends Router {
+  constructor(link) {
+    super(link, 'views', 'open', 'close', 'view', 'view', 'not_open');
+  }
+
+  /**
+   * Opens view `name` (1 to 128 bytes, no control characters) and resolves with a new
+   * handle once the server's `state` arrived. The view closes on the server when every
+   * handle is closed ({@link View#close}), or on {@link Views#close}. Rejects with the
+   * server's `forbidden`, `bad_request` or `limit`, or with `timeout` (the view stays
+   * wanted and opens when the server answers).
+   * @param {string} name
+   * @param {{timeout?: number}} [options]
+   * @returns {Promise<View>}
+   */
+  open(name, options) {
+    let entry = this.wanted.get(name);
+    if (!entry) this.wanted.set(name, (entry = new ViewEntry()));
+    const view = new View(this, entry, name);
+    entry.handles.add(view);
+    return this.ensure(name, entry, options?.timeout).then(() => view);
+  }
+
+  /**
+   * Closes view `name` for every handle: it is forgotten at once (not re-opened after
+   * reconnects; opens still waiting fail with `cancelled`) and, when online, the server
+   * is told. A view that is not open, or a server answering `not_open`, is a success.
+   * @param {string} name
+   * @param {{timeout?: number}} [options]
+   * @returns {Promise<void>}
+   */
+  close(name, options) {
+    return this.wanted.has(name) ? this.undo(name, options?.timeout) : Promise.resolve();
+  }
+
+  /**
+   * Asks the server for counts: of view `name` (resolves with its info, or `null` when
+   * nobody has it open), or of every view matching a RegExp (resolves with an array, whose
+   * `truncated` is true when the server listed only its first ones). The RegExp's source
+   * is sent in Rust `regex` syntax (flag `i` becomes `(?i)`). With `{debug: true}` the
+   * server adds connection ids, if it allows this connection debug answers.
+   * @param {string | RegExp} nameOrPattern
+   * @param {{debug?: boolean, timeout?: number}} [options]
+   * @returns {Promise<any>}
+   */
+  info(nameOrPattern, options) {
+    const byName = !(nameOrPattern instanceof RegExp);
+    const body = byName
+      ? { t: 'info', view: String(nameOrPattern) }
+      : { t: 'info', pattern: (nameOrPattern.flags.includes('i') ? '(?i)' : '') + nameOrPattern.source };
+    if (options?.debug) body.debug = true;
+    return this.ask(body, options?.timeout, { kind: 'info' }).then((d) => {
+      const views = Array.isArray(d.views) ? d.views : [];
+      return byName ? (views.find((v) => v.view === body.view) ?? null) : Object.assign(views, { truncated: d.truncated === true });
+    });
+  }
+
+  frame(d) {
+    if (d.t === 'state') {
+      const entry = this.answered(d);
+      if (!entry) return; // closed meanwhile, or answering a superseded open
+      entry.you = d.you ?? undefined;
+      entry.grant();
+      entry.apply(d.members || [], [], true);
+    } else if (d.t === 'diff') {
+      const entry = this.wanted.get(d.view);
+      // Before the state answering the (re-)open, which replaces everything: ignored.
+      if (entry?.active) entry.apply(d.joins || [], d.leaves || []);
+    } else if (d.t === 'closed') {
+      const entry = this.wanted.get(d.view);
+      // Not an answer of ours: a view still wanted and not being opened opens again.
+      if (!this.undone(d) && entry && !entry.request && this.link.online()) {
+        try {
+          this.want(d.view, entry);
+        } catch {}
+      }
+    } else if (d.t === 'info') {
+      if (this.pending.get(d.id)?.kind === 'info') this.take(d.id).resolve(d);
+    } else if (d.t === 'error') this.error(d);
+  }
+
+  /** A re-open refused after a reconnect: the handles' last change. */
+  refused(entry, e) {
+    entry.deliver({ joined: [], changed: [], left: [], closed: e });
+  }
+}
+
+/**
+ * A handle to an open view: its members (sorted by key), `you` (the member key of this
+ * connection, from the server's `state`), and `change` events. Made by `views.open()`.
+ */
+export class View extends Emitter {
+  #router;
+  #entry;
+
+  /**
+   * @param {Views} router
+   * @param {ViewEntry} entry
+   * @param {string} name
+   */
+  constructor(router, entry, name) {
+    super();
+    this.#router = router;
+    this.#entry = entry;
+    /** The view's name. */
+    this.name = name;
+  }
+
+  /** Whether this handle is open (not closed, the view not refused nor closed by name). */
+  get open() {
+    return this.#router.wanted.get(this.name) === this.#entry && this.#entry.handles.has(this);
+  }
+
+  /** The members, sorted by key; empty once closed. While offline: the last known ones. */
+  get members() {
+    return this.open ? this.#entry.list() : [];
+  }
+
+  /** This connection's own member key (`u:USER` or `c:ID`), once the server sent it. */
+  get you() {
+    return this.open ? this.#entry.you : undefined;
+  }
+
+  /** Whether the members are current: the server's state arrived on this connection. */
+  get synced() {
+    return this.open && this.#entry.active;
+  }
+
+  /**
+   * Closes this handle: its listeners are removed, and the view closes on the server once
+   * no handle of it is open.
+   * @returns {Promise<void>}
+   */
+  close() {
+    const open = this.open;
+    this[LISTENERS].clear();
+    this.#entry.handles.delete(this);
+    return open && !this.#entry.handles.size ? this.#router.close(this.name) : Promise.resolve();
+  }
+}
+
+// ---- sync (router `sync`, PROTOCOL.md section 7) -------------------------------------
+
+/** A path the application wants to be subscribed to. */
+class Subscription extends Wanted {
+  constructor() {
+    super();
+    /** Subscribed on some connection before: read again after re-subscribing. */
+    this.wasSubscribed = false;
+    /** @type {Set<Function>} */
+    this.listeners = new Set();
+  }
+}
+
+class Sync extends Router {
+  constructor(link) {
+    super(link, 'sync', 'sub', 'unsub', 'path', 'path', 'not_subscribed');
+  }
+
+  /**
+   * Subscribes to `path` and calls `onData(data, {path, op, snapshot})` for every push
+   * (`op` `change`, `add` or `remove`) and for every catch-up read after a reconnect
+   * (`op` `change`, `snapshot` true, `data` the current value). Returns a function that
+   * unsubscribes; its `ready` promise resolves once the server confirmed the subscription
+   * (or rejects with its refusal: `no_route`, `forbidden`, `bad_request`, `limit`, which
+   * also come as the client's `error` event).
+   * @param {string} path
+   * @param {(data: any, message: {path: string, op: string, snapshot: boolean}) => void} onData
+   * @param {{timeout?: number}} [options]
+   * @returns {(() => Promise<void>) & {ready: Promise<void>}}
+   */
+  subscribe(path, onData, options) {
+    let sub = this.wanted.get(path);
+    if (!sub) this.wanted.set(path, (sub = new Subscription()));
+    const listener = (data, message) => onData(data, message);
+    sub.listeners.add(listener);
+    const unsubscribe = () =>
+      sub.listeners.delete(listener) && !sub.listeners.size && this.wanted.get(path) === sub
+        ? this.undo(path)
+        : Promise.resolve();
+    unsubscribe.ready = quiet(this.ensure(path, sub, options?.timeout));
+    return unsubscribe;
+  }
+
+  /**
+   * Sends a `request` (`create`, `read`, `update` or `delete`) and resolves with the
+   * reply's data, or rejects with the server's `err` (error-first with a callback).
+   * @param {'create' | 'read' | 'update' | 'delete'} method
+   * @param {string} path
+   * @param {unknown} [data]
+   * @param {{timeout?: number} | Function} [options]
+   * @param {Function} [callback]
+   */
+  request(method, path, data, options, callback) {
+    const [opts, cb] = tail(options, callback);
+    return this.ask({ t: 'request', method, path, data }, opts?.timeout, { kind: 'call' }, cb);
+  }
+
+  /**
+   * Creates an item in the collection at `path`.
+   * @param {string} path
+   * @param {unknown} data
+   * @param {{timeout?: number} | Function} [options]
+   * @param {Function} [callback]
+   */
+  create(path, data, options, callback) {
+    return this.request('create', path, data, options, callback);
+  }
+
+  /**
+   * Reads the model or collection at `path`.
+   * @param {string} path
+   * @param {{timeout?: number} | Function} [options]
+   * @param {Function} [callback]
+   */
+  read(path, options, callback) {
+    return this.request('read', path, undefined, options, callback);
+  }
+
+  /**
+   * Updates the model at `path` with `data`.
+   * @param {string} path
+   * @param {unknown} data
+   * @param {{timeout?: number} | Function} [options]
+   * @param {Function} [callback]
+   */
+  update(path, data, options, callback) {
+    return this.request('update', path, data, options, callback);
+  }
+
+  /**
+   * Deletes the model at `path`.
+   * @param {string} path
+   * @param {{timeout?: number} | Function} [options]
+   * @param {Function} [callback]
+   */
+  delete(path, options, callback) {
+    return this.request('delete', path, undefined, options, callback);
+  }
+
+  /**
+   * A local copy of the collection at `path`, kept by the items' `id`: subscribes, reads
+   * the list, applies every push, and reads again after every reconnect.
+   * @param {string} path
+   * @param {{timeout?: number}} [options]
+   * @returns {Collection}
+   */
+  collection(path, options) {
+    return new Collection(this, path, options);
+  }
+
+  /**
+   * Reads `path` and hands the answer to its listeners as a snapshot, as soon as it is
+   * read (before the frames that follow it, such as the push of a later request).
+   */
+  fetch(path, timeout) {
+    return new Promise((resolve, reject) =>
+      this.ask({ t: 'request', method: 'read', path }, timeout, { kind: 'fetch' }, (e, data) =>
+        e ? reject(e) : resolve(this.deliver(path, data, 'change', true)),
+      ),
+    );
+  }
+
+  deliver(path, data, op, snapshot) {
+    const sub = this.wanted.get(path);
+    if (sub) for (const listener of [...sub.listeners]) call(listener, data ?? null, { path, op, snapshot });
+  }
+
+  restore() {
+    super.restore();
+    if (!this.link.options.readAfterResubscribe) return;
+    for (const path of [...this.wanted.keys()].sort()) {
+      // Answered after the `subscribed`: no change made while away is missed.
+      if (this.wanted.get(path).wasSubscribed) {
+        this.fetch(path).catch((e) => e.remote && this.link.report(Object.assign(e, { path })));
+      }
+    }
+  }
+
+  frame(d) {
+    if (d.t === 'subscribed') {
+      const sub = this.answered(d);
+      if (sub) (sub.wasSubscribed = true), sub.grant();
+    } else if (d.t === 'unsubscribed') this.undone(d);
+    else if (d.t === 'data') this.deliver(d.path, d.data, d.op, false);
+    else if (d.t === 'error') this.error(d);
+    else if (d.t === 'reply') {
+      const entry = this.take(d.id);
+      if (entry) d.err != null ? entry.reject(remoteError(d.err)) : entry.resolve(d.data ?? null);
+    }
+  }
+}
+
+const keyOf = (item) =>
+  item && (typeof item.id === 'string' || typeof item.id === 'number') ? String(item.id) : undefined;
+
+/**
+ * The items of a collection path by `id` (a string or a number; `1` and `"1"` are the
+ * same item), in insertion order. Events: `add` `(item, {snapshot})`, `change`
+ * `(item, previous, {snapshot})`, `remove` `(item, {snapshot})` for every push and for
+ * every difference a full read makes (`snapshot` true), then `snapshot` `(items)` after
+ * each full read (the first one, and the one after every reconnect).
+ */
+export class Collection extends Emitter {
+  #sync;
+  #unsubscribe;
+  /** @type {Map<string, {item: any, json: string}>} */
+  #items = new Map();
+
+  /**
+   * @param {Sync} sync
+   * @param {string} path
+   * @param {{timeout?: number}} [options]
+   */
+  constructor(sync, path, options) {
+    super();
+    this.#sync = sync;
+    /** The collection's path. */
+    this.path = path;
+    this.#unsubscribe = sync.subscribe(path, (data, message) => this.#apply(data, message), options);
+    /** Resolves once the subscription is active and the list was read. */
+    this.ready = quiet(this.#unsubscribe.ready.then(() => sync.fetch(path, options?.timeout)));
+  }
+
+  /** The items, in insertion order. */
+  get items() {
+    return [...this.#items.values()].map((entry) => entry.item);
+  }
+
+  /** How many items. */
+  get size() {
+    return this.#items.size;
+  }
+
+  /**
+   * The item with this id, if any.
+   * @param {string | number} id
+   */
+  get(id) {
+    return this.#items.get(String(id))?.item;
+  }
+
+  /**
+   * Stops following the collection (unsubscribes); the items stay as they are.
+   * @returns {Promise<void>}
+   */
+  close() {
+    return this.#unsubscribe();
+  }
+
+  #apply(data, { op, snapshot }) {
+    if (snapshot) {
+      if (!Array.isArray(data)) return;
+      const old = this.#items;
+      this.#items = new Map();
+      const meta = { snapshot: true };
+      const changes = [];
+      for (const item of data) {
+        const id = keyOf(item);
+        if (id === undefined) continue;
+        this.#items.delete(id); // the last one of a repeated id counts
+        this.#items.set(id, { item, json: JSON.stringify(item) });
+      }
+      for (const [id, entry] of old) if (!this.#items.has(id)) changes.push(['remove', entry.item, meta]);
+      for (const [id, entry] of this.#items) {
+        const before = old.get(id);
+        if (!before) changes.push(['add', entry.item, meta]);
+        else if (before.json !== entry.json) changes.push(['change', entry.item, before.item, meta]);
+      }
+      for (const [event, ...args] of changes) fire(this, event, ...args);
+      return fire(this, 'snapshot', this.items);
+    }
+    const id = keyOf(data);
+    if (id === undefined) return;
+    const before = this.#items.get(id);
+    const meta = { snapshot: false };
+    if (op === 'remove') {
+      if (!before) return;
+      this.#items.delete(id);
+      return fire(this, 'remove', before.item, meta);
+    }
+    const json = JSON.stringify(data);
+    if (before?.json === json) return;
+    this.#items.set(id, { item: data, json });
+    if (before) fire(this, 'change', data, before.item, meta);
+    else fire(this, 'add', data, meta);
+  }
+}
