@@ -96,3 +96,14 @@ test('an error frame with the request id fails that request (a malformed request
   await assert.rejects(pending, (e) => e.code === 'malformed' && e.remote);
   client.close();
 });
+
+test('channel paths are checked: / then up to 127 of A-Z a-z 0-9 _ - . /', async () => {
+  const { client } = await openClient();
+  assert.equal(client.channel('/game/42_a-b.c').path, '/game/42_a-b.c');
+  for (const bad of ['', 'chat', '/with space', '/é', `/${'x'.repeat(128)}`]) {
+    assert.throws(() => client.channel(bad), TypeError, bad);
+  }
+  assert.equal(client.channel('/').joined, true);
+  await client.channel('/').join(); // the root channel needs no join
+  client.close();
+});

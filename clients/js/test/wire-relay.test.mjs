@@ -42,3 +42,11 @@ test('frames sent before the connection opens are queued and relayed in order', 
   assert.deepEqual(received, Array.from({ length: 50 }, (_, i) => `early-${i}`));
   assert.equal(a.queued, 0);
 });
+
+test('an http:// URL is taken as the ws:// URL of the same server', async () => {
+  const a = await clients.open(server.url.replace('ws://', 'http://'));
+  const b = await clients.open(server.url);
+  const got = next(b, 'message');
+  a.send('via http');
+  assert.deepEqual(await got, ['via http']);
+});
