@@ -197,9 +197,10 @@ export interface ClientEvents {
   /** An application frame: a string (text) or an ArrayBuffer (binary). */
   message: [data: string | ArrayBuffer];
   /**
-   * An error nobody waits for: a channel rejoin or a view re-open or a re-subscribe
-   * refused after a reconnect (the channel, view or path is forgotten), a failed catch-up
-   * read, an error frame that answers no request, a frame that could not be read.
+   * Every refusal of a join, a view open or a subscription (the channel, view or path is
+   * forgotten; also reported when a call waits for it, since a refusal after a reconnect
+   * has nobody else to tell), a failed catch-up read, an error frame that answers no
+   * request, a frame from the server that could not be read.
    */
   error: [error: RealtimeError];
 }

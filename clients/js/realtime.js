@@ -282,8 +282,9 @@ export function connect(url, options) {
  * Events (`client.on(event, fn)`): `connecting` `{attempt}`, `open`, `failed`
  * `{attempt, error}`, `close` `{code, reason}`, `reconnecting` `{attempt, delay}`,
  * `retries-exhausted`, `reconnect-declined`, `message` (an application frame: a string,
- * or an ArrayBuffer for binary), `error` (a {@link RealtimeError} nobody waits for: a
- * refused rejoin, a failed catch-up read, an error frame answering no request).
+ * or an ArrayBuffer for binary), `error` (a {@link RealtimeError}: every refusal of a
+ * join, view open or subscription, a failed catch-up read, an error frame answering no
+ * request, a frame that could not be read).
  */
 export class Client extends Emitter {
   /** @type {any} */
