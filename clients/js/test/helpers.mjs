@@ -1,6 +1,8 @@
 // Shared by the wire tests: the example server as a child process, and bounded waits.
 import { spawn } from 'node:child_process';
 import { readFileSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import { join } from 'node:path';
 
 /** The state letter of process `pid` (`T` when stopped), from /proc. */
 function processState(pid) {
@@ -11,8 +13,13 @@ function processState(pid) {
   }
 }
 
-/** The example server binary; CI may point elsewhere. */
-export const SERVER_BIN = process.env.REALTIME_SERVER_BIN || '/work/target-js/debug/examples/server';
+/**
+ * The example server binary: `REALTIME_SERVER_BIN`, else the debug build in the workspace's
+ * target directory (`CARGO_TARGET_DIR` when set), which `cargo test --workspace` builds.
+ */
+export const SERVER_BIN =
+  process.env.REALTIME_SERVER_BIN ||
+  join(process.env.CARGO_TARGET_DIR || fileURLToPath(new URL('../../../target', import.meta.url)), 'debug/examples/server');
 
 /** The default bound of every wait in the tests. */
 export const WAIT = 5000;
@@ -53,7 +60,7 @@ function spawnServer(port, args) {
     });
     child.on('error', (e) => {
       clearTimeout(timer);
-      reject(new Error(`cannot run ${SERVER_BIN} (build it with: CARGO_TARGET_DIR=/work/target-js cargo build --example server, or set REALTIME_SERVER_BIN): ${e.message}`));
+      reject(new Error(`cannot run ${SERVER_BIN} (build it with: cargo build --example server, or set REALTIME_SERVER_BIN): ${e.message}`));
     });
     child.on('exit', (code) => {
       clearTimeout(timer);
