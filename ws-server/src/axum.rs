@@ -48,6 +48,38 @@ impl<A: Adapter> Server<A> {
         })
     }
 
+    /// Upgrades `request` to a WebSocket connection of this server, from a handler of
+    /// one's own: [`axum_route`](Self::axum_route) is this behind `get`. It lets one route
+    /// serve both a page and the upgrade (the example server's `/`):
+    ///
+    /// ```no_run
+    /// # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+    /// use axum::extract::Request;
+    /// use axum::response::{IntoResponse, Response};
+    /// use ws_server::{Server, ServerConfig};
+    /// let server = Server::detached(ServerConfig::default())?;
+    /// let page = {
+    ///     let server = server.clone();
+    ///     move |request: Request| async move {
+    ///         if request.headers().contains_key(http::header::UPGRADE) {
+    ///             server.axum_upgrade(request).await
+    ///         } else {
+    ///             "<!doctype html><title>Demo</title>".into_response()
+    ///         }
+    ///     }
+    /// };
+    /// let app: axum::Router = axum::Router::new().route("/", axum::routing::get(page));
+    /// # Ok(()) }
+    /// ```
+    ///
+    /// A request that is not a valid upgrade gets the refusal `Server::bind` would write
+    /// (400, 403, 426...), as do refusals of the handshake hook and of the connection limit.
+    /// The same advice as for `axum_route` holds: serve the app on
+    /// [`Server::axum_listener`] with `ConnectInfo`.
+    pub async fn axum_upgrade(&self, request: Request) -> Response {
+        self.upgrade(request).await
+    }
+
     async fn upgrade(&self, mut request: Request) -> Response {
         let inner = self.inner().clone();
         let accept_key = match handshake::validate(
