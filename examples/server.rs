@@ -31,7 +31,13 @@
 //! cargo run --release --example client -- ws://127.0.0.1:9001   # in two terminals
 //! ```
 //!
-//! It prints `listening on ws://ADDR` once it accepts connections.
+//! It prints `listening on ws://ADDR`, then `listening on http://ADDR`, once it accepts
+//! connections: HTTP and WebSocket share the port. `GET /` is a demo page (open
+//! `http://ADDR/?user=ada` and `http://ADDR/?user=grace` side by side): a shared books list
+//! kept by the sync router, with a `<realtime-users>` element per book and one for the
+//! page; `/realtime.js`, `/realtime-users.js`, `/backbone.js` and `/msgpack.js` serve the
+//! browser client of `clients/js`, built into the binary. A WebSocket upgrade is accepted
+//! on any path, `/` included.
 
 use std::net::SocketAddr;
 
@@ -42,7 +48,7 @@ use realtime::channels::{Channel, ChannelsConfig, RemoteError};
 use realtime::network_core::{Adapter, AdapterError, Identity, Network, NetworkEvent, Target};
 use realtime::sync::{RemoteError as SyncError, Route, SyncConfig};
 use realtime::views::ViewsConfig;
-use realtime::ws_server::{Accept, HandshakeHook, Server, ServerConfig};
+use realtime::ws_server::{Accept, HandshakeHook, RemoteAddr, Server, ServerConfig};
 use redis_adapter::{RedisCluster, RedisConfig};
 use serde_json::Value;
 
@@ -64,30 +70,52 @@ async fn main() -> anyhow::Result<()> {
         .handshake(demo_identity())
         .max_message_size(options.max_message_size)
         .allowed_origins((!options.allowed_origins.is_empty()).then(|| options.allowed_origins.clone()));
+    // HTTP and WebSocket on one listener: an axum app serves the demo page and the
+    // browser modules, and hands every upgrade (on any path) to the server.
+    let listener = tokio::net::TcpListener::bind(options.listen).await.context("starting the server")?;
     match &options.redis {
         Some(url) => {
             let cluster = RedisConfig::new(url.clone()).prefix(options.redis_prefix.clone());
             let cluster = RedisCluster::connect(cluster).await.context("joining the cluster")?;
             tracing::info!(node = %cluster.node(), "joined the cluster");
-            let server =
-                Server::bind_with(options.listen, config, cluster).await.context("starting the server")?;
-            serve(server, &options).await
+            let server = Server::detached_with(config, cluster).context("starting the server")?;
+            serve(server, listener, &options).await
         }
-        None => {
-            serve(Server::bind(options.listen, config).await.context("starting the server")?, &options).await
-        }
+        None => serve(Server::detached(config).context("starting the server")?, listener, &options).await,
     }
 }
 
 /// Attaches the routers and runs until Ctrl-C or SIGTERM.
-async fn serve<A: Adapter>(server: Server<A>, options: &Options) -> anyhow::Result<()> {
+async fn serve<A: Adapter>(
+    server: Server<A>,
+    listener: tokio::net::TcpListener,
+    options: &Options,
+) -> anyhow::Result<()> {
     let routers = &options.router_limits;
     routers.channels(channels_config()).attach(&server).context("attaching the channels router")?;
     routers.views(ViewsConfig::default()).attach(&server).context("attaching the views router")?;
     routers.sync(books()).attach(&server).context("attaching the sync router")?;
-    let addr = server.local_addr().context("the server has no address")?;
+    let addr = listener.local_addr().context("the listener has no address")?;
     let mut events = server.events().context("events already taken")?;
-    println!("listening on ws://{addr}");
+    let (http_done, stop) = tokio::sync::oneshot::channel::<()>();
+    let http = tokio::spawn({
+        // `axum_listener` gives every socket the server's handshake limits until its first
+        // request head is in, as `Server::bind` does.
+        let service = demo::app(server.clone()).into_make_service_with_connect_info::<RemoteAddr>();
+        let serving = axum::serve(server.axum_listener(listener), service);
+        async move {
+            serving
+                .with_graceful_shutdown(async move {
+                    let _ = stop.await;
+                })
+                .await
+        }
+    });
+    // Both lines in one write, and no panic if the reader has gone: a parent that reads the
+    // first line and closes the pipe must not kill the server (`println!` would panic).
+    let banner = format!("listening on ws://{addr}\nlistening on http://{addr}\n");
+    let _ = std::io::Write::write_all(&mut std::io::stdout(), banner.as_bytes());
+    let _ = std::io::Write::flush(&mut std::io::stdout());
 
     let shutdown = shutdown_signal();
     tokio::pin!(shutdown);
@@ -144,6 +172,9 @@ async fn serve<A: Adapter>(server: Server<A>, options: &Options) -> anyhow::Resu
         }
     }
     server.shutdown().await;
+    // The WebSocket connections are closed; idle HTTP connections get a moment to finish.
+    let _ = http_done.send(());
+    let _ = tokio::time::timeout(std::time::Duration::from_secs(1), http).await;
     Ok(())
 }
 
@@ -269,6 +300,9 @@ const USAGE: &str =
 
 #[path = "shared/limits.rs"]
 mod limits;
+
+#[path = "shared/demo.rs"]
+mod demo;
 
 fn parse_args() -> anyhow::Result<Options> {
     let mut options = Options {

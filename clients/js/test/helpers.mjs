@@ -66,10 +66,14 @@ function spawnServer(port, args) {
       clearTimeout(timer);
       reject(new Error(`the server exited (${code}) before listening:\n${log.join('')}`));
     });
-    child.stdout.on('data', (chunk) => {
+    // The server prints more lines after the ws:// one (`listening on http://...`): once
+    // matched, stop reading, or a later chunk would match again and remove `exited`'s listener.
+    const onData = (chunk) => {
       stdout += chunk;
       const match = /listening on (ws:\/\/([\d.]+):(\d+))/.exec(stdout);
       if (!match) return;
+      child.stdout.off('data', onData);
+      child.stdout.resume(); // keep draining, unread
       clearTimeout(timer);
       child.removeAllListeners('exit');
       const exited = new Promise((done) => child.once('exit', done));
@@ -93,7 +97,8 @@ function spawnServer(port, args) {
           child.kill('SIGCONT');
         },
       });
-    });
+    };
+    child.stdout.on('data', onData);
   });
 }
 
