@@ -79,7 +79,11 @@ pub enum Frame {
         /// `"data":null`) on success, `None` (no field) beside `err`. Decoding reads an
         /// absent `data` and `"data":null` alike as `None`: use
         /// `data.unwrap_or_default()` for the value (PROTOCOL.md, section 2.3).
-        #[serde(default, skip_serializing_if = "Option::is_none")]
+        #[serde(
+            default,
+            deserialize_with = "network_core::envelope::deserialize_result_data",
+            skip_serializing_if = "Option::is_none"
+        )]
         data: Option<Value>,
         /// The handler's error.
         #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -197,6 +201,24 @@ mod tests {
         assert_eq!(join, Frame::Join { ch: "/admin".into(), id: None });
         let bare: Frame = serde_json::from_str(r#"{"t":"emit","ch":"/","ev":"ping"}"#).unwrap();
         assert!(matches!(bare, Frame::Emit { data: Value::Null, id: None, .. }));
+    }
+
+    #[test]
+    fn a_null_result_reads_as_none_in_messagepack_too() {
+        // Found by the message_typed fuzz target: `[5, 2, NaN]` as MessagePack decoded to
+        // `Ack { data: Some(Null) }` (a JSON value has no NaN), which encodes back to a frame
+        // that decodes to `None`.
+        let nan = [0xcb, 0xff, 0xff, 0xff, 0x93, 0x07, 0xa0, 0xc0, 0x00];
+        let packed = network_core::Message::binary([&[0x93, 0x05, 0x02][..], &nan].concat());
+        for frame in [
+            packed,
+            network_core::Message::msgpack(&serde_json::json!({"t": "ack", "id": 2, "data": null})).unwrap(),
+        ] {
+            let decoded: Frame = frame.decode().unwrap();
+            assert_eq!(decoded, Frame::Ack { id: 2, data: None, err: None }, "{frame:?}");
+            let again: Frame = network_core::Message::msgpack(&decoded).unwrap().decode().unwrap();
+            assert_eq!(again, decoded);
+        }
     }
 
     #[test]

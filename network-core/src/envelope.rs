@@ -110,6 +110,18 @@ pub struct Peek {
     pub id: Option<u64>,
 }
 
+/// Deserializes the `data` of a successful result (an `ack`, a `reply`) so that an absent
+/// field and `null` both read as `None`, whatever the decoder: PROTOCOL.md section 2.3 says
+/// they mean the same, and decoders differ on `null` inside an `Option` (JSON gives `None`,
+/// MessagePack through a buffered tagged enum may give `Some(Null)`), which made a decoded
+/// frame encode to a different one. Use with `#[serde(default, deserialize_with = ...)]`.
+pub fn deserialize_result_data<'de, D: Deserializer<'de>>(
+    deserializer: D,
+) -> Result<Option<serde_json::Value>, D::Error> {
+    let data = Option::<serde_json::Value>::deserialize(deserializer)?;
+    Ok(data.filter(|value| !value.is_null()))
+}
+
 /// Reads `t` and `id` of the body of an envelope for `router`, ignoring everything else
 /// in it: a wrong type elsewhere (or of `t` or `id` themselves) does not stop it.
 ///

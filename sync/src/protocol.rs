@@ -111,7 +111,11 @@ pub enum Frame {
         /// `"data":null`) on success, `None` (no field) beside `err`. Decoding reads an
         /// absent `data` and `"data":null` alike as `None`: use
         /// `data.unwrap_or_default()` for the value (PROTOCOL.md, section 2.3).
-        #[serde(default, skip_serializing_if = "Option::is_none")]
+        #[serde(
+            default,
+            deserialize_with = "network_core::envelope::deserialize_result_data",
+            skip_serializing_if = "Option::is_none"
+        )]
         data: Option<Value>,
         /// The failure.
         #[serde(default, skip_serializing_if = "Option::is_none")]
