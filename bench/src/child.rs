@@ -99,3 +99,26 @@ pub(crate) fn cpu_ticks(pid: u32) -> Result<f64, BoxError> {
     let stime: f64 = fields.get(12).ok_or("no stime")?.parse()?;
     Ok(utime + stime)
 }
+
+/// `VmRSS` of process `pid`, in KiB.
+pub(crate) fn resident_kib(pid: u32) -> Result<f64, BoxError> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
+    let line = status.lines().find(|l| l.starts_with("VmRSS:")).ok_or("no VmRSS in /proc status")?;
+    Ok(line.trim_start_matches("VmRSS:").trim().trim_end_matches("kB").trim().parse()?)
+}
+
+/// How many files process `pid` has open.
+pub(crate) fn open_files(pid: u32) -> Result<usize, BoxError> {
+    Ok(std::fs::read_dir(format!("/proc/{pid}/fd"))?.count())
+}
+
+/// This process's soft and hard limits of open files, from `/proc/self/limits`.
+pub(crate) fn open_file_limits() -> Option<(u64, u64)> {
+    let limits = std::fs::read_to_string("/proc/self/limits").ok()?;
+    let line = limits.lines().find(|l| l.starts_with("Max open files"))?;
+    let mut fields = line.trim_start_matches("Max open files").split_whitespace();
+    // "unlimited" cannot be a file limit (the kernel caps it at fs.nr_open, 1,048,576 by
+    // default), so it counts as that.
+    let parse = |field: Option<&str>| field.map(|f| f.parse().unwrap_or(1 << 20));
+    Some((parse(fields.next())?, parse(fields.next())?))
+}

@@ -21,7 +21,9 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::child::{Killed, clock_ticks, cpu_ticks, lines, median, wait_for};
+use crate::child::{
+    Killed, clock_ticks, cpu_ticks, lines, median, open_file_limits, open_files, resident_kib, wait_for,
+};
 use crate::load::connect_deadline;
 use crate::{Args, BoxError};
 
@@ -536,17 +538,6 @@ impl Launcher {
     }
 }
 
-/// This process's soft and hard limits of open files, from `/proc/self/limits`.
-fn open_file_limits() -> Option<(u64, u64)> {
-    let limits = std::fs::read_to_string("/proc/self/limits").ok()?;
-    let line = limits.lines().find(|l| l.starts_with("Max open files"))?;
-    let mut fields = line.trim_start_matches("Max open files").split_whitespace();
-    // "unlimited" cannot be a file limit (the kernel caps it at fs.nr_open, 1,048,576 by
-    // default), so it counts as that.
-    let parse = |field: Option<&str>| field.map(|f| f.parse().unwrap_or(1 << 20));
-    Some((parse(fields.next())?, parse(fields.next())?))
-}
-
 /// Checks for `node` and installs `ws` in `dir` when missing; the node version, or why the
 /// node impl cannot run.
 fn prepare_node(dir: &Path) -> Result<String, String> {
@@ -768,7 +759,8 @@ fn memory_run(
     let connect = connect_deadline(scenario.connections).saturating_mul(2) + Duration::from_secs(10);
     wait_for(&load_lines, connect, "the load's connections", |l| l.starts_with("connected "))?;
     let after_kib = settled_resident_kib(server_pid)?;
-    let open = open_files(server_pid);
+    // A check that the server holds every connection.
+    let open = open_files(server_pid).ok();
     drop(load);
     drop(server);
     if let Some(open) = open.filter(|open| *open < scenario.connections) {
@@ -799,17 +791,4 @@ fn settled_resident_kib(pid: u32) -> Result<f64, BoxError> {
         }
     }
     readings.last().copied().ok_or_else(|| "no RSS reading".into())
-}
-
-/// `VmRSS` of process `pid`, in KiB.
-fn resident_kib(pid: u32) -> Result<f64, BoxError> {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
-    let line = status.lines().find(|l| l.starts_with("VmRSS:")).ok_or("no VmRSS in /proc status")?;
-    let kib = line.trim_start_matches("VmRSS:").trim().trim_end_matches("kB").trim().parse()?;
-    Ok(kib)
-}
-
-/// How many files process `pid` has open (a check that it holds every connection).
-fn open_files(pid: u32) -> Option<usize> {
-    std::fs::read_dir(format!("/proc/{pid}/fd")).ok().map(Iterator::count)
 }

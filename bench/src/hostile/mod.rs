@@ -40,7 +40,7 @@ use std::time::{Duration, Instant};
 
 use attacks::{Attack, Figure, Report, Unit};
 
-use crate::child::{Killed, lines, median, wait_for};
+use crate::child::{Killed, lines, median, open_file_limits, open_files, resident_kib, wait_for};
 use crate::{Args, BoxError};
 
 /// Deadline for the server to announce its address.
@@ -252,7 +252,7 @@ fn one_run(
 ) -> Result<Measured, BoxError> {
     let (mut server, pid, addr) = launcher.start(attack.server_flags())?;
     std::thread::sleep(SETTLE_BEFORE);
-    let before = (resident_kib(pid)?, open_files(pid)?);
+    let before = (resident_kib(pid)?, open_files(pid)? as f64);
     let sampler = Sampler::start(pid);
     let started = Instant::now();
     let report: Result<Report, BoxError> = runtime.block_on(attacks::run(attack, addr));
@@ -261,7 +261,7 @@ fn one_run(
     let samples = sampler.finish();
     let mut report = report?;
     let after = match server.0.try_wait()? {
-        None => (resident_kib(pid)?, open_files(pid)?),
+        None => (resident_kib(pid)?, open_files(pid)? as f64),
         Some(status) => {
             report.outcome.push(Figure::count(format!("server exited ({status})"), 1));
             (f64::NAN, f64::NAN)
@@ -297,7 +297,7 @@ impl Sampler {
             std::thread::spawn(move || {
                 while !stop.load(Ordering::Relaxed) {
                     // Both readings fail once the server is gone; the run notices that itself.
-                    if let (Ok(rss), Ok(fds)) = (resident_kib(pid), open_files(pid)) {
+                    if let (Ok(rss), Ok(fds)) = (resident_kib(pid), open_files(pid).map(|n| n as f64)) {
                         samples.lock().unwrap_or_else(std::sync::PoisonError::into_inner).push((rss, fds));
                     }
                     std::thread::sleep(SAMPLE_EVERY);
@@ -315,18 +315,6 @@ impl Sampler {
     }
 }
 
-/// `VmRSS` of process `pid`, in KiB.
-fn resident_kib(pid: u32) -> Result<f64, BoxError> {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
-    let line = status.lines().find(|l| l.starts_with("VmRSS:")).ok_or("no VmRSS in /proc status")?;
-    Ok(line.trim_start_matches("VmRSS:").trim().trim_end_matches("kB").trim().parse()?)
-}
-
-/// How many files process `pid` has open.
-fn open_files(pid: u32) -> Result<f64, BoxError> {
-    Ok(std::fs::read_dir(format!("/proc/{pid}/fd"))?.count() as f64)
-}
-
 /// Whether `program arg` runs and succeeds.
 fn works(program: &str, arg: &str) -> bool {
     Command::new(program)
@@ -337,20 +325,10 @@ fn works(program: &str, arg: &str) -> bool {
         .is_ok_and(|status| status.success())
 }
 
-/// This process's soft and hard limits of open files, from `/proc/self/limits`
-/// ("unlimited" counts as the kernel's cap, 1,048,576 by default).
-fn file_limits() -> Option<(u64, u64)> {
-    let limits = std::fs::read_to_string("/proc/self/limits").ok()?;
-    let line = limits.lines().find(|l| l.starts_with("Max open files"))?;
-    let mut fields = line.trim_start_matches("Max open files").split_whitespace();
-    let parse = |field: Option<&str>| field.map(|f| f.parse().unwrap_or(1 << 20));
-    Some((parse(fields.next())?, parse(fields.next())?))
-}
-
 /// Raises this process's soft file limit to its hard limit with `prlimit --pid` (the
 /// attacks hold thousands of sockets); the limits afterwards.
 fn raise_own_file_limit() -> (u64, u64) {
-    let Some((soft, hard)) = file_limits() else { return (1024, 1024) };
+    let Some((soft, hard)) = open_file_limits() else { return (1024, 1024) };
     if soft < hard {
         let _ = Command::new("prlimit")
             .args(["--pid", &std::process::id().to_string(), &format!("--nofile={hard}:{hard}")])
@@ -358,7 +336,7 @@ fn raise_own_file_limit() -> (u64, u64) {
             .stderr(Stdio::null())
             .status();
     }
-    file_limits().unwrap_or((soft, hard))
+    open_file_limits().unwrap_or((soft, hard))
 }
 
 /// Pins every thread of this process to `cpu` (threads started later inherit it).
