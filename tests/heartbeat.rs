@@ -2,7 +2,8 @@
 //! answers `{"$r":"hb","d":{"t":"ping","id":N}}` with a `pong` itself (no router attached,
 //! JSON or MessagePack in, JSON out), without waiting for the routers' work on earlier
 //! frames; bad bodies get `malformed` with their id when it can be read; answers are not
-//! answered; heartbeats never reach the application; and `hb` is a reserved router name.
+//! answered; heartbeats never reach the application; `hb` is a reserved router name; and
+//! the Rust client answers a ping as the server does.
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
 mod support;
@@ -12,10 +13,12 @@ use std::sync::Arc;
 use futures_util::SinkExt;
 use realtime::network_core::{AttachError, Network, NetworkEvent, Router, envelope};
 use realtime::sync::{Route, SyncConfig};
+use realtime::ws_client::{Client, ClientConfig};
 use realtime::ws_server::{Server, ServerConfig};
 use serde_json::{Value, json};
 use support::*;
 use tokio::sync::Notify;
+use tokio_tungstenite::MaybeTlsStream;
 use tokio_tungstenite::tungstenite::Message as WsMessage;
 
 async fn next_json(ws: &mut RawClient) -> Value {
@@ -137,4 +140,35 @@ async fn hb_is_a_reserved_router_name() {
     let mut ws = raw_client(&url(&server)).await;
     ping(&mut ws, 3).await;
     assert_eq!(next_json(&mut ws).await, json!({"$r": "hb", "d": {"t": "pong", "id": 3}}));
+}
+
+#[tokio::test]
+async fn the_rust_client_answers_a_servers_ping_and_keeps_it_from_the_application() {
+    // A bare WebSocket server stands for a peer that pings our client (rule 5).
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let client = Client::connect(format!("ws://{addr}"), ClientConfig::default()).unwrap();
+    let mut application = client.events().expect("the first take of the events");
+    let (socket, _) = within(listener.accept()).await.unwrap();
+    let mut peer = within(tokio_tungstenite::accept_async(MaybeTlsStream::Plain(socket))).await.unwrap();
+
+    ping(&mut peer, 41).await;
+    send_text(&mut peer, "after the ping").await;
+    assert_eq!(next_data(&mut peer).await, WsMessage::text(r#"{"$r":"hb","d":{"t":"pong","id":41}}"#));
+    // The application sees the frame sent after the ping and nothing of the heartbeat.
+    loop {
+        match next_event(&mut application).await {
+            NetworkEvent::Added(_) => continue,
+            NetworkEvent::Message { message, .. } => {
+                assert_eq!(message.as_text(), Some("after the ping"));
+                break;
+            }
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+    // An answer sent to the client is not answered.
+    send_text(&mut peer, r#"{"$r":"hb","d":{"t":"pong","id":8}}"#).await;
+    ping(&mut peer, 42).await;
+    assert_eq!(next_json(&mut peer).await, json!({"$r": "hb", "d": {"t": "pong", "id": 42}}));
+    client.close().await;
 }
