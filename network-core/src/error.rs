@@ -70,7 +70,7 @@ pub enum AttachError {
     #[error("a router named {0:?} is already attached")]
     NameTaken(String),
     /// Router names travel in every envelope and must be short and plain.
-    #[error("invalid router name {0:?}: use 1 to 32 of a-z, 0-9, '_', '-', '.'")]
+    #[error("invalid router name {0:?}: use 1 to 31 of a-z, 0-9, '_', '-', '.'")]
     InvalidName(String),
     /// The name belongs to the core (`hb`, the heartbeat every network answers itself,
     /// see [`heartbeat`](crate::heartbeat)); choose another name.
