@@ -16,7 +16,16 @@
  * @module backbone
  */
 
-/** `object[name]`, called when it is a function (Underscore's `_.result`). */
+/** @typedef {import('./backbone.js').BackboneLike} BackboneLike */
+/** @typedef {import('./backbone.js').BackboneCollectionLike} BackboneCollectionLike */
+/** @typedef {import('./backbone.js').SyncOptions} SyncOptions */
+
+/**
+ * `object[name]`, called when it is a function (Underscore's `_.result`).
+ * @param {{url?: string | (() => string)}} object
+ * @param {'url'} name
+ * @returns {string | undefined}
+ */
 function result(object, name) {
   const value = object && object[name];
   return typeof value === 'function' ? value.call(object) : value;
@@ -36,7 +45,7 @@ function result(object, name) {
  * (ms) bounds the wait (default: the client's `timeout`).
  *
  * @param {import('./realtime.js').Client} client
- * @returns {(method: string, model: any, options?: any) => Promise<any>}
+ * @returns {(method: string, model: BackboneLike, options?: SyncOptions) => Promise<any>}
  */
 export function realtimeSync(client) {
   return function sync(method, model, options = {}) {
@@ -49,6 +58,7 @@ export function realtimeSync(client) {
     const xhr = new Promise((resolve, reject) => {
       // The error-first form runs `success` as soon as the reply is read, before the
       // server's push of the same change: a created model has its id when the push comes.
+      /** @type {import('./realtime.js').Callback<any>} */
       const done = (err, data) => {
         if (err) {
           reject(err);
@@ -79,14 +89,16 @@ export function realtimeSync(client) {
  * knew (new, without an id) are left alone.
  *
  * Returns a function that stops following (unsubscribes); its `ready` promise resolves
- * once the first list was applied.
+ * once the first list was applied. Throws, as `realtimeSync` does, when there is neither
+ * a `path` nor a `url`.
  *
  * @param {import('./realtime.js').Client} client
- * @param {any} collection a Backbone.Collection
+ * @param {BackboneCollectionLike} collection a Backbone.Collection
  * @param {string} [path]
  * @returns {(() => Promise<void>) & {ready: Promise<void>}}
  */
 export function syncCollection(client, collection, path = result(collection, 'url')) {
+  if (!path) throw new Error('A "url" property or function must be specified');
   const mirror = client.sync.collection(path);
   const offs = [
     mirror.on('add', (item) => collection.add(item, { merge: true })),

@@ -34,6 +34,7 @@ export function encode(value) {
   let buf = new Uint8Array(256);
   let view = new DataView(buf.buffer);
   let pos = 0;
+  /** @param {number} n how many more bytes `buf` must hold */
   const room = (n) => {
     if (pos + n <= buf.length) return;
     const bigger = new Uint8Array(Math.max(buf.length * 2, pos + n));
@@ -41,10 +42,12 @@ export function encode(value) {
     buf = bigger;
     view = new DataView(buf.buffer);
   };
+  /** @param {number} b */
   const byte = (b) => {
     room(1);
     buf[pos++] = b;
   };
+  /** @param {number} b @param {1 | 2 | 4} size @param {number} n */
   const head = (b, size, n) => {
     // A type byte followed by a big-endian length or value of `size` bytes.
     room(1 + size);
@@ -54,17 +57,32 @@ export function encode(value) {
     else if (size === 4) view.setUint32(pos, n);
     pos += size;
   };
+  /**
+   * A length `n` in the smallest of the forms (`fix | n` up to `fixMax`, or a type byte
+   * and 1, 2 or 4 bytes) that the type has.
+   * @param {number} n
+   * @param {number | undefined} fix
+   * @param {number} fixMax
+   * @param {number | undefined} b8
+   * @param {number} b16
+   * @param {number} b32
+   */
   const length = (n, fix, fixMax, b8, b16, b32) => {
     if (n <= fixMax && fix !== undefined) byte(fix | n);
     else if (n < 0x100 && b8 !== undefined) head(b8, 1, n);
     else if (n < 0x10000) head(b16, 2, n);
     else head(b32, 4, n);
   };
+  /** @param {Uint8Array} b */
   const bytes = (b) => {
     room(b.length);
     buf.set(b, pos);
     pos += b.length;
   };
+  /**
+   * @param {any} v a value of the application's, of any type (narrowed by the checks below)
+   * @param {number} depth
+   */
   const write = (v, depth) => {
     if (depth > 127) throw new RangeError('nested too deep for MessagePack (127 levels)');
     if (v === null || v === undefined) return byte(0xc0);
@@ -143,35 +161,43 @@ export function decode(bytes) {
   const b = bytes instanceof Uint8Array ? bytes : new Uint8Array(bytes);
   const view = new DataView(b.buffer, b.byteOffset, b.byteLength);
   let pos = 0;
+  /** @param {number} n */
   const need = (n) => {
     if (pos + n > b.length) throw new RangeError('truncated MessagePack');
   };
+  /** @param {1 | 2 | 4} size */
   const uint = (size) => {
     need(size);
     const v = size === 1 ? view.getUint8(pos) : size === 2 ? view.getUint16(pos) : view.getUint32(pos);
     pos += size;
     return v;
   };
+  /** @param {boolean} signed */
   const big = (signed) => {
     need(8);
     const v = signed ? view.getBigInt64(pos) : view.getBigUint64(pos);
     pos += 8;
     return v >= BigInt(Number.MIN_SAFE_INTEGER) && v <= BigInt(Number.MAX_SAFE_INTEGER) ? Number(v) : v;
   };
+  /** @param {number} n */
   const str = (n) => {
     need(n);
     return text.decode(b.subarray(pos, (pos += n)));
   };
+  /** @param {number} n */
   const bin = (n) => {
     need(n);
     return b.slice(pos, (pos += n));
   };
+  /** @param {number} n @param {number} depth @returns {unknown[]} */
   const array = (n, depth) => {
     const out = [];
     for (let i = 0; i < n; i++) out.push(read(depth + 1));
     return out;
   };
+  /** @param {number} n @param {number} depth */
   const map = (n, depth) => {
+    /** @type {Record<string, unknown>} */
     const out = {};
     for (let i = 0; i < n; i++) {
       const key = read(depth + 1);
@@ -179,6 +205,7 @@ export function decode(bytes) {
     }
     return out;
   };
+  /** @param {number} depth @returns {unknown} */
   const read = (depth) => {
     if (depth > 127) throw new RangeError('MessagePack nested too deep (127 levels)');
     need(1);

@@ -97,6 +97,7 @@ export class RealtimeUsers extends Base {
     this.#release();
   }
 
+  /** @param {string} name */
   attributeChangedCallback(name) {
     if (!this.isConnected) return;
     if (name === 'test') this.#render();

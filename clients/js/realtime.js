@@ -20,6 +20,31 @@
  * @module realtime
  */
 
+// The types of the package's contract (realtime.d.ts), then the implementation's own.
+/** @typedef {import('./realtime.js').UrlSource} UrlSource */
+/** @typedef {import('./realtime.js').ClientOptions} ClientOptions */
+/** @typedef {import('./realtime.js').ClientEvents} ClientEvents */
+/** @typedef {import('./realtime.js').CloseInfo} CloseInfo */
+/** @typedef {import('./realtime.js').CallOptions} CallOptions */
+/** @typedef {import('./realtime.js').Member} Member */
+/** @typedef {import('./realtime.js').ViewChange} ViewChange */
+/** @typedef {import('./realtime.js').ViewInfo} ViewInfo */
+/** @typedef {import('./realtime.js').SyncMessage} SyncMessage */
+/** @typedef {import('./realtime.js').SyncMethod} SyncMethod */
+/** @typedef {import('./realtime.js').CollectionMeta} CollectionMeta */
+/**
+ * @template T
+ * @typedef {import('./realtime.js').Callback<T>} Callback
+ */
+
+/** @typedef {string | ArrayBuffer | ArrayBufferView} Data a frame as written to the socket: text, or binary */
+/** @typedef {Record<string, unknown>} Body the body (`d`) of a router frame to send */
+/**
+ * The body (`d`) of a router frame from the server: JSON, read without validation (a frame
+ * of the wrong shape throws, and the client reports it as `malformed`).
+ * @typedef {Record<string, any>} Frame
+ */
+
 const PREFIX = '{"$r":"';
 const MAX_ID = 2 ** 53;
 
@@ -71,7 +96,12 @@ const remoteError = (e) =>
   new RealtimeError(String((e && e.code) || 'internal'), String((e && e.message) || ''), true);
 const closed = () => error('closed', 'the connection closed before the answer');
 const noop = () => {};
-/** Marks a promise as handled (its rejection is still seen by whoever awaits it). */
+/**
+ * Marks a promise as handled (its rejection is still seen by whoever awaits it).
+ * @template T
+ * @param {Promise<T>} p
+ * @returns {Promise<T>}
+ */
 const quiet = (p) => (p.catch(noop), p);
 
 // ---- the reconnection schedule -------------------------------------------------------
@@ -105,7 +135,7 @@ export function reconnectDelay(attempt, min, max, grow) {
  * @returns {number}
  */
 export function jittered(delay, jitter, random) {
-  const clamp = (x) => Math.min(1, Math.max(0, x));
+  const clamp = (/** @type {number} */ x) => Math.min(1, Math.max(0, x));
   const cut = clamp(jitter) * clamp(random);
   return cut > 0 ? delay * (1 - cut) : delay;
 }
@@ -115,8 +145,20 @@ export function jittered(delay, jitter, random) {
 const LISTENERS = Symbol('listeners');
 
 /**
+ * The listeners of an emitter, by event. `events` is never set: it carries the type of the
+ * emitter's events, so that `fire` checks its arguments against them.
+ * @template Events
+ * @typedef {Map<string, Set<Function>> & {events?: Events}} Listeners
+ */
+
+/**
  * Calls the listeners of `event` on `target`. A listener that throws does not stop the
  * others nor the client: its exception is rethrown in a microtask (the browser reports it).
+ * @template {{[E in keyof Events]: unknown[]}} Events
+ * @template {keyof Events & string} E
+ * @param {Emitter<Events>} target
+ * @param {E} event
+ * @param {Events[E]} args
  */
 function fire(target, event, ...args) {
   const set = target[LISTENERS].get(event);
@@ -132,17 +174,21 @@ function fire(target, event, ...args) {
   }
 }
 
-/** The event methods shared by the client, views and collections. */
+/**
+ * The event methods shared by the client, channels, views and collections.
+ * @template {{[E in keyof Events]: unknown[]}} Events the arguments of each event
+ */
 export class Emitter {
   constructor() {
-    /** @type {Map<string, Set<Function>>} */
+    /** @type {Listeners<Events>} */
     this[LISTENERS] = new Map();
   }
 
   /**
    * Calls `fn` on every `event`; returns a function that removes it.
-   * @param {string} event
-   * @param {Function} fn
+   * @template {keyof Events & string} E
+   * @param {E} event
+   * @param {(...args: Events[E]) => void} fn
    * @returns {() => void}
    */
   on(event, fn) {
@@ -153,8 +199,9 @@ export class Emitter {
 
   /**
    * Removes a listener added with {@link Emitter#on}.
-   * @param {string} event
-   * @param {Function} fn
+   * @template {keyof Events & string} E
+   * @param {E} event
+   * @param {(...args: Events[E]) => void} fn
    */
   off(event, fn) {
     this[LISTENERS].get(event)?.delete(fn);
@@ -163,7 +210,11 @@ export class Emitter {
 
 // ---- sizes and URLs ------------------------------------------------------------------
 
-/** UTF-8 length of a string, or byte length of binary data. */
+/**
+ * UTF-8 length of a string, or byte length of binary data.
+ * @param {Data} data
+ * @returns {number}
+ */
 function byteLength(data) {
   if (typeof data !== 'string') return data.byteLength;
   let n = 0;
@@ -177,7 +228,11 @@ function byteLength(data) {
   return n;
 }
 
-/** Cuts a close reason to 123 bytes of UTF-8 at a character boundary. */
+/**
+ * Cuts a close reason to 123 bytes of UTF-8 at a character boundary.
+ * @param {string} reason
+ * @returns {string}
+ */
 function cutReason(reason) {
   let out = '';
   for (const ch of String(reason)) {
@@ -187,7 +242,11 @@ function cutReason(reason) {
   return out;
 }
 
-/** The WebSocket URL for `url`: http(s) becomes ws(s), a relative URL resolves against the page. */
+/**
+ * The WebSocket URL for `url`: http(s) becomes ws(s), a relative URL resolves against the page.
+ * @param {string | URL} url
+ * @returns {string}
+ */
 function wsUrl(url) {
   const u = new URL(String(url), globalThis.location?.href);
   if (u.protocol === 'http:' || u.protocol === 'https:') u.protocol = u.protocol === 'https:' ? 'wss:' : 'ws:';
@@ -203,18 +262,31 @@ export function defaultUrl() {
   return wsUrl(new URL('/', import.meta.url));
 }
 
-/** Rejects with `timeout` when `promise` takes longer than `ms`. */
+/**
+ * Rejects with `timeout` when `promise` takes longer than `ms`.
+ * @template T
+ * @param {Promise<T>} promise
+ * @param {number} ms
+ * @param {string} what what takes the time, for the error's message
+ * @returns {Promise<T>}
+ */
 function within(promise, ms, what) {
+  /** @type {number | undefined} */
   let timer;
   return Promise.race([
     promise,
-    new Promise((_, reject) => {
+    /** @type {Promise<never>} */ (new Promise((_, reject) => {
       timer = setTimeout(() => reject(error('timeout', `${what} took more than ${ms} ms`)), ms);
-    }),
+    })),
   ]).finally(() => clearTimeout(timer));
 }
 
-/** Splits `(options?, callback?)` trailing arguments. */
+/**
+ * Splits `(options?, callback?)` trailing arguments.
+ * @param {CallOptions | Callback<any> | undefined} a
+ * @param {Callback<any> | undefined} b
+ * @returns {[CallOptions | undefined, Callback<any> | undefined]}
+ */
 function tail(a, b) {
   return typeof a === 'function' ? [undefined, a] : [a || undefined, typeof b === 'function' ? b : undefined];
 }
@@ -238,12 +310,25 @@ const DEFAULTS = {
   readAfterResubscribe: true,
 };
 
-/** Checks the options as ws-client's `ClientConfig::validate` does; throws a RangeError. */
+/**
+ * The options once checked, every default filled in.
+ * @typedef {Required<Omit<ClientOptions, 'maxRetries' | 'pingInterval' | 'shouldReconnect' | 'codec' | 'WebSocket'>>
+ *   & Pick<ClientOptions, 'shouldReconnect' | 'codec' | 'WebSocket'>
+ *   & {maxRetries: number, pingInterval: number | null}} Options
+ */
+
+/**
+ * Checks the options as ws-client's `ClientConfig::validate` does; throws a RangeError.
+ * @template {ClientOptions} T
+ * @param {T} options as the application passed them (plain JavaScript may pass anything)
+ * @returns {Options}
+ */
 function validate(options) {
-  /** @type {any} */
+  /** @type {any} the defaults and the options given, unchecked until the end */
   const o = { ...DEFAULTS };
   for (const key in options) if (options[key] !== undefined) o[key] = options[key];
   if (o.maxRetries == null) o.maxRetries = Infinity;
+  /** @param {boolean} ok @param {string} key */
   const check = (ok, key) => {
     if (!ok) throw new RangeError(`invalid option ${key}: ${o[key]}`);
   };
@@ -264,10 +349,10 @@ function validate(options) {
  * Connects to a realtime server and returns the {@link Client}, which reconnects by itself
  * until {@link Client#close}. See `realtime.d.ts` for every option.
  *
- * @param {string | URL | (() => string | URL | Promise<string | URL>) | object} [url] the
- *   server's WebSocket URL, or a function called before every attempt (a fresh one-time
- *   token in the query); omitted: the server this module was loaded from
- * @param {object} [options]
+ * @param {UrlSource | ClientOptions | null} [url] the server's WebSocket URL, or a function
+ *   called before every attempt (a fresh one-time token in the query); omitted: the server
+ *   this module was loaded from; the options in its place: `connect(options)`
+ * @param {ClientOptions} [options]
  * @returns {Client}
  */
 export function connect(url, options) {
@@ -285,34 +370,45 @@ export function connect(url, options) {
  * or an ArrayBuffer for binary), `error` (a {@link RealtimeError}: every refusal of a
  * join, view open or subscription, a failed catch-up read, an error frame answering no
  * request, a frame that could not be read).
+ *
+ * @extends {Emitter<ClientEvents>}
  */
 export class Client extends Emitter {
-  /** @type {any} */
+  /** @type {Options} */
   #options;
+  /** @type {UrlSource} */
   #url;
+  /** @type {WebSocket | null} */
   #ws = null;
   /** The socket is open and restored: sends go straight to it. */
   #open = false;
   /** Routers are restoring: their frames go straight to the socket, ahead of the queue. */
   #restoring = false;
+  /** @type {Data[]} */
   #queue = [];
   #queueBytes = 0;
   #attempt = 0;
   /** Counts attempts and detaches: callbacks of an older socket compare and give up. */
   #generation = 0;
+  /** @type {number | undefined} */
   #retryTimer = undefined;
+  /** @type {number | undefined} */
   #connectTimer = undefined;
+  /** @type {number | undefined} */
   #heartbeat = undefined;
   #pingId = 0;
   #openedAt = 0;
   #closed = false;
+  /** @type {Map<string, RouterLike>} the routers by their name in the envelope */
   #routers = new Map();
+  /** @type {Channels} */
   #channelsRouter;
+  /** @type {Link} */
   #link;
 
   /**
-   * @param {string | URL | (() => string | URL | Promise<string | URL>)} [url]
-   * @param {object} [options]
+   * @param {UrlSource | null} [url]
+   * @param {ClientOptions} [options]
    */
   constructor(url, options = {}) {
     super();
@@ -329,7 +425,7 @@ export class Client extends Emitter {
     };
     // Pongs need no handling (any frame is a sign of life) but must not reach `message`;
     // a ping from the peer is answered, as the server and the Rust client do.
-    const heartbeat = (d) => d.t === 'ping' && d.id != null && this.#ws?.send(JSON.stringify({ $r: 'hb', d: { t: 'pong', id: d.id } }));
+    const heartbeat = (/** @type {Frame} */ d) => d.t === 'ping' && d.id != null && this.#ws?.send(JSON.stringify({ $r: 'hb', d: { t: 'pong', id: d.id } }));
     this.#routers.set('hb', { frame: heartbeat, restore: noop, end: noop, shutdown: noop });
     this.#channelsRouter = new Channels(this.#link);
     /** Presence: who has a view open. */
@@ -371,7 +467,7 @@ export class Client extends Emitter {
     if (typeof data !== 'string' && !(data instanceof ArrayBuffer) && !ArrayBuffer.isView(data)) {
       data = this.#options.codec ? this.#options.codec.encode(data) : JSON.stringify(data);
     }
-    this.#write(data);
+    this.#write(/** @type {Data} */ (data)); // text or binary now
   }
 
   /**
@@ -421,19 +517,28 @@ export class Client extends Emitter {
 
   // ---- sending ---------------------------------------------------------------------
 
+  /**
+   * @param {string} router
+   * @param {Body} body
+   */
   #sendRouter(router, body) {
     const codec = this.#options.codec;
     const envelope = { $r: router, d: body };
     this.#write(codec ? codec.encode(envelope) : JSON.stringify(envelope));
   }
 
+  /**
+   * Writes `data` to the socket, or queues it while offline.
+   * @param {Data} data
+   */
   #write(data) {
     if (this.#closed) throw error('closed', 'the client is closed');
     const o = this.#options;
-    if (this.#restoring) return this.#ws.send(data);
+    // Restoring or open: there is a socket.
+    if (this.#restoring) return /** @type {WebSocket} */ (this.#ws).send(data);
     if (this.#open) {
-      if (this.#ws.bufferedAmount + byteLength(data) > o.maxEnqueuedBytes) throw new QueueFullError(data);
-      return this.#ws.send(data);
+      if (/** @type {WebSocket} */ (this.#ws).bufferedAmount + byteLength(data) > o.maxEnqueuedBytes) throw new QueueFullError(data);
+      return /** @type {WebSocket} */ (this.#ws).send(data);
     }
     const size = byteLength(data);
     if (this.#queue.length >= o.maxEnqueuedMessages || this.#queueBytes + size > o.maxEnqueuedBytes) {
@@ -497,6 +602,7 @@ export class Client extends Emitter {
     return ws;
   }
 
+  /** @param {WebSocket} ws */
   #opened(ws) {
     this.#openedAt = Date.now();
     this.#restoring = true;
@@ -514,7 +620,10 @@ export class Client extends Emitter {
     fire(this, 'open');
   }
 
-  /** An attempt failed: the next one after the backoff delay. */
+  /**
+   * An attempt failed: the next one after the backoff delay.
+   * @param {unknown} e
+   */
   #failed(e) {
     this.#ws = null;
     fire(this, 'failed', { attempt: this.#attempt, error: e });
@@ -522,7 +631,12 @@ export class Client extends Emitter {
     this.#schedule();
   }
 
-  /** The socket was open and closed (or died). */
+  /**
+   * The socket was open and closed (or died).
+   * @param {number} code
+   * @param {string} reason
+   * @param {boolean} remote whether a close frame came from the server
+   */
   #lost(code, reason, remote) {
     const uptime = Date.now() - this.#openedAt;
     this.#ended({ code, reason });
@@ -532,6 +646,7 @@ export class Client extends Emitter {
     this.#schedule();
   }
 
+  /** @param {CloseInfo} event */
   #ended(event) {
     for (const router of this.#routers.values()) router.end();
     fire(this, 'close', event);
@@ -553,6 +668,7 @@ export class Client extends Emitter {
 
   // ---- receiving and the heartbeat -------------------------------------------------
 
+  /** @param {string | ArrayBuffer} data */
   #receive(data) {
     this.#alive();
     const codec = this.#options.codec;
@@ -583,7 +699,7 @@ export class Client extends Emitter {
     try {
       router.frame(body);
     } catch (e) {
-      fire(this, 'error', error('malformed', `a frame from the server could not be applied: ${e && e.message}`));
+      fire(this, 'error', error('malformed', `a frame from the server could not be applied: ${e && /** @type {Error} */ (e).message}`));
     }
   }
 
@@ -611,7 +727,10 @@ export class Client extends Emitter {
   }
 }
 
-/** Whether binary `data` begins like a MessagePack router envelope (PROTOCOL.md 2.1). */
+/**
+ * Whether binary `data` begins like a MessagePack router envelope (PROTOCOL.md 2.1).
+ * @param {ArrayBuffer} data
+ */
 function isPackedEnvelope(data) {
   const b = new Uint8Array(data, 0, Math.min(data.byteLength, 8));
   const skip = b[0] >= 0x81 && b[0] <= 0x8f ? 1 : b[0] === 0xde ? 3 : b[0] === 0xdf ? 5 : 0;
@@ -619,6 +738,25 @@ function isPackedEnvelope(data) {
 }
 
 // ---- what the routers share --------------------------------------------------------
+
+/**
+ * What the routers see of the client.
+ * @typedef {object} Link
+ * @property {Options} options the client's options
+ * @property {(router: string, body: Body) => void} send writes a frame of `router` (throws as `send` does)
+ * @property {() => boolean} online whether frames go to a socket now (open, or restoring)
+ * @property {(e: RealtimeError) => void} report an error nobody waits for: the client's `error` event
+ * @property {(name: string, router: RouterLike) => void} attach registers a router by name
+ */
+
+/**
+ * A router as the client drives it.
+ * @typedef {object} RouterLike
+ * @property {(d: Frame) => void} frame handles a frame's body
+ * @property {() => void} restore the socket opened: sends the restore frames
+ * @property {() => void} end the socket closed
+ * @property {() => void} shutdown the client closed for good
+ */
 
 /**
  * Something the application wants from the server that outlives connections (a joined
@@ -629,11 +767,15 @@ class Wanted {
   constructor() {
     this.active = false;
     this.request = 0;
-    /** @type {Set<{resolve: Function, reject: Function, timer: any}>} */
+    /** @type {Set<{resolve: () => void, reject: (e: RealtimeError) => void, timer: number}>} */
     this.waiters = new Set();
   }
 
-  /** A promise settled by `grant` or `fail`, or rejected with `timeout` after `ms`. */
+  /**
+   * A promise settled by `grant` or `fail`, or rejected with `timeout` after `ms`.
+   * @param {number} ms
+   * @returns {Promise<void>}
+   */
   wait(ms) {
     return new Promise((resolve, reject) => {
       const waiter = { resolve, reject, timer: 0 };
@@ -652,14 +794,28 @@ class Wanted {
     this.waiters.clear();
   }
 
-  /** Fails every waiter with `e`. */
+  /**
+   * Fails every waiter with `e`.
+   * @param {RealtimeError} e
+   */
   fail(e) {
     for (const waiter of this.waiters) clearTimeout(waiter.timer), waiter.reject(e);
     this.waiters.clear();
   }
 }
 
-const timedOut = (ms) => error('timeout', `no answer within ${ms} ms`);
+const timedOut = (/** @type {number} */ ms) => error('timeout', `no answer within ${ms} ms`);
+
+/** @typedef {{kind: 'want', key: string, timer?: undefined}} WantRequest a want frame's: its answer is about `wanted.get(key)` */
+/**
+ * A request whose answer settles it (`kind`: `undo`, or what the router waits for).
+ * @typedef {object} AskRequest
+ * @property {'undo' | 'ack' | 'info' | 'call' | 'fetch'} kind
+ * @property {(data?: any) => void} resolve called with the answer's data
+ * @property {(e: RealtimeError) => void} reject
+ * @property {number} timer its timeout
+ */
+/** @typedef {WantRequest | AskRequest} Pending a request waiting for its answer */
 
 /**
  * What every router shares: requests by id with their timers (`pending`), and the keys
@@ -667,15 +823,17 @@ const timedOut = (ms) => error('timeout', `no answer within ${ms} ms`);
  * server by a "want" frame (`join`, `open`, `sub`) and given up with an "undo" frame
  * (`leave`, `close`, `unsub`). A pending request's `kind` is `want`, `undo`, or what the
  * router waits for otherwise.
+ *
+ * @template {Wanted} W what the router keeps of a wanted key
  */
 class Router {
   /**
-   * @param {any} link what the routers see of the client
+   * @param {Link} link what the routers see of the client
    * @param {string} name the router's name in the envelope
    * @param {string} wantT the `t` of the want frame
    * @param {string} undoT the `t` of the undo frame
    * @param {string} field the key's field in frames (`ch`, `view`, `path`)
-   * @param {string} label the key's property on errors (`channel`, `view`, `path`)
+   * @param {'channel' | 'view' | 'path'} label the key's property on errors
    * @param {string} gone the error code meaning that an undo had nothing to undo
    */
   constructor(link, name, wantT, undoT, field, label, gone) {
@@ -686,14 +844,16 @@ class Router {
     this.field = field;
     this.label = label;
     this.gone = gone;
-    /** @type {Map<number, any>} */
+    /** @type {Map<number, Pending>} */
     this.pending = new Map();
     this.nextId = 0;
-    /** @type {Map<string, any>} */
+    /** @type {Map<string, W>} */
     this.wanted = new Map();
-    link.attach(name, this);
+    // Every subclass defines its `frame`.
+    link.attach(name, /** @type {RouterLike} */ (/** @type {unknown} */ (this)));
   }
 
+  /** @param {Body} body */
   send(body) {
     this.link.send(this.name, body);
   }
@@ -707,32 +867,70 @@ class Router {
    * promise; or, given an error-first `callback`, calls it instead, synchronously when
    * the answer is read (so that it runs before the next frame is handled: a sync reply
    * before the push of the same change) and in a microtask for an immediate failure.
+   * `entry` becomes the pending request, given its `resolve`, `reject` and `timer` here.
+   * @overload
+   * @param {Body} body
+   * @param {number | undefined} timeout
+   * @param {Pick<AskRequest, 'kind'>} entry
+   * @returns {Promise<any>}
    */
-  ask(body, timeout, entry = {}, callback) {
+  /**
+   * @overload
+   * @param {Body} body
+   * @param {number | undefined} timeout
+   * @param {Pick<AskRequest, 'kind'>} entry
+   * @param {Callback<any>} callback
+   * @returns {void}
+   */
+  /**
+   * @overload
+   * @param {Body} body
+   * @param {number | undefined} timeout
+   * @param {Pick<AskRequest, 'kind'>} entry
+   * @param {Callback<any> | undefined} callback
+   * @returns {Promise<any> | void}
+   */
+  /**
+   * @param {Body} body
+   * @param {number | undefined} timeout
+   * @param {Pick<AskRequest, 'kind'>} entry
+   * @param {Callback<any>} [callback]
+   * @returns {Promise<any> | void}
+   */
+  ask(body, timeout, entry, callback) {
     const promise = new Promise((resolve, reject) => {
+      /** @param {RealtimeError} e */
       const fail = (e) => (callback ? queueMicrotask(() => callback(e)) : reject(e));
       if (this.pending.size >= this.link.options.maxPendingRequests) {
         return fail(error('too_many_pending', 'too many requests wait for an answer'));
       }
       const id = (body.id = this.id());
       const ms = timeout ?? this.link.options.timeout;
-      Object.assign(entry, callback ? { resolve: (v) => call(callback, null, v), reject: (e) => call(callback, e) } : { resolve, reject });
-      entry.timer = setTimeout(() => {
+      Object.assign(
+        entry,
+        /** @type {Pick<AskRequest, 'resolve' | 'reject'>} */ (callback ? { resolve: (v) => call(callback, null, v), reject: (e) => call(callback, e) } : { resolve, reject }),
+      );
+      // `entry` is a whole AskRequest from here on.
+      /** @type {AskRequest} */ (entry).timer = setTimeout(() => {
         this.pending.delete(id);
-        entry.reject(timedOut(ms));
+        /** @type {AskRequest} */ (entry).reject(timedOut(ms));
       }, ms);
-      this.pending.set(id, entry);
+      this.pending.set(id, /** @type {AskRequest} */ (entry));
       try {
         this.send(body);
       } catch (e) {
         this.take(id);
-        fail(e);
+        fail(/** @type {RealtimeError} */ (e)); // what the client's send throws
       }
     });
     if (!callback) return promise;
   }
 
-  /** Takes the request `id` (and stops its timer). */
+  /**
+   * Takes the request `id` (and stops its timer).
+   * @param {number} id
+   * @returns {Pending | undefined}
+   */
   take(id) {
     const entry = this.pending.get(id);
     if (entry) clearTimeout(entry.timer), this.pending.delete(id);
@@ -742,6 +940,10 @@ class Router {
   /**
    * Wants `key` (its `entry` is in `wanted`) and waits for the server's confirmation: the
    * want frame goes out now when online, else on the next connection.
+   * @param {string} key
+   * @param {W} entry
+   * @param {number} [timeout]
+   * @returns {Promise<void>}
    */
   ensure(key, entry, timeout) {
     if (entry.active) return Promise.resolve();
@@ -750,12 +952,17 @@ class Router {
       try {
         this.want(key, entry);
       } catch (e) {
-        this.forget(key, e);
+        this.forget(key, /** @type {RealtimeError} */ (e)); // what the client's send throws
       }
     }
     return waiting;
   }
 
+  /**
+   * Sends the want frame of `key`.
+   * @param {string} key
+   * @param {W} entry
+   */
   want(key, entry) {
     const id = this.id();
     this.send({ t: this.wantT, [this.field]: key, id });
@@ -763,7 +970,11 @@ class Router {
     this.pending.set(id, { kind: 'want', key });
   }
 
-  /** Forgets `key`: its waiters fail with `e`. */
+  /**
+   * Forgets `key`: its waiters fail with `e`.
+   * @param {string} key
+   * @param {RealtimeError} e
+   */
   forget(key, e) {
     const entry = this.wanted.get(key);
     if (!entry) return;
@@ -773,14 +984,23 @@ class Router {
     entry.fail(e);
   }
 
-  /** Forgets `key` and, when online, tells the server; its "nothing to undo" is a success. */
+  /**
+   * Forgets `key` and, when online, tells the server; its "nothing to undo" is a success.
+   * @param {string} key
+   * @param {number} [timeout]
+   * @returns {Promise<void>}
+   */
   undo(key, timeout) {
     this.forget(key, error('cancelled', `${key} was given up`));
     if (!this.link.online()) return Promise.resolve();
     return this.ask({ t: this.undoT, [this.field]: key }, timeout, { kind: 'undo' }).then(noop);
   }
 
-  /** The wanted entry a confirmation (`joined`, `state`, `subscribed`) is about, unless superseded. */
+  /**
+   * The wanted entry a confirmation (`joined`, `state`, `subscribed`) is about, unless superseded.
+   * @param {Frame} d
+   * @returns {W | undefined}
+   */
   answered(d) {
     const entry = d.id != null ? this.pending.get(d.id) : undefined;
     const key = entry?.kind === 'want' ? (this.pending.delete(d.id), entry.key) : d[this.field];
@@ -788,15 +1008,22 @@ class Router {
     if (wanted && !(d.id != null && wanted.request && wanted.request !== d.id)) return wanted;
   }
 
-  /** An undo's answer (`left`, `closed`, `unsubscribed`), or the server's own: then the key is no longer active. */
+  /**
+   * An undo's answer (`left`, `closed`, `unsubscribed`), or the server's own: then the key is no longer active.
+   * @param {Frame} d
+   * @returns {true | undefined} true for the answer to an undo of ours
+   */
   undone(d) {
     const entry = d.id != null ? this.pending.get(d.id) : undefined;
-    if (entry?.kind === 'undo') return this.take(d.id).resolve(), true;
+    if (entry?.kind === 'undo') return /** @type {AskRequest} */ (this.take(d.id)).resolve(), true;
     const wanted = this.wanted.get(d[this.field]);
     if (wanted) wanted.active = false; // still wanted: renewed on the next connection
   }
 
-  /** An `error` frame: it fails the request with its `id`, or goes to the client's `error` event. */
+  /**
+   * An `error` frame: it fails the request with its `id`, or goes to the client's `error` event.
+   * @param {Frame} d
+   */
   error(d) {
     const e = remoteError(d);
     // `unknown_ack` is about an id of the server's (older servers put it in `id`).
@@ -806,7 +1033,7 @@ class Router {
       if (wanted?.request !== d.id) return;
       e[this.label] = entry.key;
       this.forget(entry.key, e);
-      this.refused(wanted, e);
+      this.refused(/** @type {W} */ (wanted), e); // there is one: `d.id` is not null
       return this.link.report(e);
     }
     if (entry?.kind === 'undo') return d.code === this.gone ? entry.resolve() : entry.reject(e);
@@ -817,7 +1044,7 @@ class Router {
 
   /**
    * A want was refused (the entry is forgotten already).
-   * @param {any} entry
+   * @param {W} entry
    * @param {RealtimeError} e
    */
   refused(entry, e) {}
@@ -826,7 +1053,7 @@ class Router {
   restore() {
     for (const key of [...this.wanted.keys()].sort()) {
       try {
-        this.want(key, this.wanted.get(key));
+        this.want(key, /** @type {W} */ (this.wanted.get(key)));
       } catch {
         // Tried again on the next connection.
       }
@@ -838,7 +1065,7 @@ class Router {
     for (const entry of this.wanted.values()) (entry.active = false), (entry.request = 0);
     for (const [id, entry] of this.pending) {
       if (entry.kind === 'want') this.pending.delete(id); // sent again on the next connection
-      else if (entry.kind === 'undo') this.take(id).resolve(); // a new connection has nothing to undo
+      else if (entry.kind === 'undo') /** @type {AskRequest} */ (this.take(id)).resolve(); // a new connection has nothing to undo
       else this.take(id), entry.reject(closed());
     }
   }
@@ -850,7 +1077,12 @@ class Router {
   }
 }
 
-/** Calls a user callback; its exception is rethrown in a microtask. */
+/**
+ * Calls a user callback; its exception is rethrown in a microtask.
+ * @template {unknown[]} A
+ * @param {(...args: A) => void} fn
+ * @param {A} args
+ */
 function call(fn, ...args) {
   try {
     fn(...args);
@@ -863,17 +1095,23 @@ function call(fn, ...args) {
 
 // ---- channels (router `ch`, PROTOCOL.md section 5) -----------------------------------
 
+/** @extends {Router<Wanted>} */
 class Channels extends Router {
+  /** @param {Link} link */
   constructor(link) {
     super(link, 'ch', 'join', 'leave', 'ch', 'channel', 'not_joined');
     /** @type {Map<string, Channel>} */
     this.channels = new Map();
-    /** @type {Map<string, Function>} handlers of the server's acknowledged emits, by `path event` */
+    /** @type {Map<string, (data: any) => unknown>} handlers of the server's acknowledged emits, by `path event` */
     this.handlers = new Map();
     /** Counts sessions: a handler's answer is sent only on the connection its request came on. */
     this.session = 0;
   }
 
+  /**
+   * @param {string} path
+   * @returns {Channel}
+   */
   channel(path) {
     if (!/^\/[\w\-./]{0,127}$/.test(path)) throw new TypeError(`invalid channel path ${path}`);
     let channel = this.channels.get(path);
@@ -881,6 +1119,11 @@ class Channels extends Router {
     return channel;
   }
 
+  /**
+   * @param {string} path
+   * @param {number} [timeout]
+   * @returns {Promise<void>}
+   */
   join(path, timeout) {
     if (path === '/') return Promise.resolve();
     let entry = this.wanted.get(path);
@@ -898,6 +1141,7 @@ class Channels extends Router {
     super.end();
   }
 
+  /** @param {Frame} d */
   frame(d) {
     if (d.t === 'joined') this.answered(d)?.grant();
     else if (d.t === 'left') this.undone(d);
@@ -914,7 +1158,7 @@ class Channels extends Router {
       }
       const handler = this.handlers.get(`${d.ch} ${d.ev}`);
       const session = this.session;
-      const answer = (body) => {
+      const answer = (/** @type {Body} */ body) => {
         if (session !== this.session) return; // the server no longer waits on a new connection
         try {
           this.send({ t: 'ack', id: d.id, ...body });
@@ -932,8 +1176,11 @@ class Channels extends Router {
 /**
  * One channel of a client (socket.io's namespace): made by {@link Client#channel}.
  * `on(event, fn)` and `off` listen to the events the server emits on it.
+ *
+ * @extends {Emitter<{[event: string]: [data: any]}>}
  */
 export class Channel extends Emitter {
+  /** @type {Channels} */
   #router;
 
   /**
@@ -956,7 +1203,7 @@ export class Channel extends Emitter {
    * Joins the channel and waits for the server's `joined`. From this call on the channel is
    * joined again after every reconnect, until {@link Channel#leave} or a refusal. Rejects
    * with the server's error (`unknown_channel`, `forbidden`, `limit`), or `timeout`.
-   * @param {{timeout?: number}} [options]
+   * @param {CallOptions} [options]
    * @returns {Promise<void>}
    */
   join(options) {
@@ -966,7 +1213,7 @@ export class Channel extends Emitter {
   /**
    * Leaves the channel: it is forgotten at once (not joined after reconnects; joins still
    * waiting fail with `cancelled`) and, when online, the server is told.
-   * @param {{timeout?: number}} [options]
+   * @param {CallOptions} [options]
    * @returns {Promise<void>}
    */
   leave(options) {
@@ -980,8 +1227,8 @@ export class Channel extends Emitter {
    * `callback(err, data)` instead.
    * @param {string} event
    * @param {unknown} [data]
-   * @param {{timeout?: number} | ((err: RealtimeError | null, data?: any) => void)} [options]
-   * @param {(err: RealtimeError | null, data?: any) => void} [callback]
+   * @param {CallOptions | Callback<any>} [options]
+   * @param {Callback<any>} [callback]
    * @returns {Promise<any> | void}
    */
   emit(event, data, options, callback) {
@@ -1011,9 +1258,9 @@ export class Channel extends Emitter {
 class ViewEntry extends Wanted {
   constructor() {
     super();
-    /** @type {Map<string, any>} members by key */
+    /** @type {Map<string, Member>} members by key */
     this.members = new Map();
-    /** @type {any[] | null} the sorted list, made on demand */
+    /** @type {Member[] | null} the sorted list, made on demand */
     this.sorted = null;
     /** @type {string | undefined} */
     this.you = undefined;
@@ -1021,6 +1268,7 @@ class ViewEntry extends Wanted {
     this.handles = new Set();
   }
 
+  /** @returns {Member[]} */
   list() {
     return (this.sorted ??= [...this.members.values()].sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0)));
   }
@@ -1028,8 +1276,12 @@ class ViewEntry extends Wanted {
   /**
    * Replaces the members (`next` given: a `state`) or applies a diff's `joins` and
    * `leaves`, and hands the net difference to the handles' listeners unless it is empty.
+   * @param {Member[]} joins
+   * @param {string[]} leaves keys
+   * @param {boolean} [next]
    */
   apply(joins, leaves, next) {
+    /** @type {Map<string, Member | undefined>} the entries before, of the keys that may have changed */
     const before = new Map(next ? this.members : []);
     const old = this.members;
     if (next) this.members = new Map(joins.map((member) => [member.key, member]));
@@ -1045,6 +1297,7 @@ class ViewEntry extends Wanted {
       }
     }
     if (next) for (const key of this.members.keys()) if (!before.has(key)) before.set(key, undefined);
+    /** @type {ViewChange} */
     const change = { joined: [], changed: [], left: [] };
     for (const [key, was] of before) {
       const now = this.members.get(key);
@@ -1055,6 +1308,7 @@ class ViewEntry extends Wanted {
     this.deliver(change);
   }
 
+  /** @param {ViewChange} change */
   deliver(change) {
     this.sorted = null;
     if (change.joined.length || change.changed.length || change.left.length || change.closed) {
@@ -1063,7 +1317,9 @@ class ViewEntry extends Wanted {
   }
 }
 
+/** @extends {Router<ViewEntry>} */
 class Views extends Router {
+  /** @param {Link} link */
   constructor(link) {
     super(link, 'views', 'open', 'close', 'view', 'view', 'not_open');
   }
@@ -1075,7 +1331,7 @@ class Views extends Router {
    * server's `forbidden`, `bad_request` or `limit`, or with `timeout` (the view stays
    * wanted and opens when the server answers).
    * @param {string} name
-   * @param {{timeout?: number}} [options]
+   * @param {CallOptions} [options]
    * @returns {Promise<View>}
    */
   open(name, options) {
@@ -1091,7 +1347,7 @@ class Views extends Router {
    * reconnects; opens still waiting fail with `cancelled`) and, when online, the server
    * is told. A view that is not open, or a server answering `not_open`, is a success.
    * @param {string} name
-   * @param {{timeout?: number}} [options]
+   * @param {CallOptions} [options]
    * @returns {Promise<void>}
    */
   close(name, options) {
@@ -1105,21 +1361,24 @@ class Views extends Router {
    * is sent in Rust `regex` syntax (flag `i` becomes `(?i)`). With `{debug: true}` the
    * server adds connection ids, if it allows this connection debug answers.
    * @param {string | RegExp} nameOrPattern
-   * @param {{debug?: boolean, timeout?: number}} [options]
-   * @returns {Promise<any>}
+   * @param {CallOptions & {debug?: boolean}} [options]
+   * @returns {Promise<ViewInfo | null | (ViewInfo[] & {truncated: boolean})>}
    */
   info(nameOrPattern, options) {
     const byName = !(nameOrPattern instanceof RegExp);
+    /** @type {{t: 'info', view?: string, pattern?: string, debug?: boolean}} */
     const body = byName
       ? { t: 'info', view: String(nameOrPattern) }
       : { t: 'info', pattern: (nameOrPattern.flags.includes('i') ? '(?i)' : '') + nameOrPattern.source };
     if (options?.debug) body.debug = true;
     return this.ask(body, options?.timeout, { kind: 'info' }).then((d) => {
+      /** @type {ViewInfo[]} */
       const views = Array.isArray(d.views) ? d.views : [];
       return byName ? (views.find((v) => v.view === body.view) ?? null) : Object.assign(views, { truncated: d.truncated === true });
     });
   }
 
+  /** @param {Frame} d */
   frame(d) {
     if (d.t === 'state') {
       const entry = this.answered(d);
@@ -1140,11 +1399,15 @@ class Views extends Router {
         } catch {}
       }
     } else if (d.t === 'info') {
-      if (this.pending.get(d.id)?.kind === 'info') this.take(d.id).resolve(d);
+      if (this.pending.get(d.id)?.kind === 'info') /** @type {AskRequest} */ (this.take(d.id)).resolve(d);
     } else if (d.t === 'error') this.error(d);
   }
 
-  /** A re-open refused after a reconnect: the handles' last change. */
+  /**
+   * A re-open refused after a reconnect: the handles' last change.
+   * @param {ViewEntry} entry
+   * @param {RealtimeError} e
+   */
   refused(entry, e) {
     entry.deliver({ joined: [], changed: [], left: [], closed: e });
   }
@@ -1153,9 +1416,13 @@ class Views extends Router {
 /**
  * A handle to an open view: its members (sorted by key), `you` (the member key of this
  * connection, from the server's `state`), and `change` events. Made by `views.open()`.
+ *
+ * @extends {Emitter<{change: [change: ViewChange, view: View]}>}
  */
 export class View extends Emitter {
+  /** @type {Views} */
   #router;
+  /** @type {ViewEntry} */
   #entry;
 
   /**
@@ -1212,12 +1479,14 @@ class Subscription extends Wanted {
     super();
     /** Subscribed on some connection before: read again after re-subscribing. */
     this.wasSubscribed = false;
-    /** @type {Set<Function>} */
+    /** @type {Set<(data: any, message: SyncMessage) => void>} */
     this.listeners = new Set();
   }
 }
 
+/** @extends {Router<Subscription>} */
 class Sync extends Router {
+  /** @param {Link} link */
   constructor(link) {
     super(link, 'sync', 'sub', 'unsub', 'path', 'path', 'not_subscribed');
   }
@@ -1230,13 +1499,14 @@ class Sync extends Router {
    * (or rejects with its refusal: `no_route`, `forbidden`, `bad_request`, `limit`, which
    * also come as the client's `error` event).
    * @param {string} path
-   * @param {(data: any, message: {path: string, op: string, snapshot: boolean}) => void} onData
-   * @param {{timeout?: number}} [options]
+   * @param {(data: any, message: SyncMessage) => void} onData
+   * @param {CallOptions} [options]
    * @returns {(() => Promise<void>) & {ready: Promise<void>}}
    */
   subscribe(path, onData, options) {
     let sub = this.wanted.get(path);
     if (!sub) this.wanted.set(path, (sub = new Subscription()));
+    /** @type {(data: any, message: SyncMessage) => void} a listener of its own: the same `onData` may subscribe twice */
     const listener = (data, message) => onData(data, message);
     sub.listeners.add(listener);
     const unsubscribe = () =>
@@ -1250,11 +1520,12 @@ class Sync extends Router {
   /**
    * Sends a `request` (`create`, `read`, `update` or `delete`) and resolves with the
    * reply's data, or rejects with the server's `err` (error-first with a callback).
-   * @param {'create' | 'read' | 'update' | 'delete'} method
+   * @param {SyncMethod} method
    * @param {string} path
    * @param {unknown} [data]
-   * @param {{timeout?: number} | Function} [options]
-   * @param {Function} [callback]
+   * @param {CallOptions | Callback<any>} [options]
+   * @param {Callback<any>} [callback]
+   * @returns {Promise<any> | void}
    */
   request(method, path, data, options, callback) {
     const [opts, cb] = tail(options, callback);
@@ -1265,8 +1536,9 @@ class Sync extends Router {
    * Creates an item in the collection at `path`.
    * @param {string} path
    * @param {unknown} data
-   * @param {{timeout?: number} | Function} [options]
-   * @param {Function} [callback]
+   * @param {CallOptions | Callback<any>} [options]
+   * @param {Callback<any>} [callback]
+   * @returns {Promise<any> | void}
    */
   create(path, data, options, callback) {
     return this.request('create', path, data, options, callback);
@@ -1275,8 +1547,9 @@ class Sync extends Router {
   /**
    * Reads the model or collection at `path`.
    * @param {string} path
-   * @param {{timeout?: number} | Function} [options]
-   * @param {Function} [callback]
+   * @param {CallOptions | Callback<any>} [options]
+   * @param {Callback<any>} [callback]
+   * @returns {Promise<any> | void}
    */
   read(path, options, callback) {
     return this.request('read', path, undefined, options, callback);
@@ -1286,8 +1559,9 @@ class Sync extends Router {
    * Updates the model at `path` with `data`.
    * @param {string} path
    * @param {unknown} data
-   * @param {{timeout?: number} | Function} [options]
-   * @param {Function} [callback]
+   * @param {CallOptions | Callback<any>} [options]
+   * @param {Callback<any>} [callback]
+   * @returns {Promise<any> | void}
    */
   update(path, data, options, callback) {
     return this.request('update', path, data, options, callback);
@@ -1296,8 +1570,9 @@ class Sync extends Router {
   /**
    * Deletes the model at `path`.
    * @param {string} path
-   * @param {{timeout?: number} | Function} [options]
-   * @param {Function} [callback]
+   * @param {CallOptions | Callback<any>} [options]
+   * @param {Callback<any>} [callback]
+   * @returns {Promise<any> | void}
    */
   delete(path, options, callback) {
     return this.request('delete', path, undefined, options, callback);
@@ -1307,7 +1582,7 @@ class Sync extends Router {
    * A local copy of the collection at `path`, kept by the items' `id`: subscribes, reads
    * the list, applies every push, and reads again after every reconnect.
    * @param {string} path
-   * @param {{timeout?: number}} [options]
+   * @param {CallOptions} [options]
    * @returns {Collection}
    */
   collection(path, options) {
@@ -1317,6 +1592,9 @@ class Sync extends Router {
   /**
    * Reads `path` and hands the answer to its listeners as a snapshot, as soon as it is
    * read (before the frames that follow it, such as the push of a later request).
+   * @param {string} path
+   * @param {number} [timeout]
+   * @returns {Promise<void>}
    */
   fetch(path, timeout) {
     return new Promise((resolve, reject) =>
@@ -1326,6 +1604,13 @@ class Sync extends Router {
     );
   }
 
+  /**
+   * Hands `data` to the listeners of `path`.
+   * @param {string} path
+   * @param {unknown} data
+   * @param {SyncMessage['op']} op
+   * @param {boolean} snapshot
+   */
   deliver(path, data, op, snapshot) {
     const sub = this.wanted.get(path);
     if (sub) for (const listener of [...sub.listeners]) call(listener, data ?? null, { path, op, snapshot });
@@ -1336,12 +1621,13 @@ class Sync extends Router {
     if (!this.link.options.readAfterResubscribe) return;
     for (const path of [...this.wanted.keys()].sort()) {
       // Answered after the `subscribed`: no change made while away is missed.
-      if (this.wanted.get(path).wasSubscribed) {
+      if (/** @type {Subscription} */ (this.wanted.get(path)).wasSubscribed) {
         this.fetch(path).catch((e) => e.remote && this.link.report(Object.assign(e, { path })));
       }
     }
   }
 
+  /** @param {Frame} d */
   frame(d) {
     if (d.t === 'subscribed') {
       const sub = this.answered(d);
@@ -1350,12 +1636,21 @@ class Sync extends Router {
     else if (d.t === 'data') this.deliver(d.path, d.data, d.op, false);
     else if (d.t === 'error') this.error(d);
     else if (d.t === 'reply') {
-      const entry = this.take(d.id);
-      if (entry) d.err != null ? entry.reject(remoteError(d.err)) : entry.resolve(d.data ?? null);
+      // A reply answers a request or a catch-up read: a `sub` with its id (waiting for its
+      // `subscribed`, it has no `resolve`) or an `unsub` is not the reply's to take.
+      const entry = this.pending.get(d.id);
+      if (entry?.kind !== 'call' && entry?.kind !== 'fetch') return;
+      this.take(d.id);
+      d.err != null ? entry.reject(remoteError(d.err)) : entry.resolve(d.data ?? null);
     }
   }
 }
 
+/**
+ * The key of a collection item (from the server's JSON): its `id` as a string.
+ * @param {any} item
+ * @returns {string | undefined}
+ */
 const keyOf = (item) =>
   item && (typeof item.id === 'string' || typeof item.id === 'number') ? String(item.id) : undefined;
 
@@ -1365,9 +1660,13 @@ const keyOf = (item) =>
  * `(item, previous, {snapshot})`, `remove` `(item, {snapshot})` for every push and for
  * every difference a full read makes (`snapshot` true), then `snapshot` `(items)` after
  * each full read (the first one, and the one after every reconnect).
+ *
+ * @extends {Emitter<import('./realtime.js').CollectionEvents<any>>}
  */
 export class Collection extends Emitter {
+  /** @type {Sync} */
   #sync;
+  /** @type {(() => Promise<void>) & {ready: Promise<void>}} */
   #unsubscribe;
   /** @type {Map<string, {item: any, json: string}>} */
   #items = new Map();
@@ -1375,7 +1674,7 @@ export class Collection extends Emitter {
   /**
    * @param {Sync} sync
    * @param {string} path
-   * @param {{timeout?: number}} [options]
+   * @param {CallOptions} [options]
    */
   constructor(sync, path, options) {
     super();
@@ -1413,12 +1712,17 @@ export class Collection extends Emitter {
     return this.#unsubscribe();
   }
 
+  /**
+   * @param {any} data the server's JSON
+   * @param {SyncMessage} message
+   */
   #apply(data, { op, snapshot }) {
     if (snapshot) {
       if (!Array.isArray(data)) return;
       const old = this.#items;
       this.#items = new Map();
       const meta = { snapshot: true };
+      /** @type {(['add' | 'remove', any, CollectionMeta] | ['change', any, any, CollectionMeta])[]} the events, once all applied */
       const changes = [];
       for (const item of data) {
         const id = keyOf(item);
