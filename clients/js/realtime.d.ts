@@ -262,8 +262,9 @@ export class Client extends Emitter<ClientEvents> {
    * Sends an application frame (relayed by the example server to every other
    * connection): a string as text, an ArrayBuffer or typed array as binary, anything else
    * as JSON text (MessagePack binary with the `codec` option). Queued while offline.
-   * Throws {@link QueueFullError} past the queue's bounds and a {@link RealtimeError}
-   * `closed` after `close()`.
+   * Throws {@link QueueFullError} past the queue's bounds, a {@link RealtimeError}
+   * `closed` after `close()`, and a TypeError for a value JSON has no text for
+   * (`undefined`, a function, a symbol).
    */
   send(data: unknown): void;
   /**

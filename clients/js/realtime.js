@@ -459,13 +459,17 @@ export class Client extends Emitter {
   /**
    * Sends an application frame: a string as text, an ArrayBuffer or typed array as binary,
    * anything else as JSON text (or MessagePack with the `codec` option). Queued while
-   * offline. Throws {@link QueueFullError} past the queue's bounds, and a
-   * {@link RealtimeError} `closed` after {@link Client#close}.
+   * offline. Throws {@link QueueFullError} past the queue's bounds, a
+   * {@link RealtimeError} `closed` after {@link Client#close}, and a `TypeError` for a
+   * value JSON has no text for (`undefined`, a function, a symbol).
    * @param {unknown} data
    */
   send(data) {
     if (typeof data !== 'string' && !(data instanceof ArrayBuffer) && !ArrayBuffer.isView(data)) {
-      data = this.#options.codec ? this.#options.codec.encode(data) : JSON.stringify(data);
+      // `JSON.stringify` answers `undefined` (not a string) for these.
+      const text = this.#options.codec ? this.#options.codec.encode(data) : /** @type {string | undefined} */ (JSON.stringify(data));
+      if (text === undefined) throw new TypeError(`cannot send ${typeof data}: JSON has no text for it`);
+      data = text;
     }
     this.#write(/** @type {Data} */ (data)); // text or binary now
   }

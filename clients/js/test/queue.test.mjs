@@ -124,3 +124,14 @@ test('requests waiting when the link drops fail with closed; wanted things stay'
   await join; // settled by the answer on the new connection
   client.close();
 });
+
+test('a value JSON has no text for is refused with a TypeError, and nothing is queued', () => {
+  const client = connect('ws://fake/', { WebSocket: fakeSockets(), startClosed: true });
+  for (const value of [undefined, () => 1, Symbol('s')]) {
+    assert.throws(() => client.send(value), (e) => e instanceof TypeError && /JSON has no text/.test(e.message), typeof value);
+  }
+  assert.equal(client.queued, 0);
+  client.send(null); // JSON null is a value
+  assert.equal(client.queued, 1);
+  client.close();
+});
