@@ -1668,8 +1668,6 @@ const keyOf = (item) =>
  * @extends {Emitter<import('./realtime.js').CollectionEvents<any>>}
  */
 export class Collection extends Emitter {
-  /** @type {Sync} */
-  #sync;
   /** @type {(() => Promise<void>) & {ready: Promise<void>}} */
   #unsubscribe;
   /** @type {Map<string, {item: any, json: string}>} */
@@ -1682,7 +1680,6 @@ export class Collection extends Emitter {
    */
   constructor(sync, path, options) {
     super();
-    this.#sync = sync;
     /** The collection's path. */
     this.path = path;
     this.#unsubscribe = sync.subscribe(path, (data, message) => this.#apply(data, message), options);
