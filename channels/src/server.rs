@@ -9,7 +9,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use futures_util::FutureExt;
-use network_core::{Adapter, Connection, Identity, Network, NetworkEvent, OrderedExecutor, Router, envelope};
+use network_core::{
+    Adapter, Connection, Identity, InvalidConfig, Network, NetworkEvent, OrderedExecutor, Router, envelope,
+};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
@@ -200,19 +202,7 @@ impl<N: Network> ChannelsConfig<N> {
     /// Attaches the channels router to `network` and returns the messenger that emits on
     /// it (on channel `/`).
     pub fn attach(mut self, network: &N) -> Result<Messenger<N>, SetupError> {
-        if let Some(path) = self.channels.keys().find(|path| !valid_channel(path)) {
-            return Err(SetupError::InvalidChannel(path.clone()));
-        }
-        if self.max_pending_acks == 0 || self.max_queued_frames == 0 || self.ack_timeout.is_zero() {
-            return Err(SetupError::Config(
-                "ack_timeout, max_pending_acks and max_queued_frames must be positive",
-            ));
-        }
-        if self.max_channels_per_connection == 0 || self.max_rooms_per_connection == 0 {
-            return Err(SetupError::Config(
-                "max_channels_per_connection and max_rooms_per_connection must be positive",
-            ));
-        }
+        self.validate()?;
         self.channels.entry(ROOT.to_owned()).or_default();
         let state = Arc::new(ChannelsState::new(Limits {
             ack_timeout: self.ack_timeout,
@@ -247,6 +237,21 @@ impl<N: Network> ChannelsConfig<N> {
             tokio::spawn(cluster::serve(network.clone(), state.cluster.clone(), inbox, ask_members));
         }
         Ok(messenger)
+    }
+}
+
+impl<N: Network> ChannelsConfig<N> {
+    /// Checks the bounds and the channel paths; the setters only store.
+    fn validate(&self) -> Result<(), SetupError> {
+        if let Some(path) = self.channels.keys().find(|path| !valid_channel(path)) {
+            return Err(SetupError::InvalidChannel(path.clone()));
+        }
+        InvalidConfig::require_positive_duration("ack_timeout", self.ack_timeout)?;
+        InvalidConfig::require_positive("max_pending_acks", self.max_pending_acks)?;
+        InvalidConfig::require_positive("max_queued_frames", self.max_queued_frames)?;
+        InvalidConfig::require_positive("max_channels_per_connection", self.max_channels_per_connection)?;
+        InvalidConfig::require_positive("max_rooms_per_connection", self.max_rooms_per_connection)?;
+        Ok(())
     }
 }
 
@@ -598,5 +603,34 @@ fn reply(connection: &Connection, frame: &Frame) {
             }
         }
         Err(error) => tracing::error!(%error, "cannot encode a channels frame"),
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use std::time::Duration;
+
+    use network_core::Constraint;
+    use ws_server::Server;
+
+    use super::*;
+
+    #[test]
+    fn every_bound_must_be_positive_and_every_path_valid() {
+        let base = ChannelsConfig::<Server>::default;
+        assert!(base().validate().is_ok());
+        let refused = |config: ChannelsConfig<Server>| match config.validate() {
+            Err(SetupError::Config(error)) => error,
+            other => panic!("expected a configuration error, got {other:?}"),
+        };
+        let positive = |field| InvalidConfig::new(field, Constraint::Positive);
+        assert_eq!(refused(base().ack_timeout(Duration::ZERO)), positive("ack_timeout"));
+        assert_eq!(refused(base().max_pending_acks(0)), positive("max_pending_acks"));
+        assert_eq!(refused(base().max_queued_frames(0)), positive("max_queued_frames"));
+        assert_eq!(refused(base().max_channels_per_connection(0)), positive("max_channels_per_connection"));
+        assert_eq!(refused(base().max_rooms_per_connection(0)), positive("max_rooms_per_connection"));
+        let bad_path = base().channel("no-slash", Channel::new());
+        assert!(matches!(bad_path.validate(), Err(SetupError::InvalidChannel(path)) if path == "no-slash"));
     }
 }

@@ -3,7 +3,7 @@
 use std::fmt;
 use std::sync::Arc;
 
-use network_core::{Network, OrderedExecutor};
+use network_core::{InvalidConfig, Network, OrderedExecutor};
 
 use super::pipeline::{SyncRouter, Work};
 use super::push::SyncHandle;
@@ -23,9 +23,9 @@ pub enum SetupError {
         #[source]
         source: matchit::InsertError,
     },
-    /// A configuration value is out of range; the message names it.
-    #[error("invalid configuration: {0}")]
-    Config(&'static str),
+    /// A [`SyncConfig`] value is out of range; the error names the field.
+    #[error(transparent)]
+    Config(#[from] InvalidConfig),
     /// The router could not be attached (a router named `sync` already is).
     #[error("cannot attach the sync router")]
     Attach(#[from] network_core::AttachError),
@@ -82,12 +82,7 @@ impl<N: Network> SyncConfig<N> {
 
     /// Attaches the sync router to `network` and returns the handle to push with.
     pub fn attach(self, network: &N) -> Result<SyncHandle<N>, SetupError> {
-        if self.max_queued_frames == 0 {
-            return Err(SetupError::Config("max_queued_frames must be positive"));
-        }
-        if self.max_subscriptions_per_connection == 0 {
-            return Err(SetupError::Config("max_subscriptions_per_connection must be positive"));
-        }
+        self.validate()?;
         let mut matcher = matchit::Router::new();
         let mut routes = Vec::new();
         for (index, (pattern, route)) in self.routes.into_iter().enumerate() {
@@ -105,5 +100,35 @@ impl<N: Network> SyncConfig<N> {
         });
         network.attach(SyncRouter { executor })?;
         Ok(handle)
+    }
+
+    /// Checks the bounds; the setters only store.
+    fn validate(&self) -> Result<(), InvalidConfig> {
+        InvalidConfig::require_positive("max_queued_frames", self.max_queued_frames)?;
+        InvalidConfig::require_positive(
+            "max_subscriptions_per_connection",
+            self.max_subscriptions_per_connection,
+        )
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use network_core::Constraint;
+    use ws_server::Server;
+
+    use super::*;
+
+    #[test]
+    fn every_bound_must_be_positive() {
+        let base = SyncConfig::<Server>::default;
+        assert!(base().validate().is_ok());
+        let positive = |field| InvalidConfig::new(field, Constraint::Positive);
+        assert_eq!(base().max_queued_frames(0).validate().unwrap_err(), positive("max_queued_frames"));
+        assert_eq!(
+            base().max_subscriptions_per_connection(0).validate().unwrap_err(),
+            positive("max_subscriptions_per_connection")
+        );
     }
 }

@@ -6,7 +6,7 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
-use network_core::{Adapter, Connection, Network};
+use network_core::{Adapter, Connection, InvalidConfig, Network};
 
 use super::cluster;
 use super::flusher::flusher;
@@ -78,9 +78,9 @@ impl fmt::Debug for ViewsConfig {
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum SetupError {
-    /// A configuration value is out of range; the message names it.
-    #[error("invalid configuration: {0}")]
-    Config(&'static str),
+    /// A [`ViewsConfig`] value is out of range; the error names the field.
+    #[error(transparent)]
+    Config(#[from] InvalidConfig),
     /// The router could not be attached (a router named `views` already is).
     #[error("cannot attach the views router")]
     Attach(#[from] network_core::AttachError),
@@ -139,12 +139,7 @@ impl ViewsConfig {
     /// Attaches the views router to `network` and returns the handle that answers
     /// presence questions from server code.
     pub fn attach<N: Network>(self, network: &N) -> Result<Presence<N>, SetupError> {
-        if self.max_views_per_connection == 0 {
-            return Err(SetupError::Config("max_views_per_connection must be positive"));
-        }
-        if self.max_info_views == 0 {
-            return Err(SetupError::Config("max_info_views must be positive"));
-        }
+        self.validate()?;
         let shared = Arc::new(ViewsState::new(self));
         let inbox = network.adapter().subscribe(cluster::TOPIC);
         if inbox.is_some() {
@@ -156,5 +151,34 @@ impl ViewsConfig {
             tokio::spawn(cluster::replicate(network.clone(), Arc::downgrade(&shared), inbox));
         }
         Ok(Presence { network: network.clone(), shared })
+    }
+
+    /// Checks the bounds; the setters only store. A zero `diff_interval` is allowed: every
+    /// change is sent at once.
+    fn validate(&self) -> Result<(), InvalidConfig> {
+        InvalidConfig::require_positive("max_views_per_connection", self.max_views_per_connection)?;
+        InvalidConfig::require_positive("max_info_views", self.max_info_views)
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use network_core::Constraint;
+
+    use super::*;
+
+    #[test]
+    fn every_bound_must_be_positive() {
+        assert!(ViewsConfig::default().diff_interval(Duration::ZERO).validate().is_ok());
+        let positive = |field| InvalidConfig::new(field, Constraint::Positive);
+        assert_eq!(
+            ViewsConfig::default().max_views_per_connection(0).validate().unwrap_err(),
+            positive("max_views_per_connection")
+        );
+        assert_eq!(
+            ViewsConfig::default().max_info_views(0).validate().unwrap_err(),
+            positive("max_info_views")
+        );
     }
 }
