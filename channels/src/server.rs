@@ -118,7 +118,7 @@ pub struct ChannelsConfig<N: Network> {
     /// default. Default 10 s.
     pub ack_timeout: Duration,
     /// Acknowledgements one connection may owe at once; more fail with
-    /// [`AckError::TooManyPending`]. Default 256.
+    /// [`AckError::TooManyPending`](crate::AckError::TooManyPending). Default 256.
     pub max_pending_acks: usize,
     /// Frames (joins, leaves, events) accepted but not yet handled, across all
     /// connections. When reached, the router stops taking frames until handlers finish,

@@ -51,7 +51,8 @@ impl<N: Network> Presence<N> {
 
     /// Counts for every open view whose name matches `pattern` (Rust `regex` syntax),
     /// ordered by name: all of them, unlike a peer's `info` request, which
-    /// [`ViewsConfig::authorize_info`] filters and [`ViewsConfig::max_info_views`] bounds.
+    /// [`ViewsConfig::authorize_info`](crate::ViewsConfig::authorize_info) filters and
+    /// [`ViewsConfig::max_info_views`](crate::ViewsConfig::max_info_views) bounds.
     pub fn info_matching(&self, pattern: &str, debug: bool) -> Result<Vec<ViewInfo>, PatternError> {
         let pattern = compile(pattern)?;
         Ok(self.shared.info_matching(&pattern, debug))
