@@ -10,8 +10,9 @@
 //! packets per node whatever the room's size.
 
 use std::collections::{HashMap, HashSet};
+use std::future::Future;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
 use network_core::{Adapter, ClusterInbox, ClusterMessage, ConnectionId, Network, NodeId, RemoteError, Room};
@@ -20,7 +21,6 @@ use serde_json::Value;
 use tokio::sync::oneshot;
 
 use crate::error::AckError;
-use crate::messenger::Messenger;
 
 /// The adapter topic of the channels routers.
 pub(crate) const TOPIC: &str = "ch";
@@ -119,25 +119,25 @@ impl Collectors {
     }
 }
 
-/// Asks the other nodes' members of `room` (scoped); returns their answers and the nodes
-/// that did not report.
-pub(crate) async fn ask_room<N: Network>(
-    messenger: &Messenger<N>,
+/// Asks the other nodes' members of `room` (scoped) of channel `channel`; returns their
+/// answers and the nodes that did not report.
+pub(crate) async fn ask_room<A: Adapter>(
+    adapter: &A,
+    collectors: &Collectors,
+    channel: &str,
     room: &Room,
     event: &str,
     data: &Value,
     timeout: Duration,
 ) -> (Answers, Vec<NodeId>) {
-    let adapter = messenger.network.adapter();
     let peers: HashSet<NodeId> = adapter.peers().into_iter().collect();
     if peers.is_empty() {
         return Default::default();
     }
-    let collectors = &messenger.shared.cluster;
     let (req, finished) = collectors.register(peers);
     let question = Bus::AckRoom {
         req,
-        ch: messenger.channel_path().to_owned(),
+        ch: channel.to_owned(),
         room: room.to_string(),
         ev: event.to_owned(),
         data: data.clone(),
@@ -155,9 +155,30 @@ pub(crate) async fn ask_room<N: Network>(
     collectors.finish(req)
 }
 
-/// Answers other nodes' questions and collects their answers to ours, until the adapter
-/// shuts down.
-pub(crate) async fn serve<N: Network>(messenger: Messenger<N>, mut inbox: ClusterInbox) {
+/// Another node's question, for this node's members of a room to answer.
+pub(crate) struct RoomQuestion {
+    /// The channel the room belongs to.
+    pub(crate) channel: String,
+    /// The room, scoped.
+    pub(crate) room: Room,
+    pub(crate) event: String,
+    pub(crate) data: Value,
+    /// How long each member has to answer.
+    pub(crate) timeout: Duration,
+}
+
+/// Answers other nodes' questions (`ask_members` asks this node's members of a room) and
+/// collects their answers to ours, until the adapter shuts down.
+pub(crate) async fn serve<N, Ask, Asked>(
+    network: N,
+    collectors: Arc<Collectors>,
+    mut inbox: ClusterInbox,
+    ask_members: Ask,
+) where
+    N: Network,
+    Ask: Fn(RoomQuestion) -> Asked + Send + Sync + 'static,
+    Asked: Future<Output = Answers> + Send + 'static,
+{
     while let Some(message) = inbox.recv().await {
         match message {
             ClusterMessage::Message { from, payload } => match serde_json::from_slice::<Bus>(&payload) {
@@ -167,29 +188,43 @@ pub(crate) async fn serve<N: Network>(messenger: Messenger<N>, mut inbox: Cluste
                         .filter(|(id, _)| ConnectionId::from_u64(*id).node() == from)
                         .map(|(id, reply)| (ConnectionId::from_u64(id), decode(reply)))
                         .collect();
-                    messenger.shared.cluster.settle(req, from, Some(replies));
+                    collectors.settle(req, from, Some(replies));
                 }
                 Ok(Bus::AckRoom { req, ch, room, ev, data, timeout_ms }) => {
-                    let messenger = messenger.channel(&ch);
-                    let busy = messenger.shared.cluster.answering.fetch_add(1, Ordering::AcqRel)
-                        >= MAX_REMOTE_QUESTIONS as u64;
+                    let busy =
+                        collectors.answering.fetch_add(1, Ordering::AcqRel) >= MAX_REMOTE_QUESTIONS as u64;
+                    let room: Room = room.into();
+                    let timeout = Duration::from_millis(timeout_ms);
+                    let asked = (!busy).then(|| {
+                        ask_members(RoomQuestion {
+                            channel: ch,
+                            room: room.clone(),
+                            event: ev,
+                            data,
+                            timeout,
+                        })
+                    });
+                    let (network, collectors) = (network.clone(), collectors.clone());
                     tokio::spawn(async move {
-                        let room: Room = room.into();
-                        let timeout = Duration::from_millis(timeout_ms);
-                        let replies: Vec<(u64, Reply)> = if busy {
-                            let ids = messenger.network.adapter().local_members(&room);
-                            ids.into_iter()
-                                .map(|id| (id.as_u64(), Reply::Failed("node busy".to_owned())))
-                                .collect()
-                        } else {
-                            let answers = messenger.local_room_acks(&room, &ev, &data, timeout).await;
-                            answers.into_iter().map(|(id, answer)| (id.as_u64(), encode(answer))).collect()
+                        let replies: Vec<(u64, Reply)> = match asked {
+                            None => {
+                                let ids = network.adapter().local_members(&room);
+                                ids.into_iter()
+                                    .map(|id| (id.as_u64(), Reply::Failed("node busy".to_owned())))
+                                    .collect()
+                            }
+                            Some(asked) => {
+                                let answers = asked.await;
+                                answers
+                                    .into_iter()
+                                    .map(|(id, answer)| (id.as_u64(), encode(answer)))
+                                    .collect()
+                            }
                         };
-                        messenger.shared.cluster.answering.fetch_sub(1, Ordering::AcqRel);
+                        collectors.answering.fetch_sub(1, Ordering::AcqRel);
                         match serde_json::to_vec(&Bus::AckReplies { req, replies }) {
                             Ok(payload) => {
-                                let sent =
-                                    messenger.network.adapter().publish(TOPIC, Some(from), payload.into());
+                                let sent = network.adapter().publish(TOPIC, Some(from), payload.into());
                                 if let Err(error) = sent.await {
                                     tracing::warn!(%error, node = %from, "room acknowledgements not sent back");
                                 }
@@ -202,7 +237,7 @@ pub(crate) async fn serve<N: Network>(messenger: Messenger<N>, mut inbox: Cluste
                     tracing::warn!(node = %from, %error, "dropping an unreadable channels cluster message")
                 }
             },
-            ClusterMessage::NodeDown(node) => messenger.shared.cluster.node_down(node),
+            ClusterMessage::NodeDown(node) => collectors.node_down(node),
             _ => {}
         }
     }

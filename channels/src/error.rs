@@ -106,9 +106,10 @@ pub enum SetupError {
     /// A configured channel path is not valid (see `docs/PROTOCOL.md`, section 5.1).
     #[error("invalid channel path {0:?}")]
     InvalidChannel(String),
-    /// A configuration value is out of range; the message names it.
-    #[error("invalid configuration: {0}")]
-    Config(&'static str),
+    /// A [`ChannelsConfig`](crate::ChannelsConfig) value is out of range; the error names
+    /// the field.
+    #[error(transparent)]
+    Config(#[from] network_core::InvalidConfig),
     /// The router could not be attached (a router named `ch` already is).
     #[error("cannot attach the channels router")]
     Attach(#[from] network_core::AttachError),

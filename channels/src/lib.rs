@@ -54,6 +54,7 @@ mod error;
 mod messenger;
 pub mod protocol;
 mod server;
+mod state;
 
 pub use error::{AckError, EmitError, RemoteError, SetupError, codes};
 pub use messenger::{Messenger, RoomAcks};

@@ -12,7 +12,7 @@ use tokio::sync::oneshot;
 use crate::cluster;
 use crate::error::{AckError, EmitError};
 use crate::protocol::{self, ROUTER, valid_channel, valid_name};
-use crate::server::Shared;
+use crate::state::ChannelsState;
 
 /// An outgoing `emit` frame, serialised straight from the caller's payload.
 #[derive(Serialize)]
@@ -34,13 +34,13 @@ struct EmitOut<'a, T: ?Sized> {
 /// returns `Ok(0)`. All fan-out goes through the network's room adapter.
 pub struct Messenger<N: Network> {
     pub(crate) network: N,
-    pub(crate) shared: Arc<Shared<N>>,
+    pub(crate) state: Arc<ChannelsState>,
     pub(crate) channel: Arc<str>,
 }
 
 impl<N: Network> Clone for Messenger<N> {
     fn clone(&self) -> Self {
-        Self { network: self.network.clone(), shared: self.shared.clone(), channel: self.channel.clone() }
+        Self { network: self.network.clone(), state: self.state.clone(), channel: self.channel.clone() }
     }
 }
 
@@ -53,7 +53,7 @@ impl<N: Network> std::fmt::Debug for Messenger<N> {
 impl<N: Network> Messenger<N> {
     /// The same messenger, emitting on channel `path`.
     pub fn channel(&self, path: &str) -> Self {
-        Self { network: self.network.clone(), shared: self.shared.clone(), channel: path.into() }
+        Self { network: self.network.clone(), state: self.state.clone(), channel: path.into() }
     }
 
     /// The channel this messenger emits on.
@@ -169,7 +169,7 @@ impl<N: Network> Messenger<N> {
         event: &str,
         payload: &T,
     ) -> Result<R, AckError> {
-        self.emit_with_ack_timeout(connection, event, payload, self.shared.config.ack_timeout).await
+        self.emit_with_ack_timeout(connection, event, payload, self.state.limits.ack_timeout).await
     }
 
     /// [`emit_with_ack`](Self::emit_with_ack) with an explicit timeout.
@@ -182,8 +182,8 @@ impl<N: Network> Messenger<N> {
     ) -> Result<R, AckError> {
         let handle = self.network.connection(connection).ok_or(EmitError::NoConnection)?;
         let (tx, rx) = oneshot::channel();
-        let id = self.shared.register_ack(connection, tx)?;
-        let pending = PendingAck { shared: &self.shared, connection, id };
+        let id = self.state.register_ack(connection, tx)?;
+        let pending = PendingAck { state: &self.state, connection, id };
         let message = self.encode(event, payload, Some(id))?;
         handle.send(message).map_err(EmitError::from)?;
         let reply = match tokio::time::timeout(timeout, rx).await {
@@ -215,10 +215,18 @@ impl<N: Network> Messenger<N> {
         }
         let data =
             serde_json::to_value(payload).map_err(|error| EmitError::Encode(EncodeError::Json(error)))?;
-        let timeout = self.shared.config.ack_timeout;
+        let timeout = self.state.limits.ack_timeout;
         let (local, (remote, unreachable)) = tokio::join!(
             self.local_room_acks(&room, event, &data, timeout),
-            cluster::ask_room(self, &room, event, &data, timeout)
+            cluster::ask_room(
+                self.network.adapter(),
+                &self.state.cluster,
+                &self.channel,
+                &room,
+                event,
+                &data,
+                timeout
+            )
         );
         let replies = local
             .into_iter()
@@ -252,9 +260,9 @@ impl<N: Network> Messenger<N> {
     /// Joining a room it is in already succeeds and takes no second slot.
     pub async fn join_room(&self, connection: ConnectionId, room: &str) -> Result<(), EmitError> {
         let room = self.scoped(room)?;
-        self.shared.claim_room(connection, &room)?;
+        self.state.claim_room(connection, &room)?;
         if let Err(error) = self.network.adapter().join(connection, room.clone()).await {
-            self.shared.release_room(connection, &room);
+            self.state.release_room(connection, &room);
             return Err(error.into());
         }
         Ok(())
@@ -264,7 +272,7 @@ impl<N: Network> Messenger<N> {
     pub async fn leave_room(&self, connection: ConnectionId, room: &str) -> Result<(), EmitError> {
         let room = self.scoped(room)?;
         self.network.adapter().leave(connection, &room).await?;
-        self.shared.release_room(connection, &room);
+        self.state.release_room(connection, &room);
         Ok(())
     }
 
@@ -331,14 +339,14 @@ pub struct RoomAcks<R> {
 }
 
 /// Removes a pending acknowledgement when the waiting future ends, however it ends.
-struct PendingAck<'a, N: Network> {
-    shared: &'a Shared<N>,
+struct PendingAck<'a> {
+    state: &'a ChannelsState,
     connection: ConnectionId,
     id: u64,
 }
 
-impl<N: Network> Drop for PendingAck<'_, N> {
+impl Drop for PendingAck<'_> {
     fn drop(&mut self) {
-        self.shared.forget_ack(self.connection, self.id);
+        self.state.forget_ack(self.connection, self.id);
     }
 }

@@ -1,26 +1,26 @@
-//! The server side: channels with their handlers, the router, and its shared state.
+//! The server side: channels with their handlers, the options, and the router.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::fmt;
 use std::future::Future;
 use std::panic::AssertUnwindSafe;
 use std::pin::Pin;
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::sync::Arc;
 use std::time::Duration;
 
 use futures_util::FutureExt;
 use network_core::{
-    Adapter, Connection, ConnectionId, Identity, Network, NetworkEvent, OrderedExecutor, Room, Router,
-    envelope,
+    Adapter, Connection, Identity, InvalidConfig, Network, NetworkEvent, OrderedExecutor, Router, envelope,
 };
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
-use tokio::sync::oneshot;
 
-use crate::error::{AckError, EmitError, RemoteError, SetupError, codes};
+use crate::cluster::{self, RoomQuestion};
+use crate::error::{EmitError, RemoteError, SetupError, codes};
 use crate::messenger::Messenger;
 use crate::protocol::{self, Frame, ROOT, ROUTER, valid_channel};
+use crate::state::{ChannelsState, Limits};
 
 type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send>>;
 type JoinHook<N> = Arc<dyn Fn(JoinContext<N>) -> BoxFuture<Result<(), RemoteError>> + Send + Sync>;
@@ -118,7 +118,7 @@ pub struct ChannelsConfig<N: Network> {
     /// default. Default 10 s.
     pub ack_timeout: Duration,
     /// Acknowledgements one connection may owe at once; more fail with
-    /// [`AckError::TooManyPending`]. Default 256.
+    /// [`AckError::TooManyPending`](crate::AckError::TooManyPending). Default 256.
     pub max_pending_acks: usize,
     /// Frames (joins, leaves, events) accepted but not yet handled, across all
     /// connections. When reached, the router stops taking frames until handlers finish,
@@ -202,39 +202,56 @@ impl<N: Network> ChannelsConfig<N> {
     /// Attaches the channels router to `network` and returns the messenger that emits on
     /// it (on channel `/`).
     pub fn attach(mut self, network: &N) -> Result<Messenger<N>, SetupError> {
+        self.validate()?;
+        self.channels.entry(ROOT.to_owned()).or_default();
+        let state = Arc::new(ChannelsState::new(Limits {
+            ack_timeout: self.ack_timeout,
+            max_pending_acks: self.max_pending_acks,
+            max_rooms_per_connection: self.max_rooms_per_connection,
+        }));
+        let messenger = Messenger { network: network.clone(), state: state.clone(), channel: ROOT.into() };
+        let worker = Arc::new(Worker {
+            messenger: messenger.clone(),
+            channels: self.channels,
+            max_channels_per_connection: self.max_channels_per_connection,
+        });
+        let executor = OrderedExecutor::new(
+            self.max_queued_frames,
+            move |_key, (connection, work): (Connection, Work)| {
+                let worker = worker.clone();
+                async move { handle(&worker, &connection, work).await }
+            },
+        );
+        let inbox = network.adapter().subscribe(cluster::TOPIC);
+        network.attach(ChannelsRouter { messenger: messenger.clone(), executor })?;
+        if let Some(inbox) = inbox {
+            let asker = messenger.clone();
+            let ask_members = move |question: RoomQuestion| {
+                let messenger = asker.channel(&question.channel);
+                async move {
+                    messenger
+                        .local_room_acks(&question.room, &question.event, &question.data, question.timeout)
+                        .await
+                }
+            };
+            tokio::spawn(cluster::serve(network.clone(), state.cluster.clone(), inbox, ask_members));
+        }
+        Ok(messenger)
+    }
+}
+
+impl<N: Network> ChannelsConfig<N> {
+    /// Checks the bounds and the channel paths; the setters only store.
+    fn validate(&self) -> Result<(), SetupError> {
         if let Some(path) = self.channels.keys().find(|path| !valid_channel(path)) {
             return Err(SetupError::InvalidChannel(path.clone()));
         }
-        if self.max_pending_acks == 0 || self.max_queued_frames == 0 || self.ack_timeout.is_zero() {
-            return Err(SetupError::Config(
-                "ack_timeout, max_pending_acks and max_queued_frames must be positive",
-            ));
-        }
-        if self.max_channels_per_connection == 0 || self.max_rooms_per_connection == 0 {
-            return Err(SetupError::Config(
-                "max_channels_per_connection and max_rooms_per_connection must be positive",
-            ));
-        }
-        self.channels.entry(ROOT.to_owned()).or_default();
-        let max_queued_frames = self.max_queued_frames;
-        let shared = Arc::new(Shared {
-            config: self,
-            connections: Mutex::new(HashMap::new()),
-            cluster: crate::cluster::Collectors::default(),
-        });
-        let messenger = Messenger { network: network.clone(), shared: shared.clone(), channel: ROOT.into() };
-        let worker = messenger.clone();
-        let executor =
-            OrderedExecutor::new(max_queued_frames, move |_key, (connection, work): (Connection, Work)| {
-                let messenger = worker.clone();
-                async move { handle(&messenger, &connection, work).await }
-            });
-        let inbox = network.adapter().subscribe(crate::cluster::TOPIC);
-        network.attach(ChannelsRouter { messenger: messenger.clone(), executor })?;
-        if let Some(inbox) = inbox {
-            tokio::spawn(crate::cluster::serve(messenger.clone(), inbox));
-        }
-        Ok(messenger)
+        InvalidConfig::require_positive_duration("ack_timeout", self.ack_timeout)?;
+        InvalidConfig::require_positive("max_pending_acks", self.max_pending_acks)?;
+        InvalidConfig::require_positive("max_queued_frames", self.max_queued_frames)?;
+        InvalidConfig::require_positive("max_channels_per_connection", self.max_channels_per_connection)?;
+        InvalidConfig::require_positive("max_rooms_per_connection", self.max_rooms_per_connection)?;
+        Ok(())
     }
 }
 
@@ -334,76 +351,11 @@ enum Work {
     Closed,
 }
 
-#[derive(Default)]
-struct ConnectionState {
-    joined: HashSet<String>,
-    /// The rooms `join_room` put the connection in (scoped names), for
-    /// `max_rooms_per_connection`.
-    rooms: HashSet<Room>,
-    next_ack_id: u64,
-    pending_acks: HashMap<u64, oneshot::Sender<Result<Value, RemoteError>>>,
-}
-
-pub(crate) struct Shared<N: Network> {
-    pub(crate) config: ChannelsConfig<N>,
-    connections: Mutex<HashMap<ConnectionId, ConnectionState>>,
-    /// Room acknowledgement questions this node waits on other nodes for.
-    pub(crate) cluster: crate::cluster::Collectors,
-}
-
-impl<N: Network> Shared<N> {
-    fn lock(&self) -> MutexGuard<'_, HashMap<ConnectionId, ConnectionState>> {
-        self.connections.lock().unwrap_or_else(PoisonError::into_inner)
-    }
-
-    pub(crate) fn register_ack(
-        &self,
-        connection: ConnectionId,
-        reply: oneshot::Sender<Result<Value, RemoteError>>,
-    ) -> Result<u64, AckError> {
-        let mut connections = self.lock();
-        // The caller checked that the connection is open; the router may not have seen its
-        // `Added` yet.
-        let state = connections.entry(connection).or_default();
-        if state.pending_acks.len() >= self.config.max_pending_acks {
-            return Err(AckError::TooManyPending);
-        }
-        state.next_ack_id += 1;
-        let id = state.next_ack_id;
-        state.pending_acks.insert(id, reply);
-        Ok(id)
-    }
-
-    pub(crate) fn forget_ack(&self, connection: ConnectionId, id: u64) {
-        if let Some(state) = self.lock().get_mut(&connection) {
-            state.pending_acks.remove(&id);
-        }
-    }
-
-    fn is_joined(&self, connection: ConnectionId, channel: &str) -> bool {
-        self.lock().get(&connection).is_some_and(|state| state.joined.contains(channel))
-    }
-
-    /// Counts `room` for `connection` before it joins it: `Err` at the limit. Connections
-    /// this router does not track (not open, or on another node) are not counted.
-    pub(crate) fn claim_room(&self, connection: ConnectionId, room: &Room) -> Result<(), EmitError> {
-        let mut connections = self.lock();
-        let Some(state) = connections.get_mut(&connection) else { return Ok(()) };
-        if !state.rooms.contains(room) {
-            if state.rooms.len() >= self.config.max_rooms_per_connection {
-                return Err(EmitError::TooManyRooms(self.config.max_rooms_per_connection));
-            }
-            state.rooms.insert(room.clone());
-        }
-        Ok(())
-    }
-
-    /// Frees the slot of `room` (it was left, or joining it failed).
-    pub(crate) fn release_room(&self, connection: ConnectionId, room: &Room) {
-        if let Some(state) = self.lock().get_mut(&connection) {
-            state.rooms.remove(room);
-        }
-    }
+/// What handles the connections' work: the messenger, and the channels it looks up.
+struct Worker<N: Network> {
+    messenger: Messenger<N>,
+    channels: HashMap<String, Channel<N>>,
+    max_channels_per_connection: usize,
 }
 
 /// The router: decodes frames, resolves acknowledgements, and queues the rest per
@@ -422,7 +374,7 @@ impl<N: Network> Router<N> for ChannelsRouter<N> {
         match event {
             NetworkEvent::Added(connection) => {
                 // `or_default`: an `emit_with_ack` may have created the state already.
-                self.messenger.shared.lock().entry(connection.id()).or_default();
+                self.messenger.state.lock().entry(connection.id()).or_default();
                 self.enqueue(&connection, Work::JoinRoot).await;
             }
             NetworkEvent::Message { connection, message } => {
@@ -446,7 +398,7 @@ impl<N: Network> Router<N> for ChannelsRouter<N> {
                 }
             }
             NetworkEvent::Removed { connection, .. } => {
-                if let Some(state) = self.messenger.shared.lock().get_mut(&connection.id()) {
+                if let Some(state) = self.messenger.state.lock().get_mut(&connection.id()) {
                     // Waiting acks fail with `Closed`: their senders are dropped here.
                     state.pending_acks.clear();
                 }
@@ -468,7 +420,7 @@ impl<N: Network> ChannelsRouter<N> {
             Frame::Ack { id, data, err } => {
                 let waiting = self
                     .messenger
-                    .shared
+                    .state
                     .lock()
                     .get_mut(&connection.id())
                     .and_then(|state| state.pending_acks.remove(&id));
@@ -500,32 +452,32 @@ impl<N: Network> ChannelsRouter<N> {
     }
 }
 
-async fn handle<N: Network>(messenger: &Messenger<N>, connection: &Connection, work: Work) {
+async fn handle<N: Network>(worker: &Worker<N>, connection: &Connection, work: Work) {
     match work {
         Work::Closed => {
-            messenger.shared.lock().remove(&connection.id());
+            worker.messenger.state.lock().remove(&connection.id());
         }
         Work::JoinRoot => {
-            if let Err(error) = join(messenger, connection, ROOT).await {
+            if let Err(error) = join(worker, connection, ROOT).await {
                 reply(connection, &Frame::error(error, None, Some(ROOT.to_owned())));
             }
         }
         Work::Join { ch, id } => {
-            let answer = match join(messenger, connection, &ch).await {
+            let answer = match join(worker, connection, &ch).await {
                 Ok(()) => Frame::Joined { ch, id },
                 Err(error) => Frame::error(error, id, Some(ch)),
             };
             reply(connection, &answer);
         }
         Work::Leave { ch, id } => {
-            let answer = match leave(messenger, connection, &ch).await {
+            let answer = match leave(&worker.messenger, connection, &ch).await {
                 Ok(()) => Frame::Left { ch, id },
                 Err(error) => Frame::error(error, id, Some(ch)),
             };
             reply(connection, &answer);
         }
         Work::Emit { ch, ev, data, id } => {
-            let result = event(messenger, connection, &ch, ev, data).await;
+            let result = event(worker, connection, &ch, ev, data).await;
             match (id, result) {
                 (Some(id), result) => reply(connection, &Frame::ack(id, result)),
                 (None, Ok(_)) => {}
@@ -535,17 +487,14 @@ async fn handle<N: Network>(messenger: &Messenger<N>, connection: &Connection, w
     }
 }
 
-async fn join<N: Network>(
-    messenger: &Messenger<N>,
-    connection: &Connection,
-    ch: &str,
-) -> Result<(), RemoteError> {
-    let shared = &messenger.shared;
-    let Some(channel) = shared.config.channels.get(ch) else {
+async fn join<N: Network>(worker: &Worker<N>, connection: &Connection, ch: &str) -> Result<(), RemoteError> {
+    let messenger = &worker.messenger;
+    let state = &messenger.state;
+    let Some(channel) = worker.channels.get(ch) else {
         return Err(RemoteError::new(codes::UNKNOWN_CHANNEL, format!("no channel {ch:?}")));
     };
     let (already, joined) = {
-        let connections = shared.lock();
+        let connections = state.lock();
         let state = connections.get(&connection.id());
         (state.is_some_and(|state| state.joined.contains(ch)), state.map_or(0, |state| state.joined.len()))
     };
@@ -554,7 +503,7 @@ async fn join<N: Network>(
     }
     // Before the hook runs: a refused join costs no hook call. Frames of one connection are
     // handled one at a time, so no other join of it runs until this one is recorded.
-    let max = shared.config.max_channels_per_connection;
+    let max = worker.max_channels_per_connection;
     if joined >= max {
         return Err(RemoteError::new(codes::LIMIT, format!("at most {max} channels per connection")));
     }
@@ -580,8 +529,8 @@ async fn join<N: Network>(
     for room in rooms {
         adapter.join(id, room).await.map_err(|error| RemoteError::internal(error.to_string()))?;
     }
-    if let Some(state) = shared.lock().get_mut(&id) {
-        state.joined.insert(ch.to_owned());
+    if let Some(connection_state) = state.lock().get_mut(&id) {
+        connection_state.joined.insert(ch.to_owned());
     }
     if connection.is_closed() {
         // Closed while joining: the server may already have emptied its rooms.
@@ -597,7 +546,7 @@ async fn leave<N: Network>(
 ) -> Result<(), RemoteError> {
     let id = connection.id();
     let prefix = format!("{ch}#");
-    let was_joined = messenger.shared.lock().get_mut(&id).is_some_and(|state| {
+    let was_joined = messenger.state.lock().get_mut(&id).is_some_and(|state| {
         // The channel's rooms are left below, so their slots are free.
         state.rooms.retain(|room| !room.starts_with(&prefix));
         state.joined.remove(ch)
@@ -614,20 +563,20 @@ async fn leave<N: Network>(
 }
 
 async fn event<N: Network>(
-    messenger: &Messenger<N>,
+    worker: &Worker<N>,
     connection: &Connection,
     ch: &str,
     ev: String,
     data: Value,
 ) -> Result<Value, RemoteError> {
-    if !messenger.shared.is_joined(connection.id(), ch) {
+    let messenger = &worker.messenger;
+    if !messenger.state.is_joined(connection.id(), ch) {
         return Err(RemoteError::new(
             codes::NOT_JOINED,
             format!("join channel {ch:?} before emitting on it"),
         ));
     }
-    let handler =
-        messenger.shared.config.channels.get(ch).and_then(|channel| channel.handlers.get(&ev)).cloned();
+    let handler = worker.channels.get(ch).and_then(|channel| channel.handlers.get(&ev)).cloned();
     let Some(handler) = handler else {
         return Err(RemoteError::new(codes::NO_HANDLER, format!("no handler for {ev:?} on {ch:?}")));
     };
@@ -654,5 +603,34 @@ fn reply(connection: &Connection, frame: &Frame) {
             }
         }
         Err(error) => tracing::error!(%error, "cannot encode a channels frame"),
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use std::time::Duration;
+
+    use network_core::Constraint;
+    use ws_server::Server;
+
+    use super::*;
+
+    #[test]
+    fn every_bound_must_be_positive_and_every_path_valid() {
+        let base = ChannelsConfig::<Server>::default;
+        assert!(base().validate().is_ok());
+        let refused = |config: ChannelsConfig<Server>| match config.validate() {
+            Err(SetupError::Config(error)) => error,
+            other => panic!("expected a configuration error, got {other:?}"),
+        };
+        let positive = |field| InvalidConfig::new(field, Constraint::Positive);
+        assert_eq!(refused(base().ack_timeout(Duration::ZERO)), positive("ack_timeout"));
+        assert_eq!(refused(base().max_pending_acks(0)), positive("max_pending_acks"));
+        assert_eq!(refused(base().max_queued_frames(0)), positive("max_queued_frames"));
+        assert_eq!(refused(base().max_channels_per_connection(0)), positive("max_channels_per_connection"));
+        assert_eq!(refused(base().max_rooms_per_connection(0)), positive("max_rooms_per_connection"));
+        let bad_path = base().channel("no-slash", Channel::new());
+        assert!(matches!(bad_path.validate(), Err(SetupError::InvalidChannel(path)) if path == "no-slash"));
     }
 }

@@ -1,5 +1,8 @@
 //! Errors of the core types.
 
+use std::fmt;
+use std::time::Duration;
+
 use crate::connection::NodeId;
 use crate::message::Message;
 
@@ -76,6 +79,91 @@ pub enum AttachError {
     /// see [`heartbeat`](crate::heartbeat)); choose another name.
     #[error("router name {0:?} is reserved")]
     Reserved(String),
+    /// The router's configuration has a value out of range (a router client's zero
+    /// capacity, say); nothing was attached. Fix the named field.
+    #[error(transparent)]
+    InvalidConfig(#[from] InvalidConfig),
+}
+
+/// A configuration value is out of range: `field` (as named in the configuration struct,
+/// `hub.event_queue_capacity` for a nested one) breaks `constraint`.
+///
+/// Every configuration of the workspace is checked once, where it is used (`bind`,
+/// `connect`, `attach`, `TokenStore::new`), and a value out of range is refused with
+/// this error, never clamped silently; the setters only store. See `docs/DESIGN.md`,
+/// "One validation policy".
+///
+/// ```
+/// use network_core::{Constraint, InvalidConfig};
+/// let error = InvalidConfig::new("max_queued_frames", Constraint::Positive);
+/// assert_eq!(error.to_string(), "invalid configuration: max_queued_frames must be positive");
+/// ```
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("invalid configuration: {field} {constraint}")]
+#[non_exhaustive]
+pub struct InvalidConfig {
+    /// The field, as named in its configuration struct.
+    pub field: &'static str,
+    /// What its value must be.
+    pub constraint: Constraint,
+}
+
+impl InvalidConfig {
+    /// `field` breaks `constraint`.
+    pub fn new(field: &'static str, constraint: Constraint) -> Self {
+        Self { field, constraint }
+    }
+
+    /// Checks that a count, size or capacity is positive.
+    ///
+    /// # Errors
+    /// [`Constraint::Positive`] for zero.
+    pub fn require_positive(field: &'static str, value: usize) -> Result<(), Self> {
+        if value == 0 { Err(Self::new(field, Constraint::Positive)) } else { Ok(()) }
+    }
+
+    /// Checks that a duration is positive.
+    ///
+    /// # Errors
+    /// [`Constraint::Positive`] for zero.
+    pub fn require_positive_duration(field: &'static str, value: Duration) -> Result<(), Self> {
+        if value.is_zero() { Err(Self::new(field, Constraint::Positive)) } else { Ok(()) }
+    }
+}
+
+/// What a configuration value must be; the text completes "`field` must ...".
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Constraint {
+    /// Greater than zero: a queue that holds nothing never delivers, a timeout of zero
+    /// expires at once.
+    Positive,
+    /// At least this many bytes.
+    AtLeastBytes(u64),
+    /// At most this long.
+    AtMost(Duration),
+    /// At least `times` the value of another field of the same configuration.
+    AtLeastTimes {
+        /// The other field.
+        field: &'static str,
+        /// The factor (1: at least that field).
+        times: u32,
+    },
+    /// Of the form described (`scheme://host[:port]`, say).
+    Form(&'static str),
+}
+
+impl fmt::Display for Constraint {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Positive => f.write_str("must be positive"),
+            Self::AtLeastBytes(bytes) => write!(f, "must be at least {bytes} bytes"),
+            Self::AtMost(max) => write!(f, "must be at most {max:?}"),
+            Self::AtLeastTimes { field, times: 1 } => write!(f, "must be at least {field}"),
+            Self::AtLeastTimes { field, times } => write!(f, "must be at least {times} times {field}"),
+            Self::Form(form) => write!(f, "must be {form}"),
+        }
+    }
 }
 
 /// A room operation could not be carried out by the adapter.

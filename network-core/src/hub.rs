@@ -30,7 +30,8 @@ pub fn is_restoring(id: ConnectionId) -> bool {
     RESTORING.try_with(|restoring| *restoring == id).unwrap_or(false)
 }
 
-/// Queue bounds of a [`Hub`].
+/// Queue bounds of a [`Hub`]. The networks check them when they start (a zero capacity
+/// is refused, naming the field); [`Hub::new`] itself reads a zero as 1.
 #[derive(Clone, Debug)]
 #[non_exhaustive]
 pub struct HubConfig {
@@ -49,15 +50,15 @@ impl Default for HubConfig {
 }
 
 impl HubConfig {
-    /// Sets [`router_queue_capacity`](Self::router_queue_capacity) (at least 1).
+    /// Sets [`router_queue_capacity`](Self::router_queue_capacity).
     pub fn router_queue_capacity(mut self, capacity: usize) -> Self {
-        self.router_queue_capacity = capacity.max(1);
+        self.router_queue_capacity = capacity;
         self
     }
 
-    /// Sets [`event_queue_capacity`](Self::event_queue_capacity) (at least 1).
+    /// Sets [`event_queue_capacity`](Self::event_queue_capacity).
     pub fn event_queue_capacity(mut self, capacity: usize) -> Self {
-        self.event_queue_capacity = capacity.max(1);
+        self.event_queue_capacity = capacity;
         self
     }
 }

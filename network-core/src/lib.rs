@@ -69,7 +69,7 @@ pub use connection::{
     CloseCode, CloseFrame, ClosedSignal, Connection, ConnectionId, ConnectionIds, ConnectionMeta, Identity,
     Link, NodeId,
 };
-pub use error::{AdapterError, AttachError, DecodeError, EncodeError, SendError};
+pub use error::{AdapterError, AttachError, Constraint, DecodeError, EncodeError, InvalidConfig, SendError};
 pub use hub::{Hub, HubConfig, Registry};
 pub use message::{Message, Text};
 pub use network::{Events, Network, NetworkEvent};

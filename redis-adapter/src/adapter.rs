@@ -13,9 +13,9 @@ use tokio::sync::broadcast;
 use tokio::time::timeout;
 
 use crate::config::RedisConfig;
-use crate::error::RedisAdapterError;
+use crate::error::{PublishError, RedisAdapterError};
 use crate::lease;
-use crate::node::{self, ClusterEvent, Shared};
+use crate::node::{self, ClusterEvent, ClusterNode};
 use crate::packet::{Answer, Body, Op, broadcast_body};
 
 /// A node that has joined its cluster: connected to Redis, holding a node number, and
@@ -37,7 +37,7 @@ use crate::packet::{Answer, Body, Op, broadcast_body};
 /// the cluster: its tasks stop, and the others drop it after its heartbeat timeout.
 #[derive(Debug)]
 pub struct RedisCluster {
-    shared: Arc<Shared>,
+    shared: Arc<ClusterNode>,
 }
 
 impl Drop for RedisCluster {
@@ -68,7 +68,7 @@ impl RedisCluster {
         let subscription = timeout(within, node::subscribe(&client, &config, node))
             .await
             .map_err(|_| RedisAdapterError::Timeout)??;
-        let (shared, queue) = Shared::new(config, node, incarnation, commands, client.clone());
+        let (shared, queue) = ClusterNode::new(config, node, incarnation, commands, client.clone());
         let shared = Arc::new(shared);
         shared.tasks.spawn(node::run_publisher(shared.clone(), queue));
         shared.tasks.spawn(node::run_subscriber(shared.clone(), client, subscription));
@@ -125,7 +125,7 @@ impl AdapterFactory for RedisCluster {
 pub struct RedisAdapter {
     /// `None` only inside a [`RedisCluster`] not yet handed to a server.
     local: Option<LocalAdapter>,
-    shared: Arc<Shared>,
+    shared: Arc<ClusterNode>,
 }
 
 impl RedisAdapter {
@@ -242,12 +242,12 @@ impl Adapter for RedisAdapter {
                 local.broadcast_now(target, &message)
             });
         let published = match queued {
-            Ok(receipt) => receipt.await.unwrap_or_else(|_| Err("cluster adapter stopped".to_owned())),
-            Err(reason) => Err(reason),
+            Ok(receipt) => receipt.await.unwrap_or(Err(PublishError::Stopped)),
+            Err(error) => Err(error),
         };
         match published {
             Ok(()) => Ok(delivered_locally),
-            Err(reason) => Err(AdapterError::NotPublished { delivered_locally, reason }),
+            Err(error) => Err(AdapterError::NotPublished { delivered_locally, reason: error.to_string() }),
         }
     }
 
@@ -257,12 +257,11 @@ impl Adapter for RedisAdapter {
             Some(node) => self.shared.queue_to(node, body, &payload),
             None => self.shared.queue_shared(body, &payload, || ()).1,
         };
-        let receipt = queued.map_err(AdapterError::Unavailable)?;
-        match receipt.await {
-            Ok(Ok(())) => Ok(()),
-            Ok(Err(reason)) => Err(AdapterError::Unavailable(reason)),
-            Err(_) => Err(AdapterError::Unavailable("cluster adapter stopped".to_owned())),
-        }
+        let published = match queued {
+            Ok(receipt) => receipt.await.unwrap_or(Err(PublishError::Stopped)),
+            Err(error) => Err(error),
+        };
+        Ok(published?)
     }
 
     fn subscribe(&self, topic: &str) -> Option<ClusterInbox> {

@@ -2,6 +2,8 @@
 
 use std::time::Duration;
 
+use network_core::{Constraint, InvalidConfig};
+
 /// How a node joins its cluster: where Redis is, how its channels are named, and how fast
 /// nodes notice each other come and go.
 ///
@@ -143,17 +145,65 @@ impl RedisConfig {
         format!("{}#lease#{node}", self.prefix)
     }
 
-    pub(crate) fn validate(&self) -> Result<(), crate::RedisAdapterError> {
-        let invalid = |reason: &str| Err(crate::RedisAdapterError::InvalidConfig(reason.to_owned()));
-        if self.heartbeat_interval.is_zero() || self.heartbeat_timeout < self.heartbeat_interval * 2 {
-            return invalid("heartbeat_timeout must be at least twice a non-zero heartbeat_interval");
+    /// Checks every field; the setters only store.
+    ///
+    /// # Errors
+    /// The first field out of range.
+    pub(crate) fn validate(&self) -> Result<(), InvalidConfig> {
+        InvalidConfig::require_positive_duration("heartbeat_interval", self.heartbeat_interval)?;
+        if self.heartbeat_timeout < self.heartbeat_interval.saturating_mul(2) {
+            let constraint = Constraint::AtLeastTimes { field: "heartbeat_interval", times: 2 };
+            return Err(InvalidConfig::new("heartbeat_timeout", constraint));
         }
-        if self.publish_queue == 0 || self.max_pending_requests == 0 {
-            return invalid("publish_queue and max_pending_requests must be at least 1");
-        }
+        InvalidConfig::require_positive_duration("request_timeout", self.request_timeout)?;
+        InvalidConfig::require_positive_duration("command_timeout", self.command_timeout)?;
+        InvalidConfig::require_positive("publish_queue", self.publish_queue)?;
+        InvalidConfig::require_positive("max_pending_requests", self.max_pending_requests)?;
         if self.prefix.is_empty() || self.prefix.contains('#') {
-            return invalid("prefix must be non-empty and without '#'");
+            return Err(InvalidConfig::new("prefix", Constraint::Form("non-empty and without '#'")));
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    fn refused(config: RedisConfig) -> InvalidConfig {
+        config.validate().unwrap_err()
+    }
+
+    #[test]
+    fn the_defaults_pass() {
+        assert_eq!(RedisConfig::new("redis://127.0.0.1").validate(), Ok(()));
+    }
+
+    #[test]
+    fn every_rule_names_its_field() {
+        let base = || RedisConfig::new("redis://127.0.0.1");
+        let positive = |field| InvalidConfig::new(field, Constraint::Positive);
+        assert_eq!(refused(base().heartbeat_interval(Duration::ZERO)), positive("heartbeat_interval"));
+        assert_eq!(
+            refused(
+                base().heartbeat_interval(Duration::from_secs(2)).heartbeat_timeout(Duration::from_secs(3))
+            ),
+            InvalidConfig::new(
+                "heartbeat_timeout",
+                Constraint::AtLeastTimes { field: "heartbeat_interval", times: 2 }
+            )
+        );
+        assert_eq!(refused(base().request_timeout(Duration::ZERO)), positive("request_timeout"));
+        assert_eq!(refused(base().command_timeout(Duration::ZERO)), positive("command_timeout"));
+        assert_eq!(refused(base().publish_queue(0)), positive("publish_queue"));
+        assert_eq!(refused(base().max_pending_requests(0)), positive("max_pending_requests"));
+        for prefix in ["", "a#b"] {
+            assert_eq!(refused(base().prefix(prefix)).field, "prefix");
+        }
+        // Exactly twice the interval is enough.
+        let twice =
+            base().heartbeat_interval(Duration::from_secs(2)).heartbeat_timeout(Duration::from_secs(4));
+        assert_eq!(twice.validate(), Ok(()));
     }
 }

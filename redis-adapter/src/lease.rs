@@ -6,7 +6,7 @@ use redis::aio::ConnectionManager;
 
 use crate::config::RedisConfig;
 use crate::error::RedisAdapterError;
-use crate::node::{Shared, random_u64};
+use crate::node::{ClusterNode, random_u64};
 
 /// How many random numbers a starting node tries before giving up.
 const ATTEMPTS: usize = 32;
@@ -57,7 +57,10 @@ pub(crate) async fn claim(
 
 /// Extends this node's lease (re-taking it after a Redis restart); `false` when another
 /// process holds the number.
-pub(crate) async fn renew(commands: &mut ConnectionManager, shared: &Shared) -> redis::RedisResult<bool> {
+pub(crate) async fn renew(
+    commands: &mut ConnectionManager,
+    shared: &ClusterNode,
+) -> redis::RedisResult<bool> {
     let held: i64 = redis::cmd("EVAL")
         .arg(RENEW)
         .arg(1)
@@ -70,7 +73,10 @@ pub(crate) async fn renew(commands: &mut ConnectionManager, shared: &Shared) -> 
 }
 
 /// Gives the number back (clean shutdown).
-pub(crate) async fn release(commands: &mut ConnectionManager, shared: &Shared) -> redis::RedisResult<()> {
+pub(crate) async fn release(
+    commands: &mut ConnectionManager,
+    shared: &ClusterNode,
+) -> redis::RedisResult<()> {
     redis::cmd("EVAL")
         .arg(RELEASE)
         .arg(1)

@@ -5,7 +5,7 @@
 use std::collections::{HashMap, HashSet};
 use std::hash::{BuildHasher, RandomState};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Mutex, MutexGuard, OnceLock, PoisonError};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -18,6 +18,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::config::RedisConfig;
+use crate::error::PublishError;
 use crate::packet::{self, Answer, Body, Header, Op};
 
 /// Something that changed in this node's view of the cluster.
@@ -51,13 +52,13 @@ const MAX_BACKOFF: Duration = Duration::from_secs(2);
 const BATCH: usize = 64;
 
 /// The receipt of a queued packet: `Ok` once Redis took it.
-pub(crate) type Receipt = oneshot::Receiver<Result<(), String>>;
+pub(crate) type Receipt = oneshot::Receiver<Result<(), PublishError>>;
 
 /// A packet waiting for the publisher.
 pub(crate) struct Outgoing {
     channel: String,
     packet: Vec<u8>,
-    done: oneshot::Sender<Result<(), String>>,
+    done: oneshot::Sender<Result<(), PublishError>>,
 }
 
 struct Peer {
@@ -76,7 +77,7 @@ struct Pending {
 }
 
 /// What the adapter handles and the node's tasks share.
-pub(crate) struct Shared {
+pub(crate) struct ClusterNode {
     pub(crate) config: RedisConfig,
     pub(crate) node: NodeId,
     incarnation: u64,
@@ -107,9 +108,9 @@ pub(crate) struct Shared {
     client: redis::Client,
 }
 
-impl std::fmt::Debug for Shared {
+impl std::fmt::Debug for ClusterNode {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Shared").field("node", &self.node).field("peers", &self.peers()).finish()
+        f.debug_struct("ClusterNode").field("node", &self.node).field("peers", &self.peers()).finish()
     }
 }
 
@@ -122,7 +123,7 @@ pub(crate) fn random_u64() -> u64 {
     RandomState::new().hash_one(std::time::SystemTime::now())
 }
 
-impl Shared {
+impl ClusterNode {
     /// The node's shared state and the receiving end of its publish queue.
     pub(crate) fn new(
         config: RedisConfig,
@@ -157,9 +158,9 @@ impl Shared {
     }
 
     /// Queues this node's goodbye, the last packet it sends.
-    pub(crate) fn queue_bye(&self) -> Result<Receipt, String> {
+    pub(crate) fn queue_bye(&self) -> Result<Receipt, PublishError> {
         if self.leaving.swap(true, Ordering::AcqRel) {
-            return Err("already left".to_owned());
+            return Err(PublishError::Left);
         }
         self.queue_shared(Body::Bye, &[], || ()).1
     }
@@ -221,12 +222,12 @@ impl Shared {
         body: Body,
         payload: &[u8],
         local: impl FnOnce() -> R,
-    ) -> (R, Result<Receipt, String>) {
+    ) -> (R, Result<Receipt, PublishError>) {
         let mut seq = lock(&self.order);
         let delivered = local();
         // After the goodbye nothing more: only the goodbye itself passes.
         if self.leaving.load(Ordering::Acquire) && !matches!(body, Body::Bye) {
-            return (delivered, Err("this node is leaving the cluster".to_owned()));
+            return (delivered, Err(PublishError::Leaving));
         }
         let mut header = Header::new(self.node, self.incarnation, body);
         header.s = *seq + 1;
@@ -239,9 +240,9 @@ impl Shared {
     }
 
     /// Queues a packet for `node` alone.
-    pub(crate) fn queue_to(&self, node: NodeId, body: Body, payload: &[u8]) -> Result<Receipt, String> {
+    pub(crate) fn queue_to(&self, node: NodeId, body: Body, payload: &[u8]) -> Result<Receipt, PublishError> {
         if self.leaving.load(Ordering::Acquire) {
-            return Err("this node is leaving the cluster".to_owned());
+            return Err(PublishError::Leaving);
         }
         let mut header = Header::new(self.node, self.incarnation, body);
         header.to = Some(node.as_u16());
@@ -276,11 +277,11 @@ impl Shared {
         let _ = self.events.send(event);
     }
 
-    fn enqueue(&self, channel: String, packet: Vec<u8>) -> Result<Receipt, String> {
+    fn enqueue(&self, channel: String, packet: Vec<u8>) -> Result<Receipt, PublishError> {
         let (done, receipt) = oneshot::channel();
         self.outgoing.try_send(Outgoing { channel, packet, done }).map_err(|error| match error {
-            mpsc::error::TrySendError::Full(_) => "publish queue full".to_owned(),
-            mpsc::error::TrySendError::Closed(_) => "cluster adapter stopped".to_owned(),
+            mpsc::error::TrySendError::Full(_) => PublishError::QueueFull,
+            mpsc::error::TrySendError::Closed(_) => PublishError::Stopped,
         })?;
         Ok(receipt)
     }
@@ -315,13 +316,8 @@ impl Shared {
             None => self.queue_shared(Body::Request { id, op }, &[], || ()).1,
         };
         let outcome = timeout(self.config.request_timeout, async {
-            let receipt = queued.map_err(AdapterError::Unavailable)?;
-            match receipt.await {
-                Ok(Ok(())) => {}
-                Ok(Err(reason)) => return Err(AdapterError::Unavailable(reason)),
-                Err(_) => return Err(AdapterError::Unavailable("cluster adapter stopped".to_owned())),
-            }
-            answers.await.map_err(|_| AdapterError::Unavailable("cluster adapter stopped".to_owned()))
+            queued?.await.unwrap_or(Err(PublishError::Stopped))?;
+            answers.await.map_err(|_| AdapterError::from(PublishError::Stopped))
         })
         .await;
         let unanswered =
@@ -389,16 +385,16 @@ impl Shared {
             }
             Body::Hello { .. } => {
                 // A node (re)joined: tell it who we are now rather than at our next beat.
-                if let Err(reason) = self.queue_to(from, self.heartbeat(), &[]) {
-                    tracing::debug!(node = %from, reason, "cannot greet a new node");
+                if let Err(error) = self.queue_to(from, self.heartbeat(), &[]) {
+                    tracing::debug!(node = %from, %error, "cannot greet a new node");
                 }
             }
             Body::Heartbeat { .. } => {}
             Body::Bye => self.remove_peer(from),
             Body::Request { id, op } => {
                 let answer = self.answer(op);
-                if let Err(reason) = self.queue_to(from, Body::Reply { id, answer }, &[]) {
-                    tracing::warn!(node = %from, reason, "cannot answer a cluster request");
+                if let Err(error) = self.queue_to(from, Body::Reply { id, answer }, &[]) {
+                    tracing::warn!(node = %from, %error, "cannot answer a cluster request");
                 }
             }
             Body::Reply { id, answer } => self.settle(id, from, Some(answer)),
@@ -521,8 +517,8 @@ impl Shared {
             peer.last_seq = 0;
         }
         let hello = Body::Hello { timeout_ms: self.timeout_ms() };
-        if let (_, Err(reason)) = self.queue_shared(hello, &[], || ()) {
-            tracing::warn!(reason, "cannot say hello to the cluster");
+        if let (_, Err(error)) = self.queue_shared(hello, &[], || ()) {
+            tracing::warn!(%error, "cannot say hello to the cluster");
         }
         self.announce(ClusterEvent::Connected);
     }
@@ -573,11 +569,7 @@ pub(crate) async fn subscribe(
 }
 
 /// Keeps the subscription: reads it, and when it drops, resubscribes with backoff.
-pub(crate) async fn run_subscriber(
-    shared: std::sync::Arc<Shared>,
-    client: redis::Client,
-    first: PubSubStream,
-) {
+pub(crate) async fn run_subscriber(shared: Arc<ClusterNode>, client: redis::Client, first: PubSubStream) {
     let mut stream = Some(first);
     let mut backoff = MIN_BACKOFF;
     loop {
@@ -602,7 +594,7 @@ pub(crate) async fn run_subscriber(
 
 /// Publishes queued packets in order, a pipeline of up to [`BATCH`] per round trip, and
 /// tells each sender whether Redis took it.
-pub(crate) async fn run_publisher(shared: std::sync::Arc<Shared>, mut queue: mpsc::Receiver<Outgoing>) {
+pub(crate) async fn run_publisher(shared: Arc<ClusterNode>, mut queue: mpsc::Receiver<Outgoing>) {
     let mut commands = shared.commands();
     let mut batch = Vec::with_capacity(BATCH);
     loop {
@@ -620,11 +612,14 @@ pub(crate) async fn run_publisher(shared: std::sync::Arc<Shared>, mut queue: mps
         let result = timeout(shared.config.command_timeout, pipe.query_async::<()>(&mut commands)).await;
         let (outcome, unanswered) = match result {
             Ok(Ok(())) => (Ok(()), false),
-            Ok(Err(error)) => (Err(error.to_string()), error.is_timeout()),
-            Err(_) => (Err("redis did not answer in time".to_owned()), true),
+            Ok(Err(error)) => {
+                let unanswered = error.is_timeout();
+                (Err(PublishError::Redis(Arc::new(error))), unanswered)
+            }
+            Err(_) => (Err(PublishError::Timeout), true),
         };
-        if let Err(reason) = &outcome {
-            tracing::warn!(reason, packets = batch.len(), "publishing to redis failed");
+        if let Err(error) = &outcome {
+            tracing::warn!(%error, packets = batch.len(), "publishing to redis failed");
         }
         if unanswered {
             shared.replace_commands().await;
@@ -638,7 +633,7 @@ pub(crate) async fn run_publisher(shared: std::sync::Arc<Shared>, mut queue: mps
 
 /// Beats: tells the cluster this node is alive, keeps its node number, and drops silent
 /// peers.
-pub(crate) async fn run_heartbeat(shared: std::sync::Arc<Shared>) {
+pub(crate) async fn run_heartbeat(shared: Arc<ClusterNode>) {
     let mut tick = tokio::time::interval(shared.config.heartbeat_interval);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
@@ -646,8 +641,8 @@ pub(crate) async fn run_heartbeat(shared: std::sync::Arc<Shared>) {
             () = shared.stop.cancelled() => return,
             _ = tick.tick() => {}
         }
-        if let (_, Err(reason)) = shared.queue_shared(shared.heartbeat(), &[], || ()) {
-            tracing::debug!(reason, "heartbeat not queued");
+        if let (_, Err(error)) = shared.queue_shared(shared.heartbeat(), &[], || ()) {
+            tracing::debug!(%error, "heartbeat not queued");
         }
         let mut commands = shared.commands();
         match timeout(shared.config.command_timeout, crate::lease::renew(&mut commands, &shared)).await {

@@ -190,7 +190,7 @@ impl SyncClient {
     /// Fails when a router named `sync` is attached already. Needs a tokio runtime (the
     /// router runs in a task of its own).
     pub fn attach<N: Network>(network: &N, config: SyncClientConfig) -> Result<Self, AttachError> {
-        let shared = Shared::new(config.normalized());
+        let shared = Shared::new(config.validated()?);
         network.attach(ClientRouter::new(shared.clone()))?;
         // Attached to a network that is connected already: its `Added` came before the
         // router, which learns the connection from the registry instead.

@@ -88,7 +88,7 @@ async fn a_malformed_list_is_refused_at_start() {
     {
         let config = ServerConfig::default().allowed_origins(Some(vec![entry.to_owned()]));
         match Server::bind("127.0.0.1:0", config.clone()).await {
-            Err(ServerError::Config(message)) => assert!(message.contains("allowed_origins"), "{message}"),
+            Err(ServerError::Config(error)) => assert_eq!(error.field, "allowed_origins", "{error}"),
             other => panic!("{entry:?}: expected a configuration error, got {other:?}"),
         }
         assert!(matches!(Server::detached(config), Err(ServerError::Config(_))), "{entry:?}");

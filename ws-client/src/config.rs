@@ -316,6 +316,8 @@ impl ClientConfig {
             ("max_enqueued_bytes", self.max_enqueued_bytes),
             ("max_message_size", self.max_message_size),
             ("lifecycle_capacity", self.lifecycle_capacity),
+            ("hub.router_queue_capacity", self.hub.router_queue_capacity),
+            ("hub.event_queue_capacity", self.hub.event_queue_capacity),
         ] {
             if value == 0 {
                 return Err(ConfigError::ZeroCapacity { field });
@@ -383,6 +385,21 @@ mod tests {
             err(base().lifecycle_capacity(0)),
             ConfigError::ZeroCapacity { field: "lifecycle_capacity" }
         );
+        for (field, value) in [
+            ("max_enqueued_bytes", base().max_enqueued_bytes(0)),
+            ("max_message_size", base().max_message_size(0)),
+            ("hub.router_queue_capacity", base().hub(HubConfig::default().router_queue_capacity(0))),
+            ("hub.event_queue_capacity", base().hub(HubConfig::default().event_queue_capacity(0))),
+        ] {
+            assert_eq!(err(value), ConfigError::ZeroCapacity { field });
+        }
+        for (field, value) in [
+            ("idle_timeout", base().idle_timeout(Duration::ZERO)),
+            ("close_timeout", base().close_timeout(Duration::ZERO)),
+            ("ping_interval", base().ping_interval(Some(Duration::ZERO))),
+        ] {
+            assert_eq!(err(value), ConfigError::ZeroDuration { field });
+        }
         assert_eq!(
             err(base().idle_timeout(ms(100)).ping_interval(Some(ms(100)))),
             ConfigError::PingInterval { ping: ms(100), idle: ms(100) }

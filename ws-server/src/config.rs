@@ -3,9 +3,8 @@
 use std::fmt;
 use std::time::Duration;
 
-use network_core::HubConfig;
+use network_core::{Constraint, HubConfig, InvalidConfig};
 
-use crate::error::ServerError;
 use crate::handshake::HandshakeHook;
 use crate::rate::RateLimit;
 
@@ -219,48 +218,45 @@ impl ServerConfig {
         self
     }
 
-    pub(crate) fn validate(&self) -> Result<(), ServerError> {
-        if self.max_message_size == 0 {
-            return Err(ServerError::Config("max_message_size must be positive"));
-        }
-        if self.outgoing_queue_size == 0 {
-            return Err(ServerError::Config("outgoing_queue_size must be positive"));
-        }
+    /// Checks every field; the setters only store.
+    pub(crate) fn validate(&self) -> Result<(), InvalidConfig> {
+        InvalidConfig::require_positive("max_message_size", self.max_message_size)?;
+        InvalidConfig::require_positive("outgoing_queue_size", self.outgoing_queue_size)?;
         if self.max_outgoing_queue_size < self.outgoing_queue_size {
-            return Err(ServerError::Config("max_outgoing_queue_size must be at least outgoing_queue_size"));
+            let constraint = Constraint::AtLeastTimes { field: "outgoing_queue_size", times: 1 };
+            return Err(InvalidConfig::new("max_outgoing_queue_size", constraint));
         }
-        if self.slow_consumer_timeout.is_zero() {
-            return Err(ServerError::Config("slow_consumer_timeout must be positive"));
-        }
-        if self.max_total_outgoing_size == 0 || self.max_total_incoming_size == 0 {
-            return Err(ServerError::Config(
-                "max_total_outgoing_size and max_total_incoming_size must be positive",
-            ));
-        }
+        InvalidConfig::require_positive_duration("slow_consumer_timeout", self.slow_consumer_timeout)?;
+        InvalidConfig::require_positive("max_total_outgoing_size", self.max_total_outgoing_size)?;
+        InvalidConfig::require_positive("max_total_incoming_size", self.max_total_incoming_size)?;
         if let Some(limit) = &self.rate_limit {
-            limit.validate().map_err(ServerError::Config)?;
+            limit.validate()?;
         }
-        if self.read_buffer_size < 256 {
-            return Err(ServerError::Config("read_buffer_size must be at least 256 bytes"));
+        for (field, value, min) in [
+            ("read_buffer_size", self.read_buffer_size, 256),
+            ("max_handshake_size", self.max_handshake_size, 512),
+        ] {
+            if value < min {
+                return Err(InvalidConfig::new(field, Constraint::AtLeastBytes(min as u64)));
+            }
         }
-        if self.max_handshake_size < 512 {
-            return Err(ServerError::Config("max_handshake_size must be at least 512 bytes"));
+        for (field, value) in [("ping_interval", self.ping_interval), ("idle_timeout", self.idle_timeout)] {
+            if let Some(value) = value {
+                InvalidConfig::require_positive_duration(field, value)?;
+            }
         }
-        if self.ping_interval.is_some_and(|p| p.is_zero()) || self.idle_timeout.is_some_and(|i| i.is_zero()) {
-            return Err(ServerError::Config("ping_interval and idle_timeout must be positive"));
+        InvalidConfig::require_positive("max_pending_handshakes", self.max_pending_handshakes)?;
+        if let Some(max_connections) = self.max_connections {
+            InvalidConfig::require_positive("max_connections", max_connections)?;
         }
-        if self.max_pending_handshakes == 0 {
-            return Err(ServerError::Config("max_pending_handshakes must be positive"));
-        }
-        if self.max_connections == Some(0) {
-            return Err(ServerError::Config("max_connections must be positive"));
-        }
+        InvalidConfig::require_positive_duration("handshake_timeout", self.handshake_timeout)?;
+        InvalidConfig::require_positive("hub.router_queue_capacity", self.hub.router_queue_capacity)?;
+        InvalidConfig::require_positive("hub.event_queue_capacity", self.hub.event_queue_capacity)?;
         if let Some(origins) = &self.allowed_origins
             && !origins.iter().all(|origin| crate::handshake::is_origin(origin))
         {
-            return Err(ServerError::Config(
-                "allowed_origins entries must be scheme://host[:port], without path or `null`",
-            ));
+            let form = "a list of scheme://host[:port], without path or `null`";
+            return Err(InvalidConfig::new("allowed_origins", Constraint::Form(form)));
         }
         Ok(())
     }
@@ -292,5 +288,59 @@ mod tests {
             None => assert_eq!(default, 512),
         }
         assert!(ServerConfig::default().validate().is_ok());
+    }
+
+    #[test]
+    fn every_rule_names_its_field() {
+        use crate::RateLimit;
+        let base = ServerConfig::default;
+        let refused = |config: ServerConfig| config.validate().err();
+        let positive = |field| Some(InvalidConfig::new(field, Constraint::Positive));
+        let zero = Duration::ZERO;
+        assert_eq!(refused(base().max_message_size(0)), positive("max_message_size"));
+        assert_eq!(refused(base().outgoing_queue_size(0)), positive("outgoing_queue_size"));
+        assert_eq!(
+            refused(base().outgoing_queue_size(2048).max_outgoing_queue_size(2047)),
+            Some(InvalidConfig::new(
+                "max_outgoing_queue_size",
+                Constraint::AtLeastTimes { field: "outgoing_queue_size", times: 1 }
+            ))
+        );
+        assert_eq!(refused(base().slow_consumer_timeout(zero)), positive("slow_consumer_timeout"));
+        assert_eq!(refused(base().max_total_outgoing_size(0)), positive("max_total_outgoing_size"));
+        assert_eq!(refused(base().max_total_incoming_size(0)), positive("max_total_incoming_size"));
+        let rate = |limit: RateLimit| base().rate_limit(Some(limit));
+        let limit = RateLimit::default;
+        assert_eq!(refused(rate(limit().messages_per_second(0))), positive("rate_limit.messages_per_second"));
+        assert_eq!(refused(rate(limit().message_burst(0))), positive("rate_limit.message_burst"));
+        assert_eq!(refused(rate(limit().bytes_per_second(0))), positive("rate_limit.bytes_per_second"));
+        assert_eq!(refused(rate(limit().byte_burst(0))), positive("rate_limit.byte_burst"));
+        // Zero closes a throttled connection at once instead of slowing it: a choice.
+        assert_eq!(refused(rate(limit().close_after(Some(zero)))), None);
+        assert_eq!(
+            refused(base().read_buffer_size(255)),
+            Some(InvalidConfig::new("read_buffer_size", Constraint::AtLeastBytes(256)))
+        );
+        assert_eq!(
+            refused(base().max_handshake_size(511)),
+            Some(InvalidConfig::new("max_handshake_size", Constraint::AtLeastBytes(512)))
+        );
+        assert_eq!(refused(base().ping_interval(Some(zero))), positive("ping_interval"));
+        assert_eq!(refused(base().idle_timeout(Some(zero))), positive("idle_timeout"));
+        assert_eq!(refused(base().ping_interval(None).idle_timeout(None)), None);
+        assert_eq!(refused(base().max_pending_handshakes(0)), positive("max_pending_handshakes"));
+        assert_eq!(refused(base().max_connections(Some(0))), positive("max_connections"));
+        assert_eq!(refused(base().handshake_timeout(zero)), positive("handshake_timeout"));
+        // Zero is a choice for these: do not wait.
+        assert_eq!(refused(base().close_timeout(zero).shutdown_timeout(zero)), None);
+        let hub = HubConfig::default;
+        assert_eq!(
+            refused(base().hub(hub().router_queue_capacity(0))),
+            positive("hub.router_queue_capacity")
+        );
+        assert_eq!(refused(base().hub(hub().event_queue_capacity(0))), positive("hub.event_queue_capacity"));
+        let origins = |origin: &str| base().allowed_origins(Some(vec![origin.to_owned()]));
+        assert_eq!(refused(origins("null")).map(|error| error.field), Some("allowed_origins"));
+        assert_eq!(refused(origins("https://app.example")), None);
     }
 }

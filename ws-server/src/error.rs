@@ -11,7 +11,8 @@ pub enum ServerError {
     /// be made non-blocking or registered with tokio).
     #[error("cannot use the given listener")]
     Listener(#[source] std::io::Error),
-    /// The configuration is inconsistent; the message says which field.
-    #[error("invalid configuration: {0}")]
-    Config(&'static str),
+    /// A [`ServerConfig`](crate::ServerConfig) value is out of range; the error names the
+    /// field and what it must be. Fix the configuration.
+    #[error(transparent)]
+    Config(#[from] network_core::InvalidConfig),
 }

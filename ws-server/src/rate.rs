@@ -7,6 +7,7 @@
 
 use std::time::Duration;
 
+use network_core::{Constraint, InvalidConfig};
 use tokio::time::Instant;
 
 /// Limits on what one connection may send, as token buckets: each holds up to its burst
@@ -82,12 +83,17 @@ impl RateLimit {
         self
     }
 
-    pub(crate) fn validate(&self) -> Result<(), &'static str> {
-        if self.messages_per_second == 0 || self.message_burst == 0 {
-            return Err("rate_limit: messages_per_second and message_burst must be positive");
-        }
-        if self.bytes_per_second == 0 || self.byte_burst == 0 {
-            return Err("rate_limit: bytes_per_second and byte_burst must be positive");
+    /// Checks every field (named as in `ServerConfig`: `rate_limit.message_burst`).
+    pub(crate) fn validate(&self) -> Result<(), InvalidConfig> {
+        for (field, value) in [
+            ("rate_limit.messages_per_second", u64::from(self.messages_per_second)),
+            ("rate_limit.message_burst", u64::from(self.message_burst)),
+            ("rate_limit.bytes_per_second", self.bytes_per_second),
+            ("rate_limit.byte_burst", self.byte_burst),
+        ] {
+            if value == 0 {
+                return Err(InvalidConfig::new(field, Constraint::Positive));
+            }
         }
         Ok(())
     }

@@ -16,7 +16,7 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
 use http::StatusCode;
-use network_core::Identity;
+use network_core::{Constraint, Identity, InvalidConfig};
 use rand::{CryptoRng, RngCore};
 use subtle::ConstantTimeEq;
 use tokio::time::Instant;
@@ -87,19 +87,13 @@ impl TokenConfig {
         self
     }
 
-    fn validate(&self) -> Result<(), TokenError> {
-        if self.ttl.is_zero() {
-            return Err(TokenError::Config("ttl must be positive"));
-        }
+    fn validate(&self) -> Result<(), InvalidConfig> {
+        InvalidConfig::require_positive_duration("ttl", self.ttl)?;
         if self.ttl > MAX_TTL {
-            return Err(TokenError::Config("ttl must be at most one day"));
+            return Err(InvalidConfig::new("ttl", Constraint::AtMost(MAX_TTL)));
         }
-        if self.max_tokens == 0 {
-            return Err(TokenError::Config("max_tokens must be positive"));
-        }
-        if self.max_tokens_per_identity == 0 {
-            return Err(TokenError::Config("max_tokens_per_identity must be positive"));
-        }
+        InvalidConfig::require_positive("max_tokens", self.max_tokens)?;
+        InvalidConfig::require_positive("max_tokens_per_identity", self.max_tokens_per_identity)?;
         Ok(())
     }
 }
@@ -108,10 +102,10 @@ impl TokenConfig {
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum TokenError {
-    /// [`TokenStore::new`] was given an inconsistent [`TokenConfig`]; the message says
-    /// which field. Fix the configuration.
-    #[error("invalid token configuration: {0}")]
-    Config(&'static str),
+    /// [`TokenStore::new`] was given a [`TokenConfig`] value out of range; the error names
+    /// the field. Fix the configuration.
+    #[error(transparent)]
+    Config(#[from] InvalidConfig),
     /// [`TokenStore::issue`] found `max_tokens` unexpired tokens outstanding (expired ones
     /// were purged first). The store refuses new tokens rather than evicting outstanding
     /// ones. Answer 503 Service Unavailable with a `Retry-After`; if it happens under
@@ -150,7 +144,7 @@ pub enum TokenError {
 /// identity. Cheap to clone: every clone is the same store.
 ///
 /// ```
-/// use network_core::Identity;
+/// use network_core::{Constraint, Identity, InvalidConfig};
 /// use ws_server::{ServerConfig, TokenConfig, TokenError, TokenStore};
 ///
 /// # fn main() -> Result<(), TokenError> {
@@ -562,7 +556,7 @@ mod tests {
             (TokenConfig::default().max_tokens_per_identity(0), "max_tokens_per_identity"),
         ] {
             match TokenStore::new(config) {
-                Err(TokenError::Config(message)) => assert!(message.starts_with(field), "{message}"),
+                Err(TokenError::Config(error)) => assert_eq!(error.field, field, "{error}"),
                 other => panic!("expected a config error about {field}, got {other:?}"),
             }
         }

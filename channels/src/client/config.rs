@@ -2,6 +2,8 @@
 
 use std::time::Duration;
 
+use network_core::InvalidConfig;
+
 /// Options of a [`ChannelsClient`](super::ChannelsClient).
 ///
 /// Every field states its default; the setters take and return the config by value:
@@ -14,7 +16,9 @@ use std::time::Duration;
 /// assert_eq!(config.join_timeout, Duration::from_secs(10));
 /// ```
 ///
-/// Capacities and caps below 1 count as 1 (a zero-sized queue could never deliver).
+/// The setters only store; [`attach`](super::ChannelsClient::attach) checks the values and refuses a
+/// zero capacity, cap or timeout with
+/// [`AttachError::InvalidConfig`](network_core::AttachError::InvalidConfig), naming the field.
 #[derive(Clone, Debug)]
 #[non_exhaustive]
 pub struct ChannelsClientConfig {
@@ -67,37 +71,77 @@ impl ChannelsClientConfig {
         self
     }
 
-    /// Sets [`event_queue_capacity`](Self::event_queue_capacity) (at least 1).
+    /// Sets [`event_queue_capacity`](Self::event_queue_capacity).
     pub fn event_queue_capacity(mut self, capacity: usize) -> Self {
-        self.event_queue_capacity = capacity.max(1);
+        self.event_queue_capacity = capacity;
         self
     }
 
-    /// Sets [`error_queue_capacity`](Self::error_queue_capacity) (at least 1).
+    /// Sets [`error_queue_capacity`](Self::error_queue_capacity).
     pub fn error_queue_capacity(mut self, capacity: usize) -> Self {
-        self.error_queue_capacity = capacity.max(1);
+        self.error_queue_capacity = capacity;
         self
     }
 
-    /// Sets [`max_pending_acks`](Self::max_pending_acks) (at least 1).
+    /// Sets [`max_pending_acks`](Self::max_pending_acks).
     pub fn max_pending_acks(mut self, max: usize) -> Self {
-        self.max_pending_acks = max.max(1);
+        self.max_pending_acks = max;
         self
     }
 
-    /// Sets [`max_concurrent_handlers`](Self::max_concurrent_handlers) (at least 1).
+    /// Sets [`max_concurrent_handlers`](Self::max_concurrent_handlers).
     pub fn max_concurrent_handlers(mut self, max: usize) -> Self {
-        self.max_concurrent_handlers = max.max(1);
+        self.max_concurrent_handlers = max;
         self
     }
 
-    /// The config with every capacity and cap at least 1 (the fields are public, so the
-    /// setters' clamping can be bypassed).
-    pub(super) fn normalized(mut self) -> Self {
-        self.event_queue_capacity = self.event_queue_capacity.max(1);
-        self.error_queue_capacity = self.error_queue_capacity.max(1);
-        self.max_pending_acks = self.max_pending_acks.max(1);
-        self.max_concurrent_handlers = self.max_concurrent_handlers.max(1);
-        self
+    /// The config, if every timeout, capacity and cap is positive (a zero-sized queue
+    /// could never deliver, a zero timeout expires at once).
+    pub(super) fn validated(self) -> Result<Self, InvalidConfig> {
+        InvalidConfig::require_positive_duration("ack_timeout", self.ack_timeout)?;
+        InvalidConfig::require_positive_duration("join_timeout", self.join_timeout)?;
+        InvalidConfig::require_positive("event_queue_capacity", self.event_queue_capacity)?;
+        InvalidConfig::require_positive("error_queue_capacity", self.error_queue_capacity)?;
+        InvalidConfig::require_positive("max_pending_acks", self.max_pending_acks)?;
+        InvalidConfig::require_positive("max_concurrent_handlers", self.max_concurrent_handlers)?;
+        Ok(self)
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use network_core::Constraint;
+
+    use super::*;
+
+    #[test]
+    fn every_timeout_and_capacity_must_be_positive() {
+        assert!(ChannelsClientConfig::default().validated().is_ok());
+        let positive = |field| InvalidConfig::new(field, Constraint::Positive);
+        assert_eq!(
+            ChannelsClientConfig::default().ack_timeout(Duration::ZERO).validated().unwrap_err(),
+            positive("ack_timeout")
+        );
+        assert_eq!(
+            ChannelsClientConfig::default().join_timeout(Duration::ZERO).validated().unwrap_err(),
+            positive("join_timeout")
+        );
+        assert_eq!(
+            ChannelsClientConfig::default().event_queue_capacity(0).validated().unwrap_err(),
+            positive("event_queue_capacity")
+        );
+        assert_eq!(
+            ChannelsClientConfig::default().error_queue_capacity(0).validated().unwrap_err(),
+            positive("error_queue_capacity")
+        );
+        assert_eq!(
+            ChannelsClientConfig::default().max_pending_acks(0).validated().unwrap_err(),
+            positive("max_pending_acks")
+        );
+        assert_eq!(
+            ChannelsClientConfig::default().max_concurrent_handlers(0).validated().unwrap_err(),
+            positive("max_concurrent_handlers")
+        );
     }
 }

@@ -2,6 +2,8 @@
 
 use std::time::Duration;
 
+use network_core::InvalidConfig;
+
 /// Options of a [`SyncClient`](super::SyncClient).
 ///
 /// Every field states its default; the setters take and return the config by value:
@@ -15,7 +17,9 @@ use std::time::Duration;
 /// assert!(config.read_after_resubscribe);
 /// ```
 ///
-/// Capacities and caps below 1 count as 1 (a zero-sized queue could never deliver).
+/// The setters only store; [`attach`](super::SyncClient::attach) checks the values and refuses a
+/// zero capacity, cap or timeout with
+/// [`AttachError::InvalidConfig`](network_core::AttachError::InvalidConfig), naming the field.
 #[derive(Clone, Debug)]
 #[non_exhaustive]
 pub struct SyncClientConfig {
@@ -67,15 +71,15 @@ impl SyncClientConfig {
         self
     }
 
-    /// Sets [`message_queue_capacity`](Self::message_queue_capacity) (at least 1).
+    /// Sets [`message_queue_capacity`](Self::message_queue_capacity).
     pub fn message_queue_capacity(mut self, capacity: usize) -> Self {
-        self.message_queue_capacity = capacity.max(1);
+        self.message_queue_capacity = capacity;
         self
     }
 
-    /// Sets [`max_pending_requests`](Self::max_pending_requests) (at least 1).
+    /// Sets [`max_pending_requests`](Self::max_pending_requests).
     pub fn max_pending_requests(mut self, max: usize) -> Self {
-        self.max_pending_requests = max.max(1);
+        self.max_pending_requests = max;
         self
     }
 
@@ -85,18 +89,49 @@ impl SyncClientConfig {
         self
     }
 
-    /// Sets [`error_queue_capacity`](Self::error_queue_capacity) (at least 1).
+    /// Sets [`error_queue_capacity`](Self::error_queue_capacity).
     pub fn error_queue_capacity(mut self, capacity: usize) -> Self {
-        self.error_queue_capacity = capacity.max(1);
+        self.error_queue_capacity = capacity;
         self
     }
 
-    /// The config with every capacity and cap at least 1 (the fields are public, so the
-    /// setters' clamping can be bypassed).
-    pub(super) fn normalized(mut self) -> Self {
-        self.message_queue_capacity = self.message_queue_capacity.max(1);
-        self.max_pending_requests = self.max_pending_requests.max(1);
-        self.error_queue_capacity = self.error_queue_capacity.max(1);
-        self
+    /// The config, if every timeout, capacity and cap is positive (a zero-sized queue
+    /// could never deliver, a zero timeout expires at once).
+    pub(super) fn validated(self) -> Result<Self, InvalidConfig> {
+        InvalidConfig::require_positive_duration("request_timeout", self.request_timeout)?;
+        InvalidConfig::require_positive("message_queue_capacity", self.message_queue_capacity)?;
+        InvalidConfig::require_positive("max_pending_requests", self.max_pending_requests)?;
+        InvalidConfig::require_positive("error_queue_capacity", self.error_queue_capacity)?;
+        Ok(self)
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use network_core::Constraint;
+
+    use super::*;
+
+    #[test]
+    fn every_timeout_and_capacity_must_be_positive() {
+        assert!(SyncClientConfig::default().validated().is_ok());
+        let positive = |field| InvalidConfig::new(field, Constraint::Positive);
+        assert_eq!(
+            SyncClientConfig::default().request_timeout(Duration::ZERO).validated().unwrap_err(),
+            positive("request_timeout")
+        );
+        assert_eq!(
+            SyncClientConfig::default().message_queue_capacity(0).validated().unwrap_err(),
+            positive("message_queue_capacity")
+        );
+        assert_eq!(
+            SyncClientConfig::default().max_pending_requests(0).validated().unwrap_err(),
+            positive("max_pending_requests")
+        );
+        assert_eq!(
+            SyncClientConfig::default().error_queue_capacity(0).validated().unwrap_err(),
+            positive("error_queue_capacity")
+        );
     }
 }

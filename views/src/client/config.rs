@@ -2,6 +2,8 @@
 
 use std::time::Duration;
 
+use network_core::InvalidConfig;
+
 /// Options of a [`ViewsClient`](super::ViewsClient).
 ///
 /// Every field states its default; the setters take and return the config by value:
@@ -14,7 +16,9 @@ use std::time::Duration;
 /// assert_eq!(config.max_pending_requests, 1024);
 /// ```
 ///
-/// Capacities and caps below 1 count as 1 (a zero-sized queue could never deliver).
+/// The setters only store; [`attach`](super::ViewsClient::attach) checks the values and refuses a
+/// zero capacity, cap or timeout with
+/// [`AttachError::InvalidConfig`](network_core::AttachError::InvalidConfig), naming the field.
 #[derive(Clone, Debug)]
 #[non_exhaustive]
 pub struct ViewsClientConfig {
@@ -49,23 +53,50 @@ impl ViewsClientConfig {
         self
     }
 
-    /// Sets [`change_queue_capacity`](Self::change_queue_capacity) (at least 1).
+    /// Sets [`change_queue_capacity`](Self::change_queue_capacity).
     pub fn change_queue_capacity(mut self, capacity: usize) -> Self {
-        self.change_queue_capacity = capacity.max(1);
+        self.change_queue_capacity = capacity;
         self
     }
 
-    /// Sets [`max_pending_requests`](Self::max_pending_requests) (at least 1).
+    /// Sets [`max_pending_requests`](Self::max_pending_requests).
     pub fn max_pending_requests(mut self, max: usize) -> Self {
-        self.max_pending_requests = max.max(1);
+        self.max_pending_requests = max;
         self
     }
 
-    /// The config with every capacity and cap at least 1 (the fields are public, so the
-    /// setters' clamping can be bypassed).
-    pub(super) fn normalized(mut self) -> Self {
-        self.change_queue_capacity = self.change_queue_capacity.max(1);
-        self.max_pending_requests = self.max_pending_requests.max(1);
-        self
+    /// The config, if every timeout, capacity and cap is positive (a zero-sized queue
+    /// could never deliver, a zero timeout expires at once).
+    pub(super) fn validated(self) -> Result<Self, InvalidConfig> {
+        InvalidConfig::require_positive_duration("request_timeout", self.request_timeout)?;
+        InvalidConfig::require_positive("change_queue_capacity", self.change_queue_capacity)?;
+        InvalidConfig::require_positive("max_pending_requests", self.max_pending_requests)?;
+        Ok(self)
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use network_core::Constraint;
+
+    use super::*;
+
+    #[test]
+    fn every_timeout_and_capacity_must_be_positive() {
+        assert!(ViewsClientConfig::default().validated().is_ok());
+        let positive = |field| InvalidConfig::new(field, Constraint::Positive);
+        assert_eq!(
+            ViewsClientConfig::default().request_timeout(Duration::ZERO).validated().unwrap_err(),
+            positive("request_timeout")
+        );
+        assert_eq!(
+            ViewsClientConfig::default().change_queue_capacity(0).validated().unwrap_err(),
+            positive("change_queue_capacity")
+        );
+        assert_eq!(
+            ViewsClientConfig::default().max_pending_requests(0).validated().unwrap_err(),
+            positive("max_pending_requests")
+        );
     }
 }

@@ -24,7 +24,7 @@ use network_core::{Adapter, ClusterInbox, ClusterMessage, ConnectionId, Network,
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use super::{Shared, State};
+use super::state::{OpenViews, ViewsState};
 
 /// The adapter topic of the views routers.
 pub(super) const TOPIC: &str = "views";
@@ -118,7 +118,7 @@ pub(super) enum Update {
 
 /// Sends `update` to every node (or `to`); a failed delta is made good by a snapshot at
 /// the next diff interval.
-pub(super) async fn send<N: Network>(network: &N, shared: &Shared, update: Update, to: Option<NodeId>) {
+pub(super) async fn send<N: Network>(network: &N, shared: &ViewsState, update: Update, to: Option<NodeId>) {
     let bus = match update {
         Update::Delta(changes) => Bus::Delta { changes },
         Update::Snapshot => Bus::Snapshot { entries: snapshot(&shared.lock(), network.adapter().node()) },
@@ -126,7 +126,7 @@ pub(super) async fn send<N: Network>(network: &N, shared: &Shared, update: Updat
     publish(network, shared, &bus, to).await;
 }
 
-async fn publish<N: Network>(network: &N, shared: &Shared, bus: &Bus, to: Option<NodeId>) {
+async fn publish<N: Network>(network: &N, shared: &ViewsState, bus: &Bus, to: Option<NodeId>) {
     let payload = match serde_json::to_vec(bus) {
         Ok(payload) => payload,
         Err(error) => return tracing::error!(%error, "cannot encode a views replication message"),
@@ -143,7 +143,7 @@ async fn publish<N: Network>(network: &N, shared: &Shared, bus: &Bus, to: Option
 }
 
 /// This node's own entries.
-fn snapshot(state: &State, me: NodeId) -> Vec<Entry> {
+fn snapshot(state: &OpenViews, me: NodeId) -> Vec<Entry> {
     let mut entries = Vec::new();
     for (id, open) in state.open.iter().filter(|(id, _)| id.node() == me) {
         for (view, key) in open {
@@ -159,7 +159,7 @@ fn snapshot(state: &State, me: NodeId) -> Vec<Entry> {
     entries
 }
 
-impl State {
+impl OpenViews {
     /// Drops every entry of `node`'s connections.
     fn remove_node(&mut self, node: NodeId) {
         let gone: Vec<(ConnectionId, Arc<str>)> = self
@@ -184,7 +184,7 @@ impl State {
 
 /// Keeps this node's replica of the other nodes' entries, and answers their questions,
 /// until the router or the adapter is gone.
-pub(super) async fn replicate<N: Network>(network: N, shared: Weak<Shared>, mut inbox: ClusterInbox) {
+pub(super) async fn replicate<N: Network>(network: N, shared: Weak<ViewsState>, mut inbox: ClusterInbox) {
     let me = network.adapter().node();
     if let Some(strong) = shared.upgrade() {
         publish(&network, &strong, &Bus::SnapshotPlease, None).await;
