@@ -45,7 +45,7 @@
 pub mod memory;
 mod redis;
 
-pub use memory::{Direction, MemoryClient, MemoryNetwork, RawPeer, Refused, settle};
+pub use memory::{Direction, MemoryClient, MemoryNetwork, RawPeer, Refused, settle, tagged};
 pub use redis::RedisServer;
 
 use std::fmt::Debug;

@@ -45,7 +45,7 @@ mod transport;
 
 use std::time::Duration;
 
-use network_core::{Hub, HubConfig, LocalAdapter, Network};
+use network_core::{Hub, HubConfig, LocalAdapter, Message, Network, envelope};
 
 pub use client::{Direction, MemoryClient, Refused};
 pub use peer::{OnSend, RawPeer};
@@ -96,6 +96,15 @@ impl Network for MemoryNetwork {
 
     fn adapter(&self) -> &LocalAdapter {
         &self.adapter
+    }
+}
+
+/// Matches the frames of `router` whose body is tagged `"t": tag` (every router frame of
+/// `docs/PROTOCOL.md` is), for [`MemoryClient::drop_next`].
+pub fn tagged(router: &'static str, tag: &'static str) -> impl Fn(&Message) -> bool + Send + Sync + 'static {
+    move |message| {
+        envelope::decode::<serde_json::Value>(router, message)
+            .is_ok_and(|body| body.get("t").and_then(serde_json::Value::as_str) == Some(tag))
     }
 }
 
