@@ -17,7 +17,7 @@ use channels::protocol::{Frame, ROUTER};
 use channels::{Channel, ChannelsConfig, RemoteError};
 use testkit::memory::{MemoryNetwork, OnSend, RawPeer};
 use libfuzzer_sys::fuzz_target;
-use network_core::{Identity, Message, Network, envelope};
+use network_core::{Identity, Message, envelope};
 use serde_json::{Value, json};
 
 fuzz_target!(|data: &[u8]| common::run(session(data)));

@@ -17,7 +17,7 @@ use std::time::Duration;
 
 use testkit::memory::{MemoryNetwork, OnSend, RawPeer};
 use libfuzzer_sys::fuzz_target;
-use network_core::{Identity, Message, Network, envelope};
+use network_core::{Identity, Message, envelope};
 use serde_json::json;
 use sync::protocol::{Frame, ROUTER};
 use sync::{Model, RemoteError, Route, SyncConfig};

@@ -14,7 +14,7 @@ use std::time::Duration;
 
 use testkit::memory::{OnSend, RawPeer};
 use libfuzzer_sys::fuzz_target;
-use network_core::{Identity, Message, Network, envelope};
+use network_core::{Identity, Message, envelope};
 use serde_json::json;
 use views::ViewsConfig;
 use views::protocol::{Frame, ROUTER};
