@@ -16,14 +16,14 @@ use std::time::Duration;
 use channels::RemoteError;
 use channels::client::{ChannelsClient, ChannelsClientConfig};
 use channels::protocol::{Frame, ROUTER};
-use common::{Net, Peer};
+use testkit::memory::RawPeer;
 use libfuzzer_sys::fuzz_target;
 use serde_json::{Value, json};
 
 fuzz_target!(|data: &[u8]| common::run(session(data)));
 
 async fn session(data: &[u8]) {
-    let net = Net::new();
+    let net = common::network();
     let config = ChannelsClientConfig::default()
         .ack_timeout(Duration::from_millis(50))
         .join_timeout(Duration::from_millis(200))
@@ -32,7 +32,7 @@ async fn session(data: &[u8]) {
         .max_pending_acks(4)
         .max_concurrent_handlers(2);
     let client = ChannelsClient::attach(&net, config).expect("attached");
-    let mut peer = Peer::new(None, common::client_check::<Frame>(ROUTER));
+    let mut peer = RawPeer::new(None, common::client_check::<Frame>(ROUTER));
     peer.open(&net, true).await;
 
     let root = client.root();

@@ -12,7 +12,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::{Net, Peer};
+use testkit::memory::RawPeer;
 use libfuzzer_sys::fuzz_target;
 use serde_json::{Value, json};
 use sync::client::{SyncClient, SyncClientConfig};
@@ -21,7 +21,7 @@ use sync::protocol::{Frame, ROUTER};
 fuzz_target!(|data: &[u8]| common::run(session(data)));
 
 async fn session(data: &[u8]) {
-    let net = Net::new();
+    let net = common::network();
     let config = SyncClientConfig::default()
         .request_timeout(Duration::from_millis(200))
         .message_queue_capacity(2)
@@ -29,7 +29,7 @@ async fn session(data: &[u8]) {
         .error_queue_capacity(2)
         .read_after_resubscribe(true);
     let client = SyncClient::attach(&net, config).expect("attached");
-    let mut peer = Peer::new(None, common::client_check::<Frame>(ROUTER));
+    let mut peer = RawPeer::new(None, common::client_check::<Frame>(ROUTER));
     peer.open(&net, true).await;
 
     let mut tasks = Vec::new();

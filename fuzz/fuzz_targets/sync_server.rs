@@ -13,12 +13,11 @@ mod common;
 
 use std::collections::BTreeSet;
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use common::{Net, Peer};
+use testkit::memory::{MemoryNetwork, OnSend, RawPeer};
 use libfuzzer_sys::fuzz_target;
-use network_core::{Identity, Message, Network, envelope};
+use network_core::{Identity, Message, envelope};
 use serde_json::json;
 use sync::protocol::{Frame, ROUTER};
 use sync::{Model, RemoteError, Route, SyncConfig};
@@ -37,7 +36,7 @@ struct Book;
 
 impl Model for Book {}
 
-fn sync() -> SyncConfig<Net> {
+fn sync() -> SyncConfig<MemoryNetwork> {
     let book = Route::new()
         .collection("/api/books")
         .model(|ctx| async move {
@@ -81,29 +80,29 @@ fn sync() -> SyncConfig<Net> {
 }
 
 async fn session(data: &[u8]) {
-    let net = Net::new();
+    let net = common::network();
     let handle = sync().attach(&net).expect("a valid config");
-    let check: common::Check = Arc::new(check);
+    let check: OnSend = Arc::new(check);
     let identities = [
         None,
         Some(Identity::user("ada").session_id("s1")),
         Some(Identity::user("ada").session_id("s2")),
         Some(Identity::user("bob")),
     ];
-    let mut peers: Vec<Peer> =
-        identities.into_iter().map(|identity| Peer::new(identity, check.clone())).collect();
+    let mut peers: Vec<RawPeer> =
+        identities.into_iter().map(|identity| RawPeer::new(identity, check.clone())).collect();
     let mut subscribed = BTreeSet::new();
     for step in common::steps(data) {
         let peer = &mut peers[step.peer];
         if step.reconnect {
             peer.close(&net).await;
         }
-        let connection = peer.open(&net, false).await;
+        peer.open(&net, false).await;
         let frame = common::frame(ROUTER, &step);
         if let Ok(Frame::Sub { path, .. }) = envelope::decode::<Frame>(ROUTER, &frame) {
             subscribed.insert(path);
         }
-        net.hub().message(&connection, frame).await;
+        peer.deliver(&net, frame).await;
         common::settle(Duration::from_millis(if step.wait { 100 } else { 1 })).await;
     }
     common::settle(Duration::from_millis(100)).await;
@@ -112,7 +111,7 @@ async fn session(data: &[u8]) {
     }
     common::settle(Duration::from_millis(100)).await;
     for peer in &peers {
-        assert!(!peer.closed_by_router.load(Ordering::Relaxed), "the router closed a connection");
+        assert!(!peer.close_requested(), "the router closed a connection");
     }
     for path in &subscribed {
         assert!(

@@ -13,7 +13,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::{Net, Peer};
+use testkit::memory::RawPeer;
 use libfuzzer_sys::fuzz_target;
 use views::client::{ViewsClient, ViewsClientConfig};
 use views::protocol::{Frame, ROUTER};
@@ -21,13 +21,13 @@ use views::protocol::{Frame, ROUTER};
 fuzz_target!(|data: &[u8]| common::run(session(data)));
 
 async fn session(data: &[u8]) {
-    let net = Net::new();
+    let net = common::network();
     let config = ViewsClientConfig::default()
         .request_timeout(Duration::from_millis(200))
         .change_queue_capacity(2)
         .max_pending_requests(4);
     let client = ViewsClient::attach(&net, config).expect("attached");
-    let mut peer = Peer::new(None, common::client_check::<Frame>(ROUTER));
+    let mut peer = RawPeer::new(None, common::client_check::<Frame>(ROUTER));
     peer.open(&net, true).await;
 
     let mut tasks = Vec::new();

@@ -10,12 +10,11 @@
 mod common;
 
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use common::{Net, Peer};
+use testkit::memory::{OnSend, RawPeer};
 use libfuzzer_sys::fuzz_target;
-use network_core::{Identity, Message, Network, envelope};
+use network_core::{Identity, Message, envelope};
 use serde_json::json;
 use views::ViewsConfig;
 use views::protocol::{Frame, ROUTER};
@@ -31,7 +30,7 @@ fn check(message: &Message) {
 }
 
 async fn session(data: &[u8]) {
-    let net = Net::new();
+    let net = common::network();
     let presence = ViewsConfig::default()
         .authorize(|connection, view| async move {
             if view.starts_with("private") && connection.identity().is_none() {
@@ -44,22 +43,22 @@ async fn session(data: &[u8]) {
         .max_views_per_connection(4)
         .attach(&net)
         .expect("a valid config");
-    let check: common::Check = Arc::new(check);
+    let check: OnSend = Arc::new(check);
     let identities = [
         None,
         Some(Identity::user("ada").session_id("s1")),
         Some(Identity::user("ada").session_id("s2").data(json!({"name": "Ada"}))),
         Some(Identity::user("bob")),
     ];
-    let mut peers: Vec<Peer> =
-        identities.into_iter().map(|identity| Peer::new(identity, check.clone())).collect();
+    let mut peers: Vec<RawPeer> =
+        identities.into_iter().map(|identity| RawPeer::new(identity, check.clone())).collect();
     for step in common::steps(data) {
         let peer = &mut peers[step.peer];
         if step.reconnect {
             peer.close(&net).await;
         }
-        let connection = peer.open(&net, false).await;
-        net.hub().message(&connection, common::frame(ROUTER, &step)).await;
+        peer.open(&net, false).await;
+        peer.deliver(&net, common::frame(ROUTER, &step)).await;
         common::settle(Duration::from_millis(if step.wait { 100 } else { 1 })).await;
     }
     common::settle(Duration::from_millis(100)).await;
@@ -68,7 +67,7 @@ async fn session(data: &[u8]) {
     }
     common::settle(Duration::from_millis(100)).await;
     for peer in &peers {
-        assert!(!peer.closed_by_router.load(Ordering::Relaxed), "the router closed a connection");
+        assert!(!peer.close_requested(), "the router closed a connection");
     }
     assert_eq!(presence.views(), Vec::<String>::new(), "views still open after every connection closed");
 }

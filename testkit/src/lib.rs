@@ -1,29 +1,71 @@
-//! Test scaffolding shared by the client tests of the router crates (`channels`, `views`,
-//! `sync`): bounded waits, a scripted fake server on a real `ws_server::Server`, and frame
-//! helpers parameterised by the router's name. Dev-only: it is never published, and only
-//! the router crates' `[dev-dependencies]` use it.
+//! Test scaffolding shared by the tests of the router crates (`channels`, `views`, `sync`)
+//! and the fuzz targets. Dev-only: it is never published, and only `[dev-dependencies]`
+//! (and the fuzz crate) use it.
 //!
-//! A test describes its router once with [`Protocol`] and then drives a
-//! [`FakeServer`] by hand: the fake reports every connection and frame to the test, which
-//! answers with [`send`] or [`send_raw`], so each test states exactly the exchange of
-//! `docs/PROTOCOL.md` it relies on. Everything panics on failure, as test code should.
+//! # Without sockets: the memory network
+//! [`memory`] connects a server-side [`MemoryNetwork`] and client-side [`MemoryClient`]s
+//! without sockets, built only from network-core's public pieces (the same `Hub` and
+//! `LocalAdapter` that `ws-server` and `ws-client` use). Routers attach to either side
+//! unchanged; the test opens, ends and reopens the link by hand and scripts faults on it:
+//! a frame dropped, frames delayed, frames of an old connection arriving after the new one
+//! opened, a connection refused. Under tokio's paused clock
+//! (`#[tokio::test(start_paused = true)]`) these tests are deterministic and take no
+//! wall-clock time waiting:
+//!
+//! ```
+//! use network_core::{Network, NetworkEvent, envelope};
+//! use testkit::{MemoryClient, MemoryNetwork, within};
+//!
+//! # #[tokio::main(flavor = "current_thread", start_paused = true)]
+//! # async fn main() {
+//! let server = MemoryNetwork::new();
+//! let mut frames = server.events().unwrap(); // no router on the server: the test reads
+//! let client = MemoryClient::new(&server);
+//! client.connection().send(envelope::json("echo", &1).unwrap()).unwrap(); // queued offline
+//! let id = client.connect().await.unwrap();
+//! assert!(matches!(within(frames.recv()).await, Some(NetworkEvent::Added(c)) if c.id() == id));
+//! assert!(matches!(within(frames.recv()).await, Some(NetworkEvent::Message { .. })));
+//! client.disconnect().await;
+//! assert!(matches!(within(frames.recv()).await, Some(NetworkEvent::Removed { .. })));
+//! # }
+//! ```
+//!
+//! [`RawPeer`] is a connection of a [`MemoryNetwork`] whose frames the test writes itself
+//! and whose outgoing frames it checks: the fuzz targets feed routers that way.
+//!
+//! # Over real sockets: the fake server
+//! With the default feature `sockets`, a test describes its router once with [`Protocol`]
+//! and then drives a [`FakeServer`] (a real `ws_server::Server`) by hand: the fake reports
+//! every connection and frame to the test, which answers with [`send`] or [`send_raw`], so
+//! each test states exactly the exchange of `docs/PROTOCOL.md` it relies on.
+//!
+//! Everything panics on failure, as test code should.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+pub mod memory;
 mod redis;
 
+pub use memory::{Direction, MemoryClient, MemoryNetwork, RawPeer, Refused, settle, tagged};
 pub use redis::RedisServer;
 
 use std::fmt::Debug;
 use std::future::Future;
+#[cfg(feature = "sockets")]
 use std::marker::PhantomData;
+#[cfg(feature = "sockets")]
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use network_core::{Connection, Message, Network, NetworkEvent, Router, envelope};
+use network_core::{Connection, Message, envelope};
+#[cfg(feature = "sockets")]
+use network_core::{Network, NetworkEvent, Router};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
+#[cfg(feature = "sockets")]
 use tokio::sync::{broadcast, mpsc};
+#[cfg(feature = "sockets")]
 use ws_client::{ClientConfig, ClientEvent};
+#[cfg(feature = "sockets")]
 use ws_server::{Server, ServerConfig};
 
 /// Every wait in the tests is bounded by this.
@@ -58,10 +100,12 @@ pub enum Seen<F> {
     Removed,
 }
 
+#[cfg(feature = "sockets")]
 struct Script<P: Protocol> {
     seen: mpsc::Sender<Seen<P::Frame>>,
 }
 
+#[cfg(feature = "sockets")]
 impl<P: Protocol> Router<Server> for Script<P> {
     fn name(&self) -> &str {
         P::ROUTER
@@ -85,6 +129,7 @@ impl<P: Protocol> Router<Server> for Script<P> {
     }
 }
 
+#[cfg(feature = "sockets")]
 /// A scripted fake of the server of router `P`, on a real `ws_server::Server`.
 pub struct FakeServer<P: Protocol> {
     /// The real server underneath.
@@ -93,6 +138,7 @@ pub struct FakeServer<P: Protocol> {
     protocol: PhantomData<fn() -> P>,
 }
 
+#[cfg(feature = "sockets")]
 impl<P: Protocol> FakeServer<P> {
     /// A fake server on a free loopback port.
     pub async fn start() -> Self {
@@ -161,6 +207,7 @@ pub fn send_raw(connection: &Connection, message: impl Into<Message>) {
     connection.send(message.into()).unwrap();
 }
 
+#[cfg(feature = "sockets")]
 /// Reconnects fast, so that restarts take milliseconds.
 pub fn client_config() -> ClientConfig {
     ClientConfig::default()
@@ -168,6 +215,7 @@ pub fn client_config() -> ClientConfig {
         .max_reconnection_delay(Duration::from_millis(100))
 }
 
+#[cfg(feature = "sockets")]
 /// Waits for the next lifecycle event matching `wanted`.
 pub async fn lifecycle_until(
     lifecycle: &mut broadcast::Receiver<ClientEvent>,

@@ -576,3 +576,6 @@ fn advance<W>(state: &mut State<W>, mut written: usize) -> usize {
     }
     popped
 }
+
+#[cfg(test)]
+mod tests;

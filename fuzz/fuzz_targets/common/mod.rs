@@ -1,6 +1,7 @@
-//! What the router targets share: an in-memory [`Network`] built from network-core's public
-//! pieces (the same `Hub` and `LocalAdapter` that `ws-server` and `ws-client` use, minus
-//! the sockets), and the format of their inputs, a script of frames.
+//! What the router targets share: testkit's in-memory network (`testkit::memory`: the same
+//! `Hub` and `LocalAdapter` that `ws-server` and `ws-client` use, minus the sockets) with
+//! raw peers whose outgoing frames are checked, not sent; and the format of their inputs,
+//! a script of frames.
 //!
 //! # Input format
 //! The input is a list of steps separated by a blank line (`\n\n`). The first byte of a
@@ -23,98 +24,14 @@
 #![allow(dead_code, unreachable_pub)]
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use network_core::{
-    CloseCode, CloseFrame, ClosedSignal, Connection, ConnectionId, ConnectionMeta, Hub, HubConfig, Identity,
-    Link, LocalAdapter, Message, Network, SendError,
-};
+use network_core::{HubConfig, Message};
+use testkit::memory::{MemoryNetwork, OnSend, RawPeer};
 
-/// A network of in-memory connections whose outgoing frames are checked, not sent.
-#[derive(Clone)]
-pub struct Net {
-    hub: Hub,
-    adapter: LocalAdapter,
-}
-
-impl Net {
-    pub fn new() -> Self {
-        let hub = Hub::new(HubConfig::default().router_queue_capacity(64).event_queue_capacity(64));
-        let adapter = LocalAdapter::new(hub.registry().clone());
-        Self { hub, adapter }
-    }
-}
-
-impl Network for Net {
-    type Adapter = LocalAdapter;
-
-    fn hub(&self) -> &Hub {
-        &self.hub
-    }
-
-    fn adapter(&self) -> &LocalAdapter {
-        &self.adapter
-    }
-}
-
-/// Checks each frame a router sends to a peer (panics on a bad one).
-pub type Check = Arc<dyn Fn(&Message) + Send + Sync>;
-
-struct Outbox {
-    check: Check,
-    closed: Arc<AtomicBool>,
-}
-
-impl Link for Outbox {
-    fn send(&self, message: Message) -> Result<(), SendError> {
-        (self.check)(&message);
-        Ok(())
-    }
-
-    fn close(&self, _frame: CloseFrame) {
-        self.closed.store(true, Ordering::Relaxed);
-    }
-}
-
-/// One peer: its connection while open, and how to open it again.
-pub struct Peer {
-    identity: Option<Identity>,
-    check: Check,
-    open: Option<(Connection, ClosedSignal)>,
-    /// Set when a router asked to close the connection.
-    pub closed_by_router: Arc<AtomicBool>,
-}
-
-impl Peer {
-    pub fn new(identity: Option<Identity>, check: Check) -> Self {
-        Self { identity, check, open: None, closed_by_router: Arc::new(AtomicBool::new(false)) }
-    }
-
-    /// Opens the connection (reports `Added`) unless it is open.
-    pub async fn open(&mut self, net: &Net, restoring: bool) -> Connection {
-        if let Some((connection, _)) = &self.open {
-            return connection.clone();
-        }
-        let link = Outbox { check: self.check.clone(), closed: self.closed_by_router.clone() };
-        let (connection, signal) = Connection::new(ConnectionId::next(), ConnectionMeta::new("/"), Arc::new(link));
-        if let Some(identity) = &self.identity {
-            connection.set_identity(identity.clone());
-        }
-        net.hub.connection_added(&connection, restoring).await;
-        self.open = Some((connection.clone(), signal));
-        connection
-    }
-
-    /// Closes the connection as a transport does: the closed signal, the rooms, `Removed`.
-    pub async fn close(&mut self, net: &Net) {
-        if let Some((connection, signal)) = self.open.take() {
-            let frame = CloseFrame::new(CloseCode::ABNORMAL, "");
-            signal.fire(frame.clone());
-            net.adapter.leave_all_now(connection.id());
-            net.hub.connection_removed(&connection, frame).await;
-        }
-    }
+/// The network the targets run routers on: small queues, so that backpressure is reached.
+pub fn network() -> MemoryNetwork {
+    MemoryNetwork::with_hub_config(HubConfig::default().router_queue_capacity(64).event_queue_capacity(64))
 }
 
 /// One step of the input.
@@ -217,8 +134,8 @@ pub fn run<F: std::future::Future<Output = ()>>(session: F) {
 /// are detached). `tasks` are the application's calls, spawned before the script; each
 /// must have ended once the network has closed.
 pub async fn drive_client(
-    net: &Net,
-    peer: &mut Peer,
+    net: &MemoryNetwork,
+    peer: &mut RawPeer,
     router: &str,
     data: &[u8],
     tasks: Vec<tokio::task::JoinHandle<()>>,
@@ -229,13 +146,13 @@ pub async fn drive_client(
             peer.close(net).await;
             settle(Duration::from_millis(1)).await;
         }
-        let connection = peer.open(net, true).await;
-        net.hub().message(&connection, frame(router, &step)).await;
+        peer.open(net, true).await;
+        peer.deliver(net, frame(router, &step)).await;
         settle(Duration::from_millis(if step.wait { 100 } else { 1 })).await;
     }
     settle(Duration::from_millis(100)).await;
     peer.close(net).await;
-    net.hub().detach_all();
+    net.detach_all();
     settle(Duration::from_secs(1)).await;
     for task in &tasks {
         assert!(task.is_finished(), "an application call still waits after the network closed");
@@ -244,7 +161,7 @@ pub async fn drive_client(
 
 /// A check for the frames a client sends: JSON envelopes for `router` holding a frame that
 /// decodes as `F`.
-pub fn client_check<F: serde::de::DeserializeOwned>(router: &'static str) -> Check {
+pub fn client_check<F: serde::de::DeserializeOwned>(router: &'static str) -> OnSend {
     Arc::new(move |message: &Message| {
         assert!(message.is_text(), "the client sends JSON: {message:?}");
         assert_eq!(network_core::envelope::router_name(message), Some(router), "{message:?}");
