@@ -257,13 +257,26 @@ impl<N: Network> Messenger<N> {
     ///
     /// A connection of this node is in at most `max_rooms_per_connection` such rooms:
     /// beyond, this fails with [`EmitError::TooManyRooms`] and the connection stays out.
-    /// Joining a room it is in already succeeds and takes no second slot.
+    /// Joining a room it is in already succeeds and takes no second slot. A connection of
+    /// this node that is closed (or closes while it joins) is left in no room and the join
+    /// fails with [`EmitError::NoConnection`].
     pub async fn join_room(&self, connection: ConnectionId, room: &str) -> Result<(), EmitError> {
         let room = self.scoped(room)?;
         self.state.claim_room(connection, &room)?;
-        if let Err(error) = self.network.adapter().join(connection, room.clone()).await {
+        let adapter = self.network.adapter();
+        if let Err(error) = adapter.join(connection, room.clone()).await {
             self.state.release_room(connection, &room);
             return Err(error.into());
+        }
+        // The transport empties a closed connection's rooms once (`leave_all`), possibly
+        // before a handler of its last frames joins one: leave again, or it stays for good.
+        let gone = connection.node() == adapter.node()
+            && self.network.hub().connection(connection).is_none_or(|open| open.is_closed());
+        if gone {
+            let left = adapter.leave(connection, &room).await;
+            self.state.release_room(connection, &room);
+            left?;
+            return Err(EmitError::NoConnection);
         }
         Ok(())
     }

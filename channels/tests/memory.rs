@@ -215,14 +215,12 @@ async fn the_server_forgets_a_connection_whose_late_frames_arrive_after_the_next
     assert_eq!(messenger.network().connections().len(), 1);
 }
 
-/// A handler that puts its connection in a room after the connection closed leaves a dead
-/// member in the room: `Messenger::join_room` does not undo a join of a closed connection,
-/// as the channel join does (`server.rs`, "Closed while joining"), and `ws-server` ends a
-/// connection with `leave_all` before the router has run the handlers of its last frames.
-/// No fault is needed: over sockets it happens when a client sends `enter` and its socket
-/// drops at once.
+/// A handler that puts its connection in a room after the connection closed must not leave
+/// a dead member there: the transport ends a connection with `leave_all` before the router
+/// has run the handlers of its last frames, so `Messenger::join_room` undoes a join of a
+/// closed connection (as the channel join does). Over sockets this happens when a client
+/// sends `enter` and its socket drops at once; it failed before the fix.
 #[tokio::test(start_paused = true)]
-#[ignore = "bug: Messenger::join_room keeps a connection that closed meanwhile in the room"]
 async fn a_room_joined_by_a_handler_after_its_connection_closed_is_left() {
     let Setup { messenger, client, channels } = setup(config());
     client.connect().await.unwrap();
