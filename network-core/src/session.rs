@@ -10,8 +10,10 @@
 //! - [`ServerLink`]: the network's connection, whether the link is up, the session number,
 //!   whether the router is gone, and the router's request ids;
 //! - [`SessionState`]: the trait a router client implements over its own protocol state:
-//!   what a session start re-sends, what a session end fails or keeps, what the router's
+//!   what a session start re-sends, which grants a session end loses, what the router's
 //!   close takes out, how a frame from the server is applied;
+//! - [`Requests`] and [`SessionRequest`]: the requests in flight by id, and how a session
+//!   end settles each kind (re-sent by the next session, done, or failed);
 //! - [`Session`]: the lock around that state, the ready flag, and the lifecycle driven by
 //!   the network's events;
 //! - [`SessionClient`] and [`attach`]: the client's shared handle type, and attaching the
@@ -41,11 +43,12 @@
 //! # Where session resume plugs in
 //! Today a `Removed` ends the session at once ([`SessionState::session_ended`]) and the
 //! next `Added` starts a new one ([`SessionState::session_started`]). A resumed session
-//! would instead suspend at `Removed` (link down, session number kept) and decide at the
-//! next `Added` whether the server resumed it (nothing to re-send, requests in flight still
-//! answered) or started afresh (end the old session, then start). That decision belongs in
+//! would instead suspend at `Removed` (link down, session number and [`Requests`] kept) and
+//! decide at the next `Added` whether the server resumed it (nothing to re-send, requests
+//! in flight still answered) or started afresh (end the old session, then start). That decision belongs in
 //! `Session::disconnected` and `Session::connected`, and nowhere in the clients.
 
+use std::collections::HashMap;
 use std::fmt;
 use std::future::Future;
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -143,6 +146,73 @@ impl ServerLink {
     }
 }
 
+/// A request of a router client's that waits for the server's answer.
+pub trait SessionRequest: Send {
+    /// The session ended before the answer: the server will never send it (its ids are
+    /// per connection). Settle the request (an undo, such as a leave, is done: a new
+    /// connection starts without what it undid) or drop it (its waiter hears `Closed`).
+    /// A request that the next session sends again (a join, an open, a subscription) is
+    /// dropped here and re-sent by [`SessionState::session_started`].
+    fn session_ended(self);
+}
+
+/// The requests of a router client waiting for the server's answers, by id. They live for
+/// one session: [`Session`] ends them when it ends.
+#[derive(Debug)]
+pub struct Requests<R> {
+    by_id: HashMap<u64, R>,
+}
+
+impl<R> Default for Requests<R> {
+    fn default() -> Self {
+        Self { by_id: HashMap::new() }
+    }
+}
+
+impl<R> Requests<R> {
+    /// Registers `request` under `id`.
+    pub fn insert(&mut self, id: u64, request: R) {
+        self.by_id.insert(id, request);
+    }
+
+    /// Takes request `id` out.
+    pub fn remove(&mut self, id: u64) -> Option<R> {
+        self.by_id.remove(&id)
+    }
+
+    /// Takes request `id` out when `kind` accepts it (`Ok`), leaving a request of another
+    /// kind (`Err`) in place: an answer of one kind never settles a request of another.
+    pub fn take_kind<T>(&mut self, id: u64, kind: impl FnOnce(R) -> Result<T, R>) -> Option<T> {
+        match kind(self.by_id.remove(&id)?) {
+            Ok(taken) => Some(taken),
+            Err(other) => {
+                self.by_id.insert(id, other);
+                None
+            }
+        }
+    }
+
+    /// How many requests wait.
+    pub fn len(&self) -> usize {
+        self.by_id.len()
+    }
+
+    /// Whether no request waits.
+    pub fn is_empty(&self) -> bool {
+        self.by_id.is_empty()
+    }
+}
+
+impl<R: SessionRequest> Requests<R> {
+    /// The session ended: every request is settled or dropped
+    /// ([`SessionRequest::session_ended`]).
+    fn end_session(&mut self) {
+        for (_, request) in self.by_id.drain() {
+            request.session_ended();
+        }
+    }
+}
+
 /// A router client's own protocol state, driven by a [`Session`] that holds it under its
 /// lock.
 ///
@@ -156,7 +226,7 @@ pub trait SessionState: Send + 'static {
     /// to streams with backpressure, run a handler): see [`SessionClient::carry_out`].
     type Action: Send;
     /// A request waiting for the server's answer, by id.
-    type Request: Send;
+    type Request: SessionRequest;
     /// What the router's close takes out of the state, to end without the lock.
     type Taken: Send;
 
@@ -168,9 +238,12 @@ pub trait SessionState: Send + 'static {
     /// restores, so these frames go out before the client's offline queue.
     fn session_started(&mut self);
 
-    /// The session ended (the link is down, the session number is bumped already): the
-    /// server forgot its requests and grants. Fail the requests it will never answer, keep
-    /// what the next session sends again.
+    /// The requests waiting for the server's answers, a field of the state.
+    fn requests(&mut self) -> &mut Requests<Self::Request>;
+
+    /// The session ended (the link is down, the session number is bumped already, every
+    /// request was ended by [`SessionRequest::session_ended`]): the server forgot this
+    /// session's grants. Mark them lost; keep what the next session sends again.
     fn session_ended(&mut self);
 
     /// Applies a frame from the server; returns what the router must do without the lock.
@@ -178,7 +251,9 @@ pub trait SessionState: Send + 'static {
 
     /// Takes request `id` out (its caller stopped waiting: answer, timeout or
     /// cancellation); it is dropped without the lock.
-    fn remove_request(&mut self, id: u64) -> Option<Self::Request>;
+    fn remove_request(&mut self, id: u64) -> Option<Self::Request> {
+        self.requests().remove(id)
+    }
 
     /// The router is gone: take out everything that waits or streams (requests, waiters,
     /// subscribers, handlers), to end without the lock.
@@ -328,6 +403,7 @@ fn end_session<S: SessionState>(state: &mut S) {
     let link = state.link();
     link.online = false;
     link.session += 1;
+    state.requests().end_session();
     state.session_ended();
 }
 
@@ -510,17 +586,26 @@ mod tests {
         link: ServerLink,
         log: Vec<String>,
         wanted: Vec<u64>,
-        requests: Vec<u64>,
+        requests: Requests<Answer>,
         probe: Option<LockProbe>,
         /// Dropped at close: tells the test that the router closed the session.
         closing: Option<oneshot::Sender<()>>,
     }
 
+    /// A request whose answer is awaited on `answer`.
+    struct Answer(oneshot::Sender<()>);
+
+    impl SessionRequest for Answer {
+        fn session_ended(self) {
+            let _ = self.0.send(());
+        }
+    }
+
     impl SessionState for State {
         type Frame = u64;
         type Action = u64;
-        type Request = u64;
-        type Taken = (Vec<u64>, Option<LockProbe>, Option<oneshot::Sender<()>>);
+        type Request = Answer;
+        type Taken = (Requests<Answer>, Option<LockProbe>, Option<oneshot::Sender<()>>);
 
         fn link(&mut self) -> &mut ServerLink {
             &mut self.link
@@ -542,9 +627,8 @@ mod tests {
             frame
         }
 
-        fn remove_request(&mut self, id: u64) -> Option<u64> {
-            let index = self.requests.iter().position(|request| *request == id)?;
-            Some(self.requests.remove(index))
+        fn requests(&mut self) -> &mut Requests<Answer> {
+            &mut self.requests
         }
 
         fn take_all(&mut self) -> Self::Taken {
@@ -578,7 +662,7 @@ mod tests {
             link: ServerLink::new(ROUTER),
             log: Vec::new(),
             wanted: wanted.to_vec(),
-            requests: Vec::new(),
+            requests: Requests::default(),
             probe: None,
             closing: Some(closing),
         };
@@ -687,12 +771,44 @@ mod tests {
         assert!(!link.is_online() && !link.is_closed() && link.session() == 0);
     }
 
+    /// Registers requests 1 and 2 of `client`; returns how each ends.
+    fn two_requests(client: &Client) -> [oneshot::Receiver<()>; 2] {
+        let mut state = client.session.lock();
+        [1, 2].map(|id| {
+            let (ended, answer) = oneshot::channel();
+            state.requests.insert(id, Answer(ended));
+            answer
+        })
+    }
+
     #[tokio::test]
     async fn a_pending_request_is_forgotten_with_its_guard() {
         let (client, _closed) = client(&[]);
-        client.session.lock().requests = vec![1, 2];
+        let [mut first, _second] = two_requests(&client);
         drop(client.session.pending(1));
-        assert_eq!(client.session.lock().requests, [2]);
+        assert_eq!(first.try_recv(), Err(oneshot::error::TryRecvError::Closed), "dropped, not ended");
+        assert_eq!(client.session.lock().requests.len(), 1);
+    }
+
+    #[tokio::test]
+    async fn a_session_end_ends_every_request() {
+        let (client, _closed) = client(&[]);
+        client.session.connected(connection().0);
+        let [first, second] = two_requests(&client);
+        let id = client.session.connection().map(|connection| connection.id());
+        client.session.disconnected(id.expect("known"));
+        assert_eq!((within(first).await, within(second).await), (Ok(()), Ok(())));
+        assert!(client.session.lock().requests.is_empty());
+    }
+
+    #[test]
+    fn an_answer_of_another_kind_leaves_a_request_in_place() {
+        let mut requests = Requests::default();
+        requests.insert(1, "join");
+        let leave = |request: &'static str| if request == "leave" { Ok(()) } else { Err(request) };
+        assert_eq!(requests.take_kind(1, leave), None);
+        assert_eq!(requests.take_kind(1, Ok::<_, &str>), Some("join"));
+        assert!(requests.is_empty());
     }
 
     #[tokio::test]

@@ -12,7 +12,7 @@ use std::sync::Arc;
 use futures_util::future::BoxFuture;
 use network_core::Message;
 use network_core::client::{ErrorSubscribers, Wanted};
-use network_core::session::{ServerLink, Session, SessionState};
+use network_core::session::{Requests, ServerLink, Session, SessionRequest, SessionState};
 use serde_json::Value;
 use tokio::sync::{Semaphore, mpsc, oneshot};
 
@@ -40,6 +40,21 @@ pub(super) enum Request {
     Join { ch: String },
     Leave { reply: LeaveReply },
     Ack { reply: AckReply },
+}
+
+impl SessionRequest for Request {
+    fn session_ended(self) {
+        match self {
+            // The next connection sends the join again.
+            Self::Join { .. } => {}
+            // A new connection is in no channel but `/`: the leave is done.
+            Self::Leave { reply } => {
+                let _ = reply.send(Ok(()));
+            }
+            // Dropping the sender fails the waiter with `AckError::Closed`.
+            Self::Ack { reply } => drop(reply),
+        }
+    }
 }
 
 /// A channel the application wants to be in (every one but `/`): `active` once the server
@@ -73,7 +88,7 @@ pub(super) struct State {
     link: ServerLink,
     /// Sorted, so that rejoins go out in a stable order.
     memberships: BTreeMap<String, Membership>,
-    requests: HashMap<u64, Request>,
+    requests: Requests<Request>,
     pending_acks: usize,
     subscriptions: HashMap<EventKey, Vec<Subscriber>>,
     next_subscriber: u64,
@@ -87,7 +102,7 @@ impl SessionState for State {
     type Request = Request;
     /// What the close takes out, to end without the lock.
     type Taken = (
-        HashMap<u64, Request>,
+        Requests<Request>,
         BTreeMap<String, Membership>,
         HashMap<EventKey, Vec<Subscriber>>,
         HashMap<EventKey, Handler>,
@@ -96,6 +111,10 @@ impl SessionState for State {
 
     fn link(&mut self) -> &mut ServerLink {
         &mut self.link
+    }
+
+    fn requests(&mut self) -> &mut Requests<Request> {
+        &mut self.requests
     }
 
     /// Re-sends `join` for every wanted channel.
@@ -117,24 +136,11 @@ impl SessionState for State {
         }
     }
 
-    /// Fails the pending acknowledgements (the server will not answer them on another
-    /// connection) and marks every channel not joined; the wanted channels and the
-    /// `join()` waiters stay for the next connection.
+    /// Marks every channel not joined; the wanted channels and the `join()` waiters stay
+    /// for the next connection.
     fn session_ended(&mut self) {
         for membership in self.memberships.values_mut() {
             membership.reset();
-        }
-        for (_, request) in std::mem::take(&mut self.requests) {
-            match request {
-                // The next connection sends the join again.
-                Request::Join { .. } => {}
-                // A new connection is in no channel but `/`: the leave is done.
-                Request::Leave { reply } => {
-                    let _ = reply.send(Ok(()));
-                }
-                // Dropping the sender fails the waiter with `AckError::Closed`.
-                Request::Ack { reply } => drop(reply),
-            }
         }
         self.pending_acks = 0;
     }
@@ -161,7 +167,7 @@ impl SessionState for State {
     }
 
     fn remove_request(&mut self, id: u64) -> Option<Request> {
-        let request = self.requests.remove(&id)?;
+        let request = self.requests.remove(id)?;
         if matches!(request, Request::Ack { .. }) {
             self.pending_acks -= 1;
         }
@@ -196,7 +202,7 @@ impl ChannelsCore {
         let state = State {
             link: ServerLink::new(ROUTER),
             memberships: BTreeMap::new(),
-            requests: HashMap::new(),
+            requests: Requests::default(),
             pending_acks: 0,
             subscriptions: HashMap::new(),
             next_subscriber: 1,
@@ -350,13 +356,10 @@ impl ChannelsCore {
 impl State {
     /// Takes the join request `id`, leaving any other kind of request in place.
     fn take_join(&mut self, id: u64) -> Option<String> {
-        match self.requests.remove(&id)? {
-            Request::Join { ch } => Some(ch),
-            other => {
-                self.requests.insert(id, other);
-                None
-            }
-        }
+        self.requests.take_kind(id, |request| match request {
+            Request::Join { ch } => Ok(ch),
+            other => Err(other),
+        })
     }
 
     fn on_joined(&mut self, ch: String, id: Option<u64>) {
@@ -374,17 +377,13 @@ impl State {
     }
 
     fn on_left(&mut self, ch: String, id: Option<u64>) {
-        if let Some(id) = id {
-            match self.requests.remove(&id) {
-                Some(Request::Leave { reply }) => {
-                    let _ = reply.send(Ok(()));
-                    return;
-                }
-                Some(other) => {
-                    self.requests.insert(id, other);
-                }
-                None => {}
-            }
+        let leave = |request| match request {
+            Request::Leave { reply } => Ok(reply),
+            other => Err(other),
+        };
+        if let Some(reply) = id.and_then(|id| self.requests.take_kind(id, leave)) {
+            let _ = reply.send(Ok(()));
+            return;
         }
         // Not an answer to a leave of ours: the server took the connection out of `ch`.
         // It stays wanted and is joined again on the next reconnect.

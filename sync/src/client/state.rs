@@ -11,7 +11,7 @@ use std::sync::Arc;
 use futures_util::future::BoxFuture;
 use network_core::Message;
 use network_core::client::{ErrorSubscribers, Wanted};
-use network_core::session::{ServerLink, Session, SessionState};
+use network_core::session::{Requests, ServerLink, Session, SessionRequest, SessionState};
 use serde_json::Value;
 use tokio::sync::{mpsc, oneshot};
 
@@ -39,6 +39,22 @@ pub(super) enum Request {
     /// A `read` whose answer goes to the listeners of `path` as a snapshot: the
     /// application's `fetch` (with `reply`), or the router's own after a re-subscribe.
     Fetch { path: String, reply: Option<Reply<()>> },
+}
+
+impl SessionRequest for Request {
+    fn session_ended(self) {
+        match self {
+            // The next connection sends the `sub` again.
+            Self::Sub { .. } => {}
+            // A new connection has no subscriptions: the unsubscription is done.
+            Self::Unsub { reply } => {
+                let _ = reply.send(Ok(()));
+            }
+            // Dropping the sender fails the waiter with `Closed`.
+            Self::Call { reply } => drop(reply),
+            Self::Fetch { reply, .. } => drop(reply),
+        }
+    }
 }
 
 /// A path the application wants to be subscribed to.
@@ -106,7 +122,7 @@ pub(super) struct State {
     read_after_resubscribe: bool,
     /// Sorted, so that re-subscribes go out in a stable order.
     wanted: BTreeMap<String, WantedPath>,
-    requests: HashMap<u64, Request>,
+    requests: Requests<Request>,
     listeners: HashMap<String, Vec<Registered>>,
     next_listener: u64,
     error_subscribers: ErrorSubscribers<BackgroundError>,
@@ -118,7 +134,7 @@ impl SessionState for State {
     type Request = Request;
     /// What the close takes out, to end without the lock.
     type Taken = (
-        HashMap<u64, Request>,
+        Requests<Request>,
         BTreeMap<String, WantedPath>,
         HashMap<String, Vec<Registered>>,
         Vec<mpsc::Sender<BackgroundError>>,
@@ -126,6 +142,10 @@ impl SessionState for State {
 
     fn link(&mut self) -> &mut ServerLink {
         &mut self.link
+    }
+
+    fn requests(&mut self) -> &mut Requests<Request> {
+        &mut self.requests
     }
 
     /// Sends `sub` for every wanted path, then (with `read_after_resubscribe`) a `read`
@@ -160,25 +180,11 @@ impl SessionState for State {
         }
     }
 
-    /// Fails the pending requests (the server will not answer them on another
-    /// connection) and marks every path not subscribed; the wanted paths and the
-    /// `connect()` waiters stay for the next connection.
+    /// Marks every path not subscribed; the wanted paths and the `connect()` waiters stay
+    /// for the next connection.
     fn session_ended(&mut self) {
         for wanted in self.wanted.values_mut() {
             wanted.sub.reset();
-        }
-        for (_, request) in std::mem::take(&mut self.requests) {
-            match request {
-                // The next connection sends the `sub` again.
-                Request::Sub { .. } => {}
-                // A new connection has no subscriptions: the unsubscription is done.
-                Request::Unsub { reply } => {
-                    let _ = reply.send(Ok(()));
-                }
-                // Dropping the sender fails the waiter with `Closed`.
-                Request::Call { reply } => drop(reply),
-                Request::Fetch { reply, .. } => drop(reply),
-            }
         }
     }
 
@@ -196,10 +202,6 @@ impl SessionState for State {
             }
         }
         Action::Nothing
-    }
-
-    fn remove_request(&mut self, id: u64) -> Option<Request> {
-        self.requests.remove(&id)
     }
 
     fn take_all(&mut self) -> Self::Taken {
@@ -231,7 +233,7 @@ impl SyncCore {
             link: ServerLink::new(ROUTER),
             read_after_resubscribe: config.read_after_resubscribe,
             wanted: BTreeMap::new(),
-            requests: HashMap::new(),
+            requests: Requests::default(),
             listeners: HashMap::new(),
             next_listener: 1,
             error_subscribers: ErrorSubscribers::new("sync"),
@@ -387,7 +389,7 @@ impl State {
             return (false, listeners);
         };
         if let Some(id) = wanted.sub.request {
-            self.requests.remove(&id);
+            self.requests.remove(id);
         }
         wanted.sub.fail(error);
         (true, listeners)
@@ -403,13 +405,10 @@ impl State {
 
     /// Takes the `sub` request `id`, leaving any other kind of request in place.
     fn take_sub(&mut self, id: u64) -> Option<String> {
-        match self.requests.remove(&id)? {
-            Request::Sub { path } => Some(path),
-            other => {
-                self.requests.insert(id, other);
-                None
-            }
-        }
+        self.requests.take_kind(id, |request| match request {
+            Request::Sub { path } => Ok(path),
+            other => Err(other),
+        })
     }
 
     fn on_subscribed(&mut self, path: String, id: Option<u64>) {
@@ -424,17 +423,13 @@ impl State {
     }
 
     fn on_unsubscribed(&mut self, path: String, id: Option<u64>) {
-        if let Some(id) = id {
-            match self.requests.remove(&id) {
-                Some(Request::Unsub { reply }) => {
-                    let _ = reply.send(Ok(()));
-                    return;
-                }
-                Some(other) => {
-                    self.requests.insert(id, other);
-                }
-                None => {}
-            }
+        let unsub = |request| match request {
+            Request::Unsub { reply } => Ok(reply),
+            other => Err(other),
+        };
+        if let Some(reply) = id.and_then(|id| self.requests.take_kind(id, unsub)) {
+            let _ = reply.send(Ok(()));
+            return;
         }
         // Not an answer to an unsub of ours: the server stopped the subscription. It stays
         // wanted and is renewed on the next reconnect.
@@ -454,7 +449,7 @@ impl State {
     }
 
     fn on_reply(&mut self, id: u64, data: Value, err: Option<RemoteError>) -> Action {
-        match self.requests.remove(&id) {
+        match self.requests.remove(id) {
             Some(Request::Call { reply }) => {
                 let _ = reply.send(match err {
                     Some(error) => Err(error),
@@ -500,7 +495,7 @@ impl State {
 
     fn on_error(&mut self, error: RemoteError, id: Option<u64>, path: Option<String>) -> Action {
         if let Some(id) = id {
-            match self.requests.remove(&id) {
+            match self.requests.remove(id) {
                 Some(Request::Sub { path }) => return self.subscribe_refused(path, id, error),
                 Some(Request::Unsub { reply }) => {
                     let result = if error.code == codes::NOT_SUBSCRIBED {

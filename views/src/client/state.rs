@@ -5,11 +5,11 @@
 //! router must await (a full change stream) comes back as an [`Action`] for the router to
 //! carry out after the lock is released.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use network_core::client::Wanted;
-use network_core::session::{ServerLink, Session, SessionState};
+use network_core::session::{Requests, ServerLink, Session, SessionRequest, SessionState};
 use tokio::sync::{mpsc, oneshot};
 
 use super::change::{MemberMap, ViewChange};
@@ -40,6 +40,21 @@ pub(super) enum Request {
     Info {
         reply: InfoReply,
     },
+}
+
+impl SessionRequest for Request {
+    fn session_ended(self) {
+        match self {
+            // The next connection sends the open again.
+            Self::Open { .. } => {}
+            // A new connection has no views open: the close is done.
+            Self::Close { reply } => {
+                let _ = reply.send(Ok(()));
+            }
+            // Dropping the sender fails the waiter with `InfoError::Closed`.
+            Self::Info { reply } => drop(reply),
+        }
+    }
 }
 
 /// A view the application wants open.
@@ -103,17 +118,21 @@ pub(super) struct State {
     next_subscriber: u64,
     /// Sorted, so that re-opens go out in a stable order.
     views: BTreeMap<Arc<str>, Entry>,
-    requests: HashMap<u64, Request>,
+    requests: Requests<Request>,
 }
 
 impl SessionState for State {
     type Frame = Frame;
     type Action = Action;
     type Request = Request;
-    type Taken = (BTreeMap<Arc<str>, Entry>, HashMap<u64, Request>);
+    type Taken = (BTreeMap<Arc<str>, Entry>, Requests<Request>);
 
     fn link(&mut self) -> &mut ServerLink {
         &mut self.link
+    }
+
+    fn requests(&mut self) -> &mut Requests<Request> {
+        &mut self.requests
     }
 
     /// Sends `open` for every wanted view.
@@ -124,24 +143,11 @@ impl SessionState for State {
         }
     }
 
-    /// The server forgot this connection's views and requests: pending info requests
-    /// fail, pending closes succeed, and every view waits for its re-open (its members
-    /// stay as last known until the next `state`).
+    /// The server forgot this connection's views: every view waits for its re-open (its
+    /// members stay as last known until the next `state`).
     fn session_ended(&mut self) {
         for entry in self.views.values_mut() {
             entry.open.reset();
-        }
-        for (_, request) in std::mem::take(&mut self.requests) {
-            match request {
-                // The next connection sends the open again.
-                Request::Open { .. } => {}
-                // A new connection has no views open: the close is done.
-                Request::Close { reply } => {
-                    let _ = reply.send(Ok(()));
-                }
-                // Dropping the sender fails the waiter with `InfoError::Closed`.
-                Request::Info { reply } => drop(reply),
-            }
         }
     }
 
@@ -165,10 +171,6 @@ impl SessionState for State {
                 Action::Nothing
             }
         }
-    }
-
-    fn remove_request(&mut self, id: u64) -> Option<Request> {
-        self.requests.remove(&id)
     }
 
     fn take_all(&mut self) -> Self::Taken {
@@ -207,7 +209,7 @@ impl ViewsCore {
             next_generation: 1,
             next_subscriber: 1,
             views: BTreeMap::new(),
-            requests: HashMap::new(),
+            requests: Requests::default(),
         };
         Arc::new(Self { config, session: Session::new(state) })
     }
@@ -382,20 +384,17 @@ impl State {
     fn forget(&mut self, name: &str) {
         let Some(mut entry) = self.views.remove(name) else { return };
         if let Some(id) = entry.open.request {
-            self.requests.remove(&id);
+            self.requests.remove(id);
         }
         entry.open.fail(|| OpenError::Cancelled);
     }
 
     /// Takes the open request `id`, leaving any other kind of request in place.
     fn take_open(&mut self, id: u64) -> Option<Arc<str>> {
-        match self.requests.remove(&id)? {
-            Request::Open { view } => Some(view),
-            other => {
-                self.requests.insert(id, other);
-                None
-            }
-        }
+        self.requests.take_kind(id, |request| match request {
+            Request::Open { view } => Ok(view),
+            other => Err(other),
+        })
     }
 
     fn on_state(&mut self, view: &str, members: Vec<Member>, you: Option<String>, id: Option<u64>) -> Action {
@@ -436,17 +435,13 @@ impl State {
     }
 
     fn on_closed(&mut self, view: &str, id: Option<u64>) {
-        if let Some(id) = id {
-            match self.requests.remove(&id) {
-                Some(Request::Close { reply }) => {
-                    let _ = reply.send(Ok(()));
-                    return;
-                }
-                Some(other) => {
-                    self.requests.insert(id, other);
-                }
-                None => {}
-            }
+        let close = |request| match request {
+            Request::Close { reply } => Ok(reply),
+            other => Err(other),
+        };
+        if let Some(reply) = id.and_then(|id| self.requests.take_kind(id, close)) {
+            let _ = reply.send(Ok(()));
+            return;
         }
         // Not the answer to a close we wait for: the server says it does not have the view
         // open for us (it closed it, or a close queued before a reconnect reached it after
@@ -465,7 +460,7 @@ impl State {
     }
 
     fn on_info(&mut self, id: u64, views: Option<Vec<ViewInfo>>, truncated: bool) {
-        match self.requests.remove(&id) {
+        match self.requests.remove(id) {
             Some(Request::Info { reply }) => {
                 let _ = reply.send(Ok(InfoMatches::new(views.unwrap_or_default(), truncated)));
             }
@@ -479,7 +474,7 @@ impl State {
 
     fn on_error(&mut self, error: RemoteError, id: Option<u64>, view: Option<String>) -> Action {
         if let Some(id) = id {
-            match self.requests.remove(&id) {
+            match self.requests.remove(id) {
                 Some(Request::Open { view }) => return self.open_refused(&view, id, error),
                 Some(Request::Close { reply }) => {
                     let result =
