@@ -92,6 +92,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use network_core::client::answer_within;
+use network_core::session;
 use network_core::{AttachError, Message, Network, envelope};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -99,8 +100,7 @@ use tokio::time::{Instant, timeout_at};
 
 pub use self::config::ChannelsClientConfig;
 pub use self::error::{BackgroundError, InvalidChannel, JoinError, LeaveError};
-use self::router::ClientRouter;
-use self::state::{Handler, Shared};
+use self::state::{ChannelsCore, Handler};
 pub use self::stream::{ErrorStream, EventStream};
 use crate::error::{AckError, EmitError, RemoteError};
 use crate::protocol::{ROOT, ROUTER, valid_channel, valid_name};
@@ -112,29 +112,25 @@ use crate::protocol::{ROOT, ROUTER, valid_channel, valid_name};
 /// connection it saw open as the link to the server.
 #[derive(Clone)]
 pub struct ChannelsClient {
-    shared: Arc<Shared>,
+    core: Arc<ChannelsCore>,
 }
 
 impl fmt::Debug for ChannelsClient {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("ChannelsClient").field("config", &self.shared.config).finish_non_exhaustive()
+        f.debug_struct("ChannelsClient").field("config", &self.core.config).finish_non_exhaustive()
     }
 }
 
 impl ChannelsClient {
     /// Attaches the channels router (named `ch`) to `network` and returns its handle.
     ///
-    /// Fails when a router named `ch` is attached already. Needs a tokio runtime (the
-    /// router runs in a task of its own).
+    /// Fails when a router named `ch` is attached already, or with
+    /// [`AttachError::InvalidConfig`] naming a field of `config` out of its range.
+    /// Needs a tokio runtime (the router runs in a task of its own).
     pub fn attach<N: Network>(network: &N, config: ChannelsClientConfig) -> Result<Self, AttachError> {
-        let shared = Shared::new(config.validated()?);
-        network.attach(ClientRouter::new(shared.clone()))?;
-        // Attached to a network that is connected already: its `Added` came before the
-        // router, which learns the connection from the registry instead.
-        if let [connection] = network.connections().as_slice() {
-            shared.adopt(connection.clone());
-        }
-        Ok(Self { shared })
+        let core = ChannelsCore::new(config.validated()?);
+        session::attach(network, core.clone())?;
+        Ok(Self { core })
     }
 
     /// The channel `path` (`/` then up to 127 of `A-Z a-z 0-9 _ - . /`).
@@ -142,18 +138,18 @@ impl ChannelsClient {
         if !valid_channel(path) {
             return Err(InvalidChannel(path.to_owned()));
         }
-        Ok(Channel { shared: self.shared.clone(), path: path.into() })
+        Ok(Channel { core: self.core.clone(), path: path.into() })
     }
 
     /// The root channel `/`, which every connection is in without joining.
     pub fn root(&self) -> Channel {
-        Channel { shared: self.shared.clone(), path: ROOT.into() }
+        Channel { core: self.core.clone(), path: ROOT.into() }
     }
 
     /// A new stream of the problems no caller waits for: `error` frames that answer no
     /// request, and rejoins refused after a reconnect. See [`ErrorStream`] for its bound.
     pub fn errors(&self) -> ErrorStream {
-        ErrorStream::new(self.shared.subscribe_errors())
+        ErrorStream::new(self.core.subscribe_errors())
     }
 
     /// Waits until the router knows the network's connection: at once when it does, else
@@ -164,12 +160,12 @@ impl ChannelsClient {
     /// # Cancel safety
     /// Cancel safe.
     pub async fn ready(&self) -> bool {
-        self.shared.ready().await
+        self.core.session.ready().await
     }
 
     /// The options the router runs with.
     pub fn config(&self) -> &ChannelsClientConfig {
-        &self.shared.config
+        &self.core.config
     }
 }
 
@@ -179,7 +175,7 @@ impl ChannelsClient {
 /// nothing: the membership, streams and handlers belong to the client.
 #[derive(Clone)]
 pub struct Channel {
-    shared: Arc<Shared>,
+    core: Arc<ChannelsCore>,
     path: Arc<str>,
 }
 
@@ -210,7 +206,7 @@ impl Channel {
     /// Whether the server confirmed the join on the current connection (for `/`: whether
     /// the link is up).
     pub fn is_joined(&self) -> bool {
-        self.shared.is_joined(&self.path)
+        self.core.is_joined(&self.path)
     }
 
     /// Joins the channel: sends `join` and waits for `joined` (or the refusal), at most
@@ -228,11 +224,10 @@ impl Channel {
         if &*self.path == ROOT {
             return Ok(());
         }
-        let Some(answer) = self.shared.join(&self.path)? else {
+        let Some(answer) = self.core.join(&self.path)? else {
             return Ok(());
         };
-        answer_within(self.shared.config.join_timeout, answer, Err(JoinError::Closed), JoinError::Timeout)
-            .await
+        answer_within(self.core.config.join_timeout, answer, Err(JoinError::Closed), JoinError::Timeout).await
     }
 
     /// Leaves the channel: forgets it at once (it is no longer joined after reconnects, and
@@ -248,11 +243,11 @@ impl Channel {
     /// Dropping the future stops the waiting only: the channel is forgotten and the leave
     /// is sent anyway.
     pub async fn leave(&self) -> Result<(), LeaveError> {
-        let Some((id, answer)) = self.shared.leave(&self.path)? else {
+        let Some((id, answer)) = self.core.leave(&self.path)? else {
             return Ok(());
         };
-        let _pending = PendingRequest { shared: &self.shared, id };
-        answer_within(self.shared.config.join_timeout, answer, Err(LeaveError::Closed), LeaveError::Timeout)
+        let _pending = self.core.session.pending(id);
+        answer_within(self.core.config.join_timeout, answer, Err(LeaveError::Closed), LeaveError::Timeout)
             .await
     }
 
@@ -268,7 +263,7 @@ impl Channel {
     /// client's queue is full or the client closed.
     pub fn emit<P: Serialize + ?Sized>(&self, event: &str, payload: &P) -> Result<(), EmitError> {
         let message = self.encode_emit(event, payload, None)?;
-        let connection = self.shared.connection().ok_or(EmitError::NoConnection)?;
+        let connection = self.core.session.connection().ok_or(EmitError::NoConnection)?;
         connection.send(message)?;
         Ok(())
     }
@@ -284,7 +279,7 @@ impl Channel {
         T: DeserializeOwned,
         P: Serialize + ?Sized,
     {
-        self.emit_with_ack_timeout(event, payload, self.shared.config.ack_timeout).await
+        self.emit_with_ack_timeout(event, payload, self.core.config.ack_timeout).await
     }
 
     /// Emits `event` with `payload` and waits, at most `limit` in all, for the server's
@@ -315,15 +310,15 @@ impl Channel {
         P: Serialize + ?Sized,
     {
         let deadline = Instant::now() + limit;
-        let id = self.shared.allocate_id();
+        let id = self.core.session.allocate_id();
         let message = self.encode_emit(event, payload, Some(id))?;
-        match timeout_at(deadline, self.shared.ready()).await {
+        match timeout_at(deadline, self.core.session.ready()).await {
             Ok(true) => {}
             Ok(false) => return Err(AckError::Closed),
             Err(_) => return Err(AckError::Timeout(limit)),
         }
-        let answer = self.shared.start_ack(id, message)?;
-        let _pending = PendingRequest { shared: &self.shared, id };
+        let answer = self.core.start_ack(id, message)?;
+        let _pending = self.core.session.pending(id);
         match timeout_at(deadline, answer).await {
             Ok(Ok(Ok(data))) => serde_json::from_value(data).map_err(AckError::Decode),
             Ok(Ok(Err(error))) => Err(AckError::Remote(error)),
@@ -342,7 +337,7 @@ impl Channel {
         if !valid_name(event) {
             tracing::warn!(channel = %self.path, event, "invalid event name: the stream will stay empty");
         }
-        EventStream::new(self.shared.clone(), (self.path.to_string(), event.to_owned()))
+        EventStream::new(self.core.clone(), (self.path.to_string(), event.to_owned()))
     }
 
     /// Answers the server's `event` requests (emits with an `id`) on this channel with
@@ -376,13 +371,13 @@ impl Channel {
                     .map_err(|error| RemoteError::internal(format!("cannot encode the answer: {error}")))
             })
         });
-        self.shared.set_handler((self.path.to_string(), event.to_owned()), erased);
+        self.core.set_handler((self.path.to_string(), event.to_owned()), erased);
     }
 
     /// Removes the handler of `event`; returns whether there was one. Later requests for
     /// it are answered `no_handler`.
     pub fn remove_handler(&self, event: &str) -> bool {
-        self.shared.remove_handler(&(self.path.to_string(), event.to_owned()))
+        self.core.remove_handler(&(self.path.to_string(), event.to_owned()))
     }
 
     fn encode_emit<P: Serialize + ?Sized>(
@@ -396,18 +391,6 @@ impl Channel {
         }
         let frame = EmitFrame { ch: &self.path, ev: event, data: payload, id };
         Ok(envelope::json(ROUTER, &frame)?)
-    }
-}
-
-/// Forgets request `id` when its caller stops waiting (answer, timeout or cancellation).
-struct PendingRequest<'a> {
-    shared: &'a Shared,
-    id: u64,
-}
-
-impl Drop for PendingRequest<'_> {
-    fn drop(&mut self) {
-        self.shared.forget_request(self.id);
     }
 }
 

@@ -1,9 +1,9 @@
-//! Small pieces that the client sides of routers share: the link to the server with its
-//! request ids ([`Link`]), handing a value to several bounded streams with backpressure
-//! ([`fan_out`]), and the `errors()` streams that never block the router
-//! ([`ErrorSubscribers`], [`ErrorStream`]), and the entry of a resource the application
-//! wants from the server across reconnects ([`Wanted`]) with the wait for its answer
-//! ([`answer_within`]).
+//! Small pieces that the client sides of routers share: handing a value to several bounded
+//! streams with backpressure ([`fan_out`]), the `errors()` streams that never block the
+//! router ([`ErrorSubscribers`], [`ErrorStream`]), and the entry of a resource the
+//! application wants from the server across reconnects ([`Wanted`]) with the wait for its
+//! answer ([`answer_within`]). Their session lifecycle (the link to the server, reconnects,
+//! close) is [`session`](crate::session).
 //!
 //! Nothing here knows about sockets or about any one router's protocol.
 
@@ -13,10 +13,7 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 
 use futures_util::Stream;
-use serde::Serialize;
 use tokio::sync::{mpsc, oneshot};
-
-use crate::{Connection, ConnectionId, SendError, envelope};
 
 /// Hands `value` to each of `senders` in turn, waiting while one is full (backpressure);
 /// a closed receiver is skipped. Clones for all but the last.
@@ -203,75 +200,6 @@ pub async fn answer_within<T, E>(
     }
 }
 
-/// A client-side router's link to the server: the network's one connection, whether it
-/// is up, and the ids of the router's requests.
-///
-/// The connection is known from the first `Added` (or from the registry at attach time)
-/// and kept afterwards, since a client's connection survives reconnects and queues frames
-/// while the link is down.
-#[derive(Debug)]
-pub struct Link {
-    /// The network's connection, once known.
-    pub connection: Option<Connection>,
-    /// Between `Added` and `Removed`, as the router has seen them.
-    pub online: bool,
-    /// The router's name, for its envelope and its logs.
-    router: &'static str,
-    next_id: u64,
-}
-
-impl Link {
-    /// No connection yet; frames go out in the envelope of `router`; ids start at 1.
-    pub fn new(router: &'static str) -> Self {
-        Self { connection: None, online: false, router, next_id: 1 }
-    }
-
-    /// Takes `connection`, which the network had open before the router was attached,
-    /// unless one is known already. Returns whether it was taken.
-    pub fn adopt(&mut self, connection: Connection) -> bool {
-        if self.connection.is_some() {
-            return false;
-        }
-        self.connection = Some(connection);
-        self.online = true;
-        true
-    }
-
-    /// Whether `id` is the connection and the link is up (a `Removed` for it ends the
-    /// session).
-    pub fn is_current(&self, id: ConnectionId) -> bool {
-        self.online && self.connection.as_ref().is_some_and(|connection| connection.id() == id)
-    }
-
-    /// A new request id: 1, 2, 3, ...
-    pub fn allocate_id(&mut self) -> u64 {
-        let id = self.next_id;
-        self.next_id += 1;
-        id
-    }
-
-    /// Sends `frame` as JSON in the router's envelope (queued by the client while the link
-    /// is down). A frame that does not encode is logged and dropped: router frames hold
-    /// strings, numbers and JSON values, so that does not happen in practice.
-    ///
-    /// # Errors
-    /// [`SendError::Closed`] before the connection is known, or what
-    /// [`Connection::send`] returns.
-    pub fn send<F: Serialize>(&self, frame: &F) -> Result<(), SendError> {
-        let message = match envelope::json(self.router, frame) {
-            Ok(message) => message,
-            Err(error) => {
-                tracing::error!(%error, "cannot encode a {} frame", self.router);
-                return Ok(());
-            }
-        };
-        match &self.connection {
-            Some(connection) => connection.send(message),
-            None => Err(SendError::Closed(message)),
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -337,13 +265,5 @@ mod tests {
         assert_eq!(stream.try_recv(), Some(5));
         drop(sender);
         assert_eq!(stream.recv().await, None);
-    }
-
-    #[test]
-    fn a_link_numbers_requests_and_refuses_to_send_before_its_connection() {
-        let mut link = Link::new("test");
-        assert_eq!((link.allocate_id(), link.allocate_id()), (1, 2));
-        assert!(matches!(link.send(&1), Err(SendError::Closed(_))));
-        assert!(!link.online);
     }
 }

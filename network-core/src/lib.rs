@@ -45,6 +45,15 @@
 //! bounded streams with backpressure, [`client::ErrorSubscribers`] feeds `errors()`
 //! streams without ever blocking the router.
 //!
+//! # Router clients' sessions
+//! [`session`] holds the session lifecycle of every router's client side, once: a router
+//! client implements [`session::SessionState`] over its own protocol state (what a new
+//! session re-sends, what an ended one fails, how a frame is applied) and
+//! [`session::attach`] runs it. The [`session::Session`] owns the lock, the
+//! [`session::ServerLink`] to the server, reconnects (an `Added` without `Removed`, a stale
+//! `Removed`), adopting a connection opened before the router was attached, and the close
+//! that ends everything without the lock held.
+//!
 //! # Rooms
 //! Routers and applications reach groups of connections through [`Network::adapter`].
 //! [`LocalAdapter`] keeps rooms in memory; an adapter spanning several nodes replaces it
@@ -62,6 +71,7 @@ mod network;
 pub mod ordered;
 mod remote_error;
 mod router;
+pub mod session;
 mod sync;
 
 pub use adapter::{Adapter, AdapterFactory, ClusterInbox, ClusterMessage, LocalAdapter, Room, Target};

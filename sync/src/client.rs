@@ -141,6 +141,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use network_core::client::answer_within;
+use network_core::session;
 use network_core::{AttachError, Network, envelope};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -152,8 +153,7 @@ pub use self::config::SyncClientConfig;
 pub use self::error::{
     BackgroundError, InvalidItem, InvalidPath, RequestError, StartError, SubscribeError, UnsubscribeError,
 };
-use self::router::ClientRouter;
-use self::state::{Reply, Request, Shared};
+use self::state::{Reply, Request, SyncCore};
 pub use self::stream::{ErrorStream, SyncMessage, SyncStream, TypedMessage, TypedSyncStream};
 use crate::protocol::{Method, ROUTER, valid_path};
 
@@ -164,12 +164,12 @@ use crate::protocol::{Method, ROUTER, valid_path};
 /// connection it saw open as the link to the server.
 #[derive(Clone)]
 pub struct SyncClient {
-    shared: Arc<Shared>,
+    core: Arc<SyncCore>,
 }
 
 impl fmt::Debug for SyncClient {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("SyncClient").field("config", &self.shared.config).finish_non_exhaustive()
+        f.debug_struct("SyncClient").field("config", &self.core.config).finish_non_exhaustive()
     }
 }
 
@@ -187,17 +187,13 @@ struct RequestFrame<'a, B: ?Sized> {
 impl SyncClient {
     /// Attaches the sync router (named `sync`) to `network` and returns its handle.
     ///
-    /// Fails when a router named `sync` is attached already. Needs a tokio runtime (the
-    /// router runs in a task of its own).
+    /// Fails when a router named `sync` is attached already, or with
+    /// [`AttachError::InvalidConfig`] naming a field of `config` out of its range.
+    /// Needs a tokio runtime (the router runs in a task of its own).
     pub fn attach<N: Network>(network: &N, config: SyncClientConfig) -> Result<Self, AttachError> {
-        let shared = Shared::new(config.validated()?);
-        network.attach(ClientRouter::new(shared.clone()))?;
-        // Attached to a network that is connected already: its `Added` came before the
-        // router, which learns the connection from the registry instead.
-        if let [connection] = network.connections().as_slice() {
-            shared.adopt(connection.clone());
-        }
-        Ok(Self { shared })
+        let core = SyncCore::new(config.validated()?);
+        session::attach(network, core.clone())?;
+        Ok(Self { core })
     }
 
     /// The subscription handle of `path` (see [`InvalidPath`] for what a path is).
@@ -206,7 +202,7 @@ impl SyncClient {
         if !valid_path(path) {
             return Err(InvalidPath(path.to_owned()));
         }
-        Ok(Subscription { shared: self.shared.clone(), path: path.into() })
+        Ok(Subscription { core: self.core.clone(), path: path.into() })
     }
 
     /// A [`Collection`] of the items at `path`, empty until [`Collection::start`].
@@ -281,7 +277,7 @@ impl SyncClient {
         B: Serialize + ?Sized,
         R: DeserializeOwned,
     {
-        self.request_with_timeout(method, path, body, self.shared.config.request_timeout).await
+        self.request_with_timeout(method, path, body, self.core.config.request_timeout).await
     }
 
     /// [`request`](Self::request), waiting at most `limit` in all (the first connection
@@ -304,10 +300,10 @@ impl SyncClient {
         if !valid_path(path) {
             return Err(RequestError::InvalidPath(path.to_owned()));
         }
-        let id = self.shared.allocate_id();
+        let id = self.core.session.allocate_id();
         let frame = RequestFrame { method, path, data: body, id };
         let message = envelope::json(ROUTER, &frame).map_err(RequestError::Encode)?;
-        let data = call(&self.shared, id, message, |reply| Request::Call { reply }, deadline, limit).await?;
+        let data = call(&self.core, id, message, |reply| Request::Call { reply }, deadline, limit).await?;
         serde_json::from_value(data).map_err(RequestError::Decode)
     }
 
@@ -315,7 +311,7 @@ impl SyncClient {
     /// request, refused re-subscribes and failed reads after a reconnect. See
     /// [`ErrorStream`] for its bound.
     pub fn errors(&self) -> ErrorStream {
-        ErrorStream::new(self.shared.subscribe_errors())
+        ErrorStream::new(self.core.subscribe_errors())
     }
 
     /// Waits until the router knows the network's connection: at once when it does, else
@@ -324,50 +320,38 @@ impl SyncClient {
     /// # Cancel safety
     /// Cancel safe.
     pub async fn ready(&self) -> bool {
-        self.shared.ready().await
+        self.core.session.ready().await
     }
 
     /// The options the router runs with.
     pub fn config(&self) -> &SyncClientConfig {
-        &self.shared.config
+        &self.core.config
     }
 }
 
 /// Registers a request and waits for its answer: waits for the first connection, sends
 /// `message` (which carries `id`) and waits for the reply until `deadline`.
 async fn call<T>(
-    shared: &Shared,
+    core: &SyncCore,
     id: u64,
     message: network_core::Message,
     request: impl FnOnce(Reply<T>) -> Request,
     deadline: Instant,
     limit: Duration,
 ) -> Result<T, RequestError> {
-    match timeout_at(deadline, shared.ready()).await {
+    match timeout_at(deadline, core.session.ready()).await {
         Ok(true) => {}
         Ok(false) => return Err(RequestError::Closed),
         Err(_) => return Err(RequestError::Timeout(limit)),
     }
     let (reply, answer) = oneshot::channel();
-    shared.start(id, message, request(reply))?;
-    let _pending = PendingRequest { shared, id };
+    core.start(id, message, request(reply))?;
+    let _pending = core.session.pending(id);
     match timeout_at(deadline, answer).await {
         Ok(Ok(Ok(value))) => Ok(value),
         Ok(Ok(Err(error))) => Err(RequestError::Remote(error)),
         Ok(Err(_)) => Err(RequestError::Closed),
         Err(_) => Err(RequestError::Timeout(limit)),
-    }
-}
-
-/// Forgets request `id` when its caller stops waiting (answer, timeout or cancellation).
-struct PendingRequest<'a> {
-    shared: &'a Shared,
-    id: u64,
-}
-
-impl Drop for PendingRequest<'_> {
-    fn drop(&mut self) {
-        self.shared.forget_request(self.id);
     }
 }
 
@@ -377,7 +361,7 @@ impl Drop for PendingRequest<'_> {
 /// streams belong to the client; [`close`](Self::close) ends them.
 #[derive(Clone)]
 pub struct Subscription {
-    shared: Arc<Shared>,
+    core: Arc<SyncCore>,
     path: Arc<str>,
 }
 
@@ -395,7 +379,7 @@ impl Subscription {
 
     /// Whether the server confirmed the subscription on the current connection.
     pub fn is_subscribed(&self) -> bool {
-        self.shared.is_subscribed(&self.path)
+        self.core.is_subscribed(&self.path)
     }
 
     /// Subscribes: sends `sub` and waits for `subscribed` (or the refusal), at most
@@ -411,11 +395,11 @@ impl Subscription {
     /// Dropping the future stops the waiting only: the path stays wanted and is subscribed
     /// when the server answers.
     pub async fn connect(&self) -> Result<(), SubscribeError> {
-        let Some(answer) = self.shared.subscribe(&self.path)? else {
+        let Some(answer) = self.core.subscribe(&self.path)? else {
             return Ok(());
         };
         answer_within(
-            self.shared.config.request_timeout,
+            self.core.config.request_timeout,
             answer,
             Err(SubscribeError::Closed),
             SubscribeError::Timeout,
@@ -435,12 +419,12 @@ impl Subscription {
     /// Dropping the future stops the waiting only: the path is forgotten and the `unsub`
     /// sent anyway.
     pub async fn close(&self) -> Result<(), UnsubscribeError> {
-        let Some((id, answer)) = self.shared.unsubscribe(&self.path)? else {
+        let Some((id, answer)) = self.core.unsubscribe(&self.path)? else {
             return Ok(());
         };
-        let _pending = PendingRequest { shared: &self.shared, id };
+        let _pending = self.core.session.pending(id);
         answer_within(
-            self.shared.config.request_timeout,
+            self.core.config.request_timeout,
             answer,
             Err(UnsubscribeError::Closed),
             UnsubscribeError::Timeout,
@@ -459,20 +443,20 @@ impl Subscription {
     /// # Cancel safety
     /// Dropping the future forgets the read: a later answer is not delivered.
     pub async fn fetch(&self) -> Result<(), RequestError> {
-        let limit = self.shared.config.request_timeout;
+        let limit = self.core.config.request_timeout;
         let deadline = Instant::now() + limit;
-        let id = self.shared.allocate_id();
+        let id = self.core.session.allocate_id();
         let frame = RequestFrame { method: Method::Read, path: &self.path, data: &(), id };
         let message = envelope::json(ROUTER, &frame).map_err(RequestError::Encode)?;
         let path = self.path.to_string();
-        call(&self.shared, id, message, |reply| Request::Fetch { path, reply: Some(reply) }, deadline, limit)
+        call(&self.core, id, message, |reply| Request::Fetch { path, reply: Some(reply) }, deadline, limit)
             .await
     }
 
     /// A new stream of the path's messages: the server's pushes and the snapshots. Create
     /// it before [`connect`](Self::connect) to miss nothing. See [`SyncStream`].
     pub fn messages(&self) -> SyncStream {
-        SyncStream::new(self.shared.clone(), self.path.clone())
+        SyncStream::new(self.core.clone(), self.path.clone())
     }
 
     /// A new stream of the path's messages with `data` decoded as `T`; a message that

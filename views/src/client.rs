@@ -98,6 +98,7 @@ mod stream;
 use std::fmt;
 use std::sync::Arc;
 
+use network_core::session;
 use network_core::{AttachError, Network};
 use tokio::sync::oneshot;
 use tokio::time::{Instant, timeout_at};
@@ -106,8 +107,7 @@ pub use self::change::ViewChange;
 pub use self::config::ViewsClientConfig;
 pub use self::error::{CloseError, InfoError, OpenError, RemoteError};
 pub use self::matches::InfoMatches;
-use self::router::ClientRouter;
-use self::state::Shared;
+use self::state::ViewsCore;
 pub use self::stream::ChangeStream;
 use crate::protocol::{Frame, MAX_PATTERN_LEN, Member, ViewInfo, valid_view};
 
@@ -118,29 +118,25 @@ use crate::protocol::{Frame, MAX_PATTERN_LEN, Member, ViewInfo, valid_view};
 /// connection it saw open as the link to the server.
 #[derive(Clone)]
 pub struct ViewsClient {
-    shared: Arc<Shared>,
+    core: Arc<ViewsCore>,
 }
 
 impl fmt::Debug for ViewsClient {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("ViewsClient").field("config", &self.shared.config).finish_non_exhaustive()
+        f.debug_struct("ViewsClient").field("config", &self.core.config).finish_non_exhaustive()
     }
 }
 
 impl ViewsClient {
     /// Attaches the views router (named `views`) to `network` and returns its handle.
     ///
-    /// Fails when a router named `views` is attached already. Needs a tokio runtime (the
-    /// router runs in a task of its own).
+    /// Fails when a router named `views` is attached already, or with
+    /// [`AttachError::InvalidConfig`] naming a field of `config` out of its range.
+    /// Needs a tokio runtime (the router runs in a task of its own).
     pub fn attach<N: Network>(network: &N, config: ViewsClientConfig) -> Result<Self, AttachError> {
-        let shared = Shared::new(config.validated()?);
-        network.attach(ClientRouter::new(shared.clone()))?;
-        // Attached to a network that is connected already: its `Added` came before the
-        // router, which learns the connection from the registry instead.
-        if let [connection] = network.connections().as_slice() {
-            shared.adopt(connection.clone());
-        }
-        Ok(Self { shared })
+        let core = ViewsCore::new(config.validated()?);
+        session::attach(network, core.clone())?;
+        Ok(Self { core })
     }
 
     /// Opens view `name`: sends `open` and waits for the server's `state`, at most
@@ -161,13 +157,13 @@ impl ViewsClient {
         if !valid_view(name) {
             return Err(OpenError::InvalidName(name.to_owned()));
         }
-        let limit = self.shared.config.request_timeout;
+        let limit = self.core.config.request_timeout;
         let deadline = Instant::now() + limit;
-        let (generation, answer) = self.shared.open(name)?;
+        let (generation, answer) = self.core.open(name)?;
         if let Some(answer) = answer {
             answer_by(deadline, answer, Err(OpenError::Closed), || OpenError::Timeout(limit)).await?;
         }
-        Ok(View { shared: self.shared.clone(), name: name.into(), generation })
+        Ok(View { core: self.core.clone(), name: name.into(), generation })
     }
 
     /// Closes `view`: see [`close_name`](Self::close_name). Does nothing when that view is
@@ -196,12 +192,12 @@ impl ViewsClient {
     }
 
     async fn close_view(&self, name: &str, generation: Option<u64>) -> Result<(), CloseError> {
-        let limit = self.shared.config.request_timeout;
+        let limit = self.core.config.request_timeout;
         let deadline = Instant::now() + limit;
-        let Some((id, answer)) = self.shared.close_view(name, generation)? else {
+        let Some((id, answer)) = self.core.close_view(name, generation)? else {
             return Ok(());
         };
-        let _pending = PendingRequest { shared: &self.shared, id };
+        let _pending = self.core.session.pending(id);
         answer_by(deadline, answer, Ok(()), || CloseError::Timeout(limit)).await
     }
 
@@ -256,7 +252,7 @@ impl ViewsClient {
 
     /// The options the router runs with.
     pub fn config(&self) -> &ViewsClientConfig {
-        &self.shared.config
+        &self.core.config
     }
 
     async fn info_one(&self, name: &str, debug: bool) -> Result<Option<ViewInfo>, InfoError> {
@@ -280,14 +276,14 @@ impl ViewsClient {
         pattern: Option<&str>,
         debug: bool,
     ) -> Result<InfoMatches, InfoError> {
-        let limit = self.shared.config.request_timeout;
+        let limit = self.core.config.request_timeout;
         let deadline = Instant::now() + limit;
-        match timeout_at(deadline, self.shared.ready()).await {
+        match timeout_at(deadline, self.core.session.ready()).await {
             Ok(true) => {}
             Ok(false) => return Err(InfoError::Closed),
             Err(_) => return Err(InfoError::Timeout(limit)),
         }
-        let id = self.shared.allocate_id();
+        let id = self.core.session.allocate_id();
         let frame = Frame::Info {
             id,
             view: view.map(str::to_owned),
@@ -296,8 +292,8 @@ impl ViewsClient {
             views: None,
             truncated: false,
         };
-        let answer = self.shared.start_info(id, &frame)?;
-        let _pending = PendingRequest { shared: &self.shared, id };
+        let answer = self.core.start_info(id, &frame)?;
+        let _pending = self.core.session.pending(id);
         answer_by(deadline, answer, Err(InfoError::Closed), || InfoError::Timeout(limit)).await
     }
 }
@@ -311,7 +307,7 @@ impl ViewsClient {
 /// one). Dropping handles does not close the view (see the [module docs](self)).
 #[derive(Clone)]
 pub struct View {
-    shared: Arc<Shared>,
+    core: Arc<ViewsCore>,
     name: Arc<str>,
     /// Which opening of `name` this handle belongs to.
     generation: u64,
@@ -335,7 +331,7 @@ impl View {
     /// While the link is down these are the members last known; [`is_synced`](Self::is_synced)
     /// tells whether they are current.
     pub fn members(&self) -> Vec<Member> {
-        self.shared.members(&self.name, self.generation)
+        self.core.members(&self.name, self.generation)
     }
 
     /// The key of this client's own member (`u:USER`, or `c:ID` without a user id), as
@@ -344,40 +340,40 @@ impl View {
     /// closed, or from a server that does not send it. An anonymous client's key changes
     /// on reconnect (its connection id does); the re-open's `state` brings the new one.
     pub fn you(&self) -> Option<String> {
-        self.shared.you(&self.name, self.generation)
+        self.core.you(&self.name, self.generation)
     }
 
     /// How many members: users plus anonymous connections.
     pub fn member_count(&self) -> usize {
-        self.shared.counts(&self.name, self.generation).members
+        self.core.counts(&self.name, self.generation).members
     }
 
     /// How many distinct users (members with a user id), whatever their number of clients.
     pub fn user_count(&self) -> usize {
-        self.shared.counts(&self.name, self.generation).users
+        self.core.counts(&self.name, self.generation).users
     }
 
     /// How many anonymous connections (members without a user id).
     pub fn anonymous_count(&self) -> usize {
-        let counts = self.shared.counts(&self.name, self.generation);
+        let counts = self.core.counts(&self.name, self.generation);
         counts.members - counts.users
     }
 
     /// How many connections have the view open: the sum of every member's `clients`.
     pub fn client_count(&self) -> usize {
-        self.shared.counts(&self.name, self.generation).clients
+        self.core.counts(&self.name, self.generation).clients
     }
 
     /// Whether the view is still open (wanted) on this client: until it is closed, its
     /// re-open refused, or the network closed for good.
     pub fn is_open(&self) -> bool {
-        self.shared.is_open(&self.name, self.generation)
+        self.core.is_open(&self.name, self.generation)
     }
 
     /// Whether the members are current: the server's state arrived on the current
     /// connection. False while the link is down and until the re-open is answered.
     pub fn is_synced(&self) -> bool {
-        self.shared.is_synced(&self.name, self.generation)
+        self.core.is_synced(&self.name, self.generation)
     }
 
     /// A new stream of this view's changes. See [`ChangeStream`] for what it carries, when
@@ -399,17 +395,5 @@ async fn answer_by<T, E>(
         Ok(Ok(result)) => result,
         Ok(Err(_)) => dropped,
         Err(_) => Err(timed_out()),
-    }
-}
-
-/// Forgets request `id` when its caller stops waiting (answer, timeout or cancellation).
-struct PendingRequest<'a> {
-    shared: &'a Shared,
-    id: u64,
-}
-
-impl Drop for PendingRequest<'_> {
-    fn drop(&mut self) {
-        self.shared.forget_request(self.id);
     }
 }

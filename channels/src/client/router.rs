@@ -1,38 +1,34 @@
-//! The thin async layer: the router task feeding the shared state machine.
+//! The thin async layer: what the router carries out, without the lock, after a frame was
+//! applied to the state. The router itself is `network_core::session`'s.
 
 use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 
 use futures_util::FutureExt;
 use network_core::client::fan_out;
-use network_core::{Network, NetworkEvent, Router, envelope};
+use network_core::session::SessionClient;
 
-use super::state::{Action, Shared};
+use super::state::{Action, ChannelsCore, State};
 use crate::error::RemoteError;
-use crate::protocol::{Frame, ROUTER};
 
-/// The client's channels router. Dropping it (the network detaches its routers when it
-/// closes for good) fails every waiter with `Closed` and ends every stream.
-pub(super) struct ClientRouter {
-    shared: Arc<Shared>,
-}
+impl SessionClient for ChannelsCore {
+    type State = State;
 
-impl ClientRouter {
-    pub(super) fn new(shared: Arc<Shared>) -> Self {
-        Self { shared }
+    fn session(&self) -> &network_core::session::Session<State> {
+        &self.session
     }
 
-    async fn on_frame(&self, frame: Frame) {
-        match self.shared.on_frame(frame) {
+    async fn carry_out(core: &Arc<Self>, action: Action) {
+        match action {
             Action::Nothing => {}
             // Waits while a stream is full (backpressure); a dropped stream is skipped.
             Action::Deliver { targets, data } => fan_out(targets, data).await,
             Action::Handle { handler, id, data, session } => {
                 // Waits for a free slot: handlers cannot pile up without bound.
-                let Ok(slot) = self.shared.handler_slots.clone().acquire_owned().await else {
+                let Ok(slot) = core.handler_slots.clone().acquire_owned().await else {
                     return;
                 };
-                let shared = self.shared.clone();
+                let core = core.clone();
                 tokio::spawn(async move {
                     let run = AssertUnwindSafe(async move { handler(data).await });
                     let result = run.catch_unwind().await.unwrap_or_else(|_| {
@@ -40,35 +36,9 @@ impl ClientRouter {
                         Err(RemoteError::internal("the handler panicked"))
                     });
                     drop(slot);
-                    shared.answer(id, session, result);
+                    core.answer(id, session, result);
                 });
             }
-        }
-    }
-}
-
-impl Drop for ClientRouter {
-    fn drop(&mut self) {
-        self.shared.close();
-    }
-}
-
-impl<N: Network> Router<N> for ClientRouter {
-    fn name(&self) -> &str {
-        ROUTER
-    }
-
-    async fn on_event(&mut self, _network: &N, event: NetworkEvent) {
-        match event {
-            NetworkEvent::Added(connection) => self.shared.connected(connection),
-            NetworkEvent::Removed { connection, .. } => self.shared.disconnected(connection.id()),
-            NetworkEvent::Message { message, .. } => match envelope::decode::<Frame>(ROUTER, &message) {
-                Ok(frame) => self.on_frame(frame).await,
-                Err(error) => {
-                    tracing::warn!(?error, ?message, "malformed channels frame from the server ignored")
-                }
-            },
-            _ => {}
         }
     }
 }

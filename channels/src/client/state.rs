@@ -1,17 +1,20 @@
 //! The state the handles and the router task share, and the protocol logic on it.
 //!
-//! Everything here is synchronous: the lock is never held across an `.await`. What the
-//! router must await (a full event stream, a free handler slot) comes back as an
-//! [`Action`] for the router to carry out after the lock is released.
+//! The session lifecycle (the lock, reconnects, adopting the connection, the close) is
+//! `network_core::session`'s; [`State`] is this router's part of it. Everything here is
+//! synchronous: the lock is never held across an `.await`. What the router must await (a
+//! full event stream, a free handler slot) comes back as an [`Action`] for the router to
+//! carry out after the lock is released.
 
 use std::collections::{BTreeMap, HashMap};
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::sync::Arc;
 
 use futures_util::future::BoxFuture;
-use network_core::client::{ErrorSubscribers, Link, Wanted};
-use network_core::{Connection, ConnectionId, Message, SendError};
+use network_core::Message;
+use network_core::client::{ErrorSubscribers, Wanted};
+use network_core::session::{Requests, ServerLink, Session, SessionRequest, SessionState};
 use serde_json::Value;
-use tokio::sync::{Semaphore, mpsc, oneshot, watch};
+use tokio::sync::{Semaphore, mpsc, oneshot};
 
 use super::config::ChannelsClientConfig;
 use super::error::{BackgroundError, JoinError, LeaveError};
@@ -33,17 +36,32 @@ type AckReply = oneshot::Sender<Result<Value, RemoteError>>;
 pub(super) type AckAnswer = oneshot::Receiver<Result<Value, RemoteError>>;
 
 /// A request of ours that waits for the server's answer, by id.
-enum Request {
+pub(super) enum Request {
     Join { ch: String },
     Leave { reply: LeaveReply },
     Ack { reply: AckReply },
+}
+
+impl SessionRequest for Request {
+    fn session_ended(self) {
+        match self {
+            // The next connection sends the join again.
+            Self::Join { .. } => {}
+            // A new connection is in no channel but `/`: the leave is done.
+            Self::Leave { reply } => {
+                let _ = reply.send(Ok(()));
+            }
+            // Dropping the sender fails the waiter with `AckError::Closed`.
+            Self::Ack { reply } => drop(reply),
+        }
+    }
 }
 
 /// A channel the application wants to be in (every one but `/`): `active` once the server
 /// confirmed the join on the current connection; its waiters are `join()` calls.
 type Membership = Wanted<JoinError>;
 
-struct Subscriber {
+pub(super) struct Subscriber {
     id: u64,
     sender: mpsc::Sender<Value>,
 }
@@ -65,17 +83,12 @@ pub(super) enum Action {
     },
 }
 
-struct State {
-    /// The connection, whether it is up, and the request ids.
-    link: Link,
-    /// Counts disconnects: a handler's answer is sent only in the session its request
-    /// came in (the server's ids are per connection).
-    session: u64,
-    /// The router is gone (the network closed for good).
-    closed: bool,
+pub(super) struct State {
+    /// The connection, its session, and the request ids.
+    link: ServerLink,
     /// Sorted, so that rejoins go out in a stable order.
     memberships: BTreeMap<String, Membership>,
-    requests: HashMap<u64, Request>,
+    requests: Requests<Request>,
     pending_acks: usize,
     subscriptions: HashMap<EventKey, Vec<Subscriber>>,
     next_subscriber: u64,
@@ -83,76 +96,36 @@ struct State {
     error_subscribers: ErrorSubscribers<BackgroundError>,
 }
 
-/// Shared by every handle and the router task.
-pub(super) struct Shared {
-    pub(super) config: ChannelsClientConfig,
-    state: Mutex<State>,
-    /// `true` once the connection is known or the router is gone.
-    ready: watch::Sender<bool>,
-    /// Bounds the handlers running at once.
-    pub(super) handler_slots: Arc<Semaphore>,
-}
+impl SessionState for State {
+    type Frame = Frame;
+    type Action = Action;
+    type Request = Request;
+    /// What the close takes out, to end without the lock.
+    type Taken = (
+        Requests<Request>,
+        BTreeMap<String, Membership>,
+        HashMap<EventKey, Vec<Subscriber>>,
+        HashMap<EventKey, Handler>,
+        Vec<mpsc::Sender<BackgroundError>>,
+    );
 
-impl Shared {
-    pub(super) fn new(config: ChannelsClientConfig) -> Arc<Self> {
-        let handler_slots = Arc::new(Semaphore::new(config.max_concurrent_handlers));
-        Arc::new(Self {
-            config,
-            state: Mutex::new(State {
-                link: Link::new(ROUTER),
-                session: 0,
-                closed: false,
-                memberships: BTreeMap::new(),
-                requests: HashMap::new(),
-                pending_acks: 0,
-                subscriptions: HashMap::new(),
-                next_subscriber: 1,
-                handlers: HashMap::new(),
-                error_subscribers: ErrorSubscribers::new("channels"),
-            }),
-            ready: watch::channel(false).0,
-            handler_slots,
-        })
+    fn link(&mut self) -> &mut ServerLink {
+        &mut self.link
     }
 
-    fn lock(&self) -> MutexGuard<'_, State> {
-        // Nothing panics while the lock is held (user code never runs under it); if
-        // something did, the maps are still structurally valid.
-        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    fn requests(&mut self) -> &mut Requests<Request> {
+        &mut self.requests
     }
 
-    // ---- the router's events ---------------------------------------------------------
-
-    /// The network already had its connection open when the router was attached.
-    pub(super) fn adopt(&self, connection: Connection) {
-        let mut state = self.lock();
-        if state.closed || !state.link.adopt(connection) {
-            return;
-        }
-        drop(state);
-        self.ready.send_replace(true);
-    }
-
-    /// `Added`: the link (re)opened. Re-sends `join` for every wanted channel; the router
-    /// runs this while its network restores, so these frames go out before the queue.
-    pub(super) fn connected(&self, connection: Connection) {
-        let mut state = self.lock();
-        if state.closed {
-            return;
-        }
-        if state.link.online {
-            // `Added` without `Removed` (another connection?): end the old session first.
-            state.end_session();
-        }
-        state.link.connection = Some(connection);
-        state.link.online = true;
-        let paths: Vec<String> = state.memberships.keys().cloned().collect();
+    /// Re-sends `join` for every wanted channel.
+    fn session_started(&mut self) {
+        let paths: Vec<String> = self.memberships.keys().cloned().collect();
         for path in paths {
-            let id = state.link.allocate_id();
-            match state.send(&Frame::Join { ch: path.clone(), id: Some(id) }) {
+            let id = self.link.allocate_id();
+            match self.link.send(&Frame::Join { ch: path.clone(), id: Some(id) }) {
                 Ok(()) => {
-                    state.requests.insert(id, Request::Join { ch: path.clone() });
-                    if let Some(membership) = state.memberships.get_mut(&path) {
+                    self.requests.insert(id, Request::Join { ch: path.clone() });
+                    if let Some(membership) = self.memberships.get_mut(&path) {
                         membership.begin(id);
                     }
                 }
@@ -161,60 +134,31 @@ impl Shared {
                 }
             }
         }
-        drop(state);
-        self.ready.send_replace(true);
     }
 
-    /// `Removed`: the link closed. Fails the pending acknowledgements (the server will not
-    /// answer them on another connection) and marks every channel not joined; the wanted
-    /// channels and the `join()` waiters stay for the next connection.
-    pub(super) fn disconnected(&self, id: ConnectionId) {
-        let mut state = self.lock();
-        if state.link.is_current(id) {
-            state.end_session();
+    /// Marks every channel not joined; the wanted channels and the `join()` waiters stay
+    /// for the next connection.
+    fn session_ended(&mut self) {
+        for membership in self.memberships.values_mut() {
+            membership.reset();
         }
+        self.pending_acks = 0;
     }
 
-    /// The router is gone: the network closed for good. Every waiter gets `Closed`, every
-    /// stream ends.
-    pub(super) fn close(&self) {
-        let taken = {
-            let mut state = self.lock();
-            state.closed = true;
-            state.link.online = false;
-            state.pending_acks = 0;
-            (
-                std::mem::take(&mut state.requests),
-                std::mem::take(&mut state.memberships),
-                std::mem::take(&mut state.subscriptions),
-                std::mem::take(&mut state.handlers),
-                state.error_subscribers.take(),
-            )
-        };
-        // Dropped without the lock: a handler's closure may own a handle whose drop locks.
-        drop(taken);
-        self.ready.send_replace(true);
-    }
-
-    /// Applies a frame from the server.
-    pub(super) fn on_frame(&self, frame: Frame) -> Action {
-        let mut state = self.lock();
-        if state.closed {
-            return Action::Nothing;
-        }
+    fn apply(&mut self, frame: Frame) -> Action {
         match frame {
-            Frame::Joined { ch, id } => state.on_joined(ch, id),
-            Frame::Left { ch, id } => state.on_left(ch, id),
-            Frame::Ack { id, data, err } => state.on_ack(id, data.unwrap_or_default(), err),
+            Frame::Joined { ch, id } => self.on_joined(ch, id),
+            Frame::Left { ch, id } => self.on_left(ch, id),
+            Frame::Ack { id, data, err } => self.on_ack(id, data.unwrap_or_default(), err),
             Frame::Error { code, message, ack: Some(ack), .. } => {
                 // About an `ack` we sent: the id is the server's, not one of our requests.
                 let error = RemoteError { code, message };
-                state.error_subscribers.report(BackgroundError::Ack { ack, error });
+                self.error_subscribers.report(BackgroundError::Ack { ack, error });
             }
             Frame::Error { code, message, id, ch, ack: None } => {
-                state.on_error(RemoteError { code, message }, id, ch)
+                self.on_error(RemoteError { code, message }, id, ch)
             }
-            Frame::Emit { ch, ev, data, id } => return state.on_emit(ch, ev, data, id),
+            Frame::Emit { ch, ev, data, id } => return self.on_emit(ch, ev, data, id),
             Frame::Join { .. } | Frame::Leave { .. } => {
                 tracing::warn!(?frame, "the server sent a frame only clients send; ignored");
             }
@@ -222,41 +166,70 @@ impl Shared {
         Action::Nothing
     }
 
+    fn remove_request(&mut self, id: u64) -> Option<Request> {
+        let request = self.requests.remove(id)?;
+        if matches!(request, Request::Ack { .. }) {
+            self.pending_acks -= 1;
+        }
+        Some(request)
+    }
+
+    /// Every waiter gets `Closed`, every stream ends, the handlers are dropped.
+    fn take_all(&mut self) -> Self::Taken {
+        self.pending_acks = 0;
+        (
+            std::mem::take(&mut self.requests),
+            std::mem::take(&mut self.memberships),
+            std::mem::take(&mut self.subscriptions),
+            std::mem::take(&mut self.handlers),
+            self.error_subscribers.take(),
+        )
+    }
+}
+
+/// Shared by every handle and the router task: the session and what is read without its
+/// lock.
+pub(super) struct ChannelsCore {
+    pub(super) config: ChannelsClientConfig,
+    pub(super) session: Session<State>,
+    /// Bounds the handlers running at once.
+    pub(super) handler_slots: Arc<Semaphore>,
+}
+
+impl ChannelsCore {
+    pub(super) fn new(config: ChannelsClientConfig) -> Arc<Self> {
+        let handler_slots = Arc::new(Semaphore::new(config.max_concurrent_handlers));
+        let state = State {
+            link: ServerLink::new(ROUTER),
+            memberships: BTreeMap::new(),
+            requests: Requests::default(),
+            pending_acks: 0,
+            subscriptions: HashMap::new(),
+            next_subscriber: 1,
+            handlers: HashMap::new(),
+            error_subscribers: ErrorSubscribers::new("channels"),
+        };
+        Arc::new(Self { config, session: Session::new(state), handler_slots })
+    }
+
     /// Sends a handler's answer, unless the connection changed since the request came.
     pub(super) fn answer(&self, id: u64, session: u64, result: Result<Value, RemoteError>) {
-        let state = self.lock();
-        if state.closed || !state.link.online || state.session != session {
+        let state = self.session.lock();
+        if !state.link.is_online() || state.link.session() != session {
             tracing::debug!(id, "the connection changed while a handler ran; its answer is dropped");
             return;
         }
-        if let Err(error) = state.send(&Frame::ack(id, result)) {
+        if let Err(error) = state.link.send(&Frame::ack(id, result)) {
             tracing::debug!(id, %error, "cannot send a handler's answer");
         }
     }
 
     // ---- the handles' requests ---------------------------------------------------------
 
-    /// Waits until the connection is known; `false` if the router is gone.
-    pub(super) async fn ready(&self) -> bool {
-        let mut ready = self.ready.subscribe();
-        // The sender lives in `self`: this only ends when the flag is set.
-        let _ = ready.wait_for(|ready| *ready).await;
-        let state = self.lock();
-        !state.closed && state.link.connection.is_some()
-    }
-
-    pub(super) fn connection(&self) -> Option<Connection> {
-        self.lock().link.connection.clone()
-    }
-
-    pub(super) fn allocate_id(&self) -> u64 {
-        self.lock().link.allocate_id()
-    }
-
     pub(super) fn is_joined(&self, path: &str) -> bool {
-        let state = self.lock();
+        let state = self.session.lock();
         if path == ROOT {
-            state.link.online
+            state.link.is_online()
         } else {
             state.memberships.get(path).is_some_and(|membership| membership.active)
         }
@@ -265,8 +238,8 @@ impl Shared {
     /// Wants `path` and sends its `join` now if the link is up; otherwise the next `Added`
     /// sends it. `None` when it is joined already.
     pub(super) fn join(&self, path: &str) -> Result<Option<JoinAnswer>, JoinError> {
-        let mut state = self.lock();
-        if state.closed {
+        let mut state = self.session.lock();
+        if state.link.is_closed() {
             return Err(JoinError::Closed);
         }
         let existing = state.memberships.get(path);
@@ -275,9 +248,9 @@ impl Shared {
         }
         let in_flight = existing.is_some_and(|membership| membership.request.is_some());
         let mut sent = None;
-        if state.link.online && !in_flight {
+        if state.link.is_online() && !in_flight {
             let id = state.link.allocate_id();
-            state.send(&Frame::Join { ch: path.to_owned(), id: Some(id) }).map_err(JoinError::Send)?;
+            state.link.send(&Frame::Join { ch: path.to_owned(), id: Some(id) }).map_err(JoinError::Send)?;
             state.requests.insert(id, Request::Join { ch: path.to_owned() });
             sent = Some(id);
         }
@@ -291,8 +264,8 @@ impl Shared {
     /// Forgets `path` and sends `leave` if the link is up (a new connection starts with
     /// only `/`, so there is nothing to leave otherwise).
     pub(super) fn leave(&self, path: &str) -> Result<Option<(u64, LeaveAnswer)>, LeaveError> {
-        let mut state = self.lock();
-        if state.closed {
+        let mut state = self.session.lock();
+        if state.link.is_closed() {
             return Err(LeaveError::Closed);
         }
         if let Some(mut membership) = state.memberships.remove(path) {
@@ -301,11 +274,11 @@ impl Shared {
             }
             membership.fail(|| JoinError::Left);
         }
-        if !state.link.online {
+        if !state.link.is_online() {
             return Ok(None);
         }
         let id = state.link.allocate_id();
-        state.send(&Frame::Leave { ch: path.to_owned(), id: Some(id) }).map_err(LeaveError::Send)?;
+        state.link.send(&Frame::Leave { ch: path.to_owned(), id: Some(id) }).map_err(LeaveError::Send)?;
         let (reply, answer) = oneshot::channel();
         state.requests.insert(id, Request::Leave { reply });
         Ok(Some((id, answer)))
@@ -314,14 +287,14 @@ impl Shared {
     /// Registers acknowledgement `id` and sends `message` (the emit carrying it), both
     /// under the lock so that a disconnect sees either neither or both.
     pub(super) fn start_ack(&self, id: u64, message: Message) -> Result<AckAnswer, AckError> {
-        let mut state = self.lock();
-        if state.closed {
+        let mut state = self.session.lock();
+        if state.link.is_closed() {
             return Err(AckError::Closed);
         }
         if state.pending_acks >= self.config.max_pending_acks {
             return Err(AckError::TooManyPending);
         }
-        let Some(connection) = &state.link.connection else {
+        let Some(connection) = state.link.connection() else {
             return Err(AckError::Emit(EmitError::NoConnection));
         };
         connection.send(message).map_err(|error| AckError::Emit(EmitError::Send(error)))?;
@@ -331,16 +304,10 @@ impl Shared {
         Ok(answer)
     }
 
-    /// Drops request `id` (its caller stopped waiting).
-    pub(super) fn forget_request(&self, id: u64) {
-        let removed = self.lock().remove_request(id);
-        drop(removed);
-    }
-
     pub(super) fn subscribe(&self, key: EventKey) -> (u64, mpsc::Receiver<Value>) {
         let (sender, receiver) = mpsc::channel(self.config.event_queue_capacity);
-        let mut state = self.lock();
-        if state.closed {
+        let mut state = self.session.lock();
+        if state.link.is_closed() {
             // The sender is dropped: the stream ends at once.
             return (0, receiver);
         }
@@ -351,7 +318,7 @@ impl Shared {
     }
 
     pub(super) fn unsubscribe(&self, key: &EventKey, id: u64) {
-        let mut state = self.lock();
+        let mut state = self.session.lock();
         if let Some(subscribers) = state.subscriptions.get_mut(key) {
             subscribers.retain(|subscriber| subscriber.id != id);
             if subscribers.is_empty() {
@@ -362,16 +329,16 @@ impl Shared {
 
     pub(super) fn subscribe_errors(&self) -> mpsc::Receiver<BackgroundError> {
         let (sender, receiver) = mpsc::channel(self.config.error_queue_capacity);
-        let mut state = self.lock();
-        if !state.closed {
+        let mut state = self.session.lock();
+        if !state.link.is_closed() {
             state.error_subscribers.add(sender);
         }
         receiver
     }
 
     pub(super) fn set_handler(&self, key: EventKey, handler: Handler) {
-        let mut state = self.lock();
-        if state.closed {
+        let mut state = self.session.lock();
+        if state.link.is_closed() {
             return;
         }
         let previous = state.handlers.insert(key, handler);
@@ -381,56 +348,18 @@ impl Shared {
     }
 
     pub(super) fn remove_handler(&self, key: &EventKey) -> bool {
-        let removed = self.lock().handlers.remove(key);
+        let removed = self.session.lock().handlers.remove(key);
         removed.is_some()
     }
 }
 
 impl State {
-    /// Sends `frame` on the connection (queued by the client while the link is down).
-    fn send(&self, frame: &Frame) -> Result<(), SendError> {
-        self.link.send(frame)
-    }
-
-    fn remove_request(&mut self, id: u64) -> Option<Request> {
-        let request = self.requests.remove(&id)?;
-        if matches!(request, Request::Ack { .. }) {
-            self.pending_acks -= 1;
-        }
-        Some(request)
-    }
-
-    /// The link closed: the server forgets this connection's requests and channels.
-    fn end_session(&mut self) {
-        self.link.online = false;
-        self.session += 1;
-        for membership in self.memberships.values_mut() {
-            membership.reset();
-        }
-        for (_, request) in std::mem::take(&mut self.requests) {
-            match request {
-                // The next connection sends the join again.
-                Request::Join { .. } => {}
-                // A new connection is in no channel but `/`: the leave is done.
-                Request::Leave { reply } => {
-                    let _ = reply.send(Ok(()));
-                }
-                // Dropping the sender fails the waiter with `AckError::Closed`.
-                Request::Ack { reply } => drop(reply),
-            }
-        }
-        self.pending_acks = 0;
-    }
-
     /// Takes the join request `id`, leaving any other kind of request in place.
     fn take_join(&mut self, id: u64) -> Option<String> {
-        match self.requests.remove(&id)? {
-            Request::Join { ch } => Some(ch),
-            other => {
-                self.requests.insert(id, other);
-                None
-            }
-        }
+        self.requests.take_kind(id, |request| match request {
+            Request::Join { ch } => Ok(ch),
+            other => Err(other),
+        })
     }
 
     fn on_joined(&mut self, ch: String, id: Option<u64>) {
@@ -448,17 +377,13 @@ impl State {
     }
 
     fn on_left(&mut self, ch: String, id: Option<u64>) {
-        if let Some(id) = id {
-            match self.requests.remove(&id) {
-                Some(Request::Leave { reply }) => {
-                    let _ = reply.send(Ok(()));
-                    return;
-                }
-                Some(other) => {
-                    self.requests.insert(id, other);
-                }
-                None => {}
-            }
+        let leave = |request| match request {
+            Request::Leave { reply } => Ok(reply),
+            other => Err(other),
+        };
+        if let Some(reply) = id.and_then(|id| self.requests.take_kind(id, leave)) {
+            let _ = reply.send(Ok(()));
+            return;
         }
         // Not an answer to a leave of ours: the server took the connection out of `ch`.
         // It stays wanted and is joined again on the next reconnect.
@@ -530,14 +455,16 @@ impl State {
         let key = (ch, ev);
         match id {
             Some(id) => match self.handlers.get(&key) {
-                Some(handler) => Action::Handle { handler: handler.clone(), id, data, session: self.session },
+                Some(handler) => {
+                    Action::Handle { handler: handler.clone(), id, data, session: self.link.session() }
+                }
                 None => {
                     let (ch, ev) = key;
                     let error = RemoteError::new(
                         codes::NO_HANDLER,
                         format!("no handler for event {ev:?} on channel {ch:?}"),
                     );
-                    if let Err(error) = self.send(&Frame::ack(id, Err(error))) {
+                    if let Err(error) = self.link.send(&Frame::ack(id, Err(error))) {
                         tracing::debug!(id, %error, "cannot answer no_handler");
                     }
                     Action::Nothing

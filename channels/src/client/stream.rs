@@ -12,18 +12,18 @@ use serde_json::Value;
 use tokio::sync::mpsc;
 
 use super::error::BackgroundError;
-use super::state::{EventKey, Shared};
+use super::state::{ChannelsCore, EventKey};
 
 /// Removes its subscriber from the router when the stream is dropped.
 struct Subscription {
-    shared: Arc<Shared>,
+    core: Arc<ChannelsCore>,
     key: EventKey,
     id: u64,
 }
 
 impl Drop for Subscription {
     fn drop(&mut self) {
-        self.shared.unsubscribe(&self.key, self.id);
+        self.core.unsubscribe(&self.key, self.id);
     }
 }
 
@@ -55,9 +55,9 @@ impl<T> fmt::Debug for EventStream<T> {
 }
 
 impl<T: DeserializeOwned> EventStream<T> {
-    pub(super) fn new(shared: Arc<Shared>, key: EventKey) -> Self {
-        let (id, receiver) = shared.subscribe(key.clone());
-        Self { receiver, subscription: Subscription { shared, key, id }, _payload: PhantomData }
+    pub(super) fn new(core: Arc<ChannelsCore>, key: EventKey) -> Self {
+        let (id, receiver) = core.subscribe(key.clone());
+        Self { receiver, subscription: Subscription { core, key, id }, _payload: PhantomData }
     }
 
     /// The next payload; `None` once the network has closed for good.

@@ -315,7 +315,7 @@ impl<T: DeserializeOwned + Clone + Send + 'static> Collection<T> {
     /// now on, whoever subscribed.
     pub fn new(subscription: Subscription) -> Self {
         let mirror = Arc::new(CollectionMirror {
-            capacity: subscription.shared.config.message_queue_capacity,
+            capacity: subscription.core.config.message_queue_capacity,
             state: Mutex::new(MirrorState {
                 items: Items::default(),
                 subscribers: Vec::new(),
@@ -334,7 +334,7 @@ impl<T: DeserializeOwned + Clone + Send + 'static> Collection<T> {
         if state.registration.is_none() {
             let mirror: Arc<dyn Mirror> = self.mirror.clone();
             state.registration =
-                self.subscription.shared.add_listener(self.subscription.path(), Listener::Mirror(mirror));
+                self.subscription.core.add_listener(self.subscription.path(), Listener::Mirror(mirror));
         }
     }
 
@@ -407,7 +407,7 @@ impl<T: DeserializeOwned + Clone + Send + 'static> Collection<T> {
         let (sender, receiver) = mpsc::channel(self.mirror.capacity);
         // Checked under the mirror's lock: a close that follows ends the stream.
         let mut state = self.mirror.lock();
-        if !self.subscription.shared.is_closed() {
+        if !self.subscription.core.session.is_closed() {
             state.subscribers.push(sender);
         }
         drop(state);
@@ -419,7 +419,7 @@ impl<T> Drop for Collection<T> {
     fn drop(&mut self) {
         let registration = self.mirror.lock().registration.take();
         drop(Registration {
-            shared: self.subscription.shared.clone(),
+            core: self.subscription.core.clone(),
             path: self.subscription.path.clone(),
             id: registration,
         });

@@ -1,26 +1,22 @@
-//! The thin async layer: the router task feeding the shared state machine.
+//! The thin async layer: what the router carries out, without the lock, after a frame was
+//! applied to the state. The router itself is `network_core::session`'s.
 
 use std::sync::Arc;
 
 use network_core::client::fan_out;
-use network_core::{Network, NetworkEvent, Router, envelope};
+use network_core::session::{Session, SessionClient};
 
-use super::state::{Action, Listener, Shared, end_listeners};
-use crate::protocol::{Frame, ROUTER};
+use super::state::{Action, Listener, State, SyncCore, end_listeners};
 
-/// The client's sync router. Dropping it (the network detaches its routers when it closes
-/// for good) fails every waiter with `Closed` and ends every stream.
-pub(super) struct ClientRouter {
-    shared: Arc<Shared>,
-}
+impl SessionClient for SyncCore {
+    type State = State;
 
-impl ClientRouter {
-    pub(super) fn new(shared: Arc<Shared>) -> Self {
-        Self { shared }
+    fn session(&self) -> &Session<State> {
+        &self.session
     }
 
-    async fn on_frame(&self, frame: Frame) {
-        match self.shared.on_frame(frame) {
+    async fn carry_out(_core: &Arc<Self>, action: Action) {
+        match action {
             Action::Nothing => {}
             Action::End(listeners) => end_listeners(listeners),
             Action::Deliver { message, listeners, done } => {
@@ -42,32 +38,6 @@ impl ClientRouter {
                     delivery.await;
                 }
             }
-        }
-    }
-}
-
-impl Drop for ClientRouter {
-    fn drop(&mut self) {
-        self.shared.close();
-    }
-}
-
-impl<N: Network> Router<N> for ClientRouter {
-    fn name(&self) -> &str {
-        ROUTER
-    }
-
-    async fn on_event(&mut self, _network: &N, event: NetworkEvent) {
-        match event {
-            NetworkEvent::Added(connection) => self.shared.connected(connection),
-            NetworkEvent::Removed { connection, .. } => self.shared.disconnected(connection.id()),
-            NetworkEvent::Message { message, .. } => match envelope::decode::<Frame>(ROUTER, &message) {
-                Ok(frame) => self.on_frame(frame).await,
-                Err(error) => {
-                    tracing::warn!(?error, ?message, "malformed sync frame from the server ignored")
-                }
-            },
-            _ => {}
         }
     }
 }

@@ -1,17 +1,19 @@
 //! The state the handles and the router task share, and the protocol logic on it.
 //!
-//! Everything here is synchronous: the lock is never held across an `.await` or while
+//! The session lifecycle (the lock, reconnects, adopting the connection, the close) is
+//! `network_core::session`'s; [`State`] is this router's part of it. Everything here is synchronous: the lock is never held across an `.await` or while
 //! user code runs. What the router must await (a full stream) comes back as an [`Action`]
 //! for it to carry out after the lock is released.
 
 use std::collections::{BTreeMap, HashMap};
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::sync::Arc;
 
 use futures_util::future::BoxFuture;
-use network_core::client::{ErrorSubscribers, Link, Wanted};
-use network_core::{Connection, ConnectionId, Message, SendError};
+use network_core::Message;
+use network_core::client::{ErrorSubscribers, Wanted};
+use network_core::session::{Requests, ServerLink, Session, SessionRequest, SessionState};
 use serde_json::Value;
-use tokio::sync::{mpsc, oneshot, watch};
+use tokio::sync::{mpsc, oneshot};
 
 use super::config::SyncClientConfig;
 use super::error::{BackgroundError, RequestError, SubscribeError, UnsubscribeError};
@@ -39,9 +41,25 @@ pub(super) enum Request {
     Fetch { path: String, reply: Option<Reply<()>> },
 }
 
+impl SessionRequest for Request {
+    fn session_ended(self) {
+        match self {
+            // The next connection sends the `sub` again.
+            Self::Sub { .. } => {}
+            // A new connection has no subscriptions: the unsubscription is done.
+            Self::Unsub { reply } => {
+                let _ = reply.send(Ok(()));
+            }
+            // Dropping the sender fails the waiter with `Closed`.
+            Self::Call { reply } => drop(reply),
+            Self::Fetch { reply, .. } => drop(reply),
+        }
+    }
+}
+
 /// A path the application wants to be subscribed to.
 #[derive(Default)]
-struct WantedPath {
+pub(super) struct WantedPath {
     /// `active` once the server confirmed the subscription on the current connection; the
     /// `sub` in flight; the `connect()` calls waiting for the answer.
     sub: Wanted<SubscribeError>,
@@ -96,85 +114,51 @@ pub(super) enum Action {
     End(Vec<Registered>),
 }
 
-struct State {
-    /// The connection, whether it is up, and the request ids.
-    link: Link,
-    /// The router is gone (the network closed for good).
-    closed: bool,
+/// This router's protocol state, under the session's lock.
+pub(super) struct State {
+    /// The connection, its session, and the request ids.
+    link: ServerLink,
+    /// [`SyncClientConfig::read_after_resubscribe`].
+    read_after_resubscribe: bool,
     /// Sorted, so that re-subscribes go out in a stable order.
     wanted: BTreeMap<String, WantedPath>,
-    requests: HashMap<u64, Request>,
+    requests: Requests<Request>,
     listeners: HashMap<String, Vec<Registered>>,
     next_listener: u64,
     error_subscribers: ErrorSubscribers<BackgroundError>,
 }
 
-/// Shared by every handle and the router task.
-pub(super) struct Shared {
-    pub(super) config: SyncClientConfig,
-    state: Mutex<State>,
-    /// `true` once the connection is known or the router is gone.
-    ready: watch::Sender<bool>,
-}
+impl SessionState for State {
+    type Frame = Frame;
+    type Action = Action;
+    type Request = Request;
+    /// What the close takes out, to end without the lock.
+    type Taken = (
+        Requests<Request>,
+        BTreeMap<String, WantedPath>,
+        HashMap<String, Vec<Registered>>,
+        Vec<mpsc::Sender<BackgroundError>>,
+    );
 
-impl Shared {
-    pub(super) fn new(config: SyncClientConfig) -> Arc<Self> {
-        Arc::new(Self {
-            config,
-            state: Mutex::new(State {
-                link: Link::new(ROUTER),
-                closed: false,
-                wanted: BTreeMap::new(),
-                requests: HashMap::new(),
-                listeners: HashMap::new(),
-                next_listener: 1,
-                error_subscribers: ErrorSubscribers::new("sync"),
-            }),
-            ready: watch::channel(false).0,
-        })
+    fn link(&mut self) -> &mut ServerLink {
+        &mut self.link
     }
 
-    fn lock(&self) -> MutexGuard<'_, State> {
-        // Nothing panics while the lock is held (user code never runs under it); if
-        // something did, the maps are still structurally valid.
-        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    fn requests(&mut self) -> &mut Requests<Request> {
+        &mut self.requests
     }
 
-    // ---- the router's events ---------------------------------------------------------
-
-    /// The network already had its connection open when the router was attached.
-    pub(super) fn adopt(&self, connection: Connection) {
-        let mut state = self.lock();
-        if state.closed || !state.link.adopt(connection) {
-            return;
-        }
-        drop(state);
-        self.ready.send_replace(true);
-    }
-
-    /// `Added`: the link (re)opened. Sends `sub` for every wanted path, then (with
-    /// `read_after_resubscribe`) a `read` for every path that was subscribed before; the
-    /// router runs this while its network restores, so these frames go out before the
-    /// client's offline queue.
-    pub(super) fn connected(&self, connection: Connection) {
-        let mut state = self.lock();
-        if state.closed {
-            return;
-        }
-        if state.link.online {
-            // `Added` without `Removed` (another connection?): end the old session first.
-            state.end_session();
-        }
-        state.link.connection = Some(connection);
-        state.link.online = true;
+    /// Sends `sub` for every wanted path, then (with `read_after_resubscribe`) a `read`
+    /// for every path that was subscribed before.
+    fn session_started(&mut self) {
         let paths: Vec<(String, bool)> =
-            state.wanted.iter().map(|(path, wanted)| (path.clone(), wanted.was_subscribed)).collect();
+            self.wanted.iter().map(|(path, wanted)| (path.clone(), wanted.was_subscribed)).collect();
         for (path, _) in &paths {
-            let id = state.link.allocate_id();
-            match state.send(&Frame::Sub { path: path.clone(), id: Some(id) }) {
+            let id = self.link.allocate_id();
+            match self.link.send(&Frame::Sub { path: path.clone(), id: Some(id) }) {
                 Ok(()) => {
-                    state.requests.insert(id, Request::Sub { path: path.clone() });
-                    if let Some(wanted) = state.wanted.get_mut(path) {
+                    self.requests.insert(id, Request::Sub { path: path.clone() });
+                    if let Some(wanted) = self.wanted.get_mut(path) {
                         wanted.sub.begin(id);
                     }
                 }
@@ -183,63 +167,35 @@ impl Shared {
                 }
             }
         }
-        if self.config.read_after_resubscribe {
+        if self.read_after_resubscribe {
             for (path, _) in paths.iter().filter(|(_, was_subscribed)| *was_subscribed) {
-                let id = state.link.allocate_id();
-                match state.send(&read_frame(path, id)) {
+                let id = self.link.allocate_id();
+                match self.link.send(&read_frame(path, id)) {
                     Ok(()) => {
-                        state.requests.insert(id, Request::Fetch { path: path.clone(), reply: None });
+                        self.requests.insert(id, Request::Fetch { path: path.clone(), reply: None });
                     }
                     Err(error) => tracing::warn!(path = %path, %error, "cannot read a path again"),
                 }
             }
         }
-        drop(state);
-        self.ready.send_replace(true);
     }
 
-    /// `Removed`: the link closed. Fails the pending requests (the server will not answer
-    /// them on another connection) and marks every path not subscribed; the wanted paths
-    /// and the `connect()` waiters stay for the next connection.
-    pub(super) fn disconnected(&self, id: ConnectionId) {
-        let mut state = self.lock();
-        if state.link.is_current(id) {
-            state.end_session();
+    /// Marks every path not subscribed; the wanted paths and the `connect()` waiters stay
+    /// for the next connection.
+    fn session_ended(&mut self) {
+        for wanted in self.wanted.values_mut() {
+            wanted.sub.reset();
         }
     }
 
-    /// The router is gone: the network closed for good. Every waiter gets `Closed`, every
-    /// stream ends.
-    pub(super) fn close(&self) {
-        let (requests, wanted, listeners, errors) = {
-            let mut state = self.lock();
-            state.closed = true;
-            state.link.online = false;
-            (
-                std::mem::take(&mut state.requests),
-                std::mem::take(&mut state.wanted),
-                std::mem::take(&mut state.listeners),
-                state.error_subscribers.take(),
-            )
-        };
-        drop((requests, wanted, errors));
-        end_listeners(listeners.into_values().flatten().collect());
-        self.ready.send_replace(true);
-    }
-
-    /// Applies a frame from the server.
-    pub(super) fn on_frame(&self, frame: Frame) -> Action {
-        let mut state = self.lock();
-        if state.closed {
-            return Action::Nothing;
-        }
+    fn apply(&mut self, frame: Frame) -> Action {
         match frame {
-            Frame::Subscribed { path, id } => state.on_subscribed(path, id),
-            Frame::Unsubscribed { path, id } => state.on_unsubscribed(path, id),
-            Frame::Data { path, op, data } => return state.on_data(path, op, data),
-            Frame::Reply { id, data, err } => return state.on_reply(id, data.unwrap_or_default(), err),
+            Frame::Subscribed { path, id } => self.on_subscribed(path, id),
+            Frame::Unsubscribed { path, id } => self.on_unsubscribed(path, id),
+            Frame::Data { path, op, data } => return self.on_data(path, op, data),
+            Frame::Reply { id, data, err } => return self.on_reply(id, data.unwrap_or_default(), err),
             Frame::Error { code, message, id, path } => {
-                return state.on_error(RemoteError { code, message }, id, path);
+                return self.on_error(RemoteError { code, message }, id, path);
             }
             Frame::Sub { .. } | Frame::Unsub { .. } | Frame::Request { .. } => {
                 tracing::warn!(?frame, "the server sent a frame only clients send; ignored");
@@ -248,34 +204,54 @@ impl Shared {
         Action::Nothing
     }
 
+    fn take_all(&mut self) -> Self::Taken {
+        (
+            std::mem::take(&mut self.requests),
+            std::mem::take(&mut self.wanted),
+            std::mem::take(&mut self.listeners),
+            self.error_subscribers.take(),
+        )
+    }
+
+    /// Every waiter gets `Closed`, every stream ends, every collection is told.
+    fn end_taken((requests, wanted, listeners, errors): Self::Taken) {
+        drop((requests, wanted, errors));
+        end_listeners(listeners.into_values().flatten().collect());
+    }
+}
+
+/// Shared by every handle and the router task: the session and what is read without its
+/// lock.
+pub(super) struct SyncCore {
+    pub(super) config: SyncClientConfig,
+    pub(super) session: Session<State>,
+}
+
+impl SyncCore {
+    pub(super) fn new(config: SyncClientConfig) -> Arc<Self> {
+        let state = State {
+            link: ServerLink::new(ROUTER),
+            read_after_resubscribe: config.read_after_resubscribe,
+            wanted: BTreeMap::new(),
+            requests: Requests::default(),
+            listeners: HashMap::new(),
+            next_listener: 1,
+            error_subscribers: ErrorSubscribers::new("sync"),
+        };
+        Arc::new(Self { config, session: Session::new(state) })
+    }
+
     // ---- the handles' requests ---------------------------------------------------------
 
-    /// Waits until the connection is known; `false` if the router is gone.
-    pub(super) async fn ready(&self) -> bool {
-        let mut ready = self.ready.subscribe();
-        // The sender lives in `self`: this only ends when the flag is set.
-        let _ = ready.wait_for(|ready| *ready).await;
-        let state = self.lock();
-        !state.closed && state.link.connection.is_some()
-    }
-
-    pub(super) fn is_closed(&self) -> bool {
-        self.lock().closed
-    }
-
-    pub(super) fn allocate_id(&self) -> u64 {
-        self.lock().link.allocate_id()
-    }
-
     pub(super) fn is_subscribed(&self, path: &str) -> bool {
-        self.lock().wanted.get(path).is_some_and(|wanted| wanted.sub.active)
+        self.session.lock().wanted.get(path).is_some_and(|wanted| wanted.sub.active)
     }
 
     /// Wants `path` and sends its `sub` now if the link is up; otherwise the next `Added`
     /// sends it. `None` when it is subscribed already.
     pub(super) fn subscribe(&self, path: &str) -> Result<Option<SubscribeAnswer>, SubscribeError> {
-        let mut state = self.lock();
-        if state.closed {
+        let mut state = self.session.lock();
+        if state.link.is_closed() {
             return Err(SubscribeError::Closed);
         }
         let existing = state.wanted.get(path);
@@ -284,12 +260,15 @@ impl Shared {
         }
         let in_flight = existing.is_some_and(|wanted| wanted.sub.request.is_some());
         let mut sent = None;
-        if state.link.online && !in_flight {
+        if state.link.is_online() && !in_flight {
             if state.requests.len() >= self.config.max_pending_requests {
                 return Err(SubscribeError::TooManyPending);
             }
             let id = state.link.allocate_id();
-            state.send(&Frame::Sub { path: path.to_owned(), id: Some(id) }).map_err(SubscribeError::Send)?;
+            state
+                .link
+                .send(&Frame::Sub { path: path.to_owned(), id: Some(id) })
+                .map_err(SubscribeError::Send)?;
             state.requests.insert(id, Request::Sub { path: path.to_owned() });
             sent = Some(id);
         }
@@ -307,18 +286,18 @@ impl Shared {
         &self,
         path: &str,
     ) -> Result<Option<(u64, UnsubscribeAnswer)>, UnsubscribeError> {
-        let mut state = self.lock();
-        if state.closed {
+        let mut state = self.session.lock();
+        if state.link.is_closed() {
             return Err(UnsubscribeError::Closed);
         }
         let (was_wanted, ended) = state.forget(path, || SubscribeError::Cancelled);
-        let result = if !(state.link.online && was_wanted) {
+        let result = if !(state.link.is_online() && was_wanted) {
             Ok(None)
         } else if state.requests.len() >= self.config.max_pending_requests {
             Err(UnsubscribeError::TooManyPending)
         } else {
             let id = state.link.allocate_id();
-            match state.send(&Frame::Unsub { path: path.to_owned(), id: Some(id) }) {
+            match state.link.send(&Frame::Unsub { path: path.to_owned(), id: Some(id) }) {
                 Ok(()) => {
                     let (reply, answer) = oneshot::channel();
                     state.requests.insert(id, Request::Unsub { reply });
@@ -335,14 +314,14 @@ impl Shared {
     /// Registers `request` under `id` and sends `message` (the frame carrying the id),
     /// both under the lock so that a disconnect sees either neither or both.
     pub(super) fn start(&self, id: u64, message: Message, request: Request) -> Result<(), RequestError> {
-        let mut state = self.lock();
-        if state.closed {
+        let mut state = self.session.lock();
+        if state.link.is_closed() {
             return Err(RequestError::Closed);
         }
         if state.requests.len() >= self.config.max_pending_requests {
             return Err(RequestError::TooManyPending);
         }
-        let Some(connection) = &state.link.connection else {
+        let Some(connection) = state.link.connection() else {
             // `ready()` was true: only a closed router has no connection.
             return Err(RequestError::Closed);
         };
@@ -351,19 +330,13 @@ impl Shared {
         Ok(())
     }
 
-    /// Drops request `id` (its caller stopped waiting).
-    pub(super) fn forget_request(&self, id: u64) {
-        let removed = self.lock().requests.remove(&id);
-        drop(removed);
-    }
-
     /// Adds a listener of `path`; `None` (and the listener dropped, so that a stream ends
     /// at once) when the router is gone. Takes the state lock: callers may hold a mirror's
     /// lock (the order is mirror, then state; the state's lock is never held while a
     /// mirror's is taken).
     pub(super) fn add_listener(&self, path: &str, listener: Listener) -> Option<u64> {
-        let mut state = self.lock();
-        if state.closed {
+        let mut state = self.session.lock();
+        if state.link.is_closed() {
             drop(state);
             // A stream ends with its sender. A mirror is not told: its owner may hold its
             // lock right now, and checks the closed flag itself.
@@ -377,7 +350,7 @@ impl Shared {
     }
 
     pub(super) fn remove_listener(&self, path: &str, id: u64) {
-        let mut state = self.lock();
+        let mut state = self.session.lock();
         let mut removed = Vec::new();
         if let Some(listeners) = state.listeners.get_mut(path) {
             if let Some(index) = listeners.iter().position(|registered| registered.id == id) {
@@ -394,8 +367,8 @@ impl Shared {
 
     pub(super) fn subscribe_errors(&self) -> mpsc::Receiver<BackgroundError> {
         let (sender, receiver) = mpsc::channel(self.config.error_queue_capacity);
-        let mut state = self.lock();
-        if !state.closed {
+        let mut state = self.session.lock();
+        if !state.link.is_closed() {
             state.error_subscribers.add(sender);
         }
         receiver
@@ -408,32 +381,6 @@ fn read_frame(path: &str, id: u64) -> Frame {
 }
 
 impl State {
-    /// Sends `frame` on the connection (queued by the client while the link is down).
-    fn send(&self, frame: &Frame) -> Result<(), SendError> {
-        self.link.send(frame)
-    }
-
-    /// The link closed: the server forgets this connection's requests and subscriptions.
-    fn end_session(&mut self) {
-        self.link.online = false;
-        for wanted in self.wanted.values_mut() {
-            wanted.sub.reset();
-        }
-        for (_, request) in std::mem::take(&mut self.requests) {
-            match request {
-                // The next connection sends the `sub` again.
-                Request::Sub { .. } => {}
-                // A new connection has no subscriptions: the unsubscription is done.
-                Request::Unsub { reply } => {
-                    let _ = reply.send(Ok(()));
-                }
-                // Dropping the sender fails the waiter with `Closed`.
-                Request::Call { reply } => drop(reply),
-                Request::Fetch { reply, .. } => drop(reply),
-            }
-        }
-    }
-
     /// Forgets `path`: its `connect()` waiters get `error()`, its `sub` in flight is
     /// dropped; returns whether it was wanted, and its listeners, to end without the lock.
     fn forget(&mut self, path: &str, error: impl Fn() -> SubscribeError) -> (bool, Vec<Registered>) {
@@ -442,7 +389,7 @@ impl State {
             return (false, listeners);
         };
         if let Some(id) = wanted.sub.request {
-            self.requests.remove(&id);
+            self.requests.remove(id);
         }
         wanted.sub.fail(error);
         (true, listeners)
@@ -458,13 +405,10 @@ impl State {
 
     /// Takes the `sub` request `id`, leaving any other kind of request in place.
     fn take_sub(&mut self, id: u64) -> Option<String> {
-        match self.requests.remove(&id)? {
-            Request::Sub { path } => Some(path),
-            other => {
-                self.requests.insert(id, other);
-                None
-            }
-        }
+        self.requests.take_kind(id, |request| match request {
+            Request::Sub { path } => Ok(path),
+            other => Err(other),
+        })
     }
 
     fn on_subscribed(&mut self, path: String, id: Option<u64>) {
@@ -479,17 +423,13 @@ impl State {
     }
 
     fn on_unsubscribed(&mut self, path: String, id: Option<u64>) {
-        if let Some(id) = id {
-            match self.requests.remove(&id) {
-                Some(Request::Unsub { reply }) => {
-                    let _ = reply.send(Ok(()));
-                    return;
-                }
-                Some(other) => {
-                    self.requests.insert(id, other);
-                }
-                None => {}
-            }
+        let unsub = |request| match request {
+            Request::Unsub { reply } => Ok(reply),
+            other => Err(other),
+        };
+        if let Some(reply) = id.and_then(|id| self.requests.take_kind(id, unsub)) {
+            let _ = reply.send(Ok(()));
+            return;
         }
         // Not an answer to an unsub of ours: the server stopped the subscription. It stays
         // wanted and is renewed on the next reconnect.
@@ -509,7 +449,7 @@ impl State {
     }
 
     fn on_reply(&mut self, id: u64, data: Value, err: Option<RemoteError>) -> Action {
-        match self.requests.remove(&id) {
+        match self.requests.remove(id) {
             Some(Request::Call { reply }) => {
                 let _ = reply.send(match err {
                     Some(error) => Err(error),
@@ -555,7 +495,7 @@ impl State {
 
     fn on_error(&mut self, error: RemoteError, id: Option<u64>, path: Option<String>) -> Action {
         if let Some(id) = id {
-            match self.requests.remove(&id) {
+            match self.requests.remove(id) {
                 Some(Request::Sub { path }) => return self.subscribe_refused(path, id, error),
                 Some(Request::Unsub { reply }) => {
                     let result = if error.code == codes::NOT_SUBSCRIBED {

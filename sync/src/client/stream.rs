@@ -13,7 +13,7 @@ use serde_json::Value;
 use tokio::sync::mpsc;
 
 use super::error::BackgroundError;
-use super::state::{Listener, Shared};
+use super::state::{Listener, SyncCore};
 use crate::protocol::Op;
 
 /// A change of what a path names, as a [`SyncStream`] delivers it.
@@ -61,7 +61,7 @@ impl<T: DeserializeOwned> TypedMessage<T> {
 
 /// Removes a listener from the router when its stream or collection is dropped.
 pub(super) struct Registration {
-    pub(super) shared: Arc<Shared>,
+    pub(super) core: Arc<SyncCore>,
     pub(super) path: Arc<str>,
     pub(super) id: Option<u64>,
 }
@@ -69,7 +69,7 @@ pub(super) struct Registration {
 impl Drop for Registration {
     fn drop(&mut self) {
         if let Some(id) = self.id {
-            self.shared.remove_listener(&self.path, id);
+            self.core.remove_listener(&self.path, id);
         }
     }
 }
@@ -104,10 +104,10 @@ impl fmt::Debug for SyncStream {
 }
 
 impl SyncStream {
-    pub(super) fn new(shared: Arc<Shared>, path: Arc<str>) -> Self {
-        let (sender, receiver) = mpsc::channel(shared.config.message_queue_capacity);
-        let id = shared.add_listener(&path, Listener::Stream(sender));
-        Self { receiver, registration: Registration { shared, path, id } }
+    pub(super) fn new(core: Arc<SyncCore>, path: Arc<str>) -> Self {
+        let (sender, receiver) = mpsc::channel(core.config.message_queue_capacity);
+        let id = core.add_listener(&path, Listener::Stream(sender));
+        Self { receiver, registration: Registration { core, path, id } }
     }
 
     /// The next message; `None` once the stream has ended.

@@ -1,15 +1,16 @@
 //! The state the handles and the router task share, and the protocol logic on it.
 //!
-//! Everything here is synchronous: the lock is never held across an `.await`. What the
+//! The session lifecycle (the lock, reconnects, adopting the connection, the close) is
+//! `network_core::session`'s; [`State`] is this router's part of it. Everything here is synchronous: the lock is never held across an `.await`. What the
 //! router must await (a full change stream) comes back as an [`Action`] for the router to
 //! carry out after the lock is released.
 
-use std::collections::{BTreeMap, HashMap};
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::collections::BTreeMap;
+use std::sync::Arc;
 
-use network_core::client::{Link, Wanted};
-use network_core::{Connection, ConnectionId, SendError};
-use tokio::sync::{mpsc, oneshot, watch};
+use network_core::client::Wanted;
+use network_core::session::{Requests, ServerLink, Session, SessionRequest, SessionState};
+use tokio::sync::{mpsc, oneshot};
 
 use super::change::{MemberMap, ViewChange};
 use super::config::ViewsClientConfig;
@@ -28,7 +29,7 @@ type InfoReply = oneshot::Sender<Result<InfoMatches, InfoError>>;
 pub(super) type InfoAnswer = oneshot::Receiver<Result<InfoMatches, InfoError>>;
 
 /// A request of ours that waits for the server's answer, by id.
-enum Request {
+pub(super) enum Request {
     /// Its waiters live in the view's [`Entry`].
     Open {
         view: Arc<str>,
@@ -41,8 +42,23 @@ enum Request {
     },
 }
 
+impl SessionRequest for Request {
+    fn session_ended(self) {
+        match self {
+            // The next connection sends the open again.
+            Self::Open { .. } => {}
+            // A new connection has no views open: the close is done.
+            Self::Close { reply } => {
+                let _ = reply.send(Ok(()));
+            }
+            // Dropping the sender fails the waiter with `InfoError::Closed`.
+            Self::Info { reply } => drop(reply),
+        }
+    }
+}
+
 /// A view the application wants open.
-struct Entry {
+pub(super) struct Entry {
     /// Tells this entry from an earlier one of the same name, so that the handles of a view
     /// that was closed do not see a later one.
     generation: u64,
@@ -95,24 +111,87 @@ pub(super) enum Action {
     },
 }
 
-struct State {
-    /// The connection, whether it is up, and the request ids.
-    link: Link,
-    /// The router is gone (the network closed for good).
-    closed: bool,
+pub(super) struct State {
+    /// The connection, its session, and the request ids.
+    link: ServerLink,
     next_generation: u64,
     next_subscriber: u64,
     /// Sorted, so that re-opens go out in a stable order.
     views: BTreeMap<Arc<str>, Entry>,
-    requests: HashMap<u64, Request>,
+    requests: Requests<Request>,
 }
 
-/// Shared by every handle and the router task.
-pub(super) struct Shared {
+impl SessionState for State {
+    type Frame = Frame;
+    type Action = Action;
+    type Request = Request;
+    type Taken = (BTreeMap<Arc<str>, Entry>, Requests<Request>);
+
+    fn link(&mut self) -> &mut ServerLink {
+        &mut self.link
+    }
+
+    fn requests(&mut self) -> &mut Requests<Request> {
+        &mut self.requests
+    }
+
+    /// Sends `open` for every wanted view.
+    fn session_started(&mut self) {
+        let names: Vec<Arc<str>> = self.views.keys().cloned().collect();
+        for name in names {
+            self.send_open(&name);
+        }
+    }
+
+    /// The server forgot this connection's views: every view waits for its re-open (its
+    /// members stay as last known until the next `state`).
+    fn session_ended(&mut self) {
+        for entry in self.views.values_mut() {
+            entry.open.reset();
+        }
+    }
+
+    fn apply(&mut self, frame: Frame) -> Action {
+        match frame {
+            Frame::State { view, members, you, id } => self.on_state(&view, members, you, id),
+            Frame::Diff { view, joins, leaves } => self.on_diff(&view, joins, leaves),
+            Frame::Closed { view, id } => {
+                self.on_closed(&view, id);
+                Action::Nothing
+            }
+            Frame::Info { id, views, truncated, .. } => {
+                self.on_info(id, views, truncated);
+                Action::Nothing
+            }
+            Frame::Error { code, message, id, view } => {
+                self.on_error(RemoteError { code, message }, id, view)
+            }
+            Frame::Open { .. } | Frame::Close { .. } => {
+                tracing::warn!(?frame, "the server sent a views frame only clients send; ignored");
+                Action::Nothing
+            }
+        }
+    }
+
+    fn take_all(&mut self) -> Self::Taken {
+        (std::mem::take(&mut self.views), std::mem::take(&mut self.requests))
+    }
+
+    /// Every open waiter hears `Closed`, every stream ends; dropped replies: info
+    /// requests fail with `Closed`, closes succeed (a closed connection has no views).
+    fn end_taken((views, requests): Self::Taken) {
+        for mut entry in views.into_values() {
+            entry.open.fail(|| OpenError::Closed);
+        }
+        drop(requests);
+    }
+}
+
+/// Shared by every handle and the router task: the session and what is read without its
+/// lock.
+pub(super) struct ViewsCore {
     pub(super) config: ViewsClientConfig,
-    state: Mutex<State>,
-    /// `true` once the connection is known or the router is gone.
-    ready: watch::Sender<bool>,
+    pub(super) session: Session<State>,
 }
 
 /// A view's counts, read under one lock.
@@ -123,134 +202,26 @@ pub(super) struct Counts {
     pub(super) clients: usize,
 }
 
-impl Shared {
+impl ViewsCore {
     pub(super) fn new(config: ViewsClientConfig) -> Arc<Self> {
-        Arc::new(Self {
-            config,
-            state: Mutex::new(State {
-                link: Link::new(ROUTER),
-                closed: false,
-                next_generation: 1,
-                next_subscriber: 1,
-                views: BTreeMap::new(),
-                requests: HashMap::new(),
-            }),
-            ready: watch::channel(false).0,
-        })
-    }
-
-    fn lock(&self) -> MutexGuard<'_, State> {
-        // Nothing panics while the lock is held (user code never runs under it); if
-        // something did, the maps are still structurally valid.
-        self.state.lock().unwrap_or_else(PoisonError::into_inner)
-    }
-
-    // ---- the router's events ---------------------------------------------------------
-
-    /// The network already had its connection open when the router was attached.
-    pub(super) fn adopt(&self, connection: Connection) {
-        let mut state = self.lock();
-        if state.closed || !state.link.adopt(connection) {
-            return;
-        }
-        drop(state);
-        self.ready.send_replace(true);
-    }
-
-    /// `Added`: the link (re)opened. Sends `open` for every wanted view; the router runs
-    /// this while its network restores, so these frames go out before the offline queue.
-    pub(super) fn connected(&self, connection: Connection) {
-        let mut state = self.lock();
-        if state.closed {
-            return;
-        }
-        if state.link.online {
-            // `Added` without `Removed` (another connection?): end the old session first.
-            state.end_session();
-        }
-        state.link.connection = Some(connection);
-        state.link.online = true;
-        let names: Vec<Arc<str>> = state.views.keys().cloned().collect();
-        for name in names {
-            state.send_open(&name);
-        }
-        drop(state);
-        self.ready.send_replace(true);
-    }
-
-    /// `Removed`: the link closed. The server forgets this connection's views and
-    /// requests: pending info requests fail, pending closes succeed, and every view waits
-    /// for its re-open (its members stay as last known until the next `state`).
-    pub(super) fn disconnected(&self, id: ConnectionId) {
-        let mut state = self.lock();
-        if state.link.is_current(id) {
-            state.end_session();
-        }
-    }
-
-    /// The router is gone: the network closed for good. Every waiter hears it and every
-    /// stream ends.
-    pub(super) fn close(&self) {
-        let taken = {
-            let mut state = self.lock();
-            state.closed = true;
-            state.link.online = false;
-            (std::mem::take(&mut state.views), std::mem::take(&mut state.requests))
+        let state = State {
+            link: ServerLink::new(ROUTER),
+            next_generation: 1,
+            next_subscriber: 1,
+            views: BTreeMap::new(),
+            requests: Requests::default(),
         };
-        let (views, requests) = taken;
-        for mut entry in views.into_values() {
-            entry.open.fail(|| OpenError::Closed);
-        }
-        // Dropped replies: info requests fail with `Closed`, closes succeed (a closed
-        // connection has no views).
-        drop(requests);
-        self.ready.send_replace(true);
-    }
-
-    /// Applies a frame from the server.
-    pub(super) fn on_frame(&self, frame: Frame) -> Action {
-        let mut state = self.lock();
-        if state.closed {
-            return Action::Nothing;
-        }
-        match frame {
-            Frame::State { view, members, you, id } => state.on_state(&view, members, you, id),
-            Frame::Diff { view, joins, leaves } => state.on_diff(&view, joins, leaves),
-            Frame::Closed { view, id } => {
-                state.on_closed(&view, id);
-                Action::Nothing
-            }
-            Frame::Info { id, views, truncated, .. } => {
-                state.on_info(id, views, truncated);
-                Action::Nothing
-            }
-            Frame::Error { code, message, id, view } => {
-                state.on_error(RemoteError { code, message }, id, view)
-            }
-            Frame::Open { .. } | Frame::Close { .. } => {
-                tracing::warn!(?frame, "the server sent a views frame only clients send; ignored");
-                Action::Nothing
-            }
-        }
+        Arc::new(Self { config, session: Session::new(state) })
     }
 
     // ---- the handles' requests ---------------------------------------------------------
-
-    /// Waits until the connection is known; `false` if the router is gone.
-    pub(super) async fn ready(&self) -> bool {
-        let mut ready = self.ready.subscribe();
-        // The sender lives in `self`: this only ends when the flag is set.
-        let _ = ready.wait_for(|ready| *ready).await;
-        let state = self.lock();
-        !state.closed && state.link.connection.is_some()
-    }
 
     /// Wants `name` open. Returns the entry's generation, and the answer to wait for unless
     /// the view is open and current already. While the link is down (or before the first
     /// connection) nothing is sent: the next `Added` sends the open.
     pub(super) fn open(&self, name: &str) -> Result<(u64, Option<OpenAnswer>), OpenError> {
-        let mut state = self.lock();
-        if state.closed {
+        let mut state = self.session.lock();
+        if state.link.is_closed() {
             return Err(OpenError::Closed);
         }
         if let Some(entry) = state.views.get(name) {
@@ -258,7 +229,7 @@ impl Shared {
             if entry.open.active {
                 return Ok((generation, None));
             }
-            if state.link.online && entry.open.request.is_none() {
+            if state.link.is_online() && entry.open.request.is_none() {
                 // The last attempt to send the open failed (a full queue): try again.
                 state.try_open(name)?;
             }
@@ -269,14 +240,14 @@ impl Shared {
             }
             return Ok((generation, Some(answer)));
         }
-        if state.link.online && state.requests.len() >= self.config.max_pending_requests {
+        if state.link.is_online() && state.requests.len() >= self.config.max_pending_requests {
             return Err(OpenError::TooManyPending);
         }
         let name: Arc<str> = name.into();
         let generation = state.next_generation;
         state.next_generation += 1;
         let mut entry = Entry::new(generation);
-        if state.link.online {
+        if state.link.is_online() {
             entry.open.begin(state.try_open(&name)?);
         }
         let answer = entry.open.wait();
@@ -291,9 +262,9 @@ impl Shared {
         name: &str,
         generation: Option<u64>,
     ) -> Result<Option<(u64, CloseAnswer)>, CloseError> {
-        let mut state = self.lock();
+        let mut state = self.session.lock();
         let current = state.views.get(name).map(|entry| entry.generation);
-        if state.closed
+        if state.link.is_closed()
             || current.is_none()
             || generation.is_some_and(|generation| Some(generation) != current)
         {
@@ -301,7 +272,7 @@ impl Shared {
             return Ok(None);
         }
         state.forget(name);
-        if !state.link.online {
+        if !state.link.is_online() {
             // A new connection has no views: there is nothing to tell the server.
             return Ok(None);
         }
@@ -309,7 +280,7 @@ impl Shared {
             return Err(CloseError::TooManyPending);
         }
         let id = state.link.allocate_id();
-        state.send(&Frame::Close { view: name.to_owned(), id: Some(id) }).map_err(CloseError::Send)?;
+        state.link.send(&Frame::Close { view: name.to_owned(), id: Some(id) }).map_err(CloseError::Send)?;
         let (reply, answer) = oneshot::channel();
         state.requests.insert(id, Request::Close { reply });
         Ok(Some((id, answer)))
@@ -318,32 +289,22 @@ impl Shared {
     /// Registers info request `id` and sends `frame` (which carries it), both under the
     /// lock so that a disconnect sees either neither or both.
     pub(super) fn start_info(&self, id: u64, frame: &Frame) -> Result<InfoAnswer, InfoError> {
-        let mut state = self.lock();
-        if state.closed {
+        let mut state = self.session.lock();
+        if state.link.is_closed() {
             return Err(InfoError::Closed);
         }
         if state.requests.len() >= self.config.max_pending_requests {
             return Err(InfoError::TooManyPending);
         }
-        state.send(frame).map_err(InfoError::Send)?;
+        state.link.send(frame).map_err(InfoError::Send)?;
         let (reply, answer) = oneshot::channel();
         state.requests.insert(id, Request::Info { reply });
         Ok(answer)
     }
 
-    pub(super) fn allocate_id(&self) -> u64 {
-        self.lock().link.allocate_id()
-    }
-
-    /// Drops request `id` (its caller stopped waiting).
-    pub(super) fn forget_request(&self, id: u64) {
-        let removed = self.lock().requests.remove(&id);
-        drop(removed);
-    }
-
     /// Reads view `name` when `generation` is still its entry's.
     fn with_view<R>(&self, name: &str, generation: u64, read: impl FnOnce(&Entry) -> R) -> Option<R> {
-        let state = self.lock();
+        let state = self.session.lock();
         state.views.get(name).filter(|entry| entry.generation == generation).map(read)
     }
 
@@ -376,7 +337,7 @@ impl Shared {
     /// open any more.
     pub(super) fn subscribe(&self, name: &str, generation: u64) -> (u64, mpsc::Receiver<ViewChange>) {
         let (sender, receiver) = mpsc::channel(self.config.change_queue_capacity);
-        let mut state = self.lock();
+        let mut state = self.session.lock();
         let id = state.next_subscriber;
         state.next_subscriber += 1;
         if let Some(entry) = state.views.get_mut(name).filter(|entry| entry.generation == generation) {
@@ -388,7 +349,7 @@ impl Shared {
     }
 
     pub(super) fn unsubscribe(&self, name: &str, generation: u64, id: u64) {
-        let mut state = self.lock();
+        let mut state = self.session.lock();
         if let Some(entry) = state.views.get_mut(name).filter(|entry| entry.generation == generation) {
             entry.subscribers.retain(|subscriber| subscriber.id != id);
         }
@@ -396,16 +357,11 @@ impl Shared {
 }
 
 impl State {
-    /// Sends `frame` on the connection (queued by the client while the link is down).
-    fn send(&self, frame: &Frame) -> Result<(), SendError> {
-        self.link.send(frame)
-    }
-
     /// Sends `open` for `name` with a new id and registers the request; returns the id.
     /// The caller records it in the view's entry.
     fn try_open(&mut self, name: &str) -> Result<u64, OpenError> {
         let id = self.link.allocate_id();
-        self.send(&Frame::Open { view: name.to_owned(), id: Some(id) }).map_err(OpenError::Send)?;
+        self.link.send(&Frame::Open { view: name.to_owned(), id: Some(id) }).map_err(OpenError::Send)?;
         self.requests.insert(id, Request::Open { view: name.into() });
         if let Some(entry) = self.views.get_mut(name) {
             entry.open.begin(id);
@@ -428,40 +384,17 @@ impl State {
     fn forget(&mut self, name: &str) {
         let Some(mut entry) = self.views.remove(name) else { return };
         if let Some(id) = entry.open.request {
-            self.requests.remove(&id);
+            self.requests.remove(id);
         }
         entry.open.fail(|| OpenError::Cancelled);
     }
 
-    /// The link closed: the server forgets this connection's requests and views.
-    fn end_session(&mut self) {
-        self.link.online = false;
-        for entry in self.views.values_mut() {
-            entry.open.reset();
-        }
-        for (_, request) in std::mem::take(&mut self.requests) {
-            match request {
-                // The next connection sends the open again.
-                Request::Open { .. } => {}
-                // A new connection has no views open: the close is done.
-                Request::Close { reply } => {
-                    let _ = reply.send(Ok(()));
-                }
-                // Dropping the sender fails the waiter with `InfoError::Closed`.
-                Request::Info { reply } => drop(reply),
-            }
-        }
-    }
-
     /// Takes the open request `id`, leaving any other kind of request in place.
     fn take_open(&mut self, id: u64) -> Option<Arc<str>> {
-        match self.requests.remove(&id)? {
-            Request::Open { view } => Some(view),
-            other => {
-                self.requests.insert(id, other);
-                None
-            }
-        }
+        self.requests.take_kind(id, |request| match request {
+            Request::Open { view } => Ok(view),
+            other => Err(other),
+        })
     }
 
     fn on_state(&mut self, view: &str, members: Vec<Member>, you: Option<String>, id: Option<u64>) -> Action {
@@ -502,22 +435,18 @@ impl State {
     }
 
     fn on_closed(&mut self, view: &str, id: Option<u64>) {
-        if let Some(id) = id {
-            match self.requests.remove(&id) {
-                Some(Request::Close { reply }) => {
-                    let _ = reply.send(Ok(()));
-                    return;
-                }
-                Some(other) => {
-                    self.requests.insert(id, other);
-                }
-                None => {}
-            }
+        let close = |request| match request {
+            Request::Close { reply } => Ok(reply),
+            other => Err(other),
+        };
+        if let Some(reply) = id.and_then(|id| self.requests.take_kind(id, close)) {
+            let _ = reply.send(Ok(()));
+            return;
         }
         // Not the answer to a close we wait for: the server says it does not have the view
         // open for us (it closed it, or a close queued before a reconnect reached it after
         // the re-open). A view we want, current and with no open in flight, is opened again.
-        let reopen = self.link.online
+        let reopen = self.link.is_online()
             && self.views.get(view).is_some_and(|entry| entry.open.active && entry.open.request.is_none());
         if reopen {
             tracing::info!(view, "the server closed a view that is still wanted; opening it again");
@@ -531,7 +460,7 @@ impl State {
     }
 
     fn on_info(&mut self, id: u64, views: Option<Vec<ViewInfo>>, truncated: bool) {
-        match self.requests.remove(&id) {
+        match self.requests.remove(id) {
             Some(Request::Info { reply }) => {
                 let _ = reply.send(Ok(InfoMatches::new(views.unwrap_or_default(), truncated)));
             }
@@ -545,7 +474,7 @@ impl State {
 
     fn on_error(&mut self, error: RemoteError, id: Option<u64>, view: Option<String>) -> Action {
         if let Some(id) = id {
-            match self.requests.remove(&id) {
+            match self.requests.remove(id) {
                 Some(Request::Open { view }) => return self.open_refused(&view, id, error),
                 Some(Request::Close { reply }) => {
                     let result =

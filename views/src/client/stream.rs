@@ -48,7 +48,7 @@ impl fmt::Debug for ChangeStream {
 
 impl ChangeStream {
     pub(super) fn new(view: View) -> Self {
-        let (id, receiver) = view.shared.subscribe(&view.name, view.generation);
+        let (id, receiver) = view.core.subscribe(&view.name, view.generation);
         Self { receiver, view, id }
     }
 
@@ -73,7 +73,7 @@ impl ChangeStream {
 
 impl Drop for ChangeStream {
     fn drop(&mut self) {
-        self.view.shared.unsubscribe(&self.view.name, self.view.generation, self.id);
+        self.view.core.unsubscribe(&self.view.name, self.view.generation, self.id);
     }
 }
 
