@@ -18,7 +18,7 @@ use channels::protocol::{Frame, ROUTER};
 use channels::{Channel, ChannelsConfig, RemoteError};
 use common::{Net, Peer};
 use libfuzzer_sys::fuzz_target;
-use network_core::{Identity, Message, Network, envelope};
+use network_core::{Identity, Message, envelope};
 use serde_json::{Value, json};
 
 fuzz_target!(|data: &[u8]| common::run(session(data)));
@@ -99,7 +99,7 @@ async fn session(data: &[u8]) {
             peer.close(&net).await;
         }
         let connection = peer.open(&net, false).await;
-        net.hub().message(&connection, common::frame(ROUTER, &step)).await;
+        net.driver().message(&connection, common::frame(ROUTER, &step)).await;
         common::settle(Duration::from_millis(if step.wait { 100 } else { 1 })).await;
     }
     common::settle(Duration::from_millis(100)).await;

@@ -18,7 +18,7 @@ use std::time::Duration;
 
 use common::{Net, Peer};
 use libfuzzer_sys::fuzz_target;
-use network_core::{Identity, Message, Network, envelope};
+use network_core::{Identity, Message, envelope};
 use serde_json::json;
 use sync::protocol::{Frame, ROUTER};
 use sync::{Model, RemoteError, Route, SyncConfig};
@@ -103,7 +103,7 @@ async fn session(data: &[u8]) {
         if let Ok(Frame::Sub { path, .. }) = envelope::decode::<Frame>(ROUTER, &frame) {
             subscribed.insert(path);
         }
-        net.hub().message(&connection, frame).await;
+        net.driver().message(&connection, frame).await;
         common::settle(Duration::from_millis(if step.wait { 100 } else { 1 })).await;
     }
     common::settle(Duration::from_millis(100)).await;

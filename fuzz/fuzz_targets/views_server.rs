@@ -15,7 +15,7 @@ use std::time::Duration;
 
 use common::{Net, Peer};
 use libfuzzer_sys::fuzz_target;
-use network_core::{Identity, Message, Network, envelope};
+use network_core::{Identity, Message, envelope};
 use serde_json::json;
 use views::ViewsConfig;
 use views::protocol::{Frame, ROUTER};
@@ -59,7 +59,7 @@ async fn session(data: &[u8]) {
             peer.close(&net).await;
         }
         let connection = peer.open(&net, false).await;
-        net.hub().message(&connection, common::frame(ROUTER, &step)).await;
+        net.driver().message(&connection, common::frame(ROUTER, &step)).await;
         common::settle(Duration::from_millis(if step.wait { 100 } else { 1 })).await;
     }
     common::settle(Duration::from_millis(100)).await;

@@ -1,5 +1,5 @@
 //! What the router targets share: an in-memory [`Network`] built from network-core's public
-//! pieces (the same `Hub` and `LocalAdapter` that `ws-server` and `ws-client` use, minus
+//! pieces (the same `HubDriver` and `LocalAdapter` that `ws-server` and `ws-client` use, minus
 //! the sockets), and the format of their inputs, a script of frames.
 //!
 //! # Input format
@@ -27,22 +27,28 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use network_core::{
-    CloseCode, CloseFrame, ClosedSignal, Connection, ConnectionId, ConnectionMeta, Hub, HubConfig, Identity,
-    Link, LocalAdapter, Message, Network, SendError,
+    CloseCode, CloseFrame, ClosedSignal, Connection, ConnectionId, ConnectionMeta, Hub, HubConfig, HubDriver,
+    Identity, Link, LocalAdapter, Message, Network, SendError, UntakenEvents,
 };
 
 /// A network of in-memory connections whose outgoing frames are checked, not sent.
 #[derive(Clone)]
 pub struct Net {
-    hub: Hub,
+    driver: HubDriver,
     adapter: LocalAdapter,
 }
 
 impl Net {
     pub fn new() -> Self {
-        let hub = Hub::new(HubConfig::default().router_queue_capacity(64).event_queue_capacity(64));
-        let adapter = LocalAdapter::new(hub.registry().clone());
-        Self { hub, adapter }
+        let config = HubConfig::default().router_queue_capacity(64).event_queue_capacity(64);
+        let driver = HubDriver::new(config, UntakenEvents::Discard);
+        let adapter = LocalAdapter::new(driver.hub().registry().clone());
+        Self { driver, adapter }
+    }
+
+    /// The transport's side of the hub: what the targets report frames through.
+    pub fn driver(&self) -> &HubDriver {
+        &self.driver
     }
 }
 
@@ -50,7 +56,7 @@ impl Network for Net {
     type Adapter = LocalAdapter;
 
     fn hub(&self) -> &Hub {
-        &self.hub
+        self.driver.hub()
     }
 
     fn adapter(&self) -> &LocalAdapter {
@@ -101,7 +107,7 @@ impl Peer {
         if let Some(identity) = &self.identity {
             connection.set_identity(identity.clone());
         }
-        net.hub.connection_added(&connection, restoring).await;
+        net.driver.connection_added(&connection, restoring).await;
         self.open = Some((connection.clone(), signal));
         connection
     }
@@ -112,7 +118,7 @@ impl Peer {
             let frame = CloseFrame::new(CloseCode::ABNORMAL, "");
             signal.fire(frame.clone());
             net.adapter.leave_all_now(connection.id());
-            net.hub.connection_removed(&connection, frame).await;
+            net.driver.connection_removed(&connection, frame).await;
         }
     }
 }
@@ -230,12 +236,12 @@ pub async fn drive_client(
             settle(Duration::from_millis(1)).await;
         }
         let connection = peer.open(net, true).await;
-        net.hub().message(&connection, frame(router, &step)).await;
+        net.driver().message(&connection, frame(router, &step)).await;
         settle(Duration::from_millis(if step.wait { 100 } else { 1 })).await;
     }
     settle(Duration::from_millis(100)).await;
     peer.close(net).await;
-    net.hub().detach_all();
+    net.driver().detach_all();
     settle(Duration::from_secs(1)).await;
     for task in &tasks {
         assert!(task.is_finished(), "an application call still waits after the network closed");
