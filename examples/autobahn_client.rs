@@ -24,8 +24,6 @@
 //! a binary frame binary, byte for byte. Pings are answered by the client itself. What
 //! this changes from an application's defaults, each case being one connection:
 //!
-//! - the client starts closed (`start_closed`) and connects once the program has taken
-//!   `events()`, so that no event of the case's connection is discarded;
 //! - reconnection is off: `max_retries` 0, `should_reconnect` false for every close
 //!   frame, and a one-hour delay before a retry after a dropped connection (the program
 //!   closes the client as soon as it sees the connection end, so the retry never comes);
@@ -99,15 +97,13 @@ async fn run() -> anyhow::Result<()> {
 /// One connection to `url`, until the server ends it: echoes every message when `echo`
 /// is set, and returns the first text message received.
 async fn session(url: &str, echo: bool) -> anyhow::Result<Option<String>> {
-    // The client starts closed and connects only once both streams are taken: the hub
-    // discards events until `events()` is taken, and on a multi-threaded runtime a case
-    // that fails at once (5.12: a bad frame right after the handshake) can run its whole
-    // connection, `Added` to `Removed`, before the next line here; without its `Removed`
-    // the case would never end.
+    // On a multi-threaded runtime a case that fails at once (5.12: a bad frame right after
+    // the handshake) can run its whole connection, `Added` to `Removed`, before the next
+    // line here: the client keeps its events until they are taken, and the first
+    // lifecycle receiver has every event since `connect`, so the case still ends.
     let client = Client::connect(url, config())?;
     let mut lifecycle = client.lifecycle();
     let mut events = client.events().context("the events stream was taken")?;
-    client.reconnect();
     let mut first_text = None;
     let mut failure = None;
     let mut opened = false;
@@ -148,12 +144,10 @@ async fn session(url: &str, echo: bool) -> anyhow::Result<Option<String>> {
     Ok(first_text)
 }
 
-/// One connection per case, opened by `reconnect()` once the streams are taken, never
-/// reconnected, with room for the largest messages.
+/// One connection per case, never reconnected, with room for the largest messages.
 fn config() -> ClientConfig {
     let never = Duration::from_secs(3600);
     ClientConfig::default()
-        .start_closed(true)
         .max_retries(Some(0))
         .should_reconnect(|_| false)
         .min_reconnection_delay(never)

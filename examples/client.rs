@@ -105,6 +105,8 @@ fn number(text: &str) -> anyhow::Result<f64> {
 }
 
 async fn run(url: String, config: ClientConfig) -> anyhow::Result<ExitCode> {
+    // Taken right after `connect`, the two streams miss nothing: the client keeps its
+    // events, and the first lifecycle receiver its lifecycle, from the start.
     let client = Client::connect(url.as_str(), config)?;
     let mut lifecycle = client.lifecycle();
     let mut events = client.events().context("the events stream was taken")?;

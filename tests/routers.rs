@@ -124,5 +124,5 @@ async fn room_broadcasts_reach_each_member_once_and_skip_the_excepted() {
     let NetworkEvent::Removed { .. } = next_event(&mut events).await else { panic!() };
     assert!(rooms.rooms_of(ids[0]).await.unwrap().is_empty());
     assert_eq!(rooms.members("red").await.unwrap(), Vec::<ConnectionId>::new());
-    assert_eq!(server.broadcast(&Message::text("x")), 2);
+    assert_eq!(server.broadcast_local(&Message::text("x")), 2);
 }

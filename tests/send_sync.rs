@@ -2,7 +2,7 @@
 //! any task (an axum handler, a background job).
 #![allow(missing_docs)]
 
-use realtime::network_core::{Connection, Events, Hub, LocalAdapter, Message};
+use realtime::network_core::{Connection, Events, Hub, HubDriver, LocalAdapter, Message};
 use realtime::ws_server::{Server, ServerConfig};
 
 fn send_sync<T: Send + Sync>() {}
@@ -14,6 +14,7 @@ fn handles_are_send_and_sync() {
     send_sync::<ServerConfig>();
     send_sync::<Connection>();
     send_sync::<Hub>();
+    send_sync::<HubDriver>();
     send_sync::<LocalAdapter>();
     send_sync::<Message>();
     fn events_send<T: Send>() {}
@@ -21,8 +22,10 @@ fn handles_are_send_and_sync() {
 }
 
 #[allow(dead_code, unreachable_code, clippy::diverging_sub_expression)]
-fn futures_are_send(server: Server, connection: Connection) {
+fn futures_are_send(server: Server, connection: Connection, driver: HubDriver) {
     send(&Server::bind("127.0.0.1:0", ServerConfig::default()));
+    send(&driver.connection_added(&connection, false));
+    send(&driver.message(&connection, Message::text("")));
     send(&server.shutdown());
     send(&connection.closed());
 }

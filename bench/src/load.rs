@@ -105,7 +105,8 @@ fn echo_frame(payload: &str) -> Result<Message, BoxError> {
     }
 }
 
-struct Shared {
+/// What the load generator's connection tasks share: the clock, counters and histogram.
+struct LoadState {
     base: Instant,
     measuring: AtomicBool,
     count: AtomicU64,
@@ -131,7 +132,7 @@ struct Shared {
     next_seq: Box<[AtomicU64]>,
 }
 
-impl Shared {
+impl LoadState {
     fn nanos(&self) -> u64 {
         u64::try_from(self.base.elapsed().as_nanos()).unwrap_or(u64::MAX)
     }
@@ -164,7 +165,7 @@ pub(crate) fn main(args: &Args) -> Result<(), BoxError> {
     }
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
     runtime.block_on(async move {
-        let shared = Arc::new(Shared {
+        let shared = Arc::new(LoadState {
             base: Instant::now(),
             measuring: AtomicBool::new(false),
             count: AtomicU64::new(0),
@@ -246,7 +247,7 @@ pub(crate) fn main(args: &Args) -> Result<(), BoxError> {
 /// Fan-out: stops the publisher, waits until the frames in flight have reached every
 /// member (or [`DRAIN_BOUND`] passed), and counts what every member got against what was
 /// sent, over the whole run (warm-up included).
-async fn drain_and_check(shared: &Shared, connections: usize) -> serde_json::Value {
+async fn drain_and_check(shared: &LoadState, connections: usize) -> serde_json::Value {
     shared.stopping.store(true, Ordering::Relaxed);
     let members = connections as u64;
     let snapshot = || (shared.sent.load(Ordering::Relaxed), shared.count.load(Ordering::Relaxed));
@@ -300,7 +301,7 @@ async fn connect_all(url: &str, connections: usize, read_buffer_size: usize) -> 
     Ok(all)
 }
 
-async fn echo_client(mut ws: Ws, frame: Message, in_flight: usize, shared: Arc<Shared>) {
+async fn echo_client(mut ws: Ws, frame: Message, in_flight: usize, shared: Arc<LoadState>) {
     let mut sent = VecDeque::with_capacity(in_flight);
     for _ in 0..in_flight {
         if ws.feed(frame.clone()).await.is_err() {
@@ -331,7 +332,7 @@ async fn echo_client(mut ws: Ws, frame: Message, in_flight: usize, shared: Arc<S
     shared.lost.fetch_add(1, Ordering::Relaxed);
 }
 
-async fn subscriber(mut ws: Ws, index: usize, members: u64, shared: Arc<Shared>) {
+async fn subscriber(mut ws: Ws, index: usize, members: u64, shared: Arc<LoadState>) {
     while let Some(Ok(message)) = ws.next().await {
         let Message::Binary(payload) = message else { continue };
         let Some(seq) = payload.get(..8).and_then(|b| <[u8; 8]>::try_from(b).ok()) else { continue };
@@ -357,7 +358,7 @@ async fn subscriber(mut ws: Ws, index: usize, members: u64, shared: Arc<Shared>)
     shared.lost.fetch_add(1, Ordering::Relaxed);
 }
 
-async fn publisher(mut ws: Ws, shared: Arc<Shared>) {
+async fn publisher(mut ws: Ws, shared: Arc<LoadState>) {
     let mut seq: u64 = 0;
     let trigger = |seq: u64| {
         let mut frame = [0u8; 64];

@@ -393,7 +393,7 @@ mod tests {
     use super::*;
     use crate::connection::{CloseFrame, ConnectionIds, ConnectionMeta, Link};
     use crate::error::SendError;
-    use crate::hub::{Hub, HubConfig};
+    use crate::hub::{HubConfig, HubDriver, UntakenEvents};
 
     /// A link that counts what it was given.
     #[derive(Default)]
@@ -408,7 +408,7 @@ mod tests {
         fn close(&self, _frame: CloseFrame) {}
     }
 
-    async fn connections(hub: &Hub, count: usize) -> Vec<(ConnectionId, Arc<Counting>)> {
+    async fn connections(hub: &HubDriver, count: usize) -> Vec<(ConnectionId, Arc<Counting>)> {
         let ids = ConnectionIds::new(NodeId::new(7), 0);
         let mut out = Vec::new();
         for _ in 0..count {
@@ -427,8 +427,8 @@ mod tests {
 
     #[tokio::test]
     async fn except_rooms_leave_out_their_members_once_each() {
-        let hub = Hub::new(HubConfig::default());
-        let adapter = LocalAdapter::new(hub.registry().clone());
+        let hub = HubDriver::new(HubConfig::default(), UntakenEvents::Discard);
+        let adapter = LocalAdapter::new(hub.hub().registry().clone());
         let peers = connections(&hub, 4).await;
         let [(a, link_a), (b, link_b), (c, link_c), (d, link_d)] = peers.try_into().ok().unwrap();
         for id in [a, b, c] {

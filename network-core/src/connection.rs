@@ -298,7 +298,8 @@ pub trait Link: Send + Sync + 'static {
     fn close(&self, frame: CloseFrame);
 }
 
-struct Shared {
+/// What a [`Connection`]'s clones and its [`ClosedSignal`] share.
+struct ConnectionState {
     id: ConnectionId,
     meta: ConnectionMeta,
     identity: RwLock<Option<Arc<Identity>>>,
@@ -311,7 +312,7 @@ struct Shared {
     closed_changed: Notify,
 }
 
-impl Shared {
+impl ConnectionState {
     fn closed_frame(&self) -> MutexGuard<'_, Option<CloseFrame>> {
         lock(&self.closed)
     }
@@ -323,15 +324,15 @@ impl Shared {
 /// same (same id, same identity) across reconnects.
 #[derive(Clone)]
 pub struct Connection {
-    shared: Arc<Shared>,
+    state: Arc<ConnectionState>,
 }
 
 impl fmt::Debug for Connection {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Connection")
-            .field("id", &self.shared.id)
-            .field("path", &self.shared.meta.path)
-            .field("remote_addr", &self.shared.meta.remote_addr)
+            .field("id", &self.state.id)
+            .field("path", &self.state.meta.path)
+            .field("remote_addr", &self.state.meta.remote_addr)
             .finish()
     }
 }
@@ -341,7 +342,7 @@ impl Connection {
     /// connections from their network. The returned [`ClosedSignal`] must be fired by the
     /// transport when the connection has closed.
     pub fn new(id: ConnectionId, meta: ConnectionMeta, link: Arc<dyn Link>) -> (Self, ClosedSignal) {
-        let shared = Arc::new(Shared {
+        let state = Arc::new(ConnectionState {
             id,
             meta,
             identity: RwLock::new(None),
@@ -349,27 +350,27 @@ impl Connection {
             closed: Mutex::new(None),
             closed_changed: Notify::new(),
         });
-        (Self { shared: shared.clone() }, ClosedSignal { shared })
+        (Self { state: state.clone() }, ClosedSignal { state })
     }
 
     /// The connection's id.
     pub fn id(&self) -> ConnectionId {
-        self.shared.id
+        self.state.id
     }
 
     /// What the handshake said about the peer.
     pub fn meta(&self) -> &ConnectionMeta {
-        &self.shared.meta
+        &self.state.meta
     }
 
     /// The identity attached by a handshake hook or by [`set_identity`](Self::set_identity).
     pub fn identity(&self) -> Option<Arc<Identity>> {
-        read(&self.shared.identity).clone()
+        read(&self.state.identity).clone()
     }
 
     /// Attaches an identity (after an authentication message, for example).
     pub fn set_identity(&self, identity: Identity) {
-        *write(&self.shared.identity) = Some(Arc::new(identity));
+        *write(&self.state.identity) = Some(Arc::new(identity));
     }
 
     /// Queues `message` without waiting.
@@ -379,7 +380,7 @@ impl Connection {
     /// connection as a slow consumer; a client reports it and keeps running.
     /// [`SendError::Closed`] means the connection is gone. Both hand the message back.
     pub fn send(&self, message: Message) -> Result<(), SendError> {
-        self.shared.link.send(message)
+        self.state.link.send(message)
     }
 
     /// Queues `message` as part of a fan-out to many connections: the transport may hold
@@ -387,17 +388,17 @@ impl Connection {
     /// (see [`Link::send_batched`]). Errors as [`send`](Self::send). Adapters use it; a reply
     /// to one connection should use [`send`](Self::send).
     pub fn send_batched(&self, message: Message) -> Result<(), SendError> {
-        self.shared.link.send_batched(message)
+        self.state.link.send_batched(message)
     }
 
     /// Starts closing with `code` and `reason`; [`closed`](Self::closed) tells when done.
     pub fn close(&self, code: CloseCode, reason: impl Into<String>) {
-        self.shared.link.close(CloseFrame::new(code, reason));
+        self.state.link.close(CloseFrame::new(code, reason));
     }
 
     /// Whether the connection has closed.
     pub fn is_closed(&self) -> bool {
-        self.shared.closed_frame().is_some()
+        self.state.closed_frame().is_some()
     }
 
     /// Waits until the connection has closed and returns why.
@@ -407,10 +408,10 @@ impl Connection {
     pub async fn closed(&self) -> CloseFrame {
         loop {
             // Registered before the check, so a close between the two is not missed.
-            let changed = self.shared.closed_changed.notified();
+            let changed = self.state.closed_changed.notified();
             tokio::pin!(changed);
             changed.as_mut().enable();
-            if let Some(frame) = self.shared.closed_frame().clone() {
+            if let Some(frame) = self.state.closed_frame().clone() {
                 return frame;
             }
             changed.await;
@@ -420,12 +421,12 @@ impl Connection {
 
 /// Held by the transport; fires [`Connection::closed`].
 pub struct ClosedSignal {
-    shared: Arc<Shared>,
+    state: Arc<ConnectionState>,
 }
 
 impl fmt::Debug for ClosedSignal {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("ClosedSignal").field("id", &self.shared.id).finish()
+        f.debug_struct("ClosedSignal").field("id", &self.state.id).finish()
     }
 }
 
@@ -433,16 +434,16 @@ impl ClosedSignal {
     /// Records that the connection closed with `frame` and wakes every `closed()` waiter.
     /// Later calls do nothing.
     pub fn fire(&self, frame: CloseFrame) {
-        let mut closed = self.shared.closed_frame();
+        let mut closed = self.state.closed_frame();
         if closed.is_none() {
             *closed = Some(frame);
             drop(closed);
-            self.shared.closed_changed.notify_waiters();
+            self.state.closed_changed.notify_waiters();
         }
     }
 
     /// Forgets a previous close, for a client link that reconnects.
     pub fn reset(&self) {
-        self.shared.closed_frame().take();
+        self.state.closed_frame().take();
     }
 }

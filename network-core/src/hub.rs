@@ -1,8 +1,10 @@
 //! The hub: where a network's connections, routers and application events meet.
 //!
-//! Servers and clients (and any other [`Network`]) own one [`Hub`]. Their socket tasks
-//! report connections and frames to it; it routes each frame by its envelope to the
-//! attached router or to the application, through bounded queues.
+//! Servers and clients (and any other [`Network`]) own one [`HubDriver`]. Their socket
+//! tasks report connections and frames through it; the hub routes each frame by its
+//! envelope to the attached router or to the application, through bounded queues.
+//! Applications and routers see the [`Hub`] side only (through [`Network::hub`]): its
+//! connections, its routers and the application's event stream.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -39,7 +41,7 @@ pub struct HubConfig {
     /// Default 1024.
     pub router_queue_capacity: usize,
     /// Events waiting for the application ([`Network::events`]). When full, connections
-    /// wait. Default 1024.
+    /// wait (before the stream is taken, see [`UntakenEvents`]). Default 1024.
     pub event_queue_capacity: usize,
 }
 
@@ -61,6 +63,25 @@ impl HubConfig {
         self.event_queue_capacity = capacity;
         self
     }
+}
+
+/// What a hub does with the application's events before [`Network::events`] is taken.
+///
+/// The transport chooses, when it creates its [`HubDriver`]: the right answer depends on
+/// what an event pins in memory.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum UntakenEvents {
+    /// Discard them (with a debug log). For a network whose connections come from peers
+    /// (a server): a kept event holds its [`Connection`], and with it the transport's
+    /// socket, for as long as nobody takes the stream.
+    Discard,
+    /// Keep the first ones, up to [`HubConfig::event_queue_capacity`], for whoever takes
+    /// the stream later; once that many wait, newer ones are discarded (with a debug log)
+    /// rather than waited for, so that a network driven only by routers never stalls.
+    /// For a network that starts connecting before the application can take the stream
+    /// (a client, whose one connection lives as long as it does anyway).
+    Keep,
 }
 
 /// A frame whose queue was full, waiting for room.
@@ -135,8 +156,10 @@ impl Registry {
     }
 }
 
-struct Shared {
+/// What every clone of a [`Hub`] and its [`HubDriver`] share.
+struct HubState {
     config: HubConfig,
+    untaken: UntakenEvents,
     registry: Registry,
     routers: RwLock<HashMap<String, mpsc::Sender<Delivery>>>,
     events_tx: mpsc::Sender<NetworkEvent>,
@@ -144,28 +167,32 @@ struct Shared {
     events_taken: AtomicBool,
 }
 
-/// Connections, routers and the application's event queue of one network. Cheap to clone.
+/// Connections, routers and the application's event queue of one network, as its users
+/// see them (through [`Network::hub`]). Cheap to clone.
+///
+/// A hub is created with its [`HubDriver`], which the transport keeps for itself: only
+/// the transport reports connections and frames.
 #[derive(Clone)]
 pub struct Hub {
-    shared: Arc<Shared>,
+    state: Arc<HubState>,
 }
 
 impl std::fmt::Debug for Hub {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Hub")
-            .field("connections", &self.shared.registry.len())
-            .field("routers", &read(&self.shared.routers).keys().collect::<Vec<_>>())
+            .field("connections", &self.state.registry.len())
+            .field("routers", &read(&self.state.routers).keys().collect::<Vec<_>>())
             .finish()
     }
 }
 
 impl Hub {
-    /// An empty hub.
-    pub fn new(config: HubConfig) -> Self {
+    fn new(config: HubConfig, untaken: UntakenEvents) -> Self {
         let (events_tx, events_rx) = mpsc::channel(config.event_queue_capacity.max(1));
         Self {
-            shared: Arc::new(Shared {
+            state: Arc::new(HubState {
                 config,
+                untaken,
                 registry: Registry::default(),
                 routers: RwLock::new(HashMap::new()),
                 events_tx,
@@ -177,22 +204,22 @@ impl Hub {
 
     /// The open connections.
     pub fn registry(&self) -> &Registry {
-        &self.shared.registry
+        &self.state.registry
     }
 
     /// The connections open now.
     pub fn connections(&self) -> Vec<Connection> {
-        self.shared.registry.all()
+        self.state.registry.all()
     }
 
     /// The open connection with this id.
     pub fn connection(&self, id: ConnectionId) -> Option<Connection> {
-        self.shared.registry.get(id)
+        self.state.registry.get(id)
     }
 
     /// Names of the attached routers.
     pub fn router_names(&self) -> Vec<String> {
-        read(&self.shared.routers).keys().cloned().collect()
+        read(&self.state.routers).keys().cloned().collect()
     }
 
     /// Spawns `router` on the current tokio runtime, fed by a bounded inbox.
@@ -203,9 +230,9 @@ impl Hub {
         if name == heartbeat::ROUTER {
             return Err(AttachError::Reserved(name));
         }
-        let (tx, mut inbox) = mpsc::channel::<Delivery>(self.shared.config.router_queue_capacity.max(1));
+        let (tx, mut inbox) = mpsc::channel::<Delivery>(self.state.config.router_queue_capacity.max(1));
         {
-            let mut routers = write(&self.shared.routers);
+            let mut routers = write(&self.state.routers);
             if routers.contains_key(&name) {
                 return Err(AttachError::NameTaken(name));
             }
@@ -229,15 +256,86 @@ impl Hub {
         Ok(())
     }
 
+    /// Takes the application's event stream. See [`Network::events`].
+    pub fn take_events(&self) -> Option<Events> {
+        let receiver = lock(&self.state.events_rx).take()?;
+        self.state.events_taken.store(true, Ordering::Release);
+        Some(Events { receiver })
+    }
+
+    fn routers(&self) -> Vec<mpsc::Sender<Delivery>> {
+        read(&self.state.routers).values().cloned().collect()
+    }
+
+    async fn to_application(&self, event: NetworkEvent) {
+        let taken = self.state.events_taken.load(Ordering::Acquire);
+        if !taken && self.state.untaken == UntakenEvents::Discard {
+            tracing::debug!(connection = %event.connection().id(), "no consumer of events(); event discarded");
+            return;
+        }
+        let event = match self.state.events_tx.try_send(event) {
+            Ok(()) => return,
+            // Not taken yet: nobody may ever read the queue, so a full one must not block.
+            // (Read again: taken meanwhile, the queue has a reader and the event waits.)
+            Err(mpsc::error::TrySendError::Full(event))
+                if !taken && !self.state.events_taken.load(Ordering::Acquire) =>
+            {
+                tracing::debug!(connection = %event.connection().id(), "events() not taken and its queue full; event discarded");
+                return;
+            }
+            Err(mpsc::error::TrySendError::Full(event)) => event,
+            Err(mpsc::error::TrySendError::Closed(_)) => {
+                tracing::debug!("the application dropped its events stream; event discarded");
+                return;
+            }
+        };
+        if self.state.events_tx.send(event).await.is_err() {
+            tracing::debug!("the application dropped its events stream; event discarded");
+        }
+    }
+}
+
+/// The transport's side of a [`Hub`]: what a server, a client or a test network calls to
+/// report its connections and their frames. Cheap to clone.
+///
+/// A transport creates one with [`HubDriver::new`], keeps it (its [`Network`]
+/// implementation hands out [`hub`](Self::hub) only), and for each connection calls
+/// [`connection_added`](Self::connection_added), then [`message`](Self::message) for each
+/// data frame, then [`connection_removed`](Self::connection_removed), all from the
+/// connection's own task so that each connection's events stay in order. See "Writing a
+/// transport" in the [crate docs](crate).
+#[derive(Clone)]
+pub struct HubDriver {
+    hub: Hub,
+}
+
+impl std::fmt::Debug for HubDriver {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_tuple("HubDriver").field(&self.hub).finish()
+    }
+}
+
+impl HubDriver {
+    /// An empty hub and its driver. `untaken` says what happens to the application's
+    /// events until it takes them.
+    pub fn new(config: HubConfig, untaken: UntakenEvents) -> Self {
+        Self { hub: Hub::new(config, untaken) }
+    }
+
+    /// The hub that the transport's [`Network::hub`] returns.
+    pub fn hub(&self) -> &Hub {
+        &self.hub
+    }
+
     /// Registers `connection` and tells every router, then the application.
     ///
     /// With `restoring`, waits until every router has handled the event, and marks the
     /// routers' tasks meanwhile (see [`is_restoring`]): a client uses this on reconnect so
     /// that routers restore their state before its offline queue is flushed.
     pub async fn connection_added(&self, connection: &Connection, restoring: bool) {
-        self.shared.registry.insert(connection.clone());
+        self.hub.state.registry.insert(connection.clone());
         let mut handled = Vec::new();
-        for router in self.routers() {
+        for router in self.hub.routers() {
             let (tx, rx) = if restoring {
                 let (tx, rx) = oneshot::channel();
                 (Some(tx), Some(rx))
@@ -254,7 +352,7 @@ impl Hub {
             // An error means the router task ended; nothing to wait for then.
             let _ = rx.await;
         }
-        self.to_application(NetworkEvent::Added(connection.clone())).await;
+        self.hub.to_application(NetworkEvent::Added(connection.clone())).await;
     }
 
     /// Routes a frame from `connection`: a heartbeat (`hb`) is answered on the connection
@@ -273,7 +371,7 @@ impl Hub {
             }
             return;
         }
-        let router = name.and_then(|name| read(&self.shared.routers).get(name).cloned());
+        let router = name.and_then(|name| read(&self.hub.state.routers).get(name).cloned());
         let event = NetworkEvent::Message { connection: connection.clone(), message };
         // Fast path without waiting; the waiting path is boxed so that its state does not
         // enlarge every connection task's future (and idle memory) for the rare full queue.
@@ -295,54 +393,100 @@ impl Hub {
         match blocked {
             Blocked::Router(router, delivery) => {
                 if let Err(lost) = router.send(delivery).await {
-                    self.to_application(lost.0.event).await;
+                    self.hub.to_application(lost.0.event).await;
                 }
             }
-            Blocked::Application(event) => self.to_application(event).await,
+            Blocked::Application(event) => self.hub.to_application(event).await,
         }
     }
 
     /// Unregisters `connection` and tells every router, then the application.
     pub async fn connection_removed(&self, connection: &Connection, frame: CloseFrame) {
-        self.shared.registry.remove(connection.id());
-        for router in self.routers() {
+        self.hub.state.registry.remove(connection.id());
+        for router in self.hub.routers() {
             let event = NetworkEvent::Removed { connection: connection.clone(), frame: frame.clone() };
             let _ = router.send(Delivery { event, handled: None, restoring: false }).await;
         }
-        self.to_application(NetworkEvent::Removed { connection: connection.clone(), frame }).await;
-    }
-
-    /// Takes the application's event stream. See [`Network::events`].
-    pub fn take_events(&self) -> Option<Events> {
-        let receiver = lock(&self.shared.events_rx).take()?;
-        self.shared.events_taken.store(true, Ordering::Release);
-        Some(Events { receiver })
+        self.hub.to_application(NetworkEvent::Removed { connection: connection.clone(), frame }).await;
     }
 
     /// Detaches every router; their tasks end once they have drained their inboxes.
     pub fn detach_all(&self) {
-        write(&self.shared.routers).clear();
+        write(&self.hub.state.routers).clear();
     }
+}
 
-    fn routers(&self) -> Vec<mpsc::Sender<Delivery>> {
-        read(&self.shared.routers).values().cloned().collect()
-    }
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
 
-    async fn to_application(&self, event: NetworkEvent) {
-        if !self.shared.events_taken.load(Ordering::Acquire) {
-            tracing::debug!(connection = %event.connection().id(), "no consumer of events(); event discarded");
-            return;
+    use super::*;
+    use crate::connection::{CloseCode, ConnectionMeta, Link};
+    use crate::error::SendError;
+
+    struct Silent;
+
+    impl Link for Silent {
+        fn send(&self, _message: Message) -> Result<(), SendError> {
+            Ok(())
         }
-        let event = match self.shared.events_tx.try_send(event) {
-            Ok(()) => return,
-            Err(mpsc::error::TrySendError::Full(event)) => event,
-            Err(mpsc::error::TrySendError::Closed(_)) => {
-                tracing::debug!("the application dropped its events stream; event discarded");
-                return;
-            }
+
+        fn close(&self, _frame: CloseFrame) {}
+    }
+
+    fn connection() -> Connection {
+        Connection::new(ConnectionId::next(), ConnectionMeta::default(), Arc::new(Silent)).0
+    }
+
+    fn driver(untaken: UntakenEvents) -> HubDriver {
+        HubDriver::new(HubConfig::default().event_queue_capacity(2), untaken)
+    }
+
+    /// Reports a connection with one frame and its close: four events. Completes only if
+    /// no report waits for room.
+    async fn report_four_events(driver: &HubDriver) {
+        let connection = connection();
+        let reports = async {
+            driver.connection_added(&connection, false).await;
+            driver.message(&connection, Message::text("one")).await;
+            driver.message(&connection, Message::text("two")).await;
+            driver.connection_removed(&connection, CloseFrame::new(CloseCode::NORMAL, "")).await;
         };
-        if self.shared.events_tx.send(event).await.is_err() {
-            tracing::debug!("the application dropped its events stream; event discarded");
+        tokio::time::timeout(Duration::from_secs(1), reports).await.unwrap();
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_discarding_hub_drops_the_events_nobody_took() {
+        let driver = driver(UntakenEvents::Discard);
+        report_four_events(&driver).await;
+        let mut events = driver.hub().take_events().unwrap();
+        assert!(events.try_recv().is_none());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_keeping_hub_keeps_the_first_untaken_events_and_never_waits() {
+        let driver = driver(UntakenEvents::Keep);
+        report_four_events(&driver).await;
+        let mut events = driver.hub().take_events().unwrap();
+        assert!(matches!(events.try_recv(), Some(NetworkEvent::Added(_))));
+        match events.try_recv() {
+            Some(NetworkEvent::Message { message, .. }) => assert_eq!(message, Message::text("one")),
+            other => panic!("expected the first frame, got {other:?}"),
         }
+        assert!(events.try_recv().is_none(), "a capacity of two keeps two events");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn once_taken_a_full_queue_holds_the_reports_back() {
+        let driver = driver(UntakenEvents::Keep);
+        let mut events = driver.hub().take_events().unwrap();
+        let connection = connection();
+        driver.connection_added(&connection, false).await;
+        driver.message(&connection, Message::text("one")).await;
+        let third = driver.message(&connection, Message::text("two"));
+        tokio::pin!(third);
+        assert!(tokio::time::timeout(Duration::from_secs(1), &mut third).await.is_err(), "the queue is full");
+        assert!(matches!(events.recv().await, Some(NetworkEvent::Added(_))));
+        tokio::time::timeout(Duration::from_secs(1), third).await.unwrap();
     }
 }

@@ -19,7 +19,7 @@
 //!
 //! # Networks, routers and envelopes
 //! A network reports every connection's `Added`, its frames and its `Removed` to its
-//! [`Hub`]. The hub reads the frame's envelope ([`envelope`]) and hands it to the router
+//! [`Hub`] (through the hub's [`HubDriver`]). The hub reads the frame's envelope ([`envelope`]) and hands it to the router
 //! it names, or else to the application's [`Events`] stream. Every queue on the way is
 //! bounded and full queues push back on the sockets: nothing is dropped between a socket
 //! and a router.
@@ -29,6 +29,87 @@
 //! let frame = envelope::json("views", &serde_json::json!({"t": "open"})).unwrap();
 //! assert_eq!(envelope::router_name(&frame), Some("views"));
 //! assert_eq!(envelope::router_name(&Message::text("hello")), None);
+//! ```
+//!
+//! # Writing a transport
+//! A transport (a server, a client, an in-memory network for tests) implements [`Network`]
+//! over a [`HubDriver`], its own side of the [`Hub`]: applications and routers reach the
+//! hub through [`Network::hub`] (connections, routers, the event stream); only the
+//! transport, holding the driver, reports connections and frames.
+//!
+//! 1. Create the driver once with [`HubDriver::new`], choosing with [`UntakenEvents`]
+//!    what becomes of the application's events until it takes [`Network::events`]. Build
+//!    the adapter over `driver.hub().registry()`.
+//! 2. Implement [`Network::hub`] as `driver.hub()`, and keep the driver to yourself.
+//! 3. For each connection, make a [`Connection`] over your [`Link`] with
+//!    [`Connection::new`]. Then, from the connection's own task (so that its events stay in
+//!    order): [`HubDriver::connection_added`]; [`HubDriver::message`] for each data frame
+//!    (it answers heartbeats and routes by envelope, and waits while the target queue is
+//!    full: stop reading the socket meanwhile); once closed, fire the [`ClosedSignal`] and
+//!    call [`HubDriver::connection_removed`].
+//! 4. When the network stops for good, [`HubDriver::detach_all`].
+//!
+//! ```
+//! use std::sync::{Arc, Mutex};
+//!
+//! use network_core::{
+//!     CloseCode, CloseFrame, Connection, ConnectionId, ConnectionMeta, Hub, HubConfig, HubDriver,
+//!     Link, LocalAdapter, Message, Network, NetworkEvent, SendError, UntakenEvents,
+//! };
+//!
+//! /// Connections in memory.
+//! #[derive(Clone)]
+//! struct MemoryNetwork {
+//!     driver: HubDriver,
+//!     adapter: LocalAdapter,
+//! }
+//!
+//! impl Network for MemoryNetwork {
+//!     type Adapter = LocalAdapter;
+//!
+//!     fn hub(&self) -> &Hub {
+//!         self.driver.hub()
+//!     }
+//!
+//!     fn adapter(&self) -> &LocalAdapter {
+//!         &self.adapter
+//!     }
+//! }
+//!
+//! /// The peer's end: keeps what it is sent.
+//! #[derive(Default)]
+//! struct Peer(Mutex<Vec<Message>>);
+//!
+//! impl Link for Peer {
+//!     fn send(&self, message: Message) -> Result<(), SendError> {
+//!         self.0.lock().unwrap().push(message);
+//!         Ok(())
+//!     }
+//!
+//!     fn close(&self, _frame: CloseFrame) {}
+//! }
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() {
+//! let driver = HubDriver::new(HubConfig::default(), UntakenEvents::Discard);
+//! let adapter = LocalAdapter::new(driver.hub().registry().clone());
+//! let network = MemoryNetwork { driver, adapter };
+//! let mut events = network.events().unwrap();
+//!
+//! let peer = Arc::new(Peer::default());
+//! let (connection, closed) = Connection::new(ConnectionId::next(), ConnectionMeta::default(), peer.clone());
+//! network.driver.connection_added(&connection, false).await;
+//! network.driver.message(&connection, Message::text("hello")).await;
+//! assert_eq!(network.broadcast_local(&Message::text("to everyone here")), 1);
+//! let frame = CloseFrame::new(CloseCode::NORMAL, "");
+//! closed.fire(frame.clone());
+//! network.driver.connection_removed(&connection, frame).await;
+//!
+//! assert!(matches!(events.recv().await, Some(NetworkEvent::Added(_))));
+//! assert!(matches!(events.recv().await, Some(NetworkEvent::Message { .. })));
+//! assert!(matches!(events.recv().await, Some(NetworkEvent::Removed { .. })));
+//! assert_eq!(peer.0.lock().unwrap().len(), 1);
+//! # }
 //! ```
 //!
 //! # Heartbeats
@@ -80,7 +161,7 @@ pub use connection::{
     Link, NodeId,
 };
 pub use error::{AdapterError, AttachError, Constraint, DecodeError, EncodeError, InvalidConfig, SendError};
-pub use hub::{Hub, HubConfig, Registry};
+pub use hub::{Hub, HubConfig, HubDriver, Registry, UntakenEvents};
 pub use message::{Message, Text};
 pub use network::{Events, Network, NetworkEvent};
 pub use ordered::OrderedExecutor;

@@ -51,8 +51,9 @@ impl NetworkEvent {
 /// client (one link to its server). Routers are written against this trait, so that one
 /// router runs on either side.
 ///
-/// Implementations keep their connections and routers in a [`Hub`]; the provided methods
-/// are written in terms of it.
+/// Implementations keep their connections and routers in a [`Hub`], which they report to
+/// through its [`HubDriver`](crate::HubDriver); the provided methods are written in terms
+/// of the hub. See "Writing a transport" in the [crate docs](crate).
 pub trait Network: Clone + Send + Sync + 'static {
     /// How this network addresses groups of connections (rooms). The in-memory
     /// [`LocalAdapter`](crate::LocalAdapter) by default; an adapter spanning several
@@ -75,12 +76,13 @@ pub trait Network: Clone + Send + Sync + 'static {
         self.hub().connection(id)
     }
 
-    /// Sends `message` to every open connection of this network (on a cluster node: of
-    /// this node only; `adapter().broadcast(&Target::everyone(), ..)` reaches every node);
-    /// returns how many accepted it.
+    /// Sends `message` to every open connection of this network, on this node only;
+    /// returns how many accepted it. On a cluster node,
+    /// [`adapter().broadcast(&Target::everyone(), ..)`](Adapter::broadcast) reaches every
+    /// node.
     ///
     /// The message is shared, not copied, between connections.
-    fn broadcast(&self, message: &Message) -> usize {
+    fn broadcast_local(&self, message: &Message) -> usize {
         self.hub()
             .connections()
             .iter()
@@ -97,10 +99,14 @@ pub trait Network: Clone + Send + Sync + 'static {
     /// The stream of events no router claimed: connections added and removed, and
     /// application frames. It can be taken once; later calls return `None`.
     ///
-    /// Until it is taken, unclaimed frames are discarded (with a debug log), so that a
-    /// network driven only by routers never stalls on a queue nobody reads. Once taken, the
-    /// queue is bounded and a full queue holds back the connections' readers (TCP
-    /// backpressure): nothing is dropped.
+    /// Until it is taken, events never wait for room, so that a network driven only by
+    /// routers never stalls on a queue nobody reads: a server discards them (with a debug
+    /// log), a client keeps the first ones, up to
+    /// [`HubConfig::event_queue_capacity`](crate::HubConfig::event_queue_capacity), so that
+    /// taking the stream right after connecting misses nothing (see
+    /// [`UntakenEvents`](crate::UntakenEvents)). Once taken, the queue is bounded and a
+    /// full queue holds back the connections' readers (TCP backpressure): nothing is
+    /// dropped.
     fn events(&self) -> Option<Events> {
         self.hub().take_events()
     }

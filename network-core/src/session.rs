@@ -511,7 +511,10 @@ mod tests {
     use tokio::sync::oneshot;
 
     use super::*;
-    use crate::{CloseCode, CloseFrame, ConnectionMeta, Hub, HubConfig, LocalAdapter, Message};
+    use crate::{
+        CloseCode, CloseFrame, ConnectionMeta, Hub, HubConfig, HubDriver, LocalAdapter, Message,
+        UntakenEvents,
+    };
 
     /// A transport that keeps what routers send.
     #[derive(Default)]
@@ -540,15 +543,15 @@ mod tests {
 
     #[derive(Clone)]
     struct Net {
-        hub: Hub,
+        driver: HubDriver,
         adapter: LocalAdapter,
     }
 
     impl Net {
         fn new() -> Self {
-            let hub = Hub::new(HubConfig::default());
-            let adapter = LocalAdapter::new(hub.registry().clone());
-            Self { hub, adapter }
+            let driver = HubDriver::new(HubConfig::default(), UntakenEvents::Discard);
+            let adapter = LocalAdapter::new(driver.hub().registry().clone());
+            Self { driver, adapter }
         }
     }
 
@@ -556,7 +559,7 @@ mod tests {
         type Adapter = LocalAdapter;
 
         fn hub(&self) -> &Hub {
-            &self.hub
+            self.driver.hub()
         }
 
         fn adapter(&self) -> &LocalAdapter {
@@ -681,7 +684,7 @@ mod tests {
     async fn a_network_connected_before_attach_is_adopted_after_it() {
         let net = Net::new();
         let (connection, sent) = connection();
-        net.hub.connection_added(&connection, false).await;
+        net.driver.connection_added(&connection, false).await;
         let (client, _closed) = client(&[7]);
         attach(&net, client.clone()).expect("attached");
         assert!(within(client.session.ready()).await);
@@ -817,14 +820,14 @@ mod tests {
         let (client, closed) = client(&[7]);
         attach(&net, client.clone()).expect("attached");
         let (connection, sent) = connection();
-        net.hub.connection_added(&connection, true).await;
+        net.driver.connection_added(&connection, true).await;
         assert_eq!(frames(&sent), [7]);
         let frame = |body: &str| Message::text(format!(r#"{{"$r":"{ROUTER}","d":{body}}}"#));
-        net.hub.message(&connection, frame("3")).await;
-        net.hub.message(&connection, frame(r#""not a number""#)).await;
-        net.hub.message(&connection, frame("4")).await;
-        net.hub.connection_removed(&connection, CloseFrame::new(CloseCode::ABNORMAL, "")).await;
-        net.hub.detach_all();
+        net.driver.message(&connection, frame("3")).await;
+        net.driver.message(&connection, frame(r#""not a number""#)).await;
+        net.driver.message(&connection, frame("4")).await;
+        net.driver.connection_removed(&connection, CloseFrame::new(CloseCode::ABNORMAL, "")).await;
+        net.driver.detach_all();
         within(closed).await.expect_err("the router dropped the sender at close");
         assert_eq!(log(&client), ["started 0", "frame 3", "frame 4", "ended, now 1", "closed"]);
         assert_eq!(*lock(&client.carried), [(3, true), (4, true)], "carried out without the lock");

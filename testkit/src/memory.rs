@@ -45,7 +45,7 @@ mod transport;
 
 use std::time::Duration;
 
-use network_core::{Hub, HubConfig, LocalAdapter, Message, Network, envelope};
+use network_core::{Hub, HubConfig, HubDriver, LocalAdapter, Message, Network, UntakenEvents, envelope};
 
 pub use client::{Direction, MemoryClient, Refused};
 pub use peer::{OnSend, RawPeer};
@@ -57,7 +57,7 @@ use network_core::{Connection, ConnectionId};
 /// `ws-server` and `ws-client`. Cheap to clone.
 #[derive(Clone, Debug)]
 pub struct MemoryNetwork {
-    hub: Hub,
+    driver: HubDriver,
     adapter: LocalAdapter,
 }
 
@@ -75,9 +75,15 @@ impl MemoryNetwork {
 
     /// A network whose hub has `config`'s queue bounds.
     pub fn with_hub_config(config: HubConfig) -> Self {
-        let hub = Hub::new(config);
-        let adapter = LocalAdapter::new(hub.registry().clone());
-        Self { hub, adapter }
+        // As ws-server: events nobody took are not kept (a test takes them first).
+        let driver = HubDriver::new(config, UntakenEvents::Discard);
+        let adapter = LocalAdapter::new(driver.hub().registry().clone());
+        Self { driver, adapter }
+    }
+
+    /// The transport side of the hub (see `transport.rs`).
+    pub(crate) fn driver(&self) -> &HubDriver {
+        &self.driver
     }
 
     /// Detaches every router, as a client network closed for good does: their tasks end
@@ -91,7 +97,7 @@ impl Network for MemoryNetwork {
     type Adapter = LocalAdapter;
 
     fn hub(&self) -> &Hub {
-        &self.hub
+        self.driver.hub()
     }
 
     fn adapter(&self) -> &LocalAdapter {

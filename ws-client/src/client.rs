@@ -4,8 +4,8 @@ use std::fmt;
 use std::sync::Arc;
 
 use network_core::{
-    AttachError, CloseCode, CloseFrame, Connection, ConnectionId, ConnectionMeta, Hub, LocalAdapter, Message,
-    Network, Router, SendError,
+    AttachError, CloseCode, CloseFrame, Connection, ConnectionId, ConnectionMeta, Hub, HubDriver,
+    LocalAdapter, Message, Network, Router, SendError, UntakenEvents,
 };
 use tokio::sync::broadcast;
 
@@ -13,18 +13,18 @@ use crate::config::ClientConfig;
 use crate::driver::Driver;
 use crate::error::{ConfigError, FlushError};
 use crate::event::ClientEvent;
-use crate::shared::{ClientLink, Drain, Phase, Shared};
+use crate::state::{ClientLink, ClientState, Drain, Phase};
 use crate::url::{self, UrlSource};
 
 struct Inner {
-    shared: Arc<Shared>,
+    state: Arc<ClientState>,
     hub: Hub,
     adapter: LocalAdapter,
     connection: Connection,
 }
 
 /// Closes the client when the last application handle is dropped.
-struct Guard(Arc<Shared>);
+struct Guard(Arc<ClientState>);
 
 impl Drop for Guard {
     fn drop(&mut self) {
@@ -61,8 +61,8 @@ impl fmt::Debug for Client {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Client")
             .field("connection", &self.inner.connection.id())
-            .field("phase", &self.inner.shared.phase())
-            .field("queued", &self.inner.shared.queued())
+            .field("phase", &self.inner.state.phase())
+            .field("queued", &self.inner.state.queued())
             .finish()
     }
 }
@@ -74,10 +74,13 @@ impl Client {
     /// [`ClientConfig::start_closed`]).
     ///
     /// On a multi-threaded runtime the first connection can open, and even close, before
-    /// the caller's next statement runs, and events are discarded until
-    /// [`events`](Network::events) is taken (routers see only what follows their attach).
-    /// To see every event of the first connection, set [`ClientConfig::start_closed`],
-    /// take the events (or attach the routers), then call [`reconnect`](Self::reconnect).
+    /// the caller's next statement runs. Nothing is lost for that: until
+    /// [`events`](Network::events) is taken, the client keeps the application's events (up
+    /// to [`HubConfig::event_queue_capacity`](network_core::HubConfig::event_queue_capacity)
+    /// of them; later ones are discarded rather than waited for, so a client that never
+    /// takes its events never stalls), and [`lifecycle`](Self::lifecycle)'s first receiver
+    /// has every [`ClientEvent`] since `connect`. Routers see what follows their attach;
+    /// the router clients of this workspace adopt a connection already open.
     ///
     /// Fails, spawning nothing, when the configuration is inconsistent, a fixed URL is
     /// invalid, or there is no current runtime.
@@ -96,19 +99,21 @@ impl Client {
         }
         .headers(config.headers.clone());
         let id = ConnectionId::next();
-        let shared = Arc::new(Shared::new(
+        let state = Arc::new(ClientState::new(
             id,
             config.max_enqueued_messages,
             config.max_enqueued_bytes,
             config.lifecycle_capacity,
         ));
-        let (connection, signal) = Connection::new(id, meta, Arc::new(ClientLink(shared.clone())));
-        let hub = Hub::new(config.hub.clone());
+        let (connection, signal) = Connection::new(id, meta, Arc::new(ClientLink(state.clone())));
+        // Kept until taken: connecting starts now, before the caller can take `events()`.
+        let hub_driver = HubDriver::new(config.hub.clone(), UntakenEvents::Keep);
+        let hub = hub_driver.hub().clone();
         let adapter = LocalAdapter::new(hub.registry().clone());
-        let driver = Driver::new(shared.clone(), hub.clone(), connection.clone(), signal, source, settings);
+        let driver = Driver::new(state.clone(), hub_driver, connection.clone(), signal, source, settings);
         runtime.spawn(driver.run());
-        let inner = Arc::new(Inner { shared: shared.clone(), hub, adapter, connection });
-        Ok(Self { inner, _guard: Some(Arc::new(Guard(shared))) })
+        let inner = Arc::new(Inner { state: state.clone(), hub, adapter, connection });
+        Ok(Self { inner, _guard: Some(Arc::new(Guard(state))) })
     }
 
     /// The client's one connection: same id and identity across reconnects. Routers see it
@@ -124,17 +129,17 @@ impl Client {
     /// [`flush`](Self::flush) or drop it), [`SendError::Closed`] after
     /// [`close`](Self::close). Same as `self.connection().send(message)`.
     pub fn send(&self, message: impl Into<Message>) -> Result<(), SendError> {
-        self.inner.shared.send(message.into())
+        self.inner.state.send(message.into())
     }
 
     /// How many messages wait to be written.
     pub fn queued(&self) -> usize {
-        self.inner.shared.queued()
+        self.inner.state.queued()
     }
 
     /// Whether the link is open (and routers have restored).
     pub fn is_open(&self) -> bool {
-        self.inner.shared.phase() == Phase::Open
+        self.inner.state.phase() == Phase::Open
     }
 
     /// Whether the client was closed ([`close`](Self::close), [`Link::close`] through the
@@ -142,7 +147,7 @@ impl Client {
     ///
     /// [`Link::close`]: network_core::Link::close
     pub fn is_closed(&self) -> bool {
-        self.inner.shared.phase() == Phase::Closed
+        self.inner.state.phase() == Phase::Closed
     }
 
     /// A receiver of [`ClientEvent`]s.
@@ -154,7 +159,7 @@ impl Client {
     /// [`RecvError::Lagged`](broadcast::error::RecvError::Lagged) once; the client never
     /// waits for receivers.
     pub fn lifecycle(&self) -> broadcast::Receiver<ClientEvent> {
-        self.inner.shared.subscribe()
+        self.inner.state.subscribe()
     }
 
     /// Reconnects now with the retry count reset: closes an open link (code 1000,
@@ -162,7 +167,7 @@ impl Client {
     /// a client that ran out of retries, declined to reconnect or started closed. Does
     /// nothing after [`close`](Self::close).
     pub fn reconnect(&self) {
-        self.inner.shared.request_reconnect();
+        self.inner.state.request_reconnect();
     }
 
     /// Waits until every message queued so far (and any sent meanwhile) has been written
@@ -180,7 +185,7 @@ impl Client {
     /// # Cancel safety
     /// Cancel safe: dropping the future only stops the waiting; nothing is unqueued.
     pub async fn flush(&self) -> Result<(), FlushError> {
-        match self.inner.shared.drained().await {
+        match self.inner.state.drained().await {
             Drain::Done | Drain::Pending => Ok(()),
             Drain::Closed(0) => Ok(()),
             Drain::Closed(unsent) => Err(FlushError::Closed { unsent }),
@@ -211,7 +216,7 @@ impl Client {
     /// # Cancel safety
     /// Cancel safe: the close goes on in the background if the future is dropped.
     pub async fn close_with(&self, code: CloseCode, reason: impl Into<String>) {
-        self.inner.shared.request_close(CloseFrame::new(code, reason));
+        self.inner.state.request_close(CloseFrame::new(code, reason));
         self.closed().await;
     }
 
@@ -221,10 +226,10 @@ impl Client {
     /// # Cancel safety
     /// Cancel safe.
     pub async fn closed(&self) -> CloseFrame {
-        let mut terminated = self.inner.shared.terminated.subscribe();
+        let mut terminated = self.inner.state.terminated.subscribe();
         match terminated.wait_for(Option::is_some).await {
             Ok(frame) => frame.clone().unwrap_or_else(|| CloseFrame::new(CloseCode::ABNORMAL, "")),
-            // The sender lives in `Shared`, which `self` keeps alive.
+            // The sender lives in `ClientState`, which `self` keeps alive.
             Err(_) => CloseFrame::new(CloseCode::ABNORMAL, ""),
         }
     }

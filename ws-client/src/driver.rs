@@ -7,7 +7,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use futures_util::stream::{SplitSink, SplitStream};
 use futures_util::{SinkExt, StreamExt};
-use network_core::{CloseCode, CloseFrame, ClosedSignal, Connection, Hub, Message, Text};
+use network_core::{CloseCode, CloseFrame, ClosedSignal, Connection, HubDriver, Message, Text};
 use tokio::net::TcpStream;
 use tokio::time::{Instant, sleep, sleep_until, timeout, timeout_at};
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
@@ -20,7 +20,7 @@ use crate::backoff::Backoff;
 use crate::config::Settings;
 use crate::error::ConnectError;
 use crate::event::ClientEvent;
-use crate::shared::{Control, Outgoing, Shared};
+use crate::state::{ClientState, Control, Outgoing};
 use crate::url::{self, UrlSource};
 
 type Ws = WebSocketStream<MaybeTlsStream<TcpStream>>;
@@ -53,8 +53,8 @@ enum Outcome {
 }
 
 pub(crate) struct Driver {
-    shared: Arc<Shared>,
-    hub: Hub,
+    state: Arc<ClientState>,
+    hub: HubDriver,
     connection: Connection,
     signal: ClosedSignal,
     source: UrlSource,
@@ -64,14 +64,14 @@ pub(crate) struct Driver {
 
 impl Driver {
     pub(crate) fn new(
-        shared: Arc<Shared>,
-        hub: Hub,
+        state: Arc<ClientState>,
+        hub: HubDriver,
         connection: Connection,
         signal: ClosedSignal,
         source: UrlSource,
         settings: Settings,
     ) -> Self {
-        Self { shared, hub, connection, signal, source, settings, tls: None }
+        Self { state, hub, connection, signal, source, settings, tls: None }
     }
 
     pub(crate) async fn run(mut self) {
@@ -79,7 +79,7 @@ impl Driver {
         // The socket (if any) is closed and `Removed` was reported; finish for good.
         self.signal.fire(frame.clone());
         self.hub.detach_all();
-        let dropped = self.shared.terminate(frame.clone());
+        let dropped = self.state.terminate(frame.clone());
         if dropped > 0 {
             tracing::warn!(connection = %self.connection.id(), dropped, "client closed with messages unsent");
         }
@@ -89,7 +89,7 @@ impl Driver {
     /// Connects, runs sessions and backs off until a handle closes the client; returns the
     /// close frame.
     async fn reconnect_loop(&mut self) -> CloseFrame {
-        let shared = self.shared.clone();
+        let state = self.state.clone();
         let id = self.connection.id();
         let backoff = self.settings.backoff;
         let jitter = self.settings.config.jitter;
@@ -97,7 +97,7 @@ impl Driver {
         let min_uptime = self.settings.config.min_uptime;
         let mut attempt: u32 = 0;
         if self.settings.config.start_closed
-            && let Some(frame) = wait_for_reconnect(&shared).await
+            && let Some(frame) = wait_for_reconnect(&state).await
         {
             return frame;
         }
@@ -105,8 +105,8 @@ impl Driver {
             if attempt > 0 {
                 if max_retries.is_some_and(|max| attempt > max) {
                     tracing::info!(connection = %id, "retries exhausted");
-                    shared.emit(ClientEvent::RetriesExhausted);
-                    if let Some(frame) = wait_for_reconnect(&shared).await {
+                    state.emit(ClientEvent::RetriesExhausted);
+                    if let Some(frame) = wait_for_reconnect(&state).await {
                         return frame;
                     }
                     attempt = 0;
@@ -114,10 +114,10 @@ impl Driver {
                 }
                 let delay = Backoff::jittered(backoff.delay(attempt), jitter, rand::random::<f64>());
                 tracing::info!(connection = %id, attempt, delay_ms = delay.as_millis(), "reconnecting");
-                shared.emit(ClientEvent::Reconnecting { attempt, delay });
+                state.emit(ClientEvent::Reconnecting { attempt, delay });
                 tokio::select! {
                     () = sleep(delay) => {}
-                    control = shared.control() => match control {
+                    control = state.control() => match control {
                         Control::Close(frame) => return frame,
                         Control::Reconnect => {
                             attempt = 0;
@@ -127,10 +127,10 @@ impl Driver {
                 }
             }
             tracing::debug!(connection = %id, attempt, "connecting");
-            shared.emit(ClientEvent::Connecting { attempt });
+            state.emit(ClientEvent::Connecting { attempt });
             let connected = tokio::select! {
                 connected = self.connect() => connected,
-                control = shared.control() => match control {
+                control = state.control() => match control {
                     Control::Close(frame) => return frame,
                     Control::Reconnect => {
                         attempt = 0;
@@ -143,7 +143,7 @@ impl Driver {
                 Err(error) => {
                     let error_chain = ErrorChain(&error);
                     tracing::info!(connection = %id, attempt, error = %error_chain, "attempt failed");
-                    shared.emit(ClientEvent::Failed { attempt, error });
+                    state.emit(ClientEvent::Failed { attempt, error });
                     attempt = attempt.saturating_add(1);
                     continue;
                 }
@@ -163,8 +163,8 @@ impl Driver {
                             .is_some_and(|decide| !decide(&frame));
                     if declined {
                         tracing::info!(connection = %id, %frame, "should_reconnect declined");
-                        shared.emit(ClientEvent::ReconnectDeclined);
-                        if let Some(frame) = wait_for_reconnect(&shared).await {
+                        state.emit(ClientEvent::ReconnectDeclined);
+                        if let Some(frame) = wait_for_reconnect(&state).await {
                             return frame;
                         }
                         attempt = 0;
@@ -219,14 +219,14 @@ impl Driver {
 
     /// Runs one open socket until it closes, then reports `Removed`.
     async fn session(&mut self, ws: Ws) -> Outcome {
-        let shared = self.shared.clone();
+        let state = self.state.clone();
         let config = &self.settings.config;
         let close_timeout = config.close_timeout;
         let (mut sink, mut stream) = ws.split();
-        if !shared.begin_restore() {
+        if !state.begin_restore() {
             // Closed while the handshake finished: say goodbye without reporting a
             // connection nobody saw open.
-            let frame = match shared.take_control() {
+            let frame = match state.take_control() {
                 Some(Control::Close(frame)) => frame,
                 _ => CloseFrame::new(CloseCode::NORMAL, ""),
             };
@@ -238,11 +238,11 @@ impl Driver {
         let ending = {
             let mut restored = false;
             let added = self.hub.connection_added(&self.connection, true);
-            let writer = write_loop(&shared, &mut sink);
+            let writer = write_loop(&state, &mut sink);
             let reader = read_loop(
                 &self.hub,
                 &self.connection,
-                &shared,
+                &state,
                 &mut stream,
                 &mut incoming,
                 config.idle_timeout,
@@ -253,13 +253,13 @@ impl Driver {
                 tokio::select! {
                     () = &mut added, if !restored => {
                         restored = true;
-                        shared.open();
-                        tracing::info!(connection = %shared.id, "connected");
-                        shared.emit(ClientEvent::Open);
+                        state.open();
+                        tracing::info!(connection = %state.id, "connected");
+                        state.emit(ClientEvent::Open);
                     }
                     ending = &mut reader, if restored => break ending,
                     error = &mut writer => break Ending::Dropped(abnormal(&error.to_string())),
-                    control = shared.control() => break Ending::Control(control),
+                    control = state.control() => break Ending::Control(control),
                 }
             };
             if !restored {
@@ -269,9 +269,9 @@ impl Driver {
             ending
         };
 
-        let dropped = shared.end_session();
+        let dropped = state.end_session();
         if dropped > 0 {
-            tracing::debug!(connection = %shared.id, dropped, "restore frames of a closed socket dropped");
+            tracing::debug!(connection = %state.id, dropped, "restore frames of a closed socket dropped");
         }
         let closing = matches!(ending, Ending::Control(Control::Close(_)));
         if let Some(message) = incoming.take() {
@@ -279,7 +279,7 @@ impl Driver {
             let delivery = self.hub.message(&self.connection, message);
             if closing {
                 if timeout(close_timeout, delivery).await.is_err() {
-                    tracing::warn!(connection = %shared.id, "hub full while closing: frame dropped");
+                    tracing::warn!(connection = %state.id, "hub full while closing: frame dropped");
                 }
             } else {
                 delivery.await;
@@ -308,19 +308,19 @@ impl Driver {
             }
         };
         drop((sink, stream));
-        tracing::info!(connection = %shared.id, %frame, "disconnected");
+        tracing::info!(connection = %state.id, %frame, "disconnected");
         self.signal.fire(frame.clone());
         if closing {
             if timeout(close_timeout, self.hub.connection_removed(&self.connection, frame.clone()))
                 .await
                 .is_err()
             {
-                tracing::warn!(connection = %shared.id, "hub full while closing: Removed lost");
+                tracing::warn!(connection = %state.id, "hub full while closing: Removed lost");
             }
         } else {
             self.hub.connection_removed(&self.connection, frame.clone()).await;
         }
-        shared.emit(ClientEvent::Closed { frame });
+        state.emit(ClientEvent::Closed { frame });
         outcome
     }
 
@@ -344,17 +344,17 @@ impl Driver {
             }
         };
         if timeout_at(deadline, drain).await.is_err() {
-            tracing::debug!(connection = %self.shared.id, "no close frame from the server in time");
+            tracing::debug!(connection = %self.state.id, "no close frame from the server in time");
         }
     }
 }
 
 /// Waits while the client is stopped (start_closed, retries exhausted, reconnection
 /// declined): `None` on `reconnect()`, the close frame on `close()`.
-async fn wait_for_reconnect(shared: &Shared) -> Option<CloseFrame> {
-    shared.set_stopped(true);
-    let control = shared.control().await;
-    shared.set_stopped(false);
+async fn wait_for_reconnect(state: &ClientState) -> Option<CloseFrame> {
+    state.set_stopped(true);
+    let control = state.control().await;
+    state.set_stopped(false);
     match control {
         Control::Close(frame) => Some(frame),
         Control::Reconnect => None,
@@ -365,14 +365,14 @@ async fn wait_for_reconnect(shared: &Shared) -> Option<CloseFrame> {
 ///
 /// A frame counts as sent once taken from the queue (the at-most-once point documented in
 /// the crate docs): if the socket dies while it sits in a buffer, it is not written again.
-async fn write_loop(shared: &Shared, sink: &mut Sink) -> tungstenite::Error {
+async fn write_loop(state: &ClientState, sink: &mut Sink) -> tungstenite::Error {
     loop {
         let mut wrote = false;
         loop {
             if let Err(err) = poll_fn(|cx| sink.poll_ready_unpin(cx)).await {
                 return err;
             }
-            let frame = match shared.take_next() {
+            let frame = match state.take_next() {
                 Some(Outgoing::Ping) => WsMessage::Ping(Bytes::new()),
                 Some(Outgoing::Data(message)) => ws_message(message),
                 None => break,
@@ -386,9 +386,9 @@ async fn write_loop(shared: &Shared, sink: &mut Sink) -> tungstenite::Error {
             if let Err(err) = poll_fn(|cx| sink.poll_flush_unpin(cx)).await {
                 return err;
             }
-            shared.flushed();
+            state.flushed();
         }
-        shared.writable().await;
+        state.writable().await;
     }
 }
 
@@ -398,9 +398,9 @@ async fn write_loop(shared: &Shared, sink: &mut Sink) -> tungstenite::Error {
 /// A frame being handed over sits in `pending`, so that the caller can finish the handover
 /// if this future is dropped in the middle of it.
 async fn read_loop(
-    hub: &Hub,
+    hub: &HubDriver,
     connection: &Connection,
-    shared: &Shared,
+    state: &ClientState,
     stream: &mut Stream,
     pending: &mut Option<Message>,
     idle: Duration,
@@ -413,7 +413,7 @@ async fn read_loop(
         let next = tokio::select! {
             next = stream.next() => next,
             () = sleep_until(ping_at.unwrap_or(last)), if ping_at.is_some() && !pinged => {
-                shared.request_ping();
+                state.request_ping();
                 pinged = true;
                 continue;
             }

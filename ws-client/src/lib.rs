@@ -4,7 +4,9 @@
 //! [`Client::connect`] returns at once; a background task connects, reconnects with an
 //! exponential backoff, and keeps **one** logical
 //! [`Connection`](network_core::Connection) for the client's whole
-//! life. Messages sent while the link is down wait in a bounded offline queue and go out,
+//! life. The application's events are kept from the start until it takes them, so
+//! taking [`events`](network_core::Network::events) right after `connect`, as below,
+//! misses nothing, even a first connection that opened and closed meanwhile. Messages sent while the link is down wait in a bounded offline queue and go out,
 //! in order, once it is back. Routers written against `Network` run on it unchanged and
 //! restore their server-side state after every reconnect before the queue is flushed.
 //!
@@ -84,9 +86,9 @@
 //! not wait for a server reply inside its `Added` handler (frames are not read until every
 //! router has restored).
 //!
-//! Incoming data frames go to [`Hub::message`](network_core::Hub::message), which applies
-//! backpressure: while a router or the application's event queue is full the client stops
-//! reading. On disconnect the connection's `closed()` fires and routers see `Removed`
+//! Incoming data frames go to [`HubDriver::message`](network_core::HubDriver::message),
+//! which applies backpressure: while a router or the application's event queue is full
+//! (once taken) the client stops reading. On disconnect the connection's `closed()` fires and routers see `Removed`
 //! with the close frame (1006 when none was exchanged), then the backoff begins.
 //!
 //! # Lifecycle events
@@ -114,7 +116,7 @@ mod config;
 mod driver;
 mod error;
 mod event;
-mod shared;
+mod state;
 mod tls;
 mod url;
 

@@ -1,10 +1,10 @@
 //! A server that breaks the protocol right after the handshake (Autobahn case 5.12: a
 //! continuation frame with nothing to continue, then a text frame, in the same write as
-//! the 101 response) makes the client fail the connection at once. A client started
-//! closed, whose events were taken before `reconnect()`, still sees that whole connection:
-//! `Added`, then `Removed` with 1006, and its lifecycle ends with `RetriesExhausted`.
-//! (Taken after a plain `connect`, the events of such a connection may already be
-//! discarded: the Autobahn client example waited forever for its `Removed` that way.)
+//! the 101 response) makes the client fail the connection at once. The application, taking
+//! its events after `connect`, still sees that whole connection: `Added`, then `Removed`
+//! with 1006, and its lifecycle ends with `RetriesExhausted`. (Before the hub kept a
+//! client's untaken events, such a connection could end before `events()` was taken and
+//! its events were discarded: the Autobahn client example waited forever for its `Removed`.)
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
@@ -67,11 +67,10 @@ async fn a_protocol_error_at_open_is_added_then_removed() {
         let _ = ended_tx.send(());
     });
 
-    let config = ClientConfig::default().start_closed(true).max_retries(Some(0));
+    let config = ClientConfig::default().max_retries(Some(0));
     let client = Client::connect(format!("ws://{addr}/runCase"), config).unwrap();
     let mut lifecycle = client.lifecycle();
     let mut events = client.events().unwrap();
-    client.reconnect();
 
     match within("Added", events.recv()).await.unwrap() {
         NetworkEvent::Added(connection) => assert_eq!(connection.id(), client.connection().id()),
@@ -95,4 +94,76 @@ async fn a_protocol_error_at_open_is_added_then_removed() {
 
     within("close", client.close()).await;
     assert!(events.try_recv().is_none(), "nothing after Removed: the client never reconnected");
+}
+
+/// `connect`, then `events()`, the pattern the docs show, misses nothing: the events of a
+/// first connection that opened and closed before `events()` was taken wait for it,
+/// within the event queue's capacity, and a client that never takes them never stalls.
+mod events_before_taken {
+    use futures_util::{SinkExt, StreamExt};
+    use network_core::{HubConfig, Message};
+    use tokio_tungstenite::tungstenite::protocol::CloseFrame as WsCloseFrame;
+    use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode as WsCloseCode;
+    use tokio_tungstenite::tungstenite::{Message as WsMessage, Utf8Bytes};
+
+    use super::*;
+    use crate::common::{Server, ServerWs};
+
+    /// A server that sends `texts` and closes with 1000 `bye` right after the handshake.
+    async fn send_then_close(texts: usize) -> Server {
+        Server::start(true, move |mut ws: ServerWs, _| async move {
+            for n in 0..texts {
+                let _ = ws.send(WsMessage::text(n.to_string())).await;
+            }
+            let close = WsCloseFrame { code: WsCloseCode::Normal, reason: Utf8Bytes::from_static("bye") };
+            let _ = ws.close(Some(close)).await;
+            while let Some(Ok(_)) = ws.next().await {}
+        })
+        .await
+    }
+
+    /// Waits (bounded) until the client's first connection has closed.
+    async fn first_connection_closed(client: &Client) {
+        let mut lifecycle = client.lifecycle();
+        wait_event(&mut lifecycle, |event| matches!(event, ClientEvent::Closed { .. }).then_some(())).await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_first_connection_that_closed_before_events_was_taken_is_seen_whole() {
+        let server = send_then_close(0).await;
+        let client = Client::connect(server.url(), ClientConfig::default().max_retries(Some(0))).unwrap();
+        first_connection_closed(&client).await;
+
+        let mut events = client.events().unwrap();
+        match within("Added", events.recv()).await.unwrap() {
+            NetworkEvent::Added(connection) => assert_eq!(connection.id(), client.connection().id()),
+            other => panic!("expected Added, got {other:?}"),
+        }
+        match within("Removed", events.recv()).await.unwrap() {
+            NetworkEvent::Removed { frame, .. } => {
+                assert_eq!((frame.code, frame.reason.as_str()), (CloseCode::NORMAL, "bye"));
+            }
+            other => panic!("expected Removed, got {other:?}"),
+        }
+        within("close", client.close()).await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn untaken_events_past_the_queue_capacity_are_discarded_without_stalling_the_client() {
+        let server = send_then_close(5).await;
+        let config =
+            ClientConfig::default().max_retries(Some(0)).hub(HubConfig::default().event_queue_capacity(2));
+        let client = Client::connect(server.url(), config).unwrap();
+        // The socket was read to its close frame although nobody read the full queue.
+        first_connection_closed(&client).await;
+
+        let mut events = client.events().unwrap();
+        assert!(matches!(events.try_recv(), Some(NetworkEvent::Added(_))));
+        match events.try_recv() {
+            Some(NetworkEvent::Message { message, .. }) => assert_eq!(message, Message::text("0")),
+            other => panic!("expected the first message, got {other:?}"),
+        }
+        assert!(events.try_recv().is_none(), "the queue kept the first two events only");
+        within("close", client.close()).await;
+    }
 }

@@ -8,8 +8,8 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use network_core::{
-    Adapter, AdapterError, AdapterFactory, ConnectionId, ConnectionIds, ConnectionMeta, Hub, Identity,
-    LocalAdapter, Network,
+    Adapter, AdapterError, AdapterFactory, ConnectionId, ConnectionIds, ConnectionMeta, Hub, HubDriver,
+    Identity, LocalAdapter, Network, UntakenEvents,
 };
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::{TcpListener, TcpStream, ToSocketAddrs};
@@ -50,7 +50,8 @@ impl<A: Adapter> RoomCleanup for A {
 
 pub(crate) struct Inner {
     pub(crate) config: ServerConfig,
-    pub(crate) hub: Hub,
+    /// Reports the connections to the hub that [`Network::hub`] hands out.
+    pub(crate) hub: HubDriver,
     /// The server's adapter, for leaving rooms when a connection closes.
     pub(crate) rooms: Arc<dyn RoomCleanup>,
     /// Numbers connections with the adapter's node.
@@ -110,7 +111,7 @@ impl<A: Adapter> std::fmt::Debug for Server<A> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Server")
             .field("local_addr", &self.inner.local_addr)
-            .field("connections", &self.inner.hub.registry().len())
+            .field("connections", &self.inner.hub.hub().registry().len())
             .finish()
     }
 }
@@ -190,8 +191,9 @@ impl<A: Adapter> Server<A> {
         local_addr: Option<SocketAddr>,
         factory: F,
     ) -> Self {
-        let hub = Hub::new(config.hub.clone());
-        let adapter = Arc::new(factory.build(hub.registry().clone()));
+        // Peers' connections: an event kept for nobody would keep its socket open.
+        let hub = HubDriver::new(config.hub.clone(), UntakenEvents::Discard);
+        let adapter = Arc::new(factory.build(hub.hub().registry().clone()));
         let ids = ConnectionIds::new(adapter.node(), first_counter());
         Self {
             inner: Arc::new(Inner {
@@ -267,7 +269,7 @@ impl<A: Adapter> Network for Server<A> {
     type Adapter = A;
 
     fn hub(&self) -> &Hub {
-        &self.inner.hub
+        self.inner.hub.hub()
     }
 
     fn adapter(&self) -> &A {

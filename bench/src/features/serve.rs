@@ -120,15 +120,15 @@ struct RawState {
     subscribers: HashMap<u64, mpsc::Sender<Message>>,
 }
 
-type Shared = Arc<Mutex<RawState>>;
+type SharedRawState = Arc<Mutex<RawState>>;
 
-fn lock(shared: &Shared) -> std::sync::MutexGuard<'_, RawState> {
+fn lock(shared: &SharedRawState) -> std::sync::MutexGuard<'_, RawState> {
     shared.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
 async fn raw(listen: &str, scenario: Scenario) -> Result<(), BoxError> {
     let listener = TcpListener::bind(listen).await?;
-    let shared: Shared = Arc::default();
+    let shared: SharedRawState = Arc::default();
     let credits_granted = Arc::new(Semaphore::new(0));
     if scenario == Scenario::SyncPush {
         let shared = shared.clone();
@@ -173,7 +173,7 @@ fn broadcast_to_view(state: &RawState, view: &str, except: u64, text: String) {
 
 // tungstenite's handshake callback returns its own (large) `ErrorResponse`; not ours to box.
 #[allow(clippy::result_large_err)]
-async fn raw_connection(stream: TcpStream, id: u64, shared: Shared, credits_granted: Arc<Semaphore>) {
+async fn raw_connection(stream: TcpStream, id: u64, shared: SharedRawState, credits_granted: Arc<Semaphore>) {
     let _ = stream.set_nodelay(true);
     let mut path = String::new();
     let mut query = None;

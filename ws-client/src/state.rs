@@ -65,7 +65,8 @@ impl Queue {
     }
 }
 
-struct State {
+/// The part behind the mutex.
+struct LockedState {
     phase: Phase,
     /// Application frames, in order; written while `Open`.
     queue: Queue,
@@ -84,11 +85,12 @@ struct State {
     lost: usize,
 }
 
-pub(crate) struct Shared {
+/// What the handles, the connection's link and the background task share.
+pub(crate) struct ClientState {
     pub(crate) id: ConnectionId,
     max_messages: usize,
     max_bytes: usize,
-    state: Mutex<State>,
+    state: Mutex<LockedState>,
     /// Wakes the socket task's writer (single waiter; `notify_one` keeps a permit).
     writer: Notify,
     /// Wakes the background task for a `Control` (single waiter; keeps a permit).
@@ -116,7 +118,7 @@ pub(crate) enum Drain {
     Stopped(usize),
 }
 
-impl Shared {
+impl ClientState {
     pub(crate) fn new(
         id: ConnectionId,
         max_messages: usize,
@@ -129,7 +131,7 @@ impl Shared {
             id,
             max_messages,
             max_bytes,
-            state: Mutex::new(State {
+            state: Mutex::new(LockedState {
                 phase: Phase::Offline,
                 queue: Queue::default(),
                 restore: Queue::default(),
@@ -362,7 +364,7 @@ impl Shared {
 }
 
 /// The client's [`Link`]: what its [`Connection`](network_core::Connection) sends through.
-pub(crate) struct ClientLink(pub(crate) std::sync::Arc<Shared>);
+pub(crate) struct ClientLink(pub(crate) std::sync::Arc<ClientState>);
 
 impl Link for ClientLink {
     fn send(&self, message: Message) -> Result<(), SendError> {
