@@ -83,9 +83,21 @@ pub async fn send_text(ws: &mut RawClient, text: &str) {
     within(ws.send(WsMessage::text(text))).await.expect("send");
 }
 
-/// Runs test `test` of the current test binary again, in a child process whose open-file
-/// limit is `open_files` and whose environment has `marker` set (the test checks it to
-/// know it is the child). Returns the child's stdout; fails if the child failed.
+/// The test harness's name for test `function` of the module whose `module_path!()` is
+/// `module`: the module path without the crate's name, then the function. A test that runs
+/// itself again in a child process selects itself with `--exact` and this name, which stays
+/// right wherever its module moves inside the test binary.
+pub fn test_name(module: &str, function: &str) -> String {
+    match module.split_once("::") {
+        Some((_crate, path)) => format!("{path}::{function}"),
+        None => function.to_owned(),
+    }
+}
+
+/// Runs test `test` (its full name, see [`test_name`]) of the current test binary again, in
+/// a child process whose open-file limit is `open_files` and whose environment has `marker`
+/// set (the test checks it to know it is the child). Returns the child's stdout; fails if
+/// the child failed or did not run exactly that test.
 ///
 /// Used by tests that exhaust or exceed the descriptor limit, so that nothing else in the
 /// test binary is affected.
@@ -101,5 +113,8 @@ pub fn run_as_child_with_open_files(test: &str, marker: &str, open_files: u32) -
         .expect("spawning the child");
     let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
     assert!(output.status.success(), "child failed:\n{stdout}\n{}", String::from_utf8_lossy(&output.stderr));
+    // A name that matches no test runs nothing and succeeds: say so rather than let the
+    // caller fail on missing output.
+    assert!(stdout.contains("running 1 test"), "the child did not run test {test}:\n{stdout}");
     stdout
 }

@@ -4,7 +4,7 @@
 //! socket: to both ends it looks like a peer that vanished without a FIN (a laptop lid
 //! closed, a cable pulled, a NAT entry dropped). Killing it closes both sockets.
 //!
-//! Include it with `#[path = "support/proxy.rs"] mod proxy;`.
+//! A test binary includes it with `#[path = "../support/proxy.rs"] mod proxy;` in its `main.rs`.
 #![allow(dead_code, unreachable_pub, clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
 use std::collections::HashMap;

@@ -1,7 +1,7 @@
 //! A small seeded random number generator (SplitMix64) for load tests, so that a failing
 //! run can be replayed with its seed. Not for anything that needs real randomness.
 //!
-//! Include it with `#[path = "support/rng.rs"] mod rng;`.
+//! A test binary includes it with `#[path = "../support/rng.rs"] mod rng;` in its `main.rs`.
 #![allow(dead_code, unreachable_pub, missing_docs)]
 
 use std::ops::Range;

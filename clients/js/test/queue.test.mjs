@@ -1,5 +1,5 @@
-// The offline queue: bounded (as ws-client's tests/offline_queue.rs), flushed in order
-// after the routers' restore frames (tests/restore_order.rs), with a fake socket.
+// The offline queue: bounded (as ws-client's tests/integration/offline_queue.rs), flushed in order
+// after the routers' restore frames (tests/integration/restore_order.rs), with a fake socket.
 import test from 'node:test';
 import assert from 'node:assert/strict';
 import { connect, QueueFullError, RealtimeError } from '../realtime.js';

@@ -1,5 +1,5 @@
 // The reconnection schedule, as ws-client's tests state it (backoff.rs, config.rs,
-// tests/backoff_schedule.rs, min_uptime.rs, retry_cap.rs, connection_timeout.rs), on a
+// tests/integration/backoff_schedule.rs, min_uptime.rs, retry_cap.rs, connection_timeout.rs), on a
 // mocked clock with a fake socket: the figures must be exact.
 import test from 'node:test';
 import assert from 'node:assert/strict';

@@ -1,0 +1,19 @@
+//! The integration tests of `channels`, in one test binary (one build and link instead of
+//! one per file; docs/DESIGN.md, "Tests"): the channels client against a scripted fake
+//! server (`support`), and in `memory` the client and server routers together over
+//! testkit's in-memory network, without sockets.
+//!
+//! One behaviour per module, named after it. To add one, write
+//! `tests/integration/<behaviour>.rs` (with `use crate::support::*;` for the helpers) and
+//! declare it below with `mod <behaviour>;`: a file directly in `tests/` would be a binary
+//! of its own.
+#![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
+
+mod client_acks;
+mod client_errors;
+mod client_join;
+mod client_rejoin;
+mod client_send_sync;
+mod client_server_emits;
+mod memory;
+mod support;
