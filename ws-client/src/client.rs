@@ -13,6 +13,7 @@ use crate::config::ClientConfig;
 use crate::driver::Driver;
 use crate::error::{ConfigError, FlushError};
 use crate::event::ClientEvent;
+use crate::offline::{Offline, Sent};
 use crate::state::{ClientLink, ClientState, Drain, Phase};
 use crate::url::{self, UrlSource};
 
@@ -129,7 +130,34 @@ impl Client {
     /// [`flush`](Self::flush) or drop it), [`SendError::Closed`] after
     /// [`close`](Self::close). Same as `self.connection().send(message)`.
     pub fn send(&self, message: impl Into<Message>) -> Result<(), SendError> {
-        self.inner.state.send(message.into())
+        self.inner.state.send(message.into(), Offline::Buffer).map(drop)
+    }
+
+    /// Sends `message` with an offline policy: what happens to it while the link is down
+    /// (see [`Offline`]). Never waits. `send_with(message, Offline::Buffer)` is
+    /// [`send`](Self::send).
+    ///
+    /// `Ok` says what became of the message ([`Sent::Dropped`] for a volatile message
+    /// while the link is down or routers restore). The errors are those of `send`:
+    /// [`SendError::Full`] past a bound (after discarding expired messages, and counting
+    /// the room left by the message an [`Offline::Latest`] replaces),
+    /// [`SendError::Closed`] after [`close`](Self::close).
+    ///
+    /// ```no_run
+    /// use std::time::Duration;
+    /// use ws_client::{Client, ClientConfig, Offline, Sent};
+    /// # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+    /// let client = Client::connect("ws://127.0.0.1:9000/ws", ClientConfig::default())?;
+    /// if client.send_with("typing", Offline::Volatile)? == Sent::Dropped {
+    ///     // offline: nobody will see it, and that is fine
+    /// }
+    /// client.send_with(r#"{"cursor":[3,4]}"#, Offline::latest("cursor"))?;
+    /// client.send_with("quote 42.1", Offline::Expire(Duration::from_secs(5)))?;
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn send_with(&self, message: impl Into<Message>, offline: Offline) -> Result<Sent, SendError> {
+        self.inner.state.send(message.into(), offline)
     }
 
     /// How many messages wait to be written.

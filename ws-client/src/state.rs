@@ -6,8 +6,10 @@ use std::sync::{Mutex, MutexGuard, PoisonError};
 
 use network_core::{CloseFrame, ConnectionId, Link, Message, SendError, hub};
 use tokio::sync::{Notify, broadcast, watch};
+use tokio::time::Instant;
 
 use crate::event::ClientEvent;
+use crate::offline::{Offline, Sent};
 
 /// Where the link stands, as the senders see it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -35,34 +37,125 @@ pub(crate) enum Outgoing {
     Data(Message),
 }
 
+/// How long a queued message is kept, from its [`Offline`] policy.
+enum Hold {
+    /// Until written.
+    Keep,
+    /// Until the link that was open when it was sent closes.
+    Volatile,
+    /// Until written or replaced by a later message with this key.
+    Latest(String),
+    /// Until written or this instant, whichever comes first.
+    Until(Instant),
+}
+
+struct Entry {
+    message: Message,
+    hold: Hold,
+}
+
 #[derive(Default)]
 struct Queue {
-    messages: VecDeque<Message>,
+    entries: VecDeque<Entry>,
     bytes: usize,
 }
 
 impl Queue {
-    fn push(&mut self, message: Message, max_messages: usize, max_bytes: usize) -> Result<(), SendError> {
-        if self.messages.len() >= max_messages || self.bytes.saturating_add(message.len()) > max_bytes {
-            return Err(SendError::Full(message));
+    /// Queues `message` at the end, removing the queued message with the same key for
+    /// [`Hold::Latest`]. Past a bound, discards the expired messages and tries again.
+    fn push(&mut self, message: Message, hold: Hold, limits: Limits) -> Result<Pushed, SendError> {
+        let mut expired = 0;
+        if !self.fits(&message, &hold, limits) {
+            expired = self.discard_expired(Instant::now());
+            if expired == 0 || !self.fits(&message, &hold, limits) {
+                return Err(SendError::Full(message));
+            }
         }
+        let replaced = self.position(&hold).and_then(|index| self.remove(index)).is_some();
         self.bytes += message.len();
-        self.messages.push_back(message);
-        Ok(())
+        self.entries.push_back(Entry { message, hold });
+        Ok(Pushed { sent: if replaced { Sent::Replaced } else { Sent::Queued }, expired })
     }
 
-    fn pop(&mut self) -> Option<Message> {
-        let message = self.messages.pop_front()?;
-        self.bytes -= message.len();
-        Some(message)
+    /// Whether `message` fits, counting the room its replaced message leaves.
+    fn fits(&self, message: &Message, hold: &Hold, limits: Limits) -> bool {
+        let freed = self.position(hold).map(|index| self.entries[index].message.len());
+        let messages = self.entries.len() - usize::from(freed.is_some());
+        let bytes = self.bytes - freed.unwrap_or(0);
+        messages < limits.messages && bytes.saturating_add(message.len()) <= limits.bytes
+    }
+
+    /// Where the message that `hold` replaces is (at most one per key is queued).
+    fn position(&self, hold: &Hold) -> Option<usize> {
+        let Hold::Latest(key) = hold else { return None };
+        self.entries.iter().position(|entry| matches!(&entry.hold, Hold::Latest(queued) if queued == key))
+    }
+
+    fn remove(&mut self, index: usize) -> Option<Message> {
+        let entry = self.entries.remove(index)?;
+        self.bytes -= entry.message.len();
+        Some(entry.message)
+    }
+
+    /// The first message still to be written, and how many expired ones were skipped.
+    fn pop(&mut self, now: Instant) -> (Option<Message>, usize) {
+        let mut expired = 0;
+        while let Some(entry) = self.entries.pop_front() {
+            self.bytes -= entry.message.len();
+            match entry.hold {
+                Hold::Until(deadline) if deadline <= now => expired += 1,
+                _ => return (Some(entry.message), expired),
+            }
+        }
+        (None, expired)
+    }
+
+    fn discard_expired(&mut self, now: Instant) -> usize {
+        self.discard(|hold| matches!(hold, Hold::Until(deadline) if *deadline <= now))
+    }
+
+    fn discard(&mut self, mut drop_it: impl FnMut(&Hold) -> bool) -> usize {
+        let before = self.entries.len();
+        let mut freed = 0;
+        self.entries.retain(|entry| {
+            let dropped = drop_it(&entry.hold);
+            if dropped {
+                freed += entry.message.len();
+            }
+            !dropped
+        });
+        self.bytes -= freed;
+        before - self.entries.len()
+    }
+
+    fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    fn is_empty(&self) -> bool {
+        self.entries.is_empty()
     }
 
     fn clear(&mut self) -> usize {
-        let dropped = self.messages.len();
-        self.messages.clear();
+        let dropped = self.entries.len();
+        self.entries.clear();
         self.bytes = 0;
         dropped
     }
+}
+
+/// The queue's bounds.
+#[derive(Clone, Copy)]
+struct Limits {
+    messages: usize,
+    bytes: usize,
+}
+
+/// What a push did.
+struct Pushed {
+    sent: Sent,
+    /// Expired messages discarded to make room.
+    expired: usize,
 }
 
 /// The part behind the mutex.
@@ -88,8 +181,7 @@ struct LockedState {
 /// What the handles, the connection's link and the background task share.
 pub(crate) struct ClientState {
     pub(crate) id: ConnectionId,
-    max_messages: usize,
-    max_bytes: usize,
+    limits: Limits,
     state: Mutex<LockedState>,
     /// Wakes the socket task's writer (single waiter; `notify_one` keeps a permit).
     writer: Notify,
@@ -129,8 +221,7 @@ impl ClientState {
         let (terminated, _) = watch::channel(None);
         Self {
             id,
-            max_messages,
-            max_bytes,
+            limits: Limits { messages: max_messages, bytes: max_bytes },
             state: Mutex::new(LockedState {
                 phase: Phase::Offline,
                 queue: Queue::default(),
@@ -153,30 +244,36 @@ impl ClientState {
 
     // ---- senders -------------------------------------------------------------------
 
-    pub(crate) fn send(&self, message: Message) -> Result<(), SendError> {
+    pub(crate) fn send(&self, message: Message, offline: Offline) -> Result<Sent, SendError> {
         let restoring = hub::is_restoring(self.id);
+        let hold = match offline {
+            Offline::Buffer => Hold::Keep,
+            Offline::Volatile => Hold::Volatile,
+            Offline::Latest(key) => Hold::Latest(key),
+            // A TTL too long for the clock never expires.
+            Offline::Expire(ttl) => Instant::now().checked_add(ttl).map_or(Hold::Keep, Hold::Until),
+        };
         let mut state = lock(&self.state);
-        let wake = match state.phase {
+        let (pushed, wake) = match state.phase {
             Phase::Closed => return Err(SendError::Closed(message)),
-            Phase::Restoring if restoring => {
-                state.restore.push(message, self.max_messages, self.max_bytes)?;
-                true
-            }
-            phase => {
-                state.queue.push(message, self.max_messages, self.max_bytes)?;
-                phase == Phase::Open
-            }
+            // Router frames while restoring: they go first, on this socket only.
+            Phase::Restoring if restoring => (state.restore.push(message, hold, self.limits)?, true),
+            Phase::Offline | Phase::Restoring if matches!(hold, Hold::Volatile) => return Ok(Sent::Dropped),
+            phase => (state.queue.push(message, hold, self.limits)?, phase == Phase::Open),
         };
         drop(state);
+        if pushed.expired > 0 {
+            tracing::debug!(connection = %self.id, expired = pushed.expired, "expired messages dropped to make room");
+        }
         if wake {
             self.writer.notify_one();
         }
-        Ok(())
+        Ok(pushed.sent)
     }
 
     pub(crate) fn queued(&self) -> usize {
         let state = lock(&self.state);
-        state.queue.messages.len() + state.restore.messages.len()
+        state.queue.len() + state.restore.len()
     }
 
     pub(crate) fn phase(&self) -> Phase {
@@ -253,7 +350,8 @@ impl ClientState {
     }
 
     /// The socket closed. Frames taken by the writer count as sent (see the crate docs);
-    /// restore frames of this socket are dropped. Returns how many were dropped.
+    /// restore frames and volatile messages of this socket are dropped. Returns how many
+    /// restore frames were dropped.
     pub(crate) fn end_session(&self) -> usize {
         let mut state = lock(&self.state);
         if state.phase != Phase::Closed {
@@ -262,7 +360,11 @@ impl ClientState {
         state.unflushed = 0;
         state.ping_due = false;
         let dropped = state.restore.clear();
+        let volatile = state.queue.discard(|hold| matches!(hold, Hold::Volatile));
         drop(state);
+        if volatile > 0 {
+            tracing::debug!(connection = %self.id, volatile, "volatile messages of a closed socket dropped");
+        }
         self.progress.notify_waiters();
         dropped
     }
@@ -297,13 +399,29 @@ impl ClientState {
         if std::mem::take(&mut state.ping_due) {
             return Some(Outgoing::Ping);
         }
-        let message = match state.phase {
-            Phase::Restoring => state.restore.pop(),
-            Phase::Open => state.restore.pop().or_else(|| state.queue.pop()),
-            Phase::Offline | Phase::Closed => None,
-        }?;
-        state.unflushed += 1;
-        Some(Outgoing::Data(message))
+        let now = Instant::now();
+        let (message, mut expired) = match state.phase {
+            Phase::Restoring | Phase::Open => state.restore.pop(now),
+            Phase::Offline | Phase::Closed => (None, 0),
+        };
+        let message = match message {
+            None if state.phase == Phase::Open => {
+                let (message, skipped) = state.queue.pop(now);
+                expired += skipped;
+                message
+            }
+            message => message,
+        };
+        if message.is_some() {
+            state.unflushed += 1;
+        }
+        drop(state);
+        if expired > 0 {
+            tracing::debug!(connection = %self.id, expired, "expired messages dropped");
+            // The queue may be empty now without anything written: `flush()` must look.
+            self.progress.notify_waiters();
+        }
+        message.map(Outgoing::Data)
     }
 
     /// Waits until [`take_next`](Self::take_next) may have something. Cancel safe.
@@ -315,7 +433,7 @@ impl ClientState {
     pub(crate) fn flushed(&self) {
         let mut state = lock(&self.state);
         state.unflushed = 0;
-        let drained = state.queue.messages.is_empty() && state.restore.messages.is_empty();
+        let drained = state.queue.is_empty() && state.restore.is_empty();
         drop(state);
         if drained {
             self.progress.notify_waiters();
@@ -326,7 +444,7 @@ impl ClientState {
 
     fn drain_state(&self) -> Drain {
         let state = lock(&self.state);
-        let unsent = state.queue.messages.len() + state.restore.messages.len();
+        let unsent = state.queue.len() + state.restore.len();
         if state.phase == Phase::Closed {
             Drain::Closed(unsent + state.lost)
         } else if unsent == 0 && state.unflushed == 0 {
@@ -368,10 +486,57 @@ pub(crate) struct ClientLink(pub(crate) std::sync::Arc<ClientState>);
 
 impl Link for ClientLink {
     fn send(&self, message: Message) -> Result<(), SendError> {
-        self.0.send(message)
+        self.0.send(message, Offline::Buffer).map(drop)
     }
 
     fn close(&self, frame: CloseFrame) {
         self.0.request_close(frame);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn state() -> ClientState {
+        ClientState::new(ConnectionId::next(), 16, 1024, 4)
+    }
+
+    fn taken(state: &ClientState) -> Vec<Message> {
+        std::iter::from_fn(|| match state.take_next() {
+            Some(Outgoing::Data(message)) => Some(message),
+            _ => None,
+        })
+        .collect()
+    }
+
+    #[test]
+    fn volatile_messages_do_not_outlive_their_link() {
+        let state = state();
+        assert!(state.begin_restore());
+        assert_eq!(state.send(Message::text("restoring"), Offline::Volatile).unwrap(), Sent::Dropped);
+        state.open();
+        // Queued while open, behind a buffered message, and the link closes first.
+        state.send(Message::text("kept"), Offline::Buffer).unwrap();
+        assert_eq!(state.send(Message::text("volatile"), Offline::Volatile).unwrap(), Sent::Queued);
+        assert_eq!(state.queued(), 2);
+        state.end_session();
+        assert_eq!(state.queued(), 1);
+        assert!(state.begin_restore());
+        state.open();
+        assert_eq!(taken(&state), [Message::text("kept")]);
+    }
+
+    #[test]
+    fn a_latest_message_moves_behind_the_sends_before_it() {
+        let state = state();
+        state.send(Message::text("a-1"), Offline::latest("a")).unwrap();
+        state.send(Message::text("b-1"), Offline::latest("b")).unwrap();
+        state.send(Message::text("plain"), Offline::Buffer).unwrap();
+        assert_eq!(state.send(Message::text("a-2"), Offline::latest("a")).unwrap(), Sent::Replaced);
+        assert!(state.begin_restore());
+        state.open();
+        let texts = ["b-1", "plain", "a-2"].map(Message::text);
+        assert_eq!(taken(&state), texts);
     }
 }

@@ -18,6 +18,7 @@ mod fail_at_open;
 mod idle_timeout;
 mod message_too_big;
 mod min_uptime;
+mod offline_policy;
 mod offline_queue;
 mod restore_order;
 mod retry_cap;
