@@ -239,6 +239,34 @@ export function reconnectDelay(attempt: number, min: number, max: number, grow: 
 export function jittered(delay: number, jitter: number, random: number): number;
 
 /**
+ * What {@link Client#send} does with a frame sent while offline: ws-client's `Offline`
+ * (`Buffer`, `Volatile`, `Latest(key)`, `Expire(ttl)`). Online, every frame is written.
+ * The queue's bounds hold for every policy; the frames written keep the order of the sends.
+ *
+ * - `buffer` (the default): queued, written after the routers' restore frames.
+ * - `volatile`: dropped, and `send` returns `'dropped'`. For frames worthless later: a
+ *   cursor position, a "typing" signal.
+ * - `latest`: at most one frame with this `key` waits in the queue; a send removes the
+ *   queued one (`send` returns `'replaced'`) and queues the new frame at the end, behind
+ *   every frame sent before it.
+ * - `expire`: skipped at the flush once `ttl` milliseconds have passed since the send; a
+ *   send that finds the queue full does not count expired frames. A `ttl` of 0 is never
+ *   written.
+ */
+export type SendOptions =
+  | { offline?: 'buffer' }
+  | { offline: 'volatile' }
+  | { offline: 'latest'; key: string }
+  | { offline: 'expire'; ttl: number };
+
+/**
+ * What became of a frame given to {@link Client#send} (ws-client's `Sent`): `'queued'`
+ * (written now, or once online), `'replaced'` (queued; the queued frame with the same
+ * `latest` key will never be written), `'dropped'` (a `volatile` frame while offline).
+ */
+export type Sent = 'queued' | 'replaced' | 'dropped';
+
+/**
  * A reconnecting connection to a realtime server and its routers. Made by {@link connect}.
  *
  * After every (re)connect the routers restore first (channels joined again, views opened
@@ -265,8 +293,11 @@ export class Client extends Emitter<ClientEvents> {
    * Throws {@link QueueFullError} past the queue's bounds, a {@link RealtimeError}
    * `closed` after `close()`, and a TypeError for a value JSON has no text for
    * (`undefined`, a function, a symbol).
+   *
+   * `options.offline` chooses what happens to the frame while offline (see
+   * {@link SendOptions}); the result says what became of it.
    */
-  send(data: unknown): void;
+  send(data: unknown, options?: SendOptions): Sent;
   /**
    * Closes for good: sends a close frame (`code`, default 1000; codes a browser may not
    * send become 1000; the reason is cut to 123 bytes of UTF-8), rejects every waiting

@@ -26,6 +26,8 @@
 /** @typedef {import('./realtime.js').ClientEvents} ClientEvents */
 /** @typedef {import('./realtime.js').CloseInfo} CloseInfo */
 /** @typedef {import('./realtime.js').CallOptions} CallOptions */
+/** @typedef {import('./realtime.js').SendOptions} SendOptions */
+/** @typedef {import('./realtime.js').Sent} Sent */
 /** @typedef {import('./realtime.js').Member} Member */
 /** @typedef {import('./realtime.js').ViewChange} ViewChange */
 /** @typedef {import('./realtime.js').ViewInfo} ViewInfo */
@@ -39,6 +41,7 @@
 
 /** @typedef {string | ArrayBuffer | ArrayBufferView} Data a frame as written to the socket: text, or binary */
 /** @typedef {Record<string, unknown>} Body the body (`d`) of a router frame to send */
+/** @typedef {{d: Data, n: number, k: string | undefined, t: number}} Queued a queued frame: its bytes, latest key, expiry */
 /**
  * The body (`d`) of a router frame from the server: JSON, read without validation (a frame
  * of the wrong shape throws, and the client reports it as `malformed`).
@@ -384,9 +387,8 @@ export class Client extends Emitter {
   #open = false;
   /** Routers are restoring: their frames go straight to the socket, ahead of the queue. */
   #restoring = false;
-  /** @type {Data[]} */
+  /** @type {Queued[]} */
   #queue = [];
-  #queueBytes = 0;
   #attempt = 0;
   /** Counts attempts and detaches: callbacks of an older socket compare and give up. */
   #generation = 0;
@@ -459,19 +461,22 @@ export class Client extends Emitter {
   /**
    * Sends an application frame: a string as text, an ArrayBuffer or typed array as binary,
    * anything else as JSON text (or MessagePack with the `codec` option). Queued while
-   * offline. Throws {@link QueueFullError} past the queue's bounds, a
+   * offline, unless `options.offline` says otherwise (see `SendOptions` in realtime.d.ts).
+   * Throws {@link QueueFullError} past the queue's bounds, a
    * {@link RealtimeError} `closed` after {@link Client#close}, and a `TypeError` for a
    * value JSON has no text for (`undefined`, a function, a symbol).
    * @param {unknown} data
+   * @param {SendOptions} [options]
+   * @returns {Sent}
    */
-  send(data) {
+  send(data, options) {
     if (typeof data !== 'string' && !(data instanceof ArrayBuffer) && !ArrayBuffer.isView(data)) {
       // `JSON.stringify` answers `undefined` (not a string) for these.
       const text = this.#options.codec ? this.#options.codec.encode(data) : /** @type {string | undefined} */ (JSON.stringify(data));
       if (text === undefined) throw new TypeError(`cannot send ${typeof data}: JSON has no text for it`);
       data = text;
     }
-    this.#write(/** @type {Data} */ (data)); // text or binary now
+    return this.#write(/** @type {Data} */ (data), options); // text or binary now
   }
 
   /**
@@ -494,7 +499,6 @@ export class Client extends Emitter {
       ws?.close();
     }
     this.#queue = [];
-    this.#queueBytes = 0;
     for (const router of this.#routers.values()) router.shutdown();
     if (wasOpen) fire(this, 'close', { code, reason });
   }
@@ -532,24 +536,33 @@ export class Client extends Emitter {
   }
 
   /**
-   * Writes `data` to the socket, or queues it while offline.
+   * Writes `data` to the socket, or queues it while offline as `p.offline` says.
    * @param {Data} data
+   * @param {SendOptions} [p]
+   * @returns {Sent}
    */
-  #write(data) {
+  #write(data, p = {}) {
     if (this.#closed) throw error('closed', 'the client is closed');
     const o = this.#options;
-    // Restoring or open: there is a socket.
-    if (this.#restoring) return /** @type {WebSocket} */ (this.#ws).send(data);
-    if (this.#open) {
-      if (/** @type {WebSocket} */ (this.#ws).bufferedAmount + byteLength(data) > o.maxEnqueuedBytes) throw new QueueFullError(data);
-      return /** @type {WebSocket} */ (this.#ws).send(data);
-    }
     const size = byteLength(data);
-    if (this.#queue.length >= o.maxEnqueuedMessages || this.#queueBytes + size > o.maxEnqueuedBytes) {
-      throw new QueueFullError(data);
-    }
-    this.#queue.push(data);
-    this.#queueBytes += size;
+    const ws = /** @type {WebSocket} */ (this.#ws);
+    // Restoring or open: there is a socket.
+    if (this.#open && ws.bufferedAmount + size > o.maxEnqueuedBytes) throw new QueueFullError(data);
+    if (this.#open || this.#restoring) return ws.send(data), 'queued';
+    if (p.offline == 'volatile') return 'dropped';
+    const now = Date.now();
+    const k = p.offline == 'latest' ? p.key : undefined;
+    /** The queue without the frame this one replaces. @param {Queued[]} q */
+    const rest = (q) => (k === undefined ? q : q.filter((e) => e.k !== k));
+    /** @param {Queued[]} q */
+    const fits = (q) => rest(q).length < o.maxEnqueuedMessages && rest(q).reduce((n, e) => n + e.n, size) <= o.maxEnqueuedBytes;
+    let q = this.#queue;
+    if (!fits(q)) q = q.filter((e) => e.t > now); // expired frames make room
+    if (!fits(q)) throw new QueueFullError(data);
+    const kept = rest(q);
+    // At the end, behind every frame sent before it: what is written keeps the order of the sends.
+    this.#queue = [...kept, { d: data, n: size, k, t: p.offline == 'expire' ? now + p.ttl : Infinity }];
+    return kept.length < q.length ? 'replaced' : 'queued';
   }
 
   // ---- the connection --------------------------------------------------------------
@@ -617,9 +630,9 @@ export class Client extends Emitter {
     }
     this.#open = true;
     const queue = this.#queue;
+    const now = Date.now();
     this.#queue = [];
-    this.#queueBytes = 0;
-    for (const data of queue) ws.send(data);
+    for (const e of queue) if (e.t > now) ws.send(e.d); // expired frames are skipped
     this.#alive();
     fire(this, 'open');
   }

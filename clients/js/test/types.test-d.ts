@@ -55,6 +55,17 @@ try {
   client.send('text');
   client.send(new Uint8Array([1, 2]));
   client.send({ any: 'json' });
+  const sent: 'queued' | 'replaced' | 'dropped' = client.send('tick', { offline: 'volatile' });
+  if (sent === 'dropped') console.log('offline');
+  client.send({ x: 1 }, { offline: 'latest', key: 'cursor' });
+  client.send('quote', { offline: 'expire', ttl: 5000 });
+  client.send('plain', { offline: 'buffer' });
+  // @ts-expect-error latest needs a key
+  client.send('x', { offline: 'latest' });
+  // @ts-expect-error expire needs a ttl
+  client.send('x', { offline: 'expire' });
+  // @ts-expect-error no such policy
+  client.send('x', { offline: 'drop' });
 } catch (e) {
   if (e instanceof QueueFullError) console.log(e.data, e.code);
 }
