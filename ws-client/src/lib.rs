@@ -75,6 +75,28 @@
 //! applications that need exactly-once add them on top. [`Client::flush`] waits until
 //! the queue has been written to the socket.
 //!
+//! # Offline policy per message
+//! [`Client::send_with`] takes an [`Offline`] policy that says what happens to a message
+//! while the link is down; [`Client::send`] is [`Offline::Buffer`].
+//!
+//! | policy | while the link is down | still queued later |
+//! |---|---|---|
+//! | [`Offline::Buffer`] | queued | written once routers restored |
+//! | [`Offline::Volatile`] | dropped: [`Sent::Dropped`] | dropped when its link closes |
+//! | [`Offline::Latest(key)`](Offline::Latest) | queued; the queued message with `key` is removed ([`Sent::Replaced`]) | written |
+//! | [`Offline::Expire(ttl)`](Offline::Expire) | queued | skipped once `ttl` has passed since the send |
+//!
+//! While restoring, the application's volatile messages are dropped too: only router
+//! frames are written then. A `Latest` message goes to the **end** of the queue, so the
+//! server receives the messages in the order they were sent, some left out, never
+//! reordered. The bounds hold for every policy, with the same
+//! [`SendError::Full`](network_core::SendError::Full); a send that meets a bound first
+//! discards the expired messages, and a `Latest` replacement counts the room it frees.
+//! Expired messages are logged at debug level with their count. Frames that routers send
+//! through `Connection::send` (restore frames and the rest) are buffered, as before: the
+//! [`Link`](network_core::Link) they go through takes no policy. The browser client
+//! offers the same policies as `client.send(data, {offline})`.
+//!
 //! # Reconnects and routers
 //! On every (re)connect the client resets the connection's closed state, reports
 //! `Added` to the hub with `restoring = true`, and waits until every router has handled
