@@ -65,7 +65,8 @@
 //! is down it holds the messages. Past either bound the send fails with
 //! [`SendError::Full`](network_core::SendError::Full) and the message comes back; after
 //! [`Client::close`], with [`SendError::Closed`](network_core::SendError::Closed). Nothing
-//! is dropped silently.
+//! is dropped silently: only a message whose [offline policy](#offline-policy-per-message)
+//! asks for it is dropped, and the call or the log says so.
 //!
 //! **Delivery guarantee.** Messages leave the queue in order and at most once. A message
 //! counts as sent when the socket task takes it from the queue to write it: messages still
