@@ -33,7 +33,7 @@ pub fn is_restoring(id: ConnectionId) -> bool {
 }
 
 /// Queue bounds of a [`Hub`]. The networks check them when they start (a zero capacity
-/// is refused, naming the field); [`Hub::new`] itself reads a zero as 1.
+/// is refused, naming the field); [`HubDriver::new`] itself reads a zero as 1.
 #[derive(Clone, Debug)]
 #[non_exhaustive]
 pub struct HubConfig {
