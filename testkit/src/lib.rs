@@ -39,13 +39,23 @@
 //! every connection and frame to the test, which answers with [`send`] or [`send_raw`], so
 //! each test states exactly the exchange of `docs/PROTOCOL.md` it relies on.
 //!
+//! # Over real sockets: the fault proxy
+//! With `sockets`, [`FaultProxy`] is a TCP proxy on 127.0.0.1:0 between a client and a
+//! real server that adds latency, resets connections (also in the middle of a frame),
+//! half-opens them (stops forwarding without closing) and blackholes new ones; see
+//! [`proxy`].
+//!
 //! Everything panics on failure, as test code should.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 pub mod memory;
+#[cfg(feature = "sockets")]
+pub mod proxy;
 mod redis;
 
 pub use memory::{Direction, MemoryClient, MemoryNetwork, RawPeer, Refused, settle, tagged};
+#[cfg(feature = "sockets")]
+pub use proxy::{Admission, FaultProxy, Flow, ProxiedConnection, ProxyStats};
 pub use redis::RedisServer;
 
 use std::fmt::Debug;

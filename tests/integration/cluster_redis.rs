@@ -654,7 +654,7 @@ async fn an_unused_cluster_handle_leaves_when_dropped() {
 async fn a_half_open_link_to_redis_is_noticed_and_replaced() {
     let Some(redis) = RedisServer::start() else { return };
     let redis_addr: std::net::SocketAddr = redis.url().trim_start_matches("redis://").parse().unwrap();
-    let link = crate::proxy::Proxy::start(redis_addr).await;
+    let link = testkit::FaultProxy::start(redis_addr).await;
     let through_proxy = RedisConfig::new(format!("redis://{}", link.addr()))
         .heartbeat_interval(Duration::from_millis(100))
         .heartbeat_timeout(Duration::from_millis(400))
@@ -668,7 +668,7 @@ async fn a_half_open_link_to_redis_is_noticed_and_replaced() {
     let (mut on_b, _) = client(&b, &mut b_events).await;
     let mut a_cluster = a.adapter().events();
 
-    assert!(link.freeze_all() >= 2, "A's command and subscription connections");
+    assert!(link.freeze_all(testkit::Flow::Both) >= 2, "A's command and subscription connections");
     let mut seen = Vec::new();
     within(async {
         loop {

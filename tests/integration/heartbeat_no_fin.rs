@@ -22,7 +22,6 @@
 
 use std::time::Duration;
 
-use crate::proxy::Proxy;
 use crate::support::*;
 use realtime::channels::client::{ChannelsClient, ChannelsClientConfig};
 use realtime::channels::{Channel, ChannelsConfig, RemoteError};
@@ -31,6 +30,7 @@ use realtime::views::client::{ViewsClient, ViewsClientConfig};
 use realtime::views::{Presence, ViewsConfig};
 use realtime::ws_client::{Client, ClientConfig, ClientEvent};
 use realtime::ws_server::{Server, ServerConfig};
+use testkit::{FaultProxy, Flow};
 use tokio::sync::broadcast;
 use tokio::time::{Instant, timeout};
 
@@ -60,8 +60,8 @@ async fn start(config: ServerConfig) -> (Server, Presence<Server>) {
 }
 
 /// A client through `proxy` that joins `/chat` and opens [`VIEW`].
-async fn client(proxy: &Proxy, config: ClientConfig) -> (Client, ChannelsClient, ViewsClient) {
-    let client = Client::connect(format!("ws://{}/", proxy.addr()), config).unwrap();
+async fn client(proxy: &FaultProxy, config: ClientConfig) -> (Client, ChannelsClient, ViewsClient) {
+    let client = Client::connect(proxy.url(), config).unwrap();
     let channels = ChannelsClient::attach(&client, ChannelsClientConfig::default()).unwrap();
     let views = ViewsClient::attach(&client, ViewsClientConfig::default()).unwrap();
     within(channels.channel("/chat").unwrap().join()).await.unwrap();
@@ -123,7 +123,7 @@ async fn server_removes_a_peer_that_vanished_without_fin() {
     let (server, presence) =
         start(ServerConfig::default().ping_interval(Some(ping)).idle_timeout(Some(idle))).await;
     let mut events = server.events().unwrap();
-    let proxy = Proxy::start(server.local_addr().unwrap()).await;
+    let proxy = FaultProxy::start(server.local_addr().unwrap()).await;
     // The client never pings and waits a minute before suspecting the server: only the
     // server's heartbeat is at work (the client still answers the server's pings).
     let config = ClientConfig::default().ping_interval(None).idle_timeout(Duration::from_secs(60));
@@ -138,7 +138,7 @@ async fn server_removes_a_peer_that_vanished_without_fin() {
     assert_eq!(server.connections().len(), 1);
 
     let frozen_at = Instant::now();
-    assert_eq!(proxy.freeze_all(), 1);
+    assert_eq!(proxy.freeze_all(Flow::Both), 1);
     let NetworkEvent::Removed { connection, frame } = next_event(&mut events).await else {
         panic!("expected Removed")
     };
@@ -170,7 +170,7 @@ async fn client_reconnects_away_from_a_frozen_server() {
     // heartbeat is at work (the server still answers the client's pings).
     let (server, presence) = start(ServerConfig::default().ping_interval(None).idle_timeout(None)).await;
     let mut events = server.events().unwrap();
-    let proxy = Proxy::start(server.local_addr().unwrap()).await;
+    let proxy = FaultProxy::start(server.local_addr().unwrap()).await;
     let (ping, idle) = (ms(300), ms(900));
     let config = ClientConfig::default()
         .ping_interval(Some(ping))
@@ -194,7 +194,7 @@ async fn client_reconnects_away_from_a_frozen_server() {
     assert!(client.is_open());
 
     let frozen_at = Instant::now();
-    assert_eq!(proxy.freeze_all(), 1);
+    assert_eq!(proxy.freeze_all(Flow::Both), 1);
     let frame = lifecycle(&mut lifecycle_events, |event| match event {
         ClientEvent::Closed { frame } => Some(frame.clone()),
         _ => None,
@@ -221,7 +221,7 @@ async fn client_reconnects_away_from_a_frozen_server() {
     // first test shows the server's side); the new one has joined the room and view.
     until_members(&server, &presence, &[first.id(), second.id()]).await;
     // Cutting the frozen connection (a FIN at last) removes it.
-    assert_eq!(proxy.kill_all(), 2);
+    assert_eq!(proxy.close_all(), 2);
     // The client comes back once more (its `Added` may come before the second `Removed`).
     let (mut removed, mut third) = (Vec::new(), None);
     while removed.len() < 2 || third.is_none() {

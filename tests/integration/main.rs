@@ -4,8 +4,8 @@
 //!
 //! One behaviour per module, named after it; `hostile/` holds the attacks on the server,
 //! one module each. To add a module, write `tests/integration/<behaviour>.rs` (with
-//! `use crate::support::*;` for the shared helpers, `crate::proxy::Proxy` for the TCP proxy
-//! that freezes or cuts connections) and declare it below with `mod <behaviour>;`: a file
+//! `use crate::support::*;` for the shared helpers, `testkit::FaultProxy` for the TCP proxy
+//! that delays, freezes, resets or blackholes connections) and declare it below with `mod <behaviour>;`: a file
 //! directly in `tests/` would be a binary of its own.
 //!
 //! The modules share this process and run side by side, so none may change process-wide
@@ -28,6 +28,7 @@ mod close_codes;
 mod cluster_redis;
 mod emit_from_axum_handler;
 mod error_ids;
+mod faults;
 mod handshake;
 mod heartbeat;
 mod heartbeat_no_fin;
@@ -35,8 +36,6 @@ mod hostile;
 mod membership_events;
 mod null_results;
 mod one_time_tokens;
-#[path = "../support/proxy.rs"]
-mod proxy;
 mod reply_order;
 mod round_trips;
 mod routers;

@@ -10,8 +10,6 @@
 //! `views_thousand_clients` does with `support::run_as_child_with_open_files`.
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
-#[path = "../support/proxy.rs"]
-mod proxy;
 #[path = "../support/rng.rs"]
 mod rng;
 mod soak;

@@ -19,7 +19,7 @@
 //! 3. **Nothing is left behind.** Once every client is closed and the server shut down, no
 //!    task of the runtime is alive (clients dropped, replaced or cut mid-way leak nothing).
 //!
-//! Half of the clients connect through a TCP proxy (`support/proxy.rs`) so that their
+//! Half of the clients connect through a TCP proxy (`testkit::FaultProxy`) so that their
 //! connection can be cut (both sockets closed) or frozen (nothing forwarded, no FIN: only
 //! the heartbeats of both sides notice); the others connect directly. The server's and the
 //! clients' heartbeats are short (ping 1 s, idle 4 s) so that frozen connections resolve
@@ -37,7 +37,6 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use crate::proxy::Proxy;
 use crate::rng::Rng;
 use realtime::channels::client::{ChannelsClient, ChannelsClientConfig};
 use realtime::channels::{AckError, Channel, ChannelsConfig, RemoteError};
@@ -47,6 +46,7 @@ use realtime::views::{Presence, ViewsConfig};
 use realtime::ws_client::{Client, ClientConfig};
 use realtime::ws_server::{Server, ServerConfig};
 use serde::{Deserialize, Serialize};
+use testkit::{FaultProxy, Flow};
 use tokio::task::JoinSet;
 use tokio::time::{Instant, sleep, timeout};
 
@@ -136,7 +136,7 @@ async fn start_server(log: Arc<ServerLog>) -> (Server, Presence<Server>) {
 struct World {
     server: Server,
     log: Arc<ServerLog>,
-    proxy: Proxy,
+    proxy: FaultProxy,
     acked: Mutex<HashSet<Say>>,
     stats: Stats,
 }
@@ -280,13 +280,19 @@ async fn run_slot(world: Arc<World>, slot: u32, mut rng: Rng, until: Instant) ->
             }
             "cut" if proxied(slot) => {
                 let upstream = live.server_connection(&world).and_then(|c| c.meta().remote_addr);
-                if upstream.is_some_and(|addr| world.proxy.kill(addr)) {
+                if upstream
+                    .and_then(|addr| world.proxy.connection_seen_as(addr))
+                    .is_some_and(|link| link.close())
+                {
                     Stats::add(&stats.cut);
                 }
             }
             "freeze" if proxied(slot) => {
                 let upstream = live.server_connection(&world).and_then(|c| c.meta().remote_addr);
-                if upstream.is_some_and(|addr| world.proxy.freeze(addr)) {
+                if upstream
+                    .and_then(|addr| world.proxy.connection_seen_as(addr))
+                    .is_some_and(|link| link.freeze(Flow::Both))
+                {
                     Stats::add(&stats.frozen);
                 }
             }
@@ -468,7 +474,7 @@ async fn churn_keeps_membership_exact_and_loses_no_acknowledged_message() {
 
     let log = Arc::new(ServerLog::default());
     let (server, presence) = start_server(log.clone()).await;
-    let proxy = Proxy::start(server.local_addr().unwrap()).await;
+    let proxy = FaultProxy::start(server.local_addr().unwrap()).await;
     let world =
         Arc::new(World { server, log: log.clone(), proxy, acked: Mutex::default(), stats: Stats::default() });
 
