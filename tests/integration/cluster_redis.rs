@@ -335,6 +335,12 @@ async fn example_servers_form_a_cluster() {
     }
     let mut first = raw_client(&servers[0].1).await;
     let mut second = raw_client(&servers[1].1).await;
+    // The handshake's answer can reach the client before its server has registered the
+    // connection; a heartbeat answered proves `second` is registered, so a relay now
+    // reaches it (a relay published earlier would miss it, and this test did, under load).
+    let ping = r#"{"$r":"hb","d":{"t":"ping","id":1}}"#;
+    futures_util::SinkExt::send(&mut second, WsMessage::text(ping)).await.unwrap();
+    assert_eq!(text(&mut second).await, r#"{"$r":"hb","d":{"t":"pong","id":1}}"#);
     // Relays go to everyone else, on every node; the observer node has no clients.
     futures_util::SinkExt::send(&mut first, WsMessage::text("hello, other node")).await.unwrap();
     assert_eq!(text(&mut second).await, "hello, other node");
