@@ -45,8 +45,10 @@ mod error;
 mod lease;
 mod node;
 mod packet;
+mod tokens;
 
 pub use adapter::{RedisAdapter, RedisCluster};
 pub use config::{ChannelLayout, RedisConfig};
 pub use error::RedisAdapterError;
 pub use node::ClusterEvent;
+pub use tokens::{RedisTokenError, RedisTokenStore};
