@@ -146,7 +146,9 @@ pub enum TokenError {
 ///
 /// A token is valid once, for [`TokenConfig::ttl`]; at most [`TokenConfig::max_tokens`]
 /// are outstanding, and at most [`TokenConfig::max_tokens_per_identity`] for any one
-/// identity. Cheap to clone: every clone is the same store.
+/// identity. Cheap to clone: every clone is the same store. It lives in this process: for
+/// several nodes behind a load balancer, `redis_adapter::RedisTokenStore` has the same
+/// methods, format and answers, with the tokens in Redis.
 ///
 /// ```
 /// use network_core::{Constraint, Identity, InvalidConfig};
