@@ -47,6 +47,7 @@
 //! The packet format and the channel layout are described in `docs/DESIGN.md`.
 
 mod adapter;
+mod commands;
 mod config;
 mod error;
 mod lease;

@@ -14,16 +14,17 @@
 //! nodes consuming one token at once, one gets the record and the other nothing. The
 //! sets expire with their newest member, so idle identities leave nothing behind.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use network_core::{Identity, InvalidConfig};
-use redis::aio::ConnectionManager;
 use sha2::{Digest, Sha256};
 use tokio::time::timeout;
 use ws_server::{Accept, HandshakeHook, HandshakeRequest, OneTimeToken, Reject, TokenConfig, TokenError};
 
+use crate::commands::Commands;
 use crate::config::RedisConfig;
-use crate::node::manager_config;
+use crate::error::RedisAdapterError;
 
 /// Issues a token. KEYS: the token, the set of all tokens, the identity's set. ARGV: id,
 /// digest, identity, ttl (ms), max_tokens, max_tokens_per_identity. Returns 0 (issued),
@@ -146,13 +147,14 @@ impl RedisTokenError {
 /// # Ok(()) }
 /// ```
 ///
-/// Cheap to clone: clones share one multiplexed, reconnecting connection.
+/// Cheap to clone: clones share one multiplexed, reconnecting connection (replaced when a
+/// command goes unanswered, as on a half-open link).
 #[derive(Clone)]
 pub struct RedisTokenStore {
     config: TokenConfig,
     prefix: String,
     command_timeout: Duration,
-    commands: ConnectionManager,
+    commands: Arc<Commands>,
 }
 
 impl std::fmt::Debug for RedisTokenStore {
@@ -174,11 +176,13 @@ impl RedisTokenStore {
         redis.validate()?;
         config.validate()?;
         let client = redis::Client::open(redis.url.as_str())?;
-        let commands =
-            timeout(redis.command_timeout, client.get_connection_manager_with_config(manager_config(redis)))
-                .await
-                .map_err(|_| RedisTokenError::Timeout)??;
-        Ok(Self { config, prefix: redis.prefix.clone(), command_timeout: redis.command_timeout, commands })
+        let commands = Commands::connect(client, redis).await.map_err(|error| match error {
+            RedisAdapterError::Redis(error) => RedisTokenError::Redis(error),
+            RedisAdapterError::InvalidConfig(error) => error.into(),
+            _ => RedisTokenError::Timeout,
+        })?;
+        let command_timeout = redis.command_timeout;
+        Ok(Self { config, prefix: redis.prefix.clone(), command_timeout, commands: Arc::new(commands) })
     }
 
     /// The options the store runs with.
@@ -298,17 +302,19 @@ impl RedisTokenStore {
         Ok(self.len().await? == 0)
     }
 
-    /// Runs one command within the command timeout.
+    /// Runs one command within the command timeout; replaces the connection when the
+    /// command went unanswered.
     async fn run<T: redis::FromRedisValue>(&self, command: &redis::Cmd) -> Result<T, RedisTokenError> {
-        let mut commands = self.commands.clone();
-        match timeout(self.command_timeout, command.query_async(&mut commands)).await {
-            Ok(Ok(value)) => Ok(value),
-            Ok(Err(error)) if error.code() == Some("OOM") => {
-                Err(RedisTokenError::Token(TokenError::StoreFull))
-            }
-            Ok(Err(error)) => Err(RedisTokenError::Redis(error)),
-            Err(_) => Err(RedisTokenError::Timeout),
-        }
+        let outcome = match timeout(self.command_timeout, command.query_async(&mut self.commands.get())).await
+        {
+            Ok(Ok(value)) => return Ok(value),
+            Ok(Err(error)) if error.code() == Some("OOM") => return Err(TokenError::StoreFull.into()),
+            Ok(Err(error)) if !error.is_timeout() => return Err(RedisTokenError::Redis(error)),
+            Ok(Err(error)) => RedisTokenError::Redis(error),
+            Err(_) => RedisTokenError::Timeout,
+        };
+        self.commands.replace().await;
+        Err(outcome)
     }
 
     fn token_key(&self, id: &str) -> String {

@@ -223,3 +223,35 @@ async fn redis_down_answers_503_and_a_typed_error_until_it_is_back() {
     // The old token died with Redis' memory.
     assert_eq!(refused(&a, &token, false).await, 401);
 }
+
+/// A link to Redis that goes silent without closing (half-open TCP, which no read or write
+/// reports): calls time out with a typed error, the handshake answers 503, and the store
+/// replaces its connection by itself.
+#[tokio::test]
+async fn a_half_open_link_to_redis_is_replaced() {
+    let Some(redis) = RedisServer::start() else { return };
+    let link = testkit::FaultProxy::start(redis.url()["redis://".len()..].parse().unwrap()).await;
+    let mut through_link = redis_config(&redis);
+    through_link.url = format!("redis://{}", link.addr());
+    let tokens = within(RedisTokenStore::connect(&through_link, TokenConfig::default())).await.unwrap();
+    let (a, mut a_events) = server(ServerConfig::default().handshake(tokens.handshake_hook())).await;
+    let token = tokens.issue(Identity::user("ada")).await.unwrap();
+
+    assert_eq!(link.freeze_all(testkit::Flow::Both), 1, "the store's one connection");
+    assert_eq!(refused(&a, &token, false).await, 503);
+    // The token was not spent: once a fresh connection is up, it is accepted.
+    let _ada = within(async {
+        loop {
+            match connect(&a, &token, false).await {
+                Ok(ws) => break ws,
+                Err(status) => {
+                    assert_eq!(status, 503);
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                }
+            }
+        }
+    })
+    .await;
+    assert_eq!(next_user(&mut a_events).await.as_deref(), Some("ada"));
+    assert!(link.connections().len() >= 2, "a second connection replaced the frozen one");
+}
