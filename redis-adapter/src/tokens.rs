@@ -202,6 +202,8 @@ impl RedisTokenStore {
     /// Dropped before it returns, a token may have been issued that nobody holds: it
     /// counts against the quotas until it expires.
     pub async fn issue(&self, identity: Identity) -> Result<String, RedisTokenError> {
+        // Strings and a JSON value always encode; should that change, a client-side Redis
+        // error (503) rather than a panic.
         let encoded = rmp_serde::to_vec_named(&identity).map_err(|error| {
             redis::RedisError::from((redis::ErrorKind::Client, "identity", error.to_string()))
         })?;
