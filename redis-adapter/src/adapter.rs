@@ -12,6 +12,7 @@ use network_core::{
 use tokio::sync::broadcast;
 use tokio::time::timeout;
 
+use crate::commands::Commands;
 use crate::config::RedisConfig;
 use crate::error::{PublishError, RedisAdapterError};
 use crate::lease;
@@ -56,19 +57,16 @@ impl RedisCluster {
     pub async fn connect(config: RedisConfig) -> Result<Self, RedisAdapterError> {
         config.validate()?;
         let client = redis::Client::open(config.url.as_str())?;
-        let manager = node::manager_config(&config);
         let within = config.command_timeout;
-        let mut commands = timeout(within, client.get_connection_manager_with_config(manager))
-            .await
-            .map_err(|_| RedisAdapterError::Timeout)??;
+        let commands = Commands::connect(client.clone(), &config).await?;
         let incarnation = node::random_u64();
-        let node = timeout(within, lease::claim(&mut commands, &config, incarnation))
+        let node = timeout(within, lease::claim(&mut commands.get(), &config, incarnation))
             .await
             .map_err(|_| RedisAdapterError::Timeout)??;
         let subscription = timeout(within, node::subscribe(&client, &config, node))
             .await
             .map_err(|_| RedisAdapterError::Timeout)??;
-        let (shared, queue) = ClusterNode::new(config, node, incarnation, commands, client.clone());
+        let (shared, queue) = ClusterNode::new(config, node, incarnation, commands);
         let shared = Arc::new(shared);
         shared.tasks.spawn(node::run_publisher(shared.clone(), queue));
         shared.tasks.spawn(node::run_subscriber(shared.clone(), client, subscription));

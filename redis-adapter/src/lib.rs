@@ -37,16 +37,26 @@
 //! publisher, one pipeline, sequence numbers checked on receipt). There is no order
 //! between nodes.
 //!
+//! # One-time tokens
+//! [`RedisTokenStore`] keeps the handshake's one-time tokens in the same Redis, under the
+//! same prefix, so that a token any node issued is accepted, once, by any node: no sticky
+//! sessions behind a load balancer. It has `ws_server::TokenStore`'s methods, format,
+//! limits and 401 answers; Redis holds only a hash of each secret; while Redis is down
+//! its handshake hook answers 503.
+//!
 //! The packet format and the channel layout are described in `docs/DESIGN.md`.
 
 mod adapter;
+mod commands;
 mod config;
 mod error;
 mod lease;
 mod node;
 mod packet;
+mod tokens;
 
 pub use adapter::{RedisAdapter, RedisCluster};
 pub use config::{ChannelLayout, RedisConfig};
 pub use error::RedisAdapterError;
 pub use node::ClusterEvent;
+pub use tokens::{RedisTokenError, RedisTokenStore};

@@ -11,12 +11,13 @@ use std::time::Duration;
 use bytes::Bytes;
 use futures_util::StreamExt;
 use network_core::{AdapterError, ClusterInbox, ClusterMessage, ConnectionId, LocalAdapter, NodeId};
-use redis::aio::{ConnectionManager, ConnectionManagerConfig, PubSubStream};
+use redis::aio::{ConnectionManager, PubSubStream};
 use tokio::sync::{broadcast, mpsc, oneshot};
 use tokio::time::{Instant, sleep, sleep_until, timeout};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+use crate::commands::Commands;
 use crate::config::RedisConfig;
 use crate::error::PublishError;
 use crate::packet::{self, Answer, Body, Header, Op};
@@ -104,8 +105,7 @@ pub(crate) struct ClusterNode {
     pub(crate) stop: CancellationToken,
     pub(crate) tasks: TaskTracker,
     /// Commands (PUBLISH pipelines, the lease); replaced when one goes unanswered.
-    commands: Mutex<ConnectionManager>,
-    client: redis::Client,
+    commands: Commands,
 }
 
 impl std::fmt::Debug for ClusterNode {
@@ -129,8 +129,7 @@ impl ClusterNode {
         config: RedisConfig,
         node: NodeId,
         incarnation: u64,
-        commands: ConnectionManager,
-        client: redis::Client,
+        commands: Commands,
     ) -> (Self, mpsc::Receiver<Outgoing>) {
         let (outgoing, queue) = mpsc::channel(config.publish_queue);
         let shared = Self {
@@ -151,8 +150,7 @@ impl ClusterNode {
             own_seen: Mutex::new(Instant::now()),
             stop: CancellationToken::new(),
             tasks: TaskTracker::new(),
-            commands: Mutex::new(commands),
-            client,
+            commands,
         };
         (shared, queue)
     }
@@ -176,23 +174,7 @@ impl ClusterNode {
 
     /// The command connection (a cheap handle).
     pub(crate) fn commands(&self) -> ConnectionManager {
-        lock(&self.commands).clone()
-    }
-
-    /// Replaces the command connection after a command went unanswered. The connection
-    /// manager reconnects by itself when its connection reports an error, but a link that
-    /// went silent without closing (half-open TCP) reports nothing: its commands would
-    /// time out forever.
-    async fn replace_commands(&self) {
-        let fresh = self.client.get_connection_manager_with_config(manager_config(&self.config));
-        match timeout(self.config.command_timeout, fresh).await {
-            Ok(Ok(fresh)) => {
-                *lock(&self.commands) = fresh;
-                tracing::info!("replaced the redis command connection");
-            }
-            Ok(Err(error)) => tracing::debug!(%error, "cannot replace the redis command connection yet"),
-            Err(_) => tracing::debug!("replacing the redis command connection timed out"),
-        }
+        self.commands.get()
     }
 
     pub(crate) fn incarnation(&self) -> u64 {
@@ -622,7 +604,7 @@ pub(crate) async fn run_publisher(shared: Arc<ClusterNode>, mut queue: mpsc::Rec
             tracing::warn!(%error, packets = batch.len(), "publishing to redis failed");
         }
         if unanswered {
-            shared.replace_commands().await;
+            shared.commands.replace().await;
             commands = shared.commands();
         }
         for outgoing in batch.drain(..) {
@@ -655,13 +637,4 @@ pub(crate) async fn run_heartbeat(shared: Arc<ClusterNode>) {
         }
         shared.expire_peers();
     }
-}
-
-/// How the command connection is made and kept: every wait bounded by the command
-/// timeout, reconnects backing off up to one heartbeat interval.
-pub(crate) fn manager_config(config: &RedisConfig) -> ConnectionManagerConfig {
-    ConnectionManagerConfig::new()
-        .set_connection_timeout(Some(config.command_timeout))
-        .set_response_timeout(Some(config.command_timeout))
-        .set_max_delay(config.heartbeat_interval)
 }

@@ -36,6 +36,7 @@ mod hostile;
 mod membership_events;
 mod null_results;
 mod one_time_tokens;
+mod redis_tokens;
 mod reply_order;
 mod round_trips;
 mod routers;

@@ -118,4 +118,4 @@ pub use guarded::{GuardedListener, GuardedStream, RemoteAddr};
 pub use handshake::{Accept, HandshakeHook, HandshakeRequest, Reject};
 pub use rate::RateLimit;
 pub use server::Server;
-pub use tokens::{TokenConfig, TokenError, TokenStore};
+pub use tokens::{OneTimeToken, TokenConfig, TokenError, TokenStore};

@@ -87,7 +87,12 @@ impl TokenConfig {
         self
     }
 
-    fn validate(&self) -> Result<(), InvalidConfig> {
+    /// Checks every field ([`TokenStore::new`] does); the setters only store. A store kept
+    /// elsewhere (`redis_adapter::RedisTokenStore`) calls it with the same rules.
+    ///
+    /// # Errors
+    /// The first field out of range.
+    pub fn validate(&self) -> Result<(), InvalidConfig> {
         InvalidConfig::require_positive_duration("ttl", self.ttl)?;
         if self.ttl > MAX_TTL {
             return Err(InvalidConfig::new("ttl", Constraint::AtMost(MAX_TTL)));
@@ -141,7 +146,9 @@ pub enum TokenError {
 ///
 /// A token is valid once, for [`TokenConfig::ttl`]; at most [`TokenConfig::max_tokens`]
 /// are outstanding, and at most [`TokenConfig::max_tokens_per_identity`] for any one
-/// identity. Cheap to clone: every clone is the same store.
+/// identity. Cheap to clone: every clone is the same store. It lives in this process: for
+/// several nodes behind a load balancer, `redis_adapter::RedisTokenStore` has the same
+/// methods, format and answers, with the tokens in Redis.
 ///
 /// ```
 /// use network_core::{Constraint, Identity, InvalidConfig};
@@ -237,7 +244,7 @@ impl fmt::Debug for TokenStore {
 impl TokenStore {
     /// Length of every token [`issue`](Self::issue) returns: 48 lowercase hex characters
     /// (a 64-bit lookup id, then a 128-bit secret), safe in a URL as is.
-    pub const TOKEN_LEN: usize = 2 * (ID_LEN + SECRET_LEN);
+    pub const TOKEN_LEN: usize = OneTimeToken::LEN;
 
     /// An empty store.
     pub fn new(config: TokenConfig) -> Result<Self, TokenError> {
@@ -271,18 +278,15 @@ impl TokenStore {
         if state.entries.len() >= self.inner.config.max_tokens {
             return Err(TokenError::StoreFull);
         }
-        let mut rng = secure_rng();
-        let mut id = [0; ID_LEN];
         // A repeat among 64-bit random ids is vanishingly rare; it still must not replace
         // someone's outstanding token.
-        loop {
-            rng.fill_bytes(&mut id);
-            if !state.entries.contains_key(&id) {
-                break;
+        let token = loop {
+            let token = OneTimeToken::generate();
+            if !state.entries.contains_key(&token.id) {
+                break token;
             }
-        }
-        let mut secret = [0; SECRET_LEN];
-        rng.fill_bytes(&mut secret);
+        };
+        let (id, secret) = (token.id, token.secret);
         // `validate` bounds the ttl to a day, far from `Instant`'s limits.
         let expires_at = now + self.inner.config.ttl;
         let seq = state.next_seq;
@@ -290,7 +294,7 @@ impl TokenStore {
         state.order.push_back(Record { expires_at, id, seq });
         state.per_identity.insert(quota.clone(), held + 1);
         state.entries.insert(id, Entry { secret, identity, expires_at, seq, quota });
-        Ok(encode(&id, &secret))
+        Ok(token.encode())
     }
 
     /// Consumes `token` and returns the identity it was issued for.
@@ -303,12 +307,12 @@ impl TokenStore {
     pub fn consume(&self, token: &str) -> Result<Identity, TokenError> {
         let now = Instant::now();
         let mut state = self.inner.lock();
-        let outcome = match decode(token) {
+        let outcome = match OneTimeToken::parse(token) {
             None => Err(TokenError::Unknown),
-            Some((id, presented)) => match state.remove(&id) {
+            Some(presented) => match state.remove(&presented.id) {
                 None => Err(TokenError::Unknown),
                 Some(entry) => {
-                    if !bool::from(entry.secret[..].ct_eq(&presented[..])) {
+                    if !presented.secret_matches(&entry.secret) {
                         Err(TokenError::Unknown)
                     } else if entry.expires_at <= now {
                         Err(TokenError::Expired)
@@ -330,15 +334,11 @@ impl TokenStore {
     /// "invalid or expired token" for every [`consume`](Self::consume) failure, so the
     /// response does not tell whether a token ever existed.
     pub fn authenticate(&self, request: &HandshakeRequest) -> Result<Identity, Reject> {
-        let token = request
-            .query_param("token")
-            .filter(|token| !token.is_empty())
-            .or_else(|| request.bearer_token().filter(|token| !token.is_empty()))
-            .ok_or_else(|| Reject::new(StatusCode::UNAUTHORIZED, MISSING))?;
+        let token = OneTimeToken::presented(request)?;
         self.consume(token).map_err(|error| {
             // The reason, never the token.
             tracing::debug!(%error, "handshake token refused");
-            Reject::new(StatusCode::UNAUTHORIZED, INVALID)
+            OneTimeToken::refused()
         })
     }
 
@@ -410,6 +410,113 @@ impl State {
     }
 }
 
+/// A one-time token taken apart: a random 64-bit lookup id and a random 128-bit secret,
+/// written as [`LEN`](Self::LEN) lowercase hex characters (the id first).
+///
+/// [`TokenStore`] keeps its tokens in this process; a store kept elsewhere (such as
+/// `redis_adapter::RedisTokenStore`, shared by every node of a cluster) uses this type to
+/// make, read and refuse tokens exactly as [`TokenStore`] does: the same format, the same
+/// places in the handshake request, the same 401 answers. Its `Debug` output shows
+/// nothing of the token.
+///
+/// ```
+/// use ws_server::OneTimeToken;
+/// let token = OneTimeToken::generate();
+/// let text = token.encode();
+/// assert_eq!(text.len(), OneTimeToken::LEN);
+/// let parsed = OneTimeToken::parse(&text).unwrap();
+/// assert_eq!(parsed.id_hex(), &text[..16]);
+/// assert!(parsed.secret_matches(token.secret()));
+/// assert!(OneTimeToken::parse(&text.to_uppercase()).is_none()); // one spelling per token
+/// ```
+#[derive(Clone, PartialEq, Eq)]
+pub struct OneTimeToken {
+    id: [u8; ID_LEN],
+    secret: [u8; SECRET_LEN],
+}
+
+impl fmt::Debug for OneTimeToken {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("OneTimeToken(..)")
+    }
+}
+
+impl OneTimeToken {
+    /// Length of a token's text: 48 lowercase hex characters, safe in a URL as is.
+    pub const LEN: usize = 2 * (ID_LEN + SECRET_LEN);
+
+    /// A fresh token from a cryptographically secure generator (`rand`'s thread-local
+    /// ChaCha12, seeded and reseeded from the operating system).
+    pub fn generate() -> Self {
+        let mut rng = secure_rng();
+        let mut token = Self { id: [0; ID_LEN], secret: [0; SECRET_LEN] };
+        rng.fill_bytes(&mut token.id);
+        rng.fill_bytes(&mut token.secret);
+        token
+    }
+
+    /// Reads a token; `None` unless it is exactly [`LEN`](Self::LEN) lowercase hex digits
+    /// (one spelling per token). Allocates nothing, whatever the input's length.
+    pub fn parse(token: &str) -> Option<Self> {
+        let digits = token.as_bytes();
+        if digits.len() != Self::LEN {
+            return None;
+        }
+        let mut raw = [0u8; ID_LEN + SECRET_LEN];
+        for (byte, pair) in raw.iter_mut().zip(digits.chunks_exact(2)) {
+            let &[high, low] = pair else { return None };
+            *byte = (nibble(high)? << 4) | nibble(low)?;
+        }
+        let (id, secret) = raw.split_at(ID_LEN);
+        Some(Self { id: id.try_into().ok()?, secret: secret.try_into().ok()? })
+    }
+
+    /// The token's text, [`LEN`](Self::LEN) characters. Hand it to the client only, over
+    /// HTTPS; never log it.
+    pub fn encode(&self) -> String {
+        let mut token = String::with_capacity(Self::LEN);
+        push_hex(&mut token, &self.id);
+        push_hex(&mut token, &self.secret);
+        token
+    }
+
+    /// The lookup id in hex (the text's first 16 characters): not secret, a store's key.
+    pub fn id_hex(&self) -> String {
+        let mut id = String::with_capacity(2 * ID_LEN);
+        push_hex(&mut id, &self.id);
+        id
+    }
+
+    /// The secret, to compare or to hash. Never log it.
+    pub fn secret(&self) -> &[u8; SECRET_LEN] {
+        &self.secret
+    }
+
+    /// Whether this token's secret is `secret`, compared in constant time so that response
+    /// timing tells an attacker nothing about it.
+    pub fn secret_matches(&self, secret: &[u8]) -> bool {
+        bool::from(self.secret[..].ct_eq(secret))
+    }
+
+    /// The token a handshake presents: the `token` query parameter if present and not
+    /// empty, else an `Authorization: Bearer` header. No token refuses with 401 and the
+    /// reason "missing token".
+    pub fn presented(request: &HandshakeRequest) -> Result<&str, Reject> {
+        request
+            .query_param("token")
+            .filter(|token| !token.is_empty())
+            .or_else(|| request.bearer_token().filter(|token| !token.is_empty()))
+            .ok_or_else(|| Reject::new(StatusCode::UNAUTHORIZED, MISSING))
+    }
+
+    /// The refusal of a token that is malformed, unknown, used, expired or has a wrong
+    /// secret: 401 "invalid or expired token", the same for all, so that the response
+    /// does not tell whether a token ever existed.
+    pub fn refused() -> Reject {
+        Reject::new(StatusCode::UNAUTHORIZED, INVALID)
+    }
+}
+
 /// The generator of ids and secrets: `rand`'s thread-local ChaCha12, seeded and
 /// periodically reseeded from the operating system. The bound makes the compiler check
 /// that it stays a cryptographically secure one.
@@ -419,29 +526,11 @@ fn secure_rng() -> impl CryptoRng {
 
 const HEX: &[u8; 16] = b"0123456789abcdef";
 
-fn encode(id: &[u8; ID_LEN], secret: &[u8; SECRET_LEN]) -> String {
-    let mut token = String::with_capacity(TokenStore::TOKEN_LEN);
-    for byte in id.iter().chain(secret) {
-        token.push(char::from(HEX[usize::from(byte >> 4)]));
-        token.push(char::from(HEX[usize::from(byte & 0x0f)]));
+fn push_hex(text: &mut String, bytes: &[u8]) {
+    for byte in bytes {
+        text.push(char::from(HEX[usize::from(byte >> 4)]));
+        text.push(char::from(HEX[usize::from(byte & 0x0f)]));
     }
-    token
-}
-
-/// Splits a token into id and secret; `None` unless it is exactly `TOKEN_LEN` lowercase
-/// hex digits (one spelling per token).
-fn decode(token: &str) -> Option<([u8; ID_LEN], [u8; SECRET_LEN])> {
-    let digits = token.as_bytes();
-    if digits.len() != TokenStore::TOKEN_LEN {
-        return None;
-    }
-    let mut raw = [0u8; ID_LEN + SECRET_LEN];
-    for (byte, pair) in raw.iter_mut().zip(digits.chunks_exact(2)) {
-        let &[high, low] = pair else { return None };
-        *byte = (nibble(high)? << 4) | nibble(low)?;
-    }
-    let (id, secret) = raw.split_at(ID_LEN);
-    Some((id.try_into().ok()?, secret.try_into().ok()?))
 }
 
 fn nibble(digit: u8) -> Option<u8> {
@@ -499,8 +588,7 @@ mod tests {
             assert!(token.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)), "{token}");
         }
         // The encoding round-trips.
-        let (id, secret) = decode(&first).unwrap();
-        assert_eq!(encode(&id, &secret), first);
+        assert_eq!(OneTimeToken::parse(&first).unwrap().encode(), first);
     }
 
     #[test]
