@@ -25,8 +25,8 @@ use crate::support::*;
 use realtime::channels::client::{Channel as ClientChannel, ChannelsClient, ChannelsClientConfig};
 use realtime::channels::{AckError, Channel, ChannelsConfig, RemoteError};
 use realtime::network_core::{Adapter, Connection, Network};
+use realtime::sync::SyncConfig;
 use realtime::sync::client::{Subscription, SyncClient, SyncClientConfig, TypedSyncStream};
-use realtime::sync::{RemoteError as SyncError, Route, SyncConfig};
 use realtime::views::client::{View, ViewsClient, ViewsClientConfig};
 use realtime::views::{Presence, ViewsConfig};
 use realtime::ws_client::{Client, ClientConfig, ClientEvent};
@@ -71,7 +71,7 @@ struct World {
     presence: Presence<Server>,
     proxy: FaultProxy,
     seen: Arc<Mutex<Vec<Seen>>>,
-    store: Arc<Mutex<BTreeMap<String, Value>>>,
+    store: Books,
 }
 
 impl World {
@@ -107,27 +107,7 @@ impl World {
             ViewsConfig::default().diff_interval(Duration::from_millis(5)).attach(&server).unwrap();
         let store =
             Arc::new(Mutex::new(BTreeMap::from([("1".to_owned(), json!({"id": "1", "title": "Dune"}))])));
-        let (read, update) = (store.clone(), store.clone());
-        let book = Route::new()
-            .read(move |request| {
-                let store = read.clone();
-                async move {
-                    store
-                        .lock()
-                        .unwrap()
-                        .get(&request.params["id"])
-                        .cloned()
-                        .ok_or_else(|| SyncError::not_found("no book"))
-                }
-            })
-            .update(move |request| {
-                let store = update.clone();
-                async move {
-                    let book = json!({"id": request.params["id"], "title": request.data["title"]});
-                    store.lock().unwrap().insert(request.params["id"].clone(), book.clone());
-                    Ok(book)
-                }
-            });
+        let book = book_route(&store);
         SyncConfig::default().route("/api/book/:id", book).attach(&server).unwrap();
 
         let proxy = FaultProxy::start(server.local_addr().unwrap()).await;

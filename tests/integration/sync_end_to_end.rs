@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use crate::support::*;
 use realtime::sync::client::{SyncClient, SyncClientConfig};
-use realtime::sync::{Op, RemoteError, Route, SyncConfig};
+use realtime::sync::{Op, Route, SyncConfig};
 use realtime::ws_client::{Client, ClientConfig};
 use realtime::ws_server::{Server, ServerConfig};
 use serde::{Deserialize, Serialize};
@@ -22,32 +22,10 @@ struct Book {
     title: String,
 }
 
-type Store = Arc<Mutex<BTreeMap<String, Value>>>;
-
-async fn start(addr: SocketAddr, store: &Store) -> Server {
+async fn start(addr: SocketAddr, store: &Books) -> Server {
     let server = Server::bind(addr, ServerConfig::default()).await.unwrap();
-    let (read, update, list, create) = (store.clone(), store.clone(), store.clone(), store.clone());
-    let book = Route::new()
-        .collection("/api/books")
-        .read(move |request| {
-            let store = read.clone();
-            async move {
-                store
-                    .lock()
-                    .unwrap()
-                    .get(&request.params["id"])
-                    .cloned()
-                    .ok_or_else(|| RemoteError::not_found("no book"))
-            }
-        })
-        .update(move |request| {
-            let store = update.clone();
-            async move {
-                let book = json!({"id": request.params["id"], "title": request.data["title"]});
-                store.lock().unwrap().insert(request.params["id"].clone(), book.clone());
-                Ok(book)
-            }
-        });
+    let (list, create) = (store.clone(), store.clone());
+    let book = book_route(store).collection("/api/books");
     let books = Route::new()
         .read(move |_request| {
             let store = list.clone();
@@ -77,7 +55,7 @@ fn client(addr: SocketAddr) -> (Client, SyncClient) {
 
 #[tokio::test]
 async fn a_watcher_follows_edits_and_catches_up_after_a_restart() {
-    let store: Store =
+    let store: Books =
         Arc::new(Mutex::new(BTreeMap::from([("1".into(), json!({"id": "1", "title": "Dune"}))])));
     let server = start("127.0.0.1:0".parse().unwrap(), &store).await;
     let addr = server.local_addr().unwrap();

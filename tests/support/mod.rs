@@ -2,12 +2,16 @@
 //! clients, and bounded waits.
 #![allow(dead_code, unreachable_pub, clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
+use std::collections::BTreeMap;
 use std::future::Future;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use futures_util::{SinkExt, StreamExt};
 use realtime::network_core::{Events, Network, NetworkEvent};
+use realtime::sync::{RemoteError as SyncError, Route};
 use realtime::ws_server::{Server, ServerConfig};
+use serde_json::{Value, json};
 use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::Message as WsMessage;
 use tokio_tungstenite::tungstenite::protocol::CloseFrame as WsCloseFrame;
@@ -117,4 +121,33 @@ pub fn run_as_child_with_open_files(test: &str, marker: &str, open_files: u32) -
     // caller fail on missing output.
     assert!(stdout.contains("running 1 test"), "the child did not run test {test}:\n{stdout}");
     stdout
+}
+
+/// Books by id, shared by the handlers of a sync route and the test that checks them.
+pub type Books = Arc<Mutex<BTreeMap<String, Value>>>;
+
+/// The route of one book (mount it at `/api/book/:id`) over `books`: `read` answers the
+/// book or `not_found`, `update` stores `{id, title}` from the request and answers it.
+pub fn book_route<N: Network>(books: &Books) -> Route<N> {
+    let (read, update) = (books.clone(), books.clone());
+    Route::new()
+        .read(move |request| {
+            let books = read.clone();
+            async move {
+                books
+                    .lock()
+                    .unwrap()
+                    .get(&request.params["id"])
+                    .cloned()
+                    .ok_or_else(|| SyncError::not_found("no book"))
+            }
+        })
+        .update(move |request| {
+            let books = update.clone();
+            async move {
+                let book = json!({"id": request.params["id"], "title": request.data["title"]});
+                books.lock().unwrap().insert(request.params["id"].clone(), book.clone());
+                Ok(book)
+            }
+        })
 }
