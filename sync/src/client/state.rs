@@ -155,7 +155,7 @@ impl SessionState for State {
             self.wanted.iter().map(|(path, wanted)| (path.clone(), wanted.was_subscribed)).collect();
         for (path, _) in &paths {
             let id = self.link.allocate_id();
-            match self.link.send(&Frame::Sub { path: path.clone(), id: Some(id) }) {
+            match self.link.send(&Frame::Sub { path: path.clone(), id: Some(id), snapshot: false }) {
                 Ok(()) => {
                     self.requests.insert(id, Request::Sub { path: path.clone() });
                     if let Some(wanted) = self.wanted.get_mut(path) {
@@ -190,9 +190,9 @@ impl SessionState for State {
 
     fn apply(&mut self, frame: Frame) -> Action {
         match frame {
-            Frame::Subscribed { path, id } => self.on_subscribed(path, id),
+            Frame::Subscribed { path, id, .. } => self.on_subscribed(path, id),
             Frame::Unsubscribed { path, id } => self.on_unsubscribed(path, id),
-            Frame::Data { path, op, data } => return self.on_data(path, op, data),
+            Frame::Data { path, op, data, .. } => return self.on_data(path, op, data),
             Frame::Reply { id, data, err } => return self.on_reply(id, data.unwrap_or_default(), err),
             Frame::Error { code, message, id, path } => {
                 return self.on_error(RemoteError { code, message }, id, path);
@@ -267,7 +267,7 @@ impl SyncCore {
             let id = state.link.allocate_id();
             state
                 .link
-                .send(&Frame::Sub { path: path.to_owned(), id: Some(id) })
+                .send(&Frame::Sub { path: path.to_owned(), id: Some(id), snapshot: false })
                 .map_err(SubscribeError::Send)?;
             state.requests.insert(id, Request::Sub { path: path.to_owned() });
             sent = Some(id);

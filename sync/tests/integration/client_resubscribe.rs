@@ -112,8 +112,8 @@ async fn restart_resubscribes_and_reads_before_the_queue() {
     // The server answers in order, as the real one handles them: subscribed, a push made
     // once subscribed, the reads (changed while away), then the queued update.
     for frame in &restore[..2] {
-        let Frame::Sub { path, id } = frame else { unreachable!() };
-        send(&connection, &Frame::Subscribed { path: path.clone(), id: *id });
+        let Frame::Sub { path, id, .. } = frame else { unreachable!() };
+        send(&connection, &Frame::Subscribed { path: path.clone(), id: *id, v: None, data: None });
     }
     send(&connection, &push("/api/book/1", Op::Change, json!({"id": 1, "title": "Dune II"})));
     send(&connection, &reply(id_of(&restore[2]), Ok(json!({"id": 1, "title": "Dune II"}))));
@@ -184,8 +184,8 @@ async fn refused_resubscribes_and_failed_reads_are_reported() {
     assert_eq!([sub_path(&restore[0]), sub_path(&restore[1])], ["/a", "/b"]);
     assert_eq!([read_path(&restore[2]), read_path(&restore[3])], ["/a", "/b"]);
     send(&connection, &error(RemoteError::forbidden("banned"), Some(id_of(&restore[0])), Some("/a")));
-    let Frame::Sub { path, id } = &restore[1] else { unreachable!() };
-    send(&connection, &Frame::Subscribed { path: path.clone(), id: *id });
+    let Frame::Sub { path, id, .. } = &restore[1] else { unreachable!() };
+    send(&connection, &Frame::Subscribed { path: path.clone(), id: *id, v: None, data: None });
     send(&connection, &reply(id_of(&restore[2]), Ok(json!({"id": "a"}))));
     send(&connection, &reply(id_of(&restore[3]), Err(RemoteError::not_found("deleted meanwhile"))));
 
