@@ -148,3 +148,47 @@ async fn a_failed_snapshot_read_refuses_the_subscription() {
     assert!(more.is_err(), "unexpected frame: {more:?}");
     server.shutdown().await;
 }
+
+/// Two nodes sharing rooms through Redis (skipped without `redis-server`, unless `CI` is
+/// set): each numbers the pushes for its own connections, so a versioned subscriber of one
+/// node gets the other node's pushes and its own in one sequence, and a plain subscriber
+/// beside it gets each once, without versions.
+#[tokio::test]
+async fn pushes_from_another_node_are_numbered_by_the_subscribers_node() {
+    let Some(redis) = testkit::RedisServer::start() else { return };
+    let nodes = redis_nodes(&redis.url(), 2).await;
+    let mut handles = Vec::new();
+    for node in &nodes {
+        let route = Route::new().read(|_| async move { Ok(json!({"title": "Dune"})) });
+        handles.push(SyncConfig::default().route("/book", route).attach(node).unwrap());
+    }
+    let address = format!("ws://{}/", nodes[1].local_addr().unwrap());
+    let mut ada = raw_client(&address).await;
+    let mut bob = raw_client(&address).await;
+    send(&mut ada, json!({"t": "sub", "path": "/book", "id": 1, "snapshot": true})).await;
+    assert_eq!(next(&mut ada).await["v"], 0);
+    send(&mut bob, json!({"t": "sub", "path": "/book", "id": 1})).await;
+    assert_eq!(next(&mut bob).await, json!({"t": "subscribed", "path": "/book", "id": 1}));
+
+    handles[0].push("/book", Op::Change, &json!({"title": "from node 0"})).await.unwrap();
+    assert_eq!(
+        next(&mut ada).await,
+        json!({"t": "data", "path": "/book", "op": "change", "v": 1, "data": {"title": "from node 0"}})
+    );
+    handles[1].push("/book", Op::Change, &json!({"title": "from node 1"})).await.unwrap();
+    assert_eq!(
+        next(&mut ada).await,
+        json!({"t": "data", "path": "/book", "op": "change", "v": 2, "data": {"title": "from node 1"}})
+    );
+    for title in ["from node 0", "from node 1"] {
+        assert_eq!(
+            next(&mut bob).await,
+            json!({"t": "data", "path": "/book", "op": "change", "data": {"title": title}})
+        );
+    }
+    let more = tokio::time::timeout(Duration::from_millis(150), next_data(&mut ada)).await;
+    assert!(more.is_err(), "unexpected frame: {more:?}");
+    for node in nodes {
+        node.shutdown().await;
+    }
+}

@@ -118,3 +118,27 @@ pub fn run_as_child_with_open_files(test: &str, marker: &str, open_files: u32) -
     assert!(stdout.contains("running 1 test"), "the child did not run test {test}:\n{stdout}");
     stdout
 }
+
+/// `count` servers on 127.0.0.1:0 sharing rooms through the Redis at `redis_url` (quick
+/// heartbeats), returned once each one sees all of them.
+pub async fn redis_nodes(redis_url: &str, count: usize) -> Vec<Server<redis_adapter::RedisAdapter>> {
+    use redis_adapter::{RedisCluster, RedisConfig};
+    let config = || {
+        RedisConfig::new(redis_url)
+            .heartbeat_interval(Duration::from_millis(100))
+            .heartbeat_timeout(Duration::from_millis(400))
+            .request_timeout(Duration::from_secs(2))
+    };
+    let mut nodes = Vec::new();
+    for _ in 0..count {
+        let cluster = within(RedisCluster::connect(config())).await.unwrap();
+        nodes.push(Server::bind_with("127.0.0.1:0", ServerConfig::default(), cluster).await.unwrap());
+    }
+    within(async {
+        while nodes.iter().any(|node| node.adapter().nodes().len() != count) {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await;
+    nodes
+}
