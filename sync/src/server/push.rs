@@ -31,7 +31,8 @@ pub enum PushError {
 
 /// Pushes to subscribers from anywhere (a model, an HTTP handler, a job): cheap to clone,
 /// `Send + Sync`. Every push is encoded once per path and fanned out through the
-/// network's adapter.
+/// network's adapter to the plain subscribers; versioned subscribers (a `sub` with
+/// `snapshot`) get it encoded with their own version, by the node that owns them.
 pub struct SyncHandle<N: Network> {
     pub(super) network: N,
     pub(super) state: Arc<SyncState<N>>,
