@@ -82,32 +82,31 @@
 //! wait in the client's offline queue.
 //!
 //! When the link is back (`Added`), before the frames queued meanwhile, the router sends
-//! a `sub` for every wanted path (in path order) and then, with
+//! a `sub` for every wanted path (in path order); with
 //! [`read_after_resubscribe`](SyncClientConfig::read_after_resubscribe) (the default), a
-//! `read` for every path that was subscribed before the drop. The server handles them
-//! first, in that order, so what the user observes for each path is, in order:
+//! path that was subscribed before the drop asks for a snapshot (`"snapshot":true`, a
+//! versioned subscription: PROTOCOL.md 7.3, rule 8). What the user observes for such a
+//! path is, in order:
 //!
-//! 1. the pushes the server sends once the new subscription is active (none is lost from
-//!    then on);
-//! 2. the answer to the read, as a [`SyncMessage`] with `op: Change`, `snapshot: true` and
-//!    the current value as `data`: the model, or for a collection path the array of all
+//! 1. the snapshot, as a [`SyncMessage`] with `op: Change`, `snapshot: true` and the
+//!    current value as `data`: the model, or for a collection path the array of all
 //!    items. A [`Collection`] replaces its contents with it and announces the difference
 //!    in one [`CollectionEvent`] with `snapshot: true`;
+//! 2. the pushes the server sent while it read the snapshot, held until it arrived, those
+//!    newer than the snapshot only (their versions say which);
 //! 3. the pushes that follow, as usual.
 //!
 //! Every change made while the link was down is therefore in the snapshot, as a state
-//! rather than one message per change (intermediate values are not replayed). The
-//! snapshot supersedes the pushes of step 1, which the server made before answering the
-//! read. (One window remains, on the server's side: a change that another connection
-//! makes between the moment the server computes the read's answer and the moment it sends
-//! it is pushed before an answer that does not contain it; the item then shows its older
-//! value until its next change. No version numbers on the wire can tell the two apart.)
-//! If the read
-//! fails (a model deleted meanwhile answers `not_found`), [`SyncClient::errors`] gets
-//! [`BackgroundError::ResyncFailed`] and the subscription stays active; a re-subscribe
-//! that is refused gets [`BackgroundError::ResubscribeRefused`], and the path is
-//! forgotten. Without `read_after_resubscribe` only step 3 happens: a snapshot comes only
-//! from an explicit [`fetch`](Subscription::fetch).
+//! rather than one message per change (intermediate values are not replayed), and a
+//! change made while the server read the snapshot comes after it, so the newest value
+//! wins. At most [`max_held_pushes`](SyncClientConfig::max_held_pushes) pushes are held
+//! per path; past that the router asks for another snapshot. A versioned push whose
+//! version skips one means pushes were lost: the router reports
+//! [`BackgroundError::Resync`] and subscribes again with a snapshot, which arrives as in
+//! step 1. A re-subscribe that is refused, or whose snapshot read fails (a model deleted
+//! meanwhile answers `not_found`), gets [`BackgroundError::ResubscribeRefused`], and the
+//! path is forgotten. Without `read_after_resubscribe` only step 3 happens: a snapshot
+//! comes only from an explicit [`fetch`](Subscription::fetch).
 //!
 //! # Backpressure and bounds
 //! Every queue is bounded by a field of [`SyncClientConfig`]. A [`SyncStream`],
@@ -449,8 +448,7 @@ impl Subscription {
         let frame = RequestFrame { method: Method::Read, path: &self.path, data: &(), id };
         let message = envelope::json(ROUTER, &frame).map_err(RequestError::Encode)?;
         let path = self.path.to_string();
-        call(&self.core, id, message, |reply| Request::Fetch { path, reply: Some(reply) }, deadline, limit)
-            .await
+        call(&self.core, id, message, |reply| Request::Fetch { path, reply }, deadline, limit).await
     }
 
     /// A new stream of the path's messages: the server's pushes and the snapshots. Create

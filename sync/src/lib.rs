@@ -31,6 +31,14 @@
 //! broadcast through the network's adapter to the path's room, `sync:{path}`; a push to a
 //! model's several paths reaches each connection once.
 //!
+//! # Versioned subscriptions
+//! A `sub` with `"snapshot":true` is answered with the path's value (its `read` handler's)
+//! and a version, and every push on it carries the next version, counted per connection
+//! and path: a client holds the pushes that arrive before the answer, applies those newer
+//! than the snapshot, and resyncs when it sees a gap (PROTOCOL.md 7.3, rule 8). Those
+//! pushes are encoded per connection; on an adapter spanning nodes, each push is also
+//! published to the other nodes, which number it for their own connections.
+//!
 //! # Limits per connection
 //! A connection holds at most [`SyncConfig::max_subscriptions_per_connection`]
 //! subscriptions (256): a `sub` beyond is answered with code `limit`

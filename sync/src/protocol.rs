@@ -56,6 +56,11 @@ pub enum Frame {
         /// Correlates the answer.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         id: Option<u64>,
+        /// Ask for a versioned subscription: the answer carries the path's value read
+        /// after the version was taken, and every push carries the next version
+        /// (PROTOCOL.md 7.3, rule 8). Absent (`false`) for a plain subscription.
+        #[serde(default, skip_serializing_if = "is_false")]
+        snapshot: bool,
     },
     /// Server to client: the subscription is active.
     Subscribed {
@@ -64,6 +69,14 @@ pub enum Frame {
         /// The `id` of the `Sub`.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         id: Option<u64>,
+        /// The subscription's version when the snapshot was read (a `sub` with
+        /// `snapshot` only): pushes with a version up to it are already in `data`.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        v: Option<u64>,
+        /// The snapshot: the `read` handler's value (a `sub` with `snapshot` only;
+        /// `"data":null` decodes as `None` too: read it with `unwrap_or_default()`).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        data: Option<Value>,
     },
     /// Client to server: stop the subscription.
     Unsub {
@@ -87,6 +100,10 @@ pub enum Frame {
         path: String,
         /// What happened.
         op: Op,
+        /// The subscription's version after this push: one more than the previous push's
+        /// (or the snapshot's), on subscriptions made with `snapshot` only.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        v: Option<u64>,
         /// The value.
         #[serde(default)]
         data: Value,
@@ -148,6 +165,12 @@ impl Frame {
     }
 }
 
+// A `fn(&bool)` is what serde's `skip_serializing_if` calls.
+#[allow(clippy::trivially_copy_pass_by_ref)]
+fn is_false(value: &bool) -> bool {
+    !*value
+}
+
 /// Error codes of `error` frames and failed replies.
 pub mod codes {
     /// The body is not a sync frame.
@@ -185,8 +208,12 @@ mod tests {
 
     #[test]
     fn frames_have_the_documented_shape() {
-        let push =
-            Frame::Data { path: "/api/book/7".into(), op: Op::Change, data: serde_json::json!({"id": 7}) };
+        let push = Frame::Data {
+            path: "/api/book/7".into(),
+            op: Op::Change,
+            v: None,
+            data: serde_json::json!({"id": 7}),
+        };
         assert_eq!(
             serde_json::to_string(&push).unwrap(),
             r#"{"t":"data","path":"/api/book/7","op":"change","data":{"id":7}}"#
@@ -196,6 +223,16 @@ mod tests {
         )
         .unwrap();
         assert!(matches!(request, Frame::Request { method: Method::Update, id: 3, .. }));
+        let versioned =
+            Frame::Data { path: "/a".into(), op: Op::Add, v: Some(4), data: serde_json::json!(1) };
+        assert_eq!(
+            serde_json::to_string(&versioned).unwrap(),
+            r#"{"t":"data","path":"/a","op":"add","v":4,"data":1}"#
+        );
+        let plain = Frame::Sub { path: "/a".into(), id: Some(1), snapshot: false };
+        assert_eq!(serde_json::to_string(&plain).unwrap(), r#"{"t":"sub","path":"/a","id":1}"#);
+        let snapshot: Frame = serde_json::from_str(r#"{"t":"sub","path":"/a","snapshot":true}"#).unwrap();
+        assert_eq!(snapshot, Frame::Sub { path: "/a".into(), id: None, snapshot: true });
         assert!(valid_path("/api/book/7") && !valid_path("api") && !valid_path("/a?b"));
     }
 }

@@ -48,6 +48,7 @@ mod start_modes;
 mod support;
 mod sync_end_to_end;
 mod sync_server;
+mod sync_versions;
 mod views_end_to_end;
 mod views_server;
 mod views_you;

@@ -13,14 +13,12 @@
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
 
 use crate::support::*;
 use realtime::channels::{Channel, ChannelsConfig, RemoteError};
 use realtime::network_core::Network;
 use realtime::sync::{Route, SyncConfig};
 use realtime::ws_server::{Server, ServerConfig};
-use redis_adapter::{RedisCluster, RedisConfig};
 use serde_json::{Value, json};
 use testkit::RedisServer;
 use tokio_tungstenite::tungstenite::Message as WsMessage;
@@ -135,23 +133,7 @@ async fn sync_replies_before_the_requesters_own_pushes() {
 #[tokio::test]
 async fn sync_replies_before_the_requesters_own_pushes_across_redis_nodes() {
     let Some(redis) = RedisServer::start() else { return };
-    let config = || {
-        RedisConfig::new(redis.url())
-            .heartbeat_interval(Duration::from_millis(100))
-            .heartbeat_timeout(Duration::from_millis(400))
-            .request_timeout(Duration::from_secs(2))
-    };
-    let mut nodes = Vec::new();
-    for _ in 0..2 {
-        let cluster = within(RedisCluster::connect(config())).await.unwrap();
-        nodes.push(Server::bind_with("127.0.0.1:0", ServerConfig::default(), cluster).await.unwrap());
-    }
-    within(async {
-        while nodes.iter().any(|node| node.adapter().nodes().len() != 2) {
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-    })
-    .await;
+    let nodes = redis_nodes(&redis.url(), 2).await;
     // One store: the nodes serve the same data, as an application behind a database does.
     let store = Store::default();
     for node in &nodes {

@@ -151,3 +151,31 @@ pub fn book_route<N: Network>(books: &Books) -> Route<N> {
             }
         })
 }
+
+/// `count` servers on 127.0.0.1:0 sharing rooms through the Redis at `redis_url` (quick
+/// heartbeats), returned once each one sees all of them.
+pub async fn redis_nodes(redis_url: &str, count: usize) -> Vec<Server<redis_adapter::RedisAdapter>> {
+    use redis_adapter::{RedisCluster, RedisConfig};
+    let config = || {
+        RedisConfig::new(redis_url)
+            .heartbeat_interval(Duration::from_millis(100))
+            .heartbeat_timeout(Duration::from_millis(400))
+            .request_timeout(Duration::from_secs(2))
+    };
+    let mut nodes = Vec::new();
+    for _ in 0..count {
+        let cluster = within(RedisCluster::connect(config())).await.unwrap();
+        nodes.push(Server::bind_with("127.0.0.1:0", ServerConfig::default(), cluster).await.unwrap());
+    }
+    within(async {
+        for node in &nodes {
+            // Subscribed before the check, so a change in between is not missed.
+            let mut events = node.adapter().events();
+            while node.adapter().nodes().len() != count {
+                let _ = events.recv().await;
+            }
+        }
+    })
+    .await;
+    nodes
+}

@@ -41,11 +41,17 @@ pub struct SyncClientConfig {
     /// and reads the router sends by itself after a reconnect count but are never
     /// refused. Default 1024.
     pub max_pending_requests: usize,
-    /// Whether the router reads every subscribed path again after a reconnect, right after
-    /// subscribing to it again, and delivers the answer to the path's streams as a
-    /// snapshot (see [the module docs](super#reconnects)). Without it, changes made while
+    /// Whether the router asks for every subscribed path's value again after a reconnect,
+    /// subscribing to it again with a snapshot (a versioned subscription, PROTOCOL.md 7.3
+    /// rule 8), and delivers the value to the path's streams as a snapshot (see [the
+    /// module docs](super#reconnects)). Without it, changes made while
     /// the link was down are not seen until the next push. Default `true`.
     pub read_after_resubscribe: bool,
+    /// Pushes held on a path while its versioned subscription's snapshot is awaited (after
+    /// a reconnect, or a resync): the server sends the pushes made during its read before
+    /// the snapshot, and the router applies the newer ones after it. Past the cap the
+    /// router drops them and asks for a new snapshot once this one arrives. Default 256.
+    pub max_held_pushes: usize,
     /// Errors waiting in each [`ErrorStream`](super::ErrorStream). When one is full the
     /// newest error is dropped for that stream, with a warning in the log (the router
     /// never waits for it). Default 64.
@@ -59,6 +65,7 @@ impl Default for SyncClientConfig {
             message_queue_capacity: 256,
             max_pending_requests: 1024,
             read_after_resubscribe: true,
+            max_held_pushes: 256,
             error_queue_capacity: 64,
         }
     }
@@ -89,6 +96,12 @@ impl SyncClientConfig {
         self
     }
 
+    /// Sets [`max_held_pushes`](Self::max_held_pushes).
+    pub fn max_held_pushes(mut self, max: usize) -> Self {
+        self.max_held_pushes = max;
+        self
+    }
+
     /// Sets [`error_queue_capacity`](Self::error_queue_capacity).
     pub fn error_queue_capacity(mut self, capacity: usize) -> Self {
         self.error_queue_capacity = capacity;
@@ -102,6 +115,7 @@ impl SyncClientConfig {
         InvalidConfig::require_positive("message_queue_capacity", self.message_queue_capacity)?;
         InvalidConfig::require_positive("max_pending_requests", self.max_pending_requests)?;
         InvalidConfig::require_positive("error_queue_capacity", self.error_queue_capacity)?;
+        InvalidConfig::require_positive("max_held_pushes", self.max_held_pushes)?;
         Ok(self)
     }
 }
@@ -128,6 +142,10 @@ mod tests {
         assert_eq!(
             SyncClientConfig::default().max_pending_requests(0).validated().unwrap_err(),
             positive("max_pending_requests")
+        );
+        assert_eq!(
+            SyncClientConfig::default().max_held_pushes(0).validated().unwrap_err(),
+            positive("max_held_pushes")
         );
         assert_eq!(
             SyncClientConfig::default().error_queue_capacity(0).validated().unwrap_err(),

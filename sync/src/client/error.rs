@@ -184,17 +184,16 @@ pub enum BackgroundError {
         #[source]
         error: RemoteError,
     },
-    /// The read the router sends after re-subscribing (see
-    /// [`read_after_resubscribe`](super::SyncClientConfig::read_after_resubscribe)) failed.
-    /// The subscription is active again (pushes arrive) but the changes made while the
-    /// link was down were not caught up; `not_found` means that the model was deleted
-    /// meanwhile. Call [`Subscription::fetch`](super::Subscription::fetch) to retry.
-    #[error("reading {path:?} after a reconnect failed")]
-    ResyncFailed {
+    /// A versioned subscription's push skipped versions: pushes were lost (the server's
+    /// cluster link dropped). The router subscribes again with a snapshot, whose value
+    /// reaches the path's streams as a snapshot; nothing to do but take note.
+    #[error("pushes to {path:?} were missed (version {received} after {last}); resynced")]
+    Resync {
         /// The path.
         path: String,
-        /// The server's code and message.
-        #[source]
-        error: RemoteError,
+        /// The version of the last push applied.
+        last: u64,
+        /// The version received.
+        received: u64,
     },
 }

@@ -19,23 +19,26 @@ impl SessionClient for SyncCore {
         match action {
             Action::Nothing => {}
             Action::End(listeners) => end_listeners(listeners),
-            Action::Deliver { message, listeners, done } => {
-                // Collections apply the message at once; their change streams, like the
+            Action::Deliver { messages, listeners, done } => {
+                // Collections apply each message at once; their change streams, like the
                 // message streams, are then fed with backpressure.
-                let mut streams = Vec::with_capacity(listeners.len());
-                let mut deliveries = Vec::new();
-                for listener in listeners {
-                    match listener {
-                        Listener::Stream(sender) => streams.push(sender),
-                        Listener::Mirror(mirror) => deliveries.extend(mirror.apply(&message)),
+                let mut done = done;
+                for message in messages {
+                    let mut streams = Vec::with_capacity(listeners.len());
+                    let mut deliveries = Vec::new();
+                    for listener in &listeners {
+                        match listener {
+                            Listener::Stream(sender) => streams.push(sender.clone()),
+                            Listener::Mirror(mirror) => deliveries.extend(mirror.apply(&message)),
+                        }
                     }
-                }
-                if let Some(done) = done {
-                    let _ = done.send(Ok(()));
-                }
-                fan_out(streams, message).await;
-                for delivery in deliveries {
-                    delivery.await;
+                    if let Some(done) = done.take() {
+                        let _ = done.send(Ok(()));
+                    }
+                    fan_out(streams, message).await;
+                    for delivery in deliveries {
+                        delivery.await;
+                    }
                 }
             }
         }

@@ -18,7 +18,7 @@ use tokio::sync::{mpsc, oneshot};
 use super::config::SyncClientConfig;
 use super::error::{BackgroundError, RequestError, SubscribeError, UnsubscribeError};
 use super::stream::SyncMessage;
-use crate::protocol::{Frame, Method, Op, ROUTER, RemoteError, codes};
+use crate::protocol::{Frame, Op, ROUTER, RemoteError, codes};
 
 /// The outcome of a request, sent by the router; a dropped sender means that the
 /// connection closed first.
@@ -36,9 +36,9 @@ pub(super) enum Request {
     Unsub { reply: UnsubscribeReply },
     /// A create, read, update or delete of the application's.
     Call { reply: Reply<Value> },
-    /// A `read` whose answer goes to the listeners of `path` as a snapshot: the
-    /// application's `fetch` (with `reply`), or the router's own after a re-subscribe.
-    Fetch { path: String, reply: Option<Reply<()>> },
+    /// The application's `fetch`: a `read` whose answer goes to the listeners of `path`
+    /// as a snapshot, and then to `reply`.
+    Fetch { path: String, reply: Reply<()> },
 }
 
 impl SessionRequest for Request {
@@ -63,8 +63,27 @@ pub(super) struct WantedPath {
     /// `active` once the server confirmed the subscription on the current connection; the
     /// `sub` in flight; the `connect()` calls waiting for the answer.
     sub: Wanted<SubscribeError>,
-    /// Subscribed on some connection before: read again after re-subscribing.
+    /// Subscribed on some connection before: subscribed again with a snapshot.
     was_subscribed: bool,
+    /// A versioned subscription on the current connection: the version of the last push
+    /// applied (or of the snapshot); `None` for a plain one.
+    version: Option<u64>,
+    /// A `sub` with `snapshot` is in flight: versioned pushes are held until its answer.
+    awaiting_snapshot: bool,
+    /// The pushes held meanwhile, in arrival order, at most `max_held_pushes`.
+    held: Vec<(u64, Op, Value)>,
+    /// Pushes were dropped past `max_held_pushes`: resync once the snapshot arrives.
+    overflowed: bool,
+}
+
+impl WantedPath {
+    /// The connection ended: what was versioned on it is gone.
+    fn reset_versions(&mut self) {
+        self.version = None;
+        self.awaiting_snapshot = false;
+        self.held.clear();
+        self.overflowed = false;
+    }
 }
 
 /// Something a collection keeps up to date from the messages of its path (implemented by
@@ -103,10 +122,11 @@ pub(super) fn end_listeners(listeners: Vec<Registered>) {
 /// What the router must do, without the lock, after a frame was applied to the state.
 pub(super) enum Action {
     Nothing,
-    /// Hand `message` to each of `listeners`, waiting while a stream is full; then tell
+    /// Hand each of `messages`, in order, to each of `listeners`, waiting while a stream
+    /// is full; after the first, tell
     /// `done` (a `fetch` waiting for its snapshot), once the mirrors have applied it.
     Deliver {
-        message: SyncMessage,
+        messages: Vec<SyncMessage>,
         listeners: Vec<Listener>,
         done: Option<Reply<()>>,
     },
@@ -120,6 +140,8 @@ pub(super) struct State {
     link: ServerLink,
     /// [`SyncClientConfig::read_after_resubscribe`].
     read_after_resubscribe: bool,
+    /// [`SyncClientConfig::max_held_pushes`].
+    max_held_pushes: usize,
     /// Sorted, so that re-subscribes go out in a stable order.
     wanted: BTreeMap<String, WantedPath>,
     requests: Requests<Request>,
@@ -148,34 +170,18 @@ impl SessionState for State {
         &mut self.requests
     }
 
-    /// Sends `sub` for every wanted path, then (with `read_after_resubscribe`) a `read`
-    /// for every path that was subscribed before.
+    /// Sends `sub` for every wanted path: with `read_after_resubscribe`, a path that was
+    /// subscribed before asks for a snapshot (a versioned subscription), whose value
+    /// catches up on what changed meanwhile.
     fn session_started(&mut self) {
-        let paths: Vec<(String, bool)> =
-            self.wanted.iter().map(|(path, wanted)| (path.clone(), wanted.was_subscribed)).collect();
-        for (path, _) in &paths {
-            let id = self.link.allocate_id();
-            match self.link.send(&Frame::Sub { path: path.clone(), id: Some(id) }) {
-                Ok(()) => {
-                    self.requests.insert(id, Request::Sub { path: path.clone() });
-                    if let Some(wanted) = self.wanted.get_mut(path) {
-                        wanted.sub.begin(id);
-                    }
-                }
-                Err(error) => {
-                    tracing::warn!(path = %path, %error, "cannot subscribe again; tried again on the next reconnect");
-                }
-            }
-        }
-        if self.read_after_resubscribe {
-            for (path, _) in paths.iter().filter(|(_, was_subscribed)| *was_subscribed) {
-                let id = self.link.allocate_id();
-                match self.link.send(&read_frame(path, id)) {
-                    Ok(()) => {
-                        self.requests.insert(id, Request::Fetch { path: path.clone(), reply: None });
-                    }
-                    Err(error) => tracing::warn!(path = %path, %error, "cannot read a path again"),
-                }
+        let paths: Vec<(String, bool)> = self
+            .wanted
+            .iter()
+            .map(|(path, wanted)| (path.clone(), self.read_after_resubscribe && wanted.was_subscribed))
+            .collect();
+        for (path, snapshot) in paths {
+            if let Err(error) = self.send_sub(&path, snapshot) {
+                tracing::warn!(path = %path, %error, "cannot subscribe again; tried again on the next reconnect");
             }
         }
     }
@@ -185,14 +191,15 @@ impl SessionState for State {
     fn session_ended(&mut self) {
         for wanted in self.wanted.values_mut() {
             wanted.sub.reset();
+            wanted.reset_versions();
         }
     }
 
     fn apply(&mut self, frame: Frame) -> Action {
         match frame {
-            Frame::Subscribed { path, id } => self.on_subscribed(path, id),
+            Frame::Subscribed { path, id, v, data } => return self.on_subscribed(path, id, v, data),
             Frame::Unsubscribed { path, id } => self.on_unsubscribed(path, id),
-            Frame::Data { path, op, data } => return self.on_data(path, op, data),
+            Frame::Data { path, op, v, data } => return self.on_data(path, op, v, data),
             Frame::Reply { id, data, err } => return self.on_reply(id, data.unwrap_or_default(), err),
             Frame::Error { code, message, id, path } => {
                 return self.on_error(RemoteError { code, message }, id, path);
@@ -232,6 +239,7 @@ impl SyncCore {
         let state = State {
             link: ServerLink::new(ROUTER),
             read_after_resubscribe: config.read_after_resubscribe,
+            max_held_pushes: config.max_held_pushes,
             wanted: BTreeMap::new(),
             requests: Requests::default(),
             listeners: HashMap::new(),
@@ -267,7 +275,7 @@ impl SyncCore {
             let id = state.link.allocate_id();
             state
                 .link
-                .send(&Frame::Sub { path: path.to_owned(), id: Some(id) })
+                .send(&Frame::Sub { path: path.to_owned(), id: Some(id), snapshot: false })
                 .map_err(SubscribeError::Send)?;
             state.requests.insert(id, Request::Sub { path: path.to_owned() });
             sent = Some(id);
@@ -375,12 +383,32 @@ impl SyncCore {
     }
 }
 
-/// A `read` of `path` with `id`.
-fn read_frame(path: &str, id: u64) -> Frame {
-    Frame::Request { method: Method::Read, path: path.to_owned(), data: Value::Null, id }
-}
-
 impl State {
+    /// Sends a `sub` of `path` (with `snapshot`, a versioned one) and records it as the
+    /// path's request in flight.
+    fn send_sub(&mut self, path: &str, snapshot: bool) -> Result<(), network_core::SendError> {
+        let id = self.link.allocate_id();
+        self.link.send(&Frame::Sub { path: path.to_owned(), id: Some(id), snapshot })?;
+        self.requests.insert(id, Request::Sub { path: path.to_owned() });
+        if let Some(wanted) = self.wanted.get_mut(path) {
+            wanted.sub.begin(id);
+            if snapshot {
+                wanted.awaiting_snapshot = true;
+                wanted.overflowed = false;
+            }
+        }
+        Ok(())
+    }
+
+    /// Pushes on `path`'s versioned subscription were missed: reports it and asks for a
+    /// new snapshot.
+    fn resync(&mut self, path: &str, last: u64, received: u64) {
+        self.error_subscribers.report(BackgroundError::Resync { path: path.to_owned(), last, received });
+        if let Err(error) = self.send_sub(path, true) {
+            tracing::warn!(path = %path, %error, "cannot resync; tried again on the next reconnect");
+        }
+    }
+
     /// Forgets `path`: its `connect()` waiters get `error()`, its `sub` in flight is
     /// dropped; returns whether it was wanted, and its listeners, to end without the lock.
     fn forget(&mut self, path: &str, error: impl Fn() -> SubscribeError) -> (bool, Vec<Registered>) {
@@ -411,15 +439,52 @@ impl State {
         })
     }
 
-    fn on_subscribed(&mut self, path: String, id: Option<u64>) {
+    fn on_subscribed(
+        &mut self,
+        path: String,
+        id: Option<u64>,
+        v: Option<u64>,
+        data: Option<Value>,
+    ) -> Action {
         // The id is authoritative; without a known one, trust the path.
         let path = id.and_then(|id| self.take_sub(id)).unwrap_or(path);
         let Some(wanted) = self.wanted.get_mut(&path) else {
             tracing::debug!(path = %path, "subscribed to a path no longer wanted (closed meanwhile)");
-            return;
+            return Action::Nothing;
         };
         wanted.was_subscribed = true;
         wanted.sub.grant(id);
+        let Some(snapshot_version) = v else { return Action::Nothing };
+        // The snapshot, then the held pushes it does not contain, in version order; a
+        // hole among those (or pushes dropped past the cap) asks for a new snapshot.
+        wanted.awaiting_snapshot = false;
+        let mut last = snapshot_version;
+        let mut gap = None;
+        let mut messages = vec![SyncMessage {
+            path: path.clone(),
+            op: Op::Change,
+            data: data.unwrap_or_default(),
+            snapshot: true,
+        }];
+        for (version, op, data) in std::mem::take(&mut wanted.held) {
+            if version <= last {
+                continue;
+            }
+            if version != last + 1 {
+                gap = Some(version);
+                break;
+            }
+            last = version;
+            messages.push(SyncMessage { path: path.clone(), op, data, snapshot: false });
+        }
+        wanted.version = Some(last);
+        if std::mem::take(&mut wanted.overflowed) && gap.is_none() {
+            gap = Some(last + 2);
+        }
+        if let Some(received) = gap {
+            self.resync(&path, last, received);
+        }
+        Action::Deliver { listeners: self.listeners_of(&path), messages, done: None }
     }
 
     fn on_unsubscribed(&mut self, path: String, id: Option<u64>) {
@@ -439,13 +504,39 @@ impl State {
         tracing::debug!(path = %path, "the server stopped a subscription");
     }
 
-    fn on_data(&mut self, path: String, op: Op, data: Value) -> Action {
+    fn on_data(&mut self, path: String, op: Op, v: Option<u64>, data: Value) -> Action {
+        if let (Some(version), Some(wanted)) = (v, self.wanted.get_mut(&path)) {
+            if wanted.awaiting_snapshot {
+                if wanted.held.len() < self.max_held_pushes {
+                    wanted.held.push((version, op, data));
+                } else {
+                    wanted.overflowed = true;
+                }
+                return Action::Nothing;
+            }
+            match wanted.version {
+                Some(last) if version == last + 1 => wanted.version = Some(version),
+                Some(last) if version <= last => {
+                    tracing::debug!(path = %path, version, "a push older than the snapshot dropped");
+                    return Action::Nothing;
+                }
+                last => {
+                    let last = last.unwrap_or_default();
+                    self.resync(&path, last, version);
+                    return Action::Nothing;
+                }
+            }
+        }
         let listeners = self.listeners_of(&path);
         if listeners.is_empty() {
             tracing::debug!(path = %path, "push without listener dropped");
             return Action::Nothing;
         }
-        Action::Deliver { message: SyncMessage { path, op, data, snapshot: false }, listeners, done: None }
+        Action::Deliver {
+            messages: vec![SyncMessage { path, op, data, snapshot: false }],
+            listeners,
+            done: None,
+        }
     }
 
     fn on_reply(&mut self, id: u64, data: Value, err: Option<RemoteError>) -> Action {
@@ -468,26 +559,16 @@ impl State {
         Action::Nothing
     }
 
-    /// The answer to a `read` of `path` whose value goes to the path's listeners.
-    fn fetched(
-        &mut self,
-        path: String,
-        reply: Option<Reply<()>>,
-        result: Result<Value, RemoteError>,
-    ) -> Action {
+    /// The answer to the `fetch` of `path`: its value goes to the path's listeners.
+    fn fetched(&mut self, path: String, reply: Reply<()>, result: Result<Value, RemoteError>) -> Action {
         match result {
             Ok(data) => Action::Deliver {
                 listeners: self.listeners_of(&path),
-                message: SyncMessage { path, op: Op::Change, data, snapshot: true },
-                done: reply,
+                messages: vec![SyncMessage { path, op: Op::Change, data, snapshot: true }],
+                done: Some(reply),
             },
             Err(error) => {
-                match reply {
-                    Some(reply) => {
-                        let _ = reply.send(Err(error));
-                    }
-                    None => self.error_subscribers.report(BackgroundError::ResyncFailed { path, error }),
-                }
+                let _ = reply.send(Err(error));
                 Action::Nothing
             }
         }

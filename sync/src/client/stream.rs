@@ -28,10 +28,11 @@ pub struct SyncMessage {
     /// left or the model that was deleted, as the server sent it). For a snapshot, the
     /// whole current value: the model, or for a collection a JSON array of every item.
     pub data: Value,
-    /// `false` for a push of the server (a `data` frame). `true` for the answer to a
-    /// `read` made for the subscription: the one the router makes after every reconnect
-    /// (see [`read_after_resubscribe`](super::SyncClientConfig::read_after_resubscribe)),
-    /// or [`Subscription::fetch`](super::Subscription::fetch). A snapshot replaces what
+    /// `false` for a push of the server (a `data` frame). `true` for the path's whole
+    /// value: the snapshot of the subscription the router renews after every reconnect
+    /// (see [`read_after_resubscribe`](super::SyncClientConfig::read_after_resubscribe))
+    /// or after a version gap, or the answer to
+    /// [`Subscription::fetch`](super::Subscription::fetch). A snapshot replaces what
     /// the reader knew of the path: changes made while the link was down are in it, but not
     /// one by one.
     pub snapshot: bool,

@@ -3,10 +3,10 @@
 use std::fmt;
 use std::sync::Arc;
 
-use network_core::{InvalidConfig, Network, OrderedExecutor};
+use network_core::{Adapter, InvalidConfig, Network, OrderedExecutor};
 
 use super::pipeline::{SyncRouter, Work};
-use super::push::SyncHandle;
+use super::push::{self, SyncHandle};
 use super::routes::{Route, to_matchit};
 use super::state::SyncState;
 
@@ -98,7 +98,11 @@ impl<N: Network> SyncConfig<N> {
             let handle = worker.clone();
             async move { handle.handle(work).await }
         });
+        let inbox = network.adapter().subscribe(push::TOPIC);
         network.attach(SyncRouter { executor })?;
+        if let Some(inbox) = inbox {
+            tokio::spawn(push::serve_cluster(handle.clone(), inbox));
+        }
         Ok(handle)
     }
 

@@ -10,7 +10,7 @@ use network_core::{Adapter, Connection, Network, NetworkEvent, OrderedExecutor, 
 use serde::Serialize;
 use serde_json::Value;
 
-use super::push::{PushError, SyncHandle, room};
+use super::push::{PushError, SyncHandle, room, versioned_room};
 use super::routes::{Access, BoxFuture, ModelContext, Request, Route, fill};
 use super::state::ModelEntry;
 use crate::protocol::{Frame, Method, Op, ROUTER, RemoteError, codes, valid_path};
@@ -18,9 +18,16 @@ use crate::protocol::{Frame, Method, Op, ROUTER, RemoteError, codes, valid_path}
 impl<N: Network> SyncHandle<N> {
     pub(super) async fn handle(&self, work: Work) {
         match work {
-            Work::Subscribe { connection, path, id } => {
-                let answer = match self.subscribe(&connection, &path).await {
-                    Ok(()) => Frame::Subscribed { path, id },
+            Work::Subscribe { connection, path, id, snapshot: false } => {
+                let answer = match self.subscribe(&connection, &path, false).await {
+                    Ok(()) => Frame::Subscribed { path, id, v: None, data: None },
+                    Err(error) => error_frame(error, id, Some(path)),
+                };
+                reply(&connection, &answer);
+            }
+            Work::Subscribe { connection, path, id, snapshot: true } => {
+                let answer = match self.subscribe_with_snapshot(&connection, &path).await {
+                    Ok((v, data)) => Frame::Subscribed { path, id, v: Some(v), data: Some(data) },
                     Err(error) => error_frame(error, id, Some(path)),
                 };
                 reply(&connection, &answer);
@@ -53,11 +60,17 @@ impl<N: Network> SyncHandle<N> {
                 }
             }
             Work::Closed { connection } => {
-                let paths = self.state.lock().subscriptions.remove(&connection.id()).unwrap_or_default();
+                let (paths, versioned) = {
+                    let mut state = self.state.lock();
+                    let versioned = state.versions.remove(&connection.id()).unwrap_or_default();
+                    (state.subscriptions.remove(&connection.id()).unwrap_or_default(), versioned)
+                };
                 for path in paths {
                     // The server emptied the connection's rooms when it closed; a
                     // subscription handled after that joined again, so leave explicitly.
-                    let _ = self.network.adapter().leave(connection.id(), &room(&path)).await;
+                    let left =
+                        if versioned.contains_key(&path) { versioned_room(&path) } else { room(&path) };
+                    let _ = self.network.adapter().leave(connection.id(), &left).await;
                     self.leave(&connection, &path);
                 }
             }
@@ -71,19 +84,67 @@ impl<N: Network> SyncHandle<N> {
         }
     }
 
-    async fn subscribe(&self, connection: &Connection, path: &str) -> Result<(), RemoteError> {
+    /// A versioned subscription of `path` (PROTOCOL.md 7.3, rule 8): subscribes, takes the
+    /// subscription's version, then reads the path; returns the version and the value.
+    /// Every push the read's value may miss is sent after the version was taken, so it
+    /// carries a higher one. A failed read leaves the connection not subscribed to `path`.
+    async fn subscribe_with_snapshot(
+        &self,
+        connection: &Connection,
+        path: &str,
+    ) -> Result<(u64, Value), RemoteError> {
+        self.subscribe(connection, path, true).await?;
+        let version = self
+            .state
+            .lock()
+            .versions
+            .get(&connection.id())
+            .and_then(|versions| versions.get(path).copied())
+            .unwrap_or_default();
+        match self.request(connection, Method::Read, path, Value::Null).await {
+            Ok((data, _)) => Ok((version, data)),
+            Err(error) => {
+                self.unsubscribe(connection, path).await;
+                Err(error)
+            }
+        }
+    }
+
+    /// Subscribes `connection` to `path`; `versioned` for a `sub` with `snapshot`. A plain
+    /// subscription asked for again with `snapshot` becomes versioned (its version starts
+    /// at 0); a versioned one stays versioned.
+    async fn subscribe(
+        &self,
+        connection: &Connection,
+        path: &str,
+        versioned: bool,
+    ) -> Result<(), RemoteError> {
         if !valid_path(path) {
             return Err(RemoteError::bad_request("paths start with / and have at most 256 bytes"));
         }
         let Some((route, params)) = self.state.route(path) else {
             return Err(RemoteError::new(codes::NO_ROUTE, format!("no route for {path:?}")));
         };
-        let (already, count) = {
+        let (already, count, was_versioned) = {
             let state = self.state.lock();
             let paths = state.subscriptions.get(&connection.id());
-            (paths.is_some_and(|paths| paths.contains(path)), paths.map_or(0, HashSet::len))
+            let was_versioned =
+                state.versions.get(&connection.id()).is_some_and(|versions| versions.contains_key(path));
+            (paths.is_some_and(|paths| paths.contains(path)), paths.map_or(0, HashSet::len), was_versioned)
         };
+        if already && (was_versioned || !versioned) {
+            return Ok(());
+        }
         if already {
+            // From plain to versioned: its pushes change rooms. The version is registered
+            // before the join, so no push reaches the new room unnumbered.
+            self.state.lock().versions.entry(connection.id()).or_default().insert(path.to_owned(), 0);
+            let adapter = self.network.adapter();
+            adapter
+                .join(connection.id(), versioned_room(path))
+                .await
+                .map_err(|error| RemoteError::internal(error.to_string()))?;
+            let _ = adapter.leave(connection.id(), &room(path)).await;
             return Ok(());
         }
         // Checked before the authorization runs: a refused request costs no hook call. A
@@ -117,11 +178,14 @@ impl<N: Network> SyncHandle<N> {
                 (None, None) => None,
             }
         };
-        self.network
-            .adapter()
-            .join(connection.id(), room(path))
-            .await
-            .map_err(|error| RemoteError::internal(error.to_string()))?;
+        if versioned {
+            self.state.lock().versions.entry(connection.id()).or_default().insert(path.to_owned(), 0);
+        }
+        let joined = if versioned { versioned_room(path) } else { room(path) };
+        if let Err(error) = self.network.adapter().join(connection.id(), joined).await {
+            self.forget_version(connection, path);
+            return Err(RemoteError::internal(error.to_string()));
+        }
         {
             let mut state = self.state.lock();
             let entry = state
@@ -143,10 +207,22 @@ impl<N: Network> SyncHandle<N> {
         let removed =
             self.state.lock().subscriptions.get_mut(&connection.id()).is_some_and(|paths| paths.remove(path));
         if removed {
-            let _ = self.network.adapter().leave(connection.id(), &room(path)).await;
+            let left = if self.forget_version(connection, path) { versioned_room(path) } else { room(path) };
+            let _ = self.network.adapter().leave(connection.id(), &left).await;
             self.leave(connection, path);
         }
         removed
+    }
+
+    /// Drops the version of `connection`'s subscription of `path`; whether it had one.
+    fn forget_version(&self, connection: &Connection, path: &str) -> bool {
+        let mut state = self.state.lock();
+        let Some(versions) = state.versions.get_mut(&connection.id()) else { return false };
+        let had = versions.remove(path).is_some();
+        if versions.is_empty() {
+            state.versions.remove(&connection.id());
+        }
+        had
     }
 
     /// Forgets `connection` as a subscriber of `path`; drops the model with its last one.
@@ -248,7 +324,7 @@ struct AutoPush {
 }
 
 pub(super) enum Work {
-    Subscribe { connection: Connection, path: String, id: Option<u64> },
+    Subscribe { connection: Connection, path: String, id: Option<u64>, snapshot: bool },
     Unsubscribe { connection: Connection, path: String, id: Option<u64> },
     Request { connection: Connection, method: Method, path: String, data: Value, id: u64 },
     Closed { connection: Connection },
@@ -267,8 +343,8 @@ impl<N: Network> Router<N> for SyncRouter {
         match event {
             NetworkEvent::Message { connection, message } => {
                 let work = match envelope::decode::<Frame>(ROUTER, &message) {
-                    Ok(Frame::Sub { path, id }) => {
-                        Work::Subscribe { connection: connection.clone(), path, id }
+                    Ok(Frame::Sub { path, id, snapshot }) => {
+                        Work::Subscribe { connection: connection.clone(), path, id, snapshot }
                     }
                     Ok(Frame::Unsub { path, id }) => {
                         Work::Unsubscribe { connection: connection.clone(), path, id }

@@ -4,8 +4,11 @@ use std::collections::HashSet;
 use std::fmt;
 use std::sync::Arc;
 
-use network_core::{Adapter, Connection, ConnectionId, Network, Room, Target, envelope};
-use serde::Serialize;
+use network_core::{
+    Adapter, ClusterInbox, ClusterMessage, Connection, ConnectionId, Network, Room, Target, envelope,
+};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
 
 use super::routes::Model;
 use super::state::SyncState;
@@ -28,7 +31,8 @@ pub enum PushError {
 
 /// Pushes to subscribers from anywhere (a model, an HTTP handler, a job): cheap to clone,
 /// `Send + Sync`. Every push is encoded once per path and fanned out through the
-/// network's adapter.
+/// network's adapter to the plain subscribers; versioned subscribers (a `sub` with
+/// `snapshot`) get it encoded with their own version, by the node that owns them.
 pub struct SyncHandle<N: Network> {
     pub(super) network: N,
     pub(super) state: Arc<SyncState<N>>,
@@ -52,11 +56,33 @@ struct DataOut<'a, T: ?Sized> {
     t: &'static str,
     path: &'a str,
     op: Op,
+    /// The subscription's version, on versioned subscriptions only.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    v: Option<u64>,
     data: &'a T,
 }
 
+/// The room of `path`'s plain subscribers, who all receive the same bytes.
 pub(super) fn room(path: &str) -> Room {
     format!("sync:{path}").into()
+}
+
+/// The room of `path`'s versioned subscribers (`sub` with `snapshot`), whose frames each
+/// carry their own subscription's version, so they are encoded per connection.
+pub(super) fn versioned_room(path: &str) -> Room {
+    format!("syncv:{path}").into()
+}
+
+/// The adapter topic under which a node hands its pushes to the other nodes' versioned
+/// subscribers (each node numbers the frames of its own connections).
+pub(super) const TOPIC: &str = "sync";
+
+/// A push for the other nodes' versioned subscribers.
+#[derive(Serialize, Deserialize)]
+struct ClusterPush {
+    paths: Vec<String>,
+    op: Op,
+    data: Value,
 }
 
 impl<N: Network> SyncHandle<N> {
@@ -81,14 +107,61 @@ impl<N: Network> SyncHandle<N> {
         let adapter = self.network.adapter();
         let mut count = 0;
         for (index, path) in paths.iter().enumerate() {
-            let message = encode(path, op, data)?;
+            let message = encode(path, op, data, None)?;
             // Subscribers of an earlier path already have it, on whatever node they are.
-            let target = paths[..index]
-                .iter()
-                .fold(Target::room(room(path)), |target, earlier| target.except_room(room(earlier)));
+            let target = paths[..index].iter().fold(Target::room(room(path)), |target, earlier| {
+                target.except_room(room(earlier)).except_room(versioned_room(earlier))
+            });
             count += adapter.broadcast(&target, message).await?;
         }
+        let data = serde_json::to_value(data).map_err(network_core::EncodeError::Json)?;
+        for (index, path) in paths.iter().enumerate() {
+            let members = adapter.local_members(&versioned_room(path));
+            count += self.send_versioned(path, op, &data, &paths[..index], members);
+        }
+        if !adapter.peers().is_empty() {
+            let push = ClusterPush { paths: paths.iter().map(|path| (*path).to_owned()).collect(), op, data };
+            let payload = serde_json::to_vec(&push).map_err(network_core::EncodeError::Json)?;
+            adapter.publish(TOPIC, None, payload.into()).await?;
+        }
         Ok(count)
+    }
+
+    /// Sends `path`'s `data` frame to each of `members` whose versioned subscription of
+    /// `path` is still there and who subscribed to none of the `earlier` paths (those
+    /// already have it), each with its subscription's next version. Versions are taken
+    /// and frames queued under the state's lock, so that a connection's frames leave in
+    /// the order of their versions. Returns how many connections accepted it.
+    fn send_versioned(
+        &self,
+        path: &str,
+        op: Op,
+        data: &Value,
+        earlier: &[&str],
+        members: impl IntoIterator<Item = ConnectionId>,
+    ) -> usize {
+        let mut state = self.state.lock();
+        let state = &mut *state;
+        let mut count = 0;
+        for id in members {
+            let subscribed = state.subscriptions.get(&id);
+            if subscribed.is_some_and(|paths| earlier.iter().any(|earlier| paths.contains(*earlier))) {
+                continue;
+            }
+            let Some(version) = state.versions.get_mut(&id).and_then(|versions| versions.get_mut(path))
+            else {
+                continue;
+            };
+            let Some(connection) = self.network.connection(id) else { continue };
+            // Counted even when the send fails: the connection is closing, and a client
+            // that somehow still reads it sees a gap and resyncs.
+            *version += 1;
+            match encode(path, op, data, Some(*version)) {
+                Ok(message) => count += usize::from(connection.send_batched(message).is_ok()),
+                Err(error) => tracing::error!(path, %error, "cannot encode a versioned push"),
+            }
+        }
+        count
     }
 
     /// Pushes to the subscribers of `paths` that `accept` says yes to, each once. The
@@ -104,8 +177,9 @@ impl<N: Network> SyncHandle<N> {
         let adapter = self.network.adapter();
         let mut reached = HashSet::new();
         let mut count = 0;
+        let value = serde_json::to_value(data).map_err(network_core::EncodeError::Json)?;
         for path in paths {
-            let message = encode(path, op, data)?;
+            let message = encode(path, op, data, None)?;
             for id in adapter.local_members(&room(path)) {
                 if !reached.insert(id) {
                     continue;
@@ -115,6 +189,15 @@ impl<N: Network> SyncHandle<N> {
                     count += 1;
                 }
             }
+            // The predicate is the application's code: it runs before the state's lock
+            // is taken (it may ask this handle who subscribes to what).
+            let accepted: Vec<ConnectionId> = adapter
+                .local_members(&versioned_room(path))
+                .into_iter()
+                .filter(|id| reached.insert(*id))
+                .filter(|id| self.network.connection(*id).is_some_and(|connection| accept(&connection)))
+                .collect();
+            count += self.send_versioned(path, op, &value, &[], accepted);
         }
         Ok(count)
     }
@@ -144,9 +227,43 @@ pub(super) fn encode<T: Serialize + ?Sized>(
     path: &str,
     op: Op,
     data: &T,
+    v: Option<u64>,
 ) -> Result<network_core::Message, PushError> {
     if !valid_path(path) {
         return Err(PushError::InvalidPath(path.to_owned()));
     }
-    Ok(envelope::json(ROUTER, &DataOut { t: "data", path, op, data })?)
+    Ok(envelope::json(ROUTER, &DataOut { t: "data", path, op, v, data })?)
+}
+
+/// Delivers the other nodes' pushes to this node's versioned subscribers; ends when the
+/// adapter shuts down.
+pub(super) async fn serve_cluster<N: Network>(handle: SyncHandle<N>, mut inbox: ClusterInbox) {
+    while let Some(message) = inbox.recv().await {
+        match message {
+            ClusterMessage::Message { from, payload } => {
+                match serde_json::from_slice::<ClusterPush>(&payload) {
+                    Ok(push) => {
+                        let adapter = handle.network.adapter();
+                        let paths: Vec<&str> = push.paths.iter().map(String::as_str).collect();
+                        for (index, path) in paths.iter().enumerate() {
+                            let members = adapter.local_members(&versioned_room(path));
+                            handle.send_versioned(path, push.op, &push.data, &paths[..index], members);
+                        }
+                    }
+                    Err(error) => {
+                        tracing::warn!(node = %from, %error, "dropping an unreadable sync cluster push")
+                    }
+                }
+            }
+            ClusterMessage::Resync => {
+                // Pushes may have been lost: skipping a version makes every versioned
+                // subscriber see a gap at its next push, and ask for a new snapshot.
+                let mut state = handle.state.lock();
+                for version in state.versions.values_mut().flat_map(|versions| versions.values_mut()) {
+                    *version += 1;
+                }
+            }
+            _ => {}
+        }
+    }
 }

@@ -21,6 +21,9 @@ pub(super) struct Subscriptions {
     pub(super) paths: HashMap<String, ModelEntry>,
     /// Paths by connection.
     pub(super) subscriptions: HashMap<ConnectionId, HashSet<String>>,
+    /// The versioned subscriptions (a `sub` with `snapshot`) by connection, each with the
+    /// version of the last push sent on it.
+    pub(super) versions: HashMap<ConnectionId, HashMap<String, u64>>,
 }
 
 /// The sync router's state, shared by the router and the handles.

@@ -33,13 +33,13 @@ async fn malformed_frames_are_ignored() {
     send_raw(&connection, Message::text(r#"{"$r":"sync","d":{"t":"data""#));
     send_raw(&connection, Message::binary(vec![0x81, 0xa2, b'$', b'r', 0xa4, b's', b'y', b'n', b'c', 0xc1]));
     // Frames only clients send, and answers nobody waits for.
-    send(&connection, &Frame::Sub { path: "/api/book/1".into(), id: Some(1) });
+    send(&connection, &Frame::Sub { path: "/api/book/1".into(), id: Some(1), snapshot: false });
     send(
         &connection,
         &Frame::Request { method: sync::Method::Read, path: "/x".into(), data: json!(null), id: 9 },
     );
     send(&connection, &reply(12345, Ok(json!(1))));
-    send(&connection, &Frame::Subscribed { path: "/never/asked".into(), id: Some(777) });
+    send(&connection, &Frame::Subscribed { path: "/never/asked".into(), id: Some(777), v: None, data: None });
     send(&connection, &Frame::Unsubscribed { path: "/api/book/1".into(), id: Some(778) });
 
     // The client went on: the next valid push is the first message.

@@ -1,8 +1,9 @@
 //! Server restart: pending requests fail with `Closed`; on the new connection the client
-//! sends `sub` for every subscription and then `read`s each, before the frames queued while
-//! the link was down; the reads come back as snapshots, so the user sees the current state
-//! (a collection replaces its contents and announces the difference); refused
-//! re-subscribes and failed reads are reported on `errors()`.
+//! sends a `sub` with `snapshot` for every subscription, before the frames queued while
+//! the link was down; the answers' values come back as snapshots, so the user sees the
+//! current state (a collection replaces its contents and announces the difference), and
+//! the pushes sent before an answer are applied after it when they are newer; refused
+//! re-subscribes and version gaps (which resync) are reported on `errors()`.
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
 use std::future::Future;
@@ -51,6 +52,23 @@ fn sub_path(frame: &Frame) -> &str {
     }
 }
 
+/// The path of a `sub` with `snapshot`.
+fn snapshot_sub_path(frame: &Frame) -> &str {
+    match frame {
+        Frame::Sub { path, snapshot: true, .. } => path,
+        other => panic!("expected a sub with snapshot, got {other:?}"),
+    }
+}
+
+fn versioned_push(path: &str, op: Op, v: u64, data: Value) -> Frame {
+    Frame::Data { path: path.into(), op, v: Some(v), data }
+}
+
+fn snapshot_answer(frame: &Frame, v: u64, data: Value) -> Frame {
+    let Frame::Sub { path, id, .. } = frame else { panic!("expected a sub, got {frame:?}") };
+    Frame::Subscribed { path: path.clone(), id: *id, v: Some(v), data: Some(data) }
+}
+
 fn read_path(frame: &Frame) -> &str {
     match frame {
         Frame::Request { method: Method::Read, path, .. } => path,
@@ -59,7 +77,7 @@ fn read_path(frame: &Frame) -> &str {
 }
 
 #[tokio::test]
-async fn restart_resubscribes_and_reads_before_the_queue() {
+async fn restart_resubscribes_with_snapshots_before_the_queue() {
     let mut server = FakeServer::start().await;
     let addr = server.addr();
     let (client, sync, mut lifecycle) = client(&server.url(), SyncClientConfig::default());
@@ -97,37 +115,33 @@ async fn restart_resubscribes_and_reads_before_the_queue() {
     poll_once(&mut queued).await;
     assert_eq!(client.queued(), 1);
 
-    // Back on the same port: subs in path order, then the reads, then the queue.
+    // Back on the same port: subs with snapshots in path order, then the queue.
     let mut server = FakeServer::start_at(addr).await;
-    let (connection, restore) = frames(&mut server, 5).await;
-    assert_eq!(sub_path(&restore[0]), "/api/book/1");
-    assert_eq!(sub_path(&restore[1]), "/api/books");
-    assert_eq!(read_path(&restore[2]), "/api/book/1");
-    assert_eq!(read_path(&restore[3]), "/api/books");
-    let Frame::Request { method: Method::Update, data, id: update_id, .. } = &restore[4] else {
-        panic!("expected the queued update, got {:?}", restore[4])
+    let (connection, restore) = frames(&mut server, 3).await;
+    assert_eq!(snapshot_sub_path(&restore[0]), "/api/book/1");
+    assert_eq!(snapshot_sub_path(&restore[1]), "/api/books");
+    let Frame::Request { method: Method::Update, data, id: update_id, .. } = &restore[2] else {
+        panic!("expected the queued update, got {:?}", restore[2])
     };
     assert_eq!(data, &json!({"title": "queued"}));
 
-    // The server answers in order, as the real one handles them: subscribed, a push made
-    // once subscribed, the reads (changed while away), then the queued update.
-    for frame in &restore[..2] {
-        let Frame::Sub { path, id } = frame else { unreachable!() };
-        send(&connection, &Frame::Subscribed { path: path.clone(), id: *id });
-    }
-    send(&connection, &push("/api/book/1", Op::Change, json!({"id": 1, "title": "Dune II"})));
-    send(&connection, &reply(id_of(&restore[2]), Ok(json!({"id": 1, "title": "Dune II"}))));
-    send(
-        &connection,
-        &reply(id_of(&restore[3]), Ok(json!([{"id": 1, "title": "Dune II"}, {"id": 3, "title": "Ulysses"}]))),
-    );
+    // The catch-up race, as the real server writes it: while the book's snapshot was
+    // read, version 1 (already in the snapshot) and version 2 (a newer change, made after
+    // the read took its value) were pushed, and reach the client before the answer,
+    // which says version 1 with the older value. Then the queued update and its push.
+    send(&connection, &versioned_push("/api/book/1", Op::Change, 1, json!({"id": 1, "title": "Dune I"})));
+    send(&connection, &versioned_push("/api/book/1", Op::Change, 2, json!({"id": 1, "title": "Dune III"})));
+    send(&connection, &snapshot_answer(&restore[0], 1, json!({"id": 1, "title": "Dune II"})));
+    let shelf = json!([{"id": 1, "title": "Dune II"}, {"id": 3, "title": "Ulysses"}]);
+    send(&connection, &snapshot_answer(&restore[1], 0, shelf));
     send(&connection, &reply(*update_id, Ok(json!({"id": 1, "title": "queued"}))));
-    send(&connection, &push("/api/book/1", Op::Change, json!({"id": 1, "title": "queued"})));
+    send(&connection, &versioned_push("/api/book/1", Op::Change, 3, json!({"id": 1, "title": "queued"})));
 
     assert_eq!(within(queued).await.unwrap(), Book { id: 1, title: "queued".into() });
     assert!(book.is_subscribed());
 
-    // The model's stream: the push, the snapshot with the current state, the next push.
+    // The model's stream: the snapshot, the newer held push after it (the older one is
+    // dropped), the next push; the newest value wins.
     let seen: Vec<(String, bool)> = {
         let mut seen = Vec::new();
         for _ in 0..3 {
@@ -137,9 +151,9 @@ async fn restart_resubscribes_and_reads_before_the_queue() {
         }
         seen
     };
-    assert_eq!(seen, [("Dune II".into(), false), ("Dune II".into(), true), ("queued".into(), false)]);
+    assert_eq!(seen, [("Dune II".into(), true), ("Dune III".into(), false), ("queued".into(), false)]);
 
-    // The collection: replaced by the read, the difference announced in one event.
+    // The collection: replaced by the snapshot, the difference announced in one event.
     let event = within(changes.recv()).await.unwrap();
     assert!(event.snapshot);
     let difference: Vec<(&str, String)> = event
@@ -163,7 +177,7 @@ async fn restart_resubscribes_and_reads_before_the_queue() {
 }
 
 #[tokio::test]
-async fn refused_resubscribes_and_failed_reads_are_reported() {
+async fn refused_resubscribes_and_version_gaps_are_reported() {
     let mut server = FakeServer::start().await;
     let addr = server.addr();
     let (client, sync, mut lifecycle) = client(&server.url(), SyncClientConfig::default());
@@ -180,32 +194,38 @@ async fn refused_resubscribes_and_failed_reads_are_reported() {
     server.shutdown().await;
     lifecycle_until(&mut lifecycle, |event| matches!(event, ClientEvent::Closed { .. })).await;
     let mut server = FakeServer::start_at(addr).await;
-    let (connection, restore) = frames(&mut server, 4).await;
-    assert_eq!([sub_path(&restore[0]), sub_path(&restore[1])], ["/a", "/b"]);
-    assert_eq!([read_path(&restore[2]), read_path(&restore[3])], ["/a", "/b"]);
+    let (connection, restore) = frames(&mut server, 2).await;
+    assert_eq!([snapshot_sub_path(&restore[0]), snapshot_sub_path(&restore[1])], ["/a", "/b"]);
     send(&connection, &error(RemoteError::forbidden("banned"), Some(id_of(&restore[0])), Some("/a")));
-    let Frame::Sub { path, id } = &restore[1] else { unreachable!() };
-    send(&connection, &Frame::Subscribed { path: path.clone(), id: *id });
-    send(&connection, &reply(id_of(&restore[2]), Ok(json!({"id": "a"}))));
-    send(&connection, &reply(id_of(&restore[3]), Err(RemoteError::not_found("deleted meanwhile"))));
+    send(&connection, &snapshot_answer(&restore[1], 0, json!({"id": "b"})));
 
     assert_eq!(
         within(errors.recv()).await.unwrap(),
         BackgroundError::ResubscribeRefused { path: "/a".into(), error: RemoteError::forbidden("banned") }
     );
-    assert_eq!(
-        within(errors.recv()).await.unwrap(),
-        BackgroundError::ResyncFailed {
-            path: "/b".into(),
-            error: RemoteError::not_found("deleted meanwhile")
-        }
-    );
-    // `/a` is forgotten: its stream ended without the read's answer.
+    // `/a` is forgotten: its stream ended.
     assert!(within(a_messages.recv()).await.is_none());
     assert!(!a.is_subscribed());
-    // `/b` is subscribed again, without a snapshot: its pushes arrive.
+    // `/b` is subscribed again, with its snapshot, then its pushes.
+    let snapshot = within(b_messages.recv()).await.unwrap();
+    assert!(snapshot.snapshot && snapshot.data == json!({"id": "b"}));
     assert!(b.is_subscribed());
-    send(&connection, &push("/b", Op::Remove, Value::Null));
+    send(&connection, &versioned_push("/b", Op::Change, 1, json!({"id": "b", "n": 1})));
+    let message = within(b_messages.recv()).await.unwrap();
+    assert!(!message.snapshot && message.data["n"] == 1);
+
+    // Version 2 never came: the client reports the gap and asks for a new snapshot.
+    send(&connection, &versioned_push("/b", Op::Change, 3, json!({"id": "b", "n": 3})));
+    assert_eq!(
+        within(errors.recv()).await.unwrap(),
+        BackgroundError::Resync { path: "/b".into(), last: 1, received: 3 }
+    );
+    let (_, resync) = server.frame().await;
+    assert_eq!(snapshot_sub_path(&resync), "/b");
+    send(&connection, &snapshot_answer(&resync, 3, json!({"id": "b", "n": 3})));
+    let snapshot = within(b_messages.recv()).await.unwrap();
+    assert!(snapshot.snapshot && snapshot.data["n"] == 3);
+    send(&connection, &versioned_push("/b", Op::Remove, 4, Value::Null));
     let message = within(b_messages.recv()).await.unwrap();
     assert!(!message.snapshot && message.op == Op::Remove);
 
@@ -213,8 +233,8 @@ async fn refused_resubscribes_and_failed_reads_are_reported() {
     server.shutdown().await;
     lifecycle_until(&mut lifecycle, |event| matches!(event, ClientEvent::Closed { .. })).await;
     let mut server = FakeServer::start_at(addr).await;
-    let (_, restore) = frames(&mut server, 2).await;
-    assert_eq!((sub_path(&restore[0]), read_path(&restore[1])), ("/b", "/b"));
+    let (_, restore) = frames(&mut server, 1).await;
+    assert_eq!(snapshot_sub_path(&restore[0]), "/b");
     client.close().await;
     server.shutdown().await;
 }
@@ -236,6 +256,7 @@ async fn without_read_after_resubscribe_only_the_subs_go_out() {
     poll_once(&mut queued).await;
     let mut server = FakeServer::start_at(addr).await;
     let (connection, restore) = frames(&mut server, 2).await;
+    assert!(matches!(&restore[0], Frame::Sub { snapshot: false, .. }), "{:?}", restore[0]);
     assert_eq!(sub_path(&restore[0]), "/api/book/1");
     assert_eq!(read_path(&restore[1]), "/marker");
     send(&connection, &reply(id_of(&restore[1]), Ok(json!(1))));

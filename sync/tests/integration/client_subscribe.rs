@@ -19,9 +19,9 @@ async fn connect_and_close_are_answered_by_id() {
 
     let (subscribed, (connection, frame)) = tokio::join!(within(book.connect()), async {
         let (connection, frame) = server.frame().await;
-        let Frame::Sub { path, id: Some(id) } = &frame else { panic!("{frame:?}") };
+        let Frame::Sub { path, id: Some(id), .. } = &frame else { panic!("{frame:?}") };
         assert_eq!(path, "/api/book/1");
-        send(&connection, &Frame::Subscribed { path: path.clone(), id: Some(*id) });
+        send(&connection, &Frame::Subscribed { path: path.clone(), id: Some(*id), v: None, data: None });
         (connection, frame)
     });
     subscribed.unwrap();
@@ -149,8 +149,8 @@ async fn an_unanswered_subscription_times_out_and_stays_wanted() {
     let (late, (connection, frame)) = tokio::join!(within(book.connect()), server.frame());
     assert!(matches!(late, Err(SubscribeError::Timeout(limit)) if limit == Duration::from_millis(200)));
     // A late answer still subscribes it.
-    let Frame::Sub { path, id } = frame else { panic!("{frame:?}") };
-    send(&connection, &Frame::Subscribed { path, id });
+    let Frame::Sub { path, id, .. } = frame else { panic!("{frame:?}") };
+    send(&connection, &Frame::Subscribed { path, id, v: None, data: None });
     // Frames are handled in order: once a push that follows has arrived, so has the answer.
     send(&connection, &push("/api/book/3", sync::Op::Change, serde_json::json!({"id": 3})));
     assert!(within(messages.recv()).await.is_some());

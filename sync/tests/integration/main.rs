@@ -18,3 +18,4 @@ mod client_send_sync;
 mod client_subscribe;
 mod memory;
 mod support;
+mod versions;

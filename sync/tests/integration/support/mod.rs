@@ -40,9 +40,9 @@ pub trait Answers {
 impl Answers for FakeServer {
     async fn accept_sub(&mut self) -> String {
         let (connection, frame) = self.frame().await;
-        let Frame::Sub { path, id } = frame else { panic!("expected a sub, got {frame:?}") };
+        let Frame::Sub { path, id, .. } = frame else { panic!("expected a sub, got {frame:?}") };
         assert!(id.is_some(), "the client numbers its subs");
-        send(&connection, &Frame::Subscribed { path: path.clone(), id });
+        send(&connection, &Frame::Subscribed { path: path.clone(), id, v: None, data: None });
         path
     }
 
@@ -63,7 +63,7 @@ pub fn send(connection: &Connection, frame: &Frame) {
 
 /// A `data` frame.
 pub fn push(path: &str, op: Op, data: Value) -> Frame {
-    Frame::Data { path: path.into(), op, data }
+    Frame::Data { path: path.into(), op, v: None, data }
 }
 
 /// A `reply` frame, error-first.
