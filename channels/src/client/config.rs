@@ -118,30 +118,16 @@ mod tests {
     #[test]
     fn every_timeout_and_capacity_must_be_positive() {
         assert!(ChannelsClientConfig::default().validated().is_ok());
-        let positive = |field| InvalidConfig::new(field, Constraint::Positive);
-        assert_eq!(
-            ChannelsClientConfig::default().ack_timeout(Duration::ZERO).validated().unwrap_err(),
-            positive("ack_timeout")
-        );
-        assert_eq!(
-            ChannelsClientConfig::default().join_timeout(Duration::ZERO).validated().unwrap_err(),
-            positive("join_timeout")
-        );
-        assert_eq!(
-            ChannelsClientConfig::default().event_queue_capacity(0).validated().unwrap_err(),
-            positive("event_queue_capacity")
-        );
-        assert_eq!(
-            ChannelsClientConfig::default().error_queue_capacity(0).validated().unwrap_err(),
-            positive("error_queue_capacity")
-        );
-        assert_eq!(
-            ChannelsClientConfig::default().max_pending_acks(0).validated().unwrap_err(),
-            positive("max_pending_acks")
-        );
-        assert_eq!(
-            ChannelsClientConfig::default().max_concurrent_handlers(0).validated().unwrap_err(),
-            positive("max_concurrent_handlers")
-        );
+        let zeroed = [
+            ("ack_timeout", ChannelsClientConfig::default().ack_timeout(Duration::ZERO)),
+            ("join_timeout", ChannelsClientConfig::default().join_timeout(Duration::ZERO)),
+            ("event_queue_capacity", ChannelsClientConfig::default().event_queue_capacity(0)),
+            ("error_queue_capacity", ChannelsClientConfig::default().error_queue_capacity(0)),
+            ("max_pending_acks", ChannelsClientConfig::default().max_pending_acks(0)),
+            ("max_concurrent_handlers", ChannelsClientConfig::default().max_concurrent_handlers(0)),
+        ];
+        for (field, config) in zeroed {
+            assert_eq!(config.validated().unwrap_err(), InvalidConfig::new(field, Constraint::Positive));
+        }
     }
 }

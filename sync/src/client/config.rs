@@ -130,26 +130,15 @@ mod tests {
     #[test]
     fn every_timeout_and_capacity_must_be_positive() {
         assert!(SyncClientConfig::default().validated().is_ok());
-        let positive = |field| InvalidConfig::new(field, Constraint::Positive);
-        assert_eq!(
-            SyncClientConfig::default().request_timeout(Duration::ZERO).validated().unwrap_err(),
-            positive("request_timeout")
-        );
-        assert_eq!(
-            SyncClientConfig::default().message_queue_capacity(0).validated().unwrap_err(),
-            positive("message_queue_capacity")
-        );
-        assert_eq!(
-            SyncClientConfig::default().max_pending_requests(0).validated().unwrap_err(),
-            positive("max_pending_requests")
-        );
-        assert_eq!(
-            SyncClientConfig::default().max_held_pushes(0).validated().unwrap_err(),
-            positive("max_held_pushes")
-        );
-        assert_eq!(
-            SyncClientConfig::default().error_queue_capacity(0).validated().unwrap_err(),
-            positive("error_queue_capacity")
-        );
+        let zeroed = [
+            ("request_timeout", SyncClientConfig::default().request_timeout(Duration::ZERO)),
+            ("message_queue_capacity", SyncClientConfig::default().message_queue_capacity(0)),
+            ("max_pending_requests", SyncClientConfig::default().max_pending_requests(0)),
+            ("max_held_pushes", SyncClientConfig::default().max_held_pushes(0)),
+            ("error_queue_capacity", SyncClientConfig::default().error_queue_capacity(0)),
+        ];
+        for (field, config) in zeroed {
+            assert_eq!(config.validated().unwrap_err(), InvalidConfig::new(field, Constraint::Positive));
+        }
     }
 }

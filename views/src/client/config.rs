@@ -85,18 +85,13 @@ mod tests {
     #[test]
     fn every_timeout_and_capacity_must_be_positive() {
         assert!(ViewsClientConfig::default().validated().is_ok());
-        let positive = |field| InvalidConfig::new(field, Constraint::Positive);
-        assert_eq!(
-            ViewsClientConfig::default().request_timeout(Duration::ZERO).validated().unwrap_err(),
-            positive("request_timeout")
-        );
-        assert_eq!(
-            ViewsClientConfig::default().change_queue_capacity(0).validated().unwrap_err(),
-            positive("change_queue_capacity")
-        );
-        assert_eq!(
-            ViewsClientConfig::default().max_pending_requests(0).validated().unwrap_err(),
-            positive("max_pending_requests")
-        );
+        let zeroed = [
+            ("request_timeout", ViewsClientConfig::default().request_timeout(Duration::ZERO)),
+            ("change_queue_capacity", ViewsClientConfig::default().change_queue_capacity(0)),
+            ("max_pending_requests", ViewsClientConfig::default().max_pending_requests(0)),
+        ];
+        for (field, config) in zeroed {
+            assert_eq!(config.validated().unwrap_err(), InvalidConfig::new(field, Constraint::Positive));
+        }
     }
 }
