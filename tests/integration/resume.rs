@@ -400,3 +400,64 @@ async fn through_another_node_a_resume_is_refused_or_relayed_and_closes_with_the
     let (_, frame) = first_frame(relay, &format!("session={token}&seen=1")).await;
     assert_eq!(frame, SessionFrame::Refused { reason: Refusal::Closed });
 }
+
+/// The README's main job as separate processes: the example server, the example client
+/// behind a proxy that resets it, and a peer. The client resumes by default and prints
+/// each application frame on its own line, once, frames sent during the drop included.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_example_client_resumes_on_the_example_server_and_prints_every_frame_once() {
+    use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+    // `cargo test` builds the examples beside the test binaries.
+    let examples = std::env::current_exe().unwrap().parent().unwrap().parent().unwrap().join("examples");
+    let mut server = tokio::process::Command::new(examples.join("server"))
+        .args(["--listen", "127.0.0.1:0"])
+        .env("RUST_LOG", "error")
+        .stdout(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let mut server_out = BufReader::new(server.stdout.take().unwrap()).lines();
+    // `listening on ws://ADDR`, then the page's `http://` line.
+    let line = within(server_out.next_line()).await.unwrap().unwrap();
+    let url = line.strip_prefix("listening on ").unwrap().trim_end_matches('/').to_owned();
+    let addr: std::net::SocketAddr = url.strip_prefix("ws://").unwrap().parse().unwrap();
+    let proxy = FaultProxy::start(addr).await;
+    let mut peer = raw_client(&url).await;
+
+    let mut client = tokio::process::Command::new(examples.join("client"))
+        .args([proxy.url().as_str(), "--min-delay", "20", "--max-delay", "100"])
+        .env("RUST_LOG", "error")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let mut stdin = client.stdin.take().unwrap();
+    let mut printed = BufReader::new(client.stdout.take().unwrap()).lines();
+    let stderr = client.stderr.take().unwrap();
+    // The server relays each application frame to every other connection.
+    stdin.write_all(b"hello from the client\n").await.unwrap();
+    let mut relayed = String::new();
+    while relayed != "hello from the client" {
+        relayed = match next_data(&mut peer).await {
+            WsMessage::Text(text) => text.as_str().to_owned(),
+            _ => continue,
+        };
+    }
+    send_text(&mut peer, "one").await;
+    assert_eq!(within(printed.next_line()).await.unwrap().unwrap(), "one");
+    assert_eq!(proxy.reset_all(), 1);
+    send_text(&mut peer, "two").await;
+    send_text(&mut peer, "three").await;
+    assert_eq!(within(printed.next_line()).await.unwrap().unwrap(), "two");
+    assert_eq!(within(printed.next_line()).await.unwrap().unwrap(), "three");
+    drop(stdin);
+    let status = within(client.wait()).await.unwrap();
+    assert!(status.success(), "{status}");
+    assert_eq!(within(printed.next_line()).await.unwrap(), None, "nothing printed twice");
+    let mut log = String::new();
+    tokio::io::AsyncReadExt::read_to_string(&mut BufReader::new(stderr), &mut log).await.unwrap();
+    assert!(log.contains("resumed the session"), "{log}");
+    assert!(proxy.stats().accepted >= 2, "{:?}", proxy.stats());
+}
