@@ -154,7 +154,10 @@ pub(crate) fn serve_session(
                     relayed.close(&inner, id);
                     ending
                 }
+                Current::Gone => break CloseFrame::new(CloseCode::INTERNAL, "no socket"),
             };
+            // The socket's file descriptor and buffers go now, not when the session ends.
+            current = Current::Gone;
             if !ending.lost {
                 break ending.frame;
             }
@@ -207,6 +210,8 @@ pub(crate) fn serve_session(
 enum Current {
     Local(WebSocketStream<ReadSide<BoxedIo>>, Arc<Outbox<WriteHalf<BoxedIo>>>),
     Relayed(Relayed),
+    /// Between a lost socket and the resume.
+    Gone,
 }
 
 /// Splits a socket into tungstenite's read side and our outbox.
