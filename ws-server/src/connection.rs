@@ -436,67 +436,25 @@ where
                         }
                     }
                 }
-                let item = match (item, session) {
-                    (Some(Ok(tungstenite::Message::Text(text))), Some(session)) if closing.is_none() => {
+                // One place hands frames to the hub: each `.await` on it would add its own
+                // state to this future, which every idle connection carries.
+                let message = match item {
+                    None => return ended(closing, CloseFrame::new(CloseCode::ABNORMAL, "")),
+                    Some(Ok(tungstenite::Message::Text(text))) if closing.is_none() => {
                         // tungstenite validated the UTF-8 already; this cannot fail.
                         match Text::from_utf8(gate.track(Bytes::from(text))) {
-                            Ok(text) => {
-                                let message = Message::Text(text);
-                                match session_frame(session, outbox, &message, last_received) {
-                                    Ok(None) => {}
-                                    Ok(Some(ack_deadline)) => {
-                                        if ack_deadline < timer.deadline() {
-                                            timer.as_mut().reset(ack_deadline);
-                                        }
-                                        inner.hub.message(connection, message).await;
-                                    }
-                                    Err(frame) => {
-                                        tracing::debug!(connection = %connection.id(), close = %frame, "session violation");
-                                        return Box::pin(violation(ws, outbox, frame, config.close_timeout)).await;
-                                    }
-                                }
-                            }
+                            Ok(text) => Some(Message::Text(text)),
                             Err(_) => {
                                 let frame = CloseFrame::new(CloseCode::INVALID_PAYLOAD, "invalid UTF-8");
                                 return Box::pin(violation(ws, outbox, frame, config.close_timeout)).await;
                             }
                         }
-                        continue;
                     }
-                    (Some(Ok(tungstenite::Message::Binary(bytes))), Some(session)) if closing.is_none() => {
-                        let (ack, ack_deadline) = session.received(last_received);
-                        if let Some(ack) = ack {
-                            let _ = outbox.send(ack);
-                        }
-                        if let Some(ack_deadline) = ack_deadline.filter(|ack| *ack < timer.deadline()) {
-                            timer.as_mut().reset(ack_deadline);
-                        }
-                        inner.hub.message(connection, Message::Binary(gate.track(bytes))).await;
-                        continue;
+                    Some(Ok(tungstenite::Message::Binary(bytes))) if closing.is_none() => {
+                        Some(Message::Binary(gate.track(bytes)))
                     }
-                    (item, _) => item,
-                };
-                match item {
-                    None => return ended(closing, CloseFrame::new(CloseCode::ABNORMAL, "")),
-                    Some(Ok(tungstenite::Message::Text(text))) => {
-                        if closing.is_none() {
-                            // tungstenite validated the UTF-8 already; this cannot fail.
-                            match Text::from_utf8(gate.track(Bytes::from(text))) {
-                                Ok(text) => inner.hub.message(connection, Message::Text(text)).await,
-                                Err(_) => {
-                                    let frame = CloseFrame::new(CloseCode::INVALID_PAYLOAD, "invalid UTF-8");
-                                    return Box::pin(violation(ws, outbox, frame, config.close_timeout)).await;
-                                }
-                            }
-                        }
-                        None
-                    }
-                    Some(Ok(tungstenite::Message::Binary(bytes))) => {
-                        if closing.is_none() {
-                            inner.hub.message(connection, Message::Binary(gate.track(bytes))).await;
-                        }
-                        None
-                    }
+                    // Data after our close frame: the peer had not read it yet.
+                    Some(Ok(tungstenite::Message::Text(_) | tungstenite::Message::Binary(_))) => None,
                     Some(Ok(tungstenite::Message::Close(peer))) => {
                         // tungstenite has queued its reply; no data may follow it.
                         outbox.stop_data();
@@ -517,7 +475,29 @@ where
                         }
                         return Box::pin(violation(ws, outbox, frame, config.close_timeout)).await;
                     }
+                };
+                if let Some(message) = message {
+                    let deliver = match session {
+                        None => true,
+                        Some(session) => match session_frame(session, outbox, &message, last_received) {
+                            Ok(None) => false,
+                            Ok(Some(ack_deadline)) => {
+                                if ack_deadline < timer.deadline() {
+                                    timer.as_mut().reset(ack_deadline);
+                                }
+                                true
+                            }
+                            Err(frame) => {
+                                tracing::debug!(connection = %connection.id(), close = %frame, "session violation");
+                                return Box::pin(violation(ws, outbox, frame, config.close_timeout)).await;
+                            }
+                        },
+                    };
+                    if deliver {
+                        inner.hub.message(connection, message).await;
+                    }
                 }
+                None
             }
         };
         if let Some(frame) = request
