@@ -1,40 +1,68 @@
-//! The fault suite: the example's setup (a server with the channels, views and sync routers;
-//! a client with the three router clients) with a `testkit::FaultProxy` between them, and
-//! for each fault the guarantees the library gives today, without session resume:
+//! The fault suite: the example's setup (a server with the channels, views and sync
+//! routers; a client with the three router clients, the *watcher*) with a
+//! `testkit::FaultProxy` between the watcher and its server, and a *bystander* connected
+//! directly. Every scenario runs in each mode, on each adapter (the `suite!` table at the
+//! end names them; a test is `faults::<scenario>::<mode>::<adapter>`):
 //!
+//! - **modes**: `restore`, a client without session resume: it reconnects as a new
+//!   connection and restores (re-join of `/chat`, re-open of the view, re-subscribe to the
+//!   book with its catch-up read) before it flushes its offline queue; `resume`, a client
+//!   with `ClientConfig::resume`: the same connection goes on, nothing is restored, nothing
+//!   lost or doubled either way.
+//! - **adapters**: `local`, one server; `redis`, two nodes sharing rooms through a real
+//!   Redis, the watcher on one and the bystander on the other, so that room broadcasts,
+//!   view diffs and sync pushes cross nodes during the fault and after it (skipped with a
+//!   message without `redis-server`, unless `CI` is set).
+//!
+//! In both modes:
 //! - the client reconnects within its schedule once the network lets it;
-//! - it restores first (re-join of `/chat`, re-open of the view, re-subscribe to the book
-//!   and its catch-up read), and only then flushes its offline queue, in order, nothing
-//!   duplicated;
-//! - an acknowledged emit made around the fault succeeds or fails with a typed error
-//!   (`Closed` or `Timeout`), never later than its timeout;
-//! - presence converges: the view shows the client once after recovery;
-//! - the server keeps serving a bystander connected directly.
+//! - its offline queue reaches the server once, in order, after the client is back in its
+//!   room;
+//! - an acknowledged emit made around the fault ends within its timeout (its answer, or
+//!   `Closed`/`Timeout`) and is handled at most once;
+//! - presence converges: the room and the view hold the client once after recovery;
+//! - the bystander is served throughout.
+//!
+//! In `restore` mode an emit whose frame the fault cut fails, and the server sees one
+//! restore (one more join, view open and book read). In `resume` mode the client sees
+//! `Resumed` and never `Reset`; the server sees no restore at all; every acknowledged emit
+//! (cut by the fault, in flight, or queued offline) is handled exactly once and answered;
+//! the broadcasts and sync pushes made during the outage arrive, in order, without a
+//! resync; and the bystander sees no leave. A blackhole that outlasts the resume window
+//! ends in one `Reset` (`expired`), one leave, and a restore.
 //!
 //! Faults: a reset in the middle of a frame from either side, a half-open link that the
-//! client's heartbeat detects, a blackhole that lasts several connection timeouts, and
-//! latency. Every timeout here is short so that the whole suite runs in a few seconds.
+//! client's heartbeat detects, a blackhole (shorter than the resume window; in `resume`
+//! mode also one longer), and latency. Every timeout is short, so that a mode runs in a
+//! few seconds.
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
 use std::collections::BTreeMap;
+use std::future::Future;
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use crate::support::*;
-use realtime::channels::client::{Channel as ClientChannel, ChannelsClient, ChannelsClientConfig};
+use realtime::channels::client::{
+    Channel as ClientChannel, ChannelsClient, ChannelsClientConfig, EventStream,
+};
 use realtime::channels::{AckError, Channel, ChannelsConfig, RemoteError};
-use realtime::network_core::{Adapter, Connection, Network};
+use realtime::network_core::resume::Refusal;
+use realtime::network_core::{Adapter, Connection, LocalAdapter, Network};
 use realtime::sync::SyncConfig;
-use realtime::sync::client::{Subscription, SyncClient, SyncClientConfig, TypedSyncStream};
-use realtime::views::client::{View, ViewsClient, ViewsClientConfig};
+use realtime::sync::client::{ErrorStream, Subscription, SyncClient, SyncClientConfig, TypedSyncStream};
+use realtime::views::client::{ChangeStream, View, ViewsClient, ViewsClientConfig};
 use realtime::views::{Presence, ViewsConfig};
 use realtime::ws_client::{Client, ClientConfig, ClientEvent};
 use realtime::ws_server::{Server, ServerConfig};
+use redis_adapter::RedisAdapter;
 use serde::{Deserialize, Serialize};
-use serde_json::{Value, json};
-use testkit::{Admission, FaultProxy, Flow, ProxiedConnection};
+use serde_json::json;
+use testkit::{Admission, FaultProxy, Flow, ProxiedConnection, RedisServer};
 use tokio::sync::broadcast;
+use tokio::task::JoinHandle;
 use tokio::time::{Instant, timeout};
 
 const ROOM: &str = "/chat#lobby";
@@ -42,15 +70,91 @@ const VIEW: &str = "doc";
 const BOOK: &str = "/api/book/1";
 const OFFLINE: usize = 20;
 
-/// The client's schedule and timeouts.
+/// The client's schedule and heartbeat.
 const MIN_DELAY: Duration = Duration::from_millis(20);
 const MAX_DELAY: Duration = Duration::from_millis(100);
 const PING: Duration = Duration::from_millis(100);
 const IDLE: Duration = Duration::from_millis(400);
 const CONNECT_TIMEOUT: Duration = Duration::from_millis(300);
-const ACK_TIMEOUT: Duration = Duration::from_secs(1);
+/// The server's heartbeat: it notices a dead socket after `SERVER_IDLE`.
+const SERVER_PING: Duration = Duration::from_millis(200);
+const SERVER_IDLE: Duration = Duration::from_millis(600);
+/// The resume window: longer than every outage but the one meant to outlast it.
+const WINDOW: Duration = Duration::from_secs(5);
+/// The window of the outage that outlasts it. A refused resume says `expired` for one
+/// window after the session ended (then `unknown`), so it must leave room for the client's
+/// attempt in the blackhole to time out and the next one to come.
+const SHORT_WINDOW: Duration = Duration::from_secs(1);
 /// Slack for a debug build on a busy machine.
 const MARGIN: Duration = Duration::from_millis(700);
+
+/// How the client comes back after a fault.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Mode {
+    /// Without session resume: a new connection that restores.
+    Restore,
+    /// With `ClientConfig::resume`.
+    Resume,
+}
+
+impl Mode {
+    /// An acknowledged emit's timeout. Short without resume, so that emits lost with the
+    /// link fail fast; with resume, long enough to outlast an outage, since such an emit
+    /// must then succeed.
+    fn ack_timeout(self) -> Duration {
+        match self {
+            Self::Restore => Duration::from_secs(1),
+            Self::Resume => Duration::from_secs(3),
+        }
+    }
+
+    /// How the client comes back from an outage shorter than the window.
+    fn back(self) -> Back {
+        match self {
+            Self::Restore => Back::Restored,
+            Self::Resume => Back::Resumed,
+        }
+    }
+}
+
+/// How the watcher came back.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Back {
+    /// As a new connection, after a restore.
+    Restored,
+    /// The same connection, resumed.
+    Resumed,
+}
+
+/// The adapter under test, and how to start a scene's two nodes on it.
+trait Backend: Adapter + Sized {
+    /// The watcher's node, the bystander's (`None`: the same server), and the Redis they
+    /// share; `None` when the adapter cannot run here (no `redis-server`).
+    fn nodes(config: ServerConfig) -> impl Future<Output = Option<Nodes<Self>>>;
+}
+
+struct Nodes<A: Adapter> {
+    node: Server<A>,
+    other: Option<Server<A>>,
+    redis: Option<RedisServer>,
+}
+
+impl Backend for LocalAdapter {
+    async fn nodes(config: ServerConfig) -> Option<Nodes<Self>> {
+        let node = Server::bind("127.0.0.1:0", config).await.unwrap();
+        Some(Nodes { node, other: None, redis: None })
+    }
+}
+
+impl Backend for RedisAdapter {
+    async fn nodes(config: ServerConfig) -> Option<Nodes<Self>> {
+        let redis = RedisServer::start()?;
+        let mut nodes = redis_nodes_with(&redis.url(), 2, config).await;
+        let other = nodes.pop();
+        let node = nodes.pop().unwrap();
+        Some(Nodes { node, other, redis: Some(redis) })
+    }
+}
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 struct Book {
@@ -58,109 +162,87 @@ struct Book {
     title: String,
 }
 
-/// What the server's `note` handler saw: the note, and whether its sender had rejoined
-/// `/chat` by then.
+/// What the server's `note` handler saw: the note, and whether its sender was in `/chat`'s
+/// lobby by then.
 #[derive(Debug, PartialEq)]
 struct Seen {
     text: String,
     restored: bool,
 }
 
-struct World {
-    server: Server,
-    presence: Presence<Server>,
-    proxy: FaultProxy,
-    seen: Arc<Mutex<Vec<Seen>>>,
-    store: Books,
+/// What the servers' handlers saw, on every node.
+#[derive(Default)]
+struct ServerLog {
+    notes: Mutex<Vec<Seen>>,
+    /// The payload of every `echo` handled.
+    echoed: Mutex<Vec<String>>,
+    joins: AtomicUsize,
+    opens: AtomicUsize,
+    reads: Arc<AtomicUsize>,
 }
 
-impl World {
-    async fn start() -> Self {
-        let config = ServerConfig::default()
-            .ping_interval(Some(Duration::from_millis(200)))
-            .idle_timeout(Some(Duration::from_millis(600)));
-        let server = Server::bind("127.0.0.1:0", config).await.unwrap();
-        let seen = Arc::new(Mutex::new(Vec::new()));
-        let log = seen.clone();
-        let chat = Channel::new()
-            .on_join(|ctx| async move {
-                ctx.join_room("lobby").await.map_err(|e| RemoteError::internal(e.to_string()))
-            })
-            .on("echo", |_ctx, payload: Value| async move { Ok(payload) })
-            .on("note", move |ctx, text: String| {
-                let log = log.clone();
-                async move {
-                    let lobby = ctx.messenger().room_members("lobby").await;
-                    let lobby = lobby.map_err(|e| RemoteError::internal(e.to_string()))?;
-                    let restored = lobby.contains(&ctx.connection().id());
-                    log.lock().unwrap().push(Seen { text, restored });
-                    Ok(())
-                }
-            })
-            .on("say", |ctx, text: String| async move {
-                ctx.broadcast_to_room("lobby", "said", &text)
-                    .await
-                    .map_err(|e| RemoteError::internal(e.to_string()))
-            });
-        ChannelsConfig::default().channel("/chat", chat).attach(&server).unwrap();
-        let presence =
-            ViewsConfig::default().diff_interval(Duration::from_millis(5)).attach(&server).unwrap();
-        let store =
-            Arc::new(Mutex::new(BTreeMap::from([("1".to_owned(), json!({"id": "1", "title": "Dune"}))])));
-        let book = book_route(&store);
-        SyncConfig::default().route("/api/book/:id", book).attach(&server).unwrap();
+/// The restores the servers have seen: joins of `/chat`, opens of the view, reads of the
+/// book.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Restores {
+    joins: usize,
+    opens: usize,
+    reads: usize,
+}
 
-        let proxy = FaultProxy::start(server.local_addr().unwrap()).await;
-        Self { server, presence, proxy, seen, store }
-    }
-
-    /// The server's connection behind `link`.
-    async fn server_side(&self, link: &ProxiedConnection) -> Connection {
-        within(async {
-            loop {
-                let found = self
-                    .server
-                    .connections()
-                    .into_iter()
-                    .find(|c| c.meta().remote_addr == Some(link.upstream_addr()));
-                match found {
-                    Some(connection) => return connection,
-                    None => tokio::time::sleep(Duration::from_millis(5)).await,
-                }
-            }
-        })
-        .await
-    }
-
-    /// Polls until the view and the room hold exactly `expected` (and nobody else).
-    async fn until_members(&self, expected: &[&Connection]) {
-        let mut keys: Vec<String> = expected.iter().map(|c| format!("c:{}", c.id().as_u64())).collect();
-        keys.sort();
-        let mut ids: Vec<_> = expected.iter().map(|c| c.id()).collect();
-        ids.sort();
-        let deadline = Instant::now() + WAIT;
-        loop {
-            let mut view: Vec<String> = self.presence.members(VIEW).into_iter().map(|m| m.key).collect();
-            view.sort();
-            let mut room = self.server.adapter().members(ROOM).await.unwrap();
-            room.sort();
-            if view == keys && room == ids {
-                return;
-            }
-            assert!(Instant::now() < deadline, "view {view:?} / room {room:?} never became {keys:?}");
-            tokio::time::sleep(Duration::from_millis(10)).await;
+impl ServerLog {
+    fn restores(&self) -> Restores {
+        Restores {
+            joins: self.joins.load(Ordering::SeqCst),
+            opens: self.opens.load(Ordering::SeqCst),
+            reads: self.reads.load(Ordering::SeqCst),
         }
     }
+}
 
-    /// The plain frames seen so far.
-    fn seen(&self) -> Vec<Seen> {
-        std::mem::take(&mut *self.seen.lock().unwrap())
-    }
+/// The channels, views and sync routers on `node`; returns its presence.
+fn attach_routers<A: Adapter>(node: &Server<A>, log: &Arc<ServerLog>, store: &Books) -> Presence<Server<A>> {
+    let (joins, notes, echoes, opens) = (log.clone(), log.clone(), log.clone(), log.clone());
+    let chat = Channel::new()
+        .on_join(move |ctx| {
+            joins.joins.fetch_add(1, Ordering::SeqCst);
+            async move { ctx.join_room("lobby").await.map_err(|e| RemoteError::internal(e.to_string())) }
+        })
+        .on("echo", move |_ctx, payload: String| {
+            echoes.echoed.lock().unwrap().push(payload.clone());
+            async move { Ok(payload) }
+        })
+        .on("note", move |ctx, text: String| {
+            let log = notes.clone();
+            async move {
+                let lobby = ctx.messenger().room_members("lobby").await;
+                let lobby = lobby.map_err(|e| RemoteError::internal(e.to_string()))?;
+                let restored = lobby.contains(&ctx.connection().id());
+                log.notes.lock().unwrap().push(Seen { text, restored });
+                Ok(())
+            }
+        })
+        .on("say", |ctx, text: String| async move {
+            ctx.broadcast_to_room("lobby", "said", &text)
+                .await
+                .map_err(|e| RemoteError::internal(e.to_string()))
+        });
+    ChannelsConfig::default().channel("/chat", chat).attach(node).unwrap();
+    let presence = ViewsConfig::default()
+        .diff_interval(Duration::from_millis(5))
+        .authorize(move |_connection, _view| {
+            opens.opens.fetch_add(1, Ordering::SeqCst);
+            async { Ok(()) }
+        })
+        .attach(node)
+        .unwrap();
+    let book = book_route_counting_reads(store, &log.reads);
+    SyncConfig::default().route("/api/book/:id", book).attach(node).unwrap();
+    presence
+}
 
-    /// Changes the book's title behind the watcher's back (as another client would).
-    fn retitle(&self, title: &str) {
-        self.store.lock().unwrap().insert("1".into(), json!({"id": "1", "title": title}));
-    }
+fn key(connection: &Connection) -> String {
+    format!("c:{}", connection.id().as_u64())
 }
 
 /// A client with the three router clients, joined, opened and subscribed.
@@ -170,15 +252,21 @@ struct Peer {
     _views: ViewsClient,
     sync: SyncClient,
     chat: ClientChannel,
+    /// What the lobby said (the `say` handler's broadcasts).
+    said: EventStream<String>,
     view: View,
+    view_changes: ChangeStream,
     _book: Subscription,
     changes: TypedSyncStream<Book>,
+    sync_errors: ErrorStream,
     lifecycle: broadcast::Receiver<ClientEvent>,
+    ack_timeout: Duration,
 }
 
 impl Peer {
-    async fn connect(addr: SocketAddr) -> Self {
+    async fn connect(addr: SocketAddr, resume: bool, ack_timeout: Duration) -> Self {
         let config = ClientConfig::default()
+            .resume(resume)
             .min_reconnection_delay(MIN_DELAY)
             .max_reconnection_delay(MAX_DELAY)
             .ping_interval(Some(PING))
@@ -187,15 +275,18 @@ impl Peer {
         let client = Client::connect(format!("ws://{addr}/"), config).unwrap();
         let lifecycle = client.lifecycle();
         let channels =
-            ChannelsClient::attach(&client, ChannelsClientConfig::default().ack_timeout(ACK_TIMEOUT))
+            ChannelsClient::attach(&client, ChannelsClientConfig::default().ack_timeout(ack_timeout))
                 .unwrap();
         let views =
-            ViewsClient::attach(&client, ViewsClientConfig::default().request_timeout(ACK_TIMEOUT)).unwrap();
+            ViewsClient::attach(&client, ViewsClientConfig::default().request_timeout(ack_timeout)).unwrap();
         let sync =
-            SyncClient::attach(&client, SyncClientConfig::default().request_timeout(ACK_TIMEOUT)).unwrap();
+            SyncClient::attach(&client, SyncClientConfig::default().request_timeout(ack_timeout)).unwrap();
+        let sync_errors = sync.errors();
         let chat = channels.channel("/chat").unwrap();
+        let said = chat.on::<String>("said");
         within(chat.join()).await.unwrap();
         let view = within(views.open(VIEW)).await.unwrap();
+        let view_changes = view.changes();
         let book = sync.sync(BOOK).unwrap();
         let changes = book.typed::<Book>();
         within(book.connect()).await.unwrap();
@@ -205,10 +296,14 @@ impl Peer {
             _views: views,
             sync,
             chat,
+            said,
             view,
+            view_changes,
             _book: book,
             changes,
+            sync_errors,
             lifecycle,
+            ack_timeout,
         }
     }
 
@@ -238,12 +333,32 @@ impl Peer {
         self.until(|event| matches!(event, ClientEvent::Open).then_some(())).await;
     }
 
-    /// Waits for the book's catch-up read with `title` (pushes before it are skipped).
-    async fn caught_up(&mut self, title: &str) {
+    /// Waits until the link is back as `back` says: `Open`, or `Resumed` (a `Reset` or an
+    /// `Open` before it fails the test).
+    async fn back(&mut self, back: Back) {
+        match back {
+            Back::Restored => self.open().await,
+            Back::Resumed => {
+                self.until(|event| match event {
+                    ClientEvent::Resumed => Some(()),
+                    ClientEvent::Reset { reason, .. } => panic!("the resume was refused: {reason}"),
+                    ClientEvent::Open => panic!("opened as a new connection instead of resuming"),
+                    _ => None,
+                })
+                .await
+            }
+        }
+    }
+
+    /// Waits for the book with `title` (from a push or a catch-up read); returns whether a
+    /// snapshot (a read) came on the way.
+    async fn book_titled(&mut self, title: &str) -> bool {
+        let mut snapshot = false;
         loop {
             let message = within(self.changes.recv()).await.unwrap().unwrap();
-            if message.snapshot && message.data.title == title {
-                return;
+            snapshot |= message.snapshot;
+            if message.data.title == title {
+                return snapshot;
             }
         }
     }
@@ -255,9 +370,19 @@ impl Peer {
         }
     }
 
+    /// An acknowledged emit: its answer or a typed error, never later than its timeout.
+    async fn echo(&self, payload: &str) -> Result<String, AckError> {
+        echo(self.chat.clone(), payload.to_owned(), self.ack_timeout).await
+    }
+
+    /// [`echo`](Self::echo) in a task of its own, so that a fault can hit it in flight.
+    fn echo_task(&self, payload: &str) -> JoinHandle<Result<String, AckError>> {
+        tokio::spawn(echo(self.chat.clone(), payload.to_owned(), self.ack_timeout))
+    }
+
     /// The client's own copy of the view lists exactly `expected`.
     async fn until_view(&self, expected: &[&Connection]) {
-        let mut keys: Vec<String> = expected.iter().map(|c| format!("c:{}", c.id().as_u64())).collect();
+        let mut keys: Vec<String> = expected.iter().map(|c| key(c)).collect();
         keys.sort();
         let deadline = Instant::now() + WAIT;
         loop {
@@ -270,215 +395,466 @@ impl Peer {
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
     }
+
+    /// How many times the view changes so far showed `member` leave.
+    fn leaves_of(&mut self, member: &str) -> usize {
+        let mut leaves = 0;
+        while let Some(change) = self.view_changes.try_recv() {
+            leaves += change.left.iter().filter(|m| m.key == member).count();
+        }
+        leaves
+    }
 }
 
-/// An acknowledged emit: its answer or a typed error, never later than its timeout.
-async fn echo_within_timeout(chat: &ClientChannel, payload: &str) -> Result<String, AckError> {
+async fn echo(chat: ClientChannel, payload: String, ack_timeout: Duration) -> Result<String, AckError> {
     let started = Instant::now();
-    let result = timeout(ACK_TIMEOUT + MARGIN, chat.emit_with_ack::<String, _>("echo", payload))
+    let result = timeout(ack_timeout + MARGIN, chat.emit_with_ack::<String, _>("echo", &payload))
         .await
         .expect("an acknowledged emit hung past its timeout");
     match &result {
-        Ok(answer) => assert_eq!(answer, payload),
+        Ok(answer) => assert_eq!(answer, &payload),
         Err(AckError::Closed | AckError::Timeout(_)) => {}
         Err(other) => panic!("unexpected error {other:?}"),
     }
-    assert!(started.elapsed() <= ACK_TIMEOUT + MARGIN);
+    assert!(started.elapsed() <= ack_timeout + MARGIN);
     result
 }
 
-/// Everything the fault suite checks after the watcher is back: the offline frames came
-/// after the restore, in order, once; the book caught up; the view and room hold the
-/// watcher once, beside the bystander; the bystander is still served.
-async fn check_recovered(
-    world: &World,
-    watcher: &mut Peer,
-    bystander: &Peer,
-    bystander_conn: &Connection,
-    title: &str,
-) {
-    watcher.caught_up(title).await;
-    let link = world.proxy.connection().await;
-    let now = world.server_side(&link).await;
-    world.until_members(&[&now, bystander_conn]).await;
-    watcher.until_view(&[&now, bystander_conn]).await;
-    bystander.until_view(&[&now, bystander_conn]).await;
+/// The emit `emit`, made around a fault, once the watcher is back: with a resume it must
+/// have succeeded; after a restore anything typed goes.
+async fn settle(back: Back, emit: JoinHandle<Result<String, AckError>>) {
+    let result = emit.await.unwrap();
+    if back == Back::Resumed {
+        assert!(result.is_ok(), "an emit across a resume failed: {result:?}");
+    }
+}
 
-    // The offline notes, each after the rejoin, in order, none twice. A marker sent last
-    // shows that all have arrived.
-    watcher.chat.emit("note", "marker").unwrap();
-    let mut seen = Vec::new();
-    within(async {
+/// The servers, the proxy, the watcher behind it and the bystander, set up and checked.
+struct Scene<A: Adapter> {
+    /// The watcher's server, behind the proxy.
+    node: Server<A>,
+    /// The bystander's server, if not `node`.
+    _other: Option<Server<A>>,
+    presence: Presence<Server<A>>,
+    proxy: FaultProxy,
+    log: Arc<ServerLog>,
+    watcher: Peer,
+    bystander: Peer,
+    /// The watcher's first connection on `node`.
+    watcher_conn: Connection,
+    bystander_conn: Connection,
+    /// The restores counted once both peers were set up.
+    baseline: Restores,
+    /// Dropped last: the nodes need it until they go.
+    _redis: Option<RedisServer>,
+}
+
+impl<A: Backend> Scene<A> {
+    /// `None` when the adapter cannot run here.
+    async fn setup(mode: Mode, window: Duration) -> Option<Self> {
+        let config = ServerConfig::default()
+            .ping_interval(Some(SERVER_PING))
+            .idle_timeout(Some(SERVER_IDLE))
+            .resume_window(Some(window));
+        let Nodes { node, other, redis } = A::nodes(config).await?;
+        let log = Arc::<ServerLog>::default();
+        // One store: the nodes serve the same data, as an application behind a database does.
+        let store =
+            Arc::new(Mutex::new(BTreeMap::from([("1".to_owned(), json!({"id": "1", "title": "Dune"}))])));
+        let presence = attach_routers(&node, &log, &store);
+        if let Some(other) = &other {
+            attach_routers(other, &log, &store);
+        }
+        let proxy = FaultProxy::start(node.local_addr().unwrap()).await;
+        let bystanders_node = other.as_ref().unwrap_or(&node);
+        let bystander = Peer::connect(bystanders_node.local_addr().unwrap(), false, mode.ack_timeout()).await;
+        let watcher = Peer::connect(proxy.addr(), mode == Mode::Resume, mode.ack_timeout()).await;
+        let link = proxy.connection().await;
+        let watcher_conn = server_side(&node, &link).await;
+        let bystander_conn = bystanders_node
+            .connections()
+            .into_iter()
+            .find(|c| c.id() != watcher_conn.id())
+            .expect("the bystander");
+        let mut scene = Self {
+            node,
+            _other: other,
+            presence,
+            proxy,
+            log,
+            watcher,
+            bystander,
+            watcher_conn,
+            bystander_conn,
+            baseline: Restores { joins: 0, opens: 0, reads: 0 },
+            _redis: redis,
+        };
+        let both = [&scene.watcher_conn, &scene.bystander_conn];
+        scene.until_members(&both).await;
+        scene.watcher.until_view(&both).await;
+        scene.bystander.until_view(&both).await;
+        assert_eq!(scene.watcher.echo("before").await.unwrap(), "before");
+        // The lifecycle and the view changes so far are the setup's.
+        while scene.watcher.lifecycle.try_recv().is_ok() {}
+        while scene.bystander.view_changes.try_recv().is_some() {}
+        scene.baseline = scene.log.restores();
+        Some(scene)
+    }
+
+    /// Polls until the view and the room hold exactly `expected` (and nobody else).
+    async fn until_members(&self, expected: &[&Connection]) {
+        let mut keys: Vec<String> = expected.iter().map(|c| key(c)).collect();
+        keys.sort();
+        let mut ids: Vec<_> = expected.iter().map(|c| c.id()).collect();
+        ids.sort();
+        let deadline = Instant::now() + WAIT;
         loop {
-            seen.extend(world.seen());
-            if seen.iter().any(|s| s.text == "marker") {
+            let mut view: Vec<String> = self.presence.members(VIEW).into_iter().map(|m| m.key).collect();
+            view.sort();
+            let mut room = self.node.adapter().members(ROOM).await.unwrap();
+            room.sort();
+            if view == keys && room == ids {
                 return;
             }
+            assert!(Instant::now() < deadline, "view {view:?} / room {room:?} never became {keys:?}");
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
+    }
+
+    /// What happens while the watcher is away: it queues the offline notes and an
+    /// acknowledged emit; the bystander changes the book (a push) and says something to the
+    /// lobby (a broadcast), both from its own node, and is answered. Returns the emit; adds
+    /// what was said to `said`.
+    async fn while_away(&self, title: &str, said: &mut Vec<String>) -> JoinHandle<Result<String, AckError>> {
+        self.watcher.send_offline();
+        let emit = self.watcher.echo_task("offline");
+        let _: Book = within(self.bystander.sync.update(BOOK, &json!({"title": title}))).await.unwrap();
+        said.push("while away".to_owned());
+        self.bystander.chat.emit("say", "while away").unwrap();
+        assert_eq!(self.bystander.echo("meanwhile").await.unwrap(), "meanwhile");
+        emit
+    }
+
+    /// The watcher's connection now: the first one if resumed, else the newest link's.
+    async fn watcher_now(&self, back: Back) -> Connection {
+        match back {
+            Back::Resumed => {
+                let kept = self.node.connections().into_iter().find(|c| c.id() == self.watcher_conn.id());
+                kept.expect("the resumed connection is gone")
+            }
+            Back::Restored => {
+                let now = server_side(&self.node, &self.proxy.connection().await).await;
+                assert_ne!(now.id(), self.watcher_conn.id());
+                now
+            }
+        }
+    }
+
+    /// Everything checked once the watcher is back as `back`: the book shows `title`; the
+    /// view and room hold the watcher once, beside the bystander; the offline notes came
+    /// after it was back in the lobby, in order, once; the lobby's broadcasts reach it
+    /// (with a resume, every one since the fault: `said`); each emit was handled at most
+    /// once; both peers are served; and the servers saw one restore, or none with a resume
+    /// (which also means no resync, no `Reset` and no leave).
+    async fn check_recovered(&mut self, back: Back, title: &str, said: &[String]) {
+        let read = self.watcher.book_titled(title).await;
+        let now = self.watcher_now(back).await;
+        let both = [&now, &self.bystander_conn];
+        self.until_members(&both).await;
+        self.watcher.until_view(&both).await;
+        self.bystander.until_view(&both).await;
+
+        // The offline notes, each after the rejoin, in order, none twice. A marker sent last
+        // shows that all have arrived.
+        self.watcher.chat.emit("note", "marker").unwrap();
+        let mut seen = Vec::new();
+        within(async {
+            loop {
+                seen.extend(std::mem::take(&mut *self.log.notes.lock().unwrap()));
+                if seen.iter().any(|s| s.text == "marker") {
+                    return;
+                }
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+        })
+        .await;
+        let expected: Vec<Seen> = (0..OFFLINE)
+            .map(|i| Seen { text: format!("offline-{i}"), restored: true })
+            .chain([Seen { text: "marker".into(), restored: true }])
+            .collect();
+        assert_eq!(seen, expected);
+
+        // The lobby reaches the watcher, across nodes; a marker said last shows all came.
+        self.bystander.chat.emit("say", "marker").unwrap();
+        let mut heard = Vec::new();
+        while heard.last().is_none_or(|text| text != "marker") {
+            heard.push(within(self.watcher.said.recv()).await.unwrap().unwrap());
+        }
+        if back == Back::Resumed {
+            let expected: Vec<String> = said.iter().cloned().chain(["marker".to_owned()]).collect();
+            assert_eq!(heard, expected, "the lobby's broadcasts across the resume");
+        }
+
+        // Both are served.
+        assert_eq!(self.watcher.echo("after").await.unwrap(), "after");
+        assert_eq!(self.bystander.echo("still").await.unwrap(), "still");
+        let echoed = self.log.echoed.lock().unwrap().clone();
+        for payload in &echoed {
+            assert_eq!(echoed.iter().filter(|p| *p == payload).count(), 1, "{payload:?} handled twice");
+        }
+
+        let restores = self.log.restores();
+        let events: Vec<ClientEvent> =
+            std::iter::from_fn(|| self.watcher.lifecycle.try_recv().ok()).collect();
+        assert!(!events.iter().any(|e| matches!(e, ClientEvent::Reset { .. })), "{events:?}");
+        match back {
+            Back::Restored => {
+                let Restores { joins, opens, reads } = self.baseline;
+                assert_eq!(restores, Restores { joins: joins + 1, opens: opens + 1, reads: reads + 1 });
+            }
+            Back::Resumed => {
+                assert_eq!(restores, self.baseline, "a resumed client restored");
+                assert!(!read, "a resumed subscription read its book again");
+                let resync = self.watcher.sync_errors.try_recv();
+                assert!(resync.is_none(), "a resumed subscription: {resync:?}");
+                assert_eq!(self.bystander.leaves_of(&key(&self.watcher_conn)), 0, "a resumed member left");
+                assert!(!events.iter().any(|e| matches!(e, ClientEvent::Open)), "{events:?}");
+            }
+        }
+    }
+}
+
+/// The server's connection behind `link`.
+async fn server_side<A: Adapter>(node: &Server<A>, link: &ProxiedConnection) -> Connection {
+    within(async {
+        loop {
+            let found =
+                node.connections().into_iter().find(|c| c.meta().remote_addr == Some(link.upstream_addr()));
+            match found {
+                Some(connection) => return connection,
+                None => tokio::time::sleep(Duration::from_millis(5)).await,
+            }
+        }
     })
-    .await;
-    let expected: Vec<Seen> = (0..OFFLINE)
-        .map(|i| Seen { text: format!("offline-{i}"), restored: true })
-        .chain([Seen { text: "marker".into(), restored: true }])
-        .collect();
-    assert_eq!(seen, expected);
-
-    // Both are served.
-    assert_eq!(echo_within_timeout(&watcher.chat, "after").await.unwrap(), "after");
-    assert_eq!(echo_within_timeout(&bystander.chat, "still").await.unwrap(), "still");
+    .await
 }
 
-/// The world, a watcher through the proxy, and a bystander connected directly.
-async fn setup() -> (World, Peer, Peer, Connection) {
-    let world = World::start().await;
-    let bystander = Peer::connect(world.server.local_addr().unwrap()).await;
-    let mut watcher = Peer::connect(world.proxy.addr()).await;
-    let link = world.proxy.connection().await;
-    let watcher_conn = world.server_side(&link).await;
-    let bystander_conn =
-        world.server.connections().into_iter().find(|c| c.id() != watcher_conn.id()).expect("the bystander");
-    world.until_members(&[&watcher_conn, &bystander_conn]).await;
-    watcher.until_view(&[&watcher_conn, &bystander_conn]).await;
-    assert_eq!(echo_within_timeout(&watcher.chat, "before").await.unwrap(), "before");
-    // The lifecycle so far is the first connection's.
-    while watcher.lifecycle.try_recv().is_ok() {}
-    (world, watcher, bystander, bystander_conn)
-}
-
-/// Reset mid-frame: the fault cuts the current connection; new ones are refused until
-/// `refused_for` has passed, so that the client queues offline meanwhile.
-async fn reset_mid_frame(flow: Flow) {
-    let (world, mut watcher, bystander, bystander_conn) = setup().await;
-    let link = world.proxy.connection().await;
-    world.proxy.set_admission(Admission::Refuse);
+/// Reset mid-frame: the fault cuts the current connection; new ones are refused until the
+/// outage's actions are done, so that the client queues offline meanwhile.
+async fn reset_mid_frame<A: Backend>(mode: Mode, flow: Flow) {
+    let Some(mut scene) = Scene::<A>::setup(mode, WINDOW).await else { return };
+    let back = mode.back();
+    let link = scene.proxy.connection().await;
+    scene.proxy.set_admission(Admission::Refuse);
     link.reset_after(flow, 3);
-    let emit = match flow {
+    let mut said = Vec::new();
+    let cut_emit = match flow {
         // A frame from the server: the bystander says something to the lobby.
         Flow::ToClient => {
-            bystander.chat.emit("say", "a frame cut after 3 bytes").unwrap();
+            said.push("cut after 3 bytes".to_owned());
+            scene.bystander.chat.emit("say", "cut after 3 bytes").unwrap();
             None
         }
         // A frame from the client: an acknowledged emit, cut after 3 bytes.
-        _ => {
-            let chat = watcher.chat.clone();
-            Some(tokio::spawn(async move { echo_within_timeout(&chat, "cut").await }))
-        }
+        _ => Some(scene.watcher.echo_task("cut")),
     };
-    watcher.closed().await;
+    scene.watcher.closed().await;
     within(link.closed()).await;
     // Exactly 3 bytes of the next frames crossed (less than any frame's header and
     // payload: the client read a partial frame, or the server did).
-    let cut = |link: &ProxiedConnection| {
-        if flow == Flow::ToClient { link.bytes_to_client() } else { link.bytes_to_server() }
-    };
+    let cut = if flow == Flow::ToClient { link.bytes_to_client() } else { link.bytes_to_server() };
     // Counted from when the proxy armed the cut: a ping or a diff may cross just before.
-    assert_eq!(cut(&link), link.bytes_when_armed(flow) + 3);
-    if let Some(emit) = emit {
+    assert_eq!(cut, link.bytes_when_armed(flow) + 3);
+    let cut_emit = match (cut_emit, back) {
         // Its frame never reached the server whole: it cannot have succeeded.
-        assert!(matches!(emit.await.unwrap(), Err(AckError::Closed | AckError::Timeout(_))));
-    }
-    // Offline: queued, with an acknowledged emit, while the network refuses.
-    watcher.send_offline();
-    let chat = watcher.chat.clone();
-    let offline_emit = tokio::spawn(async move { echo_within_timeout(&chat, "offline").await });
-    world.retitle("Dune Messiah");
-    assert_eq!(echo_within_timeout(&bystander.chat, "meanwhile").await.unwrap(), "meanwhile");
-    world.proxy.until(|stats| stats.refused >= 1).await;
+        (Some(emit), Back::Restored) => {
+            assert!(matches!(emit.await.unwrap(), Err(AckError::Closed | AckError::Timeout(_))));
+            None
+        }
+        // Sent again on the resumed link.
+        (emit, _) => emit,
+    };
+    let offline_emit = scene.while_away("Dune Messiah", &mut said).await;
+    scene.proxy.until(|stats| stats.refused >= 1).await;
 
     let restored_at = Instant::now();
-    world.proxy.set_admission(Admission::Forward);
-    watcher.open().await;
+    scene.proxy.set_admission(Admission::Forward);
+    scene.watcher.back(back).await;
     let took = restored_at.elapsed();
     assert!(took <= MAX_DELAY + MARGIN, "reconnected {took:?} after the network came back");
-    let _ = offline_emit.await.unwrap();
-    check_recovered(&world, &mut watcher, &bystander, &bystander_conn, "Dune Messiah").await;
+    if let Some(emit) = cut_emit {
+        settle(back, emit).await;
+    }
+    settle(back, offline_emit).await;
+    scene.check_recovered(back, "Dune Messiah", &said).await;
 }
 
-#[tokio::test]
-async fn a_reset_in_a_frame_from_the_server_is_recovered() {
-    reset_mid_frame(Flow::ToClient).await;
-}
-
-#[tokio::test]
-async fn a_reset_in_a_frame_from_the_client_is_recovered() {
-    reset_mid_frame(Flow::ToServer).await;
-}
-
-#[tokio::test]
-async fn a_half_open_link_is_detected_by_the_client_heartbeat() {
-    let (world, mut watcher, bystander, bystander_conn) = setup().await;
-    let first = world.proxy.connection().await;
+async fn half_open<A: Backend>(mode: Mode) {
+    let Some(mut scene) = Scene::<A>::setup(mode, WINDOW).await else { return };
+    let back = mode.back();
+    let first = scene.proxy.connection().await;
     let frozen_at = Instant::now();
     assert!(first.freeze(Flow::Both));
-    // In flight into the dead link: fails when the client gives up on it, or times out.
-    let chat = watcher.chat.clone();
-    let emit = tokio::spawn(async move { echo_within_timeout(&chat, "into the void").await });
-    watcher.closed().await;
+    // In flight into the dead link.
+    let emit = scene.watcher.echo_task("into the void");
+    scene.watcher.closed().await;
     let noticed = frozen_at.elapsed();
     assert!(noticed <= PING + IDLE + MARGIN, "the client noticed after {noticed:?}");
-    assert!(matches!(emit.await.unwrap(), Err(AckError::Closed | AckError::Timeout(_))));
-    world.retitle("Children of Dune");
-    watcher.send_offline();
-    watcher.open().await;
-    // The new connection flows; the frozen one is dropped by the server's own heartbeat.
-    let second = world.proxy.connection_after(first.number()).await;
+    let emit = match back {
+        // It fails when the client gives up on the link, or times out.
+        Back::Restored => {
+            assert!(matches!(emit.await.unwrap(), Err(AckError::Closed | AckError::Timeout(_))));
+            None
+        }
+        // Sent again on the resumed link.
+        Back::Resumed => Some(emit),
+    };
+    // The client reconnects at once: these may happen before or after it is back.
+    let mut said = Vec::new();
+    let offline_emit = scene.while_away("Children of Dune", &mut said).await;
+    scene.watcher.back(back).await;
+    // The new connection flows; the frozen one is dropped by the server (its own heartbeat,
+    // or the resume that replaces it).
+    let second = scene.proxy.connection_after(first.number()).await;
     assert!(!second.is_closed());
-    check_recovered(&world, &mut watcher, &bystander, &bystander_conn, "Children of Dune").await;
+    if let Some(emit) = emit {
+        settle(back, emit).await;
+    }
+    settle(back, offline_emit).await;
+    scene.check_recovered(back, "Children of Dune", &said).await;
     // The server dropped the frozen connection (the members above are only the new one and
     // the bystander), but its FIN is stuck in the frozen proxy, as in a dead NAT.
     assert!(!first.is_closed());
 }
 
-#[tokio::test]
-async fn a_blackhole_is_survived_and_left_on_schedule() {
-    let (world, mut watcher, bystander, bystander_conn) = setup().await;
-    // The whole network goes dark: the open link freezes, new connections vanish.
-    world.proxy.set_admission(Admission::Blackhole);
-    assert_eq!(world.proxy.freeze_all(Flow::Both), 1);
-    watcher.closed().await;
-    watcher.send_offline();
-    let chat = watcher.chat.clone();
-    let offline_emit = tokio::spawn(async move { echo_within_timeout(&chat, "in the dark").await });
-    world.retitle("God Emperor of Dune");
+/// The whole network goes dark: the open link freezes, new connections vanish.
+async fn go_dark<A: Adapter>(scene: &mut Scene<A>) {
+    scene.proxy.set_admission(Admission::Blackhole);
+    assert_eq!(scene.proxy.freeze_all(Flow::Both), 1);
+    scene.watcher.closed().await;
+}
+
+async fn blackhole<A: Backend>(mode: Mode) {
+    let Some(mut scene) = Scene::<A>::setup(mode, WINDOW).await else { return };
+    let back = mode.back();
+    go_dark(&mut scene).await;
+    let mut said = Vec::new();
+    let offline_emit = scene.while_away("God Emperor of Dune", &mut said).await;
     // Several connection attempts die in the blackhole (each after its timeout).
-    world.proxy.until(|stats| stats.blackholed >= 2).await;
-    assert_eq!(echo_within_timeout(&bystander.chat, "meanwhile").await.unwrap(), "meanwhile");
+    scene.proxy.until(|stats| stats.blackholed >= 2).await;
 
     let restored_at = Instant::now();
-    world.proxy.set_admission(Admission::Forward);
-    watcher.open().await;
+    scene.proxy.set_admission(Admission::Forward);
+    scene.watcher.back(back).await;
     // An attempt in the blackhole when it ended waits for its connection timeout.
     let took = restored_at.elapsed();
     assert!(took <= CONNECT_TIMEOUT + MAX_DELAY + MARGIN, "reconnected {took:?} after the blackhole");
-    // Answered after the reconnect, or timed out in the dark: either way within its time.
-    let _ = offline_emit.await.unwrap();
-    check_recovered(&world, &mut watcher, &bystander, &bystander_conn, "God Emperor of Dune").await;
+    // Answered after the reconnect, or (without resume) timed out in the dark.
+    settle(back, offline_emit).await;
+    scene.check_recovered(back, "God Emperor of Dune", &said).await;
 }
 
-#[tokio::test]
-async fn latency_slows_but_breaks_nothing() {
-    let (world, mut watcher, bystander, bystander_conn) = setup().await;
+/// A blackhole that outlasts the resume window: the server ends the session (one leave),
+/// the client's resume is refused (`expired`), and it restores as a new connection.
+async fn blackhole_past_the_window<A: Backend>(mode: Mode) {
+    assert_eq!(mode, Mode::Resume, "without resume there is no window to outlast");
+    let Some(mut scene) = Scene::<A>::setup(mode, SHORT_WINDOW).await else { return };
+    go_dark(&mut scene).await;
+    let offline_emit = scene.while_away("Dune: House Atreides", &mut Vec::new()).await;
+    // The server notices the dead socket (its idle timeout), keeps the session for the
+    // window, then ends it: the connection goes, and the bystander sees it leave.
+    let gone = scene.watcher_conn.id();
+    within(async {
+        while scene.node.connections().iter().any(|c| c.id() == gone) {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    })
+    .await;
+    scene.bystander.until_view(&[&scene.bystander_conn]).await;
+
+    scene.proxy.set_admission(Admission::Forward);
+    let reason = scene
+        .watcher
+        .until(|event| match event {
+            ClientEvent::Reset { reason, .. } => Some(*reason),
+            ClientEvent::Resumed => panic!("resumed past the window"),
+            _ => None,
+        })
+        .await;
+    assert_eq!(reason, Refusal::Expired);
+    scene.watcher.open().await;
+    settle(Back::Restored, offline_emit).await;
+    scene.check_recovered(Back::Restored, "Dune: House Atreides", &[]).await;
+    assert_eq!(scene.bystander.leaves_of(&key(&scene.watcher_conn)), 1, "one leave past the window");
+}
+
+async fn latency<A: Backend>(mode: Mode) {
+    let Some(mut scene) = Scene::<A>::setup(mode, WINDOW).await else { return };
     let latency = Duration::from_millis(80);
-    world.proxy.set_latency(Flow::Both, latency);
+    scene.proxy.set_latency(Flow::Both, latency);
     let started = Instant::now();
-    assert_eq!(echo_within_timeout(&watcher.chat, "slow").await.unwrap(), "slow");
+    assert_eq!(scene.watcher.echo("slow").await.unwrap(), "slow");
     assert!(started.elapsed() >= latency * 2, "a round trip under twice the latency");
     // A push crosses too, after the latency.
-    let _: Book = within(bystander.sync.update(BOOK, &json!({"title": "Heretics"}))).await.unwrap();
-    loop {
-        let message = within(watcher.changes.recv()).await.unwrap().unwrap();
-        if message.data.title == "Heretics" {
-            break;
-        }
-    }
+    let _: Book = within(scene.bystander.sync.update(BOOK, &json!({"title": "Heretics"}))).await.unwrap();
+    assert!(!scene.watcher.book_titled("Heretics").await, "a read on a live link");
     // Heartbeats keep the link alive through the latency: no reconnect for a few idle
     // timeouts, and the view still holds each once.
-    let quiet = timeout(IDLE * 3, watcher.closed()).await;
+    let quiet = timeout(IDLE * 3, scene.watcher.closed()).await;
     assert!(quiet.is_err(), "the client dropped a slow but live link");
-    let link = world.proxy.connection().await;
+    let link = scene.proxy.connection().await;
     assert_eq!(link.number(), 1);
-    let now = world.server_side(&link).await;
-    world.until_members(&[&now, &bystander_conn]).await;
-    watcher.until_view(&[&now, &bystander_conn]).await;
+    let now = server_side(&scene.node, &link).await;
+    assert_eq!(now.id(), scene.watcher_conn.id());
+    scene.until_members(&[&now, &scene.bystander_conn]).await;
+    scene.watcher.until_view(&[&now, &scene.bystander_conn]).await;
+    assert_eq!(scene.log.restores(), scene.baseline);
+}
+
+macro_rules! mode {
+    (restore) => {
+        Mode::Restore
+    };
+    (resume) => {
+        Mode::Resume
+    };
+}
+
+/// Runs `scenario` on `adapter` in `mode`, with the arguments `args` (a parenthesised list).
+macro_rules! run {
+    ($scenario:ident, $adapter:ty, $mode:ident, ($($arg:expr),*)) => {
+        $scenario::<$adapter>(mode!($mode) $(, $arg)*).await
+    };
+}
+
+/// The table: each scenario (with its arguments), in each mode listed, on each adapter.
+macro_rules! suite {
+    ($($name:ident: $scenario:ident $args:tt in [$($mode:ident),+];)*) => {$(
+        mod $name {
+            $(
+                mod $mode {
+                    use super::super::*;
+
+                    #[tokio::test]
+                    async fn local() {
+                        run!($scenario, LocalAdapter, $mode, $args);
+                    }
+
+                    #[tokio::test]
+                    async fn redis() {
+                        run!($scenario, RedisAdapter, $mode, $args);
+                    }
+                }
+            )+
+        }
+    )*};
+}
+
+suite! {
+    a_reset_in_a_frame_from_the_server: reset_mid_frame(Flow::ToClient) in [restore, resume];
+    a_reset_in_a_frame_from_the_client: reset_mid_frame(Flow::ToServer) in [restore, resume];
+    a_half_open_link_detected_by_the_heartbeat: half_open() in [restore, resume];
+    a_blackhole_shorter_than_the_window: blackhole() in [restore, resume];
+    a_blackhole_longer_than_the_window: blackhole_past_the_window() in [resume];
+    latency_slows_but_breaks_nothing: latency() in [restore, resume];
 }
