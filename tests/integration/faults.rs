@@ -32,12 +32,14 @@
 //! resync; and the bystander sees no leave.
 //!
 //! Faults: a reset in the middle of a frame from either side, a reset while frames wait in
-//! the network both ways, a half-open link that the client's heartbeat detects, a
-//! blackhole shorter than the resume window, and latency. In `resume` mode only, the
-//! sessions that cannot resume: a blackhole longer than the window (`expired`), a burst
-//! past the replay bound while the session is detached, and one while the server still
-//! holds a half-open socket (`overflow`); each ends in one `Reset`, one leave, and a
-//! restore. Every timeout is short, so that a mode runs in a few seconds.
+//! the network both ways, a half-open link (silent both ways, noticed by the client's
+//! heartbeat; toward the server only, noticed by the server's; toward the client only), a
+//! blackhole shorter than the resume window, and latency. In `resume` mode only: a reset
+//! in the middle of a resume's replay; and the sessions that cannot resume, a blackhole
+//! longer than the window (`expired`), a burst past the replay bound while the session is
+//! detached, and one while the server still holds a half-open socket (`overflow`), each
+//! ending in one `Reset`, one leave, and a restore. Every timeout is short, so that a mode
+//! runs in a few seconds.
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
 use std::collections::BTreeMap;
@@ -858,18 +860,22 @@ async fn reset_mid_frame<A: Backend>(mode: Mode, flow: Flow) {
     scene.check_recovered(back, "Dune Messiah", &said).await;
 }
 
-async fn half_open<A: Backend>(mode: Mode) {
+/// A link that goes silent in `flow` without closing. Both ways, the client's heartbeat
+/// notices; toward the server only, the server's heartbeat does (the client still hears
+/// its pings); toward the client only, the client's does (the server still hears it).
+async fn half_open<A: Backend>(mode: Mode, flow: Flow) {
     let Some(mut scene) = Scene::<A>::setup(mode, server_config(WINDOW)).await else { return };
     let back = mode.back();
     let first = scene.proxy.connection().await;
     let frozen_at = Instant::now();
-    assert!(first.freeze(Flow::Both));
+    assert!(first.freeze(flow));
     // In flight into the dead link.
     let emit = scene.watcher.echo_task("into the void");
     scene.send_in_flight();
     scene.watcher.closed().await;
     let noticed = frozen_at.elapsed();
-    assert!(noticed <= PING + IDLE + MARGIN, "the client noticed after {noticed:?}");
+    let heartbeat = if flow == Flow::ToServer { SERVER_IDLE } else { PING + IDLE };
+    assert!(noticed <= heartbeat + MARGIN, "the drop was noticed after {noticed:?}");
     scene.lost_with_the_link(back, "the emit into the frozen link", emit).await;
     // The client reconnects at once: these may happen before or after it is back.
     let mut said = Vec::new();
@@ -880,9 +886,11 @@ async fn half_open<A: Backend>(mode: Mode) {
     let second = scene.proxy.connection_after(first.number()).await;
     assert!(!second.is_closed());
     scene.check_recovered(back, "Children of Dune", &said).await;
-    // The server dropped the frozen connection (the members above are only the new one and
-    // the bystander), but its FIN is stuck in the frozen proxy, as in a dead NAT.
-    assert!(!first.is_closed());
+    if flow == Flow::Both {
+        // The server dropped the frozen connection (the members above are only the new one
+        // and the bystander), but its FIN is stuck in the frozen proxy, as in a dead NAT.
+        assert!(!first.is_closed());
+    }
 }
 
 /// The whole network goes dark: the open link freezes (with the in-flight notes in it),
@@ -957,6 +965,38 @@ async fn half_open_past_the_replay_bound<A: Backend>(mode: Mode) {
     scene.refused(Refusal::Overflow).await;
     scene.until_session_ended(MARGIN).await;
     scene.restored_once("Navigator of Dune").await;
+}
+
+/// A reset in the middle of the frames a resume replays: the client resumes again, from
+/// what it did receive, and gets the rest once. (If the cut lands before the client read
+/// `resumed`, its attempt fails and the next one replays everything: once either way.)
+async fn reset_during_the_replay<A: Backend>(mode: Mode) {
+    assert_eq!(mode, Mode::Resume, "without resume there is no replay");
+    let Some(mut scene) = Scene::<A>::setup(mode, server_config(WINDOW)).await else { return };
+    let first = scene.proxy.connection().await;
+    scene.proxy.set_admission(Admission::Refuse);
+    assert!(first.reset());
+    scene.watcher.closed().await;
+    let mut said = Vec::new();
+    scene.while_away("Dune Messiah", &mut said).await;
+    // About 50 KiB to replay.
+    for i in 0..50 {
+        let text = format!("replayed {i} {}", "x".repeat(1000));
+        scene.bystander.chat.emit("say", &text).unwrap();
+        said.push(text);
+    }
+    scene.proxy.until(|stats| stats.refused >= 1).await;
+    // The latency holds the next link's first bytes to the client while the cut is armed:
+    // 8 KiB is past the handshake's answer and `resumed`, inside the replay.
+    scene.proxy.set_latency(Flow::ToClient, Duration::from_millis(100));
+    scene.proxy.set_admission(Admission::Forward);
+    let second = scene.proxy.connection_after(first.number()).await;
+    second.reset_after(Flow::ToClient, 8 * 1024);
+    within(second.closed()).await;
+    scene.proxy.set_latency(Flow::ToClient, Duration::ZERO);
+    scene.watcher.back(Back::Resumed).await;
+    scene.check_recovered(Back::Resumed, "Dune Messiah", &said).await;
+    assert!(scene.proxy.stats().forwarded >= 3, "{:?}", scene.proxy.stats());
 }
 
 /// A reset while frames wait in the network both ways (held by the proxy's latency, and
@@ -1050,10 +1090,13 @@ macro_rules! suite {
 suite! {
     a_reset_in_a_frame_from_the_server: reset_mid_frame(Flow::ToClient) in [restore, resume];
     a_reset_in_a_frame_from_the_client: reset_mid_frame(Flow::ToServer) in [restore, resume];
-    a_half_open_link_detected_by_the_heartbeat: half_open() in [restore, resume];
+    a_half_open_link_detected_by_the_heartbeat: half_open(Flow::Both) in [restore, resume];
+    a_link_silent_toward_the_server: half_open(Flow::ToServer) in [restore, resume];
+    a_link_silent_toward_the_client: half_open(Flow::ToClient) in [restore, resume];
     a_blackhole_shorter_than_the_window: blackhole() in [restore, resume];
     a_blackhole_longer_than_the_window: blackhole_past_the_window() in [resume];
     a_burst_past_the_replay_bound: burst_past_the_replay_bound() in [resume];
+    a_reset_during_the_replay: reset_during_the_replay() in [resume];
     a_half_open_link_past_the_replay_bound: half_open_past_the_replay_bound() in [resume];
     a_reset_with_frames_in_the_network: reset_with_frames_in_the_network() in [restore, resume];
     latency_slows_but_breaks_nothing: latency() in [restore, resume];
