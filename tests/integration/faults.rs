@@ -111,9 +111,9 @@ enum Mode {
 }
 
 impl Mode {
-    /// An acknowledged emit's timeout. Short without resume, so that emits lost with the
-    /// link fail fast; with resume, long enough to outlast an outage, since such an emit
-    /// must then succeed.
+    /// An acknowledged request's timeout. Short without resume, so that requests lost with
+    /// the link fail fast; with resume, long enough to outlast an outage, since such a
+    /// request must then succeed.
     fn ack_timeout(self) -> Duration {
         match self {
             Self::Restore => Duration::from_secs(1),
