@@ -4,6 +4,7 @@
 
 use std::collections::BTreeMap;
 use std::future::Future;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -129,10 +130,16 @@ pub type Books = Arc<Mutex<BTreeMap<String, Value>>>;
 /// The route of one book (mount it at `/api/book/:id`) over `books`: `read` answers the
 /// book or `not_found`, `update` stores `{id, title}` from the request and answers it.
 pub fn book_route<N: Network>(books: &Books) -> Route<N> {
-    let (read, update) = (books.clone(), books.clone());
+    book_route_counting_reads(books, &Arc::default())
+}
+
+/// [`book_route`], adding one to `reads` on every read (to tell a catch-up read from none).
+pub fn book_route_counting_reads<N: Network>(books: &Books, reads: &Arc<AtomicUsize>) -> Route<N> {
+    let (read, update, reads) = (books.clone(), books.clone(), reads.clone());
     Route::new()
         .read(move |request| {
             let books = read.clone();
+            reads.fetch_add(1, Ordering::SeqCst);
             async move {
                 books
                     .lock()
@@ -155,8 +162,17 @@ pub fn book_route<N: Network>(books: &Books) -> Route<N> {
 /// `count` servers on 127.0.0.1:0 sharing rooms through the Redis at `redis_url` (quick
 /// heartbeats), returned once each one sees all of them.
 pub async fn redis_nodes(redis_url: &str, count: usize) -> Vec<Server<redis_adapter::RedisAdapter>> {
+    redis_nodes_with(redis_url, count, ServerConfig::default()).await
+}
+
+/// [`redis_nodes`], each server with `config`.
+pub async fn redis_nodes_with(
+    redis_url: &str,
+    count: usize,
+    config: ServerConfig,
+) -> Vec<Server<redis_adapter::RedisAdapter>> {
     use redis_adapter::{RedisCluster, RedisConfig};
-    let config = || {
+    let cluster_config = || {
         RedisConfig::new(redis_url)
             .heartbeat_interval(Duration::from_millis(100))
             .heartbeat_timeout(Duration::from_millis(400))
@@ -164,8 +180,8 @@ pub async fn redis_nodes(redis_url: &str, count: usize) -> Vec<Server<redis_adap
     };
     let mut nodes = Vec::new();
     for _ in 0..count {
-        let cluster = within(RedisCluster::connect(config())).await.unwrap();
-        nodes.push(Server::bind_with("127.0.0.1:0", ServerConfig::default(), cluster).await.unwrap());
+        let cluster = within(RedisCluster::connect(cluster_config())).await.unwrap();
+        nodes.push(Server::bind_with("127.0.0.1:0", config.clone(), cluster).await.unwrap());
     }
     within(async {
         for node in &nodes {

@@ -112,8 +112,8 @@ pub struct ServerConfig {
     pub resume_window: Option<Duration>,
     /// The most payload bytes a session keeps of the frames its client has not
     /// acknowledged. An attached session over it forgets its oldest frames (a resume that
-    /// needs them is refused, `overflow`); a detached one ends at once (`Removed` with
-    /// 1008 "session overflow"). Default 1 MiB. Payloads are shared: a broadcast held by
+    /// needs them is refused, `overflow`, and ends the session); a detached one ends at
+    /// once (`Removed` with 1008 "session overflow", in both cases). Default 1 MiB. Payloads are shared: a broadcast held by
     /// many sessions costs each a reference.
     pub max_replay_size: usize,
 }

@@ -187,10 +187,11 @@ impl Resumable {
         state.end.as_ref().map_or(Refusal::Closed, |(_, refusal)| *refusal)
     }
 
-    /// Ends a detached session (or one being handed over) whose buffer overflowed.
+    /// Ends a detached session (or one being handed over, or whose resume needed frames
+    /// already dropped) whose buffer overflowed.
     fn overflowed(&self, state: &mut State) {
         if state.end.is_none() {
-            tracing::debug!(connection = %self.id, "detached session over its replay bound: ending it");
+            tracing::debug!(connection = %self.id, "session over its replay bound: ending it");
             state.end = Some((CloseFrame::new(CloseCode::POLICY, "session overflow"), Refusal::Overflow));
             self.wake.notify_one();
         }
@@ -319,7 +320,7 @@ impl Sessions {
         if !(session.token.secret_matches(token.secret()) && session.token.id_hex() == token.id_hex()) {
             return Claim::Refused(Refusal::Token);
         }
-        let state = session.lock();
+        let mut state = session.lock();
         if let Some((_, refusal)) = &state.end {
             return Claim::Refused(*refusal);
         }
@@ -327,6 +328,15 @@ impl Sessions {
             return Claim::Refused(Refusal::Closed);
         }
         if let Err(error) = state.replay.check(seen) {
+            if let ReplayError::Overflow { .. } = error {
+                // The frames its client lacks are gone, so no resume can succeed: end it now
+                // rather than keep it, a ghost in its rooms and views, for the window. A
+                // socket the server still holds is dropped, for the task to see the end.
+                if let Some(socket) = state.socket.take() {
+                    socket.abort(CloseFrame::new(CloseCode::POLICY, "session overflow"));
+                }
+                session.overflowed(&mut state);
+            }
             return Claim::Refused(error.refusal());
         }
         drop(state);
