@@ -23,7 +23,7 @@
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError, Weak};
 use std::time::Duration;
 
 use bytes::{Buf, BufMut, Bytes, BytesMut};
@@ -351,8 +351,9 @@ pub(crate) async fn claim(
 }
 
 /// Reads the relay topic and dispatches it, until the adapter shuts down.
-pub(crate) async fn dispatch(inner: Arc<Inner>, mut inbox: ClusterInbox) {
+pub(crate) async fn dispatch(inner: Weak<Inner>, mut inbox: ClusterInbox) {
     while let Some(message) = inbox.recv().await {
+        let Some(inner) = inner.upgrade() else { return };
         match message {
             ClusterMessage::Message { from, payload } => match Packet::decode(payload) {
                 Some(packet) => handle(&inner, from, packet).await,

@@ -254,7 +254,10 @@ impl<A: Adapter> Server<A> {
             adapter,
         };
         if let Some((runtime, inbox)) = relay_inbox {
-            server.inner.tasks.spawn_on(crate::relay::dispatch(server.inner.clone(), inbox), &runtime);
+            // Not a tracked task: shutdown waits for the tracked ones before it shuts the
+            // adapter down, and only that ends the inbox. A weak handle, so that a server
+            // dropped without a shutdown is not kept alive by its own reader.
+            runtime.spawn(crate::relay::dispatch(Arc::downgrade(&server.inner), inbox));
         }
         server
     }
