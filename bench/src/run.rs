@@ -204,12 +204,13 @@ struct MemorySample {
 
 /// How children are started: pinned with `taskset`, with the file limit raised by
 /// `prlimit`, when those tools exist.
-struct Launcher {
-    pinned: bool,
+pub(crate) struct Launcher {
+    /// `taskset` exists: servers go to CPU 0, load generators to CPU 1.
+    pub(crate) pinned: bool,
     /// The soft file limit given to every child (the hard limit), when `prlimit` exists.
-    open_files: Option<u64>,
+    pub(crate) open_files: Option<u64>,
     /// The most files a child may open: `open_files`, or this process's soft limit.
-    max_open_files: u64,
+    pub(crate) max_open_files: u64,
     /// `bench/node`, holding `server.js`.
     node_dir: PathBuf,
 }
@@ -464,7 +465,7 @@ fn median_memory(samples: &[MemorySample]) -> Option<MemorySample> {
 }
 
 impl Launcher {
-    fn new() -> Self {
+    pub(crate) fn new() -> Self {
         let works = |program: &str, arg: &str| {
             Command::new(program)
                 .arg(arg)
@@ -488,7 +489,12 @@ impl Launcher {
     /// Starts `program args` on `cpu`, its stdout piped to this process.
     ///
     /// `prlimit` and `taskset` both exec the program, so the child's pid is the program's.
-    fn spawn(&self, cpu: u32, program: impl Into<OsString>, args: &[String]) -> Result<Killed, BoxError> {
+    pub(crate) fn spawn(
+        &self,
+        cpu: u32,
+        program: impl Into<OsString>,
+        args: &[String],
+    ) -> Result<Killed, BoxError> {
         let mut argv: Vec<OsString> = Vec::new();
         if let Some(limit) = self.open_files {
             argv.extend(["prlimit".into(), format!("--nofile={limit}:{limit}").into(), "--".into()]);
@@ -775,7 +781,7 @@ fn memory_run(
 
 /// The process's RSS once it stopped moving (by at most [`MEMORY_STABLE_KIB`] over
 /// [`MEMORY_STABLE_FOR`]), or the last reading after [`MEMORY_SETTLE_BOUND`].
-fn settled_resident_kib(pid: u32) -> Result<f64, BoxError> {
+pub(crate) fn settled_resident_kib(pid: u32) -> Result<f64, BoxError> {
     let start = Instant::now();
     let window = (MEMORY_STABLE_FOR.as_millis() / MEMORY_POLL.as_millis()).max(1) as usize;
     let mut readings = vec![resident_kib(pid)?];
