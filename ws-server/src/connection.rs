@@ -145,6 +145,10 @@ pub(crate) fn serve_session(
         let mut outbox = outbox;
         let frame = loop {
             let ending = run_socket(&inner, &mut ws, &outbox, &connection, Some(&session)).await;
+            // The socket is done either way: a detached session must not keep its
+            // descriptor and buffers for the window (`session.detach` drops its own handle).
+            drop(ws);
+            drop(outbox);
             if !ending.lost {
                 break ending.frame;
             }
@@ -171,7 +175,6 @@ pub(crate) fn serve_session(
             ws = websocket(&inner, socket, handoff.leftover).await;
             outbox = next;
         };
-        drop(ws);
         let reason = session.end();
         inner.sessions.remove(id, reason);
         removed(&inner, &connection, &closed_signal, frame).await;

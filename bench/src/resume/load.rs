@@ -15,7 +15,7 @@ use tokio_tungstenite::tungstenite::Message as WsMessage;
 use ws_client::{Client, ClientConfig, ClientEvent};
 
 use super::{CONTROL_PATH, HELLO, Mode, burst_done, burst_request, burst_seq, say};
-use crate::child::{clock_ticks, cpu_ticks};
+use crate::child::{clock_ticks, cpu_ticks, open_files};
 use crate::hist::spread;
 use crate::run::settled_resident_kib;
 use crate::{Args, BoxError};
@@ -323,6 +323,7 @@ async fn run(
     let setup_seconds = setup.elapsed().as_secs_f64();
     say("connected")?;
     let attached_kib = settled(server_pid).await?;
+    let attached_files = open_files(server_pid)?;
 
     // The outage: every proxied connection reset at once; the burst once all saw it.
     let cpu_before = cpu_ticks(server_pid)?;
@@ -403,6 +404,7 @@ async fn run(
         "base_kib": base_kib,
         "attached_kib": attached_kib,
         "attached_bytes_each": (attached_kib - base_kib) * 1024.0 / clients as f64,
+        "attached_open_files": attached_files,
     });
     if let Err(error) = recovered {
         result["error"] = serde_json::Value::from(error.to_string());
@@ -434,6 +436,8 @@ async fn detached_memory(
     })
     .await?;
     let detached_kib = settled(server_pid).await?;
+    // A detached session needs no socket: the lost one's descriptor should be gone.
+    let detached_files = open_files(server_pid)?;
     // The same number of new sessions, straight to the server (not through the proxy).
     let refill = Tracker::new(Mode::Resume, 0, clients, tracker.base);
     connect_group(&format!("{url}/"), config, &refill).await?;
@@ -442,6 +446,7 @@ async fn detached_memory(
     Ok(serde_json::json!({
         "before_detach_kib": before_kib,
         "detached_kib": detached_kib,
+        "detached_open_files": detached_files,
         "detached_plus_attached_kib": refilled_kib,
         "detached_bytes_each": (refilled_kib - before_kib) * 1024.0 / clients as f64,
         "detached_measured_after_s": measured_after,
