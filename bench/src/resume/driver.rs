@@ -45,7 +45,7 @@ const fn column(title: &'static str, path: &'static [&'static str]) -> Column {
     Column { title, path, over: Over::Median, scale: 1.0, share: false }
 }
 
-const RECOVERY: [Column; 14] = [
+const RECOVERY: [Column; 15] = [
     column("all back, s after reset", &["all_back_s"]),
     column("reset to back p50, ms", &["reset_to_back_ms", "p50"]),
     column("reset to back p99, ms", &["reset_to_back_ms", "p99"]),
@@ -55,6 +55,7 @@ const RECOVERY: [Column; 14] = [
     column("server CPU-s, reset to all back", &["server_cpu_s"]),
     Column { share: true, ..column("server CPU", &["server_cpu_share"]) },
     Column { share: true, ..column("load CPU", &["load_cpu_share"]) },
+    Column { share: true, ..column("server waiting for a CPU", &["server_waiting_share"]) },
     column("missed frames delivered", &["frames_delivered"]),
     column("of (clients x missed)", &["frames_expected"]),
     Column { over: Over::Sum, ..column("out of sequence (all runs)", &["sequence_errors"]) },
@@ -62,11 +63,13 @@ const RECOVERY: [Column; 14] = [
     Column { over: Over::Sum, ..column("new connections (all runs)", &["new_sessions"]) },
 ];
 
-const MEMORY: [Column; 4] = [
+const MEMORY: [Column; 6] = [
     Column { scale: 1024.0, ..column("server RSS, no client, MiB", &["base_kib"]) },
     Column { scale: 1024.0, ..column("with the idle clients, MiB", &["attached_kib"]) },
     column("bytes per idle connection or attached session", &["attached_bytes_each"]),
     column("bytes per detached session", &["detached_bytes_each"]),
+    column("server open files, clients attached", &["attached_open_files"]),
+    column("server open files, sessions detached", &["detached_open_files"]),
 ];
 
 pub(super) fn main(args: &Args) -> Result<(), BoxError> {

@@ -15,7 +15,7 @@ use tokio_tungstenite::tungstenite::Message as WsMessage;
 use ws_client::{Client, ClientConfig, ClientEvent};
 
 use super::{CONTROL_PATH, HELLO, Mode, burst_done, burst_request, burst_seq, say};
-use crate::child::{clock_ticks, cpu_ticks, open_files};
+use crate::child::{clock_ticks, cpu_ticks, open_files, waiting_seconds};
 use crate::hist::spread;
 use crate::run::settled_resident_kib;
 use crate::{Args, BoxError};
@@ -328,6 +328,7 @@ async fn run(
     // The outage: every proxied connection reset at once; the burst once all saw it.
     let cpu_before = cpu_ticks(server_pid)?;
     let load_cpu_before = cpu_ticks(own_pid)?;
+    let waited_before = waiting_seconds(server_pid)?;
     tracker.phase.store(OUTAGE, Ordering::Relaxed);
     let reset_ns = tracker.now();
     let reset_at = Instant::now();
@@ -369,6 +370,7 @@ async fn run(
     let window = reset_at.elapsed().as_secs_f64();
     let server_cpu = (cpu_ticks(server_pid)? - cpu_before) / ticks;
     let load_cpu = (cpu_ticks(own_pid)? - load_cpu_before) / ticks;
+    let waited = waiting_seconds(server_pid)? - waited_before;
     tokio::time::sleep(STABLE).await;
 
     let frames = tracker.sum(|r| &r.frames);
@@ -393,6 +395,7 @@ async fn run(
         "server_cpu_s": server_cpu,
         "server_cpu_share": server_cpu / window,
         "load_cpu_share": load_cpu / window,
+        "server_waiting_share": waited / window,
         "frames_delivered": frames,
         "frames_expected": clients as u64 * missed,
         "sequence_errors": tracker.sum(|r| &r.sequence_errors),
