@@ -63,13 +63,14 @@ const RECOVERY: [Column; 15] = [
     Column { over: Over::Sum, ..column("new connections (all runs)", &["new_sessions"]) },
 ];
 
-const MEMORY: [Column; 6] = [
+const MEMORY: [Column; 7] = [
     Column { scale: 1024.0, ..column("server RSS, no client, MiB", &["base_kib"]) },
     Column { scale: 1024.0, ..column("with the idle clients, MiB", &["attached_kib"]) },
     column("bytes per idle connection or attached session", &["attached_bytes_each"]),
     column("bytes per detached session", &["detached_bytes_each"]),
     column("server open files, clients attached", &["attached_open_files"]),
     column("server open files, sessions detached", &["detached_open_files"]),
+    column("detached sessions all resumed, s after their reset", &["all_resumed_after_detached_s"]),
 ];
 
 pub(super) fn main(args: &Args) -> Result<(), BoxError> {

@@ -35,12 +35,16 @@ const STABLE: Duration = Duration::from_millis(500);
 /// How often the waits look at the counters.
 const POLL: Duration = Duration::from_millis(5);
 
+/// How long the clients stay connected after the detached phase's resume before the timed
+/// reset: past the client's `min_uptime` (5 s), so that their retry count starts over.
+const UPTIME: Duration = Duration::from_secs(6);
+
 /// Where the run is; the clients' tasks record their events against it.
 const SETUP: u8 = 0;
+/// After the reset that detaches the sessions while the proxy refuses them (resume only).
+const DETACH: u8 = 1;
 /// After the timed reset.
-const OUTAGE: u8 = 1;
-/// After the reset that detaches the sessions for good (resume only).
-const DETACH: u8 = 2;
+const OUTAGE: u8 = 2;
 
 /// What one client saw, as its task records it. Instants are ns since [`Tracker::base`],
 /// 0 for "not yet".
@@ -74,6 +78,8 @@ struct Tracker {
     connected: AtomicUsize,
     /// Clients that saw their link close in each phase.
     closed: [AtomicUsize; 3],
+    /// `Resumed` events in each phase.
+    resumed: [AtomicUsize; 3],
     /// Clients back after the timed reset.
     back: AtomicUsize,
     /// `Reset` events (a refused resume), in all, and their reasons.
@@ -95,6 +101,7 @@ impl Tracker {
                 .collect(),
             connected: AtomicUsize::new(0),
             closed: Default::default(),
+            resumed: Default::default(),
             back: AtomicUsize::new(0),
             resets: AtomicU64::new(0),
             reset_reasons: std::sync::Mutex::default(),
@@ -143,10 +150,17 @@ impl Tracker {
                 let _ =
                     record.attempt_at.compare_exchange(0, self.now(), Ordering::Relaxed, Ordering::Relaxed);
             }
-            ClientEvent::Resumed if phase == OUTAGE => {
-                let _ =
-                    record.resumed_at.compare_exchange(0, self.now(), Ordering::Relaxed, Ordering::Relaxed);
-                self.check_resumed(record);
+            ClientEvent::Resumed => {
+                self.resumed[usize::from(phase)].fetch_add(1, Ordering::Relaxed);
+                if phase == OUTAGE {
+                    let _ = record.resumed_at.compare_exchange(
+                        0,
+                        self.now(),
+                        Ordering::Relaxed,
+                        Ordering::Relaxed,
+                    );
+                    self.check_resumed(record);
+                }
             }
             ClientEvent::Reset { reason, .. } => {
                 self.resets.fetch_add(1, Ordering::Relaxed);
@@ -238,14 +252,20 @@ fn config(mode: Mode, delay: Option<Duration>) -> ClientConfig {
 }
 
 /// Starts the tracker's clients at `url`, `CONNECT_BATCH` at a time, each connected once
-/// its `hello` came.
-async fn connect_group(url: &str, config: &ClientConfig, tracker: &Arc<Tracker>) -> Result<(), BoxError> {
+/// its `hello` came; returns handles on them.
+async fn connect_group(
+    url: &str,
+    config: &ClientConfig,
+    tracker: &Arc<Tracker>,
+) -> Result<Vec<Client>, BoxError> {
     let clients = tracker.records.len();
+    let mut handles = Vec::with_capacity(clients);
     let mut started = 0;
     while started < clients {
         let batch = CONNECT_BATCH.min(clients - started);
         for index in started..started + batch {
             let client = Client::connect(url, config.clone())?;
+            handles.push(client.clone());
             tokio::spawn(watch(client, tracker.clone(), index));
         }
         started += batch;
@@ -254,7 +274,7 @@ async fn connect_group(url: &str, config: &ClientConfig, tracker: &Arc<Tracker>)
         })
         .await?;
     }
-    Ok(())
+    Ok(handles)
 }
 
 /// Per client back, the milliseconds from the reset (at `reset_ns`) or from its first
@@ -324,6 +344,12 @@ async fn run(
     say("connected")?;
     let attached_kib = settled(server_pid).await?;
     let attached_files = open_files(server_pid)?;
+    let detached = match mode {
+        Mode::Resume => {
+            Some(detached_memory(&proxy, &tracker, url, &config, server_pid, attached_kib).await?)
+        }
+        Mode::Plain => None,
+    };
 
     // The outage: every proxied connection reset at once; the burst once all saw it.
     let cpu_before = cpu_ticks(server_pid)?;
@@ -411,47 +437,58 @@ async fn run(
     });
     if let Err(error) = recovered {
         result["error"] = serde_json::Value::from(error.to_string());
-    } else if mode == Mode::Resume {
-        let detached = detached_memory(&proxy, &tracker, url, &config, server_pid).await?;
-        if let (Some(result), serde_json::Value::Object(detached)) = (result.as_object_mut(), detached) {
-            result.extend(detached);
-        }
+    }
+    if let (Some(result), Some(serde_json::Value::Object(detached))) = (result.as_object_mut(), detached) {
+        result.extend(detached);
     }
     say(&result.to_string())
 }
 
-/// Step 4 of the module docs: what a detached session holds.
+/// Step 2 of the module docs: what a detached session holds. The clients resume at the
+/// end, and have been up for [`UPTIME`] when it returns.
 async fn detached_memory(
     proxy: &FaultProxy,
     tracker: &Tracker,
     url: &str,
     config: &ClientConfig,
     server_pid: u32,
+    attached_kib: f64,
 ) -> Result<serde_json::Value, BoxError> {
     let clients = tracker.records.len();
-    let before_kib = settled(server_pid).await?;
     proxy.set_admission(Admission::Refuse);
     tracker.phase.store(DETACH, Ordering::Relaxed);
     let detached_at = Instant::now();
     proxy.reset_all();
-    wait_until(CLOSE_DEADLINE, "every client to see the second reset", || {
+    wait_until(CLOSE_DEADLINE, "every client to see the reset", || {
         tracker.closed[usize::from(DETACH)].load(Ordering::Relaxed) >= clients
     })
     .await?;
     let detached_kib = settled(server_pid).await?;
     // A detached session needs no socket: the lost one's descriptor should be gone.
     let detached_files = open_files(server_pid)?;
-    // The same number of new sessions, straight to the server (not through the proxy).
+    // As many new sessions, straight to the server (not through the proxy): they take over
+    // what the lost sockets freed.
     let refill = Tracker::new(Mode::Resume, 0, clients, tracker.base);
-    connect_group(&format!("{url}/"), config, &refill).await?;
+    let refill_clients = connect_group(&format!("{url}/"), config, &refill).await?;
     let refilled_kib = settled(server_pid).await?;
-    let measured_after = detached_at.elapsed().as_secs_f64();
+    let closing = futures_util::future::join_all(refill_clients.iter().map(Client::close));
+    tokio::time::timeout(CLOSE_DEADLINE, closing)
+        .await
+        .map_err(|_| "closing the refill clients took too long")?;
+    drop(refill_clients);
+    // The detached sessions resume (an untimed resume after a longer outage).
+    proxy.set_admission(Admission::Forward);
+    wait_until(RECOVERY_DEADLINE, "every detached session to resume", || {
+        tracker.resumed[usize::from(DETACH)].load(Ordering::Relaxed) >= clients
+    })
+    .await?;
+    let detached_for = detached_at.elapsed().as_secs_f64();
+    tokio::time::sleep(UPTIME).await;
     Ok(serde_json::json!({
-        "before_detach_kib": before_kib,
         "detached_kib": detached_kib,
         "detached_open_files": detached_files,
         "detached_plus_attached_kib": refilled_kib,
-        "detached_bytes_each": (refilled_kib - before_kib) * 1024.0 / clients as f64,
-        "detached_measured_after_s": measured_after,
+        "detached_bytes_each": (refilled_kib - attached_kib) * 1024.0 / clients as f64,
+        "all_resumed_after_detached_s": detached_for,
     }))
 }

@@ -35,27 +35,34 @@
 //!
 //! 1. **Memory, attached.** Server RSS before any client and with the N idle clients:
 //!    bytes per idle connection (plain) or per idle attached session (resume).
-//! 2. **Outage.** `FaultProxy::reset_all` resets every connection (RST both ways). Once
+//! 2. **Memory, detached** (resume only). The proxy refuses new connections
+//!    (`Admission::Refuse`) and resets every connection: the N sessions are detached and
+//!    cannot come back. The allocator keeps what their sockets freed, so RSS does not
+//!    fall; instead N new resumable clients connect straight to the server and take that
+//!    memory over, and RSS grows by what the detached sessions still hold: bytes per
+//!    detached session = (RSS with N detached + N attached - RSS with N attached) / N.
+//!    Both are fresh sessions that got one frame, so the two states differ only by the
+//!    detached sessions' lost sockets. The new clients then close, the proxy admits again,
+//!    and the detached sessions resume (the time it took is reported); the run goes on
+//!    once they have been up 6 s (past the client's `min_uptime`, so that their retry
+//!    count starts over).
+//! 3. **Outage.** `FaultProxy::reset_all` resets every connection (RST both ways). Once
 //!    every client saw its link close, the control connection asks for the burst: M frames
 //!    reach each session's replay buffer (resume) or are lost (plain) while the clients
 //!    wait their reconnection delay (`ClientConfig` default: 1-5 s drawn once per client;
 //!    `--reconnect-delay MS` makes it exactly MS for all, a herd).
-//! 3. **Recovery.** A client is back when (resume) it saw `ClientEvent::Resumed` and
+//! 4. **Recovery.** A client is back when (resume) it saw `ClientEvent::Resumed` and
 //!    received the M frames, each exactly once and in order, or (plain) its `hello` came
 //!    again (a new connection, added to the room: restored). Per client, the time from the
 //!    reset and from its reconnection attempt (its first `Connecting` after the reset) to
-//!    being back; the time until all are back; the server CPU from reset to all back.
-//!    After all are back the counts are read 500 ms later, so a late duplicate would show:
-//!    frames delivered against N x M, frames out of sequence (a duplicate, a loss or a
-//!    reordering each count), clients short of M, `Reset` events (a refused resume) and
-//!    new sessions (a second `hello`). Plain reports the frames of the burst it received
-//!    (the rest is lost).
-//! 4. **Memory, detached** (resume only). The proxy refuses new connections
-//!    (`Admission::Refuse`) and resets every connection again: the N sessions are detached
-//!    and cannot come back. The allocator keeps what their sockets freed, so RSS does not
-//!    fall; instead N new resumable clients connect straight to the server and take that
-//!    memory over, and RSS grows by what the detached sessions still hold: bytes per
-//!    detached session = (RSS with N detached + N attached - RSS with N attached) / N.
+//!    being back; the time until all are back; the server CPU from reset to all back, and
+//!    how long the server was ready to run but waited for its CPU (`/proc/PID/schedstat`:
+//!    other work on the machine). After all are back the counts are read 500 ms later, so
+//!    a late duplicate would show: frames delivered against N x M, frames out of sequence
+//!    (a duplicate, a loss or a reordering each count), clients short of M, `Reset` events
+//!    (a refused resume) and new connections (a second `hello`: every plain client has
+//!    one, a resumed session none). Plain reports the frames of the burst it received (the
+//!    rest is lost).
 //!
 //! The load generator prints `connected` after set-up and one JSON line of results.
 //! Every wait has a deadline; children are killed on every path.
