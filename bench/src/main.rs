@@ -18,7 +18,8 @@
 //! starts, against one node in the same run (see `run/cross_node.rs`).
 //!
 //! `run` without `--only` ends with `features run` (the reconnect storm, presence churn and
-//! sync push scenarios, ours against raw), so that one command runs every scenario.
+//! sync push scenarios, ours against raw) and `resume run` (session resume of 5,000 clients
+//! after a proxy reset, against fresh reconnects), so that one command runs every scenario.
 //!
 //! `run` starts each server pinned to CPU 0 and `load` pinned to CPU 1 (with `taskset`), with
 //! the soft file limit raised to the hard one (with `prlimit`). For echo and fan-out it reads

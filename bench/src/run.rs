@@ -345,21 +345,24 @@ pub(crate) fn main(args: &Args) -> Result<(), BoxError> {
         cross_node::print(&cross_node_rows);
     }
     if only.is_empty() {
-        run_router_scenarios(runs, seconds)?;
+        let (runs, seconds) = (runs.to_string(), seconds.to_string());
+        run_child_driver("router scenarios", &["features", "run", "--runs", &runs, "--seconds", &seconds])?;
+        run_child_driver("session resume", &["resume", "run", "--runs", &runs])?;
     }
     Ok(())
 }
 
-/// The router scenarios (`bench features run`, ours and raw only), in a child so that
-/// one command runs every scenario; it prints its own tables.
-fn run_router_scenarios(runs: usize, seconds: f64) -> Result<(), BoxError> {
+/// Another driver (`bench features run`: the router scenarios, ours and raw only; `bench
+/// resume run`: session resume against fresh reconnects) in a child, so that one command
+/// runs every scenario; it prints its own tables.
+fn run_child_driver(what: &str, args: &[&str]) -> Result<(), BoxError> {
     println!();
-    println!("router scenarios (bench features run):");
+    println!("{what} (bench {}):", args.join(" "));
     let status = std::process::Command::new(std::env::current_exe()?)
-        .args(["features", "run", "--runs", &runs.to_string(), "--seconds", &seconds.to_string()])
+        .args(args)
         .stdin(std::process::Stdio::null())
         .status()?;
-    if status.success() { Ok(()) } else { Err(format!("bench features run failed: {status}").into()) }
+    if status.success() { Ok(()) } else { Err(format!("bench {} failed: {status}", args.join(" ")).into()) }
 }
 
 fn print_throughput(impls: &[&str], rows: &[(&Scenario, Vec<Option<Sample>>)]) {
