@@ -122,3 +122,13 @@ pub(crate) fn open_file_limits() -> Option<(u64, u64)> {
     let parse = |field: Option<&str>| field.map(|f| f.parse().unwrap_or(1 << 20));
     Some((parse(fields.next())?, parse(fields.next())?))
 }
+
+/// How long the main thread of process `pid` (the server's only tokio worker) was ready to
+/// run but waited for its CPU, in seconds (field 2 of `/proc/PID/schedstat`). On a machine
+/// shared with other work this shows how much of a run was lost to other processes: a run's
+/// CPU shares mean "not saturated" only when this stays near 0.
+pub(crate) fn waiting_seconds(pid: u32) -> Result<f64, BoxError> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/schedstat"))?;
+    let waited: f64 = stat.split_whitespace().nth(1).ok_or("malformed /proc schedstat")?.parse()?;
+    Ok(waited / 1e9)
+}

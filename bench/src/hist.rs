@@ -1,6 +1,7 @@
 //! A lock-free latency histogram: 1 µs buckets up to one second, then 1 ms buckets up to a
 //! minute (fan-out to 10,000 members with 32 broadcasts in flight can take seconds on a slow
-//! server, and a histogram that stopped at 1 s would report every such run as "1 s").
+//! server, and a histogram that stopped at 1 s would report every such run as "1 s"); and
+//! [`spread`], the summary of a list of per-client values.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -58,6 +59,14 @@ impl Histogram {
 /// The smallest latency (µs) that bucket `index` holds.
 fn lower_edge(index: u64) -> u64 {
     if index < FINE_LIMIT { index } else { FINE_LIMIT + (index - FINE_LIMIT) * COARSE_WIDTH }
+}
+
+/// The count, minimum, median, 99th percentile and maximum of `values`.
+pub(crate) fn spread(mut values: Vec<u64>) -> serde_json::Value {
+    values.sort_unstable();
+    let quantile =
+        |q: f64| values.get(((values.len() as f64 - 1.0) * q).round() as usize).copied().unwrap_or(0);
+    serde_json::json!({"count": values.len(), "min": quantile(0.0), "p50": quantile(0.5), "p99": quantile(0.99), "max": quantile(1.0)})
 }
 
 #[cfg(test)]

@@ -11,13 +11,15 @@
 //!     --connections N --in-flight K --seconds S [--payload json|msgpack] [--member-urls ws://A,ws://B]
 //! cargo run --release -p bench -- load --scenario memory --url ws://ADDR --connections N [--per-view K] [--await-state 0|1]
 //! cargo run --release -p bench -- features run|serve|load ...   (router scenarios, see `features`)
+//! cargo run --release -p bench -- resume run|serve|load ...     (session resume, see `resume`; --help)
 //! ```
 //!
 //! `run --only cross-node` runs the fan-out across two nodes of a cluster on a Redis it
 //! starts, against one node in the same run (see `run/cross_node.rs`).
 //!
 //! `run` without `--only` ends with `features run` (the reconnect storm, presence churn and
-//! sync push scenarios, ours against raw), so that one command runs every scenario.
+//! sync push scenarios, ours against raw) and `resume run` (session resume of 5,000 clients
+//! after a proxy reset, against fresh reconnects), so that one command runs every scenario.
 //!
 //! `run` starts each server pinned to CPU 0 and `load` pinned to CPU 1 (with `taskset`), with
 //! the soft file limit raised to the hard one (with `prlimit`). For echo and fan-out it reads
@@ -31,6 +33,7 @@ mod features;
 mod hist;
 mod hostile;
 mod load;
+mod resume;
 mod run;
 mod serve;
 
@@ -81,7 +84,9 @@ const USAGE: &str = "usage: bench run [--runs R] [--seconds S] [--only SUBSTRING
        bench load --scenario echo|fanout --url ws://ADDR --connections N --in-flight K --seconds S [--payload json|msgpack] [--member-urls ws://A,ws://B]
        bench load --scenario memory --url ws://ADDR --connections N [--per-view K] [--await-state 0|1]
        bench features run [--runs R] [--seconds S] [--scenarios storm,churn,syncpush] [--storm-clients N]
-       bench features serve|load ... (see bench/src/features/mod.rs)";
+       bench features serve|load ... (see bench/src/features/mod.rs)
+       bench resume run [--clients N] [--missed M] [--runs R] [--modes plain,resume] [--reconnect-delay default|MS]
+       bench resume serve|load ... (bench resume --help)";
 
 fn main() -> Result<(), BoxError> {
     let argv: Vec<String> = std::env::args().skip(1).collect();
@@ -91,6 +96,9 @@ fn main() -> Result<(), BoxError> {
     if command == "features" {
         // Its own subcommands (`bench features run ...`) come before its flags.
         return features::main(rest);
+    }
+    if command == "resume" {
+        return resume::main(rest);
     }
     let args = Args::parse(rest)?;
     match command.as_str() {

@@ -204,12 +204,13 @@ struct MemorySample {
 
 /// How children are started: pinned with `taskset`, with the file limit raised by
 /// `prlimit`, when those tools exist.
-struct Launcher {
-    pinned: bool,
+pub(crate) struct Launcher {
+    /// `taskset` exists: servers go to CPU 0, load generators to CPU 1.
+    pub(crate) pinned: bool,
     /// The soft file limit given to every child (the hard limit), when `prlimit` exists.
-    open_files: Option<u64>,
+    pub(crate) open_files: Option<u64>,
     /// The most files a child may open: `open_files`, or this process's soft limit.
-    max_open_files: u64,
+    pub(crate) max_open_files: u64,
     /// `bench/node`, holding `server.js`.
     node_dir: PathBuf,
 }
@@ -344,21 +345,24 @@ pub(crate) fn main(args: &Args) -> Result<(), BoxError> {
         cross_node::print(&cross_node_rows);
     }
     if only.is_empty() {
-        run_router_scenarios(runs, seconds)?;
+        let (runs, seconds) = (runs.to_string(), seconds.to_string());
+        run_child_driver("router scenarios", &["features", "run", "--runs", &runs, "--seconds", &seconds])?;
+        run_child_driver("session resume", &["resume", "run", "--runs", &runs])?;
     }
     Ok(())
 }
 
-/// The router scenarios (`bench features run`, ours and raw only), in a child so that
-/// one command runs every scenario; it prints its own tables.
-fn run_router_scenarios(runs: usize, seconds: f64) -> Result<(), BoxError> {
+/// Another driver (`bench features run`: the router scenarios, ours and raw only; `bench
+/// resume run`: session resume against fresh reconnects) in a child, so that one command
+/// runs every scenario; it prints its own tables.
+fn run_child_driver(what: &str, args: &[&str]) -> Result<(), BoxError> {
     println!();
-    println!("router scenarios (bench features run):");
+    println!("{what} (bench {}):", args.join(" "));
     let status = std::process::Command::new(std::env::current_exe()?)
-        .args(["features", "run", "--runs", &runs.to_string(), "--seconds", &seconds.to_string()])
+        .args(args)
         .stdin(std::process::Stdio::null())
         .status()?;
-    if status.success() { Ok(()) } else { Err(format!("bench features run failed: {status}").into()) }
+    if status.success() { Ok(()) } else { Err(format!("bench {} failed: {status}", args.join(" ")).into()) }
 }
 
 fn print_throughput(impls: &[&str], rows: &[(&Scenario, Vec<Option<Sample>>)]) {
@@ -464,7 +468,7 @@ fn median_memory(samples: &[MemorySample]) -> Option<MemorySample> {
 }
 
 impl Launcher {
-    fn new() -> Self {
+    pub(crate) fn new() -> Self {
         let works = |program: &str, arg: &str| {
             Command::new(program)
                 .arg(arg)
@@ -488,7 +492,12 @@ impl Launcher {
     /// Starts `program args` on `cpu`, its stdout piped to this process.
     ///
     /// `prlimit` and `taskset` both exec the program, so the child's pid is the program's.
-    fn spawn(&self, cpu: u32, program: impl Into<OsString>, args: &[String]) -> Result<Killed, BoxError> {
+    pub(crate) fn spawn(
+        &self,
+        cpu: u32,
+        program: impl Into<OsString>,
+        args: &[String],
+    ) -> Result<Killed, BoxError> {
         let mut argv: Vec<OsString> = Vec::new();
         if let Some(limit) = self.open_files {
             argv.extend(["prlimit".into(), format!("--nofile={limit}:{limit}").into(), "--".into()]);
@@ -775,7 +784,7 @@ fn memory_run(
 
 /// The process's RSS once it stopped moving (by at most [`MEMORY_STABLE_KIB`] over
 /// [`MEMORY_STABLE_FOR`]), or the last reading after [`MEMORY_SETTLE_BOUND`].
-fn settled_resident_kib(pid: u32) -> Result<f64, BoxError> {
+pub(crate) fn settled_resident_kib(pid: u32) -> Result<f64, BoxError> {
     let start = Instant::now();
     let window = (MEMORY_STABLE_FOR.as_millis() / MEMORY_POLL.as_millis()).max(1) as usize;
     let mut readings = vec![resident_kib(pid)?];

@@ -461,3 +461,28 @@ async fn the_example_client_resumes_on_the_example_server_and_prints_every_frame
     assert!(log.contains("resumed the session"), "{log}");
     assert!(proxy.stats().accepted >= 2, "{:?}", proxy.stats());
 }
+
+#[tokio::test]
+async fn a_detached_session_lets_its_lost_socket_go() {
+    // Found by `bench resume`: 5,000 detached sessions held 5,000 dead sockets (their
+    // descriptors and buffers) for the whole window.
+    let config = ServerConfig::default().ping_interval(None).idle_timeout(Some(Duration::from_millis(200)));
+    let (server, mut events) = server(config).await;
+    let (mut old, welcome) = first_frame(&server, "session=new").await;
+    let token = token(&welcome);
+    let NetworkEvent::Added(connection) = next_event(&mut events).await else { panic!() };
+
+    // Silent past the idle timeout: the session detaches, and its socket is dropped (no
+    // close frame: a lost socket) rather than kept until the window ends.
+    within(async {
+        while let Some(Ok(frame)) = old.next().await {
+            assert!(!matches!(frame, WsMessage::Close(_)), "a lost socket got a close frame");
+        }
+    })
+    .await;
+    // The session itself lives on: what is sent meanwhile is replayed on resume.
+    connection.send(Message::text("while away")).unwrap();
+    let (mut new, frame) = first_frame(&server, &format!("session={token}&seen=0")).await;
+    assert_eq!(frame, SessionFrame::Resumed { seen: 0 });
+    assert_eq!(next_data(&mut new).await, WsMessage::text("while away"));
+}

@@ -110,11 +110,14 @@ pub struct ServerConfig {
     /// session (`?session=new`) get one. Default 2 minutes, as socket.io's connection
     /// state recovery; `None` turns sessions off (requests are answered `disabled`).
     pub resume_window: Option<Duration>,
-    /// The most payload bytes a session keeps of the frames its client has not
-    /// acknowledged. An attached session over it forgets its oldest frames (a resume that
-    /// needs them is refused, `overflow`, and ends the session); a detached one ends at
-    /// once (`Removed` with 1008 "session overflow", in both cases). Default 1 MiB. Payloads are shared: a broadcast held by
-    /// many sessions costs each a reference.
+    /// The most bytes a session keeps of the frames its client has not acknowledged, each
+    /// frame counting its payload plus its entry
+    /// ([`ENTRY_COST`](network_core::resume::ENTRY_COST)), so that the bound holds for
+    /// memory even with tiny frames. An attached session over it forgets its oldest frames
+    /// (a resume that needs them is refused, `overflow`, and ends the session); a detached
+    /// one ends at once (`Removed` with 1008 "session overflow", in both cases). Default
+    /// 1 MiB. Payloads are shared: a broadcast held by many sessions costs each a
+    /// reference and an entry.
     pub max_replay_size: usize,
 }
 

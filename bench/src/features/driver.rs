@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use super::wire::STORM_GROUP;
 use super::{Impl, Scenario};
-use crate::child::{Killed, clock_ticks, cpu_ticks, lines, median, wait_for};
+use crate::child::{Killed, clock_ticks, cpu_ticks, lines, median, wait_for, waiting_seconds};
 use crate::{Args, BoxError};
 
 /// The file limit (soft and hard) of both children: 5,000 clients need 5,000 descriptors
@@ -417,14 +417,4 @@ fn window_run(
             waited / wall,
         ],
     })
-}
-
-/// How long the main thread of process `pid` (the server's only tokio worker) was ready to
-/// run but waited for its CPU, in seconds (field 2 of `/proc/PID/schedstat`). On a machine
-/// shared with other work this shows how much of a run was lost to other processes: the
-/// CPU shares above mean "not saturated" only when this stays near 0.
-fn waiting_seconds(pid: u32) -> Result<f64, BoxError> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/schedstat"))?;
-    let waited: f64 = stat.split_whitespace().nth(1).ok_or("malformed /proc schedstat")?.parse()?;
-    Ok(waited / 1e9)
 }

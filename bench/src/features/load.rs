@@ -23,6 +23,7 @@ use ws_client::{Client, ClientConfig, ClientEvent};
 
 use super::wire::{self, Envelope, STORM_GROUP};
 use super::{Impl, Scenario, say};
+use crate::hist::spread;
 use crate::{Args, BoxError};
 
 type Ws = WebSocketStream<MaybeTlsStream<TcpStream>>;
@@ -309,14 +310,6 @@ async fn storm(args: &Args, implementation: Impl, url: &str) -> Result<(), BoxEr
         );
     }
     Ok(())
-}
-
-/// The count, minimum, median, 99th percentile and maximum of `values`.
-fn spread(mut values: Vec<u64>) -> serde_json::Value {
-    values.sort_unstable();
-    let quantile =
-        |q: f64| values.get(((values.len() as f64 - 1.0) * q).round() as usize).copied().unwrap_or(0);
-    serde_json::json!({"count": values.len(), "min": quantile(0.0), "p50": quantile(0.5), "p99": quantile(0.99), "max": quantile(1.0)})
 }
 
 /// How many clients are connected, and how many restored.

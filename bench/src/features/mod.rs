@@ -194,7 +194,7 @@ fn dispatch(role: &str, args: &Args) -> Result<(), BoxError> {
 }
 
 /// Prints `line` on stdout at once (the driver reads it through a pipe).
-fn say(line: &str) -> Result<(), BoxError> {
+pub(crate) fn say(line: &str) -> Result<(), BoxError> {
     use std::io::Write;
     let mut stdout = std::io::stdout().lock();
     writeln!(stdout, "{line}")?;
