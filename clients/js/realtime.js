@@ -41,7 +41,8 @@
 
 /** @typedef {string | ArrayBuffer | ArrayBufferView} Data a frame as written to the socket: text, or binary */
 /** @typedef {Record<string, unknown>} Body the body (`d`) of a router frame to send */
-/** @typedef {{d: Data, n: number, k: string | undefined, t: number}} Queued a queued frame: its bytes, latest key, expiry */
+/** @typedef {{d: Data, n: number}} Kept a frame sent on a session and not acknowledged: its bytes, their size */
+/** @typedef {Kept & {k: string | undefined, t: number}} Queued a queued frame: its bytes, their size, latest key, expiry */
 /**
  * The body (`d`) of a router frame from the server: JSON, read without validation (a frame
  * of the wrong shape throws, and the client reports it as `malformed`).
@@ -96,7 +97,7 @@ export class QueueFullError extends RealtimeError {
 const error = (code, message) => new RealtimeError(code, message);
 /** @type {(e: any) => RealtimeError & {channel?: string, view?: string, path?: string}} */
 const remoteError = (e) =>
-  new RealtimeError(String((e && e.code) || 'internal'), String((e && e.message) || ''), true);
+  new RealtimeError(String(e?.code || 'internal'), String(e?.message || ''), true);
 const closed = () => error('closed', 'the connection closed before the answer');
 const noop = () => {};
 /**
@@ -164,17 +165,7 @@ const LISTENERS = Symbol('listeners');
  * @param {Events[E]} args
  */
 function fire(target, event, ...args) {
-  const set = target[LISTENERS].get(event);
-  if (!set) return;
-  for (const fn of [...set]) {
-    try {
-      fn(...args);
-    } catch (e) {
-      queueMicrotask(() => {
-        throw e;
-      });
-    }
-  }
+  for (const fn of [...(target[LISTENERS].get(event) ?? [])]) call(/** @type {(...args: Events[E]) => void} */ (fn), ...args);
 }
 
 /**
@@ -219,16 +210,8 @@ export class Emitter {
  * @returns {number}
  */
 function byteLength(data) {
-  if (typeof data !== 'string') return data.byteLength;
-  let n = 0;
-  for (let i = 0; i < data.length; i++) {
-    const c = data.charCodeAt(i);
-    if (c < 0x80) n += 1;
-    else if (c < 0x800) n += 2;
-    else if (c >= 0xd800 && c < 0xdc00 && i + 1 < data.length) (n += 4), i++;
-    else n += 3;
-  }
-  return n;
+  // A lone surrogate counts 3 bytes, as the socket writes it (U+FFFD).
+  return typeof data === 'string' ? new TextEncoder().encode(data).length : data.byteLength;
 }
 
 /**
@@ -248,11 +231,14 @@ function cutReason(reason) {
 /**
  * The WebSocket URL for `url`: http(s) becomes ws(s), a relative URL resolves against the page.
  * @param {string | URL} url
+ * @param {string} [query] parameters to add to the query (`a=1&b=2`, encoded)
  * @returns {string}
  */
-function wsUrl(url) {
+function wsUrl(url, query = '') {
   const u = new URL(String(url), globalThis.location?.href);
   if (u.protocol === 'http:' || u.protocol === 'https:') u.protocol = u.protocol === 'https:' ? 'wss:' : 'ws:';
+  // Appended as it is: the page's own parameters keep their encoding.
+  if (query) u.search += (u.search ? '&' : '') + query;
   return u.href;
 }
 
@@ -263,25 +249,6 @@ function wsUrl(url) {
  */
 export function defaultUrl() {
   return wsUrl(new URL('/', import.meta.url));
-}
-
-/**
- * Rejects with `timeout` when `promise` takes longer than `ms`.
- * @template T
- * @param {Promise<T>} promise
- * @param {number} ms
- * @param {string} what what takes the time, for the error's message
- * @returns {Promise<T>}
- */
-function within(promise, ms, what) {
-  /** @type {number | undefined} */
-  let timer;
-  return Promise.race([
-    promise,
-    /** @type {Promise<never>} */ (new Promise((_, reject) => {
-      timer = setTimeout(() => reject(error('timeout', `${what} took more than ${ms} ms`)), ms);
-    })),
-  ]).finally(() => clearTimeout(timer));
 }
 
 /**
@@ -311,6 +278,7 @@ const DEFAULTS = {
   timeout: 10000,
   maxPendingRequests: 1024,
   readAfterResubscribe: true,
+  resume: false,
 };
 
 /**
@@ -403,6 +371,20 @@ export class Client extends Emitter {
   #closed = false;
   /** @type {Map<string, RouterLike>} the routers by their name in the envelope */
   #routers = new Map();
+  // The session (PROTOCOL.md section 9), with the `resume` option.
+  /** @type {string | undefined} the session's token: while set, a dropped socket may be resumed */
+  #token = undefined;
+  /** Data frames received on the session. */
+  #received = 0;
+  /** The count last acknowledged to the server. */
+  #acked = 0;
+  #ackTimer = 0;
+  /** Data frames sent on the session: the last `#replay.length` of them are not acknowledged. */
+  #sent = 0;
+  /** @type {Kept[]} sent and not acknowledged: sent again after a resume */
+  #replay = [];
+  /** The router `session`: its frames are not counted, nor seen by the application. */
+  #own = { frame: (/** @type {Frame} */ d) => this.#session(d) };
   /** @type {Channels} */
   #channelsRouter;
   /** @type {Link} */
@@ -427,8 +409,9 @@ export class Client extends Emitter {
     };
     // Pongs need no handling (any frame is a sign of life) but must not reach `message`;
     // a ping from the peer is answered, as the server and the Rust client do.
-    const heartbeat = (/** @type {Frame} */ d) => d.t === 'ping' && d.id != null && this.#ws?.send(JSON.stringify({ $r: 'hb', d: { t: 'pong', id: d.id } }));
-    this.#routers.set('hb', { frame: heartbeat, restore: noop, end: noop, shutdown: noop });
+    const heartbeat = (/** @type {Frame} */ d) => d.t === 'ping' && d.id != null && this.#put(JSON.stringify({ $r: 'hb', d: { t: 'pong', id: d.id } }));
+    this.#routers.set('hb', { frame: heartbeat });
+    this.#routers.set('session', this.#own);
     this.#channelsRouter = new Channels(this.#link);
     /** Presence: who has a view open. */
     this.views = new Views(this.#link);
@@ -499,7 +482,7 @@ export class Client extends Emitter {
       ws?.close();
     }
     this.#queue = [];
-    for (const router of this.#routers.values()) router.shutdown();
+    for (const router of this.#routers.values()) router.shutdown?.();
     if (wasOpen) fire(this, 'close', { code, reason });
   }
 
@@ -545,24 +528,36 @@ export class Client extends Emitter {
     if (this.#closed) throw error('closed', 'the client is closed');
     const o = this.#options;
     const size = byteLength(data);
-    const ws = /** @type {WebSocket} */ (this.#ws);
-    // Restoring or open: there is a socket.
-    if (this.#open && ws.bufferedAmount + size > o.maxEnqueuedBytes) throw new QueueFullError(data);
-    if (this.#open || this.#restoring) return ws.send(data), 'queued';
-    if (p.offline == 'volatile') return 'dropped';
+    const open = this.#open;
+    if (this.#restoring) return this.#put(data, size), 'queued';
+    if (!open && p.offline == 'volatile') return 'dropped';
     const now = Date.now();
+    // Online the queue is empty: it was written when the socket opened.
     const k = p.offline == 'latest' ? p.key : undefined;
     /** The queue without the frame this one replaces. @param {Queued[]} q */
     const rest = (q) => (k === undefined ? q : q.filter((e) => e.k !== k));
-    /** @param {Queued[]} q */
-    const fits = (q) => rest(q).length < o.maxEnqueuedMessages && rest(q).reduce((n, e) => n + e.n, size) <= o.maxEnqueuedBytes;
+    // Frames sent on a session and not acknowledged count against the queue's bounds.
+    /** @param {Kept[]} q */
+    const fits = (q) => ((q = [...this.#replay, ...rest(/** @type {Queued[]} */ (q))]), q.length < o.maxEnqueuedMessages && q.reduce((n, e) => n + e.n, size) <= o.maxEnqueuedBytes);
     let q = this.#queue;
     if (!fits(q)) q = q.filter((e) => e.t > now); // expired frames make room
-    if (!fits(q)) throw new QueueFullError(data);
+    // Open, there is a socket; its own buffer is bounded too.
+    if (!fits(q) || (open && /** @type {WebSocket} */ (this.#ws).bufferedAmount + size > o.maxEnqueuedBytes)) throw new QueueFullError(data);
+    if (open) return this.#put(data, size), 'queued';
     const kept = rest(q);
     // At the end, behind every frame sent before it: what is written keeps the order of the sends.
     this.#queue = [...kept, { d: data, n: size, k, t: p.offline == 'expire' ? now + p.ttl : Infinity }];
     return kept.length < q.length ? 'replaced' : 'queued';
+  }
+
+  /**
+   * Writes `data` to the socket; on a session, counts it and keeps it until acknowledged.
+   * @param {Data} data
+   * @param {number} [n] its size
+   */
+  #put(data, n = byteLength(data)) {
+    /** @type {WebSocket} */ (this.#ws).send(data);
+    if (this.#token) this.#sent++, this.#replay.push({ d: data, n });
   }
 
   // ---- the connection --------------------------------------------------------------
@@ -576,16 +571,29 @@ export class Client extends Emitter {
     let ws;
     try {
       let url = this.#url;
-      if (typeof url === 'function') url = await within(Promise.resolve(url()), o.connectionTimeout, 'the URL provider');
+      if (typeof url === 'function') {
+        const provide = url;
+        // Bounded by `connectionTimeout`; a throw fails the attempt.
+        url = await /** @type {Promise<string | URL>} */ (
+          new Promise((resolve, reject) => {
+            Promise.resolve(provide())
+              .then(resolve, reject)
+              .finally(() => clearTimeout(timer));
+            const timer = setTimeout(() => reject(error('timeout', `the URL provider took more than ${o.connectionTimeout} ms`)), o.connectionTimeout);
+          })
+        );
+      }
       if (generation !== this.#generation) return;
-      ws = new (o.WebSocket || WebSocket)(wsUrl(url));
+      const token = this.#token;
+      // A resume says how many frames arrived: as good as an acknowledgement.
+      this.#acked = this.#received;
+      ws = new (o.WebSocket || WebSocket)(wsUrl(url, o.resume ? (token ? `session=${token}&seen=${this.#received}` : 'session=new') : ''));
     } catch (e) {
       if (generation === this.#generation) this.#failed(e);
       return;
     }
     this.#ws = ws;
     ws.binaryType = 'arraybuffer';
-    let opened = false;
     this.#connectTimer = setTimeout(() => {
       this.#detach();
       try {
@@ -593,14 +601,12 @@ export class Client extends Emitter {
       } catch {}
       this.#failed(error('timeout', `no connection within ${o.connectionTimeout} ms`));
     }, o.connectionTimeout);
-    ws.onopen = () => {
-      clearTimeout(this.#connectTimer);
-      opened = true;
-      this.#opened(ws);
-    };
+    // With sessions, the connection is made once the server's first frame says which (section 9.3).
+    ws.onopen = () => o.resume || this.#opened();
     ws.onclose = (event) => {
+      const open = this.#open;
       this.#detach();
-      if (opened) this.#lost(event.code, event.reason, event.code !== 1006);
+      if (open) this.#lost(event.code, event.reason, event.code !== 1006);
       else this.#failed(error('connect', `the connection failed (${event.code}${event.reason ? ' ' + event.reason : ''})`));
     };
     ws.onmessage = (event) => this.#receive(event.data);
@@ -616,15 +622,22 @@ export class Client extends Emitter {
     this.#generation++;
     clearTimeout(this.#connectTimer);
     clearTimeout(this.#heartbeat);
+    clearTimeout(this.#ackTimer);
+    this.#ackTimer = 0;
     return ws;
   }
 
-  /** @param {WebSocket} ws */
-  #opened(ws) {
+  /**
+   * The socket is ready: the routers restore (or, resumed, send what was wanted or given up
+   * while away), then the queue is written.
+   * @param {boolean} [resumed]
+   */
+  #opened(resumed) {
+    clearTimeout(this.#connectTimer);
     this.#openedAt = Date.now();
     this.#restoring = true;
     try {
-      for (const router of this.#routers.values()) router.restore();
+      for (const router of this.#routers.values()) router.restore?.(resumed);
     } finally {
       this.#restoring = false;
     }
@@ -632,9 +645,41 @@ export class Client extends Emitter {
     const queue = this.#queue;
     const now = Date.now();
     this.#queue = [];
-    for (const e of queue) if (e.t > now) ws.send(e.d); // expired frames are skipped
+    for (const e of queue) if (e.t > now) this.#put(e.d, e.n); // expired frames are skipped
     this.#alive();
-    fire(this, 'open');
+    fire(this, resumed ? 'resumed' : 'open');
+  }
+
+  /**
+   * A frame of router `session` (PROTOCOL.md 9.1).
+   * @param {Frame} d
+   */
+  #session(d) {
+    const t = d.t;
+    // `ack` and `resumed`: the server has our first `n` (`seen`) frames, they need not be kept.
+    this.#replay = this.#replay.slice(Math.max(0, (d.n ?? d.seen) - this.#sent + this.#replay.length));
+    if (this.#open) return; // the rest answer the upgrade only
+    if (t == 'resumed') {
+      // The frames it missed first (counted already), then what waited.
+      for (const e of this.#replay) /** @type {WebSocket} */ (this.#ws).send(e.d);
+      this.#opened(true);
+    } else if (t == 'welcome') {
+      this.#token = String(d.token);
+      this.#received = this.#acked = this.#sent = 0;
+      this.#replay = [];
+      this.#opened();
+    } else if (t == 'refused') {
+      if (this.#token) this.#end(), fire(this, 'reset', { reason: String(d.reason) });
+      if (d.reason == 'disabled') this.#opened(); // a plain connection; else a `welcome` follows
+    }
+  }
+
+  /** Acknowledges the frames received (section 9.2). */
+  #ack() {
+    clearTimeout(this.#ackTimer);
+    this.#ackTimer = 0;
+    this.#acked = this.#received;
+    this.#ws?.send(`{"$r":"session","d":{"t":"ack","n":${this.#received}}}`);
   }
 
   /**
@@ -642,7 +687,6 @@ export class Client extends Emitter {
    * @param {unknown} e
    */
   #failed(e) {
-    this.#ws = null;
     fire(this, 'failed', { attempt: this.#attempt, error: e });
     this.#attempt++;
     this.#schedule();
@@ -656,17 +700,29 @@ export class Client extends Emitter {
    */
   #lost(code, reason, remote) {
     const uptime = Date.now() - this.#openedAt;
-    this.#ended({ code, reason });
+    this.#ended({ code, reason }, !remote);
     this.#attempt = uptime >= this.#options.minUptime ? 1 : this.#attempt + 1;
     const decide = this.#options.shouldReconnect;
     if (remote && decide && !decide({ code, reason })) return fire(this, 'reconnect-declined');
     this.#schedule();
   }
 
-  /** @param {CloseInfo} event */
-  #ended(event) {
-    for (const router of this.#routers.values()) router.end();
+  /**
+   * @param {CloseInfo} event
+   * @param {boolean} [dropped] no close frame was exchanged: a session may be resumed
+   */
+  #ended(event, dropped) {
+    // Resumable: the routers keep everything (what waits now is settled if the resume fails).
+    if (dropped && this.#token) for (const router of this.#routers.values()) router.pause?.();
+    else this.#end();
     fire(this, 'close', event);
+  }
+
+  /** The session, if any, is over: the server forgot this connection. */
+  #end() {
+    this.#token = undefined;
+    this.#replay = [];
+    for (const router of this.#routers.values()) router.end?.();
   }
 
   #schedule() {
@@ -711,6 +767,11 @@ export class Client extends Emitter {
         router = undefined;
       }
     }
+    // Every data frame but the session's own counts (9.2); acknowledged after 64 or 1 s.
+    if (this.#token && router !== this.#own) {
+      if (++this.#received - this.#acked >= 64) this.#ack();
+      else this.#ackTimer ||= setTimeout(() => this.#ack(), 1000);
+    }
     if (!router) return fire(this, 'message', data);
     if (!body || typeof body !== 'object') return;
     try {
@@ -729,7 +790,7 @@ export class Client extends Emitter {
     this.#heartbeat = setTimeout(() => {
       this.#pingId = (this.#pingId % (MAX_ID - 1)) + 1;
       try {
-        ws.send(JSON.stringify({ $r: 'hb', d: { t: 'ping', id: this.#pingId } }));
+        this.#put(JSON.stringify({ $r: 'hb', d: { t: 'ping', id: this.#pingId } }));
       } catch {}
       this.#heartbeat = setTimeout(() => {
         // Silent: the server, or the path to it, is gone. A close handshake would wait
@@ -770,9 +831,10 @@ function isPackedEnvelope(data) {
  * A router as the client drives it.
  * @typedef {object} RouterLike
  * @property {(d: Frame) => void} frame handles a frame's body
- * @property {() => void} restore the socket opened: sends the restore frames
- * @property {() => void} end the socket closed
- * @property {() => void} shutdown the client closed for good
+ * @property {(resumed?: boolean) => void} [restore] the socket opened (or the session resumed): sends the restore frames
+ * @property {() => void} [pause] the socket dropped and the session may be resumed
+ * @property {() => void} [end] the socket closed (or the session could not be resumed)
+ * @property {() => void} [shutdown] the client closed for good
  */
 
 /**
@@ -807,16 +869,15 @@ class Wanted {
   grant() {
     this.active = true;
     this.request = 0;
-    for (const waiter of this.waiters) clearTimeout(waiter.timer), waiter.resolve();
-    this.waiters.clear();
+    this.settle();
   }
 
   /**
-   * Fails every waiter with `e`.
-   * @param {RealtimeError} e
+   * Settles every waiter: fails it with `e`, or resolves it without.
+   * @param {RealtimeError} [e]
    */
-  fail(e) {
-    for (const waiter of this.waiters) clearTimeout(waiter.timer), waiter.reject(e);
+  settle(e) {
+    for (const waiter of this.waiters) clearTimeout(waiter.timer), e ? waiter.reject(e) : waiter.resolve();
     this.waiters.clear();
   }
 }
@@ -866,6 +927,10 @@ class Router {
     this.nextId = 0;
     /** @type {Map<string, W>} */
     this.wanted = new Map();
+    /** @type {Set<string>} keys given up while offline: a resumed session still has them */
+    this.away = new Set();
+    /** The last id sent before a drop: `end` settles those only (later ones wait in the queue). */
+    this.mark = Infinity;
     // Every subclass defines its `frame`.
     link.attach(name, /** @type {RouterLike} */ (/** @type {unknown} */ (this)));
   }
@@ -998,7 +1063,7 @@ class Router {
     this.wanted.delete(key);
     if (entry.request) this.take(entry.request);
     entry.active = false;
-    entry.fail(e);
+    entry.settle(e);
   }
 
   /**
@@ -1009,7 +1074,7 @@ class Router {
    */
   undo(key, timeout) {
     this.forget(key, error('cancelled', `${key} was given up`));
-    if (!this.link.online()) return Promise.resolve();
+    if (!this.link.online()) return this.away.add(key), Promise.resolve();
     return this.ask({ t: this.undoT, [this.field]: key }, timeout, { kind: 'undo' }).then(noop);
   }
 
@@ -1066,21 +1131,37 @@ class Router {
    */
   refused(entry, e) {}
 
-  /** The socket opened: every wanted key is wanted again, in key order. */
-  restore() {
+  /**
+   * The socket opened: every wanted key is wanted again, in key order. Or, `resumed`, the
+   * server still has what it had: it is told only what changed while away.
+   * @param {boolean} [resumed]
+   */
+  restore(resumed) {
+    // A new connection has nothing to undo.
+    for (const key of resumed ? this.away : []) quiet(this.ask({ t: this.undoT, [this.field]: key }, undefined, { kind: 'undo' }));
+    this.away.clear();
+    this.mark = Infinity;
     for (const key of [...this.wanted.keys()].sort()) {
+      const entry = /** @type {W} */ (this.wanted.get(key));
       try {
-        this.want(key, /** @type {W} */ (this.wanted.get(key)));
+        if (!resumed || !(entry.active || entry.request)) this.want(key, entry);
       } catch {
         // Tried again on the next connection.
       }
     }
   }
 
+  pause() {
+    this.mark = this.nextId;
+  }
+
   /** The socket closed: the server forgot this connection's requests and keys. */
   end() {
+    const mark = this.mark;
+    this.mark = Infinity;
     for (const entry of this.wanted.values()) (entry.active = false), (entry.request = 0);
     for (const [id, entry] of this.pending) {
+      if (id > mark) continue; // made while away: its frame is still queued
       if (entry.kind === 'want') this.pending.delete(id); // sent again on the next connection
       else if (entry.kind === 'undo') /** @type {AskRequest} */ (this.take(id)).resolve(); // a new connection has nothing to undo
       else this.take(id), entry.reject(closed());
@@ -1089,6 +1170,7 @@ class Router {
 
   /** The client closed for good. */
   shutdown() {
+    this.mark = Infinity;
     for (const key of [...this.wanted.keys()]) this.forget(key, error('closed', 'the client is closed'));
     this.end();
   }
@@ -1148,9 +1230,10 @@ class Channels extends Router {
     return this.ensure(path, entry, timeout);
   }
 
-  restore() {
-    this.session++;
-    super.restore();
+  /** @param {boolean} [resumed] */
+  restore(resumed) {
+    if (!resumed) this.session++;
+    super.restore(resumed);
   }
 
   end() {
@@ -1633,9 +1716,11 @@ class Sync extends Router {
     if (sub) for (const listener of [...sub.listeners]) call(listener, data ?? null, { path, op, snapshot });
   }
 
-  restore() {
-    super.restore();
-    if (!this.link.options.readAfterResubscribe) return;
+  /** @param {boolean} [resumed] */
+  restore(resumed) {
+    super.restore(resumed);
+    // Resumed, nothing was missed.
+    if (resumed || !this.link.options.readAfterResubscribe) return;
     for (const path of [...this.wanted.keys()].sort()) {
       // Answered after the `subscribed`: no change made while away is missed.
       if (/** @type {Subscription} */ (this.wanted.get(path)).wasSubscribed) {
