@@ -33,7 +33,6 @@
 /** @typedef {import('./realtime.js').ViewInfo} ViewInfo */
 /** @typedef {import('./realtime.js').SyncMessage} SyncMessage */
 /** @typedef {import('./realtime.js').SyncMethod} SyncMethod */
-/** @typedef {import('./realtime.js').CollectionMeta} CollectionMeta */
 /**
  * @template T
  * @typedef {import('./realtime.js').Callback<T>} Callback
@@ -50,7 +49,6 @@
  */
 
 const PREFIX = '{"$r":"';
-const MAX_ID = 2 ** 53;
 
 /**
  * An error of this library. `code` is machine-readable: the server's own codes
@@ -236,7 +234,7 @@ function cutReason(reason) {
  */
 function wsUrl(url, query = '') {
   const u = new URL(String(url), globalThis.location?.href);
-  if (u.protocol === 'http:' || u.protocol === 'https:') u.protocol = u.protocol === 'https:' ? 'wss:' : 'ws:';
+  u.protocol = u.protocol.replace(/^http(s?):$/, 'ws$1:');
   // Appended as it is: the page's own parameters keep their encoding.
   if (query) u.search += (u.search ? '&' : '') + query;
   return u.href;
@@ -298,7 +296,7 @@ function validate(options) {
   /** @type {any} the defaults and the options given, unchecked until the end */
   const o = { ...DEFAULTS };
   for (const key in options) if (options[key] !== undefined) o[key] = options[key];
-  if (o.maxRetries == null) o.maxRetries = Infinity;
+  o.maxRetries ??= Infinity;
   /** @param {boolean} ok @param {string} key */
   const check = (ok, key) => {
     if (!ok) throw new RangeError(`invalid option ${key}: ${o[key]}`);
@@ -361,11 +359,11 @@ export class Client extends Emitter {
   /** Counts attempts and detaches: callbacks of an older socket compare and give up. */
   #generation = 0;
   /** @type {number | undefined} */
-  #retryTimer = undefined;
+  #retryTimer;
   /** @type {number | undefined} */
-  #connectTimer = undefined;
+  #connectTimer;
   /** @type {number | undefined} */
-  #heartbeat = undefined;
+  #heartbeat;
   #pingId = 0;
   #openedAt = 0;
   #closed = false;
@@ -373,7 +371,7 @@ export class Client extends Emitter {
   #routers = new Map();
   // The session (PROTOCOL.md section 9), with the `resume` option.
   /** @type {string | undefined} the session's token: while set, a dropped socket may be resumed */
-  #token = undefined;
+  #token;
   /** Data frames received on the session. */
   #received = 0;
   /** The count last acknowledged to the server. */
@@ -383,8 +381,6 @@ export class Client extends Emitter {
   #sent = 0;
   /** @type {Kept[]} sent and not acknowledged: sent again after a resume */
   #replay = [];
-  /** The router `session`: its frames are not counted, nor seen by the application. */
-  #own = { frame: (/** @type {Frame} */ d) => this.#session(d) };
   /** @type {Channels} */
   #channelsRouter;
   /** @type {Link} */
@@ -402,7 +398,8 @@ export class Client extends Emitter {
     // What the routers see of the client.
     this.#link = {
       options: o,
-      send: (router, body) => this.#sendRouter(router, body),
+      // An envelope is sent as any object is: JSON, or the codec's.
+      send: (router, body) => this.send({ $r: router, d: body }),
       online: () => this.#open || this.#restoring,
       report: (e) => fire(this, 'error', e),
       attach: (name, router) => this.#routers.set(name, router),
@@ -411,7 +408,8 @@ export class Client extends Emitter {
     // a ping from the peer is answered, as the server and the Rust client do.
     const heartbeat = (/** @type {Frame} */ d) => d.t === 'ping' && d.id != null && this.#put(JSON.stringify({ $r: 'hb', d: { t: 'pong', id: d.id } }));
     this.#routers.set('hb', { frame: heartbeat });
-    this.#routers.set('session', this.#own);
+    // Its frames are not counted (`#receive`), nor seen by the application.
+    this.#routers.set('session', { frame: (d) => this.#session(d) });
     this.#channelsRouter = new Channels(this.#link);
     /** Presence: who has a view open. */
     this.views = new Views(this.#link);
@@ -472,15 +470,7 @@ export class Client extends Emitter {
   close(code = 1000, reason = '') {
     if (this.#closed) return;
     this.#closed = true;
-    clearTimeout(this.#retryTimer);
-    const wasOpen = this.#open;
-    const ws = this.#detach();
-    const sendable = code === 1000 || (code >= 3000 && code <= 4999) ? code : 1000;
-    try {
-      ws?.close(sendable, cutReason(reason));
-    } catch {
-      ws?.close();
-    }
+    const wasOpen = this.#detach(code === 1000 || (code >= 3000 && code <= 4999) ? code : 1000, cutReason(reason));
     this.#queue = [];
     for (const router of this.#routers.values()) router.shutdown?.();
     if (wasOpen) fire(this, 'close', { code, reason });
@@ -493,30 +483,12 @@ export class Client extends Emitter {
    */
   reconnect() {
     if (this.#closed) return;
-    clearTimeout(this.#retryTimer);
-    const wasOpen = this.#open;
-    const ws = this.#detach();
-    if (ws) {
-      try {
-        ws.close(1000, 'reconnect');
-      } catch {}
-      if (wasOpen) this.#ended({ code: 1000, reason: 'reconnect' });
-    }
+    if (this.#detach(1000, 'reconnect')) this.#ended({ code: 1000, reason: 'reconnect' });
     this.#attempt = 0;
     this.#connect();
   }
 
   // ---- sending ---------------------------------------------------------------------
-
-  /**
-   * @param {string} router
-   * @param {Body} body
-   */
-  #sendRouter(router, body) {
-    const codec = this.#options.codec;
-    const envelope = { $r: router, d: body };
-    this.#write(codec ? codec.encode(envelope) : JSON.stringify(envelope));
-  }
 
   /**
    * Writes `data` to the socket, or queues it while offline as `p.offline` says.
@@ -584,10 +556,9 @@ export class Client extends Emitter {
         );
       }
       if (generation !== this.#generation) return;
-      const token = this.#token;
       // A resume says how many frames arrived: as good as an acknowledgement.
       this.#acked = this.#received;
-      ws = new (o.WebSocket || WebSocket)(wsUrl(url, o.resume ? (token ? `session=${token}&seen=${this.#received}` : 'session=new') : ''));
+      ws = new (o.WebSocket || WebSocket)(wsUrl(url, o.resume ? (this.#token ? `session=${this.#token}&seen=${this.#received}` : 'session=new') : ''));
     } catch (e) {
       if (generation === this.#generation) this.#failed(e);
       return;
@@ -596,35 +567,43 @@ export class Client extends Emitter {
     ws.binaryType = 'arraybuffer';
     this.#connectTimer = setTimeout(() => {
       this.#detach();
-      try {
-        ws.close();
-      } catch {}
       this.#failed(error('timeout', `no connection within ${o.connectionTimeout} ms`));
     }, o.connectionTimeout);
     // With sessions, the connection is made once the server's first frame says which (section 9.3).
     ws.onopen = () => o.resume || this.#opened();
     ws.onclose = (event) => {
-      const open = this.#open;
-      this.#detach();
-      if (open) this.#lost(event.code, event.reason, event.code !== 1006);
+      if (this.#detach()) this.#lost(event.code, event.reason, event.code !== 1006);
       else this.#failed(error('connect', `the connection failed (${event.code}${event.reason ? ' ' + event.reason : ''})`));
     };
     ws.onmessage = (event) => this.#receive(event.data);
     ws.onerror = noop; // a close event follows
   }
 
-  /** Forgets the current socket: its callbacks are removed, the timers cleared. */
-  #detach() {
+  /**
+   * Forgets the current socket: its callbacks are removed, the timers cleared, and it is
+   * closed (with `code` and `reason` if given; a socket closed already is left as it is).
+   * Returns whether it was open.
+   * @param {number} [code]
+   * @param {string} [reason]
+   */
+  #detach(code, reason) {
     const ws = this.#ws;
-    if (ws) ws.onopen = ws.onclose = ws.onmessage = ws.onerror = null;
+    const open = this.#open;
+    if (ws) {
+      ws.onopen = ws.onclose = ws.onmessage = ws.onerror = null;
+      try {
+        ws.close(code, reason);
+      } catch {
+        ws.close();
+      }
+    }
     this.#ws = null;
     this.#open = false;
     this.#generation++;
+    clearTimeout(this.#retryTimer);
     clearTimeout(this.#connectTimer);
     clearTimeout(this.#heartbeat);
-    clearTimeout(this.#ackTimer);
-    this.#ackTimer = 0;
-    return ws;
+    return open;
   }
 
   /**
@@ -634,7 +613,7 @@ export class Client extends Emitter {
    */
   #opened(resumed) {
     clearTimeout(this.#connectTimer);
-    this.#openedAt = Date.now();
+    const now = (this.#openedAt = Date.now());
     this.#restoring = true;
     try {
       for (const router of this.#routers.values()) router.restore?.(resumed);
@@ -643,7 +622,6 @@ export class Client extends Emitter {
     }
     this.#open = true;
     const queue = this.#queue;
-    const now = Date.now();
     this.#queue = [];
     for (const e of queue) if (e.t > now) this.#put(e.d, e.n); // expired frames are skipped
     this.#alive();
@@ -664,22 +642,25 @@ export class Client extends Emitter {
       for (const e of this.#replay) /** @type {WebSocket} */ (this.#ws).send(e.d);
       this.#opened(true);
     } else if (t == 'welcome') {
-      this.#token = String(d.token);
+      // Nothing is kept from an earlier session: `#end` forgot it.
+      this.#token = d.token;
       this.#received = this.#acked = this.#sent = 0;
-      this.#replay = [];
       this.#opened();
     } else if (t == 'refused') {
-      if (this.#token) this.#end(), fire(this, 'reset', { reason: String(d.reason) });
+      if (this.#token) this.#end(), fire(this, 'reset', { reason: d.reason });
       if (d.reason == 'disabled') this.#opened(); // a plain connection; else a `welcome` follows
     }
   }
 
-  /** Acknowledges the frames received (section 9.2). */
+  /**
+   * Acknowledges the frames received (section 9.2). Offline there is no need: a resume
+   * says how many arrived.
+   */
   #ack() {
     clearTimeout(this.#ackTimer);
     this.#ackTimer = 0;
     this.#acked = this.#received;
-    this.#ws?.send(`{"$r":"session","d":{"t":"ack","n":${this.#received}}}`);
+    if (this.#open) /** @type {WebSocket} */ (this.#ws).send(JSON.stringify({ $r: 'session', d: { t: 'ack', n: this.#received } }));
   }
 
   /**
@@ -712,17 +693,18 @@ export class Client extends Emitter {
    * @param {boolean} [dropped] no close frame was exchanged: a session may be resumed
    */
   #ended(event, dropped) {
-    // Resumable: the routers keep everything (what waits now is settled if the resume fails).
-    if (dropped && this.#token) for (const router of this.#routers.values()) router.pause?.();
-    else this.#end();
+    this.#end(dropped && !!this.#token);
     fire(this, 'close', event);
   }
 
-  /** The session, if any, is over: the server forgot this connection. */
-  #end() {
-    this.#token = undefined;
-    this.#replay = [];
-    for (const router of this.#routers.values()) router.end?.();
+  /**
+   * The socket closed: the server forgot this connection, unless `paused` (its session
+   * may be resumed: the routers keep everything, and what waits now is settled if not).
+   * @param {boolean} [paused]
+   */
+  #end(paused) {
+    if (!paused) (this.#token = undefined), (this.#replay = []);
+    for (const router of this.#routers.values()) router.end?.(paused);
   }
 
   #schedule() {
@@ -745,16 +727,22 @@ export class Client extends Emitter {
   #receive(data) {
     this.#alive();
     const codec = this.#options.codec;
+    const text = typeof data === 'string';
     let router;
     let body;
-    if (typeof data === 'string') {
+    // Every data frame but the session's own counts (9.2); acknowledged after 64 or 1 s.
+    if (this.#token && !(text && data.startsWith(PREFIX + 'session"'))) {
+      if (++this.#received - this.#acked >= 64) this.#ack();
+      else this.#ackTimer ||= setTimeout(() => this.#ack(), 1000);
+    }
+    if (text) {
       if (data.startsWith(PREFIX)) {
         router = this.#routers.get(data.slice(7, data.indexOf('"', 7)));
         if (router) {
           try {
             body = JSON.parse(data).d;
           } catch {
-            return fire(this, 'error', error('malformed', 'a router frame from the server is not JSON'));
+            return fire(this, 'error', error('malformed', 'a router frame is not JSON'));
           }
         }
       }
@@ -767,17 +755,12 @@ export class Client extends Emitter {
         router = undefined;
       }
     }
-    // Every data frame but the session's own counts (9.2); acknowledged after 64 or 1 s.
-    if (this.#token && router !== this.#own) {
-      if (++this.#received - this.#acked >= 64) this.#ack();
-      else this.#ackTimer ||= setTimeout(() => this.#ack(), 1000);
-    }
     if (!router) return fire(this, 'message', data);
     if (!body || typeof body !== 'object') return;
     try {
       router.frame(body);
     } catch (e) {
-      fire(this, 'error', error('malformed', `a frame from the server could not be applied: ${e && /** @type {Error} */ (e).message}`));
+      fire(this, 'error', error('malformed', `a frame could not be applied: ${e && /** @type {Error} */ (e).message}`));
     }
   }
 
@@ -788,17 +771,14 @@ export class Client extends Emitter {
     const ws = this.#ws;
     if (o.pingInterval == null || !ws) return;
     this.#heartbeat = setTimeout(() => {
-      this.#pingId = (this.#pingId % (MAX_ID - 1)) + 1;
       try {
-        this.#put(JSON.stringify({ $r: 'hb', d: { t: 'ping', id: this.#pingId } }));
+        // The id stays below 2^53 for 7 billion years of pings.
+        this.#put(JSON.stringify({ $r: 'hb', d: { t: 'ping', id: ++this.#pingId } }));
       } catch {}
       this.#heartbeat = setTimeout(() => {
         // Silent: the server, or the path to it, is gone. A close handshake would wait
         // for the same silence, so the socket is dropped and reported as 1006.
         this.#detach();
-        try {
-          ws.close();
-        } catch {}
         this.#lost(1006, 'heartbeat timeout', false);
       }, o.pongTimeout);
     }, o.pingInterval);
@@ -832,8 +812,7 @@ function isPackedEnvelope(data) {
  * @typedef {object} RouterLike
  * @property {(d: Frame) => void} frame handles a frame's body
  * @property {(resumed?: boolean) => void} [restore] the socket opened (or the session resumed): sends the restore frames
- * @property {() => void} [pause] the socket dropped and the session may be resumed
- * @property {() => void} [end] the socket closed (or the session could not be resumed)
+ * @property {(paused?: boolean) => void} [end] the socket closed (`paused`: the session may be resumed), or the session could not be resumed
  * @property {() => void} [shutdown] the client closed for good
  */
 
@@ -941,7 +920,8 @@ class Router {
   }
 
   id() {
-    return (this.nextId = (this.nextId % (MAX_ID - 1)) + 1);
+    // Below 2^53 (PROTOCOL.md 2.3) for 285 years at a million requests a second.
+    return ++this.nextId;
   }
 
   /**
@@ -984,7 +964,7 @@ class Router {
       /** @param {RealtimeError} e */
       const fail = (e) => (callback ? queueMicrotask(() => callback(e)) : reject(e));
       if (this.pending.size >= this.link.options.maxPendingRequests) {
-        return fail(error('too_many_pending', 'too many requests wait for an answer'));
+        return fail(error('too_many_pending', 'too many requests pending'));
       }
       const id = (body.id = this.id());
       const ms = timeout ?? this.link.options.timeout;
@@ -1015,7 +995,8 @@ class Router {
    */
   take(id) {
     const entry = this.pending.get(id);
-    if (entry) clearTimeout(entry.timer), this.pending.delete(id);
+    clearTimeout(entry?.timer);
+    this.pending.delete(id);
     return entry;
   }
 
@@ -1061,7 +1042,7 @@ class Router {
     const entry = this.wanted.get(key);
     if (!entry) return;
     this.wanted.delete(key);
-    if (entry.request) this.take(entry.request);
+    this.take(entry.request); // 0 is no request: ids start at 1
     entry.active = false;
     entry.settle(e);
   }
@@ -1084,7 +1065,7 @@ class Router {
    * @returns {W | undefined}
    */
   answered(d) {
-    const entry = d.id != null ? this.pending.get(d.id) : undefined;
+    const entry = this.pending.get(d.id); // none for a frame without id
     const key = entry?.kind === 'want' ? (this.pending.delete(d.id), entry.key) : d[this.field];
     const wanted = this.wanted.get(key);
     if (wanted && !(d.id != null && wanted.request && wanted.request !== d.id)) return wanted;
@@ -1096,7 +1077,7 @@ class Router {
    * @returns {true | undefined} true for the answer to an undo of ours
    */
   undone(d) {
-    const entry = d.id != null ? this.pending.get(d.id) : undefined;
+    const entry = this.pending.get(d.id); // none for a frame without id
     if (entry?.kind === 'undo') return /** @type {AskRequest} */ (this.take(d.id)).resolve(), true;
     const wanted = this.wanted.get(d[this.field]);
     if (wanted) wanted.active = false; // still wanted: renewed on the next connection
@@ -1109,7 +1090,7 @@ class Router {
   error(d) {
     const e = remoteError(d);
     // `unknown_ack` is about an id of the server's (older servers put it in `id`).
-    const entry = d.id != null && d.code !== 'unknown_ack' ? this.take(d.id) : undefined;
+    const entry = d.code !== 'unknown_ack' ? this.take(d.id) : undefined;
     if (entry?.kind === 'want') {
       const wanted = this.wanted.get(entry.key);
       if (wanted?.request !== d.id) return;
@@ -1151,14 +1132,15 @@ class Router {
     }
   }
 
-  pause() {
-    this.mark = this.nextId;
-  }
-
-  /** The socket closed: the server forgot this connection's requests and keys. */
-  end() {
+  /**
+   * The socket closed: the server forgot this connection's requests and keys. Or,
+   * `paused`, it may resume the session: nothing is forgotten until then.
+   * @param {boolean} [paused]
+   */
+  end(paused) {
     const mark = this.mark;
-    this.mark = Infinity;
+    this.mark = paused ? this.nextId : Infinity;
+    if (paused) return;
     for (const entry of this.wanted.values()) (entry.active = false), (entry.request = 0);
     for (const [id, entry] of this.pending) {
       if (id > mark) continue; // made while away: its frame is still queued
@@ -1236,9 +1218,10 @@ class Channels extends Router {
     super.restore(resumed);
   }
 
-  end() {
-    this.session++;
-    super.end();
+  /** @param {boolean} [paused] */
+  end(paused) {
+    if (!paused) this.session++;
+    super.end(paused);
   }
 
   /** @param {Frame} d */
@@ -1264,8 +1247,10 @@ class Channels extends Router {
           this.send({ t: 'ack', id: d.id, ...body });
         } catch {}
       };
-      if (!handler) return answer({ err: { code: 'no_handler', message: `no handler for ${d.ev} on ${d.ch}` } });
-      new Promise((resolve) => resolve(handler(d.data ?? null))).then(
+      new Promise((resolve) => {
+        if (!handler) throw { code: 'no_handler', message: `no handler for ${d.ev} on ${d.ch}` };
+        resolve(handler(d.data ?? null));
+      }).then(
         (data) => answer({ data: data ?? null }),
         (e) => answer({ err: { code: String(e?.code || 'internal'), message: String(e?.message ?? e) } }),
       );
@@ -1577,8 +1562,8 @@ export class View extends Emitter {
 class Subscription extends Wanted {
   constructor() {
     super();
-    /** Subscribed on some connection before: read again after re-subscribing. */
-    this.wasSubscribed = false;
+    /** Subscribed on some connection before: read again after re-subscribing on a new one. */
+    this.reread = false;
     /** @type {Set<(data: any, message: SyncMessage) => void>} */
     this.listeners = new Set();
   }
@@ -1723,7 +1708,7 @@ class Sync extends Router {
     if (resumed || !this.link.options.readAfterResubscribe) return;
     for (const path of [...this.wanted.keys()].sort()) {
       // Answered after the `subscribed`: no change made while away is missed.
-      if (/** @type {Subscription} */ (this.wanted.get(path)).wasSubscribed) {
+      if (/** @type {Subscription} */ (this.wanted.get(path)).reread) {
         this.fetch(path).catch((e) => e.remote && this.link.report(Object.assign(e, { path })));
       }
     }
@@ -1733,7 +1718,7 @@ class Sync extends Router {
   frame(d) {
     if (d.t === 'subscribed') {
       const sub = this.answered(d);
-      if (sub) (sub.wasSubscribed = true), sub.grant();
+      if (sub) (sub.reread = true), sub.grant();
     } else if (d.t === 'unsubscribed') this.undone(d);
     else if (d.t === 'data') this.deliver(d.path, d.data, d.op, false);
     else if (d.t === 'error') this.error(d);
@@ -1821,21 +1806,19 @@ export class Collection extends Emitter {
       const old = this.#items;
       this.#items = new Map();
       const meta = { snapshot: true };
-      /** @type {(['add' | 'remove', any, CollectionMeta] | ['change', any, any, CollectionMeta])[]} the events, once all applied */
-      const changes = [];
       for (const item of data) {
         const id = keyOf(item);
         if (id === undefined) continue;
         this.#items.delete(id); // the last one of a repeated id counts
         this.#items.set(id, { item, json: JSON.stringify(item) });
       }
-      for (const [id, entry] of old) if (!this.#items.has(id)) changes.push(['remove', entry.item, meta]);
+      // The events, once all applied.
+      for (const [id, entry] of old) if (!this.#items.has(id)) fire(this, 'remove', entry.item, meta);
       for (const [id, entry] of this.#items) {
         const before = old.get(id);
-        if (!before) changes.push(['add', entry.item, meta]);
-        else if (before.json !== entry.json) changes.push(['change', entry.item, before.item, meta]);
+        if (!before) fire(this, 'add', entry.item, meta);
+        else if (before.json !== entry.json) fire(this, 'change', entry.item, before.item, meta);
       }
-      for (const [event, ...args] of changes) fire(this, event, ...args);
       return fire(this, 'snapshot', this.items);
     }
     const id = keyOf(data);

@@ -6,6 +6,8 @@ import assert from 'node:assert/strict';
 import { connect, QueueFullError } from '../realtime.js';
 import { fakeSockets, flush, advance } from './fake-socket.mjs';
 
+/** Every test fails rather than hangs when a promise is never settled. */
+const LIMIT = { timeout: 5000 };
 const session = (d) => JSON.stringify({ $r: 'session', d });
 const welcome = (token = 'a1.f00d') => session({ t: 'welcome', token, window: 120000 });
 /** What the client wrote, router frames as `router:body` objects, text as it is. */
@@ -24,7 +26,7 @@ async function resumingClient(options = {}) {
   return { client, Fake, events, ws: Fake.sockets[0] };
 }
 
-test('the first frame is awaited: welcome opens, the routers restore then, data frames are counted', async () => {
+test('the first frame is awaited: welcome opens, the routers restore then, data frames are counted', LIMIT, async () => {
   const { client, Fake, events, ws } = await resumingClient();
   assert.equal(ws.url, 'ws://fake/?user=ada&x=a%20b&session=new', "the page's parameters keep their encoding");
   const joined = client.channel('/chat').join();
@@ -40,6 +42,10 @@ test('the first frame is awaited: welcome opens, the routers restore then, data 
   ws.receive(session({ t: 'ack', n: 1 })); // not counted
   ws.receive('{"$r":"hb","d":{"t":"pong","id":7}}'); // counted, like every data frame
   ws.receive(new Uint8Array([1, 2]).buffer);
+  const errors = [];
+  client.on('error', (e) => errors.push(e.code));
+  ws.receive('{"$r":"ch","d":'); // a data frame, even unreadable
+  assert.deepEqual(errors, ['malformed']);
   assert.deepEqual(
     events.filter((e) => e[0] === 'message').map((e) => e[1]),
     ['one', new Uint8Array([1, 2]).buffer],
@@ -48,11 +54,11 @@ test('the first frame is awaited: welcome opens, the routers restore then, data 
   ws.fail();
   client.reconnect();
   await flush();
-  assert.equal(Fake.sockets[1].url, 'ws://fake/?user=ada&x=a%20b&session=a1.f00d&seen=4');
+  assert.equal(Fake.sockets[1].url, 'ws://fake/?user=ada&x=a%20b&session=a1.f00d&seen=5');
   client.close();
 });
 
-test('acknowledgements: at 64 frames at once, else 1 s after the first unacknowledged one', async (t) => {
+test('acknowledgements: at 64 frames at once, else 1 s after the first unacknowledged one', LIMIT, async (t) => {
   t.mock.timers.enable({ apis: ['setTimeout', 'Date'] });
   const { client, ws } = await resumingClient();
   ws.receive(welcome());
@@ -72,7 +78,7 @@ test('acknowledgements: at 64 frames at once, else 1 s after the first unacknowl
   client.close();
 });
 
-test('a resume sends again exactly the frames after the server count, then the queue; nothing twice; no restore', async () => {
+test('a resume sends again exactly the frames after the server count, then the queue; nothing twice; no restore', LIMIT, async () => {
   const { client, Fake, events, ws } = await resumingClient({ minReconnectionDelay: 10 });
   ws.receive(welcome('s1.secret'));
   const chat = client.channel('/chat');
@@ -115,7 +121,7 @@ test('a resume sends again exactly the frames after the server count, then the q
   client.close();
 });
 
-test('given up while away: a resumed session is told; a refused one is not', async () => {
+test('given up while away: a resumed session is told; a refused one is not', LIMIT, async () => {
   const { client, Fake, ws } = await resumingClient();
   ws.receive(welcome());
   const chat = client.channel('/chat');
@@ -128,10 +134,25 @@ test('given up while away: a resumed session is told; a refused one is not', asy
   await flush();
   Fake.sockets[1].receive(session({ t: 'resumed', seen: 1 }));
   assert.deepEqual(data(Fake.sockets[1]), [{ $r: 'ch', d: { t: 'leave', ch: '/chat', id: 2 } }]);
+  Fake.sockets[1].receive('{"$r":"ch","d":{"t":"left","ch":"/chat","id":2}}');
+
+  // Joined again, dropped, left while away: a refused session has nothing to leave.
+  const again = chat.join();
+  Fake.sockets[1].receive('{"$r":"ch","d":{"t":"joined","ch":"/chat","id":3}}');
+  await again;
+  client.channel('/other').join().catch(() => {});
+  Fake.sockets[1].fail();
+  await chat.leave();
+  client.reconnect();
+  await flush();
+  const ws3 = Fake.sockets[2];
+  ws3.receive(session({ t: 'refused', reason: 'unknown' }));
+  ws3.receive(welcome('b2.new'));
+  assert.deepEqual(data(ws3), [{ $r: 'ch', d: { t: 'join', ch: '/other', id: 5 } }], 'no leave, the rest restored');
   client.close();
 });
 
-test('a refusal: reset, then welcome; the routers restore, frames not acknowledged are not sent again', async () => {
+test('a refusal: reset, then welcome; the routers restore, frames not acknowledged are not sent again', LIMIT, async () => {
   const { client, Fake, events, ws } = await resumingClient();
   ws.receive(welcome());
   const joined = client.channel('/chat').join();
@@ -166,7 +187,7 @@ test('a refusal: reset, then welcome; the routers restore, frames not acknowledg
   client.close();
 });
 
-test('disabled: no welcome, a plain connection, nothing counted or acknowledged', async (t) => {
+test('disabled: no welcome, a plain connection, nothing counted or acknowledged', LIMIT, async (t) => {
   t.mock.timers.enable({ apis: ['setTimeout', 'Date'] });
   const { client, Fake, events, ws } = await resumingClient();
   ws.receive(session({ t: 'refused', reason: 'disabled' }));
@@ -181,7 +202,7 @@ test('disabled: no welcome, a plain connection, nothing counted or acknowledged'
   client.close();
 });
 
-test('without the option: no session parameter, and the socket opens at once', async () => {
+test('without the option: no session parameter, and the socket opens at once', LIMIT, async () => {
   const Fake = fakeSockets((ws) => ws.open());
   const client = connect('ws://fake/', { WebSocket: Fake, pingInterval: null });
   await flush();
@@ -190,7 +211,7 @@ test('without the option: no session parameter, and the socket opens at once', a
   client.close();
 });
 
-test('frames not acknowledged count against the queue bounds', async () => {
+test('frames not acknowledged count against the queue bounds', LIMIT, async () => {
   const { client, Fake, ws } = await resumingClient({ maxEnqueuedMessages: 3, maxEnqueuedBytes: 100 });
   ws.receive(welcome());
   client.send('a');
@@ -210,7 +231,7 @@ test('frames not acknowledged count against the queue bounds', async () => {
   client.close();
 });
 
-test('a server that never sends its first frame: the attempt times out', async (t) => {
+test('a server that never sends its first frame: the attempt times out', LIMIT, async (t) => {
   t.mock.timers.enable({ apis: ['setTimeout', 'Date'] });
   const { client, Fake, events } = await resumingClient({ connectionTimeout: 500, minReconnectionDelay: 100 });
   const failed = [];
