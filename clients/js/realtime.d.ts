@@ -68,14 +68,16 @@ export interface ClientOptions {
    */
   maxRetries?: number | null;
   /**
-   * The most frames waiting in the offline queue. A send past it throws (or rejects with)
+   * The most frames waiting in the offline queue (with `resume`, together with the frames
+   * sent and not acknowledged). A send past it throws (or rejects with)
    * {@link QueueFullError}. Default 1024.
    */
   maxEnqueuedMessages?: number;
   /**
    * The most payload bytes waiting to be written: in the offline queue while offline, in
-   * the socket's buffer (`bufferedAmount`) while online. A send past it throws (or rejects
-   * with) {@link QueueFullError}. Default 1 MiB (1048576).
+   * the socket's buffer (`bufferedAmount`) while online (with `resume`, the frames sent and
+   * not acknowledged count too). A send past it throws (or rejects with)
+   * {@link QueueFullError}. Default 1 MiB (1048576).
    */
   maxEnqueuedBytes?: number;
   /**

@@ -15,7 +15,11 @@
  * requests waiting for an answer fail with code `closed` (the server forgets a
  * connection's requests), wanted channels, views and subscriptions stay wanted, and the
  * client waits `min(maxReconnectionDelay, minReconnectionDelay * grow^(attempt-1))`
- * before the next attempt, as `ws-client` and npm's `reconnecting-websocket` do.
+ * before the next attempt, as `ws-client` and npm's `reconnecting-websocket` do. With the
+ * `resume` option the connection is a session (PROTOCOL.md section 9): it opens on the
+ * server's first frame, and a socket that drops without a close frame changes nothing for
+ * the routers until the next socket says `resumed` (nothing to restore) or `refused` (they
+ * end, then restore as above).
  *
  * @module realtime
  */
