@@ -6,7 +6,7 @@
 //!
 //! ```text
 //! cargo run --release --example client -- ws://127.0.0.1:PORT [--min-delay MS]
-//!     [--max-delay MS] [--grow F] [--timeout MS] [--max-retries N] [--jitter F]
+//!     [--max-delay MS] [--grow F] [--timeout MS] [--max-retries N] [--jitter F] [--no-resume]
 //! ```
 //!
 //! - Text frames print as they are; a binary frame prints as one line of JSON when it is
@@ -17,6 +17,10 @@
 //!   are followed exactly, with no random part unless `--jitter F` is given), `--timeout`
 //!   bounds each attempt, `--max-retries` caps the retries (the client exits with status 1
 //!   when they run out).
+//! - It asks the server for a resumable session (PROTOCOL.md section 9): after a drop it
+//!   reconnects to the same connection, and every frame sent meanwhile, either way, arrives
+//!   once (`resumed the session` on stderr); a refused resume says so and why.
+//!   `--no-resume` connects afresh each time, as a plain WebSocket client would.
 //! - At the end of stdin the client waits (up to 10 s) until every queued line has been
 //!   written, closes the connection (reading the server's last frames) and exits 0; it
 //!   exits 1 if the queue could not be written in time.
@@ -39,7 +43,7 @@ use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::sync::broadcast::error::RecvError;
 
 const USAGE: &str = "usage: client ws://HOST:PORT[/PATH] [--min-delay MS] [--max-delay MS] [--grow F] \
-                     [--timeout MS] [--max-retries N] [--jitter F]";
+                     [--timeout MS] [--max-retries N] [--jitter F] [--no-resume]";
 
 /// How long the end of stdin may wait for the queue to be written.
 const FLUSH_LIMIT: Duration = Duration::from_secs(10);
@@ -73,7 +77,7 @@ async fn main() -> ExitCode {
 fn parse_args(mut args: impl Iterator<Item = String>) -> anyhow::Result<(String, ClientConfig)> {
     let mut url = None;
     // Leaves the server time to answer the close frame after its last echoes.
-    let mut config = ClientConfig::default().close_timeout(Duration::from_secs(2));
+    let mut config = ClientConfig::default().close_timeout(Duration::from_secs(2)).resume(true);
     while let Some(arg) = args.next() {
         let mut value = |name: &str| args.next().with_context(|| format!("{name} needs a value"));
         match arg.as_str() {
@@ -87,6 +91,7 @@ fn parse_args(mut args: impl Iterator<Item = String>) -> anyhow::Result<(String,
                     .max_retries(Some(retries.parse().with_context(|| format!("bad count {retries:?}"))?));
             }
             "--jitter" => config = config.jitter(number(&value("--jitter")?)?),
+            "--no-resume" => config = config.resume(false),
             "-h" | "--help" => bail!("a reconnecting WebSocket client"),
             flag if flag.starts_with("--") => bail!("unknown option {flag}"),
             _ if url.is_none() => url = Some(arg),
@@ -238,6 +243,12 @@ fn log_event(event: Result<ClientEvent, RecvError>, url: &str) -> bool {
     match event {
         Ok(ClientEvent::Connecting { attempt }) => eprintln!("connecting to {url} (attempt {attempt})"),
         Ok(ClientEvent::Open) => eprintln!("connected to {url}"),
+        Ok(ClientEvent::Resumed) => eprintln!("resumed the session on {url}: nothing lost"),
+        Ok(ClientEvent::Reset { reason, unconfirmed }) => {
+            eprintln!(
+                "session not resumed ({reason}): messages may have been lost ({unconfirmed} sent unconfirmed)"
+            );
+        }
         Ok(ClientEvent::Failed { attempt, error }) => {
             eprintln!("attempt {attempt} failed: {}", chain(&error))
         }

@@ -70,6 +70,7 @@ async fn main() -> anyhow::Result<()> {
         .handshake(demo_identity())
         .max_message_size(options.max_message_size)
         .allowed_origins((!options.allowed_origins.is_empty()).then(|| options.allowed_origins.clone()));
+    let config = if options.resume { config } else { config.resume_window(None) };
     // HTTP and WebSocket on one listener: an axum app serves the demo page and the
     // browser modules, and hands every upgrade (on any path) to the server.
     let listener = tokio::net::TcpListener::bind(options.listen).await.context("starting the server")?;
@@ -277,6 +278,8 @@ struct Options {
     listen: SocketAddr,
     /// Send application frames back to their sender instead of relaying them.
     echo: bool,
+    /// Keep resumable sessions for clients that ask (`--no-resume` turns it off).
+    resume: bool,
     max_message_size: usize,
     /// Join the cluster on this Redis.
     redis: Option<String>,
@@ -290,9 +293,10 @@ struct Options {
 }
 
 const USAGE: &str =
-    "usage: server [--listen ADDR] [--echo] [--max-message-size BYTES] [--redis URL [--redis-prefix P]] [--allow-origin ORIGIN]... [LIMITS]
+    "usage: server [--listen ADDR] [--echo] [--no-resume] [--max-message-size BYTES] [--redis URL [--redis-prefix P]] [--allow-origin ORIGIN]... [LIMITS]
   --listen ADDR             default 127.0.0.1:9001
   --echo                    application frames go back to their sender (default: relayed to the others)
+  --no-resume               keep no resumable sessions (default: clients that ask may resume within 2 minutes)
   --max-message-size BYTES  largest incoming message, default 1048576 (1 MiB)
   --redis URL               join the cluster of servers on this Redis (redis://HOST:PORT)
   --redis-prefix P          the cluster's channel and key prefix, default realtime
@@ -308,6 +312,7 @@ fn parse_args() -> anyhow::Result<Options> {
     let mut options = Options {
         listen: "127.0.0.1:9001".parse()?,
         echo: false,
+        resume: true,
         max_message_size: ServerConfig::default().max_message_size,
         redis: None,
         redis_prefix: "realtime".to_owned(),
@@ -326,6 +331,7 @@ fn parse_args() -> anyhow::Result<Options> {
                 options.listen = value.parse().with_context(|| format!("bad --listen address {value:?}"))?;
             }
             "--echo" => options.echo = true,
+            "--no-resume" => options.resume = false,
             "--redis" => options.redis = Some(args.next().context("--redis needs a URL")?),
             "--redis-prefix" => options.redis_prefix = args.next().context("--redis-prefix needs a value")?,
             "--allow-origin" => {

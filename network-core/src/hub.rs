@@ -18,6 +18,7 @@ use crate::error::AttachError;
 use crate::heartbeat;
 use crate::message::Message;
 use crate::network::{Events, Network, NetworkEvent};
+use crate::resume;
 use crate::router::Router;
 use crate::sync::{lock, read, write};
 
@@ -227,7 +228,7 @@ impl Hub {
     pub fn attach<N: Network, R: Router<N>>(&self, network: N, mut router: R) -> Result<(), AttachError> {
         let name = router.name().to_owned();
         envelope::validate_router_name(&name)?;
-        if name == heartbeat::ROUTER {
+        if name == heartbeat::ROUTER || name == resume::ROUTER {
             return Err(AttachError::Reserved(name));
         }
         let (tx, mut inbox) = mpsc::channel::<Delivery>(self.state.config.router_queue_capacity.max(1));
@@ -369,6 +370,12 @@ impl HubDriver {
             {
                 tracing::debug!(connection = %connection.id(), %error, "heartbeat answer not sent");
             }
+            return;
+        }
+        if name == Some(resume::ROUTER) {
+            // The transport reads the session frames of a resumable session itself; one
+            // reaching the hub belongs to no session (PROTOCOL.md 9: ignored).
+            tracing::debug!(connection = %connection.id(), "session frame without a session: ignored");
             return;
         }
         let router = name.and_then(|name| read(&self.hub.state.routers).get(name).cloned());

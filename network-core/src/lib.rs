@@ -151,6 +151,7 @@ mod message;
 mod network;
 pub mod ordered;
 mod remote_error;
+pub mod resume;
 mod router;
 pub mod session;
 mod sync;

@@ -388,6 +388,8 @@ struct Link {
     upstream_addr: SocketAddr,
     control: watch::Sender<Control>,
     bytes: [AtomicU64; 2],
+    /// `bytes` when the task took the latest `reset_after`.
+    armed_at: [AtomicU64; 2],
 }
 
 impl fmt::Debug for ProxiedConnection {
@@ -475,6 +477,14 @@ impl ProxiedConnection {
         self.control(|control| control.end = Some(End::Close))
     }
 
+    /// The bytes written in `flow`'s direction (a single direction) when the connection's
+    /// task took the latest [`reset_after`](Self::reset_after): the count the allowance
+    /// starts from, whatever crossed between the call and the task acting on it.
+    pub fn bytes_when_armed(&self, flow: Flow) -> u64 {
+        let direction = flow.directions().first().copied().unwrap_or(TO_SERVER);
+        self.link.armed_at[direction].load(Ordering::Relaxed)
+    }
+
     /// Forwards `bytes` more bytes in each direction of `flow`, then resets the connection
     /// as soon as the next byte of such a direction has been read: the receiver gets
     /// exactly `bytes` bytes of what comes next, then a RST. With [`Flow::Both`] the first
@@ -491,10 +501,12 @@ impl ProxiedConnection {
     }
 
     fn control(&self, change: impl FnOnce(&mut Control)) -> bool {
-        // `send_modify` notifies even without receivers: the task is gone only when the
-        // connection is closed, which is what the result says.
+        // Read before the change: on a multi-threaded runtime the connection's task may
+        // act on it (a reset) and close before a check made afterwards. `send_modify`
+        // notifies even without receivers.
+        let open = !self.is_closed();
         self.link.control.send_modify(change);
-        !self.is_closed()
+        open
     }
 }
 
@@ -577,6 +589,7 @@ async fn connect(client: TcpStream, client_addr: SocketAddr, number: u64, shared
                 upstream_addr,
                 control: sender,
                 bytes: [AtomicU64::new(0), AtomicU64::new(0)],
+                armed_at: [AtomicU64::new(0), AtomicU64::new(0)],
             }),
         };
         if state.stopped {
@@ -708,6 +721,10 @@ impl Ends<'_> {
             if now.reset_epoch != epoch {
                 epoch = now.reset_epoch;
                 budget = now.reset_after;
+                for direction in [TO_SERVER, TO_CLIENT] {
+                    let bytes = link.link.bytes[direction].load(Ordering::Relaxed);
+                    link.link.armed_at[direction].store(bytes, Ordering::Relaxed);
+                }
             }
             for direction in [TO_SERVER, TO_CLIENT] {
                 let queue = &mut queues[direction];

@@ -38,6 +38,7 @@ mod null_results;
 mod one_time_tokens;
 mod redis_tokens;
 mod reply_order;
+mod resume;
 mod round_trips;
 mod routers;
 mod send_sync;

@@ -105,6 +105,7 @@ impl Client {
             config.max_enqueued_messages,
             config.max_enqueued_bytes,
             config.lifecycle_capacity,
+            config.resume,
         ));
         let (connection, signal) = Connection::new(id, meta, Arc::new(ClientLink(state.clone())));
         // Kept until taken: connecting starts now, before the caller can take `events()`.

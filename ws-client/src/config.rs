@@ -99,6 +99,18 @@ pub struct ClientConfig {
     /// Queue bounds of the client's hub (routers and the application's events).
     /// Default [`HubConfig::default`].
     pub hub: HubConfig,
+    /// Asks the server for a resumable session (PROTOCOL.md section 9). A reconnect within
+    /// the server's window then resumes the same connection: routers see no `Removed` and
+    /// restore nothing, every frame the server sent meanwhile arrives once and in order,
+    /// and every frame this client sent that the server lacked is sent again, once
+    /// ([`ClientEvent::Resumed`](crate::ClientEvent::Resumed)). A refused resume is a
+    /// fresh connection, reported with [`ClientEvent::Reset`](crate::ClientEvent::Reset).
+    /// Frames sent and not yet acknowledged count against
+    /// [`max_enqueued_messages`](Self::max_enqueued_messages) and
+    /// [`max_enqueued_bytes`](Self::max_enqueued_bytes). Needs a server that speaks
+    /// section 9 (ours does unless its `resume_window` is `None`, which it then says).
+    /// Default `false`.
+    pub resume: bool,
 }
 
 impl Default for ClientConfig {
@@ -123,6 +135,7 @@ impl Default for ClientConfig {
             lifecycle_capacity: 64,
             should_reconnect: None,
             hub: HubConfig::default(),
+            resume: false,
         }
     }
 }
@@ -149,6 +162,7 @@ impl fmt::Debug for ClientConfig {
             .field("lifecycle_capacity", &self.lifecycle_capacity)
             .field("should_reconnect", &self.should_reconnect.as_ref().map(|_| "Fn"))
             .field("hub", &self.hub)
+            .field("resume", &self.resume)
             .finish()
     }
 }
@@ -187,6 +201,12 @@ impl ClientConfig {
     /// Sets [`connection_timeout`](Self::connection_timeout).
     pub fn connection_timeout(mut self, timeout: Duration) -> Self {
         self.connection_timeout = timeout;
+        self
+    }
+
+    /// Sets [`resume`](Self::resume).
+    pub fn resume(mut self, resume: bool) -> Self {
+        self.resume = resume;
         self
     }
 

@@ -7,6 +7,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use futures_util::stream::{SplitSink, SplitStream};
 use futures_util::{SinkExt, StreamExt};
+use network_core::resume::{Refusal, SessionFrame};
 use network_core::{CloseCode, CloseFrame, ClosedSignal, Connection, HubDriver, Message, Text};
 use tokio::net::TcpStream;
 use tokio::time::{Instant, sleep, sleep_until, timeout, timeout_at};
@@ -20,6 +21,7 @@ use crate::backoff::Backoff;
 use crate::config::Settings;
 use crate::error::ConnectError;
 use crate::event::ClientEvent;
+use crate::resume::Incoming;
 use crate::state::{ClientState, Control, Outgoing};
 use crate::url::{self, UrlSource};
 
@@ -76,6 +78,13 @@ impl Driver {
 
     pub(crate) async fn run(mut self) {
         let frame = self.reconnect_loop().await;
+        if self.state.take_detached() {
+            // Closed while a session waited for its resume: the routers are owed `Removed`.
+            let removed = self.hub.connection_removed(&self.connection, frame.clone());
+            if timeout(self.settings.config.close_timeout, removed).await.is_err() {
+                tracing::warn!(connection = %self.connection.id(), "hub full while closing: Removed lost");
+            }
+        }
         // The socket (if any) is closed and `Removed` was reported; finish for good.
         self.signal.fire(frame.clone());
         self.hub.detach_all();
@@ -138,8 +147,8 @@ impl Driver {
                     }
                 },
             };
-            let ws = match connected {
-                Ok(ws) => ws,
+            let (ws, start) = match connected {
+                Ok(connected) => connected,
                 Err(error) => {
                     let error_chain = ErrorChain(&error);
                     tracing::info!(connection = %id, attempt, error = %error_chain, "attempt failed");
@@ -149,7 +158,7 @@ impl Driver {
                 }
             };
             let opened = Instant::now();
-            match self.session(ws).await {
+            match self.session(ws, start).await {
                 Outcome::Close(frame) => return frame,
                 Outcome::Reconnect => attempt = 0,
                 Outcome::Lost { frame, remote } => {
@@ -176,12 +185,14 @@ impl Driver {
 
     /// One connection attempt: ask the URL, then TCP, TLS and the WebSocket handshake,
     /// each bounded by `connection_timeout`.
-    async fn connect(&mut self) -> Result<Ws, ConnectError> {
+    async fn connect(&mut self) -> Result<(Ws, Start), ConnectError> {
         let config = &self.settings.config;
         let limit = config.connection_timeout;
         let raw = timeout(limit, self.source.next()).await.map_err(|_| ConnectError::Timeout(limit))??;
-        let target = url::prepare(&raw, &config.query)
-            .map_err(|(url, reason)| ConnectError::InvalidUrl { url, reason })?;
+        let mut query = config.query.clone();
+        query.extend(self.state.session_query());
+        let target =
+            url::prepare(&raw, &query).map_err(|(url, reason)| ConnectError::InvalidUrl { url, reason })?;
         let mut request = target
             .uri
             .clone()
@@ -210,20 +221,69 @@ impl Driver {
             .max_frame_size(Some(config.max_message_size));
         let handshake =
             tokio_tungstenite::connect_async_tls_with_config(request, Some(ws_config), true, Some(connector));
-        match timeout(limit, handshake).await {
+        let mut ws = match timeout(limit, handshake).await {
+            Err(_) => return Err(ConnectError::Timeout(limit)),
+            Ok(Err(err)) => return Err(connect_error(err, &target.url)),
+            Ok(Ok((ws, _response))) => ws,
+        };
+        if !self.state.resume_enabled() {
+            return Ok((ws, Start::Plain(None)));
+        }
+        match timeout(limit, session_start(&mut ws)).await {
             Err(_) => Err(ConnectError::Timeout(limit)),
-            Ok(Err(err)) => Err(connect_error(err, &target.url)),
-            Ok(Ok((ws, _response))) => Ok(ws),
+            Ok(start) => Ok((ws, start?)),
         }
     }
 
-    /// Runs one open socket until it closes, then reports `Removed`.
-    async fn session(&mut self, ws: Ws) -> Outcome {
+    /// Ends a session the server will not resume (refused, disabled): the routers get the
+    /// `Removed` they were owed, and the application a `Reset`.
+    async fn session_over(&self, reason: Refusal) {
+        let owed = self.state.take_detached();
+        let unconfirmed = self.state.session_reset();
+        if owed {
+            tracing::info!(connection = %self.state.id, %reason, unconfirmed, "session not resumed");
+            let frame = CloseFrame::new(CloseCode::ABNORMAL, format!("session not resumed: {reason}"));
+            self.signal.fire(frame.clone());
+            self.hub.connection_removed(&self.connection, frame).await;
+            self.state.emit(ClientEvent::Reset { reason, unconfirmed });
+        }
+    }
+
+    /// Runs one open socket until it closes, then reports `Removed` (unless the session
+    /// waits for a resume).
+    async fn session(&mut self, ws: Ws, start: Start) -> Outcome {
         let state = self.state.clone();
         let config = &self.settings.config;
         let close_timeout = config.close_timeout;
         let (mut sink, mut stream) = ws.split();
-        if !state.begin_restore() {
+        let mut early = None;
+        let mut resumed = false;
+        match start {
+            Start::Plain(first) => {
+                if state.resume_enabled() {
+                    self.session_over(Refusal::Disabled).await;
+                }
+                early = first;
+            }
+            Start::Welcome { token, refused } => {
+                if let Some(reason) = refused.or(state.session_resuming().then_some(Refusal::Unknown)) {
+                    self.session_over(reason).await;
+                }
+                state.session_welcome(token);
+            }
+            Start::Resumed { seen } => match state.session_resumed(seen) {
+                Ok(open) => resumed = open,
+                Err(error) => {
+                    // The server's count contradicts ours: the session cannot go on.
+                    tracing::warn!(connection = %state.id, %error, "resumed with a wrong count");
+                    self.session_over(error.refusal()).await;
+                    let frame = CloseFrame::new(CloseCode::POLICY, "session: resumed with a wrong count");
+                    self.close_handshake(&mut sink, &mut stream, &frame).await;
+                    return Outcome::Lost { frame, remote: false };
+                }
+            },
+        }
+        if !resumed && !state.begin_restore() {
             // Closed while the handshake finished: say goodbye without reporting a
             // connection nobody saw open.
             let frame = match state.take_control() {
@@ -233,11 +293,21 @@ impl Driver {
             let _ = timeout(close_timeout, sink.send(WsMessage::Close(Some(ws_close_frame(&frame))))).await;
             return Outcome::Close(frame);
         }
-        self.signal.reset();
+        if !resumed {
+            self.signal.reset();
+        }
         let mut incoming: Option<Message> = None;
         let ending = {
-            let mut restored = false;
-            let added = self.hub.connection_added(&self.connection, true);
+            let mut restored = resumed;
+            if resumed {
+                tracing::info!(connection = %state.id, "resumed");
+                state.emit(ClientEvent::Resumed);
+            }
+            let added = async {
+                if !resumed {
+                    self.hub.connection_added(&self.connection, true).await;
+                }
+            };
             let writer = write_loop(&state, &mut sink);
             let reader = read_loop(
                 &self.hub,
@@ -256,6 +326,10 @@ impl Driver {
                         state.open();
                         tracing::info!(connection = %state.id, "connected");
                         state.emit(ClientEvent::Open);
+                        if let Some(message) = early.take() {
+                            // A first frame from a server that does not keep sessions.
+                            self.hub.message(&self.connection, message).await;
+                        }
                     }
                     ending = &mut reader, if restored => break ending,
                     error = &mut writer => break Ending::Dropped(abnormal(&error.to_string())),
@@ -309,6 +383,18 @@ impl Driver {
         };
         drop((sink, stream));
         tracing::info!(connection = %state.id, %frame, "disconnected");
+        let detached = match outcome {
+            // Lost without a close frame: a session waits for its resume.
+            Outcome::Lost { remote: false, .. } if frame.code == CloseCode::ABNORMAL => state.session_lost(),
+            _ => {
+                state.session_reset();
+                false
+            }
+        };
+        if detached {
+            state.emit(ClientEvent::Closed { frame });
+            return outcome;
+        }
         self.signal.fire(frame.clone());
         if closing {
             if timeout(close_timeout, self.hub.connection_removed(&self.connection, frame.clone()))
@@ -345,6 +431,51 @@ impl Driver {
         };
         if timeout_at(deadline, drain).await.is_err() {
             tracing::debug!(connection = %self.state.id, "no close frame from the server in time");
+        }
+    }
+}
+
+/// What the server's first frames said about the session (PROTOCOL.md 9.3).
+pub(crate) enum Start {
+    /// No session: resume is off, or the server does not keep sessions (then its first
+    /// frame, if it was not a session frame, is kept for the application).
+    Plain(Option<Message>),
+    /// A new session, after a refused resume or not.
+    Welcome { token: String, refused: Option<Refusal> },
+    /// The session is resumed; the server has our first `seen` frames.
+    Resumed { seen: u64 },
+}
+
+/// Reads the server's first frames on a socket that asked for a session.
+async fn session_start(ws: &mut Ws) -> Result<Start, ConnectError> {
+    let mut refused = None;
+    loop {
+        let message = match ws.next().await {
+            None => return Err(ConnectError::SessionStart { reason: "connection lost".to_owned() }),
+            Some(Err(err)) => return Err(ConnectError::SessionStart { reason: err.to_string() }),
+            Some(Ok(WsMessage::Close(frame))) => {
+                let frame =
+                    frame.map_or_else(|| CloseFrame::new(CloseCode(1005), ""), |frame| close_frame(&frame));
+                return Err(ConnectError::SessionStart { reason: format!("closed by the server: {frame}") });
+            }
+            Some(Ok(other)) => match data(other) {
+                Some(message) => message,
+                None => continue,
+            },
+        };
+        match SessionFrame::decode(&message) {
+            Some(Ok(SessionFrame::Welcome { token, .. })) => return Ok(Start::Welcome { token, refused }),
+            Some(Ok(SessionFrame::Resumed { seen })) => return Ok(Start::Resumed { seen }),
+            Some(Ok(SessionFrame::Refused { reason: Refusal::Disabled })) => return Ok(Start::Plain(None)),
+            // A `welcome` follows.
+            Some(Ok(SessionFrame::Refused { reason })) => refused = Some(reason),
+            Some(Ok(SessionFrame::Ack { .. })) | Some(Err(_)) => {
+                tracing::debug!("unexpected session frame before the session started");
+            }
+            None => {
+                tracing::warn!("the server does not answer session requests: resume is off for this socket");
+                return Ok(Start::Plain(Some(message)));
+            }
         }
     }
 }
@@ -410,8 +541,13 @@ async fn read_loop(
     let mut pinged = false;
     loop {
         let ping_at = ping.map(|ping| last + ping);
+        let ack_at = state.ack_deadline();
         let next = tokio::select! {
             next = stream.next() => next,
+            () = sleep_until(ack_at.unwrap_or(last)), if ack_at.is_some() => {
+                state.ack_due(Instant::now());
+                continue;
+            }
             () = sleep_until(ping_at.unwrap_or(last)), if ping_at.is_some() && !pinged => {
                 state.request_ping();
                 pinged = true;
@@ -434,7 +570,9 @@ async fn read_loop(
             }
             Some(Ok(other)) => data(other),
         };
-        if let Some(message) = message {
+        if let Some(message) = message
+            && matches!(state.incoming(&message, Instant::now()), Incoming::Deliver)
+        {
             *pending = Some(message.clone());
             hub.message(connection, message).await;
             *pending = None;

@@ -106,6 +106,13 @@ pub enum ConnectError {
     /// closed during the handshake).
     #[error("websocket handshake failed")]
     Handshake(#[source] Arc<dyn std::error::Error + Send + Sync>),
+    /// With [`ClientConfig::resume`](crate::ClientConfig::resume): the socket closed or
+    /// failed before the server's first session frame (PROTOCOL.md 9.3) arrived.
+    #[error("no session frame from the server: {reason}")]
+    SessionStart {
+        /// What happened instead.
+        reason: String,
+    },
 }
 
 /// [`Client::flush`](crate::Client::flush) stopped before every queued message was

@@ -3,6 +3,7 @@
 use std::time::Duration;
 
 use network_core::CloseFrame;
+use network_core::resume::Refusal;
 
 use crate::error::ConnectError;
 
@@ -52,6 +53,19 @@ pub enum ClientEvent {
     /// `max_retries` attempts failed after the first; the client waits for
     /// [`Client::reconnect`](crate::Client::reconnect) (messages are still queued).
     RetriesExhausted,
+    /// The link is open again and the session resumed ([`ClientConfig::resume`](crate::ClientConfig::resume)):
+    /// the same connection, nothing lost in either direction, nothing restored. Takes the
+    /// place of `Open` after a resumed reconnect.
+    Resumed,
+    /// A resume was refused: the link is open as a new connection (routers restore, as
+    /// after `Open`), and messages may have been lost in both directions meanwhile.
+    Reset {
+        /// Why the server refused.
+        reason: Refusal,
+        /// Frames this client had sent that the server never acknowledged: they may or
+        /// may not have been handled, and are not sent again.
+        unconfirmed: usize,
+    },
     /// `should_reconnect` returned `false` for the server's close frame; the client waits
     /// for [`Client::reconnect`](crate::Client::reconnect) (messages are still queued).
     ReconnectDeclined,

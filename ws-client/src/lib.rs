@@ -140,6 +140,7 @@ mod driver;
 mod error;
 mod event;
 mod offline;
+mod resume;
 mod state;
 mod tls;
 mod url;

@@ -10,6 +10,7 @@ use tokio::time::Instant;
 
 use crate::event::ClientEvent;
 use crate::offline::{Offline, Sent};
+use crate::resume::{ClientSession, Incoming};
 
 /// Where the link stands, as the senders see it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -176,6 +177,8 @@ struct LockedState {
     stopped: bool,
     /// Messages dropped by `terminate`, for `flush()`.
     lost: usize,
+    /// Session resume: counts, frames not acknowledged, the token.
+    session: ClientSession,
 }
 
 /// What the handles, the connection's link and the background task share.
@@ -216,6 +219,7 @@ impl ClientState {
         max_messages: usize,
         max_bytes: usize,
         lifecycle_capacity: usize,
+        resume: bool,
     ) -> Self {
         let (events, first) = broadcast::channel(lifecycle_capacity);
         let (terminated, _) = watch::channel(None);
@@ -232,6 +236,7 @@ impl ClientState {
                 reconnect_request: false,
                 stopped: false,
                 lost: 0,
+                session: ClientSession::new(resume),
             }),
             writer: Notify::new(),
             control: Notify::new(),
@@ -254,12 +259,18 @@ impl ClientState {
             Offline::Expire(ttl) => Instant::now().checked_add(ttl).map_or(Hold::Keep, Hold::Until),
         };
         let mut state = lock(&self.state);
+        // Frames kept for a resume count against the same bounds.
+        let (held, held_bytes) = state.session.held();
+        let limits = Limits {
+            messages: self.limits.messages.saturating_sub(held),
+            bytes: self.limits.bytes.saturating_sub(held_bytes),
+        };
         let (pushed, wake) = match state.phase {
             Phase::Closed => return Err(SendError::Closed(message)),
             // Router frames while restoring: they go first, on this socket only.
-            Phase::Restoring if restoring => (state.restore.push(message, hold, self.limits)?, true),
+            Phase::Restoring if restoring => (state.restore.push(message, hold, limits)?, true),
             Phase::Offline | Phase::Restoring if matches!(hold, Hold::Volatile) => return Ok(Sent::Dropped),
-            phase => (state.queue.push(message, hold, self.limits)?, phase == Phase::Open),
+            phase => (state.queue.push(message, hold, limits)?, phase == Phase::Open),
         };
         drop(state);
         if pushed.expired > 0 {
@@ -380,6 +391,7 @@ impl ClientState {
         let mut state = lock(&self.state);
         state.phase = Phase::Closed;
         let dropped = state.queue.clear() + state.restore.clear();
+        state.session.reset();
         state.lost += dropped;
         drop(state);
         self.progress.notify_waiters();
@@ -399,6 +411,15 @@ impl ClientState {
         if std::mem::take(&mut state.ping_due) {
             return Some(Outgoing::Ping);
         }
+        if let Some(ack) = state.session.take_ack() {
+            return Some(Outgoing::Data(ack));
+        }
+        if state.phase == Phase::Open
+            && let Some(message) = state.session.next_resend()
+        {
+            state.unflushed += 1;
+            return Some(Outgoing::Data(message));
+        }
         let now = Instant::now();
         let (message, mut expired) = match state.phase {
             Phase::Restoring | Phase::Open => state.restore.pop(now),
@@ -412,8 +433,9 @@ impl ClientState {
             }
             message => message,
         };
-        if message.is_some() {
+        if let Some(message) = &message {
             state.unflushed += 1;
+            state.session.wrote(message);
         }
         drop(state);
         if expired > 0 {
@@ -440,11 +462,87 @@ impl ClientState {
         }
     }
 
+    // ---- session resume ---------------------------------------------------------------
+
+    /// Whether the client asks for resumable sessions.
+    pub(crate) fn resume_enabled(&self) -> bool {
+        lock(&self.state).session.enabled()
+    }
+
+    /// The query parameters that ask for a session or resume one.
+    pub(crate) fn session_query(&self) -> Vec<(String, String)> {
+        lock(&self.state).session.query()
+    }
+
+    /// Whether the next attempt resumes a session.
+    pub(crate) fn session_resuming(&self) -> bool {
+        lock(&self.state).session.resuming()
+    }
+
+    /// A new session starts on the socket being opened.
+    pub(crate) fn session_welcome(&self, token: String) {
+        lock(&self.state).session.welcome(token);
+    }
+
+    /// The server resumed the session: the link is open again at once (nothing to
+    /// restore), frames the server lacked go first. Returns `false` if the client was
+    /// closed meanwhile.
+    pub(crate) fn session_resumed(&self, seen: u64) -> Result<bool, network_core::resume::ReplayError> {
+        let mut state = lock(&self.state);
+        state.session.resumed(seen)?;
+        if state.phase == Phase::Closed {
+            return Ok(false);
+        }
+        state.phase = Phase::Open;
+        state.stopped = false;
+        drop(state);
+        self.writer.notify_one();
+        Ok(true)
+    }
+
+    /// The session is over; returns how many sent frames were never acknowledged.
+    pub(crate) fn session_reset(&self) -> usize {
+        let unconfirmed = lock(&self.state).session.reset();
+        self.progress.notify_waiters();
+        unconfirmed
+    }
+
+    /// The socket was lost: whether the session waits for a resume (routers not told).
+    pub(crate) fn session_lost(&self) -> bool {
+        lock(&self.state).session.lost()
+    }
+
+    /// Whether the routers are still owed the `Removed` of a lost session; clears it.
+    pub(crate) fn take_detached(&self) -> bool {
+        lock(&self.state).session.take_detached()
+    }
+
+    /// Reads a frame from the server for the session (see [`ClientSession::incoming`]).
+    pub(crate) fn incoming(&self, message: &Message, now: Instant) -> Incoming {
+        let (incoming, wake) = lock(&self.state).session.incoming(message, now);
+        if wake {
+            self.writer.notify_one();
+        }
+        incoming
+    }
+
+    /// When the next `ack` falls due.
+    pub(crate) fn ack_deadline(&self) -> Option<Instant> {
+        lock(&self.state).session.ack_deadline()
+    }
+
+    /// Writes the `ack` due at `now`, if any.
+    pub(crate) fn ack_due(&self, now: Instant) {
+        if lock(&self.state).session.ack_due(now) {
+            self.writer.notify_one();
+        }
+    }
+
     // ---- flush() -----------------------------------------------------------------------
 
     fn drain_state(&self) -> Drain {
         let state = lock(&self.state);
-        let unsent = state.queue.len() + state.restore.len();
+        let unsent = state.queue.len() + state.restore.len() + state.session.held().0;
         if state.phase == Phase::Closed {
             Drain::Closed(unsent + state.lost)
         } else if unsent == 0 && state.unflushed == 0 {
@@ -499,7 +597,7 @@ mod tests {
     use super::*;
 
     fn state() -> ClientState {
-        ClientState::new(ConnectionId::next(), 16, 1024, 4)
+        ClientState::new(ConnectionId::next(), 16, 1024, 4, false)
     }
 
     fn taken(state: &ClientState) -> Vec<Message> {

@@ -13,7 +13,9 @@ use axum::routing::{MethodRouter, get};
 use http::{HeaderValue, StatusCode, header};
 use hyper_util::rt::TokioIo;
 
+use crate::connection::Accepted;
 use crate::handshake::{self, HandshakeRequest, Reject};
+use crate::resume::{Handoff, Resolution};
 use network_core::Adapter;
 
 use crate::server::Server;
@@ -102,6 +104,28 @@ impl<A: Adapter> Server<A> {
             query: request.uri().query().map(str::to_owned),
             headers: request.headers().clone(),
         };
+        let plan = match inner.sessions.resolve(&handshake) {
+            Ok(Resolution::Fresh(plan)) => plan,
+            // The session's token is the credential: no hook, no new slot.
+            Ok(Resolution::Resume(session, seen)) => {
+                let on_upgrade = hyper::upgrade::on(&mut request);
+                let task_inner = inner.clone();
+                inner.tasks().spawn(async move {
+                    match on_upgrade.await {
+                        Ok(upgraded) => {
+                            let handoff =
+                                Handoff { io: Box::new(TokioIo::new(upgraded)), leftover: Vec::new(), seen };
+                            if !task_inner.sessions.hand_over(&session, handoff) {
+                                tracing::debug!("session ended before its resume");
+                            }
+                        }
+                        Err(error) => tracing::debug!(%error, "HTTP upgrade failed"),
+                    }
+                });
+                return switching_protocols(&accept_key);
+            }
+            Err(reject) => return rejection(&reject),
+        };
         let slot = match inner.reserve_slot() {
             Ok(slot) => slot,
             Err(reject) => return rejection(&reject),
@@ -124,24 +148,33 @@ impl<A: Adapter> Server<A> {
             match on_upgrade.await {
                 Ok(upgraded) => {
                     let io = TokioIo::new(upgraded);
-                    let id = slot.id;
-                    crate::connection::serve(task_inner, io, id, Vec::new(), *meta, identity.map(|i| *i))
-                        .await;
+                    let accepted = Accepted {
+                        id: slot.id,
+                        leftover: Vec::new(),
+                        meta: *meta,
+                        identity: identity.map(|i| *i),
+                    };
+                    crate::server::serve_accepted(task_inner, io, accepted, plan).await;
                 }
                 Err(error) => tracing::debug!(%error, "HTTP upgrade failed"),
             }
             drop(slot);
         });
-        let mut response = Response::new(Body::empty());
-        *response.status_mut() = StatusCode::SWITCHING_PROTOCOLS;
-        let headers = response.headers_mut();
-        headers.insert(header::UPGRADE, HeaderValue::from_static("websocket"));
-        headers.insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
-        if let Ok(value) = HeaderValue::from_str(&accept_key) {
-            headers.insert(header::SEC_WEBSOCKET_ACCEPT, value);
-        }
-        response
+        switching_protocols(&accept_key)
     }
+}
+
+/// The `101` answer to an accepted upgrade.
+fn switching_protocols(accept_key: &str) -> Response {
+    let mut response = Response::new(Body::empty());
+    *response.status_mut() = StatusCode::SWITCHING_PROTOCOLS;
+    let headers = response.headers_mut();
+    headers.insert(header::UPGRADE, HeaderValue::from_static("websocket"));
+    headers.insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
+    if let Ok(value) = HeaderValue::from_str(accept_key) {
+        headers.insert(header::SEC_WEBSOCKET_ACCEPT, value);
+    }
+    response
 }
 
 /// A refusal shaped as `Server::bind` writes it: the reason as a `text/plain` body, and

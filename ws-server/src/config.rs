@@ -104,6 +104,18 @@ pub struct ServerConfig {
     /// [`TokenStore`](crate::TokenStore) is safe without it, as long as the token route
     /// does not let other origins read its answers (no permissive CORS).
     pub allowed_origins: Option<Vec<String>>,
+    /// How long a resumable session survives the loss of its socket (PROTOCOL.md section
+    /// 9): the connection stays registered (same id, rooms, router state; no leave in any
+    /// view) and the frames sent to it are kept for a resume. Only clients that ask for a
+    /// session (`?session=new`) get one. Default 2 minutes, as socket.io's connection
+    /// state recovery; `None` turns sessions off (requests are answered `disabled`).
+    pub resume_window: Option<Duration>,
+    /// The most payload bytes a session keeps of the frames its client has not
+    /// acknowledged. An attached session over it forgets its oldest frames (a resume that
+    /// needs them is refused, `overflow`); a detached one ends at once (`Removed` with
+    /// 1008 "session overflow"). Default 1 MiB. Payloads are shared: a broadcast held by
+    /// many sessions costs each a reference.
+    pub max_replay_size: usize,
 }
 
 impl Default for ServerConfig {
@@ -128,6 +140,8 @@ impl Default for ServerConfig {
             hub: HubConfig::default(),
             handshake: None,
             allowed_origins: None,
+            resume_window: Some(Duration::from_secs(120)),
+            max_replay_size: 1 << 20,
         }
     }
 }
@@ -154,6 +168,8 @@ impl fmt::Debug for ServerConfig {
             .field("hub", &self.hub)
             .field("handshake", &self.handshake.as_ref().map(|_| "HandshakeHook"))
             .field("allowed_origins", &self.allowed_origins)
+            .field("resume_window", &self.resume_window)
+            .field("max_replay_size", &self.max_replay_size)
             .finish()
     }
 }
@@ -209,6 +225,10 @@ setters! {
     hub: HubConfig,
     /// Sets [`allowed_origins`](Self::allowed_origins).
     allowed_origins: Option<Vec<String>>,
+    /// Sets [`resume_window`](Self::resume_window).
+    resume_window: Option<Duration>,
+    /// Sets [`max_replay_size`](Self::max_replay_size).
+    max_replay_size: usize,
 }
 
 impl ServerConfig {
@@ -240,12 +260,17 @@ impl ServerConfig {
                 return Err(InvalidConfig::new(field, Constraint::AtLeastBytes(min as u64)));
             }
         }
-        for (field, value) in [("ping_interval", self.ping_interval), ("idle_timeout", self.idle_timeout)] {
+        for (field, value) in [
+            ("ping_interval", self.ping_interval),
+            ("idle_timeout", self.idle_timeout),
+            ("resume_window", self.resume_window),
+        ] {
             if let Some(value) = value {
                 InvalidConfig::require_positive_duration(field, value)?;
             }
         }
         InvalidConfig::require_positive("max_pending_handshakes", self.max_pending_handshakes)?;
+        InvalidConfig::require_positive("max_replay_size", self.max_replay_size)?;
         if let Some(max_connections) = self.max_connections {
             InvalidConfig::require_positive("max_connections", max_connections)?;
         }
@@ -327,6 +352,9 @@ mod tests {
         );
         assert_eq!(refused(base().ping_interval(Some(zero))), positive("ping_interval"));
         assert_eq!(refused(base().idle_timeout(Some(zero))), positive("idle_timeout"));
+        assert_eq!(refused(base().resume_window(Some(zero))), positive("resume_window"));
+        assert_eq!(refused(base().resume_window(None)), None);
+        assert_eq!(refused(base().max_replay_size(0)), positive("max_replay_size"));
         assert_eq!(refused(base().ping_interval(None).idle_timeout(None)), None);
         assert_eq!(refused(base().max_pending_handshakes(0)), positive("max_pending_handshakes"));
         assert_eq!(refused(base().max_connections(Some(0))), positive("max_connections"));

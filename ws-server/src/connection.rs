@@ -8,8 +8,10 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use futures_util::{SinkExt, StreamExt};
+use network_core::resume::SessionFrame;
 use network_core::{
-    CloseCode, CloseFrame, ClosedSignal, Connection, ConnectionId, ConnectionMeta, Identity, Message, Text,
+    CloseCode, CloseFrame, ClosedSignal, Connection, ConnectionId, ConnectionMeta, Identity, Link, Message,
+    Text,
 };
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf, ReadHalf, WriteHalf};
 use tokio::time::{Instant, sleep_until};
@@ -21,6 +23,7 @@ use tokio_tungstenite::tungstenite::{self, Error as WsError};
 use crate::outbox::{Outbox, QueueLimits, ReaderEvent};
 use crate::pressure::{IncomingBudgetExhausted, IncomingShare, ReadGate};
 use crate::rate::{Admission, Limiter};
+use crate::resume::{BoxedIo, Resumable, Wake};
 use crate::server::Inner;
 
 /// After a close for a protocol violation, at most this many bytes are read and discarded
@@ -72,7 +75,17 @@ pub(crate) fn websocket_config(config: &crate::ServerConfig) -> WebSocketConfig 
         .max_frame_size(Some(config.max_message_size))
 }
 
-/// Runs an upgraded connection to its end: `Added`, frames, `Removed`.
+/// A connection the handshake accepted: what its task starts from.
+pub(crate) struct Accepted {
+    pub(crate) id: ConnectionId,
+    /// Bytes read past the upgrade request (the first frames, if the client was quick).
+    pub(crate) leftover: Vec<u8>,
+    pub(crate) meta: ConnectionMeta,
+    pub(crate) identity: Option<Identity>,
+}
+
+/// Runs an upgraded connection to its end: `Added`, frames, `Removed`. `first` frames (a
+/// `refused` for a server without sessions) are written before anything else.
 ///
 /// The set-up is synchronous so that the returned future (which lives as long as the
 /// connection, in the connection's task) holds no copy of `meta` or `identity`: arguments
@@ -80,11 +93,93 @@ pub(crate) fn websocket_config(config: &crate::ServerConfig) -> WebSocketConfig 
 pub(crate) fn serve<S>(
     inner: Arc<Inner>,
     io: S,
-    id: ConnectionId,
-    leftover: Vec<u8>,
-    meta: ConnectionMeta,
-    identity: Option<Identity>,
+    accepted: Accepted,
+    first: Option<Message>,
 ) -> impl Future<Output = ()> + Send
+where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let Accepted { id, leftover, meta, identity } = accepted;
+    let (socket, outbox) = open_socket(&inner, io, id);
+    if let Some(frame) = first {
+        let _ = outbox.send(frame);
+    }
+    // The outbox is the connection's link: sends reach its queue in one pointer.
+    let (connection, closed_signal) = Connection::new(id, meta, outbox.clone());
+    if let Some(identity) = identity {
+        connection.set_identity(identity);
+    }
+    async move {
+        let mut ws = websocket(&inner, socket, leftover).await;
+        added(&inner, &connection).await;
+        let ending = run_socket(&inner, &mut ws, &outbox, &connection, None).await;
+        drop(ws);
+        removed(&inner, &connection, &closed_signal, ending.frame).await;
+    }
+}
+
+/// Runs a resumable session to its end: like [`serve`], but a socket lost without a close
+/// frame detaches the session, which waits for a resume for the window (see
+/// [`crate::resume`]). `first` frames (`welcome`, or `refused` then `welcome`) go out
+/// before anything else and are not counted.
+pub(crate) fn serve_session(
+    inner: Arc<Inner>,
+    io: BoxedIo,
+    accepted: Accepted,
+    session: Arc<Resumable>,
+    first: Vec<Message>,
+) -> impl Future<Output = ()> + Send {
+    let Accepted { id, leftover, meta, identity } = accepted;
+    let (socket, outbox) = open_socket(&inner, io, id);
+    for frame in first {
+        let _ = outbox.send(frame);
+    }
+    session.attach(outbox.clone());
+    let (connection, closed_signal) = Connection::new(id, meta, session.clone());
+    if let Some(identity) = identity {
+        connection.set_identity(identity);
+    }
+    async move {
+        let mut ws = websocket(&inner, socket, leftover).await;
+        added(&inner, &connection).await;
+        let mut outbox = outbox;
+        let frame = loop {
+            let ending = run_socket(&inner, &mut ws, &outbox, &connection, Some(&session)).await;
+            if !ending.lost {
+                break ending.frame;
+            }
+            session.detach();
+            tracing::debug!(connection = %id, close = %ending.frame, "session detached");
+            let window = inner.sessions.window().unwrap_or_default();
+            let stop = async {
+                tokio::select! {
+                    () = inner.abort.cancelled() => CloseFrame::new(CloseCode::GOING_AWAY, "server stopped"),
+                    () = inner.shutdown.cancelled() => CloseFrame::new(CloseCode::GOING_AWAY, "server shutting down"),
+                }
+            };
+            let handoff = match Box::pin(session.detached(window, stop)).await {
+                Wake::Resume(handoff) => handoff,
+                Wake::End(frame) => break frame,
+            };
+            let (socket, next) = open_socket(&inner, handoff.io, id);
+            if let Err(error) = session.resume(next.clone(), handoff.seen) {
+                // Checked when handed over; only a bug gets here.
+                tracing::warn!(connection = %id, %error, "resume failed after its check");
+                break CloseFrame::new(CloseCode::INTERNAL, "resume failed");
+            }
+            tracing::debug!(connection = %id, "session resumed");
+            ws = websocket(&inner, socket, handoff.leftover).await;
+            outbox = next;
+        };
+        drop(ws);
+        let reason = session.end();
+        inner.sessions.remove(id, reason);
+        removed(&inner, &connection, &closed_signal, frame).await;
+    }
+}
+
+/// Splits a socket into tungstenite's read side and our outbox.
+fn open_socket<S>(inner: &Arc<Inner>, io: S, id: ConnectionId) -> (ReadSide<S>, Arc<Outbox<WriteHalf<S>>>)
 where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
@@ -96,48 +191,29 @@ where
         stall_timeout: inner.config.slow_consumer_timeout,
     };
     let outbox = Arc::new_cyclic(|me| Outbox::new(write, limits, inner.pressure.clone(), shard, me.clone()));
-    // The outbox is the connection's link: sends reach its queue in one pointer.
-    let (connection, closed_signal) = Connection::new(id, meta, outbox.clone());
-    if let Some(identity) = identity {
-        connection.set_identity(identity);
-    }
     let incoming = IncomingShare::new(inner.pressure.clone(), inner.config.read_buffer_size);
-    let socket = ReadSide { read, outbox: outbox.clone(), incoming };
-    run(inner, socket, leftover, outbox, connection, closed_signal)
+    (ReadSide { read, outbox: outbox.clone(), incoming }, outbox)
 }
 
-async fn run<S>(
-    inner: Arc<Inner>,
-    socket: ReadSide<S>,
-    leftover: Vec<u8>,
-    outbox: Arc<Outbox<WriteHalf<S>>>,
-    connection: Connection,
-    closed_signal: ClosedSignal,
-) where
+async fn websocket<S>(inner: &Inner, socket: ReadSide<S>, leftover: Vec<u8>) -> WebSocketStream<ReadSide<S>>
+where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
-    let config = &inner.config;
-    let mut ws =
-        WebSocketStream::from_partially_read(socket, leftover, Role::Server, Some(websocket_config(config)))
-            .await;
+    WebSocketStream::from_partially_read(
+        socket,
+        leftover,
+        Role::Server,
+        Some(websocket_config(&inner.config)),
+    )
+    .await
+}
+
+async fn added(inner: &Inner, connection: &Connection) {
     tracing::debug!(connection = %connection.id(), remote = ?connection.meta().remote_addr, "connection added");
-    Box::pin(inner.hub.connection_added(&connection, false)).await;
+    Box::pin(inner.hub.connection_added(connection, false)).await;
+}
 
-    let read_side = async {
-        let frame = read_loop(&inner, &mut ws, &connection, &outbox).await;
-        outbox.finish();
-        // Keep the socket until the queue (close frame included) is written, within bounds.
-        let _ = tokio::time::timeout(config.close_timeout, outbox.aborted_signal()).await;
-        frame
-    };
-    let write_side = async {
-        outbox.run_writer().await;
-        // The writer is done (drained after finish, or aborted): release the reader.
-        outbox.abort(CloseFrame::new(CloseCode::ABNORMAL, ""));
-    };
-    let (frame, ()) = tokio::join!(read_side, write_side);
-    drop(ws);
-
+async fn removed(inner: &Inner, connection: &Connection, closed_signal: &ClosedSignal, frame: CloseFrame) {
     let id = connection.id();
     // Closed first, rooms second: a router joining a room concurrently either joins
     // before `leave_all` (and is undone by it) or sees `is_closed()` and undoes it.
@@ -146,7 +222,54 @@ async fn run<S>(
         tracing::warn!(connection = %id, %error, "leaving rooms failed");
     }
     tracing::debug!(connection = %id, close = %frame, "connection removed");
-    Box::pin(inner.hub.connection_removed(&connection, frame)).await;
+    Box::pin(inner.hub.connection_removed(connection, frame)).await;
+}
+
+/// How a socket ended.
+pub(crate) struct Ending {
+    /// The close frame sent or received, or what stands for it.
+    frame: CloseFrame,
+    /// Lost without a close frame (reset, end of stream, idle timeout, a write failure,
+    /// an abort by the outbox): a session survives it.
+    lost: bool,
+}
+
+impl Ending {
+    fn closed(frame: CloseFrame) -> Self {
+        Self { frame, lost: false }
+    }
+}
+
+/// Runs one socket until it ends: frames in, the writer out, the close within bounds.
+async fn run_socket<S>(
+    inner: &Inner,
+    ws: &mut WebSocketStream<ReadSide<S>>,
+    outbox: &Outbox<WriteHalf<S>>,
+    connection: &Connection,
+    session: Option<&Resumable>,
+) -> Ending
+where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let read_side = async {
+        let ending = read_loop(inner, ws, connection, outbox, session).await;
+        if ending.lost && session.is_some() {
+            // What was queued is in the session's replay buffer: nothing to wait for.
+            outbox.abort(ending.frame.clone());
+        } else {
+            outbox.finish();
+            // Keep the socket until the queue (close frame included) is written, within bounds.
+            let _ = tokio::time::timeout(inner.config.close_timeout, outbox.aborted_signal()).await;
+        }
+        ending
+    };
+    let write_side = async {
+        outbox.run_writer().await;
+        // The writer is done (drained after finish, or aborted): release the reader.
+        outbox.abort(CloseFrame::new(CloseCode::ABNORMAL, ""));
+    };
+    let (ending, ()) = tokio::join!(read_side, write_side);
+    ending
 }
 
 async fn read_loop<S>(
@@ -154,7 +277,8 @@ async fn read_loop<S>(
     ws: &mut WebSocketStream<ReadSide<S>>,
     connection: &Connection,
     outbox: &Outbox<WriteHalf<S>>,
-) -> CloseFrame
+    session: Option<&Resumable>,
+) -> Ending
 where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
@@ -200,14 +324,16 @@ where
         let request = tokio::select! {
             biased;
             event = &mut outbox_event => match event {
-                ReaderEvent::Aborted(frame) => return frame,
+                // The outbox dropped the socket (a write failed, a slow consumer, a resume
+                // took the session over): lost, unless we were closing anyway.
+                ReaderEvent::Aborted(frame) => return Ending { frame, lost: closing.is_none() },
                 ReaderEvent::CloseRequested(frame) => {
                     // Re-armed (at most once: a close is requested once) to hear an abort.
                     outbox_event.set(outbox.reader_event());
                     closing.is_none().then_some(frame)
                 }
             },
-            () = &mut server_abort => return CloseFrame::new(CloseCode::GOING_AWAY, "server stopped"),
+            () = &mut server_abort => return Ending::closed(CloseFrame::new(CloseCode::GOING_AWAY, "server stopped")),
             () = &mut shutdown, if closing.is_none() => {
                 Some(CloseFrame::new(CloseCode::GOING_AWAY, "server shutting down"))
             }
@@ -222,11 +348,19 @@ where
                 let now = Instant::now();
                 if let Some((frame, deadline)) = &closing
                     && now >= *deadline {
-                        return frame.clone();
+                        return Ending::closed(frame.clone());
                     }
                 if !paused && now >= last_received + idle_timeout {
                     tracing::debug!(connection = %connection.id(), "idle timeout");
-                    return CloseFrame::new(CloseCode::ABNORMAL, "idle timeout");
+                    return ended(closing, CloseFrame::new(CloseCode::ABNORMAL, "idle timeout"));
+                }
+                let mut ack_deadline = None;
+                if let Some(session) = session {
+                    let (due, next) = session.ack_due(now);
+                    if let Some(ack) = due {
+                        let _ = outbox.send(ack);
+                    }
+                    ack_deadline = next;
                 }
                 if now >= next_ping {
                     if closing.is_none() {
@@ -237,7 +371,8 @@ where
                     next_ping = now + config.ping_interval.unwrap_or(far);
                 }
                 let close_deadline = closing.as_ref().map_or(next_ping, |(_, deadline)| *deadline);
-                timer.as_mut().reset(next_ping.min(last_received + idle_timeout).min(close_deadline));
+                let next = next_ping.min(last_received + idle_timeout).min(close_deadline);
+                timer.as_mut().reset(ack_deadline.map_or(next, |ack| next.min(ack)));
                 None
             }
             item = ws.next(), if !paused => {
@@ -259,6 +394,46 @@ where
                         }
                     }
                 }
+                let item = match (item, session) {
+                    (Some(Ok(tungstenite::Message::Text(text))), Some(session)) if closing.is_none() => {
+                        // tungstenite validated the UTF-8 already; this cannot fail.
+                        match Text::from_utf8(gate.track(Bytes::from(text))) {
+                            Ok(text) => {
+                                let message = Message::Text(text);
+                                match session_frame(session, outbox, &message, last_received) {
+                                    Ok(None) => {}
+                                    Ok(Some(ack_deadline)) => {
+                                        if ack_deadline < timer.deadline() {
+                                            timer.as_mut().reset(ack_deadline);
+                                        }
+                                        inner.hub.message(connection, message).await;
+                                    }
+                                    Err(frame) => {
+                                        tracing::debug!(connection = %connection.id(), close = %frame, "session violation");
+                                        return Box::pin(violation(ws, outbox, frame, config.close_timeout)).await;
+                                    }
+                                }
+                            }
+                            Err(_) => {
+                                let frame = CloseFrame::new(CloseCode::INVALID_PAYLOAD, "invalid UTF-8");
+                                return Box::pin(violation(ws, outbox, frame, config.close_timeout)).await;
+                            }
+                        }
+                        continue;
+                    }
+                    (Some(Ok(tungstenite::Message::Binary(bytes))), Some(session)) if closing.is_none() => {
+                        let (ack, ack_deadline) = session.received(last_received);
+                        if let Some(ack) = ack {
+                            let _ = outbox.send(ack);
+                        }
+                        if let Some(ack_deadline) = ack_deadline.filter(|ack| *ack < timer.deadline()) {
+                            timer.as_mut().reset(ack_deadline);
+                        }
+                        inner.hub.message(connection, Message::Binary(gate.track(bytes))).await;
+                        continue;
+                    }
+                    (item, _) => item,
+                };
                 match item {
                     None => return ended(closing, CloseFrame::new(CloseCode::ABNORMAL, "")),
                     Some(Ok(tungstenite::Message::Text(text))) => {
@@ -285,7 +460,8 @@ where
                         outbox.stop_data();
                         let _ = ws.flush().await;
                         let peer = peer.map(|f| CloseFrame::new(CloseCode(f.code.into()), f.reason.as_str()));
-                        return ended(closing, peer.unwrap_or_else(|| CloseFrame::new(CloseCode(1005), "")));
+                        let frame = ended(closing, peer.unwrap_or_else(|| CloseFrame::new(CloseCode(1005), ""))).frame;
+                        return Ending::closed(frame);
                     }
                     Some(Ok(_)) => None, // ping, pong: tungstenite answers pings itself
                     Some(Err(error)) => {
@@ -327,7 +503,7 @@ async fn violation<S>(
     outbox: &Outbox<WriteHalf<S>>,
     frame: CloseFrame,
     close_timeout: Duration,
-) -> CloseFrame
+) -> Ending
 where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
@@ -347,7 +523,7 @@ where
         }
     };
     let _ = tokio::time::timeout(close_timeout, discard).await;
-    frame
+    Ending::closed(frame)
 }
 
 /// Waits for `future` when there is one; never resolves otherwise.
@@ -359,8 +535,38 @@ async fn pending_or(future: &mut Option<Pin<Box<dyn Future<Output = ()> + Send +
 }
 
 /// The close frame that ends a connection we were closing (ours) or that the peer closed.
-fn ended(closing: Option<(CloseFrame, Instant)>, otherwise: CloseFrame) -> CloseFrame {
-    closing.map(|(frame, _)| frame).unwrap_or(otherwise)
+/// Lost when we were not closing (the peer vanished without a close frame).
+fn ended(closing: Option<(CloseFrame, Instant)>, otherwise: CloseFrame) -> Ending {
+    match closing {
+        Some((frame, _)) => Ending::closed(frame),
+        None => Ending { frame: otherwise, lost: true },
+    }
+}
+
+/// Handles a text frame of a session's client: a `session` frame is read here (`Ok(None)`;
+/// `Err` with the close frame of a violation); any other frame is counted, the `ack` sent
+/// if due, and `Ok(Some(deadline))` says when the next `ack` falls due (far away when
+/// none waits).
+fn session_frame<W: AsyncWrite + Unpin + Send + 'static>(
+    session: &Resumable,
+    outbox: &Outbox<W>,
+    message: &Message,
+    now: Instant,
+) -> Result<Option<Instant>, CloseFrame> {
+    match SessionFrame::decode(message) {
+        None => {
+            let (ack, deadline) = session.received(now);
+            if let Some(ack) = ack {
+                let _ = outbox.send(ack);
+            }
+            Ok(Some(deadline.unwrap_or(now + Duration::from_secs(86_400))))
+        }
+        Some(Ok(SessionFrame::Ack { n })) => match session.client_acked(n) {
+            Ok(()) => Ok(None),
+            Err(_) => Err(CloseFrame::new(CloseCode::POLICY, "session: ack beyond the frames sent")),
+        },
+        Some(_) => Err(CloseFrame::new(CloseCode::POLICY, "session: malformed frame")),
+    }
 }
 
 /// The close code for a read error the peer caused; `None` when the socket itself failed.

@@ -108,6 +108,7 @@ mod outbox;
 mod pending;
 mod pressure;
 mod rate;
+mod resume;
 mod server;
 mod tokens;
 

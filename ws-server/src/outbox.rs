@@ -101,6 +101,9 @@ struct State<W> {
     close_request: Option<CloseFrame>,
     /// Whether a close was ever requested (only the first request counts).
     close_requested: bool,
+    /// Whether a close handshake began (the application's, the peer's, or a violation's);
+    /// stays set after the socket is gone.
+    closing: bool,
     finishing: bool,
 }
 
@@ -132,6 +135,16 @@ impl<W: AsyncWrite + Unpin + Send + 'static> Link for Outbox<W> {
         // Data sent after close() is refused at once; the connection task writes the
         // close frame behind what was queued before.
         self.request_close(frame);
+    }
+}
+
+impl<W: AsyncWrite + Unpin + Send + 'static> crate::resume::SocketLink for Outbox<W> {
+    fn abort(&self, frame: CloseFrame) {
+        Outbox::abort(self, frame);
+    }
+
+    fn is_closing(&self) -> bool {
+        self.lock().closing
     }
 }
 
@@ -191,6 +204,7 @@ impl<W: AsyncWrite + Unpin + Send + 'static> Outbox<W> {
                 aborted: None,
                 close_request: None,
                 close_requested: false,
+                closing: false,
                 finishing: false,
             }),
             wake_writer: Notify::new(),
@@ -326,7 +340,9 @@ impl<W: AsyncWrite + Unpin + Send + 'static> Outbox<W> {
 
     /// Refuses data frames from now on (a close frame is about to be queued).
     pub(crate) fn stop_data(&self) {
-        self.lock().accepting_data = false;
+        let mut state = self.lock();
+        state.accepting_data = false;
+        state.closing = true;
     }
 
     /// Records the application's request to close with `frame` and refuses data frames
@@ -334,6 +350,7 @@ impl<W: AsyncWrite + Unpin + Send + 'static> Outbox<W> {
     pub(crate) fn request_close(&self, frame: CloseFrame) {
         let mut state = self.lock();
         state.accepting_data = false;
+        state.closing = true;
         if !state.close_requested {
             state.close_requested = true;
             state.close_request = Some(frame);

@@ -7,6 +7,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
+use futures_util::future::Either;
 use network_core::{
     Adapter, AdapterError, AdapterFactory, ConnectionId, ConnectionIds, ConnectionMeta, Hub, HubDriver,
     Identity, LocalAdapter, Network, UntakenEvents,
@@ -17,11 +18,13 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::config::ServerConfig;
+use crate::connection::Accepted;
 use crate::error::ServerError;
 use crate::flusher::Flusher;
 use crate::handshake::{self, Accept, HandshakeRequest, Reject};
 use crate::pending::{PendingHandshake, PendingHandshakes};
 use crate::pressure::Pressure;
+use crate::resume::{Handoff, Plan, Resolution, Sessions};
 
 /// What the connection machinery needs of the adapter, without its type: the machinery
 /// stays one (non-generic) copy whatever the adapter, at the price of one boxed future
@@ -69,6 +72,8 @@ pub(crate) struct Inner {
     pub(crate) pressure: Arc<Pressure>,
     /// Connections accepted and not yet upgraded (see [`crate::pending`]).
     pending: Arc<PendingHandshakes>,
+    /// Resumable sessions (see [`crate::resume`]).
+    pub(crate) sessions: Sessions,
 }
 
 /// A WebSocket server: a [`Network`] of the connections it accepted.
@@ -207,6 +212,7 @@ impl<A: Adapter> Server<A> {
                 open: AtomicUsize::new(0),
                 flusher: Flusher::new(),
                 pending: PendingHandshakes::new(),
+                sessions: Sessions::new(config.resume_window, config.max_replay_size),
                 pressure: Arc::new(Pressure::new(
                     config.max_total_outgoing_size,
                     config.max_total_incoming_size,
@@ -381,13 +387,56 @@ where
 {
     // Boxed: the handshake's buffers and request would otherwise stay part of the
     // connection task's future (and its memory) for the connection's whole life.
-    let Some(Upgraded { leftover, meta, identity, slot }) =
-        Box::pin(upgrade(&inner, &mut stream, remote_addr)).await
-    else {
-        return;
+    match Box::pin(upgrade(&inner, &mut stream, remote_addr)).await {
+        None => {}
+        Some(Upgrade::Resume { leftover, session, seen }) => {
+            let handoff = Handoff { io: Box::new(stream), leftover, seen };
+            if !inner.sessions.hand_over(&session, handoff) {
+                // The session ended since the check: the socket closes, and the client's
+                // next attempt is refused with the reason.
+                tracing::debug!(?remote_addr, "session ended before its resume");
+            }
+        }
+        Some(Upgrade::Fresh(upgraded)) => {
+            let Upgraded { leftover, meta, identity, slot, plan } = *upgraded;
+            let accepted = Accepted { id: slot.id, leftover, meta, identity };
+            serve_accepted(inner, stream, accepted, plan).await;
+            drop(slot);
+        }
+    }
+}
+
+/// Serves an accepted new connection, with a session if its plan says so. Synchronous
+/// set-up, as [`connection::serve`](crate::connection::serve) explains; a session's
+/// future is boxed, so that plain connections do not carry its size.
+pub(crate) fn serve_accepted<S>(
+    inner: Arc<Inner>,
+    io: S,
+    accepted: Accepted,
+    plan: Plan,
+) -> Either<impl Future<Output = ()> + Send, Pin<Box<dyn Future<Output = ()> + Send>>>
+where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    use crate::connection::{serve, serve_session};
+    use network_core::resume::{Refusal, SessionFrame};
+    let session = match plan {
+        Plan::New(refused) => inner.sessions.open(accepted.id).map(|session| (session, refused)),
+        Plan::Plain | Plan::Disabled => None,
     };
-    crate::connection::serve(inner, stream, slot.id, leftover, meta, identity).await;
-    drop(slot);
+    match session {
+        Some((session, refused)) => {
+            let refused = refused.map(|reason| SessionFrame::Refused { reason }.encode());
+            let first = refused.into_iter().chain([inner.sessions.welcome(&session)]).collect();
+            let io: crate::resume::BoxedIo = Box::new(io);
+            Either::Right(Box::pin(serve_session(inner, io, accepted, session, first)))
+        }
+        None => {
+            let disabled = matches!(plan, Plan::Disabled)
+                .then(|| SessionFrame::Refused { reason: Refusal::Disabled }.encode());
+            Either::Left(serve(inner, io, accepted, disabled))
+        }
+    }
 }
 
 /// What an accepted upgrade hands to the connection.
@@ -396,11 +445,20 @@ struct Upgraded {
     meta: ConnectionMeta,
     identity: Option<Identity>,
     slot: Slot,
+    plan: Plan,
+}
+
+/// What an upgrade turned out to be.
+enum Upgrade {
+    /// A new connection (boxed: the variants differ much in size).
+    Fresh(Box<Upgraded>),
+    /// The resume of a session: the socket goes to it.
+    Resume { leftover: Vec<u8>, session: Arc<crate::resume::Resumable>, seen: u64 },
 }
 
 /// Reads and checks the upgrade request, runs the hook, and answers it; `None` when the
 /// upgrade was refused or failed (the refusal is written here).
-async fn upgrade<S>(inner: &Arc<Inner>, stream: &mut S, remote_addr: Option<SocketAddr>) -> Option<Upgraded>
+async fn upgrade<S>(inner: &Arc<Inner>, stream: &mut S, remote_addr: Option<SocketAddr>) -> Option<Upgrade>
 where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
@@ -411,15 +469,20 @@ where
                 let raw = handshake::read_request(stream, remote_addr, inner.config.max_handshake_size).await?;
                 let accept_key =
                     handshake::validate(&raw.method, raw.version, &raw.request.headers, &inner.config)?;
+                let plan = match inner.sessions.resolve(&raw.request)? {
+                    // The session's token is the credential: no hook, no new slot.
+                    Resolution::Resume(session, seen) => return Ok(Some((raw, accept_key, Err((session, seen))))),
+                    Resolution::Fresh(plan) => plan,
+                };
                 let slot = inner.reserve_slot()?;
                 let accept = inner.decide(&raw.request).await?;
-                Ok::<_, Reject>(Some((raw, accept_key, slot, accept)))
+                Ok::<_, Reject>(Some((raw, accept_key, Ok((slot, accept, plan)))))
             } => upgraded,
             () = pending.evicted() => Ok(None),
         }
     })
     .await;
-    let (raw, accept_key, slot, accept) = match upgraded {
+    let (raw, accept_key, outcome) = match upgraded {
         Ok(Ok(Some(upgrade))) => upgrade,
         Ok(Ok(None)) => {
             tracing::debug!(?remote_addr, "pending handshake evicted by newer connections");
@@ -439,5 +502,14 @@ where
         tracing::debug!(?remote_addr, %error, "writing the upgrade response failed");
         return None;
     }
-    Some(Upgraded { leftover: raw.leftover, meta: raw.request.into_meta(), identity: accept.identity, slot })
+    Some(match outcome {
+        Err((session, seen)) => Upgrade::Resume { leftover: raw.leftover, session, seen },
+        Ok((slot, accept, plan)) => Upgrade::Fresh(Box::new(Upgraded {
+            leftover: raw.leftover,
+            meta: raw.request.into_meta(),
+            identity: accept.identity,
+            slot,
+            plan,
+        })),
+    })
 }
