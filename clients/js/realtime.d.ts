@@ -218,10 +218,11 @@ export interface ClientEvents {
   /**
    * (`resume`) The server refused to resume the session (`reason`: `expired`, `unknown`,
    * `overflow`, `closed`, `disabled`...: PROTOCOL.md 9.4). Frames may have been lost in
-   * both directions (those sent and not acknowledged are not sent again: they may or may
-   * not have been handled). `open` follows, the routers restored as after any reconnect.
+   * both directions: `unconfirmed` frames this client had sent were never acknowledged
+   * (they may or may not have been handled, and are not sent again). `open` follows, the
+   * routers restored as after any reconnect.
    */
-  reset: [info: { reason: string }];
+  reset: [info: { reason: string; unconfirmed: number }];
   /** The client waits `delay` ms before attempt `attempt`. */
   reconnecting: [info: { attempt: number; delay: number }];
   /** `maxRetries` attempts failed after the first; waits for `reconnect()`. */

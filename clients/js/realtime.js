@@ -88,7 +88,7 @@ export class RealtimeError extends Error {
 export class QueueFullError extends RealtimeError {
   /** @param {string | ArrayBuffer | ArrayBufferView} data the frame that was refused */
   constructor(data) {
-    super('queue_full', 'the outgoing queue is full');
+    super('queue_full', 'the queue is full');
     this.name = 'QueueFullError';
     /** @type {string | ArrayBuffer | ArrayBufferView} */
     this.data = data;
@@ -487,7 +487,7 @@ export class Client extends Emitter {
    */
   reconnect() {
     if (this.#closed) return;
-    if (this.#detach(1000, 'reconnect')) this.#ended({ code: 1000, reason: 'reconnect' });
+    if (this.#detach(1000, 'reconnect')) this.#end(), fire(this, 'close', { code: 1000, reason: 'reconnect' });
     this.#attempt = 0;
     this.#connect();
   }
@@ -651,7 +651,8 @@ export class Client extends Emitter {
       this.#received = this.#acked = this.#sent = 0;
       this.#opened();
     } else if (t == 'refused') {
-      if (this.#token) this.#end(), fire(this, 'reset', { reason: d.reason });
+      const unconfirmed = this.#replay.length;
+      if (this.#token) this.#end(), fire(this, 'reset', { reason: d.reason, unconfirmed });
       if (d.reason == 'disabled') this.#opened(); // a plain connection; else a `welcome` follows
     }
   }
@@ -685,20 +686,13 @@ export class Client extends Emitter {
    */
   #lost(code, reason, remote) {
     const uptime = Date.now() - this.#openedAt;
-    this.#ended({ code, reason }, !remote);
+    // Without a close frame, a session may be resumed.
+    this.#end(!remote && !!this.#token);
+    fire(this, 'close', { code, reason });
     this.#attempt = uptime >= this.#options.minUptime ? 1 : this.#attempt + 1;
     const decide = this.#options.shouldReconnect;
     if (remote && decide && !decide({ code, reason })) return fire(this, 'reconnect-declined');
     this.#schedule();
-  }
-
-  /**
-   * @param {CloseInfo} event
-   * @param {boolean} [dropped] no close frame was exchanged: a session may be resumed
-   */
-  #ended(event, dropped) {
-    this.#end(dropped && !!this.#token);
-    fire(this, 'close', event);
   }
 
   /**
@@ -1122,8 +1116,8 @@ class Router {
    * @param {boolean} [resumed]
    */
   restore(resumed) {
-    // A new connection has nothing to undo.
-    for (const key of resumed ? this.away : []) quiet(this.ask({ t: this.undoT, [this.field]: key }, undefined, { kind: 'undo' }));
+    // A new connection has nothing to undo; a key wanted again meanwhile is kept as it is.
+    for (const key of resumed ? this.away : []) if (!this.wanted.has(key)) quiet(this.undo(key));
     this.away.clear();
     this.mark = Infinity;
     for (const key of [...this.wanted.keys()].sort()) {

@@ -152,6 +152,25 @@ test('given up while away: a resumed session is told; a refused one is not', LIM
   client.close();
 });
 
+test('closed and opened again while away: a resumed session sends the open only (no leave for the others)', LIMIT, async () => {
+  const { client, Fake, ws } = await resumingClient();
+  ws.receive(welcome());
+  const opening = client.views.open('doc');
+  ws.receive('{"$r":"views","d":{"t":"state","view":"doc","members":[],"you":"u:ada","id":1}}');
+  const first = await opening;
+  ws.fail();
+  await first.close(); // offline: settled at once
+  const again = client.views.open('doc');
+  client.reconnect();
+  await flush();
+  const ws2 = Fake.sockets[1];
+  ws2.receive(session({ t: 'resumed', seen: 1 }));
+  assert.deepEqual(data(ws2), [{ $r: 'views', d: { t: 'open', view: 'doc', id: 2 } }]);
+  ws2.receive('{"$r":"views","d":{"t":"state","view":"doc","members":[],"you":"u:ada","id":2}}');
+  assert.equal((await again).you, 'u:ada');
+  client.close();
+});
+
 test('a refusal: reset, then welcome; the routers restore, frames not acknowledged are not sent again', LIMIT, async () => {
   const { client, Fake, events, ws } = await resumingClient();
   ws.receive(welcome());
@@ -167,7 +186,8 @@ test('a refusal: reset, then welcome; the routers restore, frames not acknowledg
   await flush();
   const ws2 = Fake.sockets[1];
   ws2.receive(session({ t: 'refused', reason: 'expired' }));
-  assert.deepEqual(events.at(-1), ['reset', { reason: 'expired' }]);
+  // Not acknowledged: the join, `unacknowledged` and the first read.
+  assert.deepEqual(events.at(-1), ['reset', { reason: 'expired', unconfirmed: 3 }]);
   await assert.rejects(before, (e) => e.code === 'closed', 'the server forgot it');
   assert.equal(client.connected, false, 'a welcome follows');
   ws2.receive(welcome('b2.new'));

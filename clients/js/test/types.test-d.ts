@@ -48,7 +48,7 @@ client.on('close', ({ code, reason }) => console.log(code.toFixed(), reason.toUp
 client.on('reconnecting', ({ attempt, delay }) => console.log(attempt + delay));
 client.on('retries-exhausted', () => client.reconnect());
 client.on('resumed', () => {});
-client.on('reset', ({ reason }) => console.log(reason.toUpperCase()));
+client.on('reset', ({ reason, unconfirmed }) => console.log(reason.toUpperCase(), unconfirmed.toFixed()));
 // @ts-expect-error `resumed` has no argument
 client.on('resumed', (info: { reason: string }) => info);
 client.on('message', (data) => (typeof data === 'string' ? data.length : data.byteLength));
