@@ -207,6 +207,43 @@ test('a refusal: reset, then welcome; the routers restore, frames not acknowledg
   client.close();
 });
 
+test('a close frame ends the session: the next connection is a new one, restored, without reset', LIMIT, async () => {
+  const { client, Fake, events, ws } = await resumingClient({ minReconnectionDelay: 10 });
+  ws.receive(welcome());
+  const joined = client.channel('/chat').join();
+  ws.receive('{"$r":"ch","d":{"t":"joined","ch":"/chat","id":1}}');
+  await joined;
+  ws.fail(1001, 'going away'); // the server closed with a close frame
+  client.reconnect();
+  await flush();
+  assert.match(Fake.sockets[1].url, /session=new$/);
+  Fake.sockets[1].receive(welcome('b2.new'));
+  assert.deepEqual(data(Fake.sockets[1]), [{ $r: 'ch', d: { t: 'join', ch: '/chat', id: 2 } }]);
+  // reconnect() while open sends a close frame (1000 reconnect): that ends it too.
+  client.reconnect();
+  await flush();
+  assert.deepEqual(Fake.sockets[1].closedWith, { code: 1000, reason: 'reconnect' });
+  assert.match(Fake.sockets[2].url, /session=new$/);
+  assert.ok(!events.some((e) => e[0] === 'reset'));
+  client.close();
+});
+
+test('heartbeat pings are data frames: counted, kept, sent again after a resume that lacked them', LIMIT, async (t) => {
+  t.mock.timers.enable({ apis: ['setTimeout', 'Date'] });
+  const { client, Fake, ws } = await resumingClient({ pingInterval: 1000, pongTimeout: 500, minReconnectionDelay: 100 });
+  ws.receive(welcome());
+  await advance(t.mock.timers, 1000);
+  const ping = { $r: 'hb', d: { t: 'ping', id: 1 } };
+  assert.deepEqual(data(ws), [ping]);
+  await advance(t.mock.timers, 500); // no answer: dropped, as a dead link is
+  await advance(t.mock.timers, 100);
+  const ws2 = Fake.sockets[1];
+  assert.match(ws2.url, /session=a1\.f00d&seen=0$/);
+  ws2.receive(session({ t: 'resumed', seen: 0 }));
+  assert.deepEqual(data(ws2), [ping], 'the ping the server never had');
+  client.close();
+});
+
 test('disabled: no welcome, a plain connection, nothing counted or acknowledged', LIMIT, async (t) => {
   t.mock.timers.enable({ apis: ['setTimeout', 'Date'] });
   const { client, Fake, events, ws } = await resumingClient();
