@@ -9,11 +9,12 @@ use std::time::Duration;
 
 use crate::support::*;
 use futures_util::{SinkExt, StreamExt};
+use realtime::network_core::Events;
 use realtime::network_core::resume::{Refusal, SessionFrame};
-use realtime::network_core::{ConnectionId, Message, Network, NetworkEvent};
+use realtime::network_core::{Adapter, CloseCode, ConnectionId, Message, Network, NetworkEvent};
 use realtime::views::ViewsConfig;
 use realtime::views::client::{ViewsClient, ViewsClientConfig};
-use realtime::ws_client::{Client, ClientConfig, ClientEvent};
+use realtime::ws_client::{Client, ClientConfig, ClientEvent, UrlSource};
 use realtime::ws_server::{Server, ServerConfig};
 use testkit::{Admission, FaultProxy};
 use tokio::sync::{broadcast, watch};
@@ -52,9 +53,39 @@ fn numbers(messages: &[Message]) -> Vec<u64> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_thousand_frames_each_way_arrive_once_and_in_order_across_three_resets() {
-    let (server, mut server_events) = server(ServerConfig::default()).await;
+    let (server, events) = server(ServerConfig::default()).await;
     let proxy = FaultProxy::start(server.local_addr().unwrap()).await;
-    let client = Client::connect(proxy.url(), resuming_client_config()).unwrap();
+    exchange_across_resets(events, vec![proxy]).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_same_when_the_client_resumes_on_the_other_node_of_a_cluster() {
+    let Some(redis) = testkit::RedisServer::start() else { return };
+    let nodes = redis_nodes(&redis.url(), 2).await;
+    let owner_events = nodes[0].events().unwrap();
+    let mut proxies = Vec::new();
+    for node in &nodes {
+        proxies.push(FaultProxy::start(node.local_addr().unwrap()).await);
+    }
+    // The client connects first to the first node (which owns the session), then after
+    // each reset to the other one in turn: resumed through the second node, then on the
+    // first again, then through the second.
+    exchange_across_resets(owner_events, proxies).await;
+}
+
+/// 1,000 numbered frames each way between a resumable client and the server whose events
+/// are `owner_events`, while every proxy in `proxies` is reset three times; the client's
+/// attempts go to the proxies in turn. Each side must receive 1 to 1,000 once, in order,
+/// on one connection that is never removed.
+async fn exchange_across_resets(mut owner_events: Events, proxies: Vec<FaultProxy>) {
+    let urls: Vec<String> = proxies.iter().map(FaultProxy::url).collect();
+    let attempts = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let source = UrlSource::provider(move || {
+        let attempt = attempts.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let url = urls[attempt % urls.len()].clone();
+        async move { Ok::<_, std::io::Error>(url) }
+    });
+    let client = Client::connect(source, resuming_client_config()).unwrap();
     let mut lifecycle = client.lifecycle();
     let mut client_events = client.events().unwrap();
 
@@ -65,7 +96,7 @@ async fn a_thousand_frames_each_way_arrive_once_and_in_order_across_three_resets
     let removed = Arc::new(Mutex::new(0usize));
     let (ids, removals) = (connection_ids.clone(), removed.clone());
     tokio::spawn(async move {
-        while let Some(event) = server_events.recv().await {
+        while let Some(event) = owner_events.recv().await {
             match event {
                 NetworkEvent::Added(connection) => {
                     ids.lock().unwrap().push(connection.id());
@@ -113,7 +144,8 @@ async fn a_thousand_frames_each_way_arrive_once_and_in_order_across_three_resets
                 None => panic!("client events ended"),
             }
             if resets < 3 && received_by_client.len() == (resets + 1) * MESSAGES as usize / 4 {
-                assert_eq!(proxy.reset_all(), 1, "one live connection to reset");
+                let reset: usize = proxies.iter().map(FaultProxy::reset_all).sum();
+                assert_eq!(reset, 1, "one live connection to reset");
                 resets += 1;
             }
         }
@@ -134,13 +166,16 @@ async fn a_thousand_frames_each_way_arrive_once_and_in_order_across_three_resets
         })
         .await;
     }
-    assert!(proxy.stats().accepted >= 4, "{:?}", proxy.stats());
+    let accepted: Vec<u64> = proxies.iter().map(|proxy| proxy.stats().accepted).collect();
+    assert!(accepted.iter().sum::<u64>() >= 4, "{accepted:?} connections");
+    // With two nodes, the second carried at least one resume (through its relay).
+    assert!(accepted.iter().all(|&count| count >= 1), "{accepted:?} connections");
     client.close().await;
 }
 
 /// Opens a raw socket at `query` and reads its first session frame.
-async fn first_frame(server: &Server, query: &str) -> (RawClient, SessionFrame) {
-    let mut ws = raw_client(&format!("{}?{query}", url(server))).await;
+async fn first_frame<A: Adapter>(server: &Server<A>, query: &str) -> (RawClient, SessionFrame) {
+    let mut ws = raw_client(&format!("ws://{}/?{query}", server.local_addr().unwrap())).await;
     let frame = session_frame(&mut ws).await;
     (ws, frame)
 }
@@ -313,4 +348,116 @@ async fn a_view_shows_no_leave_for_a_member_that_resumes_and_one_leave_past_the_
     .await;
     member.close().await;
     observer.close().await;
+}
+
+#[tokio::test]
+async fn through_another_node_a_resume_is_refused_or_relayed_and_closes_with_the_owners_frame() {
+    let Some(redis) = testkit::RedisServer::start() else { return };
+    let nodes = redis_nodes(&redis.url(), 2).await;
+    let (owner, relay) = (&nodes[0], &nodes[1]);
+    let mut events = owner.events().unwrap();
+    let (mut first, welcome) = first_frame(owner, "session=new").await;
+    let token = token(&welcome);
+    let NetworkEvent::Added(connection) = next_event(&mut events).await else { panic!() };
+
+    // Refusals come from the owner, and the relay opens a session of its own.
+    let (id, secret) = token.split_once('.').unwrap();
+    let wrong_secret = format!("{id}.{}", "0".repeat(secret.len()));
+    let (mut ws, frame) = first_frame(relay, &format!("session={wrong_secret}&seen=0")).await;
+    assert_eq!(frame, SessionFrame::Refused { reason: Refusal::Token });
+    let relay_token = self::token(&session_frame(&mut ws).await);
+    assert_ne!(relay_token.split_once('.').unwrap().0, id, "a session of the relay's own node");
+
+    // A resume through the relay while the owner still has the first socket: the owner
+    // drops it, and everything flows through the relay.
+    connection.send(Message::text("missed")).unwrap();
+    let (mut moved, frame) = first_frame(relay, &format!("session={token}&seen=0")).await;
+    assert_eq!(frame, SessionFrame::Resumed { seen: 0 });
+    assert_eq!(next_data(&mut moved).await, WsMessage::text("missed"));
+    within(async {
+        while let Some(Ok(frame)) = first.next().await {
+            assert!(!matches!(frame, WsMessage::Close(_)), "the old socket got a close frame");
+        }
+    })
+    .await;
+    send_text(&mut moved, "through the relay").await;
+    match next_event(&mut events).await {
+        NetworkEvent::Message { connection: from, message } => {
+            assert_eq!((from.id(), message), (connection.id(), Message::text("through the relay")));
+        }
+        other => panic!("expected the frame, got {other:?}"),
+    }
+    // The owner's application closes: the relay closes the client's socket with its frame.
+    connection.close(CloseCode(4001), "done");
+    let close = close_frame(&mut moved).await.unwrap();
+    assert_eq!((u16::from(close.code), close.reason.as_str()), (4001, "done"));
+    match next_event(&mut events).await {
+        NetworkEvent::Removed { connection: gone, frame } => {
+            assert_eq!((gone.id(), frame.code), (connection.id(), CloseCode(4001)));
+        }
+        other => panic!("expected Removed, got {other:?}"),
+    }
+    let (_, frame) = first_frame(relay, &format!("session={token}&seen=1")).await;
+    assert_eq!(frame, SessionFrame::Refused { reason: Refusal::Closed });
+}
+
+/// The README's main job as separate processes: the example server, the example client
+/// behind a proxy that resets it, and a peer. The client resumes by default and prints
+/// each application frame on its own line, once, frames sent during the drop included.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_example_client_resumes_on_the_example_server_and_prints_every_frame_once() {
+    use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+    // `cargo test` builds the examples beside the test binaries.
+    let examples = std::env::current_exe().unwrap().parent().unwrap().parent().unwrap().join("examples");
+    let mut server = tokio::process::Command::new(examples.join("server"))
+        .args(["--listen", "127.0.0.1:0"])
+        .env("RUST_LOG", "error")
+        .stdout(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let mut server_out = BufReader::new(server.stdout.take().unwrap()).lines();
+    // `listening on ws://ADDR`, then the page's `http://` line.
+    let line = within(server_out.next_line()).await.unwrap().unwrap();
+    let url = line.strip_prefix("listening on ").unwrap().trim_end_matches('/').to_owned();
+    let addr: std::net::SocketAddr = url.strip_prefix("ws://").unwrap().parse().unwrap();
+    let proxy = FaultProxy::start(addr).await;
+    let mut peer = raw_client(&url).await;
+
+    let mut client = tokio::process::Command::new(examples.join("client"))
+        .args([proxy.url().as_str(), "--min-delay", "20", "--max-delay", "100"])
+        .env("RUST_LOG", "error")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let mut stdin = client.stdin.take().unwrap();
+    let mut printed = BufReader::new(client.stdout.take().unwrap()).lines();
+    let stderr = client.stderr.take().unwrap();
+    // The server relays each application frame to every other connection.
+    stdin.write_all(b"hello from the client\n").await.unwrap();
+    let mut relayed = String::new();
+    while relayed != "hello from the client" {
+        relayed = match next_data(&mut peer).await {
+            WsMessage::Text(text) => text.as_str().to_owned(),
+            _ => continue,
+        };
+    }
+    send_text(&mut peer, "one").await;
+    assert_eq!(within(printed.next_line()).await.unwrap().unwrap(), "one");
+    assert_eq!(proxy.reset_all(), 1);
+    send_text(&mut peer, "two").await;
+    send_text(&mut peer, "three").await;
+    assert_eq!(within(printed.next_line()).await.unwrap().unwrap(), "two");
+    assert_eq!(within(printed.next_line()).await.unwrap().unwrap(), "three");
+    drop(stdin);
+    let status = within(client.wait()).await.unwrap();
+    assert!(status.success(), "{status}");
+    assert_eq!(within(printed.next_line()).await.unwrap(), None, "nothing printed twice");
+    let mut log = String::new();
+    tokio::io::AsyncReadExt::read_to_string(&mut BufReader::new(stderr), &mut log).await.unwrap();
+    assert!(log.contains("resumed the session"), "{log}");
+    assert!(proxy.stats().accepted >= 2, "{:?}", proxy.stats());
 }

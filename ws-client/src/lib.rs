@@ -72,9 +72,9 @@
 //! counts as sent when the socket task takes it from the queue to write it: messages still
 //! queued when a socket dies stay queued, in order, for the next connection; a message
 //! already taken (in tungstenite's or the kernel's buffer) is not written again, so it may
-//! be lost with the socket but is never duplicated. A WebSocket has no acknowledgements;
-//! applications that need exactly-once add them on top. [`Client::flush`] waits until
-//! the queue has been written to the socket.
+//! be lost with the socket but is never duplicated. With [session
+//! resume](#session-resume) on, delivery becomes exactly once in both directions across
+//! drops. [`Client::flush`] waits until the queue has been written to the socket.
 //!
 //! # Offline policy per message
 //! [`Client::send_with`] takes an [`Offline`] policy that says what happens to a message
@@ -114,9 +114,23 @@
 //! (once taken) the client stops reading. On disconnect the connection's `closed()` fires and routers see `Removed`
 //! with the close frame (1006 when none was exchanged), then the backoff begins.
 //!
+//! # Session resume
+//! With [`ClientConfig::resume`] the client asks the server for a resumable session
+//! (PROTOCOL.md section 9). Both ends then count the frames they exchange and acknowledge
+//! them; the client keeps what it wrote until the server acknowledges it (counted against
+//! the queue's bounds). When a socket is lost without a close frame, the routers are not
+//! told: the client reconnects with its session token, the server answers `resumed` with
+//! how many frames it has, and each side sends exactly what the other lacks, in order.
+//! Routers see no `Removed`/`Added`, restore nothing, and their requests in flight stay
+//! valid; the application sees [`ClientEvent::Resumed`] instead of `Open`. When the server
+//! refuses (the window passed, the server restarted, its replay buffer overflowed), the
+//! routers get the `Removed` they were owed and restore as after any reconnect, and the
+//! application gets [`ClientEvent::Reset`] with the reason and how many frames it sent
+//! that were never confirmed. A close frame from either side ends the session.
+//!
 //! # Lifecycle events
 //! [`Client::lifecycle`] is a bounded broadcast of [`ClientEvent`]s (connecting, open,
-//! failed, closed, reconnecting with its delay, retries exhausted). A receiver that lags
+//! resumed or reset, failed, closed, reconnecting with its delay, retries exhausted). A receiver that lags
 //! loses the oldest events; the client never waits for it.
 //!
 //! # Closing and dropping

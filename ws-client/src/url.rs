@@ -145,6 +145,16 @@ impl Target {
 pub(crate) fn prepare(raw: &str, query: &[(String, String)]) -> Result<Target, (String, String)> {
     let mut url = raw.trim().to_owned();
     if !query.is_empty() {
+        // `ws://host:port?x` has an empty path, which a request line cannot carry: the
+        // query needs the root path in front of it.
+        if let Some(scheme_end) = url.find("://") {
+            let authority_start = scheme_end + 3;
+            let authority_end =
+                url[authority_start..].find(['/', '?', '#']).map_or(url.len(), |end| authority_start + end);
+            if !url[authority_end..].starts_with('/') {
+                url.insert(authority_end, '/');
+            }
+        }
         url.push(if url.contains('?') { '&' } else { '?' });
         for (i, (name, value)) in query.iter().enumerate() {
             if i > 0 {
@@ -205,6 +215,11 @@ mod tests {
         assert_eq!(target.url, "wss://h/ws?x=1&y=%C3%A9");
         assert!(target.is_tls());
         assert_eq!(target.uri.path(), "/ws");
+        // Without a path, the query follows the root path (a request line needs one).
+        let target = prepare("ws://h:1", &q(&[("session", "new")])).unwrap();
+        assert_eq!(target.url, "ws://h:1/?session=new");
+        let target = prepare("ws://h:1?x=1", &q(&[("session", "new")])).unwrap();
+        assert_eq!((target.url.as_str(), target.uri.path()), ("ws://h:1/?x=1&session=new", "/"));
     }
 
     #[test]

@@ -15,7 +15,7 @@ use hyper_util::rt::TokioIo;
 
 use crate::connection::Accepted;
 use crate::handshake::{self, HandshakeRequest, Reject};
-use crate::resume::{Handoff, Resolution};
+use crate::resume::{Handoff, HandoffSocket, Plan, Resolution};
 use network_core::Adapter;
 
 use crate::server::Server;
@@ -106,6 +106,25 @@ impl<A: Adapter> Server<A> {
         };
         let plan = match inner.sessions.resolve(&handshake) {
             Ok(Resolution::Fresh(plan)) => plan,
+            Ok(Resolution::Relay(token, id, seen)) => match crate::relay::claim(&inner, id, &token, seen)
+                .await
+            {
+                Ok(carried) => {
+                    let on_upgrade = hyper::upgrade::on(&mut request);
+                    let task_inner = inner.clone();
+                    inner.tasks().spawn(async move {
+                        match on_upgrade.await {
+                            Ok(upgraded) => {
+                                crate::relay::carry(task_inner, TokioIo::new(upgraded), Vec::new(), carried)
+                                    .await;
+                            }
+                            Err(error) => tracing::debug!(%error, "HTTP upgrade failed"),
+                        }
+                    });
+                    return switching_protocols(&accept_key);
+                }
+                Err(refusal) => Plan::New(Some(refusal)),
+            },
             // The session's token is the credential: no hook, no new slot.
             Ok(Resolution::Resume(session, seen)) => {
                 let on_upgrade = hyper::upgrade::on(&mut request);
@@ -113,8 +132,9 @@ impl<A: Adapter> Server<A> {
                 inner.tasks().spawn(async move {
                     match on_upgrade.await {
                         Ok(upgraded) => {
+                            let io = Box::new(TokioIo::new(upgraded));
                             let handoff =
-                                Handoff { io: Box::new(TokioIo::new(upgraded)), leftover: Vec::new(), seen };
+                                Handoff { socket: HandoffSocket::Local { io, leftover: Vec::new() }, seen };
                             if !task_inner.sessions.hand_over(&session, handoff) {
                                 tracing::debug!("session ended before its resume");
                             }

@@ -23,7 +23,8 @@ use tokio_tungstenite::tungstenite::{self, Error as WsError};
 use crate::outbox::{Outbox, QueueLimits, ReaderEvent};
 use crate::pressure::{IncomingBudgetExhausted, IncomingShare, ReadGate};
 use crate::rate::{Admission, Limiter};
-use crate::resume::{BoxedIo, Resumable, Wake};
+use crate::relay::Relayed;
+use crate::resume::{BoxedIo, Handoff, HandoffSocket, Resumable, Wake};
 use crate::server::Inner;
 
 /// After a close for a protocol violation, at most this many bytes are read and discarded
@@ -140,11 +141,23 @@ pub(crate) fn serve_session(
         connection.set_identity(identity);
     }
     async move {
-        let mut ws = websocket(&inner, socket, leftover).await;
+        let ws = websocket(&inner, socket, leftover).await;
         added(&inner, &connection).await;
-        let mut outbox = outbox;
+        let mut current = Current::Local(ws, outbox);
         let frame = loop {
-            let ending = run_socket(&inner, &mut ws, &outbox, &connection, Some(&session)).await;
+            let ending = match &mut current {
+                Current::Local(ws, outbox) => {
+                    run_socket(&inner, ws, outbox, &connection, Some(&session)).await
+                }
+                Current::Relayed(relayed) => {
+                    let ending = Box::pin(relayed.run(&inner, &connection, &session)).await;
+                    relayed.close(&inner, id);
+                    ending
+                }
+                Current::Gone => break CloseFrame::new(CloseCode::INTERNAL, "no socket"),
+            };
+            // The socket's file descriptor and buffers go now, not when the session ends.
+            current = Current::Gone;
             if !ending.lost {
                 break ending.frame;
             }
@@ -157,25 +170,48 @@ pub(crate) fn serve_session(
                     () = inner.shutdown.cancelled() => CloseFrame::new(CloseCode::GOING_AWAY, "server shutting down"),
                 }
             };
-            let handoff = match Box::pin(session.detached(window, stop)).await {
+            let Handoff { socket, seen } = match Box::pin(session.detached(window, stop)).await {
                 Wake::Resume(handoff) => handoff,
                 Wake::End(frame) => break frame,
             };
-            let (socket, next) = open_socket(&inner, handoff.io, id);
-            if let Err(error) = session.resume(next.clone(), handoff.seen) {
-                // Checked when handed over; only a bug gets here.
+            // Checked when handed over: only a bug makes a resume fail here.
+            let failed = |error| {
                 tracing::warn!(connection = %id, %error, "resume failed after its check");
-                break CloseFrame::new(CloseCode::INTERNAL, "resume failed");
-            }
+                CloseFrame::new(CloseCode::INTERNAL, "resume failed")
+            };
+            current = match socket {
+                HandoffSocket::Local { io, leftover } => {
+                    let (socket, outbox) = open_socket(&inner, io, id);
+                    if let Err(error) = session.resume(outbox.clone(), seen) {
+                        break failed(error);
+                    }
+                    Current::Local(websocket(&inner, socket, leftover).await, outbox)
+                }
+                HandoffSocket::Relayed { node, relay } => {
+                    let relayed = Relayed::open(&inner, id, node, relay);
+                    if let Err(error) = session.resume(relayed.link(), seen) {
+                        break failed(error);
+                    }
+                    Current::Relayed(relayed)
+                }
+            };
             tracing::debug!(connection = %id, "session resumed");
-            ws = websocket(&inner, socket, handoff.leftover).await;
-            outbox = next;
         };
-        drop(ws);
+        drop(current);
         let reason = session.end();
         inner.sessions.remove(id, reason);
         removed(&inner, &connection, &closed_signal, frame).await;
     }
+}
+
+/// The socket a session runs on: here, or on another node through a relay.
+// The large variant is the common one; boxing it would cost an allocation per socket.
+#[allow(clippy::large_enum_variant)]
+enum Current {
+    Local(WebSocketStream<ReadSide<BoxedIo>>, Arc<Outbox<WriteHalf<BoxedIo>>>),
+    Relayed(Relayed),
+    /// Between a lost socket and the resume.
+    Gone,
 }
 
 /// Splits a socket into tungstenite's read side and our outbox.
@@ -228,15 +264,21 @@ async fn removed(inner: &Inner, connection: &Connection, closed_signal: &ClosedS
 /// How a socket ended.
 pub(crate) struct Ending {
     /// The close frame sent or received, or what stands for it.
-    frame: CloseFrame,
+    pub(crate) frame: CloseFrame,
     /// Lost without a close frame (reset, end of stream, idle timeout, a write failure,
     /// an abort by the outbox): a session survives it.
-    lost: bool,
+    pub(crate) lost: bool,
 }
 
 impl Ending {
-    fn closed(frame: CloseFrame) -> Self {
+    /// Ended with a close frame (sent or received).
+    pub(crate) fn closed(frame: CloseFrame) -> Self {
         Self { frame, lost: false }
+    }
+
+    /// Lost without one.
+    pub(crate) fn lost(frame: CloseFrame) -> Self {
+        Self { frame, lost: true }
     }
 }
 
@@ -539,7 +581,7 @@ async fn pending_or(future: &mut Option<Pin<Box<dyn Future<Output = ()> + Send +
 fn ended(closing: Option<(CloseFrame, Instant)>, otherwise: CloseFrame) -> Ending {
     match closing {
         Some((frame, _)) => Ending::closed(frame),
-        None => Ending { frame: otherwise, lost: true },
+        None => Ending::lost(otherwise),
     }
 }
 
@@ -547,9 +589,9 @@ fn ended(closing: Option<(CloseFrame, Instant)>, otherwise: CloseFrame) -> Endin
 /// `Err` with the close frame of a violation); any other frame is counted, the `ack` sent
 /// if due, and `Ok(Some(deadline))` says when the next `ack` falls due (far away when
 /// none waits).
-fn session_frame<W: AsyncWrite + Unpin + Send + 'static>(
+pub(crate) fn session_frame(
     session: &Resumable,
-    outbox: &Outbox<W>,
+    outbox: &dyn Link,
     message: &Message,
     now: Instant,
 ) -> Result<Option<Instant>, CloseFrame> {

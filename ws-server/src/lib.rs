@@ -59,6 +59,17 @@
 //! costs each connection one write. What the socket does not take at once is left to the
 //! connection's writer task, which waits for the socket to become writable.
 //!
+//! # Session resume
+//! A client that asks (`?session=new`, which `ws_client::ClientConfig::resume` does) gets a
+//! connection that outlives its socket (PROTOCOL.md section 9): when the socket is lost
+//! without a close frame, the connection stays registered for
+//! [`ServerConfig::resume_window`] (same id, rooms and router state; no `Removed`, no leave
+//! in any view) and the frames sent to it are kept, up to [`ServerConfig::max_replay_size`]
+//! bytes of payload. A reconnect with the session's token gets every frame it missed, in
+//! order, once, and sends every frame the server lacked, once. In a cluster the client may
+//! come back to any node: that node carries the socket for the session's owner. Past the
+//! window (or the bound) the session ends with a normal `Removed`.
+//!
 //! # Backpressure and limits
 //! A burst must not cost healthy readers their connection, and no peer may grow the
 //! server's memory without bound:
@@ -108,6 +119,7 @@ mod outbox;
 mod pending;
 mod pressure;
 mod rate;
+mod relay;
 mod resume;
 mod server;
 mod tokens;

@@ -21,7 +21,7 @@ use http::StatusCode;
 use network_core::resume::{
     AckClock, QUERY_SEEN, QUERY_SESSION, Refusal, ReplayBuffer, ReplayError, SessionFrame,
 };
-use network_core::{CloseCode, CloseFrame, ConnectionId, Link, Message, SendError};
+use network_core::{CloseCode, CloseFrame, ConnectionId, Link, Message, NodeId, SendError};
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::sync::Notify;
 use tokio::time::Instant;
@@ -51,10 +51,17 @@ pub(crate) trait SocketLink: Link {
 
 /// A socket waiting to take a session over.
 pub(crate) struct Handoff {
-    pub(crate) io: BoxedIo,
-    pub(crate) leftover: Vec<u8>,
+    pub(crate) socket: HandoffSocket,
     /// Frames the client says it received.
     pub(crate) seen: u64,
+}
+
+/// Where the socket of a [`Handoff`] is.
+pub(crate) enum HandoffSocket {
+    /// On this node.
+    Local { io: BoxedIo, leftover: Vec<u8> },
+    /// On node `node`, which relays it as `relay` (see [`crate::relay`]).
+    Relayed { node: NodeId, relay: u64 },
 }
 
 /// What ends a detached session's wait.
@@ -241,6 +248,9 @@ enum Claim {
 pub(crate) struct Sessions {
     window: Option<Duration>,
     max_replay_size: usize,
+    /// This node; sessions of other nodes are resumed through a relay when `relaying`.
+    node: NodeId,
+    relaying: bool,
     live: Mutex<HashMap<ConnectionId, Arc<Resumable>>>,
     ended: Mutex<Ended>,
 }
@@ -258,8 +268,15 @@ fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
 impl Sessions {
     /// Sessions kept `window` after a drop (`None`: no sessions), each buffering at most
     /// `max_replay_size` payload bytes.
-    pub(crate) fn new(window: Option<Duration>, max_replay_size: usize) -> Self {
-        Self { window, max_replay_size, live: Mutex::default(), ended: Mutex::default() }
+    /// `relaying`: whether this node can resume other nodes' sessions (it is in a
+    /// cluster whose adapter carries relay messages).
+    pub(crate) fn new(
+        window: Option<Duration>,
+        max_replay_size: usize,
+        node: NodeId,
+        relaying: bool,
+    ) -> Self {
+        Self { window, max_replay_size, node, relaying, live: Mutex::default(), ended: Mutex::default() }
     }
 
     /// The window, when sessions are on.
@@ -295,11 +312,7 @@ impl Sessions {
 
     /// Checks a resume request: the token `text` and the client's `seen`.
     fn claim(&self, text: &str, seen: u64) -> Claim {
-        let Some((id, token)) = text.split_once('.') else { return Claim::Refused(Refusal::Unknown) };
-        let (Ok(id), Some(token)) = (id.parse::<u64>(), OneTimeToken::parse(token)) else {
-            return Claim::Refused(Refusal::Unknown);
-        };
-        let id = ConnectionId::from_u64(id);
+        let Some((id, token)) = parse_token(text) else { return Claim::Refused(Refusal::Unknown) };
         let Some(session) = lock(&self.live).get(&id).cloned() else {
             return Claim::Refused(self.ended_reason(id));
         };
@@ -338,6 +351,28 @@ impl Sessions {
         true
     }
 
+    /// Claims a session of this node for a relay on `node`: hands it over to the relayed
+    /// socket, or says why not. `Ok` carries the frames received from the client so far.
+    pub(crate) fn claim_for_relay(
+        &self,
+        text: &str,
+        seen: u64,
+        node: NodeId,
+        relay: u64,
+    ) -> Result<u64, Refusal> {
+        if self.window.is_none() {
+            return Err(Refusal::Disabled);
+        }
+        match self.claim(text, seen) {
+            Claim::Refused(refusal) => Err(refusal),
+            Claim::Resumable(session) => {
+                let received = session.lock().acks.count();
+                let handoff = Handoff { socket: HandoffSocket::Relayed { node, relay }, seen };
+                if self.hand_over(&session, handoff) { Ok(received) } else { Err(Refusal::Closed) }
+            }
+        }
+    }
+
     /// Forgets the ended session `id`, remembering why for a while.
     pub(crate) fn remove(&self, id: ConnectionId, reason: Refusal) {
         lock(&self.live).remove(&id);
@@ -360,6 +395,12 @@ impl Sessions {
             .filter(|(_, at)| at.elapsed() <= window)
             .map_or(Refusal::Unknown, |(reason, _)| *reason)
     }
+}
+
+/// A token's connection id and secret part, if `text` is shaped like one.
+fn parse_token(text: &str) -> Option<(ConnectionId, OneTimeToken)> {
+    let (id, token) = text.split_once('.')?;
+    Some((ConnectionId::from_u64(id.parse().ok()?), OneTimeToken::parse(token)?))
 }
 
 /// What a handshake asks of sessions, from its query.
@@ -406,6 +447,9 @@ pub(crate) enum Plan {
 pub(crate) enum Resolution {
     /// Hands the socket to this session, whose client saw this many frames.
     Resume(Arc<Resumable>, u64),
+    /// The session is another node's: ask it to resume through this one (the token, the
+    /// session's id, `seen`).
+    Relay(String, ConnectionId, u64),
     /// Goes on as a new connection (the hook runs).
     Fresh(Plan),
 }
@@ -417,13 +461,19 @@ impl Sessions {
             None => Plan::Plain,
             Some(_) if self.window.is_none() => Plan::Disabled,
             Some(Asked::New) => Plan::New(None),
-            Some(Asked::Resume { token, seen }) => match self.claim(token, seen) {
-                Claim::Resumable(session) => return Ok(Resolution::Resume(session, seen)),
-                Claim::Refused(reason) => {
-                    tracing::debug!(%reason, "resume refused");
-                    Plan::New(Some(reason))
+            Some(Asked::Resume { token, seen }) => {
+                let remote = parse_token(token).filter(|(id, _)| self.relaying && id.node() != self.node);
+                if let Some((id, _)) = remote {
+                    return Ok(Resolution::Relay(token.to_owned(), id, seen));
                 }
-            },
+                match self.claim(token, seen) {
+                    Claim::Resumable(session) => return Ok(Resolution::Resume(session, seen)),
+                    Claim::Refused(reason) => {
+                        tracing::debug!(%reason, "resume refused");
+                        Plan::New(Some(reason))
+                    }
+                }
+            }
         };
         Ok(Resolution::Fresh(plan))
     }

@@ -9,8 +9,8 @@ use std::time::Duration;
 
 use futures_util::future::Either;
 use network_core::{
-    Adapter, AdapterError, AdapterFactory, ConnectionId, ConnectionIds, ConnectionMeta, Hub, HubDriver,
-    Identity, LocalAdapter, Network, UntakenEvents,
+    Adapter, AdapterError, AdapterFactory, Bytes, ConnectionId, ConnectionIds, ConnectionMeta, Hub,
+    HubDriver, Identity, LocalAdapter, Network, NodeId, UntakenEvents,
 };
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::{TcpListener, TcpStream, ToSocketAddrs};
@@ -24,7 +24,8 @@ use crate::flusher::Flusher;
 use crate::handshake::{self, Accept, HandshakeRequest, Reject};
 use crate::pending::{PendingHandshake, PendingHandshakes};
 use crate::pressure::Pressure;
-use crate::resume::{Handoff, Plan, Resolution, Sessions};
+use crate::relay::{Carried, Relays};
+use crate::resume::{Handoff, HandoffSocket, Plan, Resolution, Sessions};
 
 /// What the connection machinery needs of the adapter, without its type: the machinery
 /// stays one (non-generic) copy whatever the adapter, at the price of one boxed future
@@ -36,9 +37,26 @@ pub(crate) trait RoomCleanup: Send + Sync {
     ) -> Pin<Box<dyn Future<Output = Result<(), AdapterError>> + Send + '_>>;
 
     fn shutdown(&self) -> Pin<Box<dyn Future<Output = ()> + Send + '_>>;
+
+    /// [`Adapter::publish`], for session relays (see [`crate::relay`]).
+    fn publish(
+        &self,
+        topic: &'static str,
+        to: Option<NodeId>,
+        payload: Bytes,
+    ) -> Pin<Box<dyn Future<Output = Result<(), AdapterError>> + Send + '_>>;
 }
 
 impl<A: Adapter> RoomCleanup for A {
+    fn publish(
+        &self,
+        topic: &'static str,
+        to: Option<NodeId>,
+        payload: Bytes,
+    ) -> Pin<Box<dyn Future<Output = Result<(), AdapterError>> + Send + '_>> {
+        Box::pin(Adapter::publish(self, topic, to, payload))
+    }
+
     fn leave_all(
         &self,
         id: ConnectionId,
@@ -74,6 +92,8 @@ pub(crate) struct Inner {
     pending: Arc<PendingHandshakes>,
     /// Resumable sessions (see [`crate::resume`]).
     pub(crate) sessions: Sessions,
+    /// Sessions resumed across nodes (see [`crate::relay`]).
+    pub(crate) relays: Relays,
 }
 
 /// A WebSocket server: a [`Network`] of the connections it accepted.
@@ -200,7 +220,13 @@ impl<A: Adapter> Server<A> {
         let hub = HubDriver::new(config.hub.clone(), UntakenEvents::Discard);
         let adapter = Arc::new(factory.build(hub.hub().registry().clone()));
         let ids = ConnectionIds::new(adapter.node(), first_counter());
-        Self {
+        // Relays need a cluster (an adapter that carries messages to other nodes) and a
+        // runtime to read them on.
+        let relay_inbox = tokio::runtime::Handle::try_current()
+            .ok()
+            .and_then(|runtime| Some((runtime, adapter.subscribe(crate::relay::TOPIC)?)));
+        let node = adapter.node();
+        let server = Self {
             inner: Arc::new(Inner {
                 hub,
                 rooms: adapter.clone(),
@@ -212,7 +238,13 @@ impl<A: Adapter> Server<A> {
                 open: AtomicUsize::new(0),
                 flusher: Flusher::new(),
                 pending: PendingHandshakes::new(),
-                sessions: Sessions::new(config.resume_window, config.max_replay_size),
+                sessions: Sessions::new(
+                    config.resume_window,
+                    config.max_replay_size,
+                    node,
+                    relay_inbox.is_some(),
+                ),
+                relays: Relays::new(),
                 pressure: Arc::new(Pressure::new(
                     config.max_total_outgoing_size,
                     config.max_total_incoming_size,
@@ -220,7 +252,11 @@ impl<A: Adapter> Server<A> {
                 config,
             }),
             adapter,
+        };
+        if let Some((runtime, inbox)) = relay_inbox {
+            server.inner.tasks.spawn_on(crate::relay::dispatch(server.inner.clone(), inbox), &runtime);
         }
+        server
     }
 
     /// The address the server listens on (`None` for a [`detached`](Self::detached) one).
@@ -389,8 +425,11 @@ where
     // connection task's future (and its memory) for the connection's whole life.
     match Box::pin(upgrade(&inner, &mut stream, remote_addr)).await {
         None => {}
+        Some(Upgrade::Relay { leftover, carried }) => {
+            crate::relay::carry(inner, stream, leftover, carried).await
+        }
         Some(Upgrade::Resume { leftover, session, seen }) => {
-            let handoff = Handoff { io: Box::new(stream), leftover, seen };
+            let handoff = Handoff { socket: HandoffSocket::Local { io: Box::new(stream), leftover }, seen };
             if !inner.sessions.hand_over(&session, handoff) {
                 // The session ended since the check: the socket closes, and the client's
                 // next attempt is refused with the reason.
@@ -454,6 +493,15 @@ enum Upgrade {
     Fresh(Box<Upgraded>),
     /// The resume of a session: the socket goes to it.
     Resume { leftover: Vec<u8>, session: Arc<crate::resume::Resumable>, seen: u64 },
+    /// The resume of another node's session, through this one.
+    Relay { leftover: Vec<u8>, carried: Carried },
+}
+
+/// What the checks of an upgrade decided, before it is answered.
+enum Outcome {
+    Resume(Arc<crate::resume::Resumable>, u64),
+    Relay(Carried),
+    Fresh(Slot, crate::handshake::Accept, Plan),
 }
 
 /// Reads and checks the upgrade request, runs the hook, and answers it; `None` when the
@@ -471,12 +519,18 @@ where
                     handshake::validate(&raw.method, raw.version, &raw.request.headers, &inner.config)?;
                 let plan = match inner.sessions.resolve(&raw.request)? {
                     // The session's token is the credential: no hook, no new slot.
-                    Resolution::Resume(session, seen) => return Ok(Some((raw, accept_key, Err((session, seen))))),
+                    Resolution::Resume(session, seen) => {
+                        return Ok(Some((raw, accept_key, Outcome::Resume(session, seen))));
+                    }
+                    Resolution::Relay(token, id, seen) => match crate::relay::claim(inner, id, &token, seen).await {
+                        Ok(carried) => return Ok(Some((raw, accept_key, Outcome::Relay(carried)))),
+                        Err(refusal) => Plan::New(Some(refusal)),
+                    },
                     Resolution::Fresh(plan) => plan,
                 };
                 let slot = inner.reserve_slot()?;
                 let accept = inner.decide(&raw.request).await?;
-                Ok::<_, Reject>(Some((raw, accept_key, Ok((slot, accept, plan)))))
+                Ok::<_, Reject>(Some((raw, accept_key, Outcome::Fresh(slot, accept, plan))))
             } => upgraded,
             () = pending.evicted() => Ok(None),
         }
@@ -503,8 +557,9 @@ where
         return None;
     }
     Some(match outcome {
-        Err((session, seen)) => Upgrade::Resume { leftover: raw.leftover, session, seen },
-        Ok((slot, accept, plan)) => Upgrade::Fresh(Box::new(Upgraded {
+        Outcome::Resume(session, seen) => Upgrade::Resume { leftover: raw.leftover, session, seen },
+        Outcome::Relay(carried) => Upgrade::Relay { leftover: raw.leftover, carried },
+        Outcome::Fresh(slot, accept, plan) => Upgrade::Fresh(Box::new(Upgraded {
             leftover: raw.leftover,
             meta: raw.request.into_meta(),
             identity: accept.identity,
