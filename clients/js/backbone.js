@@ -53,8 +53,6 @@ export function realtimeSync(client) {
     const url = options.url || result(model, 'url');
     if (!url) throw new Error('A "url" property or function must be specified');
     const limits = options.timeout ? { timeout: options.timeout } : undefined;
-    const body = () => (options.attrs !== undefined ? options.attrs : model.toJSON(options));
-    const s = client.sync;
     const xhr = new Promise((resolve, reject) => {
       // The error-first form runs `success` as soon as the reply is read, before the
       // server's push of the same change: a created model has its id when the push comes.
@@ -68,10 +66,10 @@ export function realtimeSync(client) {
           options.success?.call(options.context, data);
         }
       };
-      if (method === 'create') s.create(url, body(), limits, done);
-      else if (method === 'update' || method === 'patch') s.update(url, body(), limits, done);
-      else if (method === 'delete') s.delete(url, limits, done);
-      else s.read(url, limits, done);
+      // `patch` sends the changed attributes (`options.attrs`) as an `update`.
+      const verb = /** @type {import('./realtime.js').SyncMethod} */ (method === 'patch' ? 'update' : method);
+      const body = verb === 'create' || verb === 'update' ? (options.attrs !== undefined ? options.attrs : model.toJSON(options)) : undefined;
+      client.sync.request(verb, url, body, limits, done);
     });
     // Backbone ignores what `sync` returns in `save` and `destroy`: a failure reported
     // through `options.error` must not also be an unhandled rejection.

@@ -68,14 +68,16 @@ export interface ClientOptions {
    */
   maxRetries?: number | null;
   /**
-   * The most frames waiting in the offline queue. A send past it throws (or rejects with)
+   * The most frames waiting in the offline queue (with `resume`, together with the frames
+   * sent and not acknowledged). A send past it throws (or rejects with)
    * {@link QueueFullError}. Default 1024.
    */
   maxEnqueuedMessages?: number;
   /**
    * The most payload bytes waiting to be written: in the offline queue while offline, in
-   * the socket's buffer (`bufferedAmount`) while online. A send past it throws (or rejects
-   * with) {@link QueueFullError}. Default 1 MiB (1048576).
+   * the socket's buffer (`bufferedAmount`) while online (with `resume`, the frames sent and
+   * not acknowledged count too). A send past it throws (or rejects with)
+   * {@link QueueFullError}. Default 1 MiB (1048576).
    */
   maxEnqueuedBytes?: number;
   /**
@@ -122,6 +124,23 @@ export interface ClientOptions {
    * push. Default `true`.
    */
   readAfterResubscribe?: boolean;
+  /**
+   * Session resume (PROTOCOL.md section 9; the server must support it, the example server
+   * does by default): the client asks for a session (`session=new` in the query) and, when
+   * its socket drops without a close frame, reconnects within the server's window as the
+   * same connection. Nothing is restored (channels, views and subscriptions stayed on the
+   * server, and requests waiting for an answer keep waiting), the frames the server sent
+   * meanwhile arrive, each once, and the client sends again, once, the frames the server
+   * had not received: `resumed` is emitted instead of `open`. If the server refuses the
+   * resume, `reset` is emitted (frames may have been lost both ways), then the client does
+   * what it does after any reconnect (restores the routers, emits `open`).
+   *
+   * The frames sent and not yet acknowledged by the server count against
+   * `maxEnqueuedMessages` and `maxEnqueuedBytes`, online and offline. With this option the
+   * connection opens on the server's first frame (`connectionTimeout` bounds the wait), so
+   * a server that does not know sessions is never connected to. Default `false`.
+   */
+  resume?: boolean;
   /**
    * Sends router frames (and `send(object)`) as MessagePack with this codec
    * (`import { msgpack } from '@realtime/client/msgpack.js'`). Default: JSON text.
@@ -186,8 +205,24 @@ export interface ClientEvents {
   open: [];
   /** An attempt failed; a retry follows unless `maxRetries` is reached. */
   failed: [info: { attempt: number; error: unknown }];
-  /** An open connection closed (by the server, by the client, or died: 1006). */
+  /**
+   * An open connection closed (by the server, by the client, or died: 1006). With
+   * `resume`, a socket that died may be followed by `resumed` instead of `open`.
+   */
   close: [info: CloseInfo];
+  /**
+   * (`resume`) The session resumed after a drop: nothing was lost either way, and nothing
+   * was restored, since the server kept it all. Emitted instead of `open`.
+   */
+  resumed: [];
+  /**
+   * (`resume`) The server refused to resume the session (`reason`: `expired`, `unknown`,
+   * `overflow`, `closed`, `disabled`...: PROTOCOL.md 9.4). Frames may have been lost in
+   * both directions: `unconfirmed` frames this client had sent were never acknowledged
+   * (they may or may not have been handled, and are not sent again). `open` follows, the
+   * routers restored as after any reconnect.
+   */
+  reset: [info: { reason: string; unconfirmed: number }];
   /** The client waits `delay` ms before attempt `attempt`. */
   reconnecting: [info: { attempt: number; delay: number }];
   /** `maxRetries` attempts failed after the first; waits for `reconnect()`. */
@@ -272,7 +307,9 @@ export type Sent = 'queued' | 'replaced' | 'dropped';
  * After every (re)connect the routers restore first (channels joined again, views opened
  * again, subscriptions renewed and read again), then the frames queued while offline are
  * written in order, then `open` is emitted. When a connection closes, requests waiting
- * for an answer reject with code `closed`.
+ * for an answer reject with code `closed`; with the `resume` option, a connection that
+ * dropped is resumed instead when the server allows it (nothing is restored, nothing
+ * rejected; see `resume`).
  */
 export class Client extends Emitter<ClientEvents> {
   constructor(url?: UrlSource | null, options?: ClientOptions);

@@ -15,7 +15,11 @@
  * requests waiting for an answer fail with code `closed` (the server forgets a
  * connection's requests), wanted channels, views and subscriptions stay wanted, and the
  * client waits `min(maxReconnectionDelay, minReconnectionDelay * grow^(attempt-1))`
- * before the next attempt, as `ws-client` and npm's `reconnecting-websocket` do.
+ * before the next attempt, as `ws-client` and npm's `reconnecting-websocket` do. With the
+ * `resume` option the connection is a session (PROTOCOL.md section 9): it opens on the
+ * server's first frame, and a socket that drops without a close frame changes nothing for
+ * the routers until the next socket says `resumed` (nothing to restore) or `refused` (they
+ * end, then restore as above).
  *
  * @module realtime
  */
@@ -33,7 +37,6 @@
 /** @typedef {import('./realtime.js').ViewInfo} ViewInfo */
 /** @typedef {import('./realtime.js').SyncMessage} SyncMessage */
 /** @typedef {import('./realtime.js').SyncMethod} SyncMethod */
-/** @typedef {import('./realtime.js').CollectionMeta} CollectionMeta */
 /**
  * @template T
  * @typedef {import('./realtime.js').Callback<T>} Callback
@@ -41,7 +44,8 @@
 
 /** @typedef {string | ArrayBuffer | ArrayBufferView} Data a frame as written to the socket: text, or binary */
 /** @typedef {Record<string, unknown>} Body the body (`d`) of a router frame to send */
-/** @typedef {{d: Data, n: number, k: string | undefined, t: number}} Queued a queued frame: its bytes, latest key, expiry */
+/** @typedef {{d: Data, n: number}} Kept a frame sent on a session and not acknowledged: its bytes, their size */
+/** @typedef {Kept & {k: string | undefined, t: number}} Queued a queued frame: its bytes, their size, latest key, expiry */
 /**
  * The body (`d`) of a router frame from the server: JSON, read without validation (a frame
  * of the wrong shape throws, and the client reports it as `malformed`).
@@ -49,7 +53,6 @@
  */
 
 const PREFIX = '{"$r":"';
-const MAX_ID = 2 ** 53;
 
 /**
  * An error of this library. `code` is machine-readable: the server's own codes
@@ -85,7 +88,7 @@ export class RealtimeError extends Error {
 export class QueueFullError extends RealtimeError {
   /** @param {string | ArrayBuffer | ArrayBufferView} data the frame that was refused */
   constructor(data) {
-    super('queue_full', 'the outgoing queue is full');
+    super('queue_full', 'the queue is full');
     this.name = 'QueueFullError';
     /** @type {string | ArrayBuffer | ArrayBufferView} */
     this.data = data;
@@ -96,7 +99,7 @@ export class QueueFullError extends RealtimeError {
 const error = (code, message) => new RealtimeError(code, message);
 /** @type {(e: any) => RealtimeError & {channel?: string, view?: string, path?: string}} */
 const remoteError = (e) =>
-  new RealtimeError(String((e && e.code) || 'internal'), String((e && e.message) || ''), true);
+  new RealtimeError(String(e?.code || 'internal'), String(e?.message || ''), true);
 const closed = () => error('closed', 'the connection closed before the answer');
 const noop = () => {};
 /**
@@ -164,17 +167,7 @@ const LISTENERS = Symbol('listeners');
  * @param {Events[E]} args
  */
 function fire(target, event, ...args) {
-  const set = target[LISTENERS].get(event);
-  if (!set) return;
-  for (const fn of [...set]) {
-    try {
-      fn(...args);
-    } catch (e) {
-      queueMicrotask(() => {
-        throw e;
-      });
-    }
-  }
+  for (const fn of [...(target[LISTENERS].get(event) ?? [])]) call(/** @type {(...args: Events[E]) => void} */ (fn), ...args);
 }
 
 /**
@@ -219,16 +212,8 @@ export class Emitter {
  * @returns {number}
  */
 function byteLength(data) {
-  if (typeof data !== 'string') return data.byteLength;
-  let n = 0;
-  for (let i = 0; i < data.length; i++) {
-    const c = data.charCodeAt(i);
-    if (c < 0x80) n += 1;
-    else if (c < 0x800) n += 2;
-    else if (c >= 0xd800 && c < 0xdc00 && i + 1 < data.length) (n += 4), i++;
-    else n += 3;
-  }
-  return n;
+  // A lone surrogate counts 3 bytes, as the socket writes it (U+FFFD).
+  return typeof data === 'string' ? new TextEncoder().encode(data).length : data.byteLength;
 }
 
 /**
@@ -248,11 +233,14 @@ function cutReason(reason) {
 /**
  * The WebSocket URL for `url`: http(s) becomes ws(s), a relative URL resolves against the page.
  * @param {string | URL} url
+ * @param {string} [query] parameters to add to the query (`a=1&b=2`, encoded)
  * @returns {string}
  */
-function wsUrl(url) {
+function wsUrl(url, query = '') {
   const u = new URL(String(url), globalThis.location?.href);
-  if (u.protocol === 'http:' || u.protocol === 'https:') u.protocol = u.protocol === 'https:' ? 'wss:' : 'ws:';
+  u.protocol = u.protocol.replace(/^http(s?):$/, 'ws$1:');
+  // Appended as it is: the page's own parameters keep their encoding.
+  if (query) u.search += (u.search ? '&' : '') + query;
   return u.href;
 }
 
@@ -263,25 +251,6 @@ function wsUrl(url) {
  */
 export function defaultUrl() {
   return wsUrl(new URL('/', import.meta.url));
-}
-
-/**
- * Rejects with `timeout` when `promise` takes longer than `ms`.
- * @template T
- * @param {Promise<T>} promise
- * @param {number} ms
- * @param {string} what what takes the time, for the error's message
- * @returns {Promise<T>}
- */
-function within(promise, ms, what) {
-  /** @type {number | undefined} */
-  let timer;
-  return Promise.race([
-    promise,
-    /** @type {Promise<never>} */ (new Promise((_, reject) => {
-      timer = setTimeout(() => reject(error('timeout', `${what} took more than ${ms} ms`)), ms);
-    })),
-  ]).finally(() => clearTimeout(timer));
 }
 
 /**
@@ -311,6 +280,7 @@ const DEFAULTS = {
   timeout: 10000,
   maxPendingRequests: 1024,
   readAfterResubscribe: true,
+  resume: false,
 };
 
 /**
@@ -330,7 +300,7 @@ function validate(options) {
   /** @type {any} the defaults and the options given, unchecked until the end */
   const o = { ...DEFAULTS };
   for (const key in options) if (options[key] !== undefined) o[key] = options[key];
-  if (o.maxRetries == null) o.maxRetries = Infinity;
+  o.maxRetries ??= Infinity;
   /** @param {boolean} ok @param {string} key */
   const check = (ok, key) => {
     if (!ok) throw new RangeError(`invalid option ${key}: ${o[key]}`);
@@ -393,16 +363,28 @@ export class Client extends Emitter {
   /** Counts attempts and detaches: callbacks of an older socket compare and give up. */
   #generation = 0;
   /** @type {number | undefined} */
-  #retryTimer = undefined;
+  #retryTimer;
   /** @type {number | undefined} */
-  #connectTimer = undefined;
+  #connectTimer;
   /** @type {number | undefined} */
-  #heartbeat = undefined;
+  #heartbeat;
   #pingId = 0;
   #openedAt = 0;
   #closed = false;
   /** @type {Map<string, RouterLike>} the routers by their name in the envelope */
   #routers = new Map();
+  // The session (PROTOCOL.md section 9), with the `resume` option.
+  /** @type {string | undefined} the session's token: while set, a dropped socket may be resumed */
+  #token;
+  /** Data frames received on the session. */
+  #received = 0;
+  /** The count last acknowledged to the server. */
+  #acked = 0;
+  #ackTimer = 0;
+  /** Data frames sent on the session: the last `#replay.length` of them are not acknowledged. */
+  #sent = 0;
+  /** @type {Kept[]} sent and not acknowledged: sent again after a resume */
+  #replay = [];
   /** @type {Channels} */
   #channelsRouter;
   /** @type {Link} */
@@ -420,15 +402,18 @@ export class Client extends Emitter {
     // What the routers see of the client.
     this.#link = {
       options: o,
-      send: (router, body) => this.#sendRouter(router, body),
+      // An envelope is sent as any object is: JSON, or the codec's.
+      send: (router, body) => this.send({ $r: router, d: body }),
       online: () => this.#open || this.#restoring,
       report: (e) => fire(this, 'error', e),
       attach: (name, router) => this.#routers.set(name, router),
     };
     // Pongs need no handling (any frame is a sign of life) but must not reach `message`;
     // a ping from the peer is answered, as the server and the Rust client do.
-    const heartbeat = (/** @type {Frame} */ d) => d.t === 'ping' && d.id != null && this.#ws?.send(JSON.stringify({ $r: 'hb', d: { t: 'pong', id: d.id } }));
-    this.#routers.set('hb', { frame: heartbeat, restore: noop, end: noop, shutdown: noop });
+    const heartbeat = (/** @type {Frame} */ d) => d.t === 'ping' && d.id != null && this.#put(JSON.stringify({ $r: 'hb', d: { t: 'pong', id: d.id } }));
+    this.#routers.set('hb', { frame: heartbeat });
+    // Its frames are not counted (`#receive`), nor seen by the application.
+    this.#routers.set('session', { frame: (d) => this.#session(d) });
     this.#channelsRouter = new Channels(this.#link);
     /** Presence: who has a view open. */
     this.views = new Views(this.#link);
@@ -489,17 +474,9 @@ export class Client extends Emitter {
   close(code = 1000, reason = '') {
     if (this.#closed) return;
     this.#closed = true;
-    clearTimeout(this.#retryTimer);
-    const wasOpen = this.#open;
-    const ws = this.#detach();
-    const sendable = code === 1000 || (code >= 3000 && code <= 4999) ? code : 1000;
-    try {
-      ws?.close(sendable, cutReason(reason));
-    } catch {
-      ws?.close();
-    }
+    const wasOpen = this.#detach(code === 1000 || (code >= 3000 && code <= 4999) ? code : 1000, cutReason(reason));
     this.#queue = [];
-    for (const router of this.#routers.values()) router.shutdown();
+    for (const router of this.#routers.values()) router.shutdown?.();
     if (wasOpen) fire(this, 'close', { code, reason });
   }
 
@@ -510,30 +487,12 @@ export class Client extends Emitter {
    */
   reconnect() {
     if (this.#closed) return;
-    clearTimeout(this.#retryTimer);
-    const wasOpen = this.#open;
-    const ws = this.#detach();
-    if (ws) {
-      try {
-        ws.close(1000, 'reconnect');
-      } catch {}
-      if (wasOpen) this.#ended({ code: 1000, reason: 'reconnect' });
-    }
+    if (this.#detach(1000, 'reconnect')) this.#end(), fire(this, 'close', { code: 1000, reason: 'reconnect' });
     this.#attempt = 0;
     this.#connect();
   }
 
   // ---- sending ---------------------------------------------------------------------
-
-  /**
-   * @param {string} router
-   * @param {Body} body
-   */
-  #sendRouter(router, body) {
-    const codec = this.#options.codec;
-    const envelope = { $r: router, d: body };
-    this.#write(codec ? codec.encode(envelope) : JSON.stringify(envelope));
-  }
 
   /**
    * Writes `data` to the socket, or queues it while offline as `p.offline` says.
@@ -545,24 +504,36 @@ export class Client extends Emitter {
     if (this.#closed) throw error('closed', 'the client is closed');
     const o = this.#options;
     const size = byteLength(data);
-    const ws = /** @type {WebSocket} */ (this.#ws);
-    // Restoring or open: there is a socket.
-    if (this.#open && ws.bufferedAmount + size > o.maxEnqueuedBytes) throw new QueueFullError(data);
-    if (this.#open || this.#restoring) return ws.send(data), 'queued';
-    if (p.offline == 'volatile') return 'dropped';
+    const open = this.#open;
+    if (this.#restoring) return this.#put(data, size), 'queued';
+    if (!open && p.offline == 'volatile') return 'dropped';
     const now = Date.now();
+    // Online the queue is empty: it was written when the socket opened.
     const k = p.offline == 'latest' ? p.key : undefined;
     /** The queue without the frame this one replaces. @param {Queued[]} q */
     const rest = (q) => (k === undefined ? q : q.filter((e) => e.k !== k));
-    /** @param {Queued[]} q */
-    const fits = (q) => rest(q).length < o.maxEnqueuedMessages && rest(q).reduce((n, e) => n + e.n, size) <= o.maxEnqueuedBytes;
+    // Frames sent on a session and not acknowledged count against the queue's bounds.
+    /** @param {Kept[]} q */
+    const fits = (q) => ((q = [...this.#replay, ...rest(/** @type {Queued[]} */ (q))]), q.length < o.maxEnqueuedMessages && q.reduce((n, e) => n + e.n, size) <= o.maxEnqueuedBytes);
     let q = this.#queue;
     if (!fits(q)) q = q.filter((e) => e.t > now); // expired frames make room
-    if (!fits(q)) throw new QueueFullError(data);
+    // Open, there is a socket; its own buffer is bounded too.
+    if (!fits(q) || (open && /** @type {WebSocket} */ (this.#ws).bufferedAmount + size > o.maxEnqueuedBytes)) throw new QueueFullError(data);
+    if (open) return this.#put(data, size), 'queued';
     const kept = rest(q);
     // At the end, behind every frame sent before it: what is written keeps the order of the sends.
     this.#queue = [...kept, { d: data, n: size, k, t: p.offline == 'expire' ? now + p.ttl : Infinity }];
     return kept.length < q.length ? 'replaced' : 'queued';
+  }
+
+  /**
+   * Writes `data` to the socket; on a session, counts it and keeps it until acknowledged.
+   * @param {Data} data
+   * @param {number} [n] its size
+   */
+  #put(data, n = byteLength(data)) {
+    /** @type {WebSocket} */ (this.#ws).send(data);
+    if (this.#token) this.#sent++, this.#replay.push({ d: data, n });
   }
 
   // ---- the connection --------------------------------------------------------------
@@ -576,65 +547,125 @@ export class Client extends Emitter {
     let ws;
     try {
       let url = this.#url;
-      if (typeof url === 'function') url = await within(Promise.resolve(url()), o.connectionTimeout, 'the URL provider');
+      if (typeof url === 'function') {
+        const provide = url;
+        // Bounded by `connectionTimeout`; a throw fails the attempt.
+        url = await /** @type {Promise<string | URL>} */ (
+          new Promise((resolve, reject) => {
+            Promise.resolve(provide())
+              .then(resolve, reject)
+              .finally(() => clearTimeout(timer));
+            const timer = setTimeout(() => reject(error('timeout', `the URL provider took more than ${o.connectionTimeout} ms`)), o.connectionTimeout);
+          })
+        );
+      }
       if (generation !== this.#generation) return;
-      ws = new (o.WebSocket || WebSocket)(wsUrl(url));
+      // A resume says how many frames arrived: as good as an acknowledgement.
+      this.#acked = this.#received;
+      ws = new (o.WebSocket || WebSocket)(wsUrl(url, o.resume ? (this.#token ? `session=${this.#token}&seen=${this.#received}` : 'session=new') : ''));
     } catch (e) {
       if (generation === this.#generation) this.#failed(e);
       return;
     }
     this.#ws = ws;
     ws.binaryType = 'arraybuffer';
-    let opened = false;
     this.#connectTimer = setTimeout(() => {
       this.#detach();
-      try {
-        ws.close();
-      } catch {}
       this.#failed(error('timeout', `no connection within ${o.connectionTimeout} ms`));
     }, o.connectionTimeout);
-    ws.onopen = () => {
-      clearTimeout(this.#connectTimer);
-      opened = true;
-      this.#opened(ws);
-    };
+    // With sessions, the connection is made once the server's first frame says which (section 9.3).
+    ws.onopen = () => o.resume || this.#opened();
     ws.onclose = (event) => {
-      this.#detach();
-      if (opened) this.#lost(event.code, event.reason, event.code !== 1006);
+      if (this.#detach()) this.#lost(event.code, event.reason, event.code !== 1006);
       else this.#failed(error('connect', `the connection failed (${event.code}${event.reason ? ' ' + event.reason : ''})`));
     };
     ws.onmessage = (event) => this.#receive(event.data);
     ws.onerror = noop; // a close event follows
   }
 
-  /** Forgets the current socket: its callbacks are removed, the timers cleared. */
-  #detach() {
+  /**
+   * Forgets the current socket: its callbacks are removed, the timers cleared, and it is
+   * closed (with `code` and `reason` if given; a socket closed already is left as it is).
+   * Returns whether it was open.
+   * @param {number} [code]
+   * @param {string} [reason]
+   */
+  #detach(code, reason) {
     const ws = this.#ws;
-    if (ws) ws.onopen = ws.onclose = ws.onmessage = ws.onerror = null;
+    const open = this.#open;
+    if (ws) {
+      ws.onopen = ws.onclose = ws.onmessage = ws.onerror = null;
+      try {
+        ws.close(code, reason);
+      } catch {
+        ws.close();
+      }
+    }
     this.#ws = null;
     this.#open = false;
     this.#generation++;
+    clearTimeout(this.#retryTimer);
     clearTimeout(this.#connectTimer);
     clearTimeout(this.#heartbeat);
-    return ws;
+    return open;
   }
 
-  /** @param {WebSocket} ws */
-  #opened(ws) {
-    this.#openedAt = Date.now();
+  /**
+   * The socket is ready: the routers restore (or, resumed, send what was wanted or given up
+   * while away), then the queue is written.
+   * @param {boolean} [resumed]
+   */
+  #opened(resumed) {
+    clearTimeout(this.#connectTimer);
+    const now = (this.#openedAt = Date.now());
     this.#restoring = true;
     try {
-      for (const router of this.#routers.values()) router.restore();
+      for (const router of this.#routers.values()) router.restore?.(resumed);
     } finally {
       this.#restoring = false;
     }
     this.#open = true;
     const queue = this.#queue;
-    const now = Date.now();
     this.#queue = [];
-    for (const e of queue) if (e.t > now) ws.send(e.d); // expired frames are skipped
+    for (const e of queue) if (e.t > now) this.#put(e.d, e.n); // expired frames are skipped
     this.#alive();
-    fire(this, 'open');
+    fire(this, resumed ? 'resumed' : 'open');
+  }
+
+  /**
+   * A frame of router `session` (PROTOCOL.md 9.1).
+   * @param {Frame} d
+   */
+  #session(d) {
+    const t = d.t;
+    // `ack` and `resumed`: the server has our first `n` (`seen`) frames, they need not be kept.
+    this.#replay = this.#replay.slice(Math.max(0, (d.n ?? d.seen) - this.#sent + this.#replay.length));
+    if (this.#open) return; // the rest answer the upgrade only
+    if (t == 'resumed') {
+      // The frames it missed first (counted already), then what waited.
+      for (const e of this.#replay) /** @type {WebSocket} */ (this.#ws).send(e.d);
+      this.#opened(true);
+    } else if (t == 'welcome') {
+      // Nothing is kept from an earlier session: `#end` forgot it.
+      this.#token = d.token;
+      this.#received = this.#acked = this.#sent = 0;
+      this.#opened();
+    } else if (t == 'refused') {
+      const unconfirmed = this.#replay.length;
+      if (this.#token) this.#end(), fire(this, 'reset', { reason: d.reason, unconfirmed });
+      if (d.reason == 'disabled') this.#opened(); // a plain connection; else a `welcome` follows
+    }
+  }
+
+  /**
+   * Acknowledges the frames received (section 9.2). Offline there is no need: a resume
+   * says how many arrived.
+   */
+  #ack() {
+    clearTimeout(this.#ackTimer);
+    this.#ackTimer = 0;
+    this.#acked = this.#received;
+    if (this.#open) /** @type {WebSocket} */ (this.#ws).send(JSON.stringify({ $r: 'session', d: { t: 'ack', n: this.#received } }));
   }
 
   /**
@@ -642,7 +673,6 @@ export class Client extends Emitter {
    * @param {unknown} e
    */
   #failed(e) {
-    this.#ws = null;
     fire(this, 'failed', { attempt: this.#attempt, error: e });
     this.#attempt++;
     this.#schedule();
@@ -656,17 +686,23 @@ export class Client extends Emitter {
    */
   #lost(code, reason, remote) {
     const uptime = Date.now() - this.#openedAt;
-    this.#ended({ code, reason });
+    // Without a close frame, a session may be resumed.
+    this.#end(!remote && !!this.#token);
+    fire(this, 'close', { code, reason });
     this.#attempt = uptime >= this.#options.minUptime ? 1 : this.#attempt + 1;
     const decide = this.#options.shouldReconnect;
     if (remote && decide && !decide({ code, reason })) return fire(this, 'reconnect-declined');
     this.#schedule();
   }
 
-  /** @param {CloseInfo} event */
-  #ended(event) {
-    for (const router of this.#routers.values()) router.end();
-    fire(this, 'close', event);
+  /**
+   * The socket closed: the server forgot this connection, unless `paused` (its session
+   * may be resumed: the routers keep everything, and what waits now is settled if not).
+   * @param {boolean} [paused]
+   */
+  #end(paused) {
+    if (!paused) (this.#token = undefined), (this.#replay = []);
+    for (const router of this.#routers.values()) router.end?.(paused);
   }
 
   #schedule() {
@@ -689,16 +725,22 @@ export class Client extends Emitter {
   #receive(data) {
     this.#alive();
     const codec = this.#options.codec;
+    const text = typeof data === 'string';
     let router;
     let body;
-    if (typeof data === 'string') {
+    // Every data frame but the session's own counts (9.2); acknowledged after 64 or 1 s.
+    if (this.#token && !(text && data.startsWith(PREFIX + 'session"'))) {
+      if (++this.#received - this.#acked >= 64) this.#ack();
+      else this.#ackTimer ||= setTimeout(() => this.#ack(), 1000);
+    }
+    if (text) {
       if (data.startsWith(PREFIX)) {
         router = this.#routers.get(data.slice(7, data.indexOf('"', 7)));
         if (router) {
           try {
             body = JSON.parse(data).d;
           } catch {
-            return fire(this, 'error', error('malformed', 'a router frame from the server is not JSON'));
+            return fire(this, 'error', error('malformed', 'a router frame is not JSON'));
           }
         }
       }
@@ -716,7 +758,7 @@ export class Client extends Emitter {
     try {
       router.frame(body);
     } catch (e) {
-      fire(this, 'error', error('malformed', `a frame from the server could not be applied: ${e && /** @type {Error} */ (e).message}`));
+      fire(this, 'error', error('malformed', `a frame could not be applied: ${e && /** @type {Error} */ (e).message}`));
     }
   }
 
@@ -727,17 +769,14 @@ export class Client extends Emitter {
     const ws = this.#ws;
     if (o.pingInterval == null || !ws) return;
     this.#heartbeat = setTimeout(() => {
-      this.#pingId = (this.#pingId % (MAX_ID - 1)) + 1;
       try {
-        ws.send(JSON.stringify({ $r: 'hb', d: { t: 'ping', id: this.#pingId } }));
+        // The id stays below 2^53 for 7 billion years of pings.
+        this.#put(JSON.stringify({ $r: 'hb', d: { t: 'ping', id: ++this.#pingId } }));
       } catch {}
       this.#heartbeat = setTimeout(() => {
         // Silent: the server, or the path to it, is gone. A close handshake would wait
         // for the same silence, so the socket is dropped and reported as 1006.
         this.#detach();
-        try {
-          ws.close();
-        } catch {}
         this.#lost(1006, 'heartbeat timeout', false);
       }, o.pongTimeout);
     }, o.pingInterval);
@@ -770,9 +809,9 @@ function isPackedEnvelope(data) {
  * A router as the client drives it.
  * @typedef {object} RouterLike
  * @property {(d: Frame) => void} frame handles a frame's body
- * @property {() => void} restore the socket opened: sends the restore frames
- * @property {() => void} end the socket closed
- * @property {() => void} shutdown the client closed for good
+ * @property {(resumed?: boolean) => void} [restore] the socket opened (or the session resumed): sends the restore frames
+ * @property {(paused?: boolean) => void} [end] the socket closed (`paused`: the session may be resumed), or the session could not be resumed
+ * @property {() => void} [shutdown] the client closed for good
  */
 
 /**
@@ -807,16 +846,15 @@ class Wanted {
   grant() {
     this.active = true;
     this.request = 0;
-    for (const waiter of this.waiters) clearTimeout(waiter.timer), waiter.resolve();
-    this.waiters.clear();
+    this.settle();
   }
 
   /**
-   * Fails every waiter with `e`.
-   * @param {RealtimeError} e
+   * Settles every waiter: fails it with `e`, or resolves it without.
+   * @param {RealtimeError} [e]
    */
-  fail(e) {
-    for (const waiter of this.waiters) clearTimeout(waiter.timer), waiter.reject(e);
+  settle(e) {
+    for (const waiter of this.waiters) clearTimeout(waiter.timer), e ? waiter.reject(e) : waiter.resolve();
     this.waiters.clear();
   }
 }
@@ -866,6 +904,10 @@ class Router {
     this.nextId = 0;
     /** @type {Map<string, W>} */
     this.wanted = new Map();
+    /** @type {Set<string>} keys given up while offline: a resumed session still has them */
+    this.away = new Set();
+    /** The last id sent before a drop: `end` settles those only (later ones wait in the queue). */
+    this.mark = Infinity;
     // Every subclass defines its `frame`.
     link.attach(name, /** @type {RouterLike} */ (/** @type {unknown} */ (this)));
   }
@@ -876,7 +918,8 @@ class Router {
   }
 
   id() {
-    return (this.nextId = (this.nextId % (MAX_ID - 1)) + 1);
+    // Below 2^53 (PROTOCOL.md 2.3) for 285 years at a million requests a second.
+    return ++this.nextId;
   }
 
   /**
@@ -919,7 +962,7 @@ class Router {
       /** @param {RealtimeError} e */
       const fail = (e) => (callback ? queueMicrotask(() => callback(e)) : reject(e));
       if (this.pending.size >= this.link.options.maxPendingRequests) {
-        return fail(error('too_many_pending', 'too many requests wait for an answer'));
+        return fail(error('too_many_pending', 'too many requests pending'));
       }
       const id = (body.id = this.id());
       const ms = timeout ?? this.link.options.timeout;
@@ -950,7 +993,8 @@ class Router {
    */
   take(id) {
     const entry = this.pending.get(id);
-    if (entry) clearTimeout(entry.timer), this.pending.delete(id);
+    clearTimeout(entry?.timer);
+    this.pending.delete(id);
     return entry;
   }
 
@@ -996,9 +1040,9 @@ class Router {
     const entry = this.wanted.get(key);
     if (!entry) return;
     this.wanted.delete(key);
-    if (entry.request) this.take(entry.request);
+    this.take(entry.request); // 0 is no request: ids start at 1
     entry.active = false;
-    entry.fail(e);
+    entry.settle(e);
   }
 
   /**
@@ -1009,7 +1053,7 @@ class Router {
    */
   undo(key, timeout) {
     this.forget(key, error('cancelled', `${key} was given up`));
-    if (!this.link.online()) return Promise.resolve();
+    if (!this.link.online()) return this.away.add(key), Promise.resolve();
     return this.ask({ t: this.undoT, [this.field]: key }, timeout, { kind: 'undo' }).then(noop);
   }
 
@@ -1019,7 +1063,7 @@ class Router {
    * @returns {W | undefined}
    */
   answered(d) {
-    const entry = d.id != null ? this.pending.get(d.id) : undefined;
+    const entry = this.pending.get(d.id); // none for a frame without id
     const key = entry?.kind === 'want' ? (this.pending.delete(d.id), entry.key) : d[this.field];
     const wanted = this.wanted.get(key);
     if (wanted && !(d.id != null && wanted.request && wanted.request !== d.id)) return wanted;
@@ -1031,7 +1075,7 @@ class Router {
    * @returns {true | undefined} true for the answer to an undo of ours
    */
   undone(d) {
-    const entry = d.id != null ? this.pending.get(d.id) : undefined;
+    const entry = this.pending.get(d.id); // none for a frame without id
     if (entry?.kind === 'undo') return /** @type {AskRequest} */ (this.take(d.id)).resolve(), true;
     const wanted = this.wanted.get(d[this.field]);
     if (wanted) wanted.active = false; // still wanted: renewed on the next connection
@@ -1044,7 +1088,7 @@ class Router {
   error(d) {
     const e = remoteError(d);
     // `unknown_ack` is about an id of the server's (older servers put it in `id`).
-    const entry = d.id != null && d.code !== 'unknown_ack' ? this.take(d.id) : undefined;
+    const entry = d.code !== 'unknown_ack' ? this.take(d.id) : undefined;
     if (entry?.kind === 'want') {
       const wanted = this.wanted.get(entry.key);
       if (wanted?.request !== d.id) return;
@@ -1066,21 +1110,38 @@ class Router {
    */
   refused(entry, e) {}
 
-  /** The socket opened: every wanted key is wanted again, in key order. */
-  restore() {
+  /**
+   * The socket opened: every wanted key is wanted again, in key order. Or, `resumed`, the
+   * server still has what it had: it is told only what changed while away.
+   * @param {boolean} [resumed]
+   */
+  restore(resumed) {
+    // A new connection has nothing to undo; a key wanted again meanwhile is kept as it is.
+    for (const key of resumed ? this.away : []) if (!this.wanted.has(key)) quiet(this.undo(key));
+    this.away.clear();
+    this.mark = Infinity;
     for (const key of [...this.wanted.keys()].sort()) {
+      const entry = /** @type {W} */ (this.wanted.get(key));
       try {
-        this.want(key, /** @type {W} */ (this.wanted.get(key)));
+        if (!resumed || !(entry.active || entry.request)) this.want(key, entry);
       } catch {
         // Tried again on the next connection.
       }
     }
   }
 
-  /** The socket closed: the server forgot this connection's requests and keys. */
-  end() {
+  /**
+   * The socket closed: the server forgot this connection's requests and keys. Or,
+   * `paused`, it may resume the session: nothing is forgotten until then.
+   * @param {boolean} [paused]
+   */
+  end(paused) {
+    const mark = this.mark;
+    this.mark = paused ? this.nextId : Infinity;
+    if (paused) return;
     for (const entry of this.wanted.values()) (entry.active = false), (entry.request = 0);
     for (const [id, entry] of this.pending) {
+      if (id > mark) continue; // made while away: its frame is still queued
       if (entry.kind === 'want') this.pending.delete(id); // sent again on the next connection
       else if (entry.kind === 'undo') /** @type {AskRequest} */ (this.take(id)).resolve(); // a new connection has nothing to undo
       else this.take(id), entry.reject(closed());
@@ -1089,6 +1150,7 @@ class Router {
 
   /** The client closed for good. */
   shutdown() {
+    this.mark = Infinity;
     for (const key of [...this.wanted.keys()]) this.forget(key, error('closed', 'the client is closed'));
     this.end();
   }
@@ -1148,14 +1210,16 @@ class Channels extends Router {
     return this.ensure(path, entry, timeout);
   }
 
-  restore() {
-    this.session++;
-    super.restore();
+  /** @param {boolean} [resumed] */
+  restore(resumed) {
+    if (!resumed) this.session++;
+    super.restore(resumed);
   }
 
-  end() {
-    this.session++;
-    super.end();
+  /** @param {boolean} [paused] */
+  end(paused) {
+    if (!paused) this.session++;
+    super.end(paused);
   }
 
   /** @param {Frame} d */
@@ -1181,8 +1245,10 @@ class Channels extends Router {
           this.send({ t: 'ack', id: d.id, ...body });
         } catch {}
       };
-      if (!handler) return answer({ err: { code: 'no_handler', message: `no handler for ${d.ev} on ${d.ch}` } });
-      new Promise((resolve) => resolve(handler(d.data ?? null))).then(
+      new Promise((resolve) => {
+        if (!handler) throw { code: 'no_handler', message: `no handler for ${d.ev} on ${d.ch}` };
+        resolve(handler(d.data ?? null));
+      }).then(
         (data) => answer({ data: data ?? null }),
         (e) => answer({ err: { code: String(e?.code || 'internal'), message: String(e?.message ?? e) } }),
       );
@@ -1494,8 +1560,8 @@ export class View extends Emitter {
 class Subscription extends Wanted {
   constructor() {
     super();
-    /** Subscribed on some connection before: read again after re-subscribing. */
-    this.wasSubscribed = false;
+    /** Subscribed on some connection before: read again after re-subscribing on a new one. */
+    this.reread = false;
     /** @type {Set<(data: any, message: SyncMessage) => void>} */
     this.listeners = new Set();
   }
@@ -1633,12 +1699,14 @@ class Sync extends Router {
     if (sub) for (const listener of [...sub.listeners]) call(listener, data ?? null, { path, op, snapshot });
   }
 
-  restore() {
-    super.restore();
-    if (!this.link.options.readAfterResubscribe) return;
+  /** @param {boolean} [resumed] */
+  restore(resumed) {
+    super.restore(resumed);
+    // Resumed, nothing was missed.
+    if (resumed || !this.link.options.readAfterResubscribe) return;
     for (const path of [...this.wanted.keys()].sort()) {
       // Answered after the `subscribed`: no change made while away is missed.
-      if (/** @type {Subscription} */ (this.wanted.get(path)).wasSubscribed) {
+      if (/** @type {Subscription} */ (this.wanted.get(path)).reread) {
         this.fetch(path).catch((e) => e.remote && this.link.report(Object.assign(e, { path })));
       }
     }
@@ -1648,7 +1716,7 @@ class Sync extends Router {
   frame(d) {
     if (d.t === 'subscribed') {
       const sub = this.answered(d);
-      if (sub) (sub.wasSubscribed = true), sub.grant();
+      if (sub) (sub.reread = true), sub.grant();
     } else if (d.t === 'unsubscribed') this.undone(d);
     else if (d.t === 'data') this.deliver(d.path, d.data, d.op, false);
     else if (d.t === 'error') this.error(d);
@@ -1736,21 +1804,19 @@ export class Collection extends Emitter {
       const old = this.#items;
       this.#items = new Map();
       const meta = { snapshot: true };
-      /** @type {(['add' | 'remove', any, CollectionMeta] | ['change', any, any, CollectionMeta])[]} the events, once all applied */
-      const changes = [];
       for (const item of data) {
         const id = keyOf(item);
         if (id === undefined) continue;
         this.#items.delete(id); // the last one of a repeated id counts
         this.#items.set(id, { item, json: JSON.stringify(item) });
       }
-      for (const [id, entry] of old) if (!this.#items.has(id)) changes.push(['remove', entry.item, meta]);
+      // The events, once all applied.
+      for (const [id, entry] of old) if (!this.#items.has(id)) fire(this, 'remove', entry.item, meta);
       for (const [id, entry] of this.#items) {
         const before = old.get(id);
-        if (!before) changes.push(['add', entry.item, meta]);
-        else if (before.json !== entry.json) changes.push(['change', entry.item, before.item, meta]);
+        if (!before) fire(this, 'add', entry.item, meta);
+        else if (before.json !== entry.json) fire(this, 'change', entry.item, before.item, meta);
       }
-      for (const [event, ...args] of changes) fire(this, event, ...args);
       return fire(this, 'snapshot', this.items);
     }
     const id = keyOf(data);

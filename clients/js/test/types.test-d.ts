@@ -32,6 +32,7 @@ const client: Client = connect('ws://127.0.0.1:9001/?user=ada', {
   pongTimeout: 10_000,
   timeout: 10_000,
   readAfterResubscribe: true,
+  resume: true,
   shouldReconnect: ({ code }) => code < 4000,
   codec: msgpack,
 });
@@ -46,6 +47,10 @@ offOpen();
 client.on('close', ({ code, reason }) => console.log(code.toFixed(), reason.toUpperCase()));
 client.on('reconnecting', ({ attempt, delay }) => console.log(attempt + delay));
 client.on('retries-exhausted', () => client.reconnect());
+client.on('resumed', () => {});
+client.on('reset', ({ reason, unconfirmed }) => console.log(reason.toUpperCase(), unconfirmed.toFixed()));
+// @ts-expect-error `resumed` has no argument
+client.on('resumed', (info: { reason: string }) => info);
 client.on('message', (data) => (typeof data === 'string' ? data.length : data.byteLength));
 client.on('error', (e) => console.log(e.code, e.remote, e.path));
 // @ts-expect-error no such event
