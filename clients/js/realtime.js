@@ -865,7 +865,7 @@ const timedOut = (/** @type {number} */ ms) => error('timeout', `no answer withi
 /**
  * A request whose answer settles it (`kind`: `undo`, or what the router waits for).
  * @typedef {object} AskRequest
- * @property {'undo' | 'ack' | 'info' | 'call' | 'fetch'} kind
+ * @property {'undo' | 'info' | 'call'} kind
  * @property {(data?: any) => void} resolve called with the answer's data
  * @property {(e: RealtimeError) => void} reject
  * @property {number} timer its timeout
@@ -999,6 +999,18 @@ class Router {
   }
 
   /**
+   * The error-first answer (`err` or `data`) to a `call` (a sync request, an acknowledged
+   * emit): a want or an undo with its id (no `resolve` until its own answer) is not its to take.
+   * @param {Frame} d
+   */
+  reply(d) {
+    const entry = this.pending.get(d.id);
+    if (entry?.kind !== 'call') return;
+    this.take(d.id);
+    d.err != null ? entry.reject(remoteError(d.err)) : entry.resolve(d.data ?? null);
+  }
+
+  /**
    * Wants `key` (its `entry` is in `wanted`) and waits for the server's confirmation: the
    * want frame goes out now when online, else on the next connection.
    * @param {string} key
@@ -1026,7 +1038,8 @@ class Router {
    */
   want(key, entry) {
     const id = this.id();
-    this.send({ t: this.wantT, [this.field]: key, id });
+    // A subscription that wants a snapshot asks for it (sync: PROTOCOL.md 7.3 rule 8).
+    this.send({ t: this.wantT, [this.field]: key, id, ...(/** @type {Partial<Subscription>} */ (entry).held && { snapshot: true }) });
     entry.request = id;
     this.pending.set(id, { kind: 'want', key });
   }
@@ -1227,12 +1240,8 @@ class Channels extends Router {
     if (d.t === 'joined') this.answered(d)?.grant();
     else if (d.t === 'left') this.undone(d);
     else if (d.t === 'error') this.error(d);
-    else if (d.t === 'ack') {
-      const entry = this.pending.get(d.id);
-      if (entry?.kind !== 'ack') return;
-      this.take(d.id);
-      d.err != null ? entry.reject(remoteError(d.err)) : entry.resolve(d.data ?? null);
-    } else if (d.t === 'emit') {
+    else if (d.t === 'ack') this.reply(d);
+    else if (d.t === 'emit') {
       if (d.id == null) {
         const channel = this.channels.get(d.ch);
         return channel && fire(channel, d.ev, d.data ?? null);
@@ -1318,7 +1327,7 @@ export class Channel extends Emitter {
     const body = { t: 'emit', ch: this.path, ev: event, data: data ?? null };
     if (options === undefined && callback === undefined) return this.#router.send(body);
     const [opts, cb] = tail(options, callback);
-    return this.#router.ask(body, opts?.timeout, { kind: 'ack' }, cb);
+    return this.#router.ask(body, opts?.timeout, { kind: 'call' }, cb);
   }
 
   /**
@@ -1560,10 +1569,14 @@ export class View extends Emitter {
 class Subscription extends Wanted {
   constructor() {
     super();
-    /** Subscribed on some connection before: read again after re-subscribing on a new one. */
+    /** Subscribed on some connection before: subscribed again with a snapshot on a new one. */
     this.reread = false;
     /** @type {Set<(data: any, message: SyncMessage) => void>} */
     this.listeners = new Set();
+    /** @type {number} a versioned subscription's last version applied (the snapshot's, then each push's; not a number on a plain one) */
+    this.v;
+    /** @type {Frame[] | undefined} set: a snapshot is wanted, and the versioned pushes that precede it are held */
+    this.held;
   }
 }
 
@@ -1576,17 +1589,18 @@ class Sync extends Router {
 
   /**
    * Subscribes to `path` and calls `onData(data, {path, op, snapshot})` for every push
-   * (`op` `change`, `add` or `remove`) and for every catch-up read after a reconnect
-   * (`op` `change`, `snapshot` true, `data` the current value). Returns a function that
-   * unsubscribes; its `ready` promise resolves once the server confirmed the subscription
-   * (or rejects with its refusal: `no_route`, `forbidden`, `bad_request`, `limit`, which
-   * also come as the client's `error` event).
+   * (`op` `change`, `add` or `remove`) and for every snapshot, which a re-subscription
+   * after a reconnect asks for (`op` `change`, `snapshot` true, `data` the current value).
+   * Returns a function that unsubscribes; its `ready` promise resolves once the server
+   * confirmed the subscription (or rejects with its refusal: `no_route`, `forbidden`,
+   * `bad_request`, `limit`, which also come as the client's `error` event).
    * @param {string} path
    * @param {(data: any, message: SyncMessage) => void} onData
    * @param {CallOptions} [options]
+   * @param {boolean} [snapshot] ask for a snapshot now (`ready` resolves once it is delivered)
    * @returns {(() => Promise<void>) & {ready: Promise<void>}}
    */
-  subscribe(path, onData, options) {
+  subscribe(path, onData, options, snapshot) {
     let sub = this.wanted.get(path);
     if (!sub) this.wanted.set(path, (sub = new Subscription()));
     /** @type {(data: any, message: SyncMessage) => void} a listener of its own: the same `onData` may subscribe twice */
@@ -1596,8 +1610,20 @@ class Sync extends Router {
       sub.listeners.delete(listener) && !sub.listeners.size && this.wanted.get(path) === sub
         ? this.undo(path)
         : Promise.resolve();
+    if (snapshot) this.resync(sub);
     unsubscribe.ready = quiet(this.ensure(path, sub, options?.timeout));
     return unsubscribe;
+  }
+
+  /**
+   * Wants a snapshot of `sub` (a versioned subscription, PROTOCOL.md 7.3 rule 8): the
+   * next `sub` asks for one, and it is not active until the snapshot arrives.
+   * @param {Subscription} sub
+   */
+  resync(sub) {
+    sub.held = [];
+    sub.active = false;
+    sub.request = 0; // an answer to an earlier `sub` is superseded
   }
 
   /**
@@ -1662,29 +1688,14 @@ class Sync extends Router {
   }
 
   /**
-   * A local copy of the collection at `path`, kept by the items' `id`: subscribes, reads
-   * the list, applies every push, and reads again after every reconnect.
+   * A local copy of the collection at `path`, kept by the items' `id`: subscribes with a
+   * snapshot (again after every reconnect) and applies every push.
    * @param {string} path
    * @param {CallOptions} [options]
    * @returns {Collection}
    */
   collection(path, options) {
     return new Collection(this, path, options);
-  }
-
-  /**
-   * Reads `path` and hands the answer to its listeners as a snapshot, as soon as it is
-   * read (before the frames that follow it, such as the push of a later request).
-   * @param {string} path
-   * @param {number} [timeout]
-   * @returns {Promise<void>}
-   */
-  fetch(path, timeout) {
-    return new Promise((resolve, reject) =>
-      this.ask({ t: 'request', method: 'read', path }, timeout, { kind: 'fetch' }, (e, data) =>
-        e ? reject(e) : resolve(this.deliver(path, data, 'change', true)),
-      ),
-    );
   }
 
   /**
@@ -1701,33 +1712,40 @@ class Sync extends Router {
 
   /** @param {boolean} [resumed] */
   restore(resumed) {
-    super.restore(resumed);
-    // Resumed, nothing was missed.
-    if (resumed || !this.link.options.readAfterResubscribe) return;
-    for (const path of [...this.wanted.keys()].sort()) {
-      // Answered after the `subscribed`: no change made while away is missed.
-      if (/** @type {Subscription} */ (this.wanted.get(path)).reread) {
-        this.fetch(path).catch((e) => e.remote && this.link.report(Object.assign(e, { path })));
-      }
+    // Resumed, nothing was missed. On a new connection, a path subscribed before asks for
+    // a snapshot: it catches up on what changed meanwhile, and no push can overtake it.
+    if (!resumed) {
+      for (const sub of this.wanted.values()) if (sub.held || (sub.reread && this.link.options.readAfterResubscribe)) sub.held = [];
     }
+    super.restore(resumed);
   }
 
   /** @param {Frame} d */
   frame(d) {
+    const sub = this.wanted.get(d.path);
     if (d.t === 'subscribed') {
       const sub = this.answered(d);
-      if (sub) (sub.reread = true), sub.grant();
+      if (!sub) return;
+      const held = sub.held || [];
+      sub.reread = true;
+      sub.held = undefined;
+      sub.v = d.v;
+      sub.grant();
+      // The snapshot, then the pushes held meanwhile that it does not contain (rule 8).
+      if (d.v != null) this.deliver(d.path, d.data, 'change', true);
+      for (const push of held) this.frame(push);
     } else if (d.t === 'unsubscribed') this.undone(d);
-    else if (d.t === 'data') this.deliver(d.path, d.data, d.op, false);
-    else if (d.t === 'error') this.error(d);
-    else if (d.t === 'reply') {
-      // A reply answers a request or a catch-up read: a `sub` with its id (waiting for its
-      // `subscribed`, it has no `resolve`) or an `unsub` is not the reply's to take.
-      const entry = this.pending.get(d.id);
-      if (entry?.kind !== 'call' && entry?.kind !== 'fetch') return;
-      this.take(d.id);
-      d.err != null ? entry.reject(remoteError(d.err)) : entry.resolve(d.data ?? null);
-    }
+    else if (d.t === 'data') {
+      if (sub && d.v != null) {
+        // Held until the snapshot, at most 256 (past them the last one is replaced: a gap).
+        if (sub.held) return void (sub.held[Math.min(sub.held.length, 255)] = d);
+        if (d.v <= sub.v) return; // the snapshot has it
+        // A push was missed: a new snapshot (the subscription is kept).
+        if (d.v != ++sub.v) return this.resync(sub), this.want(d.path, sub);
+      }
+      this.deliver(d.path, d.data, d.op, false);
+    } else if (d.t === 'error') this.error(d);
+    else if (d.t === 'reply') this.reply(d);
   }
 }
 
@@ -1751,7 +1769,7 @@ const keyOf = (item) =>
 export class Collection extends Emitter {
   /** @type {(() => Promise<void>) & {ready: Promise<void>}} */
   #unsubscribe;
-  /** @type {Map<string, {item: any, json: string}>} */
+  /** @type {Map<string, any>} */
   #items = new Map();
 
   /**
@@ -1763,14 +1781,14 @@ export class Collection extends Emitter {
     super();
     /** The collection's path. */
     this.path = path;
-    this.#unsubscribe = sync.subscribe(path, (data, message) => this.#apply(data, message), options);
-    /** Resolves once the subscription is active and the list was read. */
-    this.ready = quiet(this.#unsubscribe.ready.then(() => sync.fetch(path, options?.timeout)));
+    this.#unsubscribe = sync.subscribe(path, (data, message) => this.#apply(data, message), options, true);
+    /** Resolves once the subscription is active and its snapshot applied. */
+    this.ready = this.#unsubscribe.ready;
   }
 
   /** The items, in insertion order. */
   get items() {
-    return [...this.#items.values()].map((entry) => entry.item);
+    return [...this.#items.values()];
   }
 
   /** How many items. */
@@ -1783,7 +1801,7 @@ export class Collection extends Emitter {
    * @param {string | number} id
    */
   get(id) {
-    return this.#items.get(String(id))?.item;
+    return this.#items.get(String(id));
   }
 
   /**
@@ -1799,39 +1817,36 @@ export class Collection extends Emitter {
    * @param {SyncMessage} message
    */
   #apply(data, { op, snapshot }) {
+    const meta = { snapshot };
+    const old = this.#items;
     if (snapshot) {
       if (!Array.isArray(data)) return;
-      const old = this.#items;
-      this.#items = new Map();
-      const meta = { snapshot: true };
+      const items = (this.#items = new Map());
+      // The last one of a repeated id counts.
       for (const item of data) {
         const id = keyOf(item);
-        if (id === undefined) continue;
-        this.#items.delete(id); // the last one of a repeated id counts
-        this.#items.set(id, { item, json: JSON.stringify(item) });
+        if (id !== undefined) items.delete(id), items.set(id, item);
       }
       // The events, once all applied.
-      for (const [id, entry] of old) if (!this.#items.has(id)) fire(this, 'remove', entry.item, meta);
-      for (const [id, entry] of this.#items) {
-        const before = old.get(id);
-        if (!before) fire(this, 'add', entry.item, meta);
-        else if (before.json !== entry.json) fire(this, 'change', entry.item, before.item, meta);
-      }
+      for (const [id, item] of old) if (!items.has(id)) fire(this, 'remove', item, meta);
+      for (const [id, item] of items) this.#changed(old.get(id), item, meta);
       return fire(this, 'snapshot', this.items);
     }
     const id = keyOf(data);
     if (id === undefined) return;
-    const before = this.#items.get(id);
-    const meta = { snapshot: false };
-    if (op === 'remove') {
-      if (!before) return;
-      this.#items.delete(id);
-      return fire(this, 'remove', before.item, meta);
-    }
-    const json = JSON.stringify(data);
-    if (before?.json === json) return;
-    this.#items.set(id, { item: data, json });
-    if (before) fire(this, 'change', data, before.item, meta);
-    else fire(this, 'add', data, meta);
+    const before = old.get(id);
+    if (op !== 'remove') return old.set(id, data), this.#changed(before, data, meta);
+    if (before) old.delete(id), fire(this, 'remove', before, meta);
+  }
+
+  /**
+   * Fires `add`, or `change` when the item is not as `before` was.
+   * @param {any} before
+   * @param {any} item
+   * @param {import('./realtime.js').CollectionMeta} meta
+   */
+  #changed(before, item, meta) {
+    if (!before) fire(this, 'add', item, meta);
+    else if (JSON.stringify(before) !== JSON.stringify(item)) fire(this, 'change', item, before, meta);
   }
 }

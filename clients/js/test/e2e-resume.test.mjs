@@ -227,7 +227,7 @@ test('the demo page in Chromium resumes: a book added meanwhile arrives once, no
   await status(ada, 'open');
   await ada.waitForFunction(() => window.seen.includes('add While ada was away'), null, { timeout: BROWSER_WAIT });
   const seen = await ada.evaluate(() => window.seen);
-  // No open, no reset, and after the resume no catch-up read: the push, once.
+  // No open, no reset, and after the resume no snapshot: the push, once.
   assert.deepEqual(seen.filter((event) => event !== 'snapshot'), ['resumed', 'add While ada was away']);
   assert.deepEqual(seen.slice(seen.indexOf('resumed')), ['resumed', 'add While ada was away']);
   assert.deepEqual(await usersShown(grace, 'books'), ['u:ada', 'u:grace']);

@@ -82,8 +82,8 @@ test('restore frames go first, then the queue in order, then open', async () => 
   ]);
   assert.equal(frameCount, 6, 'open is emitted after the queue is written');
 
-  // The server confirms; the link drops; frames queued meanwhile follow the restore,
-  // which now includes the catch-up read of the subscribed path.
+  // The server confirms; the link drops; frames queued meanwhile follow the restore, in
+  // which the path subscribed before asks for a snapshot (no separate catch-up read).
   ws.receive('{"$r":"ch","d":{"t":"joined","ch":"/chat","id":1}}');
   ws.receive('{"$r":"views","d":{"t":"state","view":"doc-1","members":[],"you":"c:1","id":1}}');
   ws.receive('{"$r":"sync","d":{"t":"subscribed","path":"/api/books","id":1}}');
@@ -98,8 +98,7 @@ test('restore frames go first, then the queue in order, then open', async () => 
   assert.deepEqual(again, [
     { t: 'join', ch: '/chat', id: 2 },
     { t: 'open', view: 'doc-1', id: 2 },
-    { t: 'sub', path: '/api/books', id: 2 },
-    { t: 'request', method: 'read', path: '/api/books', id: 3 },
+    { t: 'sub', path: '/api/books', id: 2, snapshot: true },
     'queued-4',
   ]);
   client.close();

@@ -1,4 +1,4 @@
-// A sync `reply` settles only a request (create, read, update, delete, or a catch-up read):
+// A sync `reply` settles only a request (create, read, update, delete):
 // one naming the id of a subscription waiting for its `subscribed` is ignored, as the
 // channels router ignores an `ack` naming an id that is not an acknowledged emit's.
 import test from 'node:test';

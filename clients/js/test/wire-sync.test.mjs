@@ -141,3 +141,37 @@ test('the collection helper follows adds, changes and removes by id', async () =
   await next(a, 'open', () => true, 200).catch(() => {}); // a moment for a stray push
   assert.deepEqual(books.get(added.id), { id: added.id, title: 'Newer' });
 });
+
+test('a collection is a versioned subscription: a snapshot and its version, then each push one more; a burst of changes while it subscribes ends in the server state', async () => {
+  const received = [];
+  const Recording = class extends WebSocket {
+    constructor(...args) {
+      super(...args);
+      this.addEventListener('message', ({ data }) => {
+        const frame = JSON.parse(data);
+        if (frame.$r === 'sync') received.push(frame.d);
+      });
+    }
+  };
+  const a = await clients.open(server.url, { WebSocket: Recording });
+  const b = await clients.open(server.url);
+  const book = await b.sync.create('/api/books', { title: 'v0' });
+  // Changes race the subscription: some are in the snapshot, some pushed around its answer.
+  const update = (i) => b.sync.update(`/api/book/${book.id}`, { title: `v${i}` });
+  const updates = [1, 2, 3, 4, 5].map(update);
+  const books = a.sync.collection('/api/books');
+  for (let i = 6; i <= 30; i++) updates.push(update(i));
+  await books.ready;
+  await Promise.all(updates);
+  await until(() => books.get(book.id)?.title === 'v30', 'the last change');
+  assert.deepEqual(books.items, await a.sync.read('/api/books'));
+  const subscribed = received.find((d) => d.t === 'subscribed');
+  assert.equal(typeof subscribed.v, 'number', 'answered with a version');
+  assert.ok(Array.isArray(subscribed.data), 'and the snapshot');
+  const versions = received.filter((d) => d.t === 'data').map((d) => d.v);
+  assert.ok(versions.length > 0);
+  // Consecutive, from whatever the first one was (pushes may come before the answer).
+  assert.deepEqual(versions, versions.map((_, i) => versions[0] + i));
+  assert.ok(versions.at(-1) > subscribed.v);
+  assert.equal(received.filter((d) => d.t === 'subscribed').length, 1, 'no gap, no resync');
+});
