@@ -61,7 +61,7 @@ export interface BackboneCollectionLike {
 /**
  * Keeps `collection` in step with the server's collection at `path` (default: the
  * collection's `url`): new ids added, changed ones merged, removed ones removed, after
- * every push and every catch-up read. Returns a function that stops following; `ready`
+ * every push and every snapshot (the first, and after reconnects). Returns a function that stops following; `ready`
  * resolves once the first list was applied. Throws an Error (Backbone's "A \"url\"
  * property or function must be specified") when there is neither a `path` nor a `url`.
  */

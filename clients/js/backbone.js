@@ -81,10 +81,10 @@ export function realtimeSync(client) {
 
 /**
  * Keeps the Backbone `collection` in step with the server's collection at `path`
- * (default: the collection's `url`): subscribes, reads the list, and applies every push
- * and every catch-up read after a reconnect: new ids are added, changed ones merged
- * (`collection.add(item, {merge: true})`), removed ones removed. Models the server never
- * knew (new, without an id) are left alone.
+ * (default: the collection's `url`): subscribes with a snapshot of the list, and applies
+ * every push and every snapshot (after a reconnect, or a resync): new ids are added,
+ * changed ones merged (`collection.add(item, {merge: true})`), removed ones removed.
+ * Models the server never knew (new, without an id) are left alone.
  *
  * Returns a function that stops following (unsubscribes); its `ready` promise resolves
  * once the first list was applied. Throws, as `realtimeSync` does, when there is neither

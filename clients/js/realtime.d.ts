@@ -118,10 +118,11 @@ export interface ClientOptions {
    */
   maxPendingRequests?: number;
   /**
-   * Whether the sync router reads every subscribed path again after a reconnect, right
-   * after subscribing to it again, and hands the answer to its listeners as a snapshot
-   * (`snapshot: true`). Without it, changes made while offline are not seen until the next
-   * push. Default `true`.
+   * Whether the sync router asks for every path subscribed before a new connection again
+   * with a snapshot (a versioned subscription, PROTOCOL.md 7.3 rule 8) and hands it to the
+   * path's listeners (`snapshot: true`); pushes that overtake the snapshot are held and
+   * applied after it. Without it, changes made while offline are not seen until the next
+   * push. A resumed session subscribes nothing again. Default `true`.
    */
   readAfterResubscribe?: boolean;
   /**
@@ -234,8 +235,8 @@ export interface ClientEvents {
   /**
    * Every refusal of a join, a view open or a subscription (the channel, view or path is
    * forgotten; also reported when a call waits for it, since a refusal after a reconnect
-   * has nobody else to tell), a failed catch-up read, an error frame that answers no
-   * request, a frame from the server that could not be read.
+   * has nobody else to tell; a snapshot whose read fails is such a refusal), an error
+   * frame that answers no request, a frame from the server that could not be read.
    */
   error: [error: RealtimeError];
 }
@@ -305,7 +306,7 @@ export type Sent = 'queued' | 'replaced' | 'dropped';
  * A reconnecting connection to a realtime server and its routers. Made by {@link connect}.
  *
  * After every (re)connect the routers restore first (channels joined again, views opened
- * again, subscriptions renewed and read again), then the frames queued while offline are
+ * again, subscriptions renewed with a snapshot), then the frames queued while offline are
  * written in order, then `open` is emitted. When a connection closes, requests waiting
  * for an answer reject with code `closed`; with the `resume` option, a connection that
  * dropped is resumed instead when the server allows it (nothing is restored, nothing
@@ -481,7 +482,10 @@ export interface SyncMessage {
   path: string;
   /** `change`, `add` or `remove` (PROTOCOL.md section 7.2). */
   op: 'change' | 'add' | 'remove';
-  /** Whether `data` is a full read (after a reconnect, or a collection's start). */
+  /**
+   * Whether `data` is a snapshot: the whole value, answering a subscription that asked for
+   * one (after a reconnect, a collection's start, or a resync after missed pushes).
+   */
   snapshot: boolean;
 }
 
@@ -503,8 +507,9 @@ export type SyncMethod = 'create' | 'read' | 'update' | 'delete';
 export interface Sync {
   /**
    * Subscribes to `path` and calls `onData(data, message)` for every push and for every
-   * catch-up read after a reconnect (`snapshot` true). Refusals also come as the client's
-   * `error` event.
+   * snapshot (`snapshot` true): after a reconnect the path is subscribed again with one,
+   * and a versioned subscription that missed pushes asks for one (a resync). Refusals
+   * also come as the client's `error` event.
    */
   subscribe<T = any>(path: string, onData: (data: T, message: SyncMessage) => void, options?: CallOptions): Unsubscribe;
   /** Sends a request; resolves with the reply's data or rejects with its `err`. */
@@ -538,15 +543,16 @@ export interface Sync {
   /** As the promise form, with options and an error-first callback. */
   delete<T = any>(path: string, options: CallOptions | undefined, callback: Callback<T>): void;
   /**
-   * A local copy of the collection at `path`, kept by the items' `id`: subscribes, reads
-   * the list, applies every push, and reads again after every reconnect.
+   * A local copy of the collection at `path`, kept by the items' `id`: subscribes with a
+   * snapshot (the list; again after every reconnect) and applies every push. Pushes that
+   * overtake a snapshot are held and applied after it, once (PROTOCOL.md 7.3 rule 8).
    */
   collection<T extends { id: string | number } = any>(path: string, options?: CallOptions): Collection<T>;
 }
 
-/** Whether a collection event comes from a full read. */
+/** Whether a collection event comes from a snapshot. */
 export interface CollectionMeta {
-  /** True for the differences a full read made. */
+  /** True for the differences a snapshot made. */
   snapshot: boolean;
 }
 
@@ -558,7 +564,7 @@ export interface CollectionEvents<T> {
   change: [item: T, previous: T, meta: CollectionMeta];
   /** The id left the collection. */
   remove: [item: T, meta: CollectionMeta];
-  /** A full read was applied (after its add, change and remove events). */
+  /** A snapshot was applied (after its add, change and remove events). */
   snapshot: [items: T[]];
 }
 
@@ -571,7 +577,7 @@ export class Collection<T extends { id: string | number } = any> extends Emitter
   readonly items: T[];
   /** How many items. */
   readonly size: number;
-  /** Resolves once the subscription is active and the first list applied. */
+  /** Resolves once the subscription is active and its first snapshot applied. */
   readonly ready: Promise<void>;
   /** The item with this id (`1` and `"1"` are the same). */
   get(id: string | number): T | undefined;

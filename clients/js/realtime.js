@@ -10,12 +10,13 @@
  * How it works, in one paragraph: `connect()` makes a {@link Client}. The client opens a
  * socket (asking the URL provider first, if `url` is a function), and when the socket
  * opens it lets every router send its restore frames (channel joins, view opens, sync
- * subscriptions and the catch-up reads) straight to the socket, then writes the frames
- * queued while it was offline, in order, then emits `open`. When the socket closes,
- * requests waiting for an answer fail with code `closed` (the server forgets a
- * connection's requests), wanted channels, views and subscriptions stay wanted, and the
- * client waits `min(maxReconnectionDelay, minReconnectionDelay * grow^(attempt-1))`
- * before the next attempt, as `ws-client` and npm's `reconnecting-websocket` do. With the
+ * subscriptions, with a snapshot for the paths subscribed before) straight to the
+ * socket, then writes the frames queued while it was offline, in order, then emits
+ * `open`. When the socket closes, requests waiting for an answer fail with code `closed`
+ * (the server forgets a connection's requests), wanted channels, views and subscriptions
+ * stay wanted, and the client waits
+ * `min(maxReconnectionDelay, minReconnectionDelay * grow^(attempt-1))` before the next
+ * attempt, as `ws-client` and npm's `reconnecting-websocket` do. With the
  * `resume` option the connection is a session (PROTOCOL.md section 9): it opens on the
  * server's first frame, and a socket that drops without a close frame changes nothing for
  * the routers until the next socket says `resumed` (nothing to restore) or `refused` (they
@@ -341,8 +342,8 @@ export function connect(url, options) {
  * `{attempt, error}`, `close` `{code, reason}`, `reconnecting` `{attempt, delay}`,
  * `retries-exhausted`, `reconnect-declined`, `message` (an application frame: a string,
  * or an ArrayBuffer for binary), `error` (a {@link RealtimeError}: every refusal of a
- * join, view open or subscription, a failed catch-up read, an error frame answering no
- * request, a frame that could not be read).
+ * join, view open or subscription (a failed snapshot read included), an error frame
+ * answering no request, a frame that could not be read).
  *
  * @extends {Emitter<ClientEvents>}
  */
@@ -1761,8 +1762,8 @@ const keyOf = (item) =>
  * The items of a collection path by `id` (a string or a number; `1` and `"1"` are the
  * same item), in insertion order. Events: `add` `(item, {snapshot})`, `change`
  * `(item, previous, {snapshot})`, `remove` `(item, {snapshot})` for every push and for
- * every difference a full read makes (`snapshot` true), then `snapshot` `(items)` after
- * each full read (the first one, and the one after every reconnect).
+ * every difference a snapshot makes (`snapshot` true), then `snapshot` `(items)` after
+ * each snapshot (the first one, the one after every reconnect, and any resync).
  *
  * @extends {Emitter<import('./realtime.js').CollectionEvents<any>>}
  */

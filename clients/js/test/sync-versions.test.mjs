@@ -111,6 +111,25 @@ test('a plain subscription that sees a versioned push resyncs; its listener gets
   c.close();
 });
 
+test('a collection on a path already subscribed asks for a snapshot; every listener sees it', LIMIT, async () => {
+  const { client: c, ws } = await client();
+  const seen = [];
+  const unsubscribe = c.sync.subscribe('/api/books', (data, { snapshot }) => seen.push([data, snapshot]));
+  ws.receive(sync({ t: 'subscribed', path: '/api/books', id: 1 }));
+  await unsubscribe.ready;
+  const books = c.sync.collection('/api/books');
+  assert.deepEqual(subs(ws)[1], { t: 'sub', path: '/api/books', id: 2, snapshot: true });
+  let ready = false;
+  books.ready.then(() => (ready = true));
+  await flush();
+  assert.equal(ready, false, 'ready waits for the snapshot');
+  ws.receive(sync({ t: 'subscribed', path: '/api/books', id: 2, v: 0, data: [{ id: 1 }] }));
+  await books.ready;
+  assert.deepEqual(books.items, [{ id: 1 }]);
+  assert.deepEqual(seen, [[[{ id: 1 }], true]]);
+  c.close();
+});
+
 test('at most 256 pushes are held: past them, the snapshot is followed by a resync', LIMIT, async () => {
   const { client: c, ws } = await client();
   const seen = [];
