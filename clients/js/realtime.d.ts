@@ -508,10 +508,13 @@ export interface Sync {
   /**
    * Subscribes to `path` and calls `onData(data, message)` for every push and for every
    * snapshot (`snapshot` true): after a reconnect the path is subscribed again with one,
-   * and a versioned subscription that missed pushes asks for one (a resync). Refusals
-   * also come as the client's `error` event.
+   * and a versioned subscription that missed pushes asks for one (a resync). With
+   * `snapshot` true it asks for one now (the path's current value, with no push lost or
+   * applied out of order around it; every listener of the path gets it) and `ready`
+   * resolves once it is delivered; a snapshot whose read fails refuses the subscription.
+   * Refusals also come as the client's `error` event.
    */
-  subscribe<T = any>(path: string, onData: (data: T, message: SyncMessage) => void, options?: CallOptions): Unsubscribe;
+  subscribe<T = any>(path: string, onData: (data: T, message: SyncMessage) => void, options?: CallOptions, snapshot?: boolean): Unsubscribe;
   /** Sends a request; resolves with the reply's data or rejects with its `err`. */
   request<T = any>(method: SyncMethod, path: string, data?: unknown, options?: CallOptions): Promise<T>;
   /** As the promise form, with an error-first callback. */

@@ -1598,7 +1598,8 @@ class Sync extends Router {
    * @param {string} path
    * @param {(data: any, message: SyncMessage) => void} onData
    * @param {CallOptions} [options]
-   * @param {boolean} [snapshot] ask for a snapshot now (`ready` resolves once it is delivered)
+   * @param {boolean} [snapshot] ask for a snapshot now, for every listener of the path
+   *   (`ready` resolves once it is delivered)
    * @returns {(() => Promise<void>) & {ready: Promise<void>}}
    */
   subscribe(path, onData, options, snapshot) {

@@ -117,6 +117,7 @@ const unsubscribe = client.sync.subscribe<Book>('/api/book/1', (book, { op, snap
 );
 await unsubscribe.ready;
 await unsubscribe();
+await client.sync.subscribe<Book>('/api/book/1', (book) => console.log(book.id), undefined, true).ready;
 const created = await client.sync.create<Book>('/api/books', { title: 'Dune' });
 const read = await client.sync.read<Book>(`/api/book/${created.id}`, { timeout: 1000 });
 await client.sync.update<Book>(`/api/book/${read.id}`, { title: 'Emma' });
