@@ -486,10 +486,15 @@ impl Subscription {
         .await
     }
 
-    /// Reads the path now and delivers the answer to its streams and collections as a
-    /// snapshot ([`SyncMessage::snapshot`]), as the router does after a reconnect: the
-    /// analogue of Backbone's `fetch`. Returns once the collections have applied it (the
-    /// streams get it in order, right after). A failed read delivers nothing.
+    /// Reads the path now (a `read` request) and delivers the answer to its streams and
+    /// collections as a snapshot ([`SyncMessage::snapshot`]): the analogue of Backbone's
+    /// `fetch`. Returns once the collections have applied it (the streams get it in order,
+    /// right after). A failed read delivers nothing and leaves the subscription as it was.
+    ///
+    /// A push can overtake the read's reply (a change made after the read took its value
+    /// is pushed before the reply), which then overwrites it with the older value until
+    /// the next push; [`connect_with_snapshot`](Self::connect_with_snapshot), which also
+    /// works on a path subscribed already, has no such race.
     ///
     /// Fails as [`SyncClient::request_with_timeout`] does, within
     /// [`request_timeout`](SyncClientConfig::request_timeout).
