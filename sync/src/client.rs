@@ -24,7 +24,7 @@
 //!
 //! // A collection: kept by id, current after reconnects.
 //! let books = sync.collection::<Book>("/api/books")?;
-//! books.start().await?; // subscribes and reads the list
+//! books.start().await?; // subscribes with a snapshot: the list comes with the answer
 //! println!("{} books", books.len());
 //!
 //! // Requests, error-first.
@@ -54,6 +54,22 @@
 //! not decode. A stream ends when its subscription is forgotten (close, refusal) or the
 //! client closes for good.
 //!
+//! # Subscribing with a snapshot
+//! An application that wants the path's current value as well as its changes calls
+//! [`Subscription::connect_with_snapshot`] (a [`Collection`]'s
+//! [`start`](Collection::start) does): one `sub` with `"snapshot":true`, a versioned
+//! subscription (PROTOCOL.md 7.3, rule 8), whose answer carries the value. It reaches the
+//! path's streams and collections as a snapshot ([`SyncMessage::snapshot`]), followed by
+//! the pushes the server sent while it read the value, held until the answer arrived and
+//! applied after it (those newer than the snapshot only, by version), then by the pushes
+//! that follow, each versioned, so a lost one is seen as a gap and the router asks for a
+//! new snapshot ([`BackgroundError::Resync`]). A [`connect`](Subscription::connect)
+//! followed by a [`fetch`](Subscription::fetch) (a `read`) has a race instead: a change
+//! made after the read took its value can be pushed before the read's reply, which then
+//! overwrites it with the older value. `connect()` stays plain (no read, no value, the
+//! wire of a `sub` without `snapshot`) for a path that has no `read` handler or whose
+//! value the application does not need.
+//!
 //! # Requests
 //! [`SyncClient::create`], [`read`](SyncClient::read), [`update`](SyncClient::update)
 //! and [`delete`](SyncClient::delete) send a `request` and wait for its `reply`, at most
@@ -66,11 +82,12 @@
 //!
 //! # Collections
 //! A [`Collection`] keeps the items of a collection path by their `id` field, in
-//! insertion order: [`Collection::start`] subscribes and reads the list, then every `add`,
-//! `change` and `remove` push is applied as the router handles it. A full read (at start,
-//! after every reconnect, or [`Subscription::fetch`]) replaces the contents; each message's
-//! effect is announced on [`Collection::changes`] (for a full read, the difference with
-//! the old contents).
+//! insertion order: [`Collection::start`] subscribes with a snapshot (the list), then
+//! every `add`, `change` and `remove` push is applied as the router handles it. A
+//! snapshot (at start, after every reconnect or lost push, or [`Subscription::fetch`])
+//! replaces the contents; each message's effect is announced on [`Collection::changes`]
+//! (for a snapshot, the difference with the old contents). Calling `start` again asks for
+//! a snapshot again, on the same subscription.
 //!
 //! # Reconnects
 //! Ids are per connection: the server never answers, on a new connection, a request made
@@ -106,7 +123,8 @@
 //! step 1. A re-subscribe that is refused, or whose snapshot read fails (a model deleted
 //! meanwhile answers `not_found`), gets [`BackgroundError::ResubscribeRefused`], and the
 //! path is forgotten. Without `read_after_resubscribe` only step 3 happens: a snapshot
-//! comes only from an explicit [`fetch`](Subscription::fetch).
+//! comes only from an explicit [`connect_with_snapshot`](Subscription::connect_with_snapshot)
+//! (or [`Collection::start`]) or [`fetch`](Subscription::fetch).
 //!
 //! # Backpressure and bounds
 //! Every queue is bounded by a field of [`SyncClientConfig`]. A [`SyncStream`],
@@ -394,7 +412,44 @@ impl Subscription {
     /// Dropping the future stops the waiting only: the path stays wanted and is subscribed
     /// when the server answers.
     pub async fn connect(&self) -> Result<(), SubscribeError> {
-        let Some(answer) = self.core.subscribe(&self.path)? else {
+        self.subscribe(false).await
+    }
+
+    /// Subscribes with a snapshot (a versioned subscription, PROTOCOL.md 7.3 rule 8):
+    /// sends `sub` with `"snapshot":true` and waits, at most
+    /// [`request_timeout`](SyncClientConfig::request_timeout), until the server's answer,
+    /// which carries the path's current value, has been delivered to the path's streams
+    /// and collections as a snapshot ([`SyncMessage::snapshot`]). Returns once the
+    /// collections have applied it (the streams get it in order, right after). This is
+    /// [`connect`](Self::connect) and [`fetch`](Self::fetch) in one exchange, without
+    /// their race (see the [module docs](self#subscribing-with-a-snapshot)).
+    ///
+    /// The pushes that follow are versioned: those the server sent while it read the
+    /// value come after the snapshot (the newer ones only), and a lost push makes the
+    /// client ask for a new snapshot ([`BackgroundError::Resync`]).
+    ///
+    /// On a path subscribed already, it asks for a snapshot again: the server keeps the
+    /// subscription (making it versioned if it was plain) and answers its current value.
+    /// When a `sub` with a snapshot is in flight for the path already, the call waits for
+    /// its answer instead of sending another. While the link is down the `sub` waits for
+    /// the next connection, and asks for a snapshot there.
+    ///
+    /// Fails as [`connect`](Self::connect) does; a failed read of the value is a refusal
+    /// ([`SubscribeError::Refused`] with the read's code: `no_handler` when the path has
+    /// no `read`, `not_found`, `forbidden`, ...), and the path is then not subscribed,
+    /// even if it was before: the server answers one state.
+    ///
+    /// # Cancel safety
+    /// Dropping the future stops the waiting only: the path stays wanted, and the snapshot
+    /// is delivered to its streams and collections when it arrives.
+    pub async fn connect_with_snapshot(&self) -> Result<(), SubscribeError> {
+        self.subscribe(true).await
+    }
+
+    /// [`connect`](Self::connect), or with `snapshot`
+    /// [`connect_with_snapshot`](Self::connect_with_snapshot).
+    async fn subscribe(&self, snapshot: bool) -> Result<(), SubscribeError> {
+        let Some(answer) = self.core.subscribe(&self.path, snapshot)? else {
             return Ok(());
         };
         answer_within(
@@ -431,10 +486,15 @@ impl Subscription {
         .await
     }
 
-    /// Reads the path now and delivers the answer to its streams and collections as a
-    /// snapshot ([`SyncMessage::snapshot`]), as the router does after a reconnect: the
-    /// analogue of Backbone's `fetch`. Returns once the collections have applied it (the
-    /// streams get it in order, right after). A failed read delivers nothing.
+    /// Reads the path now (a `read` request) and delivers the answer to its streams and
+    /// collections as a snapshot ([`SyncMessage::snapshot`]): the analogue of Backbone's
+    /// `fetch`. Returns once the collections have applied it (the streams get it in order,
+    /// right after). A failed read delivers nothing and leaves the subscription as it was.
+    ///
+    /// A push can overtake the read's reply (a change made after the read took its value
+    /// is pushed before the reply), which then overwrites it with the older value until
+    /// the next push; [`connect_with_snapshot`](Self::connect_with_snapshot), which also
+    /// works on a path subscribed already, has no such race.
     ///
     /// Fails as [`SyncClient::request_with_timeout`] does, within
     /// [`request_timeout`](SyncClientConfig::request_timeout).

@@ -65,8 +65,8 @@ pub struct CollectionEvent<T> {
     /// snapshot the whole difference between the old contents and the new: removals
     /// first (in the old order), then additions and changes (in the list's order).
     pub changes: Vec<CollectionChange<T>>,
-    /// Whether the contents were replaced by a full read: the first one of
-    /// [`start`](Collection::start), the one after every reconnect, or a
+    /// Whether the contents were replaced by a full read: the snapshot of
+    /// [`start`](Collection::start), the one after every reconnect or lost push, or a
     /// [`fetch`](Subscription::fetch). Snapshot events are delivered even when nothing
     /// changed (`changes` is then empty); pushes that change nothing (a value the
     /// collection has already, the removal of an unknown id) are not.
@@ -280,12 +280,14 @@ impl<T: DeserializeOwned + Clone + Send + 'static> Mirror for CollectionMirror<T
 /// key), so `T` needs no trait beyond `Deserialize` and `Clone`. Each item is decoded once,
 /// when it arrives.
 ///
-/// - [`start`](Self::start) subscribes and reads the whole list (a JSON array of items).
+/// - [`start`](Self::start) subscribes with a snapshot: the answer carries the whole list
+///   (a JSON array of items), and the pushes that follow are versioned.
 /// - A pushed `add` or `change` adds the item at the end when its id is new, or replaces
 ///   the value of its id in place; a `remove` removes its id. Pushes are idempotent: a
 ///   value the collection has already, or the removal of an unknown id, changes nothing.
-/// - A snapshot (the read of `start`, the one the router makes after every reconnect, or
-///   [`Subscription::fetch`]) replaces the contents with the list, in the list's order.
+/// - A snapshot (the one of `start`, the one the router asks for after every reconnect or
+///   a lost push, or [`Subscription::fetch`]) replaces the contents with the list, in the
+///   list's order.
 /// - An item without an id, or one that does not decode as `T`, is not applied and is
 ///   reported as [`CollectionChange::Invalid`].
 ///
@@ -338,21 +340,27 @@ impl<T: DeserializeOwned + Clone + Send + 'static> Collection<T> {
         }
     }
 
-    /// Subscribes ([`Subscription::connect`]) and reads the list
-    /// ([`Subscription::fetch`]): when it returns `Ok`, [`items`](Self::items) holds the
-    /// server's items, and the collection stays current from then on, reconnects included.
-    /// Calling it again reads the list again.
+    /// Subscribes with a snapshot ([`Subscription::connect_with_snapshot`]): one `sub`
+    /// whose answer carries the list, and no separate read. When it returns `Ok`,
+    /// [`items`](Self::items) holds the server's items, and the collection stays current
+    /// from then on, reconnects included; a push the server sent while it read the list
+    /// is applied after it, once (the newer ones only), never overwritten by it.
+    ///
+    /// Calling it again on a started collection asks for the list again the same way (a
+    /// `sub` with a snapshot on a path subscribed already: the server keeps the
+    /// subscription and answers the current list, which replaces the contents). If that
+    /// read fails, the subscription ends, as the server answers one state: start again
+    /// once the cause is fixed.
     ///
     /// A collection whose subscription was closed or refused starts maintaining itself
-    /// again. See [`StartError`] for the failures; each leaves the collection as it was.
+    /// again. See [`StartError`] for the failures; each leaves the items as they were.
     ///
     /// # Cancel safety
-    /// Dropping the future stops the waiting only (see the cancel safety of `connect` and
-    /// `fetch`).
+    /// Dropping the future stops the waiting only (see the cancel safety of
+    /// `connect_with_snapshot`).
     pub async fn start(&self) -> Result<(), StartError> {
         self.register();
-        self.subscription.connect().await.map_err(StartError::Subscribe)?;
-        self.subscription.fetch().await.map_err(StartError::Read)
+        self.subscription.connect_with_snapshot().await.map_err(StartError::Subscribe)
     }
 
     /// Unsubscribes ([`Subscription::close`]): the collection keeps its items but is no

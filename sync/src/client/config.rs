@@ -47,8 +47,10 @@ pub struct SyncClientConfig {
     /// module docs](super#reconnects)). Without it, changes made while
     /// the link was down are not seen until the next push. Default `true`.
     pub read_after_resubscribe: bool,
-    /// Pushes held on a path while its versioned subscription's snapshot is awaited (after
-    /// a reconnect, or a resync): the server sends the pushes made during its read before
+    /// Pushes held on a path while its versioned subscription's snapshot is awaited (a
+    /// [`connect_with_snapshot`](super::Subscription::connect_with_snapshot) or a
+    /// collection's `start`, a reconnect, a resync): the server sends the pushes made
+    /// during its read before
     /// the snapshot, and the router applies the newer ones after it. Past the cap the
     /// router drops them and asks for a new snapshot once this one arrives. Default 256.
     pub max_held_pushes: usize,

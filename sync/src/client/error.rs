@@ -15,8 +15,9 @@ use crate::protocol::RemoteError;
 #[error("invalid sync path {0:?}")]
 pub struct InvalidPath(pub String);
 
-/// [`Subscription::connect`](super::Subscription::connect) did not end with the path
-/// subscribed.
+/// [`Subscription::connect`](super::Subscription::connect) or
+/// [`connect_with_snapshot`](super::Subscription::connect_with_snapshot) did not end with
+/// the path subscribed.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum SubscribeError {
@@ -129,14 +130,11 @@ pub enum RequestError {
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum StartError {
-    /// Subscribing failed; nothing was read. See [`SubscribeError`].
+    /// Subscribing with a snapshot failed: refused, or the server's read of the list
+    /// failed ([`SubscribeError::Refused`] with the read's code), or no answer. Nothing
+    /// was applied. See [`SubscribeError`].
     #[error("cannot subscribe to the collection")]
     Subscribe(#[source] SubscribeError),
-    /// Subscribed, but reading the list failed: the collection receives the server's pushes
-    /// but misses what existed before. Retry [`start`](super::Collection::start) (or
-    /// [`Subscription::fetch`](super::Subscription::fetch)). See [`RequestError`].
-    #[error("cannot read the collection")]
-    Read(#[source] RequestError),
 }
 
 /// Why an item from the server is not in a [`Collection`](super::Collection); reported as

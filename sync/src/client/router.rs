@@ -22,7 +22,7 @@ impl SessionClient for SyncCore {
             Action::Deliver { messages, listeners, done } => {
                 // Collections apply each message at once; their change streams, like the
                 // message streams, are then fed with backpressure.
-                let mut done = done;
+                let mut done = Some(done);
                 for message in messages {
                     let mut streams = Vec::with_capacity(listeners.len());
                     let mut deliveries = Vec::new();
@@ -32,8 +32,8 @@ impl SessionClient for SyncCore {
                             Listener::Mirror(mirror) => deliveries.extend(mirror.apply(&message)),
                         }
                     }
-                    if let Some(done) = done.take() {
-                        let _ = done.send(Ok(()));
+                    for waiter in done.take().into_iter().flatten() {
+                        waiter.tell();
                     }
                     fan_out(streams, message).await;
                     for delivery in deliveries {

@@ -24,13 +24,17 @@ use crate::protocol::{Frame, Op, ROUTER, RemoteError, codes};
 /// connection closed first.
 pub(super) type Reply<T> = oneshot::Sender<Result<T, RemoteError>>;
 pub(super) type SubscribeAnswer = oneshot::Receiver<Result<(), SubscribeError>>;
+/// Tells a `connect()` (once granted) or a `connect_with_snapshot()` (once its snapshot is
+/// applied) the outcome.
+type SubscribeReply = oneshot::Sender<Result<(), SubscribeError>>;
 type UnsubscribeReply = oneshot::Sender<Result<(), UnsubscribeError>>;
 pub(super) type UnsubscribeAnswer = oneshot::Receiver<Result<(), UnsubscribeError>>;
 
 /// A request of ours that waits for the server's answer, by id.
 pub(super) enum Request {
-    /// A `sub` of `path`: the application's `connect`, or a re-subscribe after a
-    /// reconnect. Its waiters live in the [`WantedPath`] entry, since they survive reconnects.
+    /// A `sub` of `path`: the application's `connect` or `connect_with_snapshot`, a
+    /// re-subscribe after a reconnect, or a resync. Its waiters live in the [`WantedPath`]
+    /// entry, since they survive reconnects.
     Sub { path: String },
     /// An `unsub`.
     Unsub { reply: UnsubscribeReply },
@@ -74,6 +78,10 @@ pub(super) struct WantedPath {
     held: Vec<(u64, Op, Value)>,
     /// Pushes were dropped past `max_held_pushes`: resync once the snapshot arrives.
     overflowed: bool,
+    /// The `connect_with_snapshot()` calls waiting for a snapshot: told once the mirrors
+    /// have applied it. While any waits, every `sub` of the path asks for a snapshot (a
+    /// reconnect meanwhile included).
+    snapshot_waiters: Vec<SubscribeReply>,
 }
 
 impl WantedPath {
@@ -83,6 +91,20 @@ impl WantedPath {
         self.awaiting_snapshot = false;
         self.held.clear();
         self.overflowed = false;
+    }
+
+    /// A new waiter for the next snapshot (waiters whose caller stopped waiting are
+    /// forgotten).
+    fn wait_for_snapshot(&mut self) -> SubscribeAnswer {
+        self.snapshot_waiters.retain(|waiter| !waiter.is_closed());
+        let (reply, answer) = oneshot::channel();
+        self.snapshot_waiters.push(reply);
+        answer
+    }
+
+    /// Whether a caller still waits for a snapshot.
+    fn wants_snapshot(&self) -> bool {
+        self.snapshot_waiters.iter().any(|waiter| !waiter.is_closed())
     }
 }
 
@@ -119,16 +141,35 @@ pub(super) fn end_listeners(listeners: Vec<Registered>) {
     }
 }
 
+/// A caller waiting for a snapshot to be applied.
+pub(super) enum Done {
+    /// A `fetch`.
+    Fetch(Reply<()>),
+    /// A `connect_with_snapshot`.
+    Subscribe(SubscribeReply),
+}
+
+impl Done {
+    /// The snapshot was applied: tells the caller.
+    pub(super) fn tell(self) {
+        // A caller that stopped waiting has dropped its receiver: nothing to tell.
+        match self {
+            Self::Fetch(reply) => drop(reply.send(Ok(()))),
+            Self::Subscribe(reply) => drop(reply.send(Ok(()))),
+        }
+    }
+}
+
 /// What the router must do, without the lock, after a frame was applied to the state.
 pub(super) enum Action {
     Nothing,
     /// Hand each of `messages`, in order, to each of `listeners`, waiting while a stream
-    /// is full; after the first, tell
-    /// `done` (a `fetch` waiting for its snapshot), once the mirrors have applied it.
+    /// is full; after the first (a snapshot when `done` is not empty), tell `done` once
+    /// the mirrors have applied it.
     Deliver {
         messages: Vec<SyncMessage>,
         listeners: Vec<Listener>,
-        done: Option<Reply<()>>,
+        done: Vec<Done>,
     },
     /// The path was forgotten (a refused subscription): end these listeners.
     End(Vec<Registered>),
@@ -172,12 +213,17 @@ impl SessionState for State {
 
     /// Sends `sub` for every wanted path: with `read_after_resubscribe`, a path that was
     /// subscribed before asks for a snapshot (a versioned subscription), whose value
-    /// catches up on what changed meanwhile.
+    /// catches up on what changed meanwhile; so does a path a `connect_with_snapshot()`
+    /// waits for.
     fn session_started(&mut self) {
         let paths: Vec<(String, bool)> = self
             .wanted
             .iter()
-            .map(|(path, wanted)| (path.clone(), self.read_after_resubscribe && wanted.was_subscribed))
+            .map(|(path, wanted)| {
+                let snapshot =
+                    (self.read_after_resubscribe && wanted.was_subscribed) || wanted.wants_snapshot();
+                (path.clone(), snapshot)
+            })
             .collect();
         for (path, snapshot) in paths {
             if let Err(error) = self.send_sub(&path, snapshot) {
@@ -257,34 +303,44 @@ impl SyncCore {
 
     /// Wants `path` and sends its `sub` now if the link is up; otherwise the next `Added`
     /// sends it. `None` when it is subscribed already.
-    pub(super) fn subscribe(&self, path: &str) -> Result<Option<SubscribeAnswer>, SubscribeError> {
+    ///
+    /// With `snapshot`, the answer waited for is a snapshot, applied: a `sub` with
+    /// `snapshot` is sent even when the path is subscribed already (the server keeps the
+    /// subscription, makes it versioned if it was plain, and answers its current value)
+    /// or has a plain `sub` in flight; a `sub` with `snapshot` in flight is joined.
+    pub(super) fn subscribe(
+        &self,
+        path: &str,
+        snapshot: bool,
+    ) -> Result<Option<SubscribeAnswer>, SubscribeError> {
         let mut state = self.session.lock();
         if state.link.is_closed() {
             return Err(SubscribeError::Closed);
         }
         let existing = state.wanted.get(path);
-        if existing.is_some_and(|wanted| wanted.sub.active) {
+        if !snapshot && existing.is_some_and(|wanted| wanted.sub.active) {
             return Ok(None);
         }
-        let in_flight = existing.is_some_and(|wanted| wanted.sub.request.is_some());
-        let mut sent = None;
+        let in_flight = existing.is_some_and(|wanted| {
+            if snapshot { wanted.awaiting_snapshot } else { wanted.sub.request.is_some() }
+        });
         if state.link.is_online() && !in_flight {
             if state.requests.len() >= self.config.max_pending_requests {
                 return Err(SubscribeError::TooManyPending);
             }
-            let id = state.link.allocate_id();
-            state
-                .link
-                .send(&Frame::Sub { path: path.to_owned(), id: Some(id), snapshot: false })
-                .map_err(SubscribeError::Send)?;
-            state.requests.insert(id, Request::Sub { path: path.to_owned() });
-            sent = Some(id);
+            // Recorded before the send so that `send_sub` marks it; a failed send leaves
+            // nothing behind that was not there.
+            let new = !state.wanted.contains_key(path);
+            state.wanted.entry(path.to_owned()).or_default();
+            if let Err(error) = state.send_sub(path, snapshot) {
+                if new {
+                    state.wanted.remove(path);
+                }
+                return Err(SubscribeError::Send(error));
+            }
         }
         let wanted = state.wanted.entry(path.to_owned()).or_default();
-        if let Some(id) = sent {
-            wanted.sub.begin(id);
-        }
-        Ok(Some(wanted.sub.wait()))
+        Ok(Some(if snapshot { wanted.wait_for_snapshot() } else { wanted.sub.wait() }))
     }
 
     /// Forgets `path` (its `connect()` waiters get `Cancelled`, its streams end) and sends
@@ -419,7 +475,10 @@ impl State {
         if let Some(id) = wanted.sub.request {
             self.requests.remove(id);
         }
-        wanted.sub.fail(error);
+        wanted.sub.fail(&error);
+        for waiter in wanted.snapshot_waiters.drain(..) {
+            let _ = waiter.send(Err(error()));
+        }
         (true, listeners)
     }
 
@@ -454,7 +513,10 @@ impl State {
         };
         wanted.was_subscribed = true;
         wanted.sub.grant(id);
+        // A plain answer (to a `sub` sent before a `connect_with_snapshot`): its snapshot
+        // waiters wait for the `sub` with `snapshot` that follows it.
         let Some(snapshot_version) = v else { return Action::Nothing };
+        let done = wanted.snapshot_waiters.drain(..).map(Done::Subscribe).collect();
         // The snapshot, then the held pushes it does not contain, in version order; a
         // hole among those (or pushes dropped past the cap) asks for a new snapshot.
         wanted.awaiting_snapshot = false;
@@ -484,7 +546,7 @@ impl State {
         if let Some(received) = gap {
             self.resync(&path, last, received);
         }
-        Action::Deliver { listeners: self.listeners_of(&path), messages, done: None }
+        Action::Deliver { listeners: self.listeners_of(&path), messages, done }
     }
 
     fn on_unsubscribed(&mut self, path: String, id: Option<u64>) {
@@ -535,7 +597,7 @@ impl State {
         Action::Deliver {
             messages: vec![SyncMessage { path, op, data, snapshot: false }],
             listeners,
-            done: None,
+            done: Vec::new(),
         }
     }
 
@@ -565,7 +627,7 @@ impl State {
             Ok(data) => Action::Deliver {
                 listeners: self.listeners_of(&path),
                 messages: vec![SyncMessage { path, op: Op::Change, data, snapshot: true }],
-                done: Some(reply),
+                done: vec![Done::Fetch(reply)],
             },
             Err(error) => {
                 let _ = reply.send(Err(error));
@@ -607,8 +669,9 @@ impl State {
             tracing::debug!(path = %path, %error, "subscription refused for a path no longer wanted");
             return Action::Nothing;
         }
-        let told =
-            self.wanted.get(&path).is_some_and(|wanted| wanted.sub.waiters.iter().any(|w| !w.is_closed()));
+        let told = self.wanted.get(&path).is_some_and(|wanted| {
+            wanted.sub.waiters.iter().any(|waiter| !waiter.is_closed()) || wanted.wants_snapshot()
+        });
         let refusal = error.clone();
         let (_, ended) = self.forget(&path, || {
             if refusal.code == codes::LIMIT {

@@ -29,7 +29,10 @@ pub struct SyncMessage {
     /// whole current value: the model, or for a collection a JSON array of every item.
     pub data: Value,
     /// `false` for a push of the server (a `data` frame). `true` for the path's whole
-    /// value: the snapshot of the subscription the router renews after every reconnect
+    /// value: the answer to
+    /// [`Subscription::connect_with_snapshot`](super::Subscription::connect_with_snapshot)
+    /// (and so [`Collection::start`](super::Collection::start)), the snapshot of the
+    /// subscription the router renews after every reconnect
     /// (see [`read_after_resubscribe`](super::SyncClientConfig::read_after_resubscribe))
     /// or after a version gap, or the answer to
     /// [`Subscription::fetch`](super::Subscription::fetch). A snapshot replaces what

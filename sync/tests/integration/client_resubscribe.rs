@@ -60,10 +60,6 @@ fn snapshot_sub_path(frame: &Frame) -> &str {
     }
 }
 
-fn versioned_push(path: &str, op: Op, v: u64, data: Value) -> Frame {
-    Frame::Data { path: path.into(), op, v: Some(v), data }
-}
-
 fn snapshot_answer(frame: &Frame, v: u64, data: Value) -> Frame {
     let Frame::Sub { path, id, .. } = frame else { panic!("expected a sub, got {frame:?}") };
     Frame::Subscribed { path: path.clone(), id: *id, v: Some(v), data: Some(data) }
@@ -89,12 +85,8 @@ async fn restart_resubscribes_with_snapshots_before_the_queue() {
     let (subscribed, _) = tokio::join!(within(book.connect()), server.accept_sub());
     subscribed.unwrap();
     let books = sync.collection::<Book>("/api/books").unwrap();
-    let (started, ()) = tokio::join!(within(books.start()), async {
-        server.accept_sub().await;
-        server
-            .answer_read("/api/books", json!([{"id": 1, "title": "Dune"}, {"id": 2, "title": "Emma"}]))
-            .await;
-    });
+    let list = json!([{"id": 1, "title": "Dune"}, {"id": 2, "title": "Emma"}]);
+    let (started, _) = tokio::join!(within(books.start()), server.accept_snapshot_sub(0, list));
     started.unwrap();
     let mut changes = books.changes();
 

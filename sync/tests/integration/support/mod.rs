@@ -7,7 +7,7 @@
 
 use network_core::Connection;
 use serde_json::Value;
-use sync::client::{SyncClient, SyncClientConfig};
+use sync::client::{CollectionChange, CollectionEvent, SyncClient, SyncClientConfig};
 use sync::protocol::{Frame, Method, Op, ROUTER, RemoteError};
 pub use testkit::{WAIT, client_config, lifecycle_until, send_raw, within};
 use tokio::sync::broadcast;
@@ -33,6 +33,11 @@ pub trait Answers {
     /// Answers the next frame, which must be a `sub`, with `subscribed`; returns its path.
     async fn accept_sub(&mut self) -> String;
 
+    /// Answers the next frame, which must be a `sub` with `snapshot` (a collection's
+    /// `start`), with `subscribed` at version `v` and `data` as the snapshot; returns its
+    /// path.
+    async fn accept_snapshot_sub(&mut self, v: u64, data: Value) -> String;
+
     /// Answers the next frame, which must be a `read` of `path`, with `data`.
     async fn answer_read(&mut self, path: &str, data: Value);
 }
@@ -46,6 +51,16 @@ impl Answers for FakeServer {
         path
     }
 
+    async fn accept_snapshot_sub(&mut self, v: u64, data: Value) -> String {
+        let (connection, frame) = self.frame().await;
+        let Frame::Sub { path, id, snapshot: true } = frame else {
+            panic!("expected a sub with snapshot, got {frame:?}")
+        };
+        assert!(id.is_some(), "the client numbers its subs");
+        send(&connection, &Frame::Subscribed { path: path.clone(), id, v: Some(v), data: Some(data) });
+        path
+    }
+
     async fn answer_read(&mut self, path: &str, data: Value) {
         let (connection, frame) = self.frame().await;
         let Frame::Request { method: Method::Read, path: read, id, .. } = frame else {
@@ -56,6 +71,22 @@ impl Answers for FakeServer {
     }
 }
 
+/// `(kind, id)` of each change of a collection event (`("invalid", "")` for an invalid
+/// item).
+pub fn summary<T: std::fmt::Debug>(event: &CollectionEvent<T>) -> Vec<(&'static str, String)> {
+    event
+        .changes
+        .iter()
+        .map(|change| match change {
+            CollectionChange::Added { id, .. } => ("added", id.clone()),
+            CollectionChange::Changed { id, .. } => ("changed", id.clone()),
+            CollectionChange::Removed { id, .. } => ("removed", id.clone()),
+            CollectionChange::Invalid { .. } => ("invalid", String::new()),
+            other => panic!("unknown change {other:?}"),
+        })
+        .collect()
+}
+
 /// Sends `frame` to a client.
 pub fn send(connection: &Connection, frame: &Frame) {
     testkit::send(ROUTER, connection, frame);
@@ -64,6 +95,11 @@ pub fn send(connection: &Connection, frame: &Frame) {
 /// A `data` frame.
 pub fn push(path: &str, op: Op, data: Value) -> Frame {
     Frame::Data { path: path.into(), op, v: None, data }
+}
+
+/// A `data` frame of a versioned subscription, at version `v`.
+pub fn versioned_push(path: &str, op: Op, v: u64, data: Value) -> Frame {
+    Frame::Data { path: path.into(), op, v: Some(v), data }
 }
 
 /// A `reply` frame, error-first.
