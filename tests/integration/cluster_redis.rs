@@ -703,3 +703,27 @@ async fn a_half_open_link_to_redis_is_noticed_and_replaced() {
     a.shutdown().await;
     b.shutdown().await;
 }
+
+/// With Redis down, joining said "did not answer within the command timeout": the
+/// connection manager retries a refused connection until the timeout hides the cause.
+/// Needs no redis-server: nothing listens on the port.
+#[tokio::test]
+async fn joining_with_nothing_listening_says_redis_is_unreachable() {
+    let closed_port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let config = RedisConfig::new(format!("redis://127.0.0.1:{closed_port}"))
+        .command_timeout(Duration::from_millis(300));
+    let Err(error) = within(RedisCluster::connect(config.clone())).await else {
+        panic!("joined a cluster with no redis");
+    };
+    assert!(matches!(error, redis_adapter::RedisAdapterError::Unreachable(_)), "{error:?}");
+    assert_eq!(error.to_string(), "cannot connect to redis");
+    let source = std::error::Error::source(&error).unwrap().to_string();
+    assert!(source.to_lowercase().contains("refused"), "{source}");
+
+    let Err(error) = within(redis_adapter::RedisTokenStore::connect(&config, Default::default())).await
+    else {
+        panic!("a token store with no redis");
+    };
+    assert!(matches!(error, redis_adapter::RedisTokenError::Unreachable(_)), "{error:?}");
+    assert!(error.is_unavailable());
+}
