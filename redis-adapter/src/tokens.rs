@@ -377,6 +377,7 @@ mod tests {
         };
     }
 
+    #[cfg_attr(redis_server_missing, ignore = "needs redis-server on PATH (apt-get install redis-server)")]
     #[tokio::test]
     async fn redis_holds_a_hash_of_the_secret_never_the_token_and_expires_it() {
         let Some(redis) = RedisServer::start() else { return };
@@ -410,6 +411,7 @@ mod tests {
         assert!(left.is_empty(), "{left:?}");
     }
 
+    #[cfg_attr(redis_server_missing, ignore = "needs redis-server on PATH (apt-get install redis-server)")]
     #[tokio::test]
     async fn the_configuration_is_checked() {
         let Some(redis) = RedisServer::start() else { return };
