@@ -41,7 +41,20 @@ use anyhow::{Context, bail};
 use realtime::network_core::{Network, NetworkEvent};
 use realtime::ws_client::{Client, ClientConfig, ClientEvent};
 
-const USAGE: &str = "usage: autobahn_client [ws://HOST:PORT] [--agent NAME]";
+const USAGE: &str = "\
+usage: autobahn_client [ws://HOST:PORT] [--agent NAME]
+  ws://HOST:PORT   the Autobahn fuzzing server (default: ws://127.0.0.1:9001)
+  --agent NAME     the name the reports are filed under (default: realtime-ws-client)
+  -h, --help       print this help and exit";
+
+#[path = "shared/cli.rs"]
+mod cli;
+
+/// The command line: the fuzzing server's URL and the agent name.
+struct Args {
+    base: String,
+    agent: String,
+}
 
 /// The longest a case may take (the slowest cases, 9.*, take a few seconds).
 const CASE_LIMIT: Duration = Duration::from_secs(60);
@@ -54,26 +67,33 @@ async fn main() -> ExitCode {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("error"));
     tracing_subscriber::fmt().with_writer(std::io::stderr).with_env_filter(filter).init();
-    match run().await {
+    let args = cli::parse_or_exit(parse_args, USAGE);
+    match run(args).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
-            eprintln!("error: {err:#}\n{USAGE}");
+            eprintln!("error: {err:#}");
             ExitCode::FAILURE
         }
     }
 }
 
-async fn run() -> anyhow::Result<()> {
+/// The arguments, or `None` for `--help`.
+fn parse_args() -> anyhow::Result<Option<Args>> {
     let mut base = "ws://127.0.0.1:9001".to_owned();
     let mut agent = "realtime-ws-client".to_owned();
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
         match arg.as_str() {
             "--agent" => agent = args.next().context("--agent needs a value")?,
+            "-h" | "--help" => return Ok(None),
             flag if flag.starts_with("--") => bail!("unknown option {flag}"),
             _ => base = arg,
         }
     }
+    Ok(Some(Args { base, agent }))
+}
+
+async fn run(Args { base, agent }: Args) -> anyhow::Result<()> {
     let base = base.trim_end_matches('/');
 
     let count = session(&format!("{base}/getCaseCount"), false).await?;

@@ -22,14 +22,19 @@ use realtime::network_core::http::StatusCode;
 use realtime::network_core::{Identity, Message, Network};
 use realtime::ws_server::{Accept, HandshakeHook, Reject, RemoteAddr, Server, ServerConfig};
 
+const USAGE: &str = "\
+usage: axum_mount [--listen ADDR]
+  --listen ADDR   the address to serve on (default: 127.0.0.1:3000)
+  -h, --help      print this help and exit";
+
+#[path = "shared/cli.rs"]
+mod cli;
+
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     tracing_subscriber::fmt().with_writer(std::io::stderr).init();
-    let listen: SocketAddr = match std::env::args().skip(1).collect::<Vec<_>>().as_slice() {
-        [] => "127.0.0.1:3000".parse()?,
-        [flag, addr] if flag == "--listen" => addr.parse().context("bad --listen address")?,
-        _ => anyhow::bail!("usage: axum_mount [--listen ADDR]"),
-    };
+    let listen = cli::parse_or_exit(|| cli::listen_only("127.0.0.1:3000"), USAGE);
+    let listen: SocketAddr = listen.parse().context("bad --listen address")?;
 
     let hook = HandshakeHook::new(|request| async move {
         match request.query_param("user") {

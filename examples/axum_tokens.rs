@@ -55,11 +55,13 @@ use serde_json::{Value, json};
 #[path = "shared/limits.rs"]
 mod limits;
 
-const USAGE: &str = "usage: axum_tokens [--listen ADDR] [--redis URL [--redis-prefix P]] [--allow-origin ORIGIN]... [LIMITS]
+const USAGE: &str =
+    "usage: axum_tokens [--listen ADDR] [--redis URL [--redis-prefix P]] [--allow-origin ORIGIN]... [LIMITS]
   --listen ADDR          default 127.0.0.1:3000
   --redis URL            keep the tokens in this Redis and join its cluster (redis://HOST:PORT)
   --redis-prefix P       the cluster's channel and key prefix, default realtime
-  --allow-origin ORIGIN  accept browser pages from ORIGIN only (scheme://host[:port]); repeatable; default any";
+  --allow-origin ORIGIN  accept browser pages from ORIGIN only (scheme://host[:port]); repeatable; default any
+  -h, --help             print this help and exit";
 
 struct App<A: Adapter> {
     tokens: Tokens,
@@ -146,7 +148,10 @@ async fn main() -> anyhow::Result<()> {
                 println!("{USAGE}\n{}", limits::help());
                 return Ok(());
             }
-            other => anyhow::bail!("unknown argument {other:?}\n{USAGE}\n{}", limits::help()),
+            other => {
+                eprintln!("unknown argument {other:?}\n\n{USAGE}\n{}", limits::help());
+                std::process::exit(2);
+            }
         }
     }
 

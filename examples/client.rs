@@ -42,14 +42,30 @@ use serde::Deserialize;
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::sync::broadcast::error::RecvError;
 
-const USAGE: &str = "usage: client ws://HOST:PORT[/PATH] [--min-delay MS] [--max-delay MS] [--grow F] \
-                     [--timeout MS] [--max-retries N] [--jitter F] [--no-resume]";
+const USAGE: &str = "\
+usage: client ws://HOST:PORT[/PATH] [OPTIONS]
+
+A reconnecting WebSocket client: each line of stdin goes out as a text frame, each frame
+received prints as one line of stdout, connection events go to stderr.
+
+options:
+  --min-delay MS     delay before the first reconnection (default: 1 s plus a random 0-4 s)
+  --max-delay MS     longest delay between attempts (default: 10000)
+  --grow F           growth of each delay over the previous one (default: 1.3)
+  --timeout MS       bound on each connection attempt (default: 4000)
+  --max-retries N    retries before giving up with exit status 1 (default: unlimited)
+  --jitter F         random fraction (0 to 1) by which each delay may shrink (default: 0)
+  --no-resume        connect afresh after a drop (default: resume the session)
+  -h, --help         print this help and exit
+";
+
+#[path = "shared/cli.rs"]
+mod cli;
 
 /// How long the end of stdin may wait for the queue to be written.
 const FLUSH_LIMIT: Duration = Duration::from_secs(10);
 
-#[tokio::main]
-async fn main() -> ExitCode {
+fn main() -> ExitCode {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
     tracing_subscriber::fmt()
@@ -58,23 +74,30 @@ async fn main() -> ExitCode {
         .with_env_filter(filter)
         .init();
 
-    let (url, config) = match parse_args(std::env::args().skip(1)) {
-        Ok(parsed) => parsed,
+    let (url, config) = cli::parse_or_exit(|| parse_args(std::env::args().skip(1)), USAGE);
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(runtime) => runtime,
         Err(err) => {
-            eprintln!("{err:#}\n{USAGE}");
-            return ExitCode::from(2);
+            eprintln!("error: cannot start the runtime: {err}");
+            return ExitCode::FAILURE;
         }
     };
-    match run(url, config).await {
+    let code = match runtime.block_on(run(url, config)) {
         Ok(code) => code,
         Err(err) => {
             eprintln!("error: {err:#}");
             ExitCode::FAILURE
         }
-    }
+    };
+    // tokio reads stdin with a blocking read on a thread of its own that cannot be
+    // cancelled: a plain runtime drop would wait for the next line (or end) of stdin
+    // before exiting, e.g. after `retries exhausted`. Nothing is left to finish here.
+    runtime.shutdown_background();
+    code
 }
 
-fn parse_args(mut args: impl Iterator<Item = String>) -> anyhow::Result<(String, ClientConfig)> {
+/// The URL and configuration, or `None` for `--help`.
+fn parse_args(mut args: impl Iterator<Item = String>) -> anyhow::Result<Option<(String, ClientConfig)>> {
     let mut url = None;
     // Leaves the server time to answer the close frame after its last echoes.
     let mut config = ClientConfig::default().close_timeout(Duration::from_secs(2)).resume(true);
@@ -92,13 +115,13 @@ fn parse_args(mut args: impl Iterator<Item = String>) -> anyhow::Result<(String,
             }
             "--jitter" => config = config.jitter(number(&value("--jitter")?)?),
             "--no-resume" => config = config.resume(false),
-            "-h" | "--help" => bail!("a reconnecting WebSocket client"),
+            "-h" | "--help" => return Ok(None),
             flag if flag.starts_with("--") => bail!("unknown option {flag}"),
             _ if url.is_none() => url = Some(arg),
             _ => bail!("unexpected argument {arg:?}"),
         }
     }
-    Ok((url.context("missing the server URL")?, config))
+    Ok(Some((url.context("missing the server URL")?, config)))
 }
 
 fn millis(text: &str) -> anyhow::Result<Duration> {

@@ -103,8 +103,27 @@ impl<N: Network> Router<N> for Rtt {
     }
 }
 
+const USAGE: &str = "\
+usage: custom_router
+  (no options: it runs a server and a client on a free loopback port, prints five round
+  trips measured from each side, and exits)
+  -h, --help   print this help and exit";
+
+#[path = "shared/cli.rs"]
+mod cli;
+
+/// No arguments, or `None` for `--help`.
+fn parse_args() -> anyhow::Result<Option<()>> {
+    match std::env::args().nth(1).as_deref() {
+        None => Ok(Some(())),
+        Some("-h" | "--help") => Ok(None),
+        Some(other) => anyhow::bail!("unexpected argument {other:?}"),
+    }
+}
+
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
+    cli::parse_or_exit(parse_args, USAGE);
     tracing_subscriber::fmt().with_writer(std::io::stderr).init();
     const ROUNDS: u32 = 5;
     let (samples_tx, mut samples) = mpsc::channel(16);

@@ -12,13 +12,17 @@ use anyhow::Context;
 use realtime::network_core::{Network, NetworkEvent};
 use realtime::ws_server::{Server, ServerConfig};
 
+const USAGE: &str = "\
+usage: echo [--listen ADDR]
+  --listen ADDR   the address to serve on (default: 127.0.0.1:9002)
+  -h, --help      print this help and exit";
+
+#[path = "shared/cli.rs"]
+mod cli;
+
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> anyhow::Result<()> {
-    let listen = match std::env::args().skip(1).collect::<Vec<_>>().as_slice() {
-        [] => "127.0.0.1:9002".to_owned(),
-        [flag, addr] if flag == "--listen" => addr.clone(),
-        _ => anyhow::bail!("usage: echo [--listen ADDR]"),
-    };
+    let listen = cli::parse_or_exit(|| cli::listen_only("127.0.0.1:9002"), USAGE);
     let config = ServerConfig::default()
         .max_message_size(32 << 20)
         .outgoing_queue_size(64 << 20)

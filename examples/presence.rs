@@ -35,7 +35,18 @@ use realtime::views::client::{OpenError, View, ViewChange, ViewsClient, ViewsCli
 use realtime::ws_client::{Client, ClientConfig, ClientEvent};
 use tokio::sync::broadcast::error::RecvError;
 
-const USAGE: &str = "usage: presence ws://HOST:PORT[/PATH] [--view NAME] [--user NAME]";
+const USAGE: &str = "\
+usage: presence ws://HOST:PORT[/PATH] [OPTIONS]
+
+Shows who has a view open, live.
+
+options:
+  --view NAME    the view to open (default: lobby)
+  --user NAME    the user name sent as ?user=NAME (default: none, anonymous)
+  -h, --help     print this help and exit";
+
+#[path = "shared/cli.rs"]
+mod cli;
 
 /// How long closing the view may take on the way out.
 const CLOSE_LIMIT: Duration = Duration::from_secs(2);
@@ -56,13 +67,7 @@ async fn main() -> ExitCode {
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
         )
         .init();
-    let args = match parse_args(std::env::args().skip(1)) {
-        Ok(args) => args,
-        Err(err) => {
-            eprintln!("{err:#}\n{USAGE}");
-            return ExitCode::from(2);
-        }
-    };
+    let args = cli::parse_or_exit(|| parse_args(std::env::args().skip(1)), USAGE);
     match run(args).await {
         Ok(code) => code,
         Err(err) => {
@@ -72,20 +77,21 @@ async fn main() -> ExitCode {
     }
 }
 
-fn parse_args(mut args: impl Iterator<Item = String>) -> anyhow::Result<Args> {
+/// The arguments, or `None` for `--help`.
+fn parse_args(mut args: impl Iterator<Item = String>) -> anyhow::Result<Option<Args>> {
     let (mut url, mut view, mut user) = (None, "lobby".to_owned(), None);
     while let Some(arg) = args.next() {
         let mut value = |name: &str| args.next().with_context(|| format!("{name} needs a value"));
         match arg.as_str() {
             "--view" => view = value("--view")?,
             "--user" => user = Some(value("--user")?).filter(|user| !user.is_empty()),
-            "-h" | "--help" => bail!("shows who has a view open"),
+            "-h" | "--help" => return Ok(None),
             flag if flag.starts_with("--") => bail!("unknown option {flag}"),
             _ if url.is_none() => url = Some(arg),
             _ => bail!("unexpected argument {arg:?}"),
         }
     }
-    Ok(Args { url: url.context("missing the server URL")?, view, user })
+    Ok(Some(Args { url: url.context("missing the server URL")?, view, user }))
 }
 
 async fn run(args: Args) -> anyhow::Result<ExitCode> {

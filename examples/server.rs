@@ -62,7 +62,8 @@ async fn main() -> anyhow::Result<()> {
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
         )
         .init();
-    let options = parse_args()?;
+    let usage = format!("{USAGE}\n{}\n{}", limits::help(), limits::RouterLimits::help());
+    let options = cli::parse_or_exit(parse_args, &usage);
 
     let config = options
         .limits
@@ -300,7 +301,8 @@ const USAGE: &str =
   --max-message-size BYTES  largest incoming message, default 1048576 (1 MiB)
   --redis URL               join the cluster of servers on this Redis (redis://HOST:PORT)
   --redis-prefix P          the cluster's channel and key prefix, default realtime
-  --allow-origin ORIGIN     accept browser pages from ORIGIN only (scheme://host[:port]); repeatable; default any";
+  --allow-origin ORIGIN     accept browser pages from ORIGIN only (scheme://host[:port]); repeatable; default any
+  -h, --help                print this help and exit";
 
 #[path = "shared/limits.rs"]
 mod limits;
@@ -308,7 +310,11 @@ mod limits;
 #[path = "shared/demo.rs"]
 mod demo;
 
-fn parse_args() -> anyhow::Result<Options> {
+#[path = "shared/cli.rs"]
+mod cli;
+
+/// The options, or `None` for `--help`.
+fn parse_args() -> anyhow::Result<Option<Options>> {
     let mut options = Options {
         listen: "127.0.0.1:9001".parse()?,
         echo: false,
@@ -344,14 +350,11 @@ fn parse_args() -> anyhow::Result<Options> {
                 options.max_message_size =
                     value.parse().with_context(|| format!("bad --max-message-size {value:?}"))?;
             }
-            "-h" | "--help" => {
-                println!("{USAGE}\n{}\n{}", limits::help(), limits::RouterLimits::help());
-                std::process::exit(0);
-            }
-            other => bail!("unknown argument {other:?}\n{USAGE}\n{}", limits::help()),
+            "-h" | "--help" => return Ok(None),
+            other => bail!("unknown argument {other:?}"),
         }
     }
-    Ok(options)
+    Ok(Some(options))
 }
 
 async fn shutdown_signal() {

@@ -170,7 +170,7 @@ async fn main() -> anyhow::Result<()> {
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
         )
         .init();
-    let listen = parse_args()?;
+    let listen = cli::parse_or_exit(parse_args, USAGE);
 
     // The server, with two books.
     let bind: SocketAddr = listen.unwrap_or(([127, 0, 0, 1], 0).into());
@@ -243,7 +243,17 @@ async fn main() -> anyhow::Result<()> {
     Ok(())
 }
 
-fn parse_args() -> anyhow::Result<Option<SocketAddr>> {
+const USAGE: &str = "\
+usage: sync_books [--listen ADDR]
+  --listen ADDR   serve on ADDR and keep serving after the demo (default: a free loopback
+                  port, and exit once the demo is over)
+  -h, --help      print this help and exit";
+
+#[path = "shared/cli.rs"]
+mod cli;
+
+/// The address to listen on (`None`: a free port and the demo client), or `None` for `--help`.
+fn parse_args() -> anyhow::Result<Option<Option<SocketAddr>>> {
     let mut listen = None;
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
@@ -252,12 +262,9 @@ fn parse_args() -> anyhow::Result<Option<SocketAddr>> {
                 let value = args.next().context("--listen needs an address")?;
                 listen = Some(value.parse().with_context(|| format!("bad --listen address {value:?}"))?);
             }
-            "-h" | "--help" => {
-                println!("usage: sync_books [--listen ADDR]");
-                std::process::exit(0);
-            }
-            other => bail!("unknown argument {other:?} (try --help)"),
+            "-h" | "--help" => return Ok(None),
+            other => bail!("unknown argument {other:?}"),
         }
     }
-    Ok(listen)
+    Ok(Some(listen))
 }

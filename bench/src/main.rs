@@ -78,34 +78,60 @@ impl Args {
     }
 }
 
-const USAGE: &str = "usage: bench run [--runs R] [--seconds S] [--only SUBSTRING] [--impls raw,ours,node]
-       bench serve --impl ours|raw --scenario echo|fanout|memory [--listen 127.0.0.1:0]
+const USAGE: &str = "\
+usage: bench run [--runs R] [--seconds S] [--only SUBSTRING] [--impls raw,ours,node]
+       bench serve --impl ours|raw --scenario echo|fanout|memory [--listen ADDR]
        bench serve --impl ours --scenario fanout --cluster-redis redis://HOST:PORT [--broadcast awaited|pipelined]
-       bench load --scenario echo|fanout --url ws://ADDR --connections N --in-flight K --seconds S [--payload json|msgpack] [--member-urls ws://A,ws://B]
-       bench load --scenario memory --url ws://ADDR --connections N [--per-view K] [--await-state 0|1]
-       bench features run [--runs R] [--seconds S] [--scenarios storm,churn,syncpush] [--storm-clients N]
-       bench features serve|load ... (see bench/src/features/mod.rs)
-       bench resume run [--clients N] [--missed M] [--runs R] [--modes plain,resume] [--reconnect-delay default|MS]
-       bench resume serve|load ... (bench resume --help)";
+       bench load --scenario echo|fanout --url ws://ADDR [--connections N] [--in-flight K] [--seconds S] [--payload json|msgpack] [--member-urls ws://A,ws://B]
+       bench load --scenario memory --url ws://ADDR [--connections N] [--per-view K] [--await-state 0|1]
+       bench hostile --server-bin PATH [--attack LIST] [--runs R] [--server-nofile N] [--server-log FILE]
+       bench features run|serve|load ...   (router scenarios; bench features --help)
+       bench resume run|serve|load ...     (session resume; bench resume --help)
 
-fn main() -> Result<(), BoxError> {
+run:      --runs 5, --seconds 10, --only (default: every scenario), --impls raw,ours,node
+serve:    --listen 127.0.0.1:0, --cluster-redis (default: none, one node), --broadcast awaited
+load:     --connections 100, --in-flight 1, --seconds 10, --payload json, --per-view 1,
+          --await-state 0, --member-urls (default: --url only)
+hostile:  --attack silent,partial,burst,oversized, --runs 3, --server-nofile (default: this
+          process's hard limit), --server-log (default: discard the server's stderr)
+-h, --help prints this help";
+
+/// Whether the command line asks for help (`--help`, `-h` or `help` anywhere).
+pub(crate) fn wants_help(argv: &[String]) -> bool {
+    argv.iter().any(|arg| arg == "--help" || arg == "-h" || arg == "help")
+}
+
+fn main() -> std::process::ExitCode {
     let argv: Vec<String> = std::env::args().skip(1).collect();
     let Some((command, rest)) = argv.split_first() else {
-        return Err(USAGE.into());
+        eprintln!("{USAGE}");
+        return std::process::ExitCode::from(2);
     };
-    if command == "features" {
-        // Its own subcommands (`bench features run ...`) come before its flags.
-        return features::main(rest);
-    }
-    if command == "resume" {
-        return resume::main(rest);
-    }
-    let args = Args::parse(rest)?;
-    match command.as_str() {
-        "serve" => serve::main(&args),
-        "load" => load::main(&args),
-        "run" => run::main(&args),
-        "hostile" => hostile::main(&args),
-        _ => Err(USAGE.into()),
+    let result = match command.as_str() {
+        // Their own subcommands (`bench features run ...`) come before their flags, and
+        // they answer `--help` themselves.
+        "features" => features::main(rest),
+        "resume" => resume::main(rest),
+        _ if wants_help(&argv) => {
+            println!("{USAGE}");
+            return std::process::ExitCode::SUCCESS;
+        }
+        "serve" | "load" | "run" | "hostile" => Args::parse(rest).and_then(|args| match command.as_str() {
+            "serve" => serve::main(&args),
+            "load" => load::main(&args),
+            "run" => run::main(&args),
+            _ => hostile::main(&args),
+        }),
+        other => {
+            eprintln!("unknown command {other:?}\n\n{USAGE}");
+            return std::process::ExitCode::from(2);
+        }
+    };
+    match result {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("error: {err}");
+            std::process::ExitCode::FAILURE
+        }
     }
 }

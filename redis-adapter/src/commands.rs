@@ -27,8 +27,10 @@ impl Commands {
         config: &RedisConfig,
     ) -> Result<Self, RedisAdapterError> {
         let manager = client.get_connection_manager_with_config(manager_config(config));
-        let current =
-            timeout(config.command_timeout, manager).await.map_err(|_| RedisAdapterError::Timeout)??;
+        let current = match timeout(config.command_timeout, manager).await {
+            Ok(connected) => connected?,
+            Err(_) => return Err(why_not_connected(&client, config).await),
+        };
         Ok(Self {
             client,
             config: config.clone(),
@@ -65,6 +67,17 @@ impl Commands {
 
 /// How the command connection is made and kept: every wait bounded by the command
 /// timeout, reconnects backing off up to one heartbeat interval.
+/// Why the connection manager did not connect in time. It retries a refused connection
+/// with its backoff until the timeout, which would hide the cause: one plain attempt tells
+/// a refused or unreachable Redis from a slow one.
+async fn why_not_connected(client: &redis::Client, config: &RedisConfig) -> RedisAdapterError {
+    match timeout(config.command_timeout, client.get_multiplexed_async_connection()).await {
+        Ok(Err(error)) if error.is_io_error() && !error.is_timeout() => RedisAdapterError::Unreachable(error),
+        Ok(Err(error)) if !error.is_timeout() => RedisAdapterError::Redis(error),
+        Ok(_) | Err(_) => RedisAdapterError::Timeout,
+    }
+}
+
 fn manager_config(config: &RedisConfig) -> ConnectionManagerConfig {
     ConnectionManagerConfig::new()
         .set_connection_timeout(Some(config.command_timeout))

@@ -15,7 +15,13 @@ pub enum RedisAdapterError {
     /// Redis refused or could not be reached.
     #[error("redis: {0}")]
     Redis(#[from] redis::RedisError),
-    /// Redis did not answer within the command timeout.
+    /// Redis could not be reached at all: the connection was refused (nothing listens on
+    /// that address: is Redis running?), or the host is unknown or unreachable. Check the
+    /// URL and that Redis is up.
+    #[error("cannot connect to redis")]
+    Unreachable(#[source] redis::RedisError),
+    /// Redis did not answer within the command timeout (it accepted a connection, or the
+    /// attempt itself hung).
     #[error("redis did not answer within the command timeout")]
     Timeout,
     /// Every node number tried was held by a live node.

@@ -90,6 +90,10 @@ pub enum RedisTokenError {
     /// run. Answer 503.
     #[error("redis did not answer within the command timeout")]
     Timeout,
+    /// [`RedisTokenStore::connect`] could not reach Redis at all (connection refused,
+    /// unknown or unreachable host). Check the URL and that Redis is up.
+    #[error("cannot connect to redis")]
+    Unreachable(#[source] redis::RedisError),
 }
 
 impl From<InvalidConfig> for RedisTokenError {
@@ -102,7 +106,7 @@ impl RedisTokenError {
     /// Whether the error is Redis' (down, refusing, slow) rather than the token's or the
     /// caller's: the handshake answers 503, not 401.
     pub fn is_unavailable(&self) -> bool {
-        matches!(self, Self::Redis(_) | Self::Timeout)
+        matches!(self, Self::Redis(_) | Self::Timeout | Self::Unreachable(_))
     }
 }
 
@@ -178,6 +182,7 @@ impl RedisTokenStore {
         let client = redis::Client::open(redis.url.as_str())?;
         let commands = Commands::connect(client, redis).await.map_err(|error| match error {
             RedisAdapterError::Redis(error) => RedisTokenError::Redis(error),
+            RedisAdapterError::Unreachable(error) => RedisTokenError::Unreachable(error),
             RedisAdapterError::InvalidConfig(error) => error.into(),
             _ => RedisTokenError::Timeout,
         })?;
@@ -372,6 +377,7 @@ mod tests {
         };
     }
 
+    #[cfg_attr(redis_server_missing, ignore = "needs redis-server on PATH (apt-get install redis-server)")]
     #[tokio::test]
     async fn redis_holds_a_hash_of_the_secret_never_the_token_and_expires_it() {
         let Some(redis) = RedisServer::start() else { return };
@@ -405,6 +411,7 @@ mod tests {
         assert!(left.is_empty(), "{left:?}");
     }
 
+    #[cfg_attr(redis_server_missing, ignore = "needs redis-server on PATH (apt-get install redis-server)")]
     #[tokio::test]
     async fn the_configuration_is_checked() {
         let Some(redis) = RedisServer::start() else { return };

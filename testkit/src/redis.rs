@@ -17,6 +17,10 @@ pub struct RedisServer {
 impl RedisServer {
     /// Starts one on a free port; `None` (with a message) when `redis-server` is not
     /// installed, unless the `CI` variable is set, where a missing Redis fails the test.
+    /// Tests that call it are marked
+    /// `#[cfg_attr(redis_server_missing, ignore = "needs redis-server on PATH ...")]` (the
+    /// cfg is set by their package's `build.rs`), so `None` here is only for a
+    /// `redis-server` removed after the build.
     pub fn start() -> Option<Self> {
         if Command::new("redis-server").arg("--version").stdout(Stdio::null()).status().is_err() {
             assert!(std::env::var_os("CI").is_none(), "redis-server is not installed (CI is set)");

@@ -1077,6 +1077,7 @@ macro_rules! suite {
                         run!($scenario, LocalAdapter, $mode, $args);
                     }
 
+                    #[cfg_attr(redis_server_missing, ignore = "needs redis-server on PATH (apt-get install redis-server)")]
                     #[tokio::test]
                     async fn redis() {
                         run!($scenario, RedisAdapter, $mode, $args);

@@ -28,6 +28,7 @@ mod close_codes;
 mod cluster_redis;
 mod emit_from_axum_handler;
 mod error_ids;
+mod example_commands;
 mod faults;
 mod handshake;
 mod heartbeat;

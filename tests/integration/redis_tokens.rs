@@ -4,8 +4,8 @@
 //! across nodes, and a Redis outage answers 503 (not 401) until Redis is back.
 //!
 //! The "nodes" are two servers in this process, each with its own store (its own
-//! connection) on one `redis-server`; each test starts its own Redis (skipped with a
-//! message when it is not installed, unless `CI` is set).
+//! connection) on one `redis-server`; each test starts its own Redis (ignored, with the
+//! reason, when `redis-server` is not on `PATH`, unless `CI` is set: see `build.rs`).
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
 use std::time::Duration;
@@ -63,6 +63,7 @@ async fn next_user(events: &mut Events) -> Option<String> {
     connection.identity().and_then(|identity| identity.user_id.clone())
 }
 
+#[cfg_attr(redis_server_missing, ignore = "needs redis-server on PATH (apt-get install redis-server)")]
 #[tokio::test]
 async fn a_token_issued_on_one_node_is_accepted_once_by_any_node() {
     let Some(redis) = RedisServer::start() else { return };
@@ -94,6 +95,7 @@ async fn a_token_issued_on_one_node_is_accepted_once_by_any_node() {
     assert!(a_tokens.is_empty().await.unwrap());
 }
 
+#[cfg_attr(redis_server_missing, ignore = "needs redis-server on PATH (apt-get install redis-server)")]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_nodes_consuming_one_token_at_once_never_both_win() {
     let Some(redis) = RedisServer::start() else { return };
@@ -130,6 +132,7 @@ async fn two_nodes_consuming_one_token_at_once_never_both_win() {
     assert!(a.is_empty().await.unwrap());
 }
 
+#[cfg_attr(redis_server_missing, ignore = "needs redis-server on PATH (apt-get install redis-server)")]
 #[tokio::test]
 async fn tokens_expire_after_the_ttl_on_every_node() {
     let Some(redis) = RedisServer::start() else { return };
@@ -153,6 +156,7 @@ async fn tokens_expire_after_the_ttl_on_every_node() {
     a_tokens.issue(Identity::user("ada")).await.unwrap();
 }
 
+#[cfg_attr(redis_server_missing, ignore = "needs redis-server on PATH (apt-get install redis-server)")]
 #[tokio::test]
 async fn the_quotas_count_every_node_s_tokens() {
     let Some(redis) = RedisServer::start() else { return };
@@ -188,6 +192,7 @@ async fn the_quotas_count_every_node_s_tokens() {
     ));
 }
 
+#[cfg_attr(redis_server_missing, ignore = "needs redis-server on PATH (apt-get install redis-server)")]
 #[tokio::test]
 async fn redis_down_answers_503_and_a_typed_error_until_it_is_back() {
     let Some(mut redis) = RedisServer::start() else { return };
@@ -227,6 +232,7 @@ async fn redis_down_answers_503_and_a_typed_error_until_it_is_back() {
 /// A link to Redis that goes silent without closing (half-open TCP, which no read or write
 /// reports): calls time out with a typed error, the handshake answers 503, and the store
 /// replaces its connection by itself.
+#[cfg_attr(redis_server_missing, ignore = "needs redis-server on PATH (apt-get install redis-server)")]
 #[tokio::test]
 async fn a_half_open_link_to_redis_is_replaced() {
     let Some(redis) = RedisServer::start() else { return };

@@ -58,6 +58,7 @@ async fn a_thousand_frames_each_way_arrive_once_and_in_order_across_three_resets
     exchange_across_resets(events, vec![proxy]).await;
 }
 
+#[cfg_attr(redis_server_missing, ignore = "needs redis-server on PATH (apt-get install redis-server)")]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_same_when_the_client_resumes_on_the_other_node_of_a_cluster() {
     let Some(redis) = testkit::RedisServer::start() else { return };
@@ -350,6 +351,7 @@ async fn a_view_shows_no_leave_for_a_member_that_resumes_and_one_leave_past_the_
     observer.close().await;
 }
 
+#[cfg_attr(redis_server_missing, ignore = "needs redis-server on PATH (apt-get install redis-server)")]
 #[tokio::test]
 async fn through_another_node_a_resume_is_refused_or_relayed_and_closes_with_the_owners_frame() {
     let Some(redis) = testkit::RedisServer::start() else { return };

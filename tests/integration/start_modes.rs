@@ -5,7 +5,7 @@
 use crate::support::*;
 use futures_util::SinkExt;
 use realtime::network_core::{Network, NetworkEvent};
-use realtime::ws_server::{Server, ServerConfig};
+use realtime::ws_server::{Server, ServerConfig, ServerError};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio_tungstenite::tungstenite::Message as WsMessage;
 
@@ -80,4 +80,29 @@ async fn mounted_in_axum_beside_http_routes() {
     let NetworkEvent::Message { message, .. } = next_event(&mut events).await else { panic!() };
     connection.send(message).unwrap();
     assert_eq!(next_data(&mut ws).await, WsMessage::text("via axum"));
+}
+
+#[tokio::test]
+async fn binding_a_taken_address_fails_naming_the_address() {
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = taken.local_addr().unwrap();
+    let Err(err) = Server::bind(addr, ServerConfig::default()).await else {
+        panic!("{addr} was bound twice");
+    };
+    assert!(err.to_string().contains(&addr.to_string()), "{err}");
+    match err {
+        ServerError::Bind { addr: failed, source } => {
+            assert_eq!(failed, addr);
+            assert_eq!(source.kind(), std::io::ErrorKind::AddrInUse);
+        }
+        other => panic!("{other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn an_address_that_does_not_resolve_is_refused_as_such() {
+    let Err(err) = Server::bind("127.0.0.1:99999", ServerConfig::default()).await else {
+        panic!("port 99999 was bound");
+    };
+    assert!(matches!(err, ServerError::Resolve(_)), "{err:?}");
 }

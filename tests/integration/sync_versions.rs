@@ -149,10 +149,11 @@ async fn a_failed_snapshot_read_refuses_the_subscription() {
     server.shutdown().await;
 }
 
-/// Two nodes sharing rooms through Redis (skipped without `redis-server`, unless `CI` is
+/// Two nodes sharing rooms through Redis (ignored without `redis-server`, unless `CI` is
 /// set): each numbers the pushes for its own connections, so a versioned subscriber of one
 /// node gets the other node's pushes and its own in one sequence, and a plain subscriber
 /// beside it gets each once, without versions.
+#[cfg_attr(redis_server_missing, ignore = "needs redis-server on PATH (apt-get install redis-server)")]
 #[tokio::test]
 async fn pushes_from_another_node_are_numbered_by_the_subscribers_node() {
     let Some(redis) = testkit::RedisServer::start() else { return };

@@ -51,7 +51,8 @@ pub enum ConfigError {
         /// The configured idle timeout.
         idle: Duration,
     },
-    /// The URL is not a `ws://` or `wss://` URL with a host, or has a fragment.
+    /// The URL is not a `ws://` or `wss://` URL with a host, has a fragment, or has a port
+    /// outside 1 to 65535.
     #[error("invalid url {url:?}: {reason}")]
     InvalidUrl {
         /// The URL as given (with the configured query parameters appended).
@@ -76,7 +77,7 @@ pub enum ConnectError {
     #[error("the url provider failed")]
     Provider(#[source] Arc<dyn std::error::Error + Send + Sync>),
     /// The URL (from a provider, with the configured query appended) is not a valid
-    /// `ws://` or `wss://` URL.
+    /// `ws://` or `wss://` URL (see [`ConfigError::InvalidUrl`]).
     #[error("invalid url {url:?}: {reason}")]
     InvalidUrl {
         /// The URL.

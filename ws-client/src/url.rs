@@ -181,7 +181,24 @@ pub(crate) fn prepare(raw: &str, query: &[(String, String)]) -> Result<Target, (
     if uri.host().is_none_or(str::is_empty) {
         return Err((url, "no host".to_owned()));
     }
+    if let Some(port) = uri.authority().and_then(|authority| port_text(authority.as_str())) {
+        // `http::Uri` accepts any digits as a port and then reports none for one that is
+        // not a u16, which the connector would replace with 80 or 443.
+        if !port.is_empty() && port.parse::<u16>().ok().is_none_or(|port| port == 0) {
+            return Err((url, format!("invalid port {port:?}: must be 1 to 65535")));
+        }
+    }
     Ok(Target { url, uri })
+}
+
+/// The text after the host's `:` in `authority` (`user@host:port`, `[v6]:port`), if any.
+fn port_text(authority: &str) -> Option<&str> {
+    let host_and_port = authority.rsplit_once('@').map_or(authority, |(_, rest)| rest);
+    let after_host = match host_and_port.strip_prefix('[') {
+        Some(v6) => v6.split_once(']')?.1,
+        None => host_and_port.find(':').map_or("", |colon| &host_and_port[colon..]),
+    };
+    after_host.strip_prefix(':')
 }
 
 /// Percent-encodes everything but RFC 3986's unreserved characters.
@@ -226,6 +243,29 @@ mod tests {
     fn bad_urls_are_refused() {
         for bad in ["http://h/ws", "ws:///nohost", "ws://h/ws#frag", "not a url", ""] {
             assert!(prepare(bad, &[]).is_err(), "{bad}");
+        }
+    }
+
+    /// `http::Uri` parses `ws://127.0.0.1:99999` and reports no port, which the connector
+    /// used to replace with 80.
+    #[test]
+    fn ports_out_of_range_are_refused() {
+        for bad in
+            ["ws://127.0.0.1:99999", "ws://h:65536/ws", "wss://u@h:0", "ws://[::1]:70000/", "ws://h:1x"]
+        {
+            let (url, reason) = prepare(bad, &[]).unwrap_err();
+            assert_eq!(url, bad);
+            assert!(reason.contains("port"), "{bad}: {reason}");
+        }
+        for good in [
+            "ws://127.0.0.1:65535",
+            "ws://h:1/ws",
+            "wss://u:p@h:443",
+            "ws://[::1]:9001/",
+            "ws://[::1]/",
+            "ws://h/",
+        ] {
+            assert!(prepare(good, &[]).is_ok(), "{good}");
         }
     }
 }

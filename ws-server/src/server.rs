@@ -170,6 +170,21 @@ impl Server {
     }
 }
 
+/// Binds the first of the addresses `addr` resolves to that can be bound, as
+/// `TcpListener::bind` does, but keeps the address that failed for the error.
+async fn bind_first(addr: impl ToSocketAddrs) -> Result<TcpListener, ServerError> {
+    let mut last_failure = None;
+    for candidate in tokio::net::lookup_host(addr).await.map_err(ServerError::Resolve)? {
+        match TcpListener::bind(candidate).await {
+            Ok(listener) => return Ok(listener),
+            Err(source) => last_failure = Some(ServerError::Bind { addr: candidate, source }),
+        }
+    }
+    Err(last_failure.unwrap_or_else(|| {
+        ServerError::Resolve(std::io::Error::new(std::io::ErrorKind::InvalidInput, "no socket address"))
+    }))
+}
+
 impl<A: Adapter> Server<A> {
     /// [`bind`](Server::bind) with the adapter `factory` builds (a cluster adapter, say).
     pub async fn bind_with<F>(
@@ -181,7 +196,7 @@ impl<A: Adapter> Server<A> {
         F: AdapterFactory<Adapter = A>,
     {
         config.validate()?;
-        let listener = TcpListener::bind(addr).await.map_err(ServerError::Bind)?;
+        let listener = bind_first(addr).await?;
         Self::from_listener_with(listener, config, factory)
     }
 

@@ -170,9 +170,19 @@ impl Impl {
 const USAGE: &str = "usage: bench features run [--runs R] [--seconds S] [--scenarios storm,churn,syncpush] [--storm-clients N]
        bench features serve --impl ours|raw --scenario storm|churn|syncpush [--listen 127.0.0.1:0]
        bench features load --impl ours|raw --scenario storm|churn|syncpush --url ws://ADDR [--seconds S]
-       (or --role run|serve|load instead of the word)";
+       (or --role run|serve|load instead of the word)
+
+  --runs R             runs of each scenario and implementation; medians shown (default 5)
+  --seconds S          length of each measured window (default 10)
+  --scenarios LIST     which scenarios, comma-separated (default storm,churn,syncpush)
+  --storm-clients N    clients of the reconnect storm (default 5000)
+  --listen ADDR        serve's address (default 127.0.0.1:0)";
 
 pub(crate) fn main(argv: &[String]) -> Result<(), BoxError> {
+    if crate::wants_help(argv) {
+        println!("{USAGE}");
+        return Ok(());
+    }
     // `bench features run --runs 5`: the word after `features` names the subcommand (or
     // `--role` does, as the driver starts its children).
     match argv.split_first() {

@@ -150,7 +150,7 @@ times (default 3) and prints the medians; see bench/src/resume/mod.rs and docs/B
                          MS: exactly MS milliseconds for every client (a herd)";
 
 pub(crate) fn main(argv: &[String]) -> Result<(), BoxError> {
-    if argv.iter().any(|arg| arg == "--help" || arg == "-h" || arg == "help") {
+    if crate::wants_help(argv) {
         println!("{USAGE}");
         return Ok(());
     }

@@ -88,3 +88,35 @@ async fn a_provider_type_works_too() {
     let handshake = within("a handshake", handshakes.recv()).await.unwrap();
     assert_eq!(handshake.uri, "/ws?token=fresh");
 }
+
+/// `http::Uri` takes `:99999` and reports no port; the client used to connect to port 80.
+#[tokio::test]
+async fn a_fixed_url_with_an_invalid_port_is_refused_at_connect() {
+    for url in ["ws://127.0.0.1:99999", "ws://127.0.0.1:0/ws"] {
+        match Client::connect(url, ClientConfig::default()) {
+            Err(ws_client::ConfigError::InvalidUrl { url: refused, reason }) => {
+                assert_eq!(refused, url);
+                assert!(reason.contains("port"), "{reason}");
+            }
+            Err(other) => panic!("{url}: {other:?}"),
+            Ok(_) => panic!("{url} was accepted"),
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_provided_url_with_an_invalid_port_fails_the_attempt() {
+    let source = UrlSource::provider(|| async { Ok::<_, io::Error>("ws://127.0.0.1:99999/ws".to_owned()) });
+    let config = ClientConfig::default().min_reconnection_delay(ms(10)).max_retries(Some(0));
+    let client = Client::connect(source, config).unwrap();
+    let mut events = client.lifecycle();
+    let error = wait_event(&mut events, |e| match e {
+        ClientEvent::Failed { attempt: 0, error } => Some(error.clone()),
+        _ => None,
+    })
+    .await;
+    assert!(
+        matches!(&error, ConnectError::InvalidUrl { url, reason } if url == "ws://127.0.0.1:99999/ws" && reason.contains("port")),
+        "{error:?}"
+    );
+}
