@@ -1,24 +1,6 @@
 //! Sets `cfg(redis_server_missing)` when `redis-server` is not on `PATH` and `CI` is not
 //! set: the tests that need it are then marked ignored, with the reason, so that the test
 //! summary shows them as skipped instead of passed. Under `CI` they run, and fail without
-//! Redis (`testkit::RedisServer::start`). The workspace root's `build.rs` is the same script.
+//! Redis (`testkit::RedisServer::start`).
 
-fn main() {
-    println!("cargo::rustc-check-cfg=cfg(redis_server_missing)");
-    println!("cargo::rerun-if-env-changed=PATH");
-    println!("cargo::rerun-if-env-changed=CI");
-    let path = std::env::var_os("PATH").unwrap_or_default();
-    let dirs: Vec<_> = std::env::split_paths(&path).filter(|dir| dir.is_dir()).collect();
-    match dirs.iter().map(|dir| dir.join("redis-server")).find(|file| file.is_file()) {
-        Some(found) => println!("cargo::rerun-if-changed={}", found.display()),
-        None => {
-            // Installing it changes one of these directories: then the tests run.
-            for dir in &dirs {
-                println!("cargo::rerun-if-changed={}", dir.display());
-            }
-            if std::env::var_os("CI").is_none() {
-                println!("cargo::rustc-cfg=redis_server_missing");
-            }
-        }
-    }
-}
+include!("redis_server_cfg.rs");
