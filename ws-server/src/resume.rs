@@ -416,31 +416,23 @@ fn parse_token(text: &str) -> Option<(ConnectionId, OneTimeToken)> {
 /// What a handshake asks of sessions, from its query.
 enum Asked<'a> {
     New,
-    Resume { token: &'a str, seen: u64 },
+    Resume { token: &'a str, id: ConnectionId, seen: u64 },
 }
 
 /// Reads `session=` (and `seen=`) from the query: 400 for a resume without a valid `seen`.
-/// Only `new` and a value shaped like a token (`<digits>.<48 hex digits>`) are session
+/// Only `new` and a value shaped like a token (`<digits>.<48 lowercase hex digits>`) are session
 /// requests; any other value of `session` is the application's and is left alone.
 fn asked(request: &HandshakeRequest) -> Result<Option<Asked<'_>>, Reject> {
     let Some(session) = request.query_param(QUERY_SESSION) else { return Ok(None) };
     if session == "new" {
         return Ok(Some(Asked::New));
     }
-    let token_shaped = session.split_once('.').is_some_and(|(id, secret)| {
-        !id.is_empty()
-            && id.bytes().all(|b| b.is_ascii_digit())
-            && secret.len() == OneTimeToken::LEN
-            && secret.bytes().all(|b| b.is_ascii_hexdigit())
-    });
-    if !token_shaped {
-        return Ok(None);
-    }
+    let Some((id, _)) = parse_token(session) else { return Ok(None) };
     let seen = request
         .query_param(QUERY_SEEN)
         .and_then(|seen| seen.parse().ok())
         .ok_or_else(|| Reject::new(StatusCode::BAD_REQUEST, "a resume needs `seen`, an unsigned integer"))?;
-    Ok(Some(Asked::Resume { token: session, seen }))
+    Ok(Some(Asked::Resume { token: session, id, seen }))
 }
 
 /// What a fresh connection gets in the way of a session.
@@ -471,9 +463,8 @@ impl Sessions {
             None => Plan::Plain,
             Some(_) if self.window.is_none() => Plan::Disabled,
             Some(Asked::New) => Plan::New(None),
-            Some(Asked::Resume { token, seen }) => {
-                let remote = parse_token(token).filter(|(id, _)| self.relaying && id.node() != self.node);
-                if let Some((id, _)) = remote {
+            Some(Asked::Resume { token, id, seen }) => {
+                if self.relaying && id.node() != self.node {
                     return Ok(Resolution::Relay(token.to_owned(), id, seen));
                 }
                 match self.claim(token, seen) {
