@@ -120,6 +120,23 @@ pub enum Refusal {
 }
 
 impl Refusal {
+    /// Every reason, in the order of PROTOCOL.md 9.4.
+    pub const ALL: [Self; 8] = [
+        Self::Unknown,
+        Self::Expired,
+        Self::Overflow,
+        Self::Closed,
+        Self::Token,
+        Self::Behind,
+        Self::Ahead,
+        Self::Disabled,
+    ];
+
+    /// The reason named `name` on the wire, if any.
+    pub fn from_name(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|refusal| refusal.as_str() == name)
+    }
+
     /// The reason as it travels on the wire.
     pub fn as_str(self) -> &'static str {
         match self {
@@ -493,6 +510,15 @@ mod tests {
             SessionFrame::Refused { reason: Refusal::Overflow }.encode().as_text(),
             Some(r#"{"$r":"session","d":{"t":"refused","reason":"overflow"}}"#)
         );
+        for refusal in Refusal::ALL {
+            assert_eq!(Refusal::from_name(refusal.as_str()), Some(refusal));
+            let frame = SessionFrame::Refused { reason: refusal }.encode();
+            assert_eq!(
+                SessionFrame::decode(&frame).unwrap().unwrap(),
+                SessionFrame::Refused { reason: refusal }
+            );
+        }
+        assert_eq!(Refusal::from_name("nope"), None);
         assert!(SessionFrame::decode(&Message::text(r#"{"$r":"hb","d":{}}"#)).is_none());
         assert!(
             SessionFrame::decode(&Message::text(r#"{"$r":"session","d":{"t":"nope"}}"#)).unwrap().is_err()

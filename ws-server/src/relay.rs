@@ -130,7 +130,11 @@ impl Packet {
                 let relay = get_u64(input)?;
                 let answer = match get_u8(input)? {
                     0 => Ok(get_u64(input)?),
-                    _ => Err(refusal_named(&get_bytes(input)?)),
+                    // A reason this node does not know (a newer node): the nearest one.
+                    _ => Err(std::str::from_utf8(&get_bytes(input)?)
+                        .ok()
+                        .and_then(Refusal::from_name)
+                        .unwrap_or(Refusal::Unknown)),
                 };
                 Self::Claimed { relay, answer }
             }
@@ -148,22 +152,6 @@ impl Packet {
         };
         input.is_empty().then_some(packet)
     }
-}
-
-fn refusal_named(name: &[u8]) -> Refusal {
-    [
-        Refusal::Unknown,
-        Refusal::Expired,
-        Refusal::Overflow,
-        Refusal::Closed,
-        Refusal::Token,
-        Refusal::Behind,
-        Refusal::Ahead,
-        Refusal::Disabled,
-    ]
-    .into_iter()
-    .find(|refusal| refusal.as_str().as_bytes() == name)
-    .unwrap_or(Refusal::Unknown)
 }
 
 fn put_bytes(out: &mut BytesMut, bytes: &[u8]) {
