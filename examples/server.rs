@@ -64,7 +64,14 @@ async fn main() -> anyhow::Result<()> {
         .init();
     let usage = format!("{USAGE}\n{}\n{}", limits::help(), limits::RouterLimits::help());
     let options = cli::parse_or_exit(parse_args, &usage);
+    // On a worker, not on `main`'s own thread: `#[tokio::main]` runs this body outside the
+    // runtime's workers, so every event from a connection would cross threads (a futex
+    // wake per relayed frame).
+    tokio::spawn(run(options)).await.context("the server task panicked")?
+}
 
+/// Starts the server with `options` and serves until Ctrl-C or SIGTERM.
+async fn run(options: Options) -> anyhow::Result<()> {
     let config = options
         .limits
         .apply(ServerConfig::default())

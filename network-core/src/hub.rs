@@ -269,29 +269,37 @@ impl Hub {
     }
 
     async fn to_application(&self, event: NetworkEvent) {
+        if let Some(event) = self.try_to_application(event)
+            && self.state.events_tx.send(event).await.is_err()
+        {
+            tracing::debug!("the application dropped its events stream; event discarded");
+        }
+    }
+
+    /// Queues `event` for the application, or discards it (nobody reads the queue, or its
+    /// reader is gone); gives it back when the queue is full and has a reader, to be
+    /// awaited.
+    fn try_to_application(&self, event: NetworkEvent) -> Option<NetworkEvent> {
         let taken = self.state.events_taken.load(Ordering::Acquire);
         if !taken && self.state.untaken == UntakenEvents::Discard {
             tracing::debug!(connection = %event.connection().id(), "no consumer of events(); event discarded");
-            return;
+            return None;
         }
-        let event = match self.state.events_tx.try_send(event) {
-            Ok(()) => return,
+        match self.state.events_tx.try_send(event) {
+            Ok(()) => None,
             // Not taken yet: nobody may ever read the queue, so a full one must not block.
             // (Read again: taken meanwhile, the queue has a reader and the event waits.)
             Err(mpsc::error::TrySendError::Full(event))
                 if !taken && !self.state.events_taken.load(Ordering::Acquire) =>
             {
                 tracing::debug!(connection = %event.connection().id(), "events() not taken and its queue full; event discarded");
-                return;
+                None
             }
-            Err(mpsc::error::TrySendError::Full(event)) => event,
+            Err(mpsc::error::TrySendError::Full(event)) => Some(event),
             Err(mpsc::error::TrySendError::Closed(_)) => {
                 tracing::debug!("the application dropped its events stream; event discarded");
-                return;
+                None
             }
-        };
-        if self.state.events_tx.send(event).await.is_err() {
-            tracing::debug!("the application dropped its events stream; event discarded");
         }
     }
 }
@@ -391,7 +399,10 @@ impl HubDriver {
                     Blocked::Application(delivery.event)
                 }
             },
-            None => Blocked::Application(event),
+            None => match self.hub.try_to_application(event) {
+                None => return,
+                Some(event) => Blocked::Application(event),
+            },
         };
         Box::pin(self.deliver_blocked(blocked)).await;
     }
