@@ -18,6 +18,12 @@
 //!   answer. It prints `connected N` and holds the connections, reading (so pings are
 //!   answered), until killed or [`MEMORY_HOLD`] has passed.
 //!
+//! A fan-out broadcast that can no longer complete gives its window place back, so that a
+//! server that drops frames (`bcast` on lag) is measured rather than stalled: as soon as a
+//! member gets a later frame than the one it expected (it skipped some), or, as a backstop,
+//! once the broadcast is [`ABANDON_AFTER`] old. Such broadcasts are counted
+//! (`broadcasts_lost` in the results and the check); their deliveries still count.
+//!
 //! Echo and fan-out print `measuring` when the warm-up ends and then one JSON line of
 //! results. Fan-out then checks that every member got every frame exactly once: the
 //! publisher stops, the in-flight frames drain, and a line `check {JSON}` gives the frames
@@ -52,8 +58,17 @@ const WARMUP: Duration = Duration::from_secs(1);
 /// Fan-out check: the longest the in-flight frames may take to drain after the publisher
 /// stopped...
 const DRAIN_BOUND: Duration = Duration::from_secs(10);
-/// ...and how long the counts must then stay unchanged (a late duplicate would show).
+/// ...and how long the counts must then stay unchanged (a late duplicate would show)...
 const DRAIN_STABLE: Duration = Duration::from_millis(300);
+/// ...or, while deliveries are missing, how long nothing may have moved before the check
+/// counts them as lost rather than late.
+const DRAIN_STALLED: Duration = Duration::from_secs(2);
+/// Fan-out: a broadcast not complete after this long gives its window place back and counts
+/// as lost (a backstop: a member's sequence gap gives it back at once). Far above the
+/// slowest completion seen (Node `ws`, 10,000 members, 32 in flight: p99 about 4 s).
+const ABANDON_AFTER: Duration = Duration::from_secs(10);
+/// How often the backstop looks at the oldest broadcasts in flight.
+const ABANDON_SCAN: Duration = Duration::from_millis(100);
 /// Connections opened at once.
 const CONNECT_BATCH: usize = 100;
 /// Read buffer of each load connection in the echo and fan-out scenarios.
@@ -115,6 +130,13 @@ struct LoadState {
     delivered: Box<[AtomicU64]>,
     /// Fan-out: when each slot's trigger was sent, in ns since `base`.
     sent_at: Box<[AtomicU64]>,
+    /// Fan-out: the sequence number + 1 of the broadcast each slot holds while it holds a
+    /// window place, 0 once it completed or was given up; whoever swaps it to 0 returns
+    /// the place, so that a place is returned once.
+    pending_seq: Box<[AtomicU64]>,
+    /// Fan-out: broadcasts given up on (a member skipped the frame, or it took longer than
+    /// [`ABANDON_AFTER`]).
+    lost_broadcasts: AtomicU64,
     /// Fan-out: broadcasts that reached every subscriber.
     completed: AtomicU64,
     /// Fan-out: free places in the in-flight window.
@@ -135,6 +157,25 @@ struct LoadState {
 impl LoadState {
     fn nanos(&self) -> u64 {
         u64::try_from(self.base.elapsed().as_nanos()).unwrap_or(u64::MAX)
+    }
+
+    /// Ends broadcast `seq` (completed or given up), returning its window place; false
+    /// when it had already ended.
+    fn end_broadcast(&self, seq: u64) -> bool {
+        let slot = (seq % RING as u64) as usize;
+        let ended =
+            self.pending_seq[slot].compare_exchange(seq + 1, 0, Ordering::Relaxed, Ordering::Relaxed).is_ok();
+        if ended {
+            self.window.add_permits(1);
+        }
+        ended
+    }
+
+    /// Gives up on broadcast `seq` if it is still in flight.
+    fn abandon_broadcast(&self, seq: u64) {
+        if self.end_broadcast(seq) {
+            self.lost_broadcasts.fetch_add(1, Ordering::Relaxed);
+        }
     }
 }
 
@@ -172,6 +213,8 @@ pub(crate) fn main(args: &Args) -> Result<(), BoxError> {
             hist: Histogram::new(),
             delivered: (0..RING).map(|_| AtomicU64::new(0)).collect(),
             sent_at: (0..RING).map(|_| AtomicU64::new(0)).collect(),
+            pending_seq: (0..RING).map(|_| AtomicU64::new(0)).collect(),
+            lost_broadcasts: AtomicU64::new(0),
             completed: AtomicU64::new(0),
             window: Semaphore::new(0),
             lost: AtomicU64::new(0),
@@ -209,12 +252,14 @@ pub(crate) fn main(args: &Args) -> Result<(), BoxError> {
                 for ws in publisher_ws {
                     tokio::spawn(publisher(ws, shared.clone()));
                 }
+                tokio::spawn(abandon_stale(shared.clone()));
             }
             other => return Err(format!("unknown scenario {other}").into()),
         }
         tokio::time::sleep(WARMUP).await;
         let start_count = shared.count.load(Ordering::Relaxed);
         let start_completed = shared.completed.load(Ordering::Relaxed);
+        let start_lost = shared.lost_broadcasts.load(Ordering::Relaxed);
         let start = Instant::now();
         shared.measuring.store(true, Ordering::Relaxed);
         say("measuring")?;
@@ -231,6 +276,7 @@ pub(crate) fn main(args: &Args) -> Result<(), BoxError> {
             "count": count,
             "rate": count as f64 / elapsed,
             "broadcasts": completed,
+            "broadcasts_lost": shared.lost_broadcasts.load(Ordering::Relaxed) - start_lost,
             "p50_us": shared.hist.quantile(0.50),
             "p99_us": shared.hist.quantile(0.99),
             "lost_connections": shared.lost.load(Ordering::Relaxed),
@@ -260,7 +306,9 @@ async fn drain_and_check(shared: &LoadState, connections: usize) -> serde_json::
         if now != last {
             last = now;
             stable_since = Instant::now();
-        } else if now.1 >= now.0 * members && stable_since.elapsed() >= DRAIN_STABLE {
+        } else if (now.1 >= now.0 * members && stable_since.elapsed() >= DRAIN_STABLE)
+            || stable_since.elapsed() >= DRAIN_STALLED
+        {
             break;
         }
     }
@@ -273,6 +321,7 @@ async fn drain_and_check(shared: &LoadState, connections: usize) -> serde_json::
         "expected": sent * members,
         "sequence_errors": shared.sequence_errors.load(Ordering::Relaxed),
         "members_incomplete": incomplete,
+        "broadcasts_lost": shared.lost_broadcasts.load(Ordering::Relaxed),
     })
 }
 
@@ -341,18 +390,23 @@ async fn subscriber(mut ws: Ws, index: usize, members: u64, shared: Arc<LoadStat
         // One member's frames come in the publisher's order (one node delivers them in
         // order, and the cluster keeps one node's broadcasts in order), so anything but
         // the next number is a duplicate, a loss or a reordering.
-        if shared.next_seq[index].swap(seq + 1, Ordering::Relaxed) != seq {
+        let expected = shared.next_seq[index].swap(seq + 1, Ordering::Relaxed);
+        if expected != seq {
             shared.sequence_errors.fetch_add(1, Ordering::Relaxed);
+            // This member skipped `expected..seq`: those broadcasts cannot complete. At most
+            // a ring's worth can be in flight, so older ones are long ended.
+            for skipped in expected.max(seq.saturating_sub(RING as u64))..seq {
+                shared.abandon_broadcast(skipped);
+            }
         }
         let slot = (seq % RING as u64) as usize;
-        if shared.delivered[slot].fetch_add(1, Ordering::Relaxed) + 1 == members {
-            shared.delivered[slot].store(0, Ordering::Relaxed);
+        if shared.delivered[slot].fetch_add(1, Ordering::Relaxed) + 1 == members && shared.end_broadcast(seq)
+        {
             shared.completed.fetch_add(1, Ordering::Relaxed);
             if shared.measuring.load(Ordering::Relaxed) {
                 let took = shared.nanos().saturating_sub(shared.sent_at[slot].load(Ordering::Relaxed));
                 shared.hist.record(took / 1000);
             }
-            shared.window.add_permits(1);
         }
     }
     shared.lost.fetch_add(1, Ordering::Relaxed);
@@ -363,7 +417,11 @@ async fn publisher(mut ws: Ws, shared: Arc<LoadState>) {
     let trigger = |seq: u64| {
         let mut frame = [0u8; 64];
         frame[..8].copy_from_slice(&seq.to_le_bytes());
-        shared.sent_at[(seq % RING as u64) as usize].store(shared.nanos(), Ordering::Relaxed);
+        let slot = (seq % RING as u64) as usize;
+        // The slot's previous broadcast ended a ring ago; a lost one may have left a count.
+        shared.delivered[slot].store(0, Ordering::Relaxed);
+        shared.sent_at[slot].store(shared.nanos(), Ordering::Relaxed);
+        shared.pending_seq[slot].store(seq + 1, Ordering::Relaxed);
         Message::Binary(Bytes::copy_from_slice(&frame))
     };
     loop {
@@ -391,6 +449,28 @@ async fn publisher(mut ws: Ws, shared: Arc<LoadState>) {
         shared.sent.store(seq, Ordering::Relaxed);
     }
     shared.lost.fetch_add(1, Ordering::Relaxed);
+}
+
+/// Fan-out's backstop: gives up on the broadcasts in flight for longer than
+/// [`ABANDON_AFTER`], oldest first (they were sent in sequence order).
+async fn abandon_stale(shared: Arc<LoadState>) {
+    let limit = u64::try_from(ABANDON_AFTER.as_nanos()).unwrap_or(u64::MAX);
+    let mut oldest: u64 = 0;
+    loop {
+        tokio::time::sleep(ABANDON_SCAN).await;
+        let sent = shared.sent.load(Ordering::Relaxed);
+        let now = shared.nanos();
+        while oldest < sent {
+            let slot = (oldest % RING as u64) as usize;
+            if shared.pending_seq[slot].load(Ordering::Relaxed) == oldest + 1 {
+                if now.saturating_sub(shared.sent_at[slot].load(Ordering::Relaxed)) < limit {
+                    break;
+                }
+                shared.abandon_broadcast(oldest);
+            }
+            oldest += 1;
+        }
+    }
 }
 
 /// The memory scenario's load: opens `connections` idle connections, `per_view` of them in

@@ -1,10 +1,14 @@
-//! Loopback benchmarks: `ws_server::Server` ("ours") against a minimal tokio-tungstenite
-//! server ("raw") doing the same job and the textbook Node `ws` server ("node",
-//! `bench/node/server.js`), measured in the same run.
+//! Loopback benchmarks: `ws_server::Server` ("ours") against two minimal tokio-tungstenite
+//! servers doing the same job ("raw", an mpsc queue per connection; "bcast", one
+//! `tokio::sync::broadcast` channel, axum's chat idiom), the textbook Node `ws` server
+//! ("node", `bench/node/server.js`) and, on fan-out, the example server relaying the
+//! publisher's frames to everyone else as shipped ("relay", `examples/server.rs`, the
+//! README's main job), measured in the same run.
 //!
 //! ```text
-//! cargo run --release -p bench -- run [--runs 5] [--seconds 10] [--only SUBSTRING] [--impls raw,ours,node]
-//! cargo run --release -p bench -- serve --impl ours|raw --scenario echo|fanout|memory [--listen 127.0.0.1:0]
+//! cargo run --release -p bench -- run [--runs 5] [--seconds 10] [--only SUBSTRING] [--impls raw,bcast,ours,relay,node]
+//! cargo run --release -p bench -- smoke [--runs 2] [--seconds 2]
+//! cargo run --release -p bench -- serve --impl ours|raw|bcast --scenario echo|fanout|memory [--listen 127.0.0.1:0]
 //! cargo run --release -p bench -- serve --impl ours --scenario fanout --cluster-redis redis://HOST:PORT \
 //!     [--broadcast awaited|pipelined]
 //! cargo run --release -p bench -- load --scenario echo|fanout --url ws://ADDR \
@@ -25,7 +29,12 @@
 //! the soft file limit raised to the hard one (with `prlimit`). For echo and fan-out it reads
 //! the server's CPU time from `/proc/PID/stat` around the measured window; for memory, the
 //! server's `VmRSS` before and after 10,000 idle connections. It prints the median of the runs
-//! for each scenario and implementation with the ratios ours/raw and ours/node.
+//! for each scenario and implementation with the ratios ours/raw, ours/bcast, ours/node and
+//! relay/ours.
+//!
+//! `smoke` is the CI's regression guard, seconds long: ours, raw and bcast on echo (100
+//! connections) and fan-out (1,000 members, 32 in flight), pinned the same way; it prints
+//! the ratios and fails when ours is below 0.8x raw per server CPU-second on either.
 //! See `docs/BENCHMARKS.md` for figures.
 
 mod child;
@@ -79,8 +88,9 @@ impl Args {
 }
 
 const USAGE: &str = "\
-usage: bench run [--runs R] [--seconds S] [--only SUBSTRING] [--impls raw,ours,node]
-       bench serve --impl ours|raw --scenario echo|fanout|memory [--listen ADDR]
+usage: bench run [--runs R] [--seconds S] [--only SUBSTRING] [--impls raw,bcast,ours,relay,node]
+       bench smoke [--runs R] [--seconds S]
+       bench serve --impl ours|raw|bcast --scenario echo|fanout|memory [--listen ADDR]
        bench serve --impl ours --scenario fanout --cluster-redis redis://HOST:PORT [--broadcast awaited|pipelined]
        bench load --scenario echo|fanout --url ws://ADDR [--connections N] [--in-flight K] [--seconds S] [--payload json|msgpack] [--member-urls ws://A,ws://B]
        bench load --scenario memory --url ws://ADDR [--connections N] [--per-view K] [--await-state 0|1]
@@ -88,7 +98,10 @@ usage: bench run [--runs R] [--seconds S] [--only SUBSTRING] [--impls raw,ours,n
        bench features run|serve|load ...   (router scenarios; bench features --help)
        bench resume run|serve|load ...     (session resume; bench resume --help)
 
-run:      --runs 5, --seconds 10, --only (default: every scenario), --impls raw,ours,node
+run:      --runs 5, --seconds 10, --only (default: every scenario), --impls raw,bcast,ours,relay,node
+          (relay: the example server, fan-out only, built with cargo when missing or stale)
+smoke:    --runs 2, --seconds 2: ours, raw, bcast on echo and fan-out; exit 1 when ours is
+          below 0.8x raw per server CPU-second
 serve:    --listen 127.0.0.1:0, --cluster-redis (default: none, one node), --broadcast awaited
 load:     --connections 100, --in-flight 1, --seconds 10, --payload json, --per-view 1,
           --await-state 0, --member-urls (default: --url only)
@@ -116,12 +129,15 @@ fn main() -> std::process::ExitCode {
             println!("{USAGE}");
             return std::process::ExitCode::SUCCESS;
         }
-        "serve" | "load" | "run" | "hostile" => Args::parse(rest).and_then(|args| match command.as_str() {
-            "serve" => serve::main(&args),
-            "load" => load::main(&args),
-            "run" => run::main(&args),
-            _ => hostile::main(&args),
-        }),
+        "serve" | "load" | "run" | "smoke" | "hostile" => {
+            Args::parse(rest).and_then(|args| match command.as_str() {
+                "serve" => serve::main(&args),
+                "load" => load::main(&args),
+                "run" => run::main(&args),
+                "smoke" => run::smoke(&args),
+                _ => hostile::main(&args),
+            })
+        }
         other => {
             eprintln!("unknown command {other:?}\n\n{USAGE}");
             return std::process::ExitCode::from(2);

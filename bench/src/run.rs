@@ -15,6 +15,10 @@
 //! the same run, with its own table.
 
 mod cross_node;
+mod relay;
+mod smoke;
+
+pub(crate) use smoke::smoke;
 
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
@@ -22,7 +26,8 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use crate::child::{
-    Killed, clock_ticks, cpu_ticks, lines, median, open_file_limits, open_files, resident_kib, wait_for,
+    Killed, clock_ticks, cpu_ticks, finish_within, lines, median, open_file_limits, open_files, resident_kib,
+    wait_for,
 };
 use crate::load::connect_deadline;
 use crate::{Args, BoxError};
@@ -63,7 +68,7 @@ struct Scenario {
     per_view: usize,
 }
 
-const SCENARIOS: [Scenario; 9] = [
+const SCENARIOS: [Scenario; 10] = [
     Scenario {
         label: "echo, 1 connection, JSON, 1 in flight",
         kind: Kind::Echo { payload: "json" },
@@ -107,6 +112,13 @@ const SCENARIOS: [Scenario; 9] = [
         per_view: 1,
     },
     Scenario {
+        label: "fan-out, 10,000 members, 1 in flight",
+        kind: Kind::Fanout,
+        connections: 10_000,
+        in_flight: 1,
+        per_view: 1,
+    },
+    Scenario {
         label: "fan-out across nodes (cross-node, Redis), 1,000 members, 32 in flight",
         kind: Kind::CrossNode,
         connections: 1000,
@@ -130,7 +142,20 @@ const SCENARIOS: [Scenario; 9] = [
 ];
 
 /// Every implementation, in the order of the table rows.
-const ALL_IMPLS: [&str; 3] = ["raw", "ours", "node"];
+const ALL_IMPLS: [&str; 5] = ["raw", "bcast", "ours", "relay", "node"];
+
+/// The ratio rows under each scenario: `(numerator, denominator)`, when both ran.
+const RATIOS: [(&str, &str); 4] = [("ours", "raw"), ("ours", "bcast"), ("ours", "node"), ("relay", "ours")];
+
+/// Whether `implementation` has a server for `kind`: the relay (the example server) is the
+/// fan-out only, and `bcast` has no echo of its own (it serves `raw`'s).
+fn serves(implementation: &str, kind: Kind) -> bool {
+    match implementation {
+        "relay" => kind == Kind::Fanout,
+        "bcast" => !matches!(kind, Kind::Echo { .. }),
+        _ => true,
+    }
+}
 
 /// File descriptors a process needs beyond one per connection (stdio, listener, epoll, ...).
 const SPARE_FILES: u64 = 64;
@@ -158,9 +183,28 @@ struct Sample {
     cpu_share: f64,
     p50_us: f64,
     p99_us: f64,
+    /// Frames the server skipped for a subscriber that lagged (`bcast` reports them; in a
+    /// median: the sum over the runs).
+    lagged: u64,
+    /// Fan-out: broadcasts of the measured window that never reached every member (in a
+    /// median: the sum over the runs).
+    lost_broadcasts: u64,
     /// Fan-out: the load's count of deliveries after the run (`None`: not fan-out, or the
     /// load did not report it).
     check: Option<Check>,
+}
+
+impl Sample {
+    /// ` | lagged: ...` when the server skipped frames or broadcasts were lost, else "".
+    fn losses(&self) -> String {
+        if self.lagged == 0 && self.lost_broadcasts == 0 {
+            return String::new();
+        }
+        format!(
+            " | lagged: {} frames skipped by the server, {} broadcasts never reached every member",
+            self.lagged, self.lost_broadcasts
+        )
+    }
 }
 
 /// The fan-out load's check after its measured window (its `check` line): over the whole
@@ -213,6 +257,8 @@ pub(crate) struct Launcher {
     pub(crate) max_open_files: u64,
     /// `bench/node`, holding `server.js`.
     node_dir: PathBuf,
+    /// The example server, once built (the `relay` implementation).
+    relay_server: Option<PathBuf>,
 }
 
 pub(crate) fn main(args: &Args) -> Result<(), BoxError> {
@@ -236,18 +282,8 @@ pub(crate) fn main(args: &Args) -> Result<(), BoxError> {
         return Err(format!("no scenario label contains {only:?}, or no impl chosen").into());
     }
 
-    let launcher = Launcher::new();
-    if launcher.pinned {
-        println!("pinning: server on CPU 0, load generator on CPU 1 (taskset)");
-    } else {
-        println!("pinning: taskset not installed, server and load generator NOT pinned");
-    }
-    match launcher.open_files {
-        Some(limit) => println!("open files: soft limit {limit} for every child (prlimit)"),
-        None => {
-            println!("open files: prlimit not installed, children keep the limit {}", launcher.max_open_files)
-        }
-    }
+    let mut launcher = Launcher::new();
+    launcher.describe();
     if impls.contains(&"node") {
         match prepare_node(&launcher.node_dir) {
             Ok(version) => println!("node: {version}, ws from bench/node/node_modules"),
@@ -257,9 +293,19 @@ pub(crate) fn main(args: &Args) -> Result<(), BoxError> {
             }
         }
     }
+    if impls.contains(&"relay") && scenarios.iter().any(|s| serves("relay", s.kind)) {
+        match relay::prepare() {
+            Ok(server) => launcher.relay_server = Some(server),
+            Err(why) => {
+                println!("relay: skipped ({why})");
+                impls.retain(|i| *i != "relay");
+            }
+        }
+    }
     let ticks = clock_ticks();
     println!(
-        "runs: {runs} x {seconds} s (median shown); Rust servers: one tokio worker (current-thread runtime)"
+        "runs: {runs} x {seconds} s (median shown); Rust servers: one tokio worker (current-thread runtime), \
+         except relay (the example server as shipped: multi-threaded runtime, on CPU 0 like the others)"
     );
 
     let mut throughput_rows = Vec::new();
@@ -281,6 +327,7 @@ pub(crate) fn main(args: &Args) -> Result<(), BoxError> {
                 cross_node_rows.push(row);
             }
         } else if scenario.kind == Kind::Memory {
+            let impls = scenario_impls(&impls, scenario.kind);
             let mut samples: Vec<Vec<MemorySample>> = vec![Vec::new(); impls.len()];
             for run in 0..runs {
                 for (index, implementation) in impls.iter().enumerate() {
@@ -304,42 +351,20 @@ pub(crate) fn main(args: &Args) -> Result<(), BoxError> {
                     }
                 }
             }
-            memory_rows.push((scenario, samples.iter().map(|s| median_memory(s)).collect::<Vec<_>>()));
+            let medians = samples.iter().map(|s| median_memory(s));
+            memory_rows.push((scenario, impls.iter().copied().zip(medians).collect::<Vec<_>>()));
         } else {
-            let mut samples: Vec<Vec<Sample>> = vec![Vec::new(); impls.len()];
-            for run in 0..runs {
-                for (index, implementation) in impls.iter().enumerate() {
-                    match one_run(&launcher, scenario, implementation, seconds, ticks) {
-                        Ok(sample) => {
-                            eprintln!(
-                                "{} | {implementation} | run {} | {:.0}/s | {:.0}/CPU-s | CPU {:.0}% | p50 {} us | p99 {} us{}",
-                                scenario.label,
-                                run + 1,
-                                sample.rate,
-                                sample.per_cpu_second,
-                                sample.cpu_share * 100.0,
-                                sample.p50_us,
-                                sample.p99_us,
-                                sample.check.map(|c| c.summary()).unwrap_or_default()
-                            );
-                            samples[index].push(sample);
-                        }
-                        Err(error) => eprintln!(
-                            "{} | {implementation} | run {} | failed: {error}",
-                            scenario.label,
-                            run + 1
-                        ),
-                    }
-                }
-            }
-            throughput_rows.push((scenario, samples.iter().map(|s| median_sample(s)).collect::<Vec<_>>()));
+            let impls = scenario_impls(&impls, scenario.kind);
+            let samples = throughput_runs(&launcher, scenario, &impls, runs, seconds, ticks);
+            let medians = samples.iter().map(|s| median_sample(s));
+            throughput_rows.push((scenario, impls.iter().copied().zip(medians).collect::<Vec<_>>()));
         }
     }
     if !throughput_rows.is_empty() {
-        print_throughput(&impls, &throughput_rows);
+        print_throughput(&throughput_rows);
     }
     if !memory_rows.is_empty() {
-        print_memory(&impls, &memory_rows);
+        print_memory(&memory_rows);
     }
     if !cross_node_rows.is_empty() {
         cross_node::print(&cross_node_rows);
@@ -350,6 +375,50 @@ pub(crate) fn main(args: &Args) -> Result<(), BoxError> {
         run_child_driver("session resume", &["resume", "run", "--runs", &runs])?;
     }
     Ok(())
+}
+
+/// The implementations of `impls` that have a server for `kind`, in table order.
+fn scenario_impls<'a>(impls: &[&'a str], kind: Kind) -> Vec<&'a str> {
+    impls.iter().copied().filter(|implementation| serves(implementation, kind)).collect()
+}
+
+/// `runs` runs of an echo or fan-out `scenario` for each of `impls`, alternating within
+/// each run; every run's figures go to stderr. The samples of each implementation, in the
+/// order of `impls` (a failed run is reported and left out).
+fn throughput_runs(
+    launcher: &Launcher,
+    scenario: &Scenario,
+    impls: &[&str],
+    runs: usize,
+    seconds: f64,
+    ticks: f64,
+) -> Vec<Vec<Sample>> {
+    let mut samples: Vec<Vec<Sample>> = vec![Vec::new(); impls.len()];
+    for run in 0..runs {
+        for (index, implementation) in impls.iter().enumerate() {
+            match one_run(launcher, scenario, implementation, seconds, ticks) {
+                Ok(sample) => {
+                    eprintln!(
+                        "{} | {implementation} | run {} | {:.0}/s | {:.0}/CPU-s | CPU {:.0}% | p50 {} us | p99 {} us{}{}",
+                        scenario.label,
+                        run + 1,
+                        sample.rate,
+                        sample.per_cpu_second,
+                        sample.cpu_share * 100.0,
+                        sample.p50_us,
+                        sample.p99_us,
+                        sample.losses(),
+                        sample.check.map(|c| c.summary()).unwrap_or_default()
+                    );
+                    samples[index].push(sample);
+                }
+                Err(error) => {
+                    eprintln!("{} | {implementation} | run {} | failed: {error}", scenario.label, run + 1)
+                }
+            }
+        }
+    }
+    samples
 }
 
 /// Another driver (`bench features run`: the router scenarios, ours and raw only; `bench
@@ -365,13 +434,17 @@ fn run_child_driver(what: &str, args: &[&str]) -> Result<(), BoxError> {
     if status.success() { Ok(()) } else { Err(format!("bench {} failed: {status}", args.join(" ")).into()) }
 }
 
-fn print_throughput(impls: &[&str], rows: &[(&Scenario, Vec<Option<Sample>>)]) {
+/// A scenario's medians, by implementation, in table order.
+type Row<'a, T> = (&'a Scenario, Vec<(&'a str, Option<T>)>);
+
+fn print_throughput(rows: &[Row<'_, Sample>]) {
     println!();
     println!("| scenario | impl | rate/s | per server CPU-s | server CPU | p50 | p99 |");
     println!("|---|---|---:|---:|---:|---:|---:|");
+    let mut notes = Vec::new();
     for (scenario, medians) in rows {
         let unit = if scenario.kind == Kind::Fanout { "deliveries" } else { "round trips" };
-        for (implementation, median) in impls.iter().zip(medians) {
+        for (implementation, median) in medians {
             match median {
                 Some(m) => println!(
                     "| {} ({unit}) | {implementation} | {:.0} | {:.0} | {:.0}% | {} us | {} us |",
@@ -384,30 +457,40 @@ fn print_throughput(impls: &[&str], rows: &[(&Scenario, Vec<Option<Sample>>)]) {
                 ),
                 None => println!("| {} ({unit}) | {implementation} | failed | | | | |", scenario.label),
             }
-        }
-        let find = |name: &str| impls.iter().position(|i| *i == name).and_then(|index| medians[index]);
-        let Some(ours) = find("ours") else { continue };
-        for peer in ["raw", "node"] {
-            if let Some(other) = find(peer) {
-                println!(
-                    "| {} | **ours/{peer}** | {:.2}x | {:.2}x | | {:.2}x | {:.2}x |",
-                    scenario.label,
-                    ratio(ours.rate, other.rate),
-                    ratio(ours.per_cpu_second, other.per_cpu_second),
-                    ratio(ours.p50_us, other.p50_us),
-                    ratio(ours.p99_us, other.p99_us)
-                );
+            if let Some(m) = median.filter(|m| m.lagged > 0 || m.lost_broadcasts > 0) {
+                notes.push(format!("{} | {implementation}:{}", scenario.label, m.losses()));
             }
         }
+        for (name, peer, m, other) in ratio_pairs(medians) {
+            println!(
+                "| {} | **{name}/{peer}** | {:.2}x | {:.2}x | | {:.2}x | {:.2}x |",
+                scenario.label,
+                ratio(m.rate, other.rate),
+                ratio(m.per_cpu_second, other.per_cpu_second),
+                ratio(m.p50_us, other.p50_us),
+                ratio(m.p99_us, other.p99_us)
+            );
+        }
+    }
+    for note in notes {
+        println!("\nnote (all runs): {note}");
     }
 }
 
-fn print_memory(impls: &[&str], rows: &[(&Scenario, Vec<Option<MemorySample>>)]) {
+/// The [`RATIOS`] whose two implementations have a median in `medians`.
+fn ratio_pairs<'a, T: Copy>(
+    medians: &'a [(&'a str, Option<T>)],
+) -> impl Iterator<Item = (&'a str, &'a str, T, T)> {
+    let find = |name: &str| medians.iter().find(|(i, _)| *i == name).and_then(|(_, m)| *m);
+    RATIOS.iter().filter_map(move |(name, peer)| Some((*name, *peer, find(name)?, find(peer)?)))
+}
+
+fn print_memory(rows: &[Row<'_, MemorySample>]) {
     println!();
     println!("| scenario | impl | server RSS before | RSS after | bytes per connection |");
     println!("|---|---|---:|---:|---:|");
     for (scenario, medians) in rows {
-        for (implementation, median) in impls.iter().zip(medians) {
+        for (implementation, median) in medians {
             match median {
                 Some(m) => println!(
                     "| {} | {implementation} | {:.1} MiB | {:.1} MiB | {:.0} |",
@@ -419,16 +502,12 @@ fn print_memory(impls: &[&str], rows: &[(&Scenario, Vec<Option<MemorySample>>)])
                 None => println!("| {} | {implementation} | failed | | |", scenario.label),
             }
         }
-        let find = |name: &str| impls.iter().position(|i| *i == name).and_then(|index| medians[index]);
-        let Some(ours) = find("ours") else { continue };
-        for peer in ["raw", "node"] {
-            if let Some(other) = find(peer) {
-                println!(
-                    "| {} | **ours/{peer}** | | | {:.2}x |",
-                    scenario.label,
-                    ratio(ours.bytes_per_connection, other.bytes_per_connection)
-                );
-            }
+        for (name, peer, m, other) in ratio_pairs(medians) {
+            println!(
+                "| {} | **{name}/{peer}** | | | {:.2}x |",
+                scenario.label,
+                ratio(m.bytes_per_connection, other.bytes_per_connection)
+            );
         }
     }
 }
@@ -449,6 +528,8 @@ fn median_sample(samples: &[Sample]) -> Option<Sample> {
         cpu_share: of(|s| s.cpu_share),
         p50_us: of(|s| s.p50_us),
         p99_us: of(|s| s.p99_us),
+        lagged: samples.iter().map(|s| s.lagged).sum(),
+        lost_broadcasts: samples.iter().map(|s| s.lost_broadcasts).sum(),
         // Per run, not a median: see the runs' lines on stderr.
         check: None,
     })
@@ -468,6 +549,21 @@ fn median_memory(samples: &[MemorySample]) -> Option<MemorySample> {
 }
 
 impl Launcher {
+    /// Says how children are pinned and what file limit they get.
+    fn describe(&self) {
+        if self.pinned {
+            println!("pinning: server on CPU 0, load generator on CPU 1 (taskset)");
+        } else {
+            println!("pinning: taskset not installed, server and load generator NOT pinned");
+        }
+        match self.open_files {
+            Some(limit) => println!("open files: soft limit {limit} for every child (prlimit)"),
+            None => {
+                println!("open files: prlimit not installed, children keep the limit {}", self.max_open_files)
+            }
+        }
+    }
+
     pub(crate) fn new() -> Self {
         let works = |program: &str, arg: &str| {
             Command::new(program)
@@ -486,6 +582,7 @@ impl Launcher {
             open_files,
             max_open_files: open_files.unwrap_or(soft),
             node_dir: Path::new(env!("CARGO_MANIFEST_DIR")).join("node"),
+            relay_server: None,
         }
     }
 
@@ -531,6 +628,11 @@ impl Launcher {
             let mut args = vec![script];
             args.extend(listen);
             self.spawn(0, "node", &args)
+        } else if implementation == "relay" {
+            let server = self.relay_server.as_deref().ok_or("the example server was not built")?;
+            let argv = relay::command(server);
+            let (program, args) = argv.split_first().ok_or("empty command")?;
+            self.spawn(0, program, args)
         } else {
             let mut args = vec!["serve".to_owned(), "--impl".to_owned(), implementation.to_owned()];
             args.extend(listen);
@@ -567,17 +669,8 @@ fn prepare_node(dir: &Path) -> Result<String, String> {
         .stderr(Stdio::inherit())
         .spawn()
         .map_err(|e| format!("cannot run npm: {e}"))?;
-    let mut npm = Killed(child);
-    let deadline = Instant::now() + NPM_DEADLINE;
-    loop {
-        match npm.0.try_wait() {
-            Ok(Some(status)) if status.success() => return Ok(version),
-            Ok(Some(status)) => return Err(format!("npm install failed: {status}")),
-            Ok(None) if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(200)),
-            Ok(None) => return Err(format!("npm install took longer than {} s", NPM_DEADLINE.as_secs())),
-            Err(e) => return Err(format!("npm install: {e}")),
-        }
-    }
+    finish_within(Killed(child), NPM_DEADLINE, "npm install")?;
+    Ok(version)
 }
 
 /// Starts the server (with `extra` arguments for `bench serve`) and waits for its
@@ -588,6 +681,17 @@ fn start_server(
     kind: Kind,
     extra: &[String],
 ) -> Result<(Killed, u32, String), BoxError> {
+    let (server, pid, url, _) = start_server_with_lines(launcher, implementation, kind, extra)?;
+    Ok((server, pid, url))
+}
+
+/// [`start_server`], and the server's later stdout lines.
+fn start_server_with_lines(
+    launcher: &Launcher,
+    implementation: &str,
+    kind: Kind,
+    extra: &[String],
+) -> Result<(Killed, u32, String, std::sync::mpsc::Receiver<String>), BoxError> {
     let mut server = launcher.spawn_server(implementation, kind, extra)?;
     let pid = server.pid();
     let server_lines = lines(&mut server)?;
@@ -595,7 +699,7 @@ fn start_server(
         l.starts_with("listening on ")
     })?;
     let url = line.trim_start_matches("listening on ").trim().to_owned();
-    Ok((server, pid, url))
+    Ok((server, pid, url, server_lines))
 }
 
 fn one_run(
@@ -605,8 +709,15 @@ fn one_run(
     seconds: f64,
     ticks: f64,
 ) -> Result<Sample, BoxError> {
-    let (server, server_pid, url) = start_server(launcher, implementation, scenario.kind, &[])?;
+    let (server, server_pid, url, server_lines) =
+        start_server_with_lines(launcher, implementation, scenario.kind, &[])?;
     let measured = measure(launcher, scenario, &url, &[], &[server_pid], seconds, ticks)?;
+    // `bcast` prints `lagged TOTAL` whenever its total of skipped frames changed.
+    let lagged = server_lines
+        .try_iter()
+        .filter_map(|line| line.strip_prefix("lagged ").and_then(|total| total.trim().parse().ok()))
+        .last()
+        .unwrap_or(0);
     drop(server);
     let cpu_seconds = measured.cpu_seconds[0];
     Ok(Sample {
@@ -615,6 +726,8 @@ fn one_run(
         cpu_share: cpu_seconds / measured.wall,
         p50_us: measured.number("p50_us"),
         p99_us: measured.number("p99_us"),
+        lagged,
+        lost_broadcasts: measured.number("broadcasts_lost") as u64,
         check: measured.check,
     })
 }

@@ -19,6 +19,9 @@
 //!   `split`, a writer task per connection fed by a bounded mpsc that feeds every queued
 //!   frame and flushes once; fan-out walks a `Mutex<HashMap>` of those senders. Memory keeps
 //!   each connection in that map and its id in a room set, and ignores what it reads.
+//! - `bcast`: the other textbook raw server, on `tokio::sync::broadcast` (axum's chat
+//!   example): the same accept path as `raw`, one broadcast channel for the fan-out, a
+//!   writer task per connection that coalesces queued frames; lossy on lag (see [`bcast`]).
 
 use std::collections::{HashMap, HashSet};
 use std::future::Future;
@@ -33,12 +36,15 @@ use network_core::{Adapter, AdapterError, Network, NetworkEvent, Room, Target};
 use redis_adapter::{RedisCluster, RedisConfig};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::mpsc;
+use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::handshake::server::{Request, Response};
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use ws_server::{Server, ServerConfig};
 
 use crate::{Args, BoxError};
+
+mod bcast;
 
 /// Frames the raw baseline queues per connection before it drops (fan-out) or waits (echo).
 pub(crate) const RAW_QUEUE: usize = 1024;
@@ -86,7 +92,8 @@ pub(crate) fn main(args: &Args) -> Result<(), BoxError> {
             ours(server, scenario, pipelined).await
         }),
         "raw" if cluster.is_empty() => runtime.block_on(raw(&listen, scenario)),
-        "raw" => Err("--cluster-redis is for --impl ours only".into()),
+        "bcast" if cluster.is_empty() => runtime.block_on(bcast::serve(&listen, scenario)),
+        "raw" | "bcast" => Err("--cluster-redis is for --impl ours only".into()),
         other => Err(format!("unknown impl {other}").into()),
     }
 }
@@ -206,9 +213,12 @@ async fn raw(listen: &str, scenario: Scenario) -> Result<(), BoxError> {
     }
 }
 
+/// The raw baselines' accept path: no Nagle, `accept_hdr_async_with_config` with a
+/// [`RAW_READ_BUFFER`] read buffer. The connection, and whether it is the publisher (path
+/// `/pub`); `None` when the handshake failed.
 // tungstenite's handshake callback returns its own (large) `ErrorResponse`; not ours to box.
 #[allow(clippy::result_large_err)]
-async fn raw_connection(stream: TcpStream, id: u64, scenario: Scenario, members: Members, room: RoomSet) {
+pub(crate) async fn accept_raw(stream: TcpStream) -> Option<(WebSocketStream<TcpStream>, bool)> {
     let _ = stream.set_nodelay(true);
     let mut is_publisher = false;
     let callback = |request: &Request, response: Response| {
@@ -216,9 +226,12 @@ async fn raw_connection(stream: TcpStream, id: u64, scenario: Scenario, members:
         Ok(response)
     };
     let config = WebSocketConfig::default().read_buffer_size(RAW_READ_BUFFER);
-    let Ok(ws) = tokio_tungstenite::accept_hdr_async_with_config(stream, callback, Some(config)).await else {
-        return;
-    };
+    let ws = tokio_tungstenite::accept_hdr_async_with_config(stream, callback, Some(config)).await.ok()?;
+    Some((ws, is_publisher))
+}
+
+async fn raw_connection(stream: TcpStream, id: u64, scenario: Scenario, members: Members, room: RoomSet) {
+    let Some((ws, is_publisher)) = accept_raw(stream).await else { return };
     let (sink, mut source) = ws.split();
     let (sender, writer) = spawn_raw_writer(sink);
     if scenario != Scenario::Echo && !is_publisher {
