@@ -46,6 +46,8 @@ use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
+mod member;
+
 use crate::hist::Histogram;
 use crate::{Args, BoxError};
 
@@ -161,6 +163,33 @@ impl LoadState {
 
     /// Ends broadcast `seq` (completed or given up), returning its window place; false
     /// when it had already ended.
+    /// Fan-out: member `index` of `members` got a binary frame with `payload`.
+    fn delivered_to(&self, index: usize, members: u64, payload: &[u8]) {
+        let Some(seq) = payload.get(..8).and_then(|b| <[u8; 8]>::try_from(b).ok()) else { return };
+        let seq = u64::from_le_bytes(seq);
+        self.count.fetch_add(1, Ordering::Relaxed);
+        // One member's frames come in the publisher's order (one node delivers them in
+        // order, and the cluster keeps one node's broadcasts in order), so anything but
+        // the next number is a duplicate, a loss or a reordering.
+        let expected = self.next_seq[index].swap(seq + 1, Ordering::Relaxed);
+        if expected != seq {
+            self.sequence_errors.fetch_add(1, Ordering::Relaxed);
+            // This member skipped `expected..seq`: those broadcasts cannot complete. At most
+            // a ring's worth can be in flight, so older ones are long ended.
+            for skipped in expected.max(seq.saturating_sub(RING as u64))..seq {
+                self.abandon_broadcast(skipped);
+            }
+        }
+        let slot = (seq % RING as u64) as usize;
+        if self.delivered[slot].fetch_add(1, Ordering::Relaxed) + 1 == members && self.end_broadcast(seq) {
+            self.completed.fetch_add(1, Ordering::Relaxed);
+            if self.measuring.load(Ordering::Relaxed) {
+                let took = self.nanos().saturating_sub(self.sent_at[slot].load(Ordering::Relaxed));
+                self.hist.record(took / 1000);
+            }
+        }
+    }
+
     fn end_broadcast(&self, seq: u64) -> bool {
         let slot = (seq % RING as u64) as usize;
         let ended =
@@ -235,11 +264,10 @@ pub(crate) fn main(args: &Args) -> Result<(), BoxError> {
                     // An even split; the first `connections % n` servers take one more.
                     let share = connections / member_urls.len()
                         + usize::from(index < connections % member_urls.len());
-                    subscribers
-                        .extend(connect_all(&format!("{member_url}/sub"), share, LOAD_READ_BUFFER).await?);
+                    subscribers.extend(connect_members(&format!("{member_url}/sub"), share).await?);
                 }
-                for (index, ws) in subscribers.into_iter().enumerate() {
-                    tokio::spawn(subscriber(ws, index, connections as u64, shared.clone()));
+                for (index, member) in subscribers.into_iter().enumerate() {
+                    tokio::spawn(subscriber(member, index, connections as u64, shared.clone()));
                 }
                 let publisher_ws = connect_all(&format!("{url}/pub"), 1, LOAD_READ_BUFFER).await?;
                 // Let the server register every member before the first broadcast: a
@@ -332,6 +360,25 @@ fn say(line: &str) -> Result<(), BoxError> {
     Ok(())
 }
 
+/// Opens `connections` fan-out members on `url`, [`CONNECT_BATCH`] at a time.
+async fn connect_members(url: &str, connections: usize) -> Result<Vec<member::Member>, BoxError> {
+    let mut all = Vec::with_capacity(connections);
+    let deadline = tokio::time::Instant::now() + connect_deadline(connections);
+    while all.len() < connections {
+        let batch = CONNECT_BATCH.min(connections - all.len());
+        let results = tokio::time::timeout_at(
+            deadline,
+            futures_util::future::join_all((0..batch).map(|_| member::connect(url))),
+        )
+        .await
+        .map_err(|_| format!("connecting {connections} clients to {url} took too long"))?;
+        for result in results {
+            all.push(result?);
+        }
+    }
+    Ok(all)
+}
+
 async fn connect_all(url: &str, connections: usize, read_buffer_size: usize) -> Result<Vec<Ws>, BoxError> {
     let config = WebSocketConfig::default().read_buffer_size(read_buffer_size);
     let mut all = Vec::with_capacity(connections);
@@ -381,34 +428,9 @@ async fn echo_client(mut ws: Ws, frame: Message, in_flight: usize, shared: Arc<L
     shared.lost.fetch_add(1, Ordering::Relaxed);
 }
 
-async fn subscriber(mut ws: Ws, index: usize, members: u64, shared: Arc<LoadState>) {
-    while let Some(Ok(message)) = ws.next().await {
-        let Message::Binary(payload) = message else { continue };
-        let Some(seq) = payload.get(..8).and_then(|b| <[u8; 8]>::try_from(b).ok()) else { continue };
-        let seq = u64::from_le_bytes(seq);
-        shared.count.fetch_add(1, Ordering::Relaxed);
-        // One member's frames come in the publisher's order (one node delivers them in
-        // order, and the cluster keeps one node's broadcasts in order), so anything but
-        // the next number is a duplicate, a loss or a reordering.
-        let expected = shared.next_seq[index].swap(seq + 1, Ordering::Relaxed);
-        if expected != seq {
-            shared.sequence_errors.fetch_add(1, Ordering::Relaxed);
-            // This member skipped `expected..seq`: those broadcasts cannot complete. At most
-            // a ring's worth can be in flight, so older ones are long ended.
-            for skipped in expected.max(seq.saturating_sub(RING as u64))..seq {
-                shared.abandon_broadcast(skipped);
-            }
-        }
-        let slot = (seq % RING as u64) as usize;
-        if shared.delivered[slot].fetch_add(1, Ordering::Relaxed) + 1 == members && shared.end_broadcast(seq)
-        {
-            shared.completed.fetch_add(1, Ordering::Relaxed);
-            if shared.measuring.load(Ordering::Relaxed) {
-                let took = shared.nanos().saturating_sub(shared.sent_at[slot].load(Ordering::Relaxed));
-                shared.hist.record(took / 1000);
-            }
-        }
-    }
+/// Counts one member's deliveries until its connection ends.
+async fn subscriber(member: member::Member, index: usize, members: u64, shared: Arc<LoadState>) {
+    member.run(|payload| shared.delivered_to(index, members, payload)).await;
     shared.lost.fetch_add(1, Ordering::Relaxed);
 }
 

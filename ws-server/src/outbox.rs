@@ -50,6 +50,12 @@ const MAX_IO_SLICES: usize = 64;
 /// Up to this many bytes of queued frames are copied into one buffer and written with a
 /// plain `send` rather than a `writev` of their slices.
 const GATHER_BYTES: usize = 4096;
+/// Frames with at most this many payload bytes are copied into the queue's tail buffer
+/// rather than queued as a shared payload (see [`Frames`]).
+const SMALL_FRAME: usize = 512;
+/// What a tail buffer reserves when it starts: a burst of small frames fills it without
+/// reallocating at every frame.
+const TAIL_RESERVE: usize = 512;
 
 /// What [`Outbox::reader_event`] reports.
 pub(crate) enum ReaderEvent {
@@ -81,16 +87,115 @@ pub(crate) struct QueueLimits {
     pub(crate) stall_timeout: Duration,
 }
 
+/// Frames waiting to be written, in order: the chunks, then the tail.
+///
+/// A large frame is a chunk (its header and the shared payload: a broadcast copies
+/// nothing). Small frames are copied into the tail buffer, header and payload, as
+/// tungstenite's write buffer does: for the usual small broadcast a delivery is then one
+/// copy of a few dozen bytes, where a chunk costs a reference count taken and dropped on
+/// the shared payload and a gathering copy when written; and a burst of them is written
+/// from one contiguous buffer. A large frame after small ones seals the tail into a chunk
+/// first, so the order holds.
+#[derive(Default)]
+struct Frames {
+    chunks: VecDeque<Chunk>,
+    tail: Vec<u8>,
+    /// Bytes of the front chunk already written (the tail drops what is written at once).
+    front_written: usize,
+}
+
+impl Frames {
+    fn is_empty(&self) -> bool {
+        self.chunks.is_empty() && self.tail.is_empty()
+    }
+
+    /// Appends a data frame; returns its length on the wire.
+    fn push(&mut self, header: Header, payload: &Bytes) -> usize {
+        let len = header.as_slice().len() + payload.len();
+        if payload.len() <= SMALL_FRAME {
+            self.push_small(&[header.as_slice(), payload]);
+        } else {
+            self.seal_tail();
+            self.chunks.push_back(Chunk { header, payload: payload.clone() });
+        }
+        len
+    }
+
+    /// Appends bytes to the tail.
+    fn push_small(&mut self, parts: &[&[u8]]) {
+        let len: usize = parts.iter().map(|part| part.len()).sum();
+        if self.tail.capacity() == 0 {
+            self.tail.reserve(len.max(TAIL_RESERVE));
+        }
+        for part in parts {
+            self.tail.extend_from_slice(part);
+        }
+    }
+
+    /// Makes the tail a chunk, so that what comes next goes after it.
+    fn seal_tail(&mut self) {
+        if !self.tail.is_empty() {
+            let tail = Bytes::from(std::mem::take(&mut self.tail));
+            self.chunks.push_back(Chunk { header: Header::EMPTY, payload: tail });
+        }
+    }
+
+    /// The slices to write next, in order, at most `slices.len()`.
+    fn fill_slices<'a>(&'a self, slices: &mut [IoSlice<'a>]) -> usize {
+        let mut count = 0;
+        let mut skip = self.front_written;
+        let chunk_parts = self.chunks.iter().flat_map(|chunk| [chunk.header.as_slice(), &chunk.payload[..]]);
+        for part in chunk_parts.chain(std::iter::once(&self.tail[..])) {
+            if skip >= part.len() {
+                skip -= part.len();
+                continue;
+            }
+            if count == slices.len() {
+                return count;
+            }
+            slices[count] = IoSlice::new(&part[skip..]);
+            skip = 0;
+            count += 1;
+        }
+        count
+    }
+
+    /// Takes `written` bytes off the front; returns the bytes that leave the queue (whole
+    /// chunks, and the written part of the tail).
+    fn advance(&mut self, mut written: usize) -> usize {
+        let mut popped = 0;
+        while written > 0 {
+            let Some(front) = self.chunks.front() else { break };
+            let remaining = front.len() - self.front_written;
+            if written >= remaining {
+                written -= remaining;
+                popped += front.len();
+                self.front_written = 0;
+                self.chunks.pop_front();
+            } else {
+                self.front_written += written;
+                return popped;
+            }
+        }
+        if written > 0 {
+            // A short write into the tail moves the rest to the front: rare (the socket
+            // was full), and it keeps the tail's bytes all unwritten.
+            let written = written.min(self.tail.len());
+            self.tail.drain(..written);
+            popped += written;
+        }
+        popped
+    }
+}
+
 struct State<W> {
     io: W,
-    queue: VecDeque<Chunk>,
+    queue: Frames,
     queued_bytes: usize,
     /// Whether the queue is over the soft limit (and counted in the server's pressure).
     congested: bool,
     /// While congested: when the socket last took bytes (or the congestion began).
     last_progress: Instant,
-    /// Bytes of the front chunk already written.
-    front_written: usize,
     needs_flush: bool,
     /// Whether the flusher has this outbox on its list.
     flush_scheduled: bool,
@@ -193,11 +298,10 @@ impl<W: AsyncWrite + Unpin + Send + 'static> Outbox<W> {
         Self {
             state: Mutex::new(State {
                 io,
-                queue: VecDeque::new(),
+                queue: Frames::default(),
                 queued_bytes: 0,
                 congested: false,
                 last_progress: Instant::now(),
-                front_written: 0,
                 needs_flush: false,
                 flush_scheduled: false,
                 accepting_data: true,
@@ -228,8 +332,9 @@ impl<W: AsyncWrite + Unpin + Send + 'static> Outbox<W> {
         if !state.accepting_data || state.aborted.is_some() {
             return Err(SendError::Closed(message));
         }
-        let chunk = Chunk { header: Header::for_message(&message), payload: message.payload().clone() };
+        let header = Header::for_message(&message);
         if direct && state.queue.is_empty() {
+            let chunk = Chunk { header, payload: message.payload().clone() };
             match try_write_direct(&mut state.io, &chunk) {
                 Ok((written, flushed)) if written == chunk.len() => {
                     if !flushed {
@@ -240,8 +345,12 @@ impl<W: AsyncWrite + Unpin + Send + 'static> Outbox<W> {
                 }
                 Ok((written, _)) => {
                     // A short write: the writer, which waits for writability, finishes it.
-                    state.front_written = written;
-                    return match self.push(&mut state, chunk) {
+                    return match self.push(&mut state, |frames| {
+                        frames.seal_tail();
+                        frames.chunks.push_back(chunk);
+                        frames.front_written = written;
+                        header.as_slice().len() + message.len()
+                    }) {
                         Ok(_) => {
                             self.wake_writer.notify_one();
                             Ok(())
@@ -256,7 +365,7 @@ impl<W: AsyncWrite + Unpin + Send + 'static> Outbox<W> {
                 }
             }
         }
-        match self.push(&mut state, chunk) {
+        match self.push(&mut state, |frames| frames.push(header, message.payload())) {
             // A non-empty queue already has an owner: the flusher or the writer.
             Ok(was_empty) => {
                 if was_empty
@@ -279,8 +388,10 @@ impl<W: AsyncWrite + Unpin + Send + 'static> Outbox<W> {
         if state.aborted.is_some() {
             return Err(io::ErrorKind::BrokenPipe.into());
         }
-        let chunk = Chunk { header: Header::EMPTY, payload: Bytes::copy_from_slice(bytes) };
-        match self.push(&mut state, chunk) {
+        match self.push(&mut state, |frames| {
+            frames.push_small(&[bytes]);
+            bytes.len()
+        }) {
             Ok(was_empty) => {
                 if was_empty {
                     self.wake_writer.notify_one();
@@ -291,18 +402,22 @@ impl<W: AsyncWrite + Unpin + Send + 'static> Outbox<W> {
         }
     }
 
-    /// Appends `chunk` within the hard bound; tells whether the queue was empty before.
-    fn push(&self, state: &mut State<W>, chunk: Chunk) -> Result<bool, ()> {
+    /// Appends a frame with `append` (which returns the bytes it queued) within the hard
+    /// bound; tells whether the queue was empty before.
+    fn push(&self, state: &mut State<W>, append: impl FnOnce(&mut Frames) -> usize) -> Result<bool, ()> {
         let was_empty = state.queue.is_empty();
+        let len = append(&mut state.queue);
         // One frame may always be queued, whatever its size; past that, the bound applies.
-        if !was_empty && state.queued_bytes + chunk.len() > self.limits.hard {
+        if !was_empty && state.queued_bytes + len > self.limits.hard {
             tracing::warn!(queued = state.queued_bytes, "outgoing queue full: dropping the connection");
+            // The frame just appended goes with the rest of the queue.
+            state.queued_bytes += len;
+            self.pressure.queued(len);
             self.abort_locked(state, CloseFrame::new(CloseCode::POLICY, "outgoing queue full"));
             return Err(());
         }
-        state.queued_bytes += chunk.len();
-        self.pressure.queued(chunk.len());
-        state.queue.push_back(chunk);
+        state.queued_bytes += len;
+        self.pressure.queued(len);
         if !state.congested && state.queued_bytes > self.limits.soft {
             state.congested = true;
             state.last_progress = Instant::now();
@@ -316,7 +431,8 @@ impl<W: AsyncWrite + Unpin + Send + 'static> Outbox<W> {
     /// Takes `written` bytes off the front of the queue, and the connection out of
     /// congestion once it is back under the soft limit.
     fn advance(&self, state: &mut State<W>, written: usize) {
-        let popped = advance(state, written);
+        let popped = state.queue.advance(written);
+        state.queued_bytes -= popped;
         self.pressure.written(popped);
         if state.congested {
             state.last_progress = Instant::now();
@@ -331,8 +447,7 @@ impl<W: AsyncWrite + Unpin + Send + 'static> Outbox<W> {
     fn release(&self, state: &mut State<W>) {
         self.pressure.written(state.queued_bytes);
         state.queued_bytes = 0;
-        state.front_written = 0;
-        state.queue = VecDeque::new();
+        state.queue = Frames::default();
         if std::mem::take(&mut state.congested) {
             self.pressure.congestion_ended();
         }
@@ -483,11 +598,11 @@ impl<W: AsyncWrite + Unpin + Send + 'static> Outbox<W> {
                 }
                 // Most connections are idle most of the time: give the queue's buffer back
                 // (an allocation per burst costs far less than the burst's write).
-                state.queue = VecDeque::new();
+                state.queue = Frames::default();
                 return Poll::Ready(Ok(()));
             }
             let mut slices = [IoSlice::new(&[]); MAX_IO_SLICES];
-            let count = fill_slices(&state.queue, state.front_written, &mut slices);
+            let count = state.queue.fill_slices(&mut slices);
             let written = ready!(write_slices(&mut state.io, cx, &slices[..count]))?;
             if written == 0 {
                 return Poll::Ready(Err(io::ErrorKind::WriteZero.into()));
@@ -551,47 +666,6 @@ fn try_write_direct<W: AsyncWrite + Unpin>(io: &mut W, chunk: &Chunk) -> io::Res
     let flushed =
         written == chunk.len() && matches!(Pin::new(&mut *io).poll_flush(&mut cx), Poll::Ready(Ok(())));
     Ok((written, flushed))
-}
-
-fn fill_slices<'a>(queue: &'a VecDeque<Chunk>, front_written: usize, slices: &mut [IoSlice<'a>]) -> usize {
-    let mut count = 0;
-    let mut skip = front_written;
-    for chunk in queue {
-        for part in [chunk.header.as_slice(), &chunk.payload[..]] {
-            if skip >= part.len() {
-                skip -= part.len();
-                continue;
-            }
-            if count == slices.len() {
-                return count;
-            }
-            slices[count] = IoSlice::new(&part[skip..]);
-            skip = 0;
-            count += 1;
-        }
-    }
-    count
-}
-
-/// Takes `written` bytes off the front of the queue; returns the bytes of the chunks it
-/// finished (what leaves `queued_bytes`).
-fn advance<W>(state: &mut State<W>, mut written: usize) -> usize {
-    let mut popped = 0;
-    while written > 0 {
-        let Some(front) = state.queue.front() else { break };
-        let remaining = front.len() - state.front_written;
-        if written >= remaining {
-            written -= remaining;
-            popped += front.len();
-            state.queued_bytes -= front.len();
-            state.front_written = 0;
-            state.queue.pop_front();
-        } else {
-            state.front_written += written;
-            break;
-        }
-    }
-    popped
 }
 
 #[cfg(test)]

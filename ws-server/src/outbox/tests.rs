@@ -143,7 +143,7 @@ async fn a_short_direct_write_mid_slice_is_finished_by_the_writer() {
     // Three bytes: the header and one byte of the payload; then the socket blocks.
     socket.script(&[Step::Take(3), Step::Block]);
     outbox.send(hello.clone()).unwrap();
-    assert_eq!(outbox.lock().front_written, 3);
+    assert_eq!(outbox.lock().queue.front_written, 3);
     assert_eq!(outbox.lock().queued_bytes, wire(&hello).len());
     let after = text(5, b'a');
     outbox.send(after.clone()).unwrap();
@@ -285,4 +285,39 @@ async fn a_congested_socket_that_takes_nothing_is_dropped_and_one_that_takes_is_
     let aborted = outbox.lock().aborted.clone().unwrap();
     assert_eq!((aborted.code, aborted.reason.as_str()), (CloseCode::POLICY, "slow consumer"));
     assert!(!pressure.congested());
+}
+
+#[tokio::test(start_paused = true)]
+async fn small_and_large_frames_keep_their_order_whatever_the_writes_cut() {
+    // Small frames are copied into the tail, large ones queued as chunks; a large frame
+    // after small ones seals the tail. Every cut size must give the same bytes in order.
+    for cut in [1, 2, 3, 7, 64, 513, 600, 1500] {
+        let socket = Socket::default();
+        let (outbox, pressure, _flusher) = new_outbox(&socket, LIMITS);
+        socket.script(&[Step::Block]);
+        let frames = [
+            text(10, b'a'),
+            text(super::SMALL_FRAME, b'b'),
+            text(super::SMALL_FRAME + 1, b'c'),
+            text(3, b'd'),
+            text(1000, b'e'),
+            text(1000, b'f'),
+            text(20, b'g'),
+        ];
+        for frame in &frames {
+            outbox.send_batched(frame.clone()).unwrap();
+        }
+        assert_eq!(outbox.lock().queued_bytes, frames.iter().map(|f| wire(f).len()).sum::<usize>());
+        socket.script(&[Step::Take(cut); 64]);
+        let writer = tokio::spawn({
+            let outbox = outbox.clone();
+            async move { outbox.run_writer().await }
+        });
+        drained(&outbox).await;
+        assert_eq!(socket.written(), frames.iter().flat_map(wire).collect::<Vec<u8>>(), "cut {cut}");
+        assert_eq!(outbox.lock().queued_bytes, 0, "cut {cut}");
+        assert!(!pressure.congested());
+        outbox.finish();
+        tokio::time::timeout(Duration::from_secs(10), writer).await.unwrap().unwrap();
+    }
 }
