@@ -59,7 +59,13 @@ fn child() {
                 // Apply the state and the diffs until every member is known.
                 let mut members: HashMap<String, Value> = HashMap::new();
                 while members.len() < CLIENTS {
-                    let Some(Ok(WsMessage::Text(text))) = ws.next().await else { panic!("stream ended") };
+                    let text = match ws.next().await {
+                        Some(Ok(WsMessage::Text(text))) => text,
+                        // The server pings every 25 s; tungstenite answers by itself. On a
+                        // loaded machine convergence can take longer than that.
+                        Some(Ok(WsMessage::Ping(_) | WsMessage::Pong(_))) => continue,
+                        other => panic!("stream ended: {other:?}"),
+                    };
                     let mut frame: Value = serde_json::from_str(&text).unwrap();
                     let body = frame["d"].take();
                     match body["t"].as_str() {
