@@ -314,10 +314,19 @@ impl LocalAdapter {
                 .flat_map(|members| members.keys().copied())
                 .collect()
         });
+        // The usual exception is one connection, the sender: compared, not hashed.
+        let except_one = match target.except.len() {
+            1 => target.except.iter().next().copied(),
+            _ => None,
+        };
+        let is_excepted = |id: ConnectionId| match except_one {
+            Some(one) => one == id,
+            None => !target.except.is_empty() && target.except.contains(&id),
+        };
         let mut accepted = 0;
         let mut send = |connection: &Connection| {
             let id = connection.id();
-            if !target.except.contains(&id)
+            if !is_excepted(id)
                 && !excluded.as_ref().is_some_and(|excluded| excluded.contains(&id))
                 && connection.send_batched(message.clone()).is_ok()
             {

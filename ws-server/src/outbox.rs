@@ -41,7 +41,7 @@ use tokio::io::AsyncWrite;
 use tokio::sync::Notify;
 use tokio::time::{Instant, sleep_until};
 
-use crate::flusher::{Flush, Shard};
+use crate::flusher::{Flush, Shard, TailBuffers};
 use crate::frame::Header;
 use crate::pressure::Pressure;
 
@@ -53,9 +53,6 @@ const GATHER_BYTES: usize = 4096;
 /// Frames with at most this many payload bytes are copied into the queue's tail buffer
 /// rather than queued as a shared payload (see [`Frames`]).
 const SMALL_FRAME: usize = 512;
-/// What a tail buffer reserves when it starts: a burst of small frames fills it without
-/// reallocating at every frame.
-const TAIL_RESERVE: usize = 512;
 
 /// What [`Outbox::reader_event`] reports.
 pub(crate) enum ReaderEvent {
@@ -109,11 +106,12 @@ impl Frames {
         self.chunks.is_empty() && self.tail.is_empty()
     }
 
-    /// Appends a data frame; returns its length on the wire.
-    fn push(&mut self, header: Header, payload: &Bytes) -> usize {
+    /// Appends a data frame; returns its length on the wire. A new tail buffer comes
+    /// from `buffers`.
+    fn push(&mut self, header: Header, payload: &Bytes, buffers: &TailBuffers) -> usize {
         let len = header.as_slice().len() + payload.len();
         if payload.len() <= SMALL_FRAME {
-            self.push_small(&[header.as_slice(), payload]);
+            self.push_small(&[header.as_slice(), payload], buffers);
         } else {
             self.seal_tail();
             self.chunks.push_back(Chunk { header, payload: payload.clone() });
@@ -122,10 +120,9 @@ impl Frames {
     }
 
     /// Appends bytes to the tail.
-    fn push_small(&mut self, parts: &[&[u8]]) {
-        let len: usize = parts.iter().map(|part| part.len()).sum();
+    fn push_small(&mut self, parts: &[&[u8]], buffers: &TailBuffers) {
         if self.tail.capacity() == 0 {
-            self.tail.reserve(len.max(TAIL_RESERVE));
+            self.tail = buffers.take();
         }
         for part in parts {
             self.tail.extend_from_slice(part);
@@ -158,6 +155,12 @@ impl Frames {
             count += 1;
         }
         count
+    }
+
+    /// Empties the queue, giving the tail's buffer back to `buffers`.
+    fn recycle(&mut self, buffers: &TailBuffers) {
+        buffers.give(std::mem::take(&mut self.tail));
+        *self = Self::default();
     }
 
     /// Takes `written` bytes off the front; returns the bytes that leave the queue (whole
@@ -365,7 +368,7 @@ impl<W: AsyncWrite + Unpin + Send + 'static> Outbox<W> {
                 }
             }
         }
-        match self.push(&mut state, |frames| frames.push(header, message.payload())) {
+        match self.push(&mut state, |frames| frames.push(header, message.payload(), self.flusher.buffers())) {
             // A non-empty queue already has an owner: the flusher or the writer.
             Ok(was_empty) => {
                 if was_empty
@@ -389,7 +392,7 @@ impl<W: AsyncWrite + Unpin + Send + 'static> Outbox<W> {
             return Err(io::ErrorKind::BrokenPipe.into());
         }
         match self.push(&mut state, |frames| {
-            frames.push_small(&[bytes]);
+            frames.push_small(&[bytes], self.flusher.buffers());
             bytes.len()
         }) {
             Ok(was_empty) => {
@@ -447,7 +450,7 @@ impl<W: AsyncWrite + Unpin + Send + 'static> Outbox<W> {
     fn release(&self, state: &mut State<W>) {
         self.pressure.written(state.queued_bytes);
         state.queued_bytes = 0;
-        state.queue = Frames::default();
+        state.queue.recycle(self.flusher.buffers());
         if std::mem::take(&mut state.congested) {
             self.pressure.congestion_ended();
         }
@@ -598,7 +601,7 @@ impl<W: AsyncWrite + Unpin + Send + 'static> Outbox<W> {
                 }
                 // Most connections are idle most of the time: give the queue's buffer back
                 // (an allocation per burst costs far less than the burst's write).
-                state.queue = Frames::default();
+                state.queue.recycle(self.flusher.buffers());
                 return Poll::Ready(Ok(()));
             }
             let mut slices = [IoSlice::new(&[]); MAX_IO_SLICES];
