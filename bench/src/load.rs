@@ -157,6 +157,27 @@ struct LoadState {
 }
 
 impl LoadState {
+    /// Nothing counted yet, the fan-out window closed, for `connections` members.
+    fn new(connections: usize) -> Self {
+        Self {
+            base: Instant::now(),
+            measuring: AtomicBool::new(false),
+            count: AtomicU64::new(0),
+            hist: Histogram::new(),
+            delivered: (0..RING).map(|_| AtomicU64::new(0)).collect(),
+            sent_at: (0..RING).map(|_| AtomicU64::new(0)).collect(),
+            pending_seq: (0..RING).map(|_| AtomicU64::new(0)).collect(),
+            lost_broadcasts: AtomicU64::new(0),
+            completed: AtomicU64::new(0),
+            window: Semaphore::new(0),
+            lost: AtomicU64::new(0),
+            stopping: AtomicBool::new(false),
+            sent: AtomicU64::new(0),
+            sequence_errors: AtomicU64::new(0),
+            next_seq: (0..connections).map(|_| AtomicU64::new(0)).collect(),
+        }
+    }
+
     fn nanos(&self) -> u64 {
         u64::try_from(self.base.elapsed().as_nanos()).unwrap_or(u64::MAX)
     }
@@ -235,23 +256,7 @@ pub(crate) fn main(args: &Args) -> Result<(), BoxError> {
     }
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
     runtime.block_on(async move {
-        let shared = Arc::new(LoadState {
-            base: Instant::now(),
-            measuring: AtomicBool::new(false),
-            count: AtomicU64::new(0),
-            hist: Histogram::new(),
-            delivered: (0..RING).map(|_| AtomicU64::new(0)).collect(),
-            sent_at: (0..RING).map(|_| AtomicU64::new(0)).collect(),
-            pending_seq: (0..RING).map(|_| AtomicU64::new(0)).collect(),
-            lost_broadcasts: AtomicU64::new(0),
-            completed: AtomicU64::new(0),
-            window: Semaphore::new(0),
-            lost: AtomicU64::new(0),
-            stopping: AtomicBool::new(false),
-            sent: AtomicU64::new(0),
-            sequence_errors: AtomicU64::new(0),
-            next_seq: (0..connections).map(|_| AtomicU64::new(0)).collect(),
-        });
+        let shared = Arc::new(LoadState::new(connections));
         match scenario.as_str() {
             "echo" => {
                 for ws in connect_all(&url, connections, LOAD_READ_BUFFER).await? {
@@ -565,6 +570,27 @@ mod tests {
         let Message::Binary(packed) = echo_frame("msgpack").unwrap() else { panic!("not binary") };
         let value: serde_json::Value = decode_packed(&packed);
         assert_eq!(value, serde_json::from_str::<serde_json::Value>(ECHO_PAYLOAD).unwrap());
+    }
+
+    /// A broadcast ends once, whoever ends it: its window place comes back once, and it
+    /// counts as lost only when given up before it completed.
+    #[test]
+    fn a_broadcast_returns_its_window_place_once() {
+        let shared = LoadState::new(2);
+        for seq in 0..3 {
+            shared.pending_seq[seq as usize].store(seq + 1, Ordering::Relaxed);
+        }
+        // Completed, then given up by a late gap: one place, not lost.
+        assert!(shared.end_broadcast(0));
+        shared.abandon_broadcast(0);
+        // Given up, then completed late: one place, lost.
+        shared.abandon_broadcast(1);
+        assert!(!shared.end_broadcast(1));
+        // A broadcast of another lap of the ring is not this one.
+        shared.abandon_broadcast(2 + RING as u64);
+        assert_eq!(shared.window.available_permits(), 2);
+        assert_eq!(shared.lost_broadcasts.load(Ordering::Relaxed), 1);
+        assert_eq!(shared.pending_seq[2].load(Ordering::Relaxed), 3);
     }
 
     /// Decodes through `network_core::Message`, the helpers the application would use.

@@ -303,9 +303,13 @@ pub(crate) fn main(args: &Args) -> Result<(), BoxError> {
         }
     }
     let ticks = clock_ticks();
+    let relay_note = if impls.contains(&"relay") {
+        ", except relay (the example server as shipped: multi-threaded runtime, on CPU 0 like the others)"
+    } else {
+        ""
+    };
     println!(
-        "runs: {runs} x {seconds} s (median shown); Rust servers: one tokio worker (current-thread runtime), \
-         except relay (the example server as shipped: multi-threaded runtime, on CPU 0 like the others)"
+        "runs: {runs} x {seconds} s (median shown); Rust servers: one tokio worker (current-thread runtime){relay_note}"
     );
 
     let mut throughput_rows = Vec::new();
