@@ -25,6 +25,21 @@ impl Drop for Killed {
     }
 }
 
+/// Waits until `child` (a build or an install, `what`) exits, at most `limit`: `Ok` when it
+/// succeeded, else why not (the child is killed when the limit passes).
+pub(crate) fn finish_within(mut child: Killed, limit: Duration, what: &str) -> Result<(), String> {
+    let deadline = Instant::now() + limit;
+    loop {
+        match child.0.try_wait() {
+            Ok(Some(status)) if status.success() => return Ok(()),
+            Ok(Some(status)) => return Err(format!("{what} failed: {status}")),
+            Ok(None) if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(200)),
+            Ok(None) => return Err(format!("{what} took longer than {} s", limit.as_secs())),
+            Err(e) => return Err(format!("{what}: {e}")),
+        }
+    }
+}
+
 /// The child's stdout, line by line, through a channel (so that reads can time out).
 pub(crate) fn lines(child: &mut Killed) -> Result<mpsc::Receiver<String>, BoxError> {
     let stdout = child.0.stdout.take().ok_or("no stdout")?;

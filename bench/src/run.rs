@@ -8,13 +8,15 @@
 //!   load connects and once it holds every connection and the memory has settled.
 //!
 //! It prints the medians of the runs as Markdown tables with the ratios ours/raw and
-//! ours/node. Every phase has a deadline, and every child is killed on every path.
+//! ours/node (and ours/socketio, ours/socketioxide: the Socket.IO peers of [`socketio`]).
+//! Every phase has a deadline, and every child is killed on every path.
 //!
 //! The cross-node fan-out (label containing `cross-node`, see [`cross_node`]) runs ours
 //! only: two nodes in one cluster over a `redis-server` it starts, against one node, in
 //! the same run, with its own table.
 
 mod cross_node;
+mod socketio;
 
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
@@ -22,7 +24,8 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use crate::child::{
-    Killed, clock_ticks, cpu_ticks, lines, median, open_file_limits, open_files, resident_kib, wait_for,
+    Killed, clock_ticks, cpu_ticks, finish_within, lines, median, open_file_limits, open_files, resident_kib,
+    wait_for,
 };
 use crate::load::connect_deadline;
 use crate::{Args, BoxError};
@@ -130,7 +133,9 @@ const SCENARIOS: [Scenario; 9] = [
 ];
 
 /// Every implementation, in the order of the table rows.
-const ALL_IMPLS: [&str; 3] = ["raw", "ours", "node"];
+const ALL_IMPLS: [&str; 5] = ["raw", "ours", "node", socketio::IMPLS[0], socketio::IMPLS[1]];
+/// The implementations ours is compared with, in the ratio rows.
+const PEERS: [&str; 4] = ["raw", "node", socketio::IMPLS[0], socketio::IMPLS[1]];
 
 /// File descriptors a process needs beyond one per connection (stdio, listener, epoll, ...).
 const SPARE_FILES: u64 = 64;
@@ -248,12 +253,21 @@ pub(crate) fn main(args: &Args) -> Result<(), BoxError> {
             println!("open files: prlimit not installed, children keep the limit {}", launcher.max_open_files)
         }
     }
-    if impls.contains(&"node") {
+    if impls.iter().any(|i| ["node", "socketio"].contains(i)) {
         match prepare_node(&launcher.node_dir) {
-            Ok(version) => println!("node: {version}, ws from bench/node/node_modules"),
+            Ok(version) => println!("node: {version}, ws and socket.io from bench/node/node_modules"),
             Err(why) => {
-                println!("node: skipped ({why})");
-                impls.retain(|i| *i != "node");
+                println!("node: skipped, with socketio ({why})");
+                impls.retain(|i| !["node", "socketio"].contains(i));
+            }
+        }
+    }
+    if impls.contains(&"socketioxide") {
+        match socketio::build_socketioxide() {
+            Ok(()) => println!("socketioxide: 0.18.9 (axum 0.8), built from bench/socketioxide"),
+            Err(why) => {
+                println!("socketioxide: skipped ({why})");
+                impls.retain(|i| *i != "socketioxide");
             }
         }
     }
@@ -284,6 +298,9 @@ pub(crate) fn main(args: &Args) -> Result<(), BoxError> {
             let mut samples: Vec<Vec<MemorySample>> = vec![Vec::new(); impls.len()];
             for run in 0..runs {
                 for (index, implementation) in impls.iter().enumerate() {
+                    if !socketio::applies(implementation, scenario.kind) {
+                        continue;
+                    }
                     match memory_run(&launcher, scenario, implementation) {
                         Ok(sample) => {
                             eprintln!(
@@ -309,6 +326,9 @@ pub(crate) fn main(args: &Args) -> Result<(), BoxError> {
             let mut samples: Vec<Vec<Sample>> = vec![Vec::new(); impls.len()];
             for run in 0..runs {
                 for (index, implementation) in impls.iter().enumerate() {
+                    if !socketio::applies(implementation, scenario.kind) {
+                        continue;
+                    }
                     match one_run(&launcher, scenario, implementation, seconds, ticks) {
                         Ok(sample) => {
                             eprintln!(
@@ -382,12 +402,13 @@ fn print_throughput(impls: &[&str], rows: &[(&Scenario, Vec<Option<Sample>>)]) {
                     m.p50_us,
                     m.p99_us
                 ),
+                None if !socketio::applies(implementation, scenario.kind) => {}
                 None => println!("| {} ({unit}) | {implementation} | failed | | | | |", scenario.label),
             }
         }
         let find = |name: &str| impls.iter().position(|i| *i == name).and_then(|index| medians[index]);
         let Some(ours) = find("ours") else { continue };
-        for peer in ["raw", "node"] {
+        for peer in PEERS {
             if let Some(other) = find(peer) {
                 println!(
                     "| {} | **ours/{peer}** | {:.2}x | {:.2}x | | {:.2}x | {:.2}x |",
@@ -416,12 +437,13 @@ fn print_memory(impls: &[&str], rows: &[(&Scenario, Vec<Option<MemorySample>>)])
                     m.after_kib / 1024.0,
                     m.bytes_per_connection
                 ),
+                None if !socketio::applies(implementation, scenario.kind) => {}
                 None => println!("| {} | {implementation} | failed | | |", scenario.label),
             }
         }
         let find = |name: &str| impls.iter().position(|i| *i == name).and_then(|index| medians[index]);
         let Some(ours) = find("ours") else { continue };
-        for peer in ["raw", "node"] {
+        for peer in PEERS {
             if let Some(other) = find(peer) {
                 println!(
                     "| {} | **ours/{peer}** | | | {:.2}x |",
@@ -521,16 +543,19 @@ impl Launcher {
     /// (`bench serve` only).
     fn spawn_server(&self, implementation: &str, kind: Kind, extra: &[String]) -> Result<Killed, BoxError> {
         let listen = ["--scenario", kind.name(), "--listen", "127.0.0.1:0"].map(str::to_owned);
-        if implementation == "node" {
+        if implementation == "node" || implementation == "socketio" {
+            let script = if implementation == "node" { "server.js" } else { "socketio.js" };
             let script = self
                 .node_dir
-                .join("server.js")
+                .join(script)
                 .into_os_string()
                 .into_string()
                 .map_err(|_| "bench path not UTF-8")?;
             let mut args = vec![script];
             args.extend(listen);
             self.spawn(0, "node", &args)
+        } else if implementation == "socketioxide" {
+            self.spawn(0, socketio::socketioxide_binary(), &listen)
         } else {
             let mut args = vec!["serve".to_owned(), "--impl".to_owned(), implementation.to_owned()];
             args.extend(listen);
@@ -547,14 +572,14 @@ impl Launcher {
     }
 }
 
-/// Checks for `node` and installs `ws` in `dir` when missing; the node version, or why the
+/// Checks for `node` and installs `ws` and `socket.io` in `dir` when missing; the node version, or why the
 /// node impl cannot run.
 fn prepare_node(dir: &Path) -> Result<String, String> {
     let version = match Command::new("node").arg("--version").stderr(Stdio::null()).output() {
         Ok(output) if output.status.success() => String::from_utf8_lossy(&output.stdout).trim().to_owned(),
         _ => return Err("`node` is not installed".to_owned()),
     };
-    if dir.join("node_modules").join("ws").is_dir() {
+    if ["ws", "socket.io"].iter().all(|module| dir.join("node_modules").join(module).is_dir()) {
         return Ok(version);
     }
     println!("node: bench/node/node_modules is missing, running `npm install --no-audit --no-fund` there");
@@ -567,17 +592,7 @@ fn prepare_node(dir: &Path) -> Result<String, String> {
         .stderr(Stdio::inherit())
         .spawn()
         .map_err(|e| format!("cannot run npm: {e}"))?;
-    let mut npm = Killed(child);
-    let deadline = Instant::now() + NPM_DEADLINE;
-    loop {
-        match npm.0.try_wait() {
-            Ok(Some(status)) if status.success() => return Ok(version),
-            Ok(Some(status)) => return Err(format!("npm install failed: {status}")),
-            Ok(None) if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(200)),
-            Ok(None) => return Err(format!("npm install took longer than {} s", NPM_DEADLINE.as_secs())),
-            Err(e) => return Err(format!("npm install: {e}")),
-        }
-    }
+    finish_within(Killed(child), NPM_DEADLINE, "npm install").map(|()| version)
 }
 
 /// Starts the server (with `extra` arguments for `bench serve`) and waits for its
@@ -606,7 +621,8 @@ fn one_run(
     ticks: f64,
 ) -> Result<Sample, BoxError> {
     let (server, server_pid, url) = start_server(launcher, implementation, scenario.kind, &[])?;
-    let measured = measure(launcher, scenario, &url, &[], &[server_pid], seconds, ticks)?;
+    let protocol = socketio::load_args(implementation);
+    let measured = measure(launcher, scenario, &url, &protocol, &[server_pid], seconds, ticks)?;
     drop(server);
     let cpu_seconds = measured.cpu_seconds[0];
     Ok(Sample {
@@ -750,7 +766,7 @@ fn memory_run(
     let per_view = scenario.per_view.to_string();
     // Only ours serves the views router, so only ours answers the `open` frames.
     let await_state = if implementation == "ours" { "1" } else { "0" };
-    let args = [
+    let mut args = [
         "--scenario",
         "memory",
         "--url",
@@ -762,7 +778,9 @@ fn memory_run(
         "--await-state",
         await_state,
     ]
-    .map(str::to_owned);
+    .map(str::to_owned)
+    .to_vec();
+    args.extend(socketio::load_args(implementation));
     let mut load = launcher.spawn_load(&args)?;
     let load_lines = lines(&mut load)?;
     let connect = connect_deadline(scenario.connections).saturating_mul(2) + Duration::from_secs(10);
