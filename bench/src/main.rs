@@ -1,15 +1,17 @@
 //! Loopback benchmarks: `ws_server::Server` ("ours") against a minimal tokio-tungstenite
 //! server ("raw") doing the same job and the textbook Node `ws` server ("node",
-//! `bench/node/server.js`), measured in the same run.
+//! `bench/node/server.js`), measured in the same run; and the Socket.IO servers a user would
+//! pick instead ("socketio": socket.io on Node, `bench/node/socketio.js`; "socketioxide":
+//! `bench/socketioxide`, built on demand), which the load drives with `--protocol socketio`.
 //!
 //! ```text
-//! cargo run --release -p bench -- run [--runs 5] [--seconds 10] [--only SUBSTRING] [--impls raw,ours,node]
+//! cargo run --release -p bench -- run [--runs 5] [--seconds 10] [--only SUBSTRING] [--impls raw,ours,node,socketio,socketioxide]
 //! cargo run --release -p bench -- serve --impl ours|raw --scenario echo|fanout|memory [--listen 127.0.0.1:0]
 //! cargo run --release -p bench -- serve --impl ours --scenario fanout --cluster-redis redis://HOST:PORT \
 //!     [--broadcast awaited|pipelined]
 //! cargo run --release -p bench -- load --scenario echo|fanout --url ws://ADDR \
-//!     --connections N --in-flight K --seconds S [--payload json|msgpack] [--member-urls ws://A,ws://B]
-//! cargo run --release -p bench -- load --scenario memory --url ws://ADDR --connections N [--per-view K] [--await-state 0|1]
+//!     --connections N --in-flight K --seconds S [--payload json|msgpack] [--member-urls ws://A,ws://B] [--protocol ws|socketio]
+//! cargo run --release -p bench -- load --scenario memory --url ws://ADDR --connections N [--per-view K] [--await-state 0|1] [--protocol ws|socketio]
 //! cargo run --release -p bench -- features run|serve|load ...   (router scenarios, see `features`)
 //! cargo run --release -p bench -- resume run|serve|load ...     (session resume, see `resume`; --help)
 //! ```
@@ -79,19 +81,21 @@ impl Args {
 }
 
 const USAGE: &str = "\
-usage: bench run [--runs R] [--seconds S] [--only SUBSTRING] [--impls raw,ours,node]
+usage: bench run [--runs R] [--seconds S] [--only SUBSTRING] [--impls raw,ours,node,socketio,socketioxide]
        bench serve --impl ours|raw --scenario echo|fanout|memory [--listen ADDR]
        bench serve --impl ours --scenario fanout --cluster-redis redis://HOST:PORT [--broadcast awaited|pipelined]
-       bench load --scenario echo|fanout --url ws://ADDR [--connections N] [--in-flight K] [--seconds S] [--payload json|msgpack] [--member-urls ws://A,ws://B]
-       bench load --scenario memory --url ws://ADDR [--connections N] [--per-view K] [--await-state 0|1]
+       bench load --scenario echo|fanout --url ws://ADDR [--connections N] [--in-flight K] [--seconds S] [--payload json|msgpack] [--member-urls ws://A,ws://B] [--protocol ws|socketio]
+       bench load --scenario memory --url ws://ADDR [--connections N] [--per-view K] [--await-state 0|1] [--protocol ws|socketio]
        bench hostile --server-bin PATH [--attack LIST] [--runs R] [--server-nofile N] [--server-log FILE]
        bench features run|serve|load ...   (router scenarios; bench features --help)
        bench resume run|serve|load ...     (session resume; bench resume --help)
 
-run:      --runs 5, --seconds 10, --only (default: every scenario), --impls raw,ours,node
+run:      --runs 5, --seconds 10, --only (default: every scenario), --impls raw,ours,node,socketio,socketioxide
+          (socketio needs node; socketioxide is built from bench/socketioxide on first use)
 serve:    --listen 127.0.0.1:0, --cluster-redis (default: none, one node), --broadcast awaited
 load:     --connections 100, --in-flight 1, --seconds 10, --payload json, --per-view 1,
-          --await-state 0, --member-urls (default: --url only)
+          --await-state 0, --member-urls (default: --url only), --protocol ws (socketio: Engine.IO v4 /
+          Socket.IO v5 events 42[\"m\",...] to bench/node/socketio.js or bench/socketioxide)
 hostile:  --attack silent,partial,burst,oversized, --runs 3, --server-nofile (default: this
           process's hard limit), --server-log (default: discard the server's stderr)
 -h, --help prints this help";
