@@ -257,7 +257,7 @@ pub(crate) fn main(args: &Args) -> Result<(), BoxError> {
         match prepare_node(&launcher.node_dir) {
             Ok(version) => println!("node: {version}, ws and socket.io from bench/node/node_modules"),
             Err(why) => {
-                println!("node: skipped, with socketio ({why})");
+                println!("node and socketio: skipped ({why})");
                 impls.retain(|i| !["node", "socketio"].contains(i));
             }
         }
