@@ -13,21 +13,7 @@
 'use strict';
 
 const { WebSocketServer } = require('ws');
-
-function arg(name, fallback) {
-  const index = process.argv.indexOf(`--${name}`);
-  return index >= 0 && index + 1 < process.argv.length ? process.argv[index + 1] : fallback;
-}
-
-const scenario = arg('scenario', 'echo');
-if (!['echo', 'fanout', 'memory'].includes(scenario)) {
-  console.error(`unknown scenario ${scenario}`);
-  process.exit(2);
-}
-const listen = arg('listen', '127.0.0.1:0');
-const colon = listen.lastIndexOf(':');
-const host = listen.slice(0, colon);
-const port = Number(listen.slice(colon + 1));
+const { scenario, host, port } = require('./args');
 
 const wss = new WebSocketServer({ host, port });
 const subscribers = new Set();

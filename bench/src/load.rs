@@ -24,12 +24,17 @@
 //! once the broadcast is [`ABANDON_AFTER`] old. Such broadcasts are counted
 //! (`broadcasts_lost` in the results and the check); their deliveries still count.
 //!
+//! With `--protocol socketio` (default `ws`) the same scenarios speak Engine.IO v4 /
+//! Socket.IO v5 to the socket.io and socketioxide peers: see [`socketio`].
+//!
 //! Echo and fan-out print `measuring` when the warm-up ends and then one JSON line of
 //! results. Fan-out then checks that every member got every frame exactly once: the
 //! publisher stops, the in-flight frames drain, and a line `check {JSON}` gives the frames
 //! sent, the deliveries counted against sent x members, the frames a member got out of
 //! sequence (a duplicate, a loss or a reordering each count), and the members that did not
 //! end on the last frame sent.
+
+mod socketio;
 
 use std::collections::VecDeque;
 use std::io::Write;
@@ -182,12 +187,26 @@ impl LoadState {
         u64::try_from(self.base.elapsed().as_nanos()).unwrap_or(u64::MAX)
     }
 
-    /// Ends broadcast `seq` (completed or given up), returning its window place; false
-    /// when it had already ended.
-    /// Fan-out: member `index` of `members` got a binary frame with `payload`.
-    fn delivered_to(&self, index: usize, members: u64, payload: &[u8]) {
-        let Some(seq) = payload.get(..8).and_then(|b| <[u8; 8]>::try_from(b).ok()) else { return };
-        let seq = u64::from_le_bytes(seq);
+    /// Echo: a reply came for the frame sent at `sent_at`.
+    fn round_trip(&self, sent_at: Instant) {
+        self.count.fetch_add(1, Ordering::Relaxed);
+        if self.measuring.load(Ordering::Relaxed) {
+            self.hist.record(u64::try_from(sent_at.elapsed().as_micros()).unwrap_or(u64::MAX));
+        }
+    }
+
+    /// Fan-out: the publisher sends frame `seq` now.
+    fn mark_sent(&self, seq: u64) {
+        let slot = (seq % RING as u64) as usize;
+        // The slot's previous broadcast ended a ring ago; a lost one may have left a count.
+        self.delivered[slot].store(0, Ordering::Relaxed);
+        self.sent_at[slot].store(self.nanos(), Ordering::Relaxed);
+        self.pending_seq[slot].store(seq + 1, Ordering::Relaxed);
+    }
+
+    /// Fan-out: member `index` (of `members`) got frame `seq`; the delivery that completes
+    /// the broadcast records its latency and frees its place in the window.
+    fn deliver(&self, index: usize, seq: u64, members: u64) {
         self.count.fetch_add(1, Ordering::Relaxed);
         // One member's frames come in the publisher's order (one node delivers them in
         // order, and the cluster keeps one node's broadcasts in order), so anything but
@@ -211,6 +230,8 @@ impl LoadState {
         }
     }
 
+    /// Ends broadcast `seq` (completed or given up), returning its window place; false
+    /// when it had already ended.
     fn end_broadcast(&self, seq: u64) -> bool {
         let slot = (seq % RING as u64) as usize;
         let ended =
@@ -235,6 +256,14 @@ pub(crate) fn main(args: &Args) -> Result<(), BoxError> {
     let connections: usize = args.num_or("connections", 100)?;
     let in_flight: usize = args.num_or("in-flight", 1)?;
     let seconds: f64 = args.num_or("seconds", 10.0)?;
+    let socketio = match args.str_or("protocol", "ws").as_str() {
+        "ws" => false,
+        "socketio" => true,
+        other => return Err(format!("unknown --protocol {other} (ws or socketio)").into()),
+    };
+    if scenario == "memory" && socketio {
+        return socketio::memory(&url, connections);
+    }
     if scenario == "memory" {
         let await_state = args.num_or("await-state", 0u8)? != 0;
         let per_view: usize = args.num_or("per-view", 1)?;
@@ -251,6 +280,9 @@ pub(crate) fn main(args: &Args) -> Result<(), BoxError> {
     if member_urls.is_empty() {
         return Err("--member-urls needs at least one URL".into());
     }
+    if socketio && member_urls != [url.clone()] {
+        return Err("--protocol socketio takes no --member-urls".into());
+    }
     if connections == 0 || in_flight == 0 || in_flight >= RING || !seconds.is_finite() || seconds <= 0.0 {
         return Err("need connections > 0, 0 < in-flight < 4096, seconds > 0".into());
     }
@@ -258,6 +290,9 @@ pub(crate) fn main(args: &Args) -> Result<(), BoxError> {
     runtime.block_on(async move {
         let shared = Arc::new(LoadState::new(connections));
         match scenario.as_str() {
+            "echo" | "fanout" if socketio => {
+                socketio::start(&scenario, &url, connections, in_flight, &shared).await?;
+            }
             "echo" => {
                 for ws in connect_all(&url, connections, LOAD_READ_BUFFER).await? {
                     tokio::spawn(echo_client(ws, echo.clone(), in_flight, shared.clone()));
@@ -275,13 +310,7 @@ pub(crate) fn main(args: &Args) -> Result<(), BoxError> {
                     tokio::spawn(subscriber(member, index, connections as u64, shared.clone()));
                 }
                 let publisher_ws = connect_all(&format!("{url}/pub"), 1, LOAD_READ_BUFFER).await?;
-                // Let the server register every member before the first broadcast: a
-                // broadcast that misses one never completes and keeps its window place.
-                // 300 ms, plus 0.1 ms per member (1.3 s for 10,000).
-                let per_member =
-                    Duration::from_micros(100).saturating_mul(u32::try_from(connections).unwrap_or(u32::MAX));
-                tokio::time::sleep(Duration::from_millis(300) + per_member).await;
-                shared.window.add_permits(in_flight);
+                open_window(&shared, connections, in_flight).await;
                 for ws in publisher_ws {
                     tokio::spawn(publisher(ws, shared.clone()));
                 }
@@ -358,6 +387,17 @@ async fn drain_and_check(shared: &LoadState, connections: usize) -> serde_json::
     })
 }
 
+/// Fan-out: lets the server register every member before the first broadcast (a broadcast
+/// that misses one never completes and keeps its window place), then opens the publisher's
+/// window of `in_flight` frames. The pause is 300 ms, plus 0.1 ms per member (1.3 s for
+/// 10,000).
+async fn open_window(shared: &LoadState, connections: usize, in_flight: usize) {
+    let per_member =
+        Duration::from_micros(100).saturating_mul(u32::try_from(connections).unwrap_or(u32::MAX));
+    tokio::time::sleep(Duration::from_millis(300) + per_member).await;
+    shared.window.add_permits(in_flight);
+}
+
 fn say(line: &str) -> Result<(), BoxError> {
     let mut stdout = std::io::stdout().lock();
     writeln!(stdout, "{line}")?;
@@ -385,57 +425,89 @@ async fn connect_members(url: &str, connections: usize) -> Result<Vec<member::Me
 }
 
 async fn connect_all(url: &str, connections: usize, read_buffer_size: usize) -> Result<Vec<Ws>, BoxError> {
+    connect_all_then(url, connections, read_buffer_size, |ws| async { Ok(ws) }).await
+}
+
+/// Opens `connections` WebSockets to `url`, [`CONNECT_BATCH`] at a time, each going through
+/// `handshake` (a protocol's own opening) before it counts as connected.
+async fn connect_all_then<H, F>(
+    url: &str,
+    connections: usize,
+    read_buffer_size: usize,
+    handshake: H,
+) -> Result<Vec<Ws>, BoxError>
+where
+    H: Fn(Ws) -> F,
+    F: std::future::Future<Output = Result<Ws, BoxError>>,
+{
     let config = WebSocketConfig::default().read_buffer_size(read_buffer_size);
     let mut all = Vec::with_capacity(connections);
     let deadline = tokio::time::Instant::now() + connect_deadline(connections);
     while all.len() < connections {
         let batch = CONNECT_BATCH.min(connections - all.len());
-        let attempts = (0..batch)
-            .map(|_| tokio_tungstenite::connect_async_with_config(url.to_owned(), Some(config), true));
+        let attempts = (0..batch).map(|_| async {
+            let (ws, _) =
+                tokio_tungstenite::connect_async_with_config(url.to_owned(), Some(config), true).await?;
+            handshake(ws).await
+        });
         let results = tokio::time::timeout_at(deadline, futures_util::future::join_all(attempts))
             .await
             .map_err(|_| format!("connecting {connections} clients to {url} took too long"))?;
         for result in results {
-            all.push(result?.0);
+            all.push(result?);
         }
     }
     Ok(all)
 }
 
 async fn echo_client(mut ws: Ws, frame: Message, in_flight: usize, shared: Arc<LoadState>) {
-    let mut sent = VecDeque::with_capacity(in_flight);
-    for _ in 0..in_flight {
-        if ws.feed(frame.clone()).await.is_err() {
-            shared.lost.fetch_add(1, Ordering::Relaxed);
-            return;
-        }
-        sent.push_back(Instant::now());
-    }
-    if ws.flush().await.is_err() {
-        shared.lost.fetch_add(1, Ordering::Relaxed);
-        return;
-    }
-    while let Some(Ok(message)) = ws.next().await {
-        if !message.is_text() && !message.is_binary() {
-            continue;
-        }
-        if let Some(sent_at) = sent.pop_front() {
-            shared.count.fetch_add(1, Ordering::Relaxed);
-            if shared.measuring.load(Ordering::Relaxed) {
-                shared.hist.record(u64::try_from(sent_at.elapsed().as_micros()).unwrap_or(u64::MAX));
+    if let Some(mut sent) = fill_echo_window(&mut ws, &frame, in_flight).await {
+        while let Some(Ok(message)) = ws.next().await {
+            if !message.is_text() && !message.is_binary() {
+                continue;
+            }
+            if !echo_again(&mut ws, &frame, &mut sent, &shared).await {
+                break;
             }
         }
-        if ws.send(frame.clone()).await.is_err() {
-            break;
-        }
-        sent.push_back(Instant::now());
     }
     shared.lost.fetch_add(1, Ordering::Relaxed);
 }
 
+/// Echo: sends the first `in_flight` frames in one flush; their send instants, oldest
+/// first, or `None` when the connection failed.
+async fn fill_echo_window(ws: &mut Ws, frame: &Message, in_flight: usize) -> Option<VecDeque<Instant>> {
+    let mut sent = VecDeque::with_capacity(in_flight);
+    for _ in 0..in_flight {
+        ws.feed(frame.clone()).await.ok()?;
+        sent.push_back(Instant::now());
+    }
+    ws.flush().await.ok()?;
+    Some(sent)
+}
+
+/// Echo: a reply came; records the oldest frame's round trip and sends the next frame.
+/// `false` when the connection failed.
+async fn echo_again(ws: &mut Ws, frame: &Message, sent: &mut VecDeque<Instant>, shared: &LoadState) -> bool {
+    if let Some(sent_at) = sent.pop_front() {
+        shared.round_trip(sent_at);
+    }
+    if ws.send(frame.clone()).await.is_err() {
+        return false;
+    }
+    sent.push_back(Instant::now());
+    true
+}
+
 /// Counts one member's deliveries until its connection ends.
 async fn subscriber(member: member::Member, index: usize, members: u64, shared: Arc<LoadState>) {
-    member.run(|payload| shared.delivered_to(index, members, payload)).await;
+    member
+        .run(|payload| {
+            if let Some(seq) = payload.get(..8).and_then(|b| <[u8; 8]>::try_from(b).ok()) {
+                shared.deliver(index, u64::from_le_bytes(seq), members);
+            }
+        })
+        .await;
     shared.lost.fetch_add(1, Ordering::Relaxed);
 }
 
@@ -444,11 +516,7 @@ async fn publisher(mut ws: Ws, shared: Arc<LoadState>) {
     let trigger = |seq: u64| {
         let mut frame = [0u8; 64];
         frame[..8].copy_from_slice(&seq.to_le_bytes());
-        let slot = (seq % RING as u64) as usize;
-        // The slot's previous broadcast ended a ring ago; a lost one may have left a count.
-        shared.delivered[slot].store(0, Ordering::Relaxed);
-        shared.sent_at[slot].store(shared.nanos(), Ordering::Relaxed);
-        shared.pending_seq[slot].store(seq + 1, Ordering::Relaxed);
+        shared.mark_sent(seq);
         Message::Binary(Bytes::copy_from_slice(&frame))
     };
     loop {

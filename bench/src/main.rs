@@ -1,19 +1,21 @@
 //! Loopback benchmarks: `ws_server::Server` ("ours") against two minimal tokio-tungstenite
 //! servers doing the same job ("raw", an mpsc queue per connection; "bcast", one
 //! `tokio::sync::broadcast` channel, axum's chat idiom), the textbook Node `ws` server
-//! ("node", `bench/node/server.js`) and, on fan-out, the example server relaying the
+//! ("node", `bench/node/server.js`), on fan-out the example server relaying the
 //! publisher's frames to everyone else as shipped ("relay", `examples/server.rs`, the
-//! README's main job), measured in the same run.
+//! README's main job), and the Socket.IO servers a user would pick instead ("socketio":
+//! socket.io on Node, `bench/node/socketio.js`; "socketioxide": `bench/socketioxide`, built
+//! on demand), which the load drives with `--protocol socketio`; all measured in the same run.
 //!
 //! ```text
-//! cargo run --release -p bench -- run [--runs 5] [--seconds 10] [--only SUBSTRING] [--impls raw,bcast,ours,relay,node]
+//! cargo run --release -p bench -- run [--runs 5] [--seconds 10] [--only SUBSTRING] [--impls raw,bcast,ours,relay,node,socketio,socketioxide]
 //! cargo run --release -p bench -- smoke [--runs 2] [--seconds 2]
 //! cargo run --release -p bench -- serve --impl ours|raw|bcast --scenario echo|fanout|memory [--listen 127.0.0.1:0]
 //! cargo run --release -p bench -- serve --impl ours --scenario fanout --cluster-redis redis://HOST:PORT \
 //!     [--broadcast awaited|pipelined]
 //! cargo run --release -p bench -- load --scenario echo|fanout --url ws://ADDR \
-//!     --connections N --in-flight K --seconds S [--payload json|msgpack] [--member-urls ws://A,ws://B]
-//! cargo run --release -p bench -- load --scenario memory --url ws://ADDR --connections N [--per-view K] [--await-state 0|1]
+//!     --connections N --in-flight K --seconds S [--payload json|msgpack] [--member-urls ws://A,ws://B] [--protocol ws|socketio]
+//! cargo run --release -p bench -- load --scenario memory --url ws://ADDR --connections N [--per-view K] [--await-state 0|1] [--protocol ws|socketio]
 //! cargo run --release -p bench -- features run|serve|load ...   (router scenarios, see `features`)
 //! cargo run --release -p bench -- resume run|serve|load ...     (session resume, see `resume`; --help)
 //! ```
@@ -88,23 +90,26 @@ impl Args {
 }
 
 const USAGE: &str = "\
-usage: bench run [--runs R] [--seconds S] [--only SUBSTRING] [--impls raw,bcast,ours,relay,node]
+usage: bench run [--runs R] [--seconds S] [--only SUBSTRING] [--impls raw,bcast,ours,relay,node,socketio,socketioxide]
        bench smoke [--runs R] [--seconds S]
        bench serve --impl ours|raw|bcast --scenario echo|fanout|memory [--listen ADDR]
        bench serve --impl ours --scenario fanout --cluster-redis redis://HOST:PORT [--broadcast awaited|pipelined]
-       bench load --scenario echo|fanout --url ws://ADDR [--connections N] [--in-flight K] [--seconds S] [--payload json|msgpack] [--member-urls ws://A,ws://B]
-       bench load --scenario memory --url ws://ADDR [--connections N] [--per-view K] [--await-state 0|1]
+       bench load --scenario echo|fanout --url ws://ADDR [--connections N] [--in-flight K] [--seconds S] [--payload json|msgpack] [--member-urls ws://A,ws://B] [--protocol ws|socketio]
+       bench load --scenario memory --url ws://ADDR [--connections N] [--per-view K] [--await-state 0|1] [--protocol ws|socketio]
        bench hostile --server-bin PATH [--attack LIST] [--runs R] [--server-nofile N] [--server-log FILE]
        bench features run|serve|load ...   (router scenarios; bench features --help)
        bench resume run|serve|load ...     (session resume; bench resume --help)
 
-run:      --runs 5, --seconds 10, --only (default: every scenario), --impls raw,bcast,ours,relay,node
-          (relay: the example server, fan-out only, built with cargo when missing or stale)
+run:      --runs 5, --seconds 10, --only (default: every scenario),
+          --impls raw,bcast,ours,relay,node,socketio,socketioxide
+          (relay: the example server, fan-out only, built with cargo when missing or stale;
+          socketio needs node; socketioxide is built from bench/socketioxide on first use)
 smoke:    --runs 2, --seconds 2: ours, raw, bcast on echo and fan-out; exit 1 when ours is
           below 0.8x raw per server CPU-second
 serve:    --listen 127.0.0.1:0, --cluster-redis (default: none, one node), --broadcast awaited
 load:     --connections 100, --in-flight 1, --seconds 10, --payload json, --per-view 1,
-          --await-state 0, --member-urls (default: --url only)
+          --await-state 0, --member-urls (default: --url only), --protocol ws (socketio: Engine.IO v4 /
+          Socket.IO v5 events 42[\"m\",...] to bench/node/socketio.js or bench/socketioxide)
 hostile:  --attack silent,partial,burst,oversized, --runs 3, --server-nofile (default: this
           process's hard limit), --server-log (default: discard the server's stderr)
 -h, --help prints this help";

@@ -8,7 +8,8 @@
 //!   load connects and once it holds every connection and the memory has settled.
 //!
 //! It prints the medians of the runs as Markdown tables with the ratios ours/raw and
-//! ours/node. Every phase has a deadline, and every child is killed on every path.
+//! ours/node (and ours/socketio, ours/socketioxide: the Socket.IO peers of [`socketio`]).
+//! Every phase has a deadline, and every child is killed on every path.
 //!
 //! The cross-node fan-out (label containing `cross-node`, see [`cross_node`]) runs ours
 //! only: two nodes in one cluster over a `redis-server` it starts, against one node, in
@@ -19,6 +20,7 @@ mod relay;
 mod smoke;
 
 pub(crate) use smoke::smoke;
+mod socketio;
 
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
@@ -142,18 +144,27 @@ const SCENARIOS: [Scenario; 10] = [
 ];
 
 /// Every implementation, in the order of the table rows.
-const ALL_IMPLS: [&str; 5] = ["raw", "bcast", "ours", "relay", "node"];
+const ALL_IMPLS: [&str; 7] =
+    ["raw", "bcast", "ours", "relay", "node", socketio::IMPLS[0], socketio::IMPLS[1]];
 
 /// The ratio rows under each scenario: `(numerator, denominator)`, when both ran.
-const RATIOS: [(&str, &str); 4] = [("ours", "raw"), ("ours", "bcast"), ("ours", "node"), ("relay", "ours")];
+const RATIOS: [(&str, &str); 6] = [
+    ("ours", "raw"),
+    ("ours", "bcast"),
+    ("ours", "node"),
+    ("ours", socketio::IMPLS[0]),
+    ("ours", socketio::IMPLS[1]),
+    ("relay", "ours"),
+];
 
 /// Whether `implementation` has a server for `kind`: the relay (the example server) is the
-/// fan-out only, and `bcast` has no echo of its own (it serves `raw`'s).
+/// fan-out only, `bcast` has no echo of its own (it serves `raw`'s), and the Socket.IO
+/// peers have no MessagePack echo and no cluster.
 fn serves(implementation: &str, kind: Kind) -> bool {
     match implementation {
         "relay" => kind == Kind::Fanout,
         "bcast" => !matches!(kind, Kind::Echo { .. }),
-        _ => true,
+        _ => socketio::applies(implementation, kind),
     }
 }
 
@@ -284,12 +295,21 @@ pub(crate) fn main(args: &Args) -> Result<(), BoxError> {
 
     let mut launcher = Launcher::new();
     launcher.describe();
-    if impls.contains(&"node") {
+    if impls.iter().any(|i| ["node", "socketio"].contains(i)) {
         match prepare_node(&launcher.node_dir) {
-            Ok(version) => println!("node: {version}, ws from bench/node/node_modules"),
+            Ok(version) => println!("node: {version}, ws and socket.io from bench/node/node_modules"),
             Err(why) => {
-                println!("node: skipped ({why})");
-                impls.retain(|i| *i != "node");
+                println!("node and socketio: skipped ({why})");
+                impls.retain(|i| !["node", "socketio"].contains(i));
+            }
+        }
+    }
+    if impls.contains(&"socketioxide") {
+        match socketio::build_socketioxide() {
+            Ok(()) => println!("socketioxide: 0.18.9 (axum 0.8), built from bench/socketioxide"),
+            Err(why) => {
+                println!("socketioxide: skipped ({why})");
+                impls.retain(|i| *i != "socketioxide");
             }
         }
     }
@@ -459,6 +479,7 @@ fn print_throughput(rows: &[Row<'_, Sample>]) {
                     m.p50_us,
                     m.p99_us
                 ),
+                None if !socketio::applies(implementation, scenario.kind) => {}
                 None => println!("| {} ({unit}) | {implementation} | failed | | | | |", scenario.label),
             }
             if let Some(m) = median.filter(|m| m.lagged > 0 || m.lost_broadcasts > 0) {
@@ -503,6 +524,7 @@ fn print_memory(rows: &[Row<'_, MemorySample>]) {
                     m.after_kib / 1024.0,
                     m.bytes_per_connection
                 ),
+                None if !socketio::applies(implementation, scenario.kind) => {}
                 None => println!("| {} | {implementation} | failed | | |", scenario.label),
             }
         }
@@ -622,10 +644,11 @@ impl Launcher {
     /// (`bench serve` only).
     fn spawn_server(&self, implementation: &str, kind: Kind, extra: &[String]) -> Result<Killed, BoxError> {
         let listen = ["--scenario", kind.name(), "--listen", "127.0.0.1:0"].map(str::to_owned);
-        if implementation == "node" {
+        if implementation == "node" || implementation == "socketio" {
+            let script = if implementation == "node" { "server.js" } else { "socketio.js" };
             let script = self
                 .node_dir
-                .join("server.js")
+                .join(script)
                 .into_os_string()
                 .into_string()
                 .map_err(|_| "bench path not UTF-8")?;
@@ -637,6 +660,8 @@ impl Launcher {
             let argv = relay::command(server);
             let (program, args) = argv.split_first().ok_or("empty command")?;
             self.spawn(0, program, args)
+        } else if implementation == "socketioxide" {
+            self.spawn(0, socketio::socketioxide_binary(), &listen)
         } else {
             let mut args = vec!["serve".to_owned(), "--impl".to_owned(), implementation.to_owned()];
             args.extend(listen);
@@ -653,14 +678,14 @@ impl Launcher {
     }
 }
 
-/// Checks for `node` and installs `ws` in `dir` when missing; the node version, or why the
+/// Checks for `node` and installs `ws` and `socket.io` in `dir` when missing; the node version, or why the
 /// node impl cannot run.
 fn prepare_node(dir: &Path) -> Result<String, String> {
     let version = match Command::new("node").arg("--version").stderr(Stdio::null()).output() {
         Ok(output) if output.status.success() => String::from_utf8_lossy(&output.stdout).trim().to_owned(),
         _ => return Err("`node` is not installed".to_owned()),
     };
-    if dir.join("node_modules").join("ws").is_dir() {
+    if ["ws", "socket.io"].iter().all(|module| dir.join("node_modules").join(module).is_dir()) {
         return Ok(version);
     }
     println!("node: bench/node/node_modules is missing, running `npm install --no-audit --no-fund` there");
@@ -673,8 +698,7 @@ fn prepare_node(dir: &Path) -> Result<String, String> {
         .stderr(Stdio::inherit())
         .spawn()
         .map_err(|e| format!("cannot run npm: {e}"))?;
-    finish_within(Killed(child), NPM_DEADLINE, "npm install")?;
-    Ok(version)
+    finish_within(Killed(child), NPM_DEADLINE, "npm install").map(|()| version)
 }
 
 /// Starts the server (with `extra` arguments for `bench serve`) and waits for its
@@ -715,7 +739,8 @@ fn one_run(
 ) -> Result<Sample, BoxError> {
     let (server, server_pid, url, server_lines) =
         start_server_with_lines(launcher, implementation, scenario.kind, &[])?;
-    let measured = measure(launcher, scenario, &url, &[], &[server_pid], seconds, ticks)?;
+    let protocol = socketio::load_args(implementation);
+    let measured = measure(launcher, scenario, &url, &protocol, &[server_pid], seconds, ticks)?;
     // `bcast` prints `lagged TOTAL` whenever its total of skipped frames changed.
     let lagged = server_lines
         .try_iter()
@@ -728,8 +753,8 @@ fn one_run(
         rate: measured.number("rate"),
         per_cpu_second: per_cpu_second(measured.number("count"), cpu_seconds),
         cpu_share: cpu_seconds / measured.wall,
-        p50_us: measured.number("p50_us"),
-        p99_us: measured.number("p99_us"),
+        p50_us: measured.latency_us("p50_us"),
+        p99_us: measured.latency_us("p99_us"),
         lagged,
         lost_broadcasts: measured.number("broadcasts_lost") as u64,
         check: measured.check,
@@ -758,6 +783,14 @@ impl Measured {
     /// A number of the load's result, 0 when missing.
     fn number(&self, key: &str) -> f64 {
         self.result.get(key).and_then(serde_json::Value::as_f64).unwrap_or(0.0)
+    }
+
+    /// A latency quantile of the load's result; NaN (left out of the medians) for a fan-out
+    /// window in which no broadcast completed (socket.io at 10,000 members and 32 in
+    /// flight takes longer than a 5 s window per broadcast), whose histogram is empty.
+    fn latency_us(&self, key: &str) -> f64 {
+        let fanout = self.result.get("scenario").and_then(serde_json::Value::as_str) == Some("fanout");
+        if fanout && self.number("broadcasts") == 0.0 { f64::NAN } else { self.number(key) }
     }
 }
 
@@ -867,7 +900,7 @@ fn memory_run(
     let per_view = scenario.per_view.to_string();
     // Only ours serves the views router, so only ours answers the `open` frames.
     let await_state = if implementation == "ours" { "1" } else { "0" };
-    let args = [
+    let mut args = [
         "--scenario",
         "memory",
         "--url",
@@ -879,7 +912,9 @@ fn memory_run(
         "--await-state",
         await_state,
     ]
-    .map(str::to_owned);
+    .map(str::to_owned)
+    .to_vec();
+    args.extend(socketio::load_args(implementation));
     let mut load = launcher.spawn_load(&args)?;
     let load_lines = lines(&mut load)?;
     let connect = connect_deadline(scenario.connections).saturating_mul(2) + Duration::from_secs(10);
