@@ -119,6 +119,7 @@ mod outbox;
 mod pending;
 mod pressure;
 mod rate;
+mod reader;
 mod relay;
 mod resume;
 mod server;
