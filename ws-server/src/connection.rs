@@ -306,9 +306,11 @@ where
 
     // Created once, not per frame: each of these registers a waiter when first polled.
     let outbox_event = outbox.reader_event();
-    let server_abort = inner.abort.cancelled();
-    let shutdown = inner.shutdown.cancelled();
-    tokio::pin!(outbox_event, server_abort, shutdown);
+    // The server's shutdown, then its abort in the same slot (one future less in every
+    // connection's state): `Server::shutdown` cancels the abort only after the shutdown.
+    let server_stop = inner.shutdown.cancelled();
+    let mut stop_is_abort = false;
+    tokio::pin!(outbox_event, server_stop);
 
     loop {
         let paused = closing.is_none() && (throttled_until.is_some() || gate.paused());
@@ -335,9 +337,13 @@ where
                     closing.is_none().then_some(frame)
                 }
             },
-            () = &mut server_abort => return Ending::closed(CloseFrame::new(CloseCode::GOING_AWAY, "server stopped")),
-            () = &mut shutdown, if closing.is_none() => {
-                Some(CloseFrame::new(CloseCode::GOING_AWAY, "server shutting down"))
+            () = &mut server_stop => {
+                if stop_is_abort {
+                    return Ending::closed(CloseFrame::new(CloseCode::GOING_AWAY, "server stopped"));
+                }
+                server_stop.set(inner.abort.cancelled());
+                stop_is_abort = true;
+                closing.is_none().then(|| CloseFrame::new(CloseCode::GOING_AWAY, "server shutting down"))
             }
             () = pending_or(&mut resume), if paused => {
                 resume = None;
