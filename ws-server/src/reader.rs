@@ -163,10 +163,48 @@ struct Partial {
     validated: usize,
 }
 
-/// The frame parser's state: what a connection keeps between reads.
+/// The frame parser: what a connection keeps between reads.
 #[derive(Debug)]
 pub(crate) struct FrameParser {
     max_message_size: usize,
+    /// What is incomplete (a header, a frame, a message), boxed and only while something
+    /// is: an idle connection holds this pointer and nothing more, and a read holding
+    /// whole messages parses them on the stack.
+    progress: Option<Box<Progress>>,
+}
+
+impl FrameParser {
+    /// A parser refusing messages over `max_message_size` bytes.
+    pub(crate) fn new(max_message_size: usize) -> Self {
+        Self { max_message_size, progress: None }
+    }
+
+    /// Whether the parser holds any heap memory (something incomplete).
+    #[cfg(test)]
+    pub(crate) fn holds_buffer(&self) -> bool {
+        self.progress.is_some()
+    }
+
+    /// Parses `input` until one message or control frame completes or `input` runs out.
+    /// Returns how many bytes were taken and what completed; after `Ok(None)`, all of
+    /// `input` was taken. After an error the parser must not be used again.
+    pub(crate) fn parse(&mut self, input: &[u8]) -> (usize, Result<Option<Incoming>, ReadError>) {
+        let mut fresh = Progress::default();
+        let progress = self.progress.as_deref_mut().unwrap_or(&mut fresh);
+        let parsed = progress.parse(self.max_message_size, input);
+        let idle = progress.is_idle();
+        match (idle, self.progress.is_some()) {
+            (true, true) => self.progress = None,
+            (false, false) => self.progress = Some(Box::new(fresh)),
+            _ => {}
+        }
+        parsed
+    }
+}
+
+/// The incomplete part of what a client sent.
+#[derive(Debug, Default)]
+struct Progress {
     header: [u8; MAX_HEADER],
     header_len: u8,
     frame: Option<Frame>,
@@ -175,34 +213,23 @@ pub(crate) struct FrameParser {
     control: Vec<u8>,
 }
 
-impl FrameParser {
-    /// A parser refusing messages over `max_message_size` bytes.
-    pub(crate) fn new(max_message_size: usize) -> Self {
-        Self {
-            max_message_size,
-            header: [0; MAX_HEADER],
-            header_len: 0,
-            frame: None,
-            message: None,
-            control: Vec::new(),
-        }
+impl Progress {
+    /// Whether nothing is incomplete.
+    fn is_idle(&self) -> bool {
+        self.header_len == 0 && self.frame.is_none() && self.message.is_none() && self.control.capacity() == 0
     }
 
-    /// Whether the parser holds any heap memory (a message or a control frame arriving).
-    #[cfg(test)]
-    pub(crate) fn holds_buffer(&self) -> bool {
-        self.message.is_some() || self.control.capacity() > 0
-    }
-
-    /// Parses `input` until one message or control frame completes or `input` runs out.
-    /// Returns how many bytes were taken and what completed; after `Ok(None)`, all of
-    /// `input` was taken. After an error the parser must not be used again.
-    pub(crate) fn parse(&mut self, input: &[u8]) -> (usize, Result<Option<Incoming>, ReadError>) {
+    /// [`FrameParser::parse`].
+    fn parse(
+        &mut self,
+        max_message_size: usize,
+        input: &[u8],
+    ) -> (usize, Result<Option<Incoming>, ReadError>) {
         let mut taken = 0;
         loop {
             let rest = &input[taken..];
             let Some(frame) = self.frame.as_mut() else {
-                match self.parse_header(rest) {
+                match self.parse_header(max_message_size, rest) {
                     (used, Ok(true)) => taken += used,
                     (used, Ok(false)) => return (taken + used, Ok(None)),
                     (used, Err(error)) => return (taken + used, Err(error)),
@@ -252,7 +279,7 @@ impl FrameParser {
 
     /// Takes header bytes from `input`: `Ok(true)` once the header is complete (and
     /// checked; `self.frame` is set), `Ok(false)` when `input` ran out first.
-    fn parse_header(&mut self, input: &[u8]) -> (usize, Result<bool, ReadError>) {
+    fn parse_header(&mut self, max_message_size: usize, input: &[u8]) -> (usize, Result<bool, ReadError>) {
         let mut used = 0;
         loop {
             let have = usize::from(self.header_len);
@@ -276,7 +303,7 @@ impl FrameParser {
         }
         let header = self.header;
         self.header_len = 0;
-        (used, self.start_frame(&header).map(|()| true))
+        (used, self.start_frame(max_message_size, &header).map(|()| true))
     }
 
     /// The checks of the first two header bytes, in the order the RFC lists them.
@@ -311,7 +338,7 @@ impl FrameParser {
 
     /// Starts the frame of a complete (and first-checked) header: length checks, then the
     /// message it begins or continues.
-    fn start_frame(&mut self, header: &[u8; MAX_HEADER]) -> Result<(), ReadError> {
+    fn start_frame(&mut self, max_message_size: usize, header: &[u8; MAX_HEADER]) -> Result<(), ReadError> {
         let opcode = Opcode::from_bits(header[0] & 0x0F)?;
         let fin = header[0] & 0x80 != 0;
         let (length, mask_at) = match header[1] & 0x7F {
@@ -332,8 +359,8 @@ impl FrameParser {
         if !opcode.is_control() {
             let before = self.message.as_ref().map_or(0, |message| message.payload.len() as u64);
             let size = before.saturating_add(length);
-            if size > self.max_message_size as u64 {
-                return Err(ReadError::TooBig { size, max: self.max_message_size });
+            if size > max_message_size as u64 {
+                return Err(ReadError::TooBig { size, max: max_message_size });
             }
             if opcode != Opcode::Continuation {
                 self.message =
