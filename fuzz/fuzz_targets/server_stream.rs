@@ -1,5 +1,5 @@
 //! The whole server-side input path: the HTTP upgrade parser and validation, then
-//! tungstenite's frame parser, our connection task (close codes, the outbox write path),
+//! ws-server's frame reader, our connection task (close codes, the outbox write path),
 //! the hub's envelope routing and a router decoding what it is sent.
 //!
 //! The input is written into one end of an in-memory duplex stream whose other end is

@@ -30,6 +30,7 @@ mod emit_from_axum_handler;
 mod error_ids;
 mod example_commands;
 mod faults;
+mod frames_across_reads;
 mod handshake;
 mod heartbeat;
 mod heartbeat_no_fin;

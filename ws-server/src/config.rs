@@ -53,11 +53,13 @@ pub struct ServerConfig {
     /// Per-connection limits on incoming messages and bytes per second (see
     /// [`RateLimit`]); `None` for none. Default `Some(RateLimit::default())`.
     pub rate_limit: Option<RateLimit>,
-    /// Capacity of each connection's read buffer, allocated for the connection's life,
-    /// and the most one read takes from the socket. Small keeps idle connections cheap
-    /// (tungstenite's own default is 128 KiB); bigger messages still arrive, in several
-    /// reads (a 1 MiB message in 342 reads at 3 KiB, 256 at 4 KiB). Default 3 KiB: raise
-    /// it for servers that mostly receive large messages.
+    /// The most one read takes from a socket. Reads go into a buffer shared by the
+    /// connections of a runtime thread, so an idle connection holds none; bigger messages
+    /// arrive in several reads (a 1 MiB message in 342 reads at 3 KiB). It is also what a
+    /// connection may hold of a partial message before drawing on
+    /// [`max_total_incoming_size`](Self::max_total_incoming_size). Default 3 KiB: raise
+    /// it for servers that mostly receive large messages. A relay carrying a session's
+    /// socket for another node keeps a buffer of this size per socket.
     pub read_buffer_size: usize,
     /// Interval between pings to each peer; `None` sends none. Default 25 s.
     pub ping_interval: Option<Duration>,

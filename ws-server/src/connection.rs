@@ -1,28 +1,23 @@
-//! One connection's task: tungstenite reads and answers control frames, the outbox writes.
+//! One connection's task: our frame reader ([`crate::reader`]) reads, the outbox writes
+//! (data frames, and the pongs and close frames the reader's events call for).
 
-use std::io;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::task::{Context, Poll};
 use std::time::Duration;
 
-use bytes::Bytes;
-use futures_util::{SinkExt, StreamExt};
 use network_core::resume::SessionFrame;
 use network_core::{
     CloseCode, CloseFrame, ClosedSignal, Connection, ConnectionId, ConnectionMeta, Identity, Link, Message,
     Text,
 };
-use tokio::io::{AsyncRead, AsyncWrite, ReadBuf, ReadHalf, WriteHalf};
+use tokio::io::{AsyncRead, AsyncWrite, ReadHalf, WriteHalf};
 use tokio::time::{Instant, sleep_until};
-use tokio_tungstenite::WebSocketStream;
-use tokio_tungstenite::tungstenite::error::{CapacityError, ProtocolError};
-use tokio_tungstenite::tungstenite::protocol::{Role, WebSocketConfig};
-use tokio_tungstenite::tungstenite::{self, Error as WsError};
+use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 
 use crate::outbox::{Outbox, QueueLimits, ReaderEvent};
-use crate::pressure::{IncomingBudgetExhausted, IncomingShare, ReadGate};
+use crate::pressure::{IncomingShare, ReadGate};
 use crate::rate::{Admission, Limiter};
+use crate::reader::{Incoming, PING, PONG, Reader, close_frame_bytes, control_frame_bytes};
 use crate::relay::Relayed;
 use crate::resume::{BoxedIo, Handoff, HandoffSocket, Resumable, Wake};
 use crate::server::Inner;
@@ -31,43 +26,11 @@ use crate::server::Inner;
 /// while waiting for the peer to finish (see [`violation`]).
 const MAX_DISCARD_BYTES: u64 = 64 << 20;
 
-/// The stream tungstenite sees: reads come from the socket (and count in the server's
-/// incoming budget), writes (pongs, close frames) go through the outbox, in order with the
-/// data frames.
-struct ReadSide<S> {
-    read: ReadHalf<S>,
-    outbox: Arc<Outbox<WriteHalf<S>>>,
-    incoming: IncomingShare,
-}
+/// The read side of a connection: its socket's read half, parsed by our frame reader.
+type ReadSide<S> = Reader<ReadHalf<S>>;
 
-impl<S: AsyncRead + AsyncWrite + Unpin + Send + 'static> AsyncRead for ReadSide<S> {
-    fn poll_read(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &mut ReadBuf<'_>,
-    ) -> Poll<io::Result<()>> {
-        let before = buf.filled().len();
-        std::task::ready!(Pin::new(&mut self.read).poll_read(cx, buf))?;
-        let read = buf.filled().len() - before;
-        Poll::Ready(self.incoming.read(read).map_err(io::Error::other))
-    }
-}
-
-impl<S: AsyncRead + AsyncWrite + Unpin + Send + 'static> AsyncWrite for ReadSide<S> {
-    fn poll_write(self: Pin<&mut Self>, _cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
-        Poll::Ready(self.outbox.send_control(buf).map(|()| buf.len()))
-    }
-
-    fn poll_flush(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Poll::Ready(Ok(()))
-    }
-
-    fn poll_shutdown(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        // The writer shuts the socket down once the queue is drained.
-        Poll::Ready(Ok(()))
-    }
-}
-
+/// The configuration of the tungstenite streams that remain: a relay carrying a client's
+/// socket for a session owned by another node ([`crate::relay`]).
 pub(crate) fn websocket_config(config: &crate::ServerConfig) -> WebSocketConfig {
     WebSocketConfig::default()
         .read_buffer_size(config.read_buffer_size)
@@ -111,10 +74,10 @@ where
         connection.set_identity(identity);
     }
     async move {
-        let mut ws = websocket(&inner, socket, leftover).await;
+        let mut reader = frame_reader(&inner, socket, leftover);
         added(&inner, &connection).await;
-        let ending = run_socket(&inner, &mut ws, &outbox, &connection, None).await;
-        drop(ws);
+        let ending = run_socket(&inner, &mut reader, &outbox, &connection, None).await;
+        drop(reader);
         removed(&inner, &connection, &closed_signal, ending.frame).await;
     }
 }
@@ -141,13 +104,13 @@ pub(crate) fn serve_session(
         connection.set_identity(identity);
     }
     async move {
-        let ws = websocket(&inner, socket, leftover).await;
+        let reader = frame_reader(&inner, socket, leftover);
         added(&inner, &connection).await;
-        let mut current = Current::Local(ws, outbox);
+        let mut current = Current::Local(reader, outbox);
         let frame = loop {
             let ending = match &mut current {
-                Current::Local(ws, outbox) => {
-                    run_socket(&inner, ws, outbox, &connection, Some(&session)).await
+                Current::Local(reader, outbox) => {
+                    run_socket(&inner, reader, outbox, &connection, Some(&session)).await
                 }
                 Current::Relayed(relayed) => {
                     let ending = Box::pin(relayed.run(&inner, &connection, &session)).await;
@@ -185,7 +148,7 @@ pub(crate) fn serve_session(
                     if let Err(error) = session.resume(outbox.clone(), seen) {
                         break failed(error);
                     }
-                    Current::Local(websocket(&inner, socket, leftover).await, outbox)
+                    Current::Local(frame_reader(&inner, socket, leftover), outbox)
                 }
                 HandoffSocket::Relayed { node, relay } => {
                     let relayed = Relayed::open(&inner, id, node, relay);
@@ -208,14 +171,14 @@ pub(crate) fn serve_session(
 // The large variant is the common one; boxing it would cost an allocation per socket.
 #[allow(clippy::large_enum_variant)]
 enum Current {
-    Local(WebSocketStream<ReadSide<BoxedIo>>, Arc<Outbox<WriteHalf<BoxedIo>>>),
+    Local(ReadSide<BoxedIo>, Arc<Outbox<WriteHalf<BoxedIo>>>),
     Relayed(Relayed),
     /// Between a lost socket and the resume.
     Gone,
 }
 
-/// Splits a socket into tungstenite's read side and our outbox.
-fn open_socket<S>(inner: &Arc<Inner>, io: S, id: ConnectionId) -> (ReadSide<S>, Arc<Outbox<WriteHalf<S>>>)
+/// Splits a socket into its read half and our outbox.
+fn open_socket<S>(inner: &Arc<Inner>, io: S, id: ConnectionId) -> (ReadHalf<S>, Arc<Outbox<WriteHalf<S>>>)
 where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
@@ -227,21 +190,18 @@ where
         stall_timeout: inner.config.slow_consumer_timeout,
     };
     let outbox = Arc::new_cyclic(|me| Outbox::new(write, limits, inner.pressure.clone(), shard, me.clone()));
-    let incoming = IncomingShare::new(inner.pressure.clone(), inner.config.read_buffer_size);
-    (ReadSide { read, outbox: outbox.clone(), incoming }, outbox)
+    (read, outbox)
 }
 
-async fn websocket<S>(inner: &Inner, socket: ReadSide<S>, leftover: Vec<u8>) -> WebSocketStream<ReadSide<S>>
+/// The frame reader of a socket's read half; `leftover` (bytes read past the upgrade
+/// request) is parsed first.
+fn frame_reader<S>(inner: &Inner, read: ReadHalf<S>, leftover: Vec<u8>) -> ReadSide<S>
 where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
-    WebSocketStream::from_partially_read(
-        socket,
-        leftover,
-        Role::Server,
-        Some(websocket_config(&inner.config)),
-    )
-    .await
+    let config = &inner.config;
+    let incoming = IncomingShare::new(inner.pressure.clone(), config.read_buffer_size);
+    Reader::new(read, incoming, config.max_message_size, config.read_buffer_size, leftover)
 }
 
 async fn added(inner: &Inner, connection: &Connection) {
@@ -285,7 +245,7 @@ impl Ending {
 /// Runs one socket until it ends: frames in, the writer out, the close within bounds.
 async fn run_socket<S>(
     inner: &Inner,
-    ws: &mut WebSocketStream<ReadSide<S>>,
+    reader: &mut ReadSide<S>,
     outbox: &Outbox<WriteHalf<S>>,
     connection: &Connection,
     session: Option<&Resumable>,
@@ -294,7 +254,7 @@ where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
     let read_side = async {
-        let ending = read_loop(inner, ws, connection, outbox, session).await;
+        let ending = read_loop(inner, reader, connection, outbox, session).await;
         if ending.lost && session.is_some() {
             // What was queued is in the session's replay buffer: nothing to wait for.
             outbox.abort(ending.frame.clone());
@@ -316,7 +276,7 @@ where
 
 async fn read_loop<S>(
     inner: &Inner,
-    ws: &mut WebSocketStream<ReadSide<S>>,
+    reader: &mut ReadSide<S>,
     connection: &Connection,
     outbox: &Outbox<WriteHalf<S>>,
     session: Option<&Resumable>,
@@ -346,9 +306,11 @@ where
 
     // Created once, not per frame: each of these registers a waiter when first polled.
     let outbox_event = outbox.reader_event();
-    let server_abort = inner.abort.cancelled();
-    let shutdown = inner.shutdown.cancelled();
-    tokio::pin!(outbox_event, server_abort, shutdown);
+    // The server's shutdown, then its abort in the same slot (one future less in every
+    // connection's state): `Server::shutdown` cancels the abort only after the shutdown.
+    let server_stop = inner.shutdown.cancelled();
+    let mut stop_is_abort = false;
+    tokio::pin!(outbox_event, server_stop);
 
     loop {
         let paused = closing.is_none() && (throttled_until.is_some() || gate.paused());
@@ -375,9 +337,13 @@ where
                     closing.is_none().then_some(frame)
                 }
             },
-            () = &mut server_abort => return Ending::closed(CloseFrame::new(CloseCode::GOING_AWAY, "server stopped")),
-            () = &mut shutdown, if closing.is_none() => {
-                Some(CloseFrame::new(CloseCode::GOING_AWAY, "server shutting down"))
+            () = &mut server_stop => {
+                if stop_is_abort {
+                    return Ending::closed(CloseFrame::new(CloseCode::GOING_AWAY, "server stopped"));
+                }
+                server_stop.set(inner.abort.cancelled());
+                stop_is_abort = true;
+                closing.is_none().then(|| CloseFrame::new(CloseCode::GOING_AWAY, "server shutting down"))
             }
             () = pending_or(&mut resume), if paused => {
                 resume = None;
@@ -406,9 +372,7 @@ where
                 }
                 if now >= next_ping {
                     if closing.is_none() {
-                        // Boxed, like the other rare steps below: their futures would
-                        // otherwise widen the reader's state for the connection's life.
-                        let _ = Box::pin(ws.send(tungstenite::Message::Ping(Bytes::new()))).await;
+                        let _ = outbox.send_control(&control_frame_bytes(PING, &[]));
                     }
                     next_ping = now + config.ping_interval.unwrap_or(far);
                 }
@@ -417,22 +381,21 @@ where
                 timer.as_mut().reset(ack_deadline.map_or(next, |ack| next.min(ack)));
                 None
             }
-            item = ws.next(), if !paused => {
+            item = reader.next(), if !paused => {
                 last_received = Instant::now();
                 let data = match &item {
-                    Some(Ok(tungstenite::Message::Text(text))) => Some(text.len()),
-                    Some(Ok(tungstenite::Message::Binary(bytes))) => Some(bytes.len()),
+                    Some(Ok(Incoming::Text(bytes) | Incoming::Binary(bytes))) => Some(bytes.len()),
                     _ => None,
                 };
                 if let Some(len) = data {
-                    ws.get_mut().incoming.message_done();
+                    reader.message_done();
                     match limiter.as_mut().zip(config.rate_limit.as_ref()).map(|(limiter, limit)| limiter.admit(limit, len, last_received)) {
                         None | Some(Admission::Go) => {}
                         Some(Admission::WaitUntil(until)) => throttled_until = Some(until),
                         Some(Admission::Close) => {
                             tracing::debug!(connection = %connection.id(), "rate limit exceeded for too long");
                             let frame = CloseFrame::new(CloseCode::POLICY, "rate limit exceeded");
-                            return Box::pin(violation(ws, outbox, frame, config.close_timeout)).await;
+                            return Box::pin(violation(reader, outbox, frame, config.close_timeout)).await;
                         }
                     }
                 }
@@ -440,32 +403,41 @@ where
                 // state to this future, which every idle connection carries.
                 let message = match item {
                     None => return ended(closing, CloseFrame::new(CloseCode::ABNORMAL, "")),
-                    Some(Ok(tungstenite::Message::Text(text))) if closing.is_none() => {
-                        // tungstenite validated the UTF-8 already; this cannot fail.
-                        match Text::from_utf8(gate.track(Bytes::from(text))) {
+                    Some(Ok(Incoming::Text(text))) if closing.is_none() => {
+                        // The reader validated the UTF-8 already; this cannot fail.
+                        match Text::from_utf8(gate.track(text)) {
                             Ok(text) => Some(Message::Text(text)),
                             Err(_) => {
                                 let frame = CloseFrame::new(CloseCode::INVALID_PAYLOAD, "invalid UTF-8");
-                                return Box::pin(violation(ws, outbox, frame, config.close_timeout)).await;
+                                return Box::pin(violation(reader, outbox, frame, config.close_timeout)).await;
                             }
                         }
                     }
-                    Some(Ok(tungstenite::Message::Binary(bytes))) if closing.is_none() => {
+                    Some(Ok(Incoming::Binary(bytes))) if closing.is_none() => {
                         Some(Message::Binary(gate.track(bytes)))
                     }
                     // Data after our close frame: the peer had not read it yet.
-                    Some(Ok(tungstenite::Message::Text(_) | tungstenite::Message::Binary(_))) => None,
-                    Some(Ok(tungstenite::Message::Close(peer))) => {
-                        // tungstenite has queued its reply; no data may follow it.
-                        outbox.stop_data();
-                        let _ = ws.flush().await;
-                        let peer = peer.map(|f| CloseFrame::new(CloseCode(f.code.into()), f.reason.as_str()));
+                    Some(Ok(Incoming::Text(_) | Incoming::Binary(_))) => None,
+                    Some(Ok(Incoming::Close(peer))) => {
+                        if closing.is_none() {
+                            // The peer began the handshake: our reply echoes its frame, and
+                            // no data may follow it.
+                            outbox.stop_data();
+                            let _ = outbox.send_control(&close_frame_bytes(peer.as_ref()));
+                        }
                         let frame = ended(closing, peer.unwrap_or_else(|| CloseFrame::new(CloseCode(1005), ""))).frame;
                         return Ending::closed(frame);
                     }
-                    Some(Ok(_)) => None, // ping, pong: tungstenite answers pings itself
+                    Some(Ok(Incoming::Ping(payload))) => {
+                        // No pong after our close frame: nothing may follow it.
+                        if closing.is_none() {
+                            let _ = outbox.send_control(&control_frame_bytes(PONG, &payload));
+                        }
+                        None
+                    }
+                    Some(Ok(Incoming::Pong)) => None,
                     Some(Err(error)) => {
-                        let frame = match error_close_frame(&error) {
+                        let frame = match error.close_frame() {
                             Some(frame) => frame,
                             None => return ended(closing, CloseFrame::new(CloseCode::ABNORMAL, "")),
                         };
@@ -473,7 +445,7 @@ where
                         if closing.is_some() {
                             return ended(closing, frame);
                         }
-                        return Box::pin(violation(ws, outbox, frame, config.close_timeout)).await;
+                        return Box::pin(violation(reader, outbox, frame, config.close_timeout)).await;
                     }
                 };
                 if let Some(message) = message {
@@ -489,7 +461,7 @@ where
                             }
                             Err(frame) => {
                                 tracing::debug!(connection = %connection.id(), close = %frame, "session violation");
-                                return Box::pin(violation(ws, outbox, frame, config.close_timeout)).await;
+                                return Box::pin(violation(reader, outbox, frame, config.close_timeout)).await;
                             }
                         },
                     };
@@ -504,7 +476,7 @@ where
             && closing.is_none()
         {
             outbox.stop_data();
-            let _ = Box::pin(ws.close(Some(to_tungstenite(&frame)))).await;
+            let _ = outbox.send_control(&close_frame_bytes(Some(&frame)));
             let deadline = Instant::now() + config.close_timeout;
             closing = Some((frame, deadline));
             if deadline < timer.deadline() {
@@ -521,7 +493,7 @@ where
 /// a reset, which can destroy the close frame before the peer reads it (it would see 1006
 /// instead of the reason); Node's `ws` drains the same way.
 async fn violation<S>(
-    ws: &mut WebSocketStream<ReadSide<S>>,
+    reader: &mut ReadSide<S>,
     outbox: &Outbox<WriteHalf<S>>,
     frame: CloseFrame,
     close_timeout: Duration,
@@ -532,13 +504,13 @@ where
     use tokio::io::AsyncReadExt;
 
     outbox.stop_data();
-    let _ = ws.close(Some(to_tungstenite(&frame))).await;
+    let _ = outbox.send_control(&close_frame_bytes(Some(&frame)));
     outbox.finish();
     let discard = async {
         let mut buf = [0u8; 8192];
         let mut discarded: u64 = 0;
         while discarded < MAX_DISCARD_BYTES {
-            match ws.get_mut().read.read(&mut buf).await {
+            match reader.socket().read(&mut buf).await {
                 Ok(0) | Err(_) => break,
                 Ok(read) => discarded += read as u64,
             }
@@ -588,47 +560,5 @@ pub(crate) fn session_frame(
             Err(_) => Err(CloseFrame::new(CloseCode::POLICY, "session: ack beyond the frames sent")),
         },
         Some(_) => Err(CloseFrame::new(CloseCode::POLICY, "session: malformed frame")),
-    }
-}
-
-/// The close code for a read error the peer caused; `None` when the socket itself failed.
-fn error_close_frame(error: &WsError) -> Option<CloseFrame> {
-    match error {
-        // RFC 6455 5.2: a 64-bit length must have its top bit clear; tungstenite reports such
-        // a frame as too long.
-        WsError::Capacity(CapacityError::MessageTooLong { size, .. }) if *size as u64 >= 1 << 63 => {
-            Some(CloseFrame::new(CloseCode::PROTOCOL, "frame length with the most significant bit set"))
-        }
-        WsError::Capacity(CapacityError::MessageTooLong { size, max_size }) => {
-            Some(CloseFrame::new(CloseCode::TOO_BIG, format!("message of {size} bytes exceeds {max_size}")))
-        }
-        WsError::Capacity(_) => Some(CloseFrame::new(CloseCode::TOO_BIG, "message too big")),
-        WsError::Utf8(_) => Some(CloseFrame::new(CloseCode::INVALID_PAYLOAD, "invalid UTF-8")),
-        WsError::Io(error) if error.get_ref().is_some_and(|inner| inner.is::<IncomingBudgetExhausted>()) => {
-            Some(CloseFrame::new(CloseCode::TRY_AGAIN_LATER, "server busy: incoming budget exhausted"))
-        }
-        // EOF without a close frame: the peer vanished, it did not misbehave.
-        WsError::Protocol(ProtocolError::ResetWithoutClosingHandshake) => None,
-        WsError::Protocol(error) => Some(CloseFrame::new(CloseCode::PROTOCOL, truncate(error.to_string()))),
-        _ => None,
-    }
-}
-
-fn truncate(mut reason: String) -> String {
-    // A close reason has at most 123 bytes.
-    if reason.len() > 123 {
-        let mut end = 123;
-        while !reason.is_char_boundary(end) {
-            end -= 1;
-        }
-        reason.truncate(end);
-    }
-    reason
-}
-
-fn to_tungstenite(frame: &CloseFrame) -> tungstenite::protocol::CloseFrame {
-    tungstenite::protocol::CloseFrame {
-        code: frame.code.0.into(),
-        reason: truncate(frame.reason.clone()).into(),
     }
 }

@@ -1,4 +1,5 @@
-//! A WebSocket server on tokio-tungstenite that implements [`network_core::Network`].
+//! A WebSocket server on tokio that implements [`network_core::Network`], with its own
+//! upgrade and frame reader (tungstenite serves the accept key and a relay's sockets).
 //!
 //! Start it on an address, on an existing listener, or inside an existing axum app, attach
 //! routers, and read the events no router claimed:
@@ -119,6 +120,7 @@ mod outbox;
 mod pending;
 mod pressure;
 mod rate;
+mod reader;
 mod relay;
 mod resume;
 mod server;

@@ -2,7 +2,7 @@
 //!
 //! Every frame for a connection goes through its [`Outbox`]: data frames from
 //! [`Connection::send`](network_core::Connection::send) and broadcasts, and the control
-//! frames tungstenite writes (pongs, close replies). A broadcast appends the frame (a header
+//! frames the task writes (pings, pongs, closes). A broadcast appends the frame (a header
 //! and the shared payload) to a bounded queue; the first frame into an empty queue hands the
 //! outbox to the server's [flusher](crate::flusher), which writes everything queued
 //! meanwhile once the broadcasting task yields, so a burst of broadcasts costs each
@@ -385,7 +385,7 @@ impl<W: AsyncWrite + Unpin + Send + 'static> Outbox<W> {
         }
     }
 
-    /// Queues bytes that tungstenite wrote (control frames); they obey the same bound.
+    /// Queues an encoded control frame (ping, pong, close); it obeys the same bound.
     pub(crate) fn send_control(&self, bytes: &[u8]) -> io::Result<()> {
         let mut state = self.lock();
         if state.aborted.is_some() {

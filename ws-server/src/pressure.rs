@@ -101,12 +101,12 @@ impl Pressure {
 }
 
 /// A connection's share of the incoming budget: the bytes read since its last complete
-/// message, beyond what its read buffer holds anyway, reserved in [`INCOMING_UNIT`]s.
+/// message, beyond one read's worth, reserved in [`INCOMING_UNIT`]s.
 pub(crate) struct IncomingShare {
     pressure: Arc<Pressure>,
     since_message: usize,
     reserved: usize,
-    /// Bytes a connection may hold without reserving: its read buffer's size.
+    /// Bytes a connection may hold without reserving: one read (`read_buffer_size`).
     free: usize,
 }
 
