@@ -328,7 +328,7 @@ impl LocalAdapter {
             let id = connection.id();
             if !is_excepted(id)
                 && !excluded.as_ref().is_some_and(|excluded| excluded.contains(&id))
-                && connection.send_batched(message.clone()).is_ok()
+                && connection.send_batched(message).is_ok()
             {
                 accepted += 1;
             }

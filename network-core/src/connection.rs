@@ -289,9 +289,11 @@ pub trait Link: Send + Sync + 'static {
 
     /// Queues `message` as part of a fan-out: like [`send`](Self::send), but a transport
     /// may hold it for a moment so that a burst of broadcasts reaches the socket in one
-    /// write. The default is [`send`](Self::send).
-    fn send_batched(&self, message: Message) -> Result<(), SendError> {
-        self.send(message)
+    /// write. By reference, since the same message goes to many connections: a transport
+    /// that copies small frames into its buffer takes no reference count on the payload
+    /// (errors carry a clone). The default is [`send`](Self::send) of a clone.
+    fn send_batched(&self, message: &Message) -> Result<(), SendError> {
+        self.send(message.clone())
     }
 
     /// Starts a close handshake with `frame`. Idempotent: only the first call counts.
@@ -387,7 +389,7 @@ impl Connection {
     /// it briefly so that a burst of broadcasts coalesces into one write per connection
     /// (see [`Link::send_batched`]). Errors as [`send`](Self::send). Adapters use it; a reply
     /// to one connection should use [`send`](Self::send).
-    pub fn send_batched(&self, message: Message) -> Result<(), SendError> {
+    pub fn send_batched(&self, message: &Message) -> Result<(), SendError> {
         self.state.link.send_batched(message)
     }
 

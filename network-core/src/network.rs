@@ -83,11 +83,7 @@ pub trait Network: Clone + Send + Sync + 'static {
     ///
     /// The message is shared, not copied, between connections.
     fn broadcast_local(&self, message: &Message) -> usize {
-        self.hub()
-            .connections()
-            .iter()
-            .filter(|connection| connection.send_batched(message.clone()).is_ok())
-            .count()
+        self.hub().connections().iter().filter(|connection| connection.send_batched(message).is_ok()).count()
     }
 
     /// Attaches `router`: from now on it receives every connection's `Added` and `Removed`

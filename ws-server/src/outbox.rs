@@ -232,10 +232,10 @@ pub(crate) struct Outbox<W> {
 
 impl<W: AsyncWrite + Unpin + Send + 'static> Link for Outbox<W> {
     fn send(&self, message: Message) -> Result<(), SendError> {
-        self.send_data(message, true)
+        self.send_data(&message, true)
     }
 
-    fn send_batched(&self, message: Message) -> Result<(), SendError> {
+    fn send_batched(&self, message: &Message) -> Result<(), SendError> {
         self.send_data(message, false)
     }
 
@@ -330,12 +330,13 @@ impl<W: AsyncWrite + Unpin + Send + 'static> Outbox<W> {
     /// Sends one data frame: with `direct`, written to the socket at once when nothing is
     /// queued (a reply: lowest latency, no task switch); otherwise queued for the flusher
     /// (a broadcast: a burst coalesces into one write per connection).
-    fn send_data(&self, message: Message, direct: bool) -> Result<(), SendError> {
+    /// (Errors carry a clone of `message`: the rare path pays for it, not every delivery.)
+    fn send_data(&self, message: &Message, direct: bool) -> Result<(), SendError> {
         let mut state = self.lock();
         if !state.accepting_data || state.aborted.is_some() {
-            return Err(SendError::Closed(message));
+            return Err(SendError::Closed(message.clone()));
         }
-        let header = Header::for_message(&message);
+        let header = Header::for_message(message);
         if direct && state.queue.is_empty() {
             let chunk = Chunk { header, payload: message.payload().clone() };
             match try_write_direct(&mut state.io, &chunk) {
@@ -358,13 +359,13 @@ impl<W: AsyncWrite + Unpin + Send + 'static> Outbox<W> {
                             self.wake_writer.notify_one();
                             Ok(())
                         }
-                        Err(()) => Err(SendError::Full(message)),
+                        Err(()) => Err(SendError::Full(message.clone())),
                     };
                 }
                 Err(error) => {
                     tracing::debug!(%error, "write failed");
                     self.abort_locked(&mut state, CloseFrame::new(CloseCode::ABNORMAL, "write failed"));
-                    return Err(SendError::Closed(message));
+                    return Err(SendError::Closed(message.clone()));
                 }
             }
         }
@@ -381,7 +382,7 @@ impl<W: AsyncWrite + Unpin + Send + 'static> Outbox<W> {
                 }
                 Ok(())
             }
-            Err(()) => Err(SendError::Full(message)),
+            Err(()) => Err(SendError::Full(message.clone())),
         }
     }
 

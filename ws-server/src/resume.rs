@@ -170,7 +170,7 @@ impl Resumable {
         // `resumed` is not a counted frame: it goes to the socket, not through the session.
         let _ = socket.send(SessionFrame::Resumed { seen: received }.encode());
         for frame in missed {
-            let _ = socket.send_batched(frame.clone());
+            let _ = socket.send_batched(frame);
         }
         state.socket = Some(socket);
         Ok(())
@@ -206,7 +206,7 @@ impl Resumable {
         match &state.socket {
             // Refused by the socket (lost, or its queue full and so aborted): the frame is
             // in the buffer, and the resume sends it.
-            Some(socket) if batched => drop(socket.send_batched(message)),
+            Some(socket) if batched => drop(socket.send_batched(&message)),
             Some(socket) => drop(socket.send(message)),
             None if dropped > 0 || state.replay.over_bound() => self.overflowed(&mut state),
             None => {}
@@ -220,8 +220,8 @@ impl Link for Resumable {
         self.send_with(message, false)
     }
 
-    fn send_batched(&self, message: Message) -> Result<(), SendError> {
-        self.send_with(message, true)
+    fn send_batched(&self, message: &Message) -> Result<(), SendError> {
+        self.send_with(message.clone(), true)
     }
 
     fn close(&self, frame: CloseFrame) {

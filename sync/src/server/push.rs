@@ -157,7 +157,7 @@ impl<N: Network> SyncHandle<N> {
             // that somehow still reads it sees a gap and resyncs.
             *version += 1;
             match encode(path, op, data, Some(*version)) {
-                Ok(message) => count += usize::from(connection.send_batched(message).is_ok()),
+                Ok(message) => count += usize::from(connection.send_batched(&message).is_ok()),
                 Err(error) => tracing::error!(path, %error, "cannot encode a versioned push"),
             }
         }
@@ -185,7 +185,7 @@ impl<N: Network> SyncHandle<N> {
                     continue;
                 }
                 let Some(connection) = self.network.connection(id) else { continue };
-                if accept(&connection) && connection.send_batched(message.clone()).is_ok() {
+                if accept(&connection) && connection.send_batched(&message).is_ok() {
                     count += 1;
                 }
             }

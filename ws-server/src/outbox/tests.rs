@@ -193,7 +193,7 @@ async fn broadcasts_are_gathered_into_one_write() {
     let (outbox, _pressure, _flusher) = new_outbox(&socket, LIMITS);
     let frames: Vec<Message> = (0..10).map(|n| text(10 + n, b'x')).collect();
     for frame in &frames {
-        outbox.send_batched(frame.clone()).unwrap();
+        outbox.send_batched(frame).unwrap();
     }
     assert_eq!(*socket.writes.lock().unwrap(), 0, "a broadcast waits for the flusher");
     tokio::time::timeout(Duration::from_secs(10), async {
@@ -305,7 +305,7 @@ async fn small_and_large_frames_keep_their_order_whatever_the_writes_cut() {
             text(20, b'g'),
         ];
         for frame in &frames {
-            outbox.send_batched(frame.clone()).unwrap();
+            outbox.send_batched(frame).unwrap();
         }
         assert_eq!(outbox.lock().queued_bytes, frames.iter().map(|f| wire(f).len()).sum::<usize>());
         socket.script(&[Step::Take(cut); 64]);
