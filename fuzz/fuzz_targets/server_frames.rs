@@ -22,14 +22,17 @@
 //! application echoes after the reader has moved on, so a close may come first).
 #![no_main]
 
+mod server_io;
+
+use server_io::UPGRADE;
+
 use std::time::Duration;
 
 use libfuzzer_sys::fuzz_target;
-use network_core::{Message, Network, NetworkEvent, envelope, heartbeat};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use network_core::{Message, envelope, heartbeat};
+use tokio::io::AsyncReadExt;
 use ws_server::{Server, ServerConfig};
 
-const UPGRADE: &[u8] = b"GET / HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n";
 const MAX_MESSAGE: u64 = 4096;
 const OPCODES: [u8; 8] = [0x0, 0x1, 0x2, 0x8, 0x9, 0xA, 0x3, 0xB];
 /// Far past the sum of the server's own timeouts below.
@@ -301,14 +304,19 @@ impl Answer {
                 0x8 => {
                     answer.close = Some(match payload.as_slice() {
                         [] => None,
-                        [high, low, reason @ ..] => Some((u16::from_be_bytes([*high, *low]), reason.to_vec())),
+                        [high, low, reason @ ..] => {
+                            Some((u16::from_be_bytes([*high, *low]), reason.to_vec()))
+                        }
                         [_] => panic!("a 1-byte close payload"),
                     })
                 }
                 0xA => answer.pongs.push(payload),
                 0x1 | 0x2 => {
-                    let message =
-                        if opcode == 0x1 { Message::text(String::from_utf8(payload.clone()).expect("UTF-8")) } else { Message::binary(payload.clone()) };
+                    let message = if opcode == 0x1 {
+                        Message::text(String::from_utf8(payload.clone()).expect("UTF-8"))
+                    } else {
+                        Message::binary(payload.clone())
+                    };
                     if envelope::router_name(&message) == Some(heartbeat::ROUTER) {
                         answer.heartbeats.push(payload);
                     } else {
@@ -334,28 +342,11 @@ async fn session(stream: &[u8], chunk: usize) -> Vec<u8> {
         .max_message_size(MAX_MESSAGE as usize)
         .read_buffer_size(256);
     let server = Server::detached(config).expect("a valid config");
-    let mut events = server.events().expect("events taken once");
-    let application = tokio::spawn(async move {
-        while let Some(event) = events.recv().await {
-            if let NetworkEvent::Message { connection, message } = event {
-                let _ = connection.send(message);
-            }
-        }
-    });
+    let application = server_io::spawn_echo(&server);
     let (client, server_end) = tokio::io::duplex(64 * 1024);
     let (mut reader, mut writer) = tokio::io::split(client);
     let write = async {
-        let bytes = [UPGRADE, stream].concat();
-        let size = if chunk == 0 { bytes.len().max(1) } else { chunk };
-        for piece in bytes.chunks(size) {
-            if writer.write_all(piece).await.is_err() {
-                return;
-            }
-            tokio::task::yield_now().await;
-        }
-        // Let the application echo before the end of the stream closes the connection.
-        tokio::time::sleep(Duration::from_millis(1)).await;
-        let _ = writer.shutdown().await;
+        server_io::write_in_pieces(&mut writer, &[UPGRADE, stream].concat(), chunk).await;
     };
     let read = async {
         let mut answer = Vec::new();

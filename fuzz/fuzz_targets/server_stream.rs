@@ -19,15 +19,17 @@
 //! run that does not is a hang and fails.
 #![no_main]
 
+mod server_io;
+
+use server_io::UPGRADE;
+
 use std::time::Duration;
 
 use libfuzzer_sys::fuzz_target;
 use network_core::{Network, NetworkEvent, Router, envelope};
 use serde_json::Value;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::AsyncReadExt;
 use ws_server::{Server, ServerConfig};
-
-const UPGRADE: &[u8] = b"GET / HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n";
 
 /// Far past the sum of the server's own timeouts below.
 const DEADLINE: Duration = Duration::from_secs(60);
@@ -60,31 +62,12 @@ async fn session(prefix: &[u8], input: &[u8], chunk: usize) {
         .outgoing_queue_size(8192);
     let server = Server::detached(config).expect("a valid config");
     server.attach(Echo).expect("router attached");
-    let mut events = server.events().expect("events taken once");
-    let application = tokio::spawn(async move {
-        while let Some(event) = events.recv().await {
-            if let NetworkEvent::Message { connection, message } = event {
-                let _ = connection.send(message);
-            }
-        }
-    });
+    let application = server_io::spawn_echo(&server);
 
     let (client, stream) = tokio::io::duplex(16 * 1024);
     let (mut reader, mut writer) = tokio::io::split(client);
     let write = async {
-        let bytes = [prefix, input].concat();
-        let size = if chunk == 0 { bytes.len().max(1) } else { chunk };
-        for piece in bytes.chunks(size) {
-            if writer.write_all(piece).await.is_err() {
-                // The server dropped the stream.
-                return;
-            }
-            tokio::task::yield_now().await;
-        }
-        // Let the router and the application answer before the end of the stream closes
-        // the connection (on the paused clock this waits until every task is idle).
-        tokio::time::sleep(Duration::from_millis(1)).await;
-        let _ = writer.shutdown().await;
+        server_io::write_in_pieces(&mut writer, &[prefix, input].concat(), chunk).await;
     };
     let read = async {
         let mut sink = [0u8; 4096];
