@@ -479,7 +479,6 @@ fn print_throughput(rows: &[Row<'_, Sample>]) {
                     m.p50_us,
                     m.p99_us
                 ),
-                None if !socketio::applies(implementation, scenario.kind) => {}
                 None => println!("| {} ({unit}) | {implementation} | failed | | | | |", scenario.label),
             }
             if let Some(m) = median.filter(|m| m.lagged > 0 || m.lost_broadcasts > 0) {
@@ -524,7 +523,6 @@ fn print_memory(rows: &[Row<'_, MemorySample>]) {
                     m.after_kib / 1024.0,
                     m.bytes_per_connection
                 ),
-                None if !socketio::applies(implementation, scenario.kind) => {}
                 None => println!("| {} | {implementation} | failed | | |", scenario.label),
             }
         }
