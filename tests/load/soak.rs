@@ -138,6 +138,10 @@ struct World {
     log: Arc<ServerLog>,
     proxy: FaultProxy,
     acked: Mutex<HashSet<Say>>,
+    /// The server-side peer address of every connection frozen: settled means the server
+    /// has closed them all (a freeze right at the end of the load leaves an open connection
+    /// that agrees with everything until the server's idle timeout ends it).
+    frozen: Mutex<Vec<std::net::SocketAddr>>,
     stats: Stats,
 }
 
@@ -289,10 +293,10 @@ async fn run_slot(world: Arc<World>, slot: u32, mut rng: Rng, until: Instant) ->
             }
             "freeze" if proxied(slot) => {
                 let upstream = live.server_connection(&world).and_then(|c| c.meta().remote_addr);
-                if upstream
-                    .and_then(|addr| world.proxy.connection_seen_as(addr))
-                    .is_some_and(|link| link.freeze(Flow::Both))
+                if let Some(addr) = upstream
+                    && world.proxy.connection_seen_as(addr).is_some_and(|link| link.freeze(Flow::Both))
                 {
+                    world.frozen.lock().unwrap().push(addr);
                     Stats::add(&stats.frozen);
                 }
             }
@@ -363,6 +367,17 @@ async fn mismatches(
     let missing: Vec<_> = wanted.keys().filter(|key| !by_owner.contains_key(key)).collect();
     if !missing.is_empty() {
         say(format!("live clients without a server connection: {missing:?}"));
+    }
+    let frozen = world.frozen.lock().unwrap().clone();
+    let still_frozen: Vec<ConnectionId> = world
+        .server
+        .connections()
+        .iter()
+        .filter(|c| c.meta().remote_addr.is_some_and(|addr| frozen.contains(&addr)))
+        .map(Connection::id)
+        .collect();
+    if !still_frozen.is_empty() {
+        say(format!("frozen connections the server has not closed yet: {still_frozen:?}"));
     }
 
     // Rooms: exactly the live connections, each in exactly its rooms.
@@ -475,8 +490,14 @@ async fn churn_keeps_membership_exact_and_loses_no_acknowledged_message() {
     let log = Arc::new(ServerLog::default());
     let (server, presence) = start_server(log.clone()).await;
     let proxy = FaultProxy::start(server.local_addr().unwrap()).await;
-    let world =
-        Arc::new(World { server, log: log.clone(), proxy, acked: Mutex::default(), stats: Stats::default() });
+    let world = Arc::new(World {
+        server,
+        log: log.clone(),
+        proxy,
+        acked: Mutex::default(),
+        frozen: Mutex::default(),
+        stats: Stats::default(),
+    });
 
     let until = Instant::now() + load;
     let mut tasks = JoinSet::new();
