@@ -393,6 +393,12 @@ impl Connection {
         self.state.link.send_batched(message)
     }
 
+    /// The transport's link (rooms keep it, so that a broadcast reaches the socket's queue
+    /// without first reading this handle's state).
+    pub(crate) fn link(&self) -> &Arc<dyn Link> {
+        &self.state.link
+    }
+
     /// Starts closing with `code` and `reason`; [`closed`](Self::closed) tells when done.
     pub fn close(&self, code: CloseCode, reason: impl Into<String>) {
         self.state.link.close(CloseFrame::new(code, reason));

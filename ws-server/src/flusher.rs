@@ -36,11 +36,11 @@ pub(crate) struct Shard {
 
 /// What a new tail buffer holds: a burst of small frames fills it without reallocating
 /// at every frame.
-const TAIL_CAPACITY: usize = 512;
+const TAIL_CAPACITY: usize = 4096;
 /// The largest buffer kept for reuse (one that grew past it, in a large burst, is freed).
 const MAX_KEPT_CAPACITY: usize = 16 * 1024;
 /// The most buffer bytes a shard keeps for reuse.
-const MAX_KEPT_BYTES: usize = 8 << 20;
+const MAX_KEPT_BYTES: usize = 32 << 20;
 
 /// The outboxes' tail buffers (see `outbox::Frames`), kept for reuse by the outboxes of
 /// one shard.
