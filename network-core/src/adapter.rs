@@ -336,7 +336,7 @@ impl LocalAdapter {
         };
         if target.rooms.is_empty() {
             drop(rooms);
-            self.registry.for_all(|connection| send(connection.id(), connection.link().as_ref()));
+            self.registry.for_all_links(&mut send);
             return accepted;
         }
         // Several rooms: each connection once, whatever rooms it shares.
