@@ -41,7 +41,9 @@ pub struct ServerConfig {
     /// "slow consumer"). Default 10 s.
     pub slow_consumer_timeout: Duration,
     /// Budget of bytes queued in all outgoing queues together; while it is exceeded no
-    /// connection is read, so no new fan-out adds to it. Default 256 MiB.
+    /// connection is read, so no new fan-out adds to it. A queue draws it 4 KiB at a time
+    /// (so as not to touch the shared counter per frame), so it may count up to 4 KiB more
+    /// per non-empty queue than is queued. Default 256 MiB.
     pub max_total_outgoing_size: usize,
     /// Budget of bytes held by incoming messages not yet complete (fragments, or a large
     /// frame still arriving), over all connections. A connection whose partial message

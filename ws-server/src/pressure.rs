@@ -11,6 +11,8 @@
 //! - **The server's outgoing budget.** When the bytes queued in all outboxes pass
 //!   `max_total_outgoing_size`, no socket is read until they fall back under it (payloads
 //!   a router re-encodes are not attributed to their publisher; this bound catches them).
+//!   Outboxes draw on it in slices (`outbox::BUDGET_UNIT`) and give them back when they
+//!   drain, so the counter is touched per burst rather than per frame.
 //! - **Its rate limit** (see [`crate::RateLimit`]).
 //!
 //! Incoming partial messages draw on a separate budget, `max_total_incoming_size`: bytes
@@ -63,6 +65,12 @@ impl Pressure {
     /// Whether the outgoing queues together are over the server's budget.
     pub(crate) fn outgoing_over_budget(&self) -> bool {
         self.outgoing.load(Ordering::Acquire) > self.max_outgoing
+    }
+
+    /// Bytes counted against the outgoing budget now.
+    #[cfg(test)]
+    pub(crate) fn outgoing(&self) -> usize {
+        self.outgoing.load(Ordering::Acquire)
     }
 
     pub(crate) fn congestion_started(&self) {

@@ -9,10 +9,10 @@ use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
-use network_core::{CloseCode, Link, Message, SendError};
+use network_core::{CloseCode, CloseFrame, Link, Message, SendError};
 use tokio::io::AsyncWrite;
 
-use super::{GATHER_BYTES, Outbox, QueueLimits};
+use super::{BUDGET_UNIT, GATHER_BYTES, Outbox, QueueLimits};
 use crate::flusher::Flusher;
 use crate::frame::Header;
 use crate::pressure::Pressure;
@@ -320,4 +320,46 @@ async fn small_and_large_frames_keep_their_order_whatever_the_writes_cut() {
         outbox.finish();
         tokio::time::timeout(Duration::from_secs(10), writer).await.unwrap().unwrap();
     }
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_outgoing_budget_covers_the_queue_and_is_given_back_when_it_drains() {
+    let socket = Socket::default();
+    let (outbox, pressure, _flusher) = new_outbox(&socket, LIMITS);
+    // Small frames draw one unit between them; a large one draws what it needs.
+    for n in 0..20 {
+        outbox.send_batched(&text(40 + n, b's')).unwrap();
+    }
+    assert!(outbox.lock().queued_bytes < BUDGET_UNIT);
+    assert_eq!(pressure.outgoing(), BUDGET_UNIT);
+    outbox.send_batched(&Message::binary(vec![1u8; 3 * BUDGET_UNIT])).unwrap();
+    let covered = |outbox: &Outbox<Socket>| {
+        let queued = outbox.lock().queued_bytes;
+        queued <= pressure.outgoing() && pressure.outgoing() <= queued + BUDGET_UNIT
+    };
+    assert!(covered(&outbox));
+    // The flusher's partial write gives back what exceeds a unit of slack.
+    socket.script(&[Step::Take(2 * BUDGET_UNIT), Step::Block]);
+    tokio::time::timeout(Duration::from_secs(10), async {
+        while socket.written().len() < 2 * BUDGET_UNIT {
+            tokio::task::yield_now().await;
+        }
+    })
+    .await
+    .unwrap();
+    assert!(outbox.lock().queued_bytes > 0);
+    assert!(covered(&outbox));
+    // The drain gives back everything.
+    let writer = tokio::spawn({
+        let outbox = outbox.clone();
+        async move { outbox.run_writer().await }
+    });
+    drained(&outbox).await;
+    assert_eq!(pressure.outgoing(), 0);
+    // An aborted queue gives its budget back at once.
+    outbox.send_batched(&text(10, b'a')).unwrap();
+    assert_eq!(pressure.outgoing(), BUDGET_UNIT);
+    outbox.abort(CloseFrame::new(CloseCode::POLICY, "test"));
+    assert_eq!(pressure.outgoing(), 0);
+    tokio::time::timeout(Duration::from_secs(10), writer).await.unwrap().unwrap();
 }
