@@ -1,0 +1,155 @@
+//! `realtime serve`: the demo application of [`crate::demo`] configured by a [`Config`],
+//! with the routes a deployment needs beside it.
+//!
+//! - `GET /healthz` answers 200 `ok` while the server accepts connections and 503 once it
+//!   is shutting down, so that a load balancer stops sending new clients during a graceful
+//!   restart. It checks that the process answers HTTP on the port and is not draining; it
+//!   does not check Redis (a node whose Redis is down still serves its own clients, and
+//!   taking every node out at once would turn a Redis outage into a full one).
+//! - With `[tokens]`, `POST ROUTE?user=NAME` (route `/tokens` by default) with
+//!   `Authorization: Bearer SECRET` answers `{"token": "..."}`: a one-time token for user
+//!   NAME, which the browser passes as `?token=` (or a client as `Authorization: Bearer`)
+//!   when it opens its WebSocket; every WebSocket then needs one (401 without).
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Json;
+use axum::extract::{Query, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use network_core::{Adapter, Identity};
+use redis_adapter::{RedisCluster, RedisConfig};
+use subtle::ConstantTimeEq;
+use tokio::net::TcpListener;
+use ws_server::{Server, ServerConfig, TokenConfig, TokenError, TokenStore};
+
+use crate::config::{Config, RouterName, TokenSettings};
+use crate::serve::{Relay, serve};
+use crate::{Error, demo};
+
+/// Binds `config.listen`, starts the server (joining the cluster with `[redis]`), attaches
+/// the configured routers and serves until `shutdown` completes.
+pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(), Error> {
+    if config.tls.is_some() {
+        return Err(Error::TlsUnsupported);
+    }
+    let tokens = match &config.tokens {
+        Some(settings) => Some(Issuer::new(settings)?),
+        None => None,
+    };
+    let hook = match &tokens {
+        Some(issuer) => issuer.store.handshake_hook(),
+        None => demo::identity_hook(),
+    };
+    let origins = (!config.allowed_origins.is_empty()).then(|| config.allowed_origins.clone());
+    let server_config = config.limits.apply(ServerConfig::default()).handshake(hook).allowed_origins(origins);
+    let server_config = if config.resume { server_config } else { server_config.resume_window(None) };
+    let listener = TcpListener::bind(config.listen)
+        .await
+        .map_err(|source| Error::Bind { addr: config.listen, source })?;
+    match &config.redis {
+        Some(redis) => {
+            let cluster =
+                RedisCluster::connect(RedisConfig::new(redis.url.clone()).prefix(redis.prefix.clone()))
+                    .await?;
+            tracing::info!(node = %cluster.node(), "joined the cluster");
+            let server = Server::detached_with(server_config, cluster)?;
+            serve_node(server, listener, &config, tokens, shutdown).await
+        }
+        None => serve_node(Server::detached(server_config)?, listener, &config, tokens, shutdown).await,
+    }
+}
+
+async fn serve_node<A: Adapter>(
+    server: Server<A>,
+    listener: TcpListener,
+    config: &Config,
+    tokens: Option<Issuer>,
+    shutdown: impl Future<Output = ()>,
+) -> Result<(), Error> {
+    let limits = &config.limits;
+    for router in &config.routers {
+        match router {
+            RouterName::Channels => drop(limits.channels(demo::channels_config()).attach(&server)?),
+            RouterName::Views => drop(limits.views(views::ViewsConfig::default()).attach(&server)?),
+            RouterName::Sync => drop(limits.sync(demo::books()).attach(&server)?),
+        }
+    }
+    let mut app = axum::Router::new().route("/healthz", get(healthz::<A>)).with_state(server.clone());
+    if let Some(issuer) = tokens {
+        let route = issuer.route.clone();
+        app = app.merge(axum::Router::new().route(&route, post(issue_token)).with_state(Arc::new(issuer)));
+    }
+    let app = app.merge(demo::app(server.clone(), config.demo_page));
+    let relay = if config.echo { Relay::Echo } else { Relay::Others };
+    serve(server, listener, app, relay, shutdown).await
+}
+
+async fn healthz<A: Adapter>(State(server): State<Server<A>>) -> Response {
+    if server.is_shutting_down() {
+        (StatusCode::SERVICE_UNAVAILABLE, "shutting down\n").into_response()
+    } else {
+        "ok\n".into_response()
+    }
+}
+
+/// The token issuer route's state.
+struct Issuer {
+    store: TokenStore,
+    secret: String,
+    route: String,
+}
+
+impl Issuer {
+    fn new(settings: &TokenSettings) -> Result<Self, Error> {
+        let config = TokenConfig::default().ttl(Duration::from_secs(settings.ttl_secs));
+        Ok(Self {
+            store: TokenStore::new(config)?,
+            secret: settings.secret.clone(),
+            route: settings.route.clone(),
+        })
+    }
+}
+
+/// Whether `headers` carry `Authorization: Bearer SECRET`, compared in constant time.
+pub(crate) fn bearer_matches(headers: &HeaderMap, secret: &str) -> bool {
+    let presented = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| value.strip_prefix("Bearer "))
+        .unwrap_or_default();
+    bool::from(presented.as_bytes().ct_eq(secret.as_bytes()))
+}
+
+async fn issue_token(
+    State(issuer): State<Arc<Issuer>>,
+    headers: HeaderMap,
+    Query(params): Query<HashMap<String, String>>,
+) -> Response {
+    if !bearer_matches(&headers, &issuer.secret) {
+        return (
+            StatusCode::UNAUTHORIZED,
+            [(header::WWW_AUTHENTICATE, "Bearer")],
+            "bad or missing bearer token\n",
+        )
+            .into_response();
+    }
+    let Some(user) = params.get("user").filter(|user| !user.is_empty()) else {
+        return (StatusCode::BAD_REQUEST, "add ?user=NAME\n").into_response();
+    };
+    match issuer.store.issue(Identity::user(user.as_str())) {
+        Ok(token) => Json(serde_json::json!({ "token": token })).into_response(),
+        Err(error) => {
+            let status = match error {
+                TokenError::QuotaExceeded => StatusCode::TOO_MANY_REQUESTS,
+                _ => StatusCode::SERVICE_UNAVAILABLE,
+            };
+            // Tokens are consumed or expire within the ttl, so waiting that long always helps.
+            let retry_after = issuer.store.config().ttl.as_secs().to_string();
+            (status, [(header::RETRY_AFTER, retry_after)], format!("{error}\n")).into_response()
+        }
+    }
+}
