@@ -22,6 +22,7 @@ pub mod demo;
 pub mod node;
 pub mod serve;
 pub mod terminal;
+pub mod tls;
 
 /// Logs to stderr at `level` (an `EnvFilter` directive such as `info,ws_server=debug`;
 /// `RUST_LOG` wins when set), as text (coloured on a terminal) or one JSON object a line.
@@ -46,9 +47,9 @@ pub enum Error {
     /// The configuration is invalid.
     #[error(transparent)]
     Config(#[from] config::ConfigError),
-    /// TLS is configured but this build cannot serve it yet.
-    #[error("tls is not supported yet")]
-    TlsUnsupported,
+    /// The TLS certificate or key cannot be loaded.
+    #[error(transparent)]
+    Tls(#[from] tls::TlsError),
     /// The listening socket cannot be bound.
     #[error("cannot bind the listening socket on {addr}")]
     Bind {

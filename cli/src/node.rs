@@ -27,15 +27,13 @@ use tokio::net::TcpListener;
 use ws_server::{Server, ServerConfig, TokenConfig, TokenError, TokenStore};
 
 use crate::config::{Config, RouterName, TokenSettings};
-use crate::serve::{Relay, serve};
+use crate::serve::{Listener, Relay, serve};
 use crate::{Error, demo};
 
 /// Binds `config.listen`, starts the server (joining the cluster with `[redis]`), attaches
 /// the configured routers and serves until `shutdown` completes.
 pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(), Error> {
-    if config.tls.is_some() {
-        return Err(Error::TlsUnsupported);
-    }
+    let tls = config.tls.as_ref().map(crate::tls::server_config).transpose()?;
     let tokens = match &config.tokens {
         Some(settings) => Some(Issuer::new(settings)?),
         None => None,
@@ -57,15 +55,18 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
                     .await?;
             tracing::info!(node = %cluster.node(), "joined the cluster");
             let server = Server::detached_with(server_config, cluster)?;
-            serve_node(server, listener, &config, tokens, shutdown).await
+            serve_node(server, Listener { tcp: listener, tls }, &config, tokens, shutdown).await
         }
-        None => serve_node(Server::detached(server_config)?, listener, &config, tokens, shutdown).await,
+        None => {
+            let listener = Listener { tcp: listener, tls };
+            serve_node(Server::detached(server_config)?, listener, &config, tokens, shutdown).await
+        }
     }
 }
 
 async fn serve_node<A: Adapter>(
     server: Server<A>,
-    listener: TcpListener,
+    listener: Listener,
     config: &Config,
     tokens: Option<Issuer>,
     shutdown: impl Future<Output = ()>,

@@ -3,6 +3,7 @@
 
 use std::net::SocketAddr;
 use std::pin::Pin;
+use std::sync::Arc;
 use std::task::Poll;
 use std::time::Duration;
 
@@ -24,6 +25,21 @@ pub enum Relay {
     Echo,
 }
 
+/// Where to serve: a bound TCP listener, with TLS or without.
+#[derive(Debug)]
+pub struct Listener {
+    /// The bound socket.
+    pub tcp: TcpListener,
+    /// TLS for every connection; `None` for plain TCP.
+    pub tls: Option<Arc<ws_server::rustls::ServerConfig>>,
+}
+
+impl From<TcpListener> for Listener {
+    fn from(tcp: TcpListener) -> Self {
+        Self { tcp, tls: None }
+    }
+}
+
 /// Serves `app` (which hands upgrades to `server`) on `listener`, prints the banner, relays
 /// application frames as `relay` says until `shutdown` completes or the server stops, then
 /// shuts the server down (close 1001 to every client) and gives idle HTTP connections a
@@ -33,34 +49,46 @@ pub enum Relay {
 /// once the listener accepts: HTTP and WebSocket share the port.
 pub async fn serve<A: Adapter>(
     server: Server<A>,
-    listener: TcpListener,
+    listener: impl Into<Listener>,
     app: axum::Router,
     relay: Relay,
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), Error> {
-    let addr = listener.local_addr().map_err(Error::LocalAddr)?;
+    let Listener { tcp, tls } = listener.into();
+    let addr = tcp.local_addr().map_err(Error::LocalAddr)?;
     let events = server.events().ok_or(Error::EventsTaken)?;
     let (http_done, stop) = tokio::sync::oneshot::channel::<()>();
-    let http = tokio::spawn({
-        // `axum_listener` gives every socket the server's handshake limits until its first
-        // request head is in, as `Server::bind` does.
-        let service = app.into_make_service_with_connect_info::<RemoteAddr>();
-        let serving = axum::serve(server.axum_listener(listener), service);
-        async move {
-            serving
-                .with_graceful_shutdown(async move {
-                    let _ = stop.await;
-                })
-                .await
+    let stopped = async move {
+        let _ = stop.await;
+    };
+    // Both listeners give every socket the server's handshake limits until its first
+    // request head is in, as `Server::bind` does.
+    let http = match &tls {
+        Some(tls) => {
+            let listener = server.axum_tls_listener(tcp, tls.clone()).map_err(Error::LocalAddr)?;
+            tokio::spawn(serve_http(listener, app, stopped))
         }
-    });
-    print_banner(addr, false);
+        None => tokio::spawn(serve_http(server.axum_listener(tcp), app, stopped)),
+    };
+    print_banner(addr, tls.is_some());
     relay_until(&server, events, relay, shutdown).await;
     server.shutdown().await;
     // The WebSocket connections are closed; idle HTTP connections get a moment to finish.
     let _ = http_done.send(());
     let _ = tokio::time::timeout(Duration::from_secs(1), http).await;
     Ok(())
+}
+
+/// Serves `app` on `listener` until `stopped`, then lets open requests finish.
+async fn serve_http<L>(listener: L, app: axum::Router, stopped: impl Future<Output = ()> + Send + 'static)
+where
+    L: axum::serve::Listener<Addr = SocketAddr>,
+    RemoteAddr: for<'a> axum::extract::connect_info::Connected<axum::serve::IncomingStream<'a, L>>,
+{
+    let service = app.into_make_service_with_connect_info::<RemoteAddr>();
+    if let Err(error) = axum::serve(listener, service).with_graceful_shutdown(stopped).await {
+        tracing::error!(%error, "the http server stopped");
+    }
 }
 
 /// Prints `listening on ws://ADDR` and `listening on http://ADDR` (`wss`, `https` with

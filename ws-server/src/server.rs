@@ -413,6 +413,11 @@ async fn accept_loop(inner: Arc<Inner>, listener: TcpListener) {
         match accepted {
             Ok((stream, remote_addr)) => {
                 let inner_for_task = inner.clone();
+                #[cfg(feature = "tls")]
+                if let Some(tls) = &inner.config.tls {
+                    inner.tasks.spawn(serve_tls(inner_for_task, tls.clone(), stream, remote_addr));
+                    continue;
+                }
                 inner.tasks.spawn(serve_tcp(inner_for_task, stream, remote_addr));
             }
             Err(error) => {
@@ -439,6 +444,20 @@ fn serve_tcp(
     // Writes are coalesced by the outbox; Nagle would only add latency.
     let _ = stream.set_nodelay(true);
     upgrade_stream(inner, stream, Some(remote_addr))
+}
+
+/// The task of one accepted TCP connection when the server has TLS: its TLS handshake,
+/// then as [`serve_tcp`].
+#[cfg(feature = "tls")]
+async fn serve_tls(
+    inner: Arc<Inner>,
+    tls: Arc<rustls::ServerConfig>,
+    stream: TcpStream,
+    remote_addr: SocketAddr,
+) {
+    if let Some(stream) = crate::tls::accept(&inner, tls, stream).await {
+        upgrade_stream(inner, stream, Some(remote_addr)).await;
+    }
 }
 
 /// Upgrades `stream`, then serves what the upgrade decided. The returned future lives as

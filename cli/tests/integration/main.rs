@@ -7,4 +7,5 @@ mod connect;
 mod help;
 mod serve;
 mod support;
+mod tls;
 mod tokens;
