@@ -19,6 +19,7 @@
 
 pub mod config;
 pub mod demo;
+pub mod metrics;
 pub mod node;
 pub mod serve;
 pub mod terminal;

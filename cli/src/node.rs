@@ -26,13 +26,22 @@ use subtle::ConstantTimeEq;
 use tokio::net::TcpListener;
 use ws_server::{Server, ServerConfig, TokenConfig, TokenError, TokenStore};
 
+use views::Presence;
+
 use crate::config::{Config, RouterName, TokenSettings};
+use crate::metrics::Registry;
 use crate::serve::{Listener, Relay, serve};
 use crate::{Error, demo};
 
 /// Binds `config.listen`, starts the server (joining the cluster with `[redis]`), attaches
 /// the configured routers and serves until `shutdown` completes.
 pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(), Error> {
+    // Before the server exists: ws-server registers its counters on first use.
+    let registry = Registry::default();
+    if !registry.install() {
+        tracing::warn!("a metrics recorder was already installed: /metrics shows only this server's gauges");
+    }
+    describe_metrics();
     let tls = config.tls.as_ref().map(crate::tls::server_config).transpose()?;
     let tokens = match &config.tokens {
         Some(settings) => Some(Issuer::new(settings)?),
@@ -55,11 +64,13 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
                     .await?;
             tracing::info!(node = %cluster.node(), "joined the cluster");
             let server = Server::detached_with(server_config, cluster)?;
-            serve_node(server, Listener { tcp: listener, tls }, &config, tokens, shutdown).await
+            let listener = Listener { tcp: listener, tls };
+            serve_node(server, listener, &config, Extras { tokens, registry }, shutdown).await
         }
         None => {
             let listener = Listener { tcp: listener, tls };
-            serve_node(Server::detached(server_config)?, listener, &config, tokens, shutdown).await
+            let extras = Extras { tokens, registry };
+            serve_node(Server::detached(server_config)?, listener, &config, extras, shutdown).await
         }
     }
 }
@@ -68,19 +79,26 @@ async fn serve_node<A: Adapter>(
     server: Server<A>,
     listener: Listener,
     config: &Config,
-    tokens: Option<Issuer>,
+    extras: Extras,
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), Error> {
     let limits = &config.limits;
+    let mut presence = None;
     for router in &config.routers {
         match router {
             RouterName::Channels => drop(limits.channels(demo::channels_config()).attach(&server)?),
-            RouterName::Views => drop(limits.views(views::ViewsConfig::default()).attach(&server)?),
+            RouterName::Views => {
+                presence = Some(limits.views(views::ViewsConfig::default()).attach(&server)?)
+            }
             RouterName::Sync => drop(limits.sync(demo::books()).attach(&server)?),
         }
     }
-    let mut app = axum::Router::new().route("/healthz", get(healthz::<A>)).with_state(server.clone());
-    if let Some(issuer) = tokens {
+    let state = NodeState { server: server.clone(), registry: extras.registry, presence };
+    let mut app = axum::Router::new()
+        .route("/healthz", get(healthz::<A>))
+        .route("/metrics", get(render_metrics::<A>))
+        .with_state(Arc::new(state));
+    if let Some(issuer) = extras.tokens {
         let route = issuer.route.clone();
         app = app.merge(axum::Router::new().route(&route, post(issue_token)).with_state(Arc::new(issuer)));
     }
@@ -89,12 +107,52 @@ async fn serve_node<A: Adapter>(
     serve(server, listener, app, relay, shutdown).await
 }
 
-async fn healthz<A: Adapter>(State(server): State<Server<A>>) -> Response {
-    if server.is_shutting_down() {
+/// What `serve_node` adds to the demo application besides the config.
+struct Extras {
+    tokens: Option<Issuer>,
+    registry: Registry,
+}
+
+/// The state of the operations routes.
+struct NodeState<A: Adapter> {
+    server: Server<A>,
+    registry: Registry,
+    presence: Option<Presence<Server<A>>>,
+}
+
+async fn healthz<A: Adapter>(State(state): State<Arc<NodeState<A>>>) -> Response {
+    if state.server.is_shutting_down() {
         (StatusCode::SERVICE_UNAVAILABLE, "shutting down\n").into_response()
     } else {
         "ok\n".into_response()
     }
+}
+
+/// The help lines of the metrics recorded outside ws-server.
+fn describe_metrics() {
+    use metrics::{Unit, describe_counter, describe_gauge};
+    describe_gauge!("realtime_pending_handshakes", "Sockets in their TLS or HTTP handshake");
+    describe_gauge!(
+        "realtime_outgoing_queue_bytes",
+        Unit::Bytes,
+        "Bytes queued for writing, every connection together"
+    );
+    describe_gauge!("realtime_views", "Views with at least one viewer (views router)");
+    describe_gauge!("realtime_cluster_nodes", "Nodes of the Redis cluster seen alive, this one included");
+    describe_counter!("realtime_redis_publish_failures_total", "Cluster publishes Redis did not take");
+    describe_counter!("realtime_redis_disconnects_total", "Losses of the cluster's Redis subscription");
+}
+
+/// The Prometheus text: the counters recorded so far, and the gauges read now.
+async fn render_metrics<A: Adapter>(State(state): State<Arc<NodeState<A>>>) -> Response {
+    let stats = state.server.stats();
+    metrics::gauge!("realtime_pending_handshakes").set(stats.pending_handshakes as f64);
+    metrics::gauge!("realtime_outgoing_queue_bytes").set(stats.outgoing_queue_bytes as f64);
+    if let Some(presence) = &state.presence {
+        metrics::gauge!("realtime_views").set(presence.views().len() as f64);
+    }
+    let content_type = [(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")];
+    (content_type, state.registry.render()).into_response()
 }
 
 /// The token issuer route's state.

@@ -245,7 +245,10 @@ impl Adapter for RedisAdapter {
         };
         match published {
             Ok(()) => Ok(delivered_locally),
-            Err(error) => Err(AdapterError::NotPublished { delivered_locally, reason: error.to_string() }),
+            Err(error) => {
+                metrics::counter!("realtime_redis_publish_failures_total").increment(1);
+                Err(AdapterError::NotPublished { delivered_locally, reason: error.to_string() })
+            }
         }
     }
 
@@ -259,6 +262,9 @@ impl Adapter for RedisAdapter {
             Ok(receipt) => receipt.await.unwrap_or(Err(PublishError::Stopped)),
             Err(error) => Err(error),
         };
+        if published.is_err() {
+            metrics::counter!("realtime_redis_publish_failures_total").increment(1);
+        }
         Ok(published?)
     }
 

@@ -330,7 +330,15 @@ where
             event = &mut outbox_event => match event {
                 // The outbox dropped the socket (a write failed, a slow consumer, a resume
                 // took the session over): lost, unless we were closing anyway.
-                ReaderEvent::Aborted(frame) => return Ending { frame, lost: closing.is_none() },
+                ReaderEvent::Aborted(frame) => {
+                    // The outbox's policy closes, by their fixed reasons.
+                    match frame.reason.as_str() {
+                        "slow consumer" => crate::metrics::dropped("slow_consumer"),
+                        "outgoing queue full" => crate::metrics::dropped("queue_full"),
+                        _ => {}
+                    }
+                    return Ending { frame, lost: closing.is_none() };
+                }
                 ReaderEvent::CloseRequested(frame) => {
                     // Re-armed (at most once: a close is requested once) to hear an abort.
                     outbox_event.set(outbox.reader_event());
@@ -383,17 +391,25 @@ where
             }
             item = reader.next(), if !paused => {
                 last_received = Instant::now();
+                let metrics = crate::metrics::handles();
                 let data = match &item {
-                    Some(Ok(Incoming::Text(bytes) | Incoming::Binary(bytes))) => Some(bytes.len()),
+                    Some(Ok(Incoming::Text(bytes))) => Some((bytes.len(), &metrics.messages_in_text, &metrics.bytes_in_text)),
+                    Some(Ok(Incoming::Binary(bytes))) => Some((bytes.len(), &metrics.messages_in_binary, &metrics.bytes_in_binary)),
                     _ => None,
                 };
-                if let Some(len) = data {
+                if let Some((len, messages_in, bytes_in)) = data {
+                    messages_in.increment(1);
+                    bytes_in.increment(len as u64);
                     reader.message_done();
                     match limiter.as_mut().zip(config.rate_limit.as_ref()).map(|(limiter, limit)| limiter.admit(limit, len, last_received)) {
                         None | Some(Admission::Go) => {}
-                        Some(Admission::WaitUntil(until)) => throttled_until = Some(until),
+                        Some(Admission::WaitUntil(until)) => {
+                            crate::metrics::rate_limited();
+                            throttled_until = Some(until);
+                        }
                         Some(Admission::Close) => {
                             tracing::debug!(connection = %connection.id(), "rate limit exceeded for too long");
+                            crate::metrics::dropped("rate_limit");
                             let frame = CloseFrame::new(CloseCode::POLICY, "rate limit exceeded");
                             return Box::pin(violation(reader, outbox, frame, config.close_timeout)).await;
                         }

@@ -124,6 +124,7 @@ mod frame;
 #[cfg(feature = "axum")]
 mod guarded;
 mod handshake;
+mod metrics;
 mod outbox;
 mod pending;
 mod pressure;
@@ -146,7 +147,7 @@ pub use rate::RateLimit;
 /// [`ServerConfig::tls`] with the same version.
 #[cfg(feature = "tls")]
 pub use rustls;
-pub use server::Server;
+pub use server::{Server, ServerStats};
 #[cfg(all(feature = "tls", feature = "axum"))]
 pub use tls::TlsListener;
 pub use tokens::{OneTimeToken, TokenConfig, TokenError, TokenStore};

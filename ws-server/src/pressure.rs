@@ -75,6 +75,11 @@ impl Pressure {
         }
     }
 
+    /// Bytes queued in every outbox now.
+    pub(crate) fn outgoing_bytes(&self) -> usize {
+        self.outgoing.load(Ordering::Relaxed)
+    }
+
     pub(crate) fn queued(&self, bytes: usize) {
         self.outgoing.fetch_add(bytes, Ordering::AcqRel);
     }

@@ -304,6 +304,16 @@ impl<A: Adapter> Server<A> {
         self.inner.rooms.shutdown().await;
     }
 
+    /// What the server holds now: for metrics and admin views, read when asked (nothing is
+    /// counted on the hot paths for it).
+    pub fn stats(&self) -> ServerStats {
+        ServerStats {
+            connections: self.inner.open.load(Ordering::Acquire),
+            pending_handshakes: self.inner.pending.len(),
+            outgoing_queue_bytes: self.inner.pressure.outgoing_bytes(),
+        }
+    }
+
     /// Whether [`shutdown`](Self::shutdown) has been called.
     pub fn is_shutting_down(&self) -> bool {
         self.inner.shutdown.is_cancelled()
@@ -337,6 +347,20 @@ impl<A: Adapter> Network for Server<A> {
     }
 }
 
+/// A snapshot of a [`Server`], from [`Server::stats`].
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct ServerStats {
+    /// Open connections, as counted against `max_connections` (handshakes that passed that
+    /// check included).
+    pub connections: usize,
+    /// Sockets still in their handshake (TLS or HTTP).
+    pub pending_handshakes: usize,
+    /// Bytes queued for writing in every connection's outgoing queue together (what
+    /// `max_total_outgoing_size` bounds).
+    pub outgoing_queue_bytes: usize,
+}
+
 /// Where a cluster node's connection counter starts: anywhere in the lower half of the
 /// counter space, so that a node restarted under the same number is unlikely to reuse ids
 /// its previous run handed out (other nodes may still name them for a moment).
@@ -364,6 +388,7 @@ impl Inner {
         };
         let open = self.open.fetch_add(1, Ordering::AcqRel) + 1;
         let slot = Slot { inner: self.clone(), id };
+        crate::metrics::handles().connections.increment(1.0);
         match self.config.max_connections {
             Some(max) if open > max => {
                 Err(Reject::new(http::StatusCode::SERVICE_UNAVAILABLE, "too many connections"))
@@ -401,6 +426,7 @@ pub(crate) struct Slot {
 impl Drop for Slot {
     fn drop(&mut self) {
         self.inner.open.fetch_sub(1, Ordering::AcqRel);
+        crate::metrics::handles().connections.decrement(1.0);
     }
 }
 
@@ -524,6 +550,7 @@ where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
     use crate::connection::{serve, serve_session};
+    crate::metrics::handles().connections_total.increment(1);
     use network_core::resume::{Refusal, SessionFrame};
     let session = match plan {
         Plan::New(refused) => inner.sessions.open(accepted.id).map(|session| (session, refused)),
@@ -606,15 +633,18 @@ where
         Ok(Ok(Some(upgrade))) => upgrade,
         Ok(Ok(None)) => {
             tracing::debug!(?remote_addr, "pending handshake evicted by newer connections");
+            crate::metrics::handshake_refused("evicted");
             return None;
         }
         Ok(Err(reject)) => {
             tracing::debug!(?remote_addr, status = %reject.status, reason = %reject.reason, "upgrade refused");
+            crate::metrics::handshake_refused(reject.status.as_u16().to_string());
             let _ = handshake::write_reject(stream, &reject).await;
             return None;
         }
         Err(_) => {
             tracing::debug!(?remote_addr, "handshake timed out");
+            crate::metrics::handshake_refused("timeout");
             return None;
         }
     };

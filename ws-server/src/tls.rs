@@ -35,14 +35,17 @@ pub(crate) async fn accept(
         Ok(Some(Ok(stream))) => Some(stream),
         Ok(Some(Err(error))) => {
             tracing::debug!(?remote_addr, %error, "tls handshake failed");
+            crate::metrics::handshake_refused("tls");
             None
         }
         Ok(None) => {
             tracing::debug!(?remote_addr, "pending tls handshake evicted by newer connections");
+            crate::metrics::handshake_refused("evicted");
             None
         }
         Err(_) => {
             tracing::debug!(?remote_addr, "tls handshake timed out");
+            crate::metrics::handshake_refused("timeout");
             None
         }
     }

@@ -5,6 +5,7 @@
 
 mod connect;
 mod help;
+mod metrics;
 mod serve;
 mod support;
 mod tls;
