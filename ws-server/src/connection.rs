@@ -68,18 +68,22 @@ where
     if let Some(frame) = first {
         let _ = outbox.send(frame);
     }
+    let span = connection_span(id, &meta, identity.as_ref());
     // The outbox is the connection's link: sends reach its queue in one pointer.
     let (connection, closed_signal) = Connection::new(id, meta, outbox.clone());
     if let Some(identity) = identity {
         connection.set_identity(identity);
     }
-    async move {
-        let mut reader = frame_reader(&inner, socket, leftover);
-        added(&inner, &connection).await;
-        let ending = run_socket(&inner, &mut reader, &outbox, &connection, None).await;
-        drop(reader);
-        removed(&inner, &connection, &closed_signal, ending.frame).await;
-    }
+    tracing::Instrument::instrument(
+        async move {
+            let mut reader = frame_reader(&inner, socket, leftover);
+            added(&inner, &connection).await;
+            let ending = run_socket(&inner, &mut reader, &outbox, &connection, None).await;
+            drop(reader);
+            removed(&inner, &connection, &closed_signal, ending.frame).await;
+        },
+        span,
+    )
 }
 
 /// Runs a resumable session to its end: like [`serve`], but a socket lost without a close
@@ -99,72 +103,84 @@ pub(crate) fn serve_session(
         let _ = outbox.send(frame);
     }
     session.attach(outbox.clone());
+    let span = connection_span(id, &meta, identity.as_ref());
     let (connection, closed_signal) = Connection::new(id, meta, session.clone());
     if let Some(identity) = identity {
         connection.set_identity(identity);
     }
-    async move {
-        let reader = frame_reader(&inner, socket, leftover);
-        added(&inner, &connection).await;
-        let mut current = Current::Local(reader, outbox);
-        let frame = loop {
-            let ending = match &mut current {
-                Current::Local(reader, outbox) => {
-                    run_socket(&inner, reader, outbox, &connection, Some(&session)).await
-                }
-                Current::Relayed(relayed) => {
-                    let ending = Box::pin(relayed.run(&inner, &connection, &session)).await;
-                    relayed.close(&inner, id);
-                    ending
-                }
-                Current::Gone => break CloseFrame::new(CloseCode::INTERNAL, "no socket"),
-            };
-            // The socket's file descriptor and buffers go now, not when the session ends.
-            current = Current::Gone;
-            if !ending.lost {
-                break ending.frame;
-            }
-            session.detach();
-            tracing::debug!(connection = %id, close = %ending.frame, "session detached");
-            let window = inner.sessions.window().unwrap_or_default();
-            let stop = async {
-                tokio::select! {
-                    () = inner.abort.cancelled() => CloseFrame::new(CloseCode::GOING_AWAY, "server stopped"),
-                    () = inner.shutdown.cancelled() => CloseFrame::new(CloseCode::GOING_AWAY, "server shutting down"),
-                }
-            };
-            let Handoff { socket, seen } = match Box::pin(session.detached(window, stop)).await {
-                Wake::Resume(handoff) => handoff,
-                Wake::End(frame) => break frame,
-            };
-            // Checked when handed over: only a bug makes a resume fail here.
-            let failed = |error| {
-                tracing::warn!(connection = %id, %error, "resume failed after its check");
-                CloseFrame::new(CloseCode::INTERNAL, "resume failed")
-            };
-            current = match socket {
-                HandoffSocket::Local { io, leftover } => {
-                    let (socket, outbox) = open_socket(&inner, io, id);
-                    if let Err(error) = session.resume(outbox.clone(), seen) {
-                        break failed(error);
+    tracing::Instrument::instrument(
+        async move {
+            let reader = frame_reader(&inner, socket, leftover);
+            added(&inner, &connection).await;
+            let mut current = Current::Local(reader, outbox);
+            let frame = loop {
+                let ending = match &mut current {
+                    Current::Local(reader, outbox) => {
+                        run_socket(&inner, reader, outbox, &connection, Some(&session)).await
                     }
-                    Current::Local(frame_reader(&inner, socket, leftover), outbox)
-                }
-                HandoffSocket::Relayed { node, relay } => {
-                    let relayed = Relayed::open(&inner, id, node, relay);
-                    if let Err(error) = session.resume(relayed.link(), seen) {
-                        break failed(error);
+                    Current::Relayed(relayed) => {
+                        let ending = Box::pin(relayed.run(&inner, &connection, &session)).await;
+                        relayed.close(&inner, id);
+                        ending
                     }
-                    Current::Relayed(relayed)
+                    Current::Gone => break CloseFrame::new(CloseCode::INTERNAL, "no socket"),
+                };
+                // The socket's file descriptor and buffers go now, not when the session ends.
+                current = Current::Gone;
+                if !ending.lost {
+                    break ending.frame;
                 }
+                session.detach();
+                tracing::debug!(connection = %id, close = %ending.frame, "session detached");
+                let window = inner.sessions.window().unwrap_or_default();
+                let stop = async {
+                    tokio::select! {
+                        () = inner.abort.cancelled() => CloseFrame::new(CloseCode::GOING_AWAY, "server stopped"),
+                        () = inner.shutdown.cancelled() => CloseFrame::new(CloseCode::GOING_AWAY, "server shutting down"),
+                    }
+                };
+                let Handoff { socket, seen } = match Box::pin(session.detached(window, stop)).await {
+                    Wake::Resume(handoff) => handoff,
+                    Wake::End(frame) => break frame,
+                };
+                // Checked when handed over: only a bug makes a resume fail here.
+                let failed = |error| {
+                    tracing::warn!(connection = %id, %error, "resume failed after its check");
+                    CloseFrame::new(CloseCode::INTERNAL, "resume failed")
+                };
+                current = match socket {
+                    HandoffSocket::Local { io, leftover } => {
+                        let (socket, outbox) = open_socket(&inner, io, id);
+                        if let Err(error) = session.resume(outbox.clone(), seen) {
+                            break failed(error);
+                        }
+                        Current::Local(frame_reader(&inner, socket, leftover), outbox)
+                    }
+                    HandoffSocket::Relayed { node, relay } => {
+                        let relayed = Relayed::open(&inner, id, node, relay);
+                        if let Err(error) = session.resume(relayed.link(), seen) {
+                            break failed(error);
+                        }
+                        Current::Relayed(relayed)
+                    }
+                };
+                tracing::debug!(connection = %id, "session resumed");
             };
-            tracing::debug!(connection = %id, "session resumed");
-        };
-        drop(current);
-        let reason = session.end();
-        inner.sessions.remove(id, reason);
-        removed(&inner, &connection, &closed_signal, frame).await;
-    }
+            drop(current);
+            let reason = session.end();
+            inner.sessions.remove(id, reason);
+            removed(&inner, &connection, &closed_signal, frame).await;
+        },
+        span,
+    )
+}
+
+/// The span every log line of a connection's task sits in: its id, the peer's address and
+/// the user, if any. At debug level, so that the default (info) pays only a disabled span's
+/// check per poll; `RUST_LOG=ws_server=debug` turns it on.
+fn connection_span(id: ConnectionId, meta: &ConnectionMeta, identity: Option<&Identity>) -> tracing::Span {
+    let user = identity.and_then(|identity| identity.user_id.as_deref());
+    tracing::debug_span!("connection", %id, remote = ?meta.remote_addr, user)
 }
 
 /// The socket a session runs on: here, or on another node through a relay.

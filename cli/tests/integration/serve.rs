@@ -4,6 +4,7 @@
 use std::process::Stdio;
 
 use futures_util::{SinkExt, StreamExt};
+use tokio::io::AsyncBufReadExt;
 use tokio_tungstenite::tungstenite::Message;
 
 use crate::support::*;
@@ -83,4 +84,28 @@ async fn a_taken_address_is_named() {
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert_eq!(output.status.code(), Some(1), "{stderr}");
     assert!(stderr.contains(&format!("cannot bind the listening socket on {addr}")), "{stderr}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn log_format_and_level_come_from_the_flags() {
+    let mut command =
+        realtime(&["serve", "--listen", "127.0.0.1:0", "--log-format", "json", "--log-level", "info"]);
+    command.env_remove("RUST_LOG").stderr(Stdio::piped());
+    let mut child = command.stdin(Stdio::null()).stdout(Stdio::piped()).spawn().unwrap();
+    let mut stdout = tokio::io::BufReader::new(child.stdout.take().unwrap()).lines();
+    let banner = within(stdout.next_line()).await.unwrap().unwrap();
+    let addr = banner.rsplit("://").next().unwrap().to_owned();
+    let (socket, _) =
+        within(tokio_tungstenite::connect_async(format!("ws://{addr}/?user=ada"))).await.unwrap();
+    let mut stderr = tokio::io::BufReader::new(child.stderr.take().unwrap()).lines();
+    let connected = loop {
+        let line = within(stderr.next_line()).await.unwrap().expect("no log line");
+        let event: serde_json::Value =
+            serde_json::from_str(&line).unwrap_or_else(|_| panic!("not JSON: {line}"));
+        if event["fields"]["message"] == "connected" {
+            break event;
+        }
+    };
+    assert_eq!(connected["level"], "INFO", "{connected}");
+    drop(socket);
 }
