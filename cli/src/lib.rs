@@ -17,6 +17,7 @@
 //! the binary and the examples share one copy of the demo application ([`demo`]), of
 //! serving and relaying ([`serve`]) and of the terminal client.
 
+mod admin;
 pub mod config;
 pub mod demo;
 pub mod metrics;

@@ -20,12 +20,13 @@ use axum::extract::{Query, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use network_core::{Adapter, Identity};
+use network_core::{Adapter, Identity, Network};
 use redis_adapter::{RedisCluster, RedisConfig};
 use subtle::ConstantTimeEq;
 use tokio::net::TcpListener;
 use ws_server::{Server, ServerConfig, TokenConfig, TokenError, TokenStore};
 
+use sync::SyncHandle;
 use views::Presence;
 
 use crate::config::{Config, RouterName, TokenSettings};
@@ -83,21 +84,24 @@ async fn serve_node<A: Adapter>(
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), Error> {
     let limits = &config.limits;
-    let mut presence = None;
+    let (mut presence, mut sync) = (None, None);
     for router in &config.routers {
         match router {
             RouterName::Channels => drop(limits.channels(demo::channels_config()).attach(&server)?),
             RouterName::Views => {
                 presence = Some(limits.views(views::ViewsConfig::default()).attach(&server)?)
             }
-            RouterName::Sync => drop(limits.sync(demo::books()).attach(&server)?),
+            RouterName::Sync => sync = Some(limits.sync(demo::books()).attach(&server)?),
         }
     }
-    let state = NodeState { server: server.clone(), registry: extras.registry, presence };
-    let mut app = axum::Router::new()
-        .route("/healthz", get(healthz::<A>))
-        .route("/metrics", get(render_metrics::<A>))
-        .with_state(Arc::new(state));
+    let admin_token = config.admin.as_ref().map(|admin| admin.token.clone());
+    let state = NodeState { server: server.clone(), registry: extras.registry, presence, sync, admin_token };
+    let mut routes =
+        axum::Router::new().route("/healthz", get(healthz::<A>)).route("/metrics", get(render_metrics::<A>));
+    if config.admin.is_some() {
+        routes = routes.route("/admin", get(crate::admin::view::<A>));
+    }
+    let mut app = routes.with_state(Arc::new(state));
     if let Some(issuer) = extras.tokens {
         let route = issuer.route.clone();
         app = app.merge(axum::Router::new().route(&route, post(issue_token)).with_state(Arc::new(issuer)));
@@ -114,10 +118,13 @@ struct Extras {
 }
 
 /// The state of the operations routes.
-struct NodeState<A: Adapter> {
-    server: Server<A>,
+pub(crate) struct NodeState<A: Adapter> {
+    pub(crate) server: Server<A>,
     registry: Registry,
-    presence: Option<Presence<Server<A>>>,
+    pub(crate) presence: Option<Presence<Server<A>>>,
+    pub(crate) sync: Option<SyncHandle<Server<A>>>,
+    /// `GET /admin`'s bearer token; the route exists only with one.
+    pub(crate) admin_token: Option<String>,
 }
 
 async fn healthz<A: Adapter>(State(state): State<Arc<NodeState<A>>>) -> Response {
@@ -138,6 +145,8 @@ fn describe_metrics() {
         "Bytes queued for writing, every connection together"
     );
     describe_gauge!("realtime_views", "Views with at least one viewer (views router)");
+    describe_gauge!("realtime_rooms", "Rooms with at least one of this node's connections");
+    describe_gauge!("realtime_sync_subscriptions", "Subscriptions of this node's connections (sync router)");
     describe_gauge!("realtime_cluster_nodes", "Nodes of the Redis cluster seen alive, this one included");
     describe_counter!("realtime_redis_publish_failures_total", "Cluster publishes Redis did not take");
     describe_counter!("realtime_redis_disconnects_total", "Losses of the cluster's Redis subscription");
@@ -148,8 +157,13 @@ async fn render_metrics<A: Adapter>(State(state): State<Arc<NodeState<A>>>) -> R
     let stats = state.server.stats();
     metrics::gauge!("realtime_pending_handshakes").set(stats.pending_handshakes as f64);
     metrics::gauge!("realtime_outgoing_queue_bytes").set(stats.outgoing_queue_bytes as f64);
+    metrics::gauge!("realtime_rooms").set(state.server.adapter().local_rooms().len() as f64);
     if let Some(presence) = &state.presence {
         metrics::gauge!("realtime_views").set(presence.views().len() as f64);
+    }
+    if let Some(sync) = &state.sync {
+        let subscriptions: usize = sync.subscriptions().iter().map(|(_, count)| count).sum();
+        metrics::gauge!("realtime_sync_subscriptions").set(subscriptions as f64);
     }
     let content_type = [(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")];
     (content_type, state.registry.render()).into_response()

@@ -224,6 +224,10 @@ impl Adapter for RedisAdapter {
         self.local.as_ref().map(|local| local.members_now(room)).unwrap_or_default()
     }
 
+    fn local_rooms(&self) -> Vec<(Room, usize)> {
+        self.local.as_ref().map(LocalAdapter::rooms_now).unwrap_or_default()
+    }
+
     fn peers(&self) -> Vec<NodeId> {
         self.shared.peers()
     }

@@ -3,6 +3,7 @@
 //! would. One behaviour per module.
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
+mod admin;
 mod connect;
 mod help;
 mod metrics;

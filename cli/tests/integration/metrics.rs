@@ -43,6 +43,8 @@ async fn traffic_moves_the_counters_and_gauges() {
     assert_eq!(value(text, r#"realtime_handshakes_refused_total{reason="400"}"#), Some(1.0), "{text}");
     assert_eq!(value(text, "realtime_outgoing_queue_bytes"), Some(0.0), "{text}");
     assert_eq!(value(text, "realtime_views"), Some(0.0), "{text}");
+    assert_eq!(value(text, "realtime_sync_subscriptions"), Some(0.0), "{text}");
+    assert!(value(text, "realtime_rooms").is_some(), "{text}");
     assert!(text.contains("# TYPE realtime_connections_total counter"), "{text}");
     assert!(text.contains("# HELP realtime_connections "), "{text}");
 
