@@ -69,6 +69,9 @@ pub enum Error {
     /// The token store refused its configuration.
     #[error("cannot start the token store")]
     Tokens(#[from] ws_server::TokenError),
+    /// The token store cannot reach the cluster's Redis.
+    #[error("cannot start the token store in redis")]
+    RedisTokens(#[from] redis_adapter::RedisTokenError),
     /// The cluster's Redis cannot be joined.
     #[error("cannot join the cluster")]
     Cluster(#[from] redis_adapter::RedisAdapterError),

@@ -21,7 +21,7 @@ use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use network_core::{Adapter, Identity, Network};
-use redis_adapter::{RedisCluster, RedisConfig};
+use redis_adapter::{RedisCluster, RedisConfig, RedisTokenError, RedisTokenStore};
 use subtle::ConstantTimeEq;
 use tokio::net::TcpListener;
 use ws_server::{Server, ServerConfig, TokenConfig, TokenError, TokenStore};
@@ -29,7 +29,7 @@ use ws_server::{Server, ServerConfig, TokenConfig, TokenError, TokenStore};
 use sync::SyncHandle;
 use views::Presence;
 
-use crate::config::{Config, RouterName, TokenSettings};
+use crate::config::{Config, RedisSettings, RouterName, TokenSettings};
 use crate::metrics::Registry;
 use crate::serve::{Listener, Relay, serve};
 use crate::{Error, demo};
@@ -45,11 +45,11 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
     describe_metrics();
     let tls = config.tls.as_ref().map(crate::tls::server_config).transpose()?;
     let tokens = match &config.tokens {
-        Some(settings) => Some(Issuer::new(settings)?),
+        Some(settings) => Some(Issuer::new(settings, config.redis.as_ref()).await?),
         None => None,
     };
     let hook = match &tokens {
-        Some(issuer) => issuer.store.handshake_hook(),
+        Some(issuer) => issuer.handshake_hook(),
         None => demo::identity_hook(),
     };
     let origins = (!config.allowed_origins.is_empty()).then(|| config.allowed_origins.clone());
@@ -60,9 +60,7 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
         .map_err(|source| Error::Bind { addr: config.listen, source })?;
     match &config.redis {
         Some(redis) => {
-            let cluster =
-                RedisCluster::connect(RedisConfig::new(redis.url.clone()).prefix(redis.prefix.clone()))
-                    .await?;
+            let cluster = RedisCluster::connect(redis_config(redis)).await?;
             tracing::info!(node = %cluster.node(), "joined the cluster");
             let server = Server::detached_with(server_config, cluster)?;
             let listener = Listener { tcp: listener, tls };
@@ -171,20 +169,53 @@ async fn render_metrics<A: Adapter>(State(state): State<Arc<NodeState<A>>>) -> R
 
 /// The token issuer route's state.
 struct Issuer {
-    store: TokenStore,
+    store: Tokens,
     secret: String,
     route: String,
 }
 
+/// Where the tokens live: in this process, or in Redis for every node of a cluster (so
+/// that any node accepts a token any node issued: no sticky sessions).
+enum Tokens {
+    Local(TokenStore),
+    Redis(RedisTokenStore),
+}
+
 impl Issuer {
-    fn new(settings: &TokenSettings) -> Result<Self, Error> {
+    async fn new(settings: &TokenSettings, redis: Option<&RedisSettings>) -> Result<Self, Error> {
         let config = TokenConfig::default().ttl(Duration::from_secs(settings.ttl_secs));
-        Ok(Self {
-            store: TokenStore::new(config)?,
-            secret: settings.secret.clone(),
-            route: settings.route.clone(),
-        })
+        let store = match redis {
+            Some(redis) => Tokens::Redis(RedisTokenStore::connect(&redis_config(redis), config).await?),
+            None => Tokens::Local(TokenStore::new(config)?),
+        };
+        Ok(Self { store, secret: settings.secret.clone(), route: settings.route.clone() })
     }
+
+    fn handshake_hook(&self) -> ws_server::HandshakeHook {
+        match &self.store {
+            Tokens::Local(store) => store.handshake_hook(),
+            Tokens::Redis(store) => store.handshake_hook(),
+        }
+    }
+
+    fn ttl(&self) -> Duration {
+        match &self.store {
+            Tokens::Local(store) => store.config().ttl,
+            Tokens::Redis(store) => store.config().ttl,
+        }
+    }
+
+    /// A token for `identity`; the local store's errors are the `Token` ones.
+    async fn issue(&self, identity: Identity) -> Result<String, RedisTokenError> {
+        match &self.store {
+            Tokens::Local(store) => store.issue(identity).map_err(RedisTokenError::Token),
+            Tokens::Redis(store) => store.issue(identity).await,
+        }
+    }
+}
+
+fn redis_config(redis: &RedisSettings) -> RedisConfig {
+    RedisConfig::new(redis.url.clone()).prefix(redis.prefix.clone())
 }
 
 /// Whether `headers` carry `Authorization: Bearer SECRET`, compared in constant time.
@@ -213,15 +244,17 @@ async fn issue_token(
     let Some(user) = params.get("user").filter(|user| !user.is_empty()) else {
         return (StatusCode::BAD_REQUEST, "add ?user=NAME\n").into_response();
     };
-    match issuer.store.issue(Identity::user(user.as_str())) {
+    match issuer.issue(Identity::user(user.as_str())).await {
         Ok(token) => Json(serde_json::json!({ "token": token })).into_response(),
         Err(error) => {
             let status = match error {
-                TokenError::QuotaExceeded => StatusCode::TOO_MANY_REQUESTS,
+                // This user holds too many unused tokens: their own doing.
+                RedisTokenError::Token(TokenError::QuotaExceeded) => StatusCode::TOO_MANY_REQUESTS,
+                // The store is full (overload) or Redis is down.
                 _ => StatusCode::SERVICE_UNAVAILABLE,
             };
             // Tokens are consumed or expire within the ttl, so waiting that long always helps.
-            let retry_after = issuer.store.config().ttl.as_secs().to_string();
+            let retry_after = issuer.ttl().as_secs().to_string();
             (status, [(header::RETRY_AFTER, retry_after)], format!("{error}\n")).into_response()
         }
     }
