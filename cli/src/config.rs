@@ -125,6 +125,10 @@ pub struct Config {
     pub admin: Option<AdminSettings>,
     /// Logging.
     pub log: LogSettings,
+    /// Seconds between the shutdown signal (SIGTERM, Ctrl-C) and the shutdown, during which
+    /// `/healthz` answers 503 and everything is still served, so that a load balancer takes
+    /// the node out before its clients are told to reconnect (close 1001). Default 0.
+    pub drain_secs: u64,
 }
 
 impl Default for Config {
@@ -142,6 +146,7 @@ impl Default for Config {
             tokens: None,
             admin: None,
             log: LogSettings::default(),
+            drain_secs: 0,
         }
     }
 }

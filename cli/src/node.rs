@@ -1,9 +1,10 @@
 //! `realtime serve`: the demo application of [`crate::demo`] configured by a [`Config`],
 //! with the routes a deployment needs beside it.
 //!
-//! - `GET /healthz` answers 200 `ok` while the server accepts connections and 503 once it
-//!   is shutting down, so that a load balancer stops sending new clients during a graceful
-//!   restart. It checks that the process answers HTTP on the port and is not draining; it
+//! - `GET /healthz` answers 200 `ok` while the server accepts connections and 503 from the
+//!   shutdown signal on (through the `drain_secs` during which everything is still served,
+//!   then the shutdown), so that a load balancer stops sending new clients during a
+//!   graceful restart. It checks that the process answers HTTP on the port and is not draining; it
 //!   does not check Redis (a node whose Redis is down still serves its own clients, and
 //!   taking every node out at once would turn a Redis outage into a full one).
 //! - With `[tokens]`, `POST ROUTE?user=NAME` (route `/tokens` by default) with
@@ -13,6 +14,7 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use axum::Json;
@@ -93,7 +95,15 @@ async fn serve_node<A: Adapter>(
         }
     }
     let admin_token = config.admin.as_ref().map(|admin| admin.token.clone());
-    let state = NodeState { server: server.clone(), registry: extras.registry, presence, sync, admin_token };
+    let draining = Arc::new(AtomicBool::new(false));
+    let state = NodeState {
+        server: server.clone(),
+        registry: extras.registry,
+        presence,
+        sync,
+        admin_token,
+        draining: draining.clone(),
+    };
     let mut routes =
         axum::Router::new().route("/healthz", get(healthz::<A>)).route("/metrics", get(render_metrics::<A>));
     if config.admin.is_some() {
@@ -106,6 +116,17 @@ async fn serve_node<A: Adapter>(
     }
     let app = app.merge(demo::app(server.clone(), config.demo_page));
     let relay = if config.echo { Relay::Echo } else { Relay::Others };
+    // The signal starts the drain: `/healthz` fails at once, so that load balancers stop
+    // sending new clients, while everything is still served for `drain_secs`.
+    let drain = Duration::from_secs(config.drain_secs);
+    let shutdown = async move {
+        shutdown.await;
+        draining.store(true, Ordering::Release);
+        if !drain.is_zero() {
+            tracing::info!(seconds = drain.as_secs(), "draining before the shutdown");
+            tokio::time::sleep(drain).await;
+        }
+    };
     serve(server, listener, app, relay, shutdown).await
 }
 
@@ -123,10 +144,12 @@ pub(crate) struct NodeState<A: Adapter> {
     pub(crate) sync: Option<SyncHandle<Server<A>>>,
     /// `GET /admin`'s bearer token; the route exists only with one.
     pub(crate) admin_token: Option<String>,
+    /// Set at the shutdown signal, `drain_secs` before the server closes its connections.
+    draining: Arc<AtomicBool>,
 }
 
 async fn healthz<A: Adapter>(State(state): State<Arc<NodeState<A>>>) -> Response {
-    if state.server.is_shutting_down() {
+    if state.draining.load(Ordering::Acquire) || state.server.is_shutting_down() {
         (StatusCode::SERVICE_UNAVAILABLE, "shutting down\n").into_response()
     } else {
         "ok\n".into_response()

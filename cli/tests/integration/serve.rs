@@ -109,3 +109,28 @@ async fn log_format_and_level_come_from_the_flags() {
     assert_eq!(connected["level"], "INFO", "{connected}");
     drop(socket);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_fails_healthz_first_and_serves_through_the_drain() {
+    let mut command = realtime(&["serve", "--listen", "127.0.0.1:0"]);
+    command.env("REALTIME_DRAIN_SECS", "60");
+    let running = start(command).await;
+    let addr = running.addr;
+    let (mut ada, _) = within(tokio_tungstenite::connect_async(format!("ws://{addr}/"))).await.unwrap();
+    let (mut grace, _) = within(tokio_tungstenite::connect_async(format!("ws://{addr}/"))).await.unwrap();
+
+    let pid = running.child.id().unwrap().to_string();
+    assert!(
+        within(tokio::process::Command::new("kill").args(["-TERM", &pid]).status()).await.unwrap().success()
+    );
+    within(async {
+        while http(addr, "GET", "/healthz", &[]).await.status != 503 {
+            tokio::task::yield_now().await;
+        }
+    })
+    .await;
+    // Draining: the open connections still relay, and new ones are still accepted.
+    ada.send(Message::text("still here")).await.unwrap();
+    assert_eq!(within(grace.next()).await.unwrap().unwrap(), Message::text("still here"));
+    within(tokio_tungstenite::connect_async(format!("ws://{addr}/"))).await.unwrap();
+}
