@@ -1,6 +1,7 @@
 //! One connection's task: our frame reader ([`crate::reader`]) reads, the outbox writes
 //! (data frames, and the pongs and close frames the reader's events call for).
 
+use futures_util::future::Either;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
@@ -74,7 +75,7 @@ where
     if let Some(identity) = identity {
         connection.set_identity(identity);
     }
-    tracing::Instrument::instrument(
+    in_span(
         async move {
             let mut reader = frame_reader(&inner, socket, leftover);
             added(&inner, &connection).await;
@@ -108,7 +109,7 @@ pub(crate) fn serve_session(
     if let Some(identity) = identity {
         connection.set_identity(identity);
     }
-    tracing::Instrument::instrument(
+    in_span(
         async move {
             let reader = frame_reader(&inner, socket, leftover);
             added(&inner, &connection).await;
@@ -175,9 +176,23 @@ pub(crate) fn serve_session(
     )
 }
 
+/// `future` inside `span`, boxed, when the span is enabled; unchanged when it is not (the
+/// default), so that the connection task, which every idle connection pays for, does not
+/// carry a span it never uses (the `Right` box fits beside the future's own tag).
+fn in_span<F>(future: F, span: tracing::Span) -> Either<F, Pin<Box<dyn Future<Output = ()> + Send>>>
+where
+    F: Future<Output = ()> + Send + 'static,
+{
+    if span.is_disabled() {
+        Either::Left(future)
+    } else {
+        Either::Right(Box::pin(tracing::Instrument::instrument(future, span)))
+    }
+}
+
 /// The span every log line of a connection's task sits in: its id, the peer's address and
-/// the user, if any. At debug level, so that the default (info) pays only a disabled span's
-/// check per poll; `RUST_LOG=ws_server=debug` turns it on.
+/// the user, if any. At debug level (`RUST_LOG=ws_server=debug` turns it on), so that by
+/// default it costs nothing past its creation.
 fn connection_span(id: ConnectionId, meta: &ConnectionMeta, identity: Option<&Identity>) -> tracing::Span {
     let user = identity.and_then(|identity| identity.user_id.as_deref());
     tracing::debug_span!("connection", %id, remote = ?meta.remote_addr, user)
