@@ -9,8 +9,10 @@
 //! - `realtime serve` runs the example server's application (the channels, views and sync
 //!   routers, the relay of application frames to every other connection, the demo page)
 //!   from a TOML file with environment overrides ([`config`]), and adds what running it in
-//!   production needs: `GET /healthz` for load balancers, one-time tokens issued to the
-//!   application's backend.
+//!   production needs ([`node`]): TLS ([`tls`]), `GET /healthz` for load balancers and a
+//!   drain period before the shutdown, `GET /metrics` in the Prometheus text format
+//!   ([`metrics`]), an authenticated `GET /admin` view, one-time tokens issued to the
+//!   application's backend, JSON logs. `docs/PRODUCTION.md` says how to run it.
 //! - `realtime connect URL` is a terminal client like websocat ([`terminal`]).
 //!
 //! The library is not meant for applications (use the `realtime` crate): it exists so that

@@ -111,6 +111,10 @@ struct ConnectArgs {
     /// Connect afresh after a drop [default: resume the session]
     #[arg(long)]
     no_resume: bool,
+    /// For wss://, trust the certificates of this PEM file only (a private CA) [default: the
+    /// Mozilla roots]
+    #[arg(long, value_name = "PEM")]
+    ca_cert: Option<PathBuf>,
 }
 
 fn parse_header(text: &str) -> Result<(HeaderName, HeaderValue), String> {
@@ -130,8 +134,13 @@ fn main() -> ExitCode {
         Command::Serve(args) => run_serve(args),
         Command::Connect(args) => {
             realtime_cli::init_logging("warn", LogFormat::Text);
-            let (url, config) = client_config(args);
-            terminal::run_to_exit(url, config)
+            match client_config(args) {
+                Ok((url, config)) => terminal::run_to_exit(url, config),
+                Err(err) => {
+                    eprintln!("error: {}", terminal::chain(&err));
+                    ExitCode::from(2)
+                }
+            }
         }
     }
 }
@@ -197,7 +206,7 @@ fn server_config(args: ServeArgs) -> Result<Config, Error> {
 }
 
 /// The URL and the client's configuration from the flags.
-fn client_config(args: ConnectArgs) -> (String, ClientConfig) {
+fn client_config(args: ConnectArgs) -> Result<(String, ClientConfig), Error> {
     let mut headers: HeaderMap = args.header.into_iter().collect();
     if let Some(bearer) = args.token {
         headers.insert(header::AUTHORIZATION, bearer);
@@ -222,5 +231,8 @@ fn client_config(args: ConnectArgs) -> (String, ClientConfig) {
     if let Some(jitter) = args.jitter {
         config = config.jitter(jitter);
     }
-    (args.url, config.max_retries(args.max_retries))
+    if let Some(ca) = &args.ca_cert {
+        config = config.tls(Some(realtime_cli::tls::client_config_trusting(ca)?));
+    }
+    Ok((args.url, config.max_retries(args.max_retries)))
 }

@@ -7,6 +7,10 @@
 //!   graceful restart. It checks that the process answers HTTP on the port and is not draining; it
 //!   does not check Redis (a node whose Redis is down still serves its own clients, and
 //!   taking every node out at once would turn a Redis outage into a full one).
+//! - `GET /metrics`: the Prometheus text of [`crate::metrics`], with the gauges read at
+//!   scrape time (pending handshakes, queued outgoing bytes, rooms, views, subscriptions).
+//! - With `[admin] token`, `GET /admin`: a JSON view of connections, rooms, views, sync
+//!   subscriptions and cluster nodes, for that bearer token only.
 //! - With `[tokens]`, `POST ROUTE?user=NAME` (route `/tokens` by default) with
 //!   `Authorization: Bearer SECRET` answers `{"token": "..."}`: a one-time token for user
 //!   NAME, which the browser passes as `?token=` (or a client as `Authorization: Bearer`)

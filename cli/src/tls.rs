@@ -54,3 +54,25 @@ pub fn server_config(files: &TlsFiles) -> Result<Arc<rustls::ServerConfig>, TlsE
     config.alpn_protocols = vec![b"http/1.1".to_vec()];
     Ok(Arc::new(config))
 }
+
+/// A rustls client configuration with the `ring` provider that trusts the certificates of
+/// the PEM file at `ca` only (a private CA, or a self-signed server), for `realtime connect
+/// --ca-cert`.
+pub fn client_config_trusting(ca: &std::path::Path) -> Result<Arc<rustls::ClientConfig>, TlsError> {
+    let mut roots = rustls::RootCertStore::empty();
+    for certificate in CertificateDer::pem_file_iter(ca).map_err(pem(ca))? {
+        roots.add(certificate.map_err(pem(ca))?)?;
+    }
+    if roots.is_empty() {
+        return Err(TlsError::Pem {
+            path: ca.to_owned(),
+            source: rustls::pki_types::pem::Error::NoItemsFound,
+        });
+    }
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()?
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    Ok(Arc::new(config))
+}

@@ -2,9 +2,7 @@
 //! other (no sticky sessions), frames are relayed across them, and both the admin view and
 //! the metrics see the other node.
 
-use futures_util::{SinkExt, StreamExt};
 use testkit::RedisServer;
-use tokio_tungstenite::tungstenite::Message;
 
 use crate::support::*;
 
@@ -49,8 +47,7 @@ async fn tokens_and_relays_cross_nodes() {
     let grace_url = format!("ws://{}/?token={}", a.addr, token(&b, "grace").await);
     let (mut ada, _) = within(tokio_tungstenite::connect_async(ada_url.as_str())).await.unwrap();
     let (mut grace, _) = within(tokio_tungstenite::connect_async(grace_url.as_str())).await.unwrap();
-    ada.send(Message::text("across nodes")).await.unwrap();
-    assert_eq!(within(grace.next()).await.unwrap().unwrap(), Message::text("across nodes"));
+    relay_until_received(&mut ada, &mut grace, "across nodes").await;
 
     let metrics = http(a.addr, "GET", "/metrics", &[]).await.body;
     assert!(metrics.lines().any(|line| line == "realtime_cluster_nodes 2"), "{metrics}");

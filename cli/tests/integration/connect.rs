@@ -15,12 +15,14 @@ async fn lines_go_out_and_frames_print_until_stdin_ends() {
     let addr = running.addr;
     let (mut peer, _) = within(tokio_tungstenite::connect_async(format!("ws://{addr}/"))).await.unwrap();
 
-    let mut connect = realtime(&["connect", &format!("ws://{addr}/"), "--header", "X-Test: 1"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    // `--no-resume`: the exit after stdin ends waits for the queue to be written, not acknowledged.
+    let mut connect =
+        realtime(&["connect", &format!("ws://{addr}/"), "--header", "X-Test: 1", "--no-resume"])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
     let mut stdin = connect.stdin.take().unwrap();
     let mut stdout = BufReader::new(connect.stdout.take().unwrap()).lines();
     let mut stderr = BufReader::new(connect.stderr.take().unwrap()).lines();

@@ -3,7 +3,7 @@
 
 use std::process::Stdio;
 
-use futures_util::{SinkExt, StreamExt};
+use futures_util::StreamExt;
 use tokio::io::AsyncBufReadExt;
 use tokio_tungstenite::tungstenite::Message;
 
@@ -25,9 +25,7 @@ async fn one_port_serves_the_relay_healthz_and_the_page_until_sigterm() {
     let (mut ada, _) = within(tokio_tungstenite::connect_async(format!("ws://{addr}/"))).await.unwrap();
     let (mut grace, _) =
         within(tokio_tungstenite::connect_async(format!("ws://{addr}/any/path"))).await.unwrap();
-    ada.send(Message::text("hello")).await.unwrap();
-    let received = within(grace.next()).await.unwrap().unwrap();
-    assert_eq!(received, Message::text("hello"));
+    relay_until_received(&mut ada, &mut grace, "hello").await;
 
     // SIGTERM: the clients are closed with 1001 and the process exits 0.
     let pid = running.child.id().unwrap().to_string();
@@ -130,7 +128,6 @@ async fn sigterm_fails_healthz_first_and_serves_through_the_drain() {
     })
     .await;
     // Draining: the open connections still relay, and new ones are still accepted.
-    ada.send(Message::text("still here")).await.unwrap();
-    assert_eq!(within(grace.next()).await.unwrap().unwrap(), Message::text("still here"));
+    relay_until_received(&mut ada, &mut grace, "still here").await;
     within(tokio_tungstenite::connect_async(format!("ws://{addr}/"))).await.unwrap();
 }

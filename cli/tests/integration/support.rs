@@ -72,3 +72,29 @@ pub(crate) async fn http(addr: SocketAddr, method: &str, path: &str, headers: &[
     let status = head.split(' ').nth(1).and_then(|code| code.parse().ok()).unwrap_or(0);
     HttpResponse { status, head: head.to_owned(), body: body.to_owned() }
 }
+
+/// A test's WebSocket client.
+pub(crate) type Socket =
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+/// Sends `text` from `from` until `to` receives it; returns how many times it was sent. The
+/// upgrade's answer comes before the server registers the connection, so a relay right after
+/// a connect may miss a receiver not yet registered (on another node, not yet known there);
+/// nothing outside the server says when it is.
+pub(crate) async fn relay_until_received(from: &mut Socket, to: &mut Socket, text: &str) -> u64 {
+    use futures_util::{SinkExt, StreamExt};
+    use tokio_tungstenite::tungstenite::Message;
+    within(async {
+        let mut sent = 0;
+        loop {
+            from.send(Message::text(text)).await.unwrap();
+            sent += 1;
+            let wait = std::time::Duration::from_millis(200);
+            if let Ok(received) = tokio::time::timeout(wait, to.next()).await {
+                assert_eq!(received.unwrap().unwrap(), Message::text(text));
+                return sent;
+            }
+        }
+    })
+    .await
+}

@@ -152,11 +152,19 @@ async fn the_binary_serves_wss_and_https_on_one_port() {
     let ada = Client::connect(url.as_str(), certificates.client_config()).unwrap();
     let grace = Client::connect(url.as_str(), certificates.client_config()).unwrap();
     let mut grace_events = grace.events().unwrap();
-    // Relayed to every other connection: wait until grace is in before ada speaks.
-    let mut lifecycle = grace.lifecycle();
-    while !matches!(within(lifecycle.recv()).await.unwrap(), ws_client::ClientEvent::Open) {}
-    ada.send(Message::text("hello over tls")).unwrap();
-    assert_eq!(next_text(&mut grace_events).await, "hello over tls");
+    // Relayed to every other connection, grace's once the server registered it (after its
+    // upgrade's answer): ada speaks until grace hears.
+    within(async {
+        loop {
+            ada.send(Message::text("hello over tls")).unwrap();
+            let wait = std::time::Duration::from_millis(200);
+            if let Ok(text) = tokio::time::timeout(wait, next_text(&mut grace_events)).await {
+                assert_eq!(text, "hello over tls");
+                break;
+            }
+        }
+    })
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -203,4 +211,33 @@ async fn node_ws_connects_with_the_generated_ca() {
     let output = within(output).await.unwrap().unwrap();
     assert!(output.status.success(), "{output:?}");
     assert_eq!(String::from_utf8_lossy(&output.stdout).trim(), "to node");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn realtime_connect_trusts_the_ca_it_is_given() {
+    let certificates = Certificates::generate("connect");
+    let running = serve_tls(&certificates).await;
+    let url = format!("wss://localhost:{}/", running.addr.port());
+    let ours = Client::connect(url.as_str(), certificates.client_config()).unwrap();
+    let mut ours_events = ours.events().unwrap();
+    let mut lifecycle = ours.lifecycle();
+    while !matches!(within(lifecycle.recv()).await.unwrap(), ws_client::ClientEvent::Open) {}
+
+    let ca = certificates.path("ca.pem");
+    let mut connect = realtime(&["connect", &url, "--ca-cert", ca.to_str().unwrap(), "--max-retries", "0"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = connect.stdin.take().unwrap();
+    tokio::io::AsyncWriteExt::write_all(&mut stdin, b"over wss from the terminal\n").await.unwrap();
+    // The line came over wss: `connect` trusted the CA it was given (and only it: the
+    // Mozilla roots do not know this one). It is killed when dropped.
+    let mut output = tokio::spawn(connect.wait_with_output());
+    tokio::select! {
+        text = next_text(&mut ours_events) => assert_eq!(text, "over wss from the terminal"),
+        ended = &mut output => panic!("connect ended first: {ended:?}"),
+    }
+    drop(stdin);
 }
