@@ -131,6 +131,15 @@ async fn server_bind_with_tls_serves_wss() {
     server.shutdown().await;
 }
 
+/// Our client on `url`, trusting `certificates`' CA, once open, with its events.
+async fn open_client(url: &str, certificates: &Certificates) -> (Client, network_core::Events) {
+    let client = Client::connect(url, certificates.client_config()).unwrap();
+    let events = client.events().unwrap();
+    let mut lifecycle = client.lifecycle();
+    while !matches!(within(lifecycle.recv()).await.unwrap(), ws_client::ClientEvent::Open) {}
+    (client, events)
+}
+
 async fn serve_tls(certificates: &Certificates) -> Running {
     let (cert, key) = (certificates.path("cert.pem"), certificates.path("key.pem"));
     serve(&["--tls-cert", cert.to_str().unwrap(), "--tls-key", key.to_str().unwrap()]).await
@@ -173,10 +182,7 @@ async fn node_ws_connects_with_the_generated_ca() {
     let certificates = Certificates::generate("node");
     let running = serve_tls(&certificates).await;
     let url = format!("wss://localhost:{}/", running.addr.port());
-    let ours = Client::connect(url.as_str(), certificates.client_config()).unwrap();
-    let mut ours_events = ours.events().unwrap();
-    let mut lifecycle = ours.lifecycle();
-    while !matches!(within(lifecycle.recv()).await.unwrap(), ws_client::ClientEvent::Open) {}
+    let (ours, mut ours_events) = open_client(&url, &certificates).await;
 
     let ws_module = Path::new(env!("CARGO_MANIFEST_DIR")).join("../bench/node/node_modules/ws");
     // Sends a line once open, prints the first frame it receives, and exits 0.
@@ -218,10 +224,7 @@ async fn realtime_connect_trusts_the_ca_it_is_given() {
     let certificates = Certificates::generate("connect");
     let running = serve_tls(&certificates).await;
     let url = format!("wss://localhost:{}/", running.addr.port());
-    let ours = Client::connect(url.as_str(), certificates.client_config()).unwrap();
-    let mut ours_events = ours.events().unwrap();
-    let mut lifecycle = ours.lifecycle();
-    while !matches!(within(lifecycle.recv()).await.unwrap(), ws_client::ClientEvent::Open) {}
+    let (_ours, mut ours_events) = open_client(&url, &certificates).await;
 
     let ca = certificates.path("ca.pem");
     let mut connect = realtime(&["connect", &url, "--ca-cert", ca.to_str().unwrap(), "--max-retries", "0"])
