@@ -55,3 +55,19 @@ async fn an_invalid_port_is_refused() {
     assert_eq!(output.status.code(), Some(1), "{output:?}");
     assert!(String::from_utf8_lossy(&output.stderr).contains("invalid url"), "{output:?}");
 }
+
+/// With a session, `flush` waits for the server's `ack` of what was written; it used to wait
+/// on until some other event woke it, since the `ack` did not (and `realtime connect` then
+/// took its 10 s flush limit to exit after stdin ended, or failed).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_flush_in_a_session_ends_at_the_servers_ack() {
+    use network_core::Message;
+    use ws_client::{Client, ClientConfig, ClientEvent};
+    let running = serve(&[]).await;
+    let client =
+        Client::connect(format!("ws://{}/", running.addr), ClientConfig::default().resume(true)).unwrap();
+    let mut lifecycle = client.lifecycle();
+    while !matches!(within(lifecycle.recv()).await.unwrap(), ClientEvent::Open) {}
+    client.send(Message::text("acknowledge me")).unwrap();
+    within(client.flush()).await.unwrap();
+}
