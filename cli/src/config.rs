@@ -401,10 +401,6 @@ impl Config {
     }
 
     fn check(&self) -> Result<(), ConfigError> {
-        if self.routers.is_empty() && !self.echo {
-            // Not an error in itself, but almost surely a mistake: say so at start.
-            tracing::warn!("no router attached: only the relay of application frames is served");
-        }
         if let Some(tokens) = &self.tokens {
             if tokens.secret.len() < 16 {
                 return Err(ConfigError::Value { key: "tokens.secret", reason: "shorter than 16 bytes" });

@@ -49,6 +49,10 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
         tracing::warn!("a metrics recorder was already installed: /metrics shows only this server's gauges");
     }
     describe_metrics();
+    if config.routers.is_empty() && !config.echo {
+        // Not an error in itself, but almost surely a mistake: say so at start.
+        tracing::warn!("no router attached: only the relay of application frames is served");
+    }
     let tls = config.tls.as_ref().map(crate::tls::server_config).transpose()?;
     let tokens = match &config.tokens {
         Some(settings) => Some(Issuer::new(settings, config.redis.as_ref()).await?),

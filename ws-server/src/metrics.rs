@@ -5,7 +5,7 @@
 //!
 //! What is counted, and where, so that no delivery pays for it: connections when they
 //! open and close, refused handshakes and dropped connections when they happen, incoming
-//! messages once each (two relaxed atomic adds), outgoing bytes once per socket write (a
+//! messages once each (two atomic adds), outgoing bytes once per socket write (a
 //! burst of broadcasts is one write), never per recipient. Gauges that are a sum over
 //! connections (queued outgoing bytes) are read at scrape time from
 //! [`Server::stats`](crate::Server::stats) instead.
