@@ -241,6 +241,8 @@ impl<A: Adapter> Server<A> {
             .ok()
             .and_then(|runtime| Some((runtime, adapter.subscribe(crate::relay::TOPIC)?)));
         let node = adapter.node();
+        // Registered now, so that a scrape shows them (at zero) before the first connection.
+        crate::metrics::handles();
         let server = Self {
             inner: Arc::new(Inner {
                 hub,

@@ -11,6 +11,15 @@ fn value(text: &str, name_and_labels: &str) -> Option<f64> {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_counters_are_there_at_zero_before_any_connection() {
+    let running = serve(&[]).await;
+    let text = http(running.addr, "GET", "/metrics", &[]).await.body;
+    assert_eq!(value(&text, "realtime_connections"), Some(0.0), "{text}");
+    assert_eq!(value(&text, "realtime_connections_total"), Some(0.0), "{text}");
+    assert_eq!(value(&text, "realtime_bytes_out_total"), Some(0.0), "{text}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn traffic_moves_the_counters_and_gauges() {
     let running = serve(&[]).await;
     let addr = running.addr;
