@@ -33,6 +33,7 @@ use anyhow::{Context, bail};
 use realtime::views::Member;
 use realtime::views::client::{OpenError, View, ViewChange, ViewsClient, ViewsClientConfig};
 use realtime::ws_client::{Client, ClientConfig, ClientEvent};
+use realtime_cli::terminal::chain;
 use tokio::sync::broadcast::error::RecvError;
 
 const USAGE: &str = "\
@@ -324,15 +325,4 @@ fn describe(member: &Member) -> String {
         Some(user) => format!("{user} ({})", member.clients),
         None => format!("anonymous {}", member.key),
     }
-}
-
-fn chain(err: &dyn std::error::Error) -> String {
-    let mut text = err.to_string();
-    let mut source = err.source();
-    while let Some(inner) = source {
-        text.push_str(": ");
-        text.push_str(&inner.to_string());
-        source = inner.source();
-    }
-    text
 }

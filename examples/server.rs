@@ -42,26 +42,20 @@
 use std::net::SocketAddr;
 
 use anyhow::{Context, bail};
-use futures_util::StreamExt;
-use futures_util::stream::FuturesUnordered;
-use realtime::channels::{Channel, ChannelsConfig, RemoteError};
-use realtime::network_core::{Adapter, AdapterError, Identity, Network, NetworkEvent, Target};
-use realtime::sync::{RemoteError as SyncError, Route, SyncConfig};
+use realtime::network_core::Adapter;
 use realtime::views::ViewsConfig;
-use realtime::ws_server::{Accept, HandshakeHook, RemoteAddr, Server, ServerConfig};
+use realtime::ws_server::{Server, ServerConfig};
+use realtime_cli::config::LogFormat;
+use realtime_cli::demo;
+use realtime_cli::serve::{Relay, serve, shutdown_signal};
 use redis_adapter::{RedisCluster, RedisConfig};
-use serde_json::Value;
+
+// The demo application and the serving loop live in `realtime_cli` (the `realtime`
+// binary's crate), which `realtime serve` runs too: one copy for both.
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    tracing_subscriber::fmt()
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
-        )
-        .init();
+    realtime_cli::init_logging("info", LogFormat::Text);
     let usage = format!("{USAGE}\n{}\n{}", limits::help(), limits::RouterLimits::help());
     let options = cli::parse_or_exit(parse_args, &usage);
     // On a worker, not on `main`'s own thread: `#[tokio::main]` runs this body outside the
@@ -75,7 +69,7 @@ async fn run(options: Options) -> anyhow::Result<()> {
     let config = options
         .limits
         .apply(ServerConfig::default())
-        .handshake(demo_identity())
+        .handshake(demo::identity_hook())
         .max_message_size(options.max_message_size)
         .allowed_origins((!options.allowed_origins.is_empty()).then(|| options.allowed_origins.clone()));
     let config = if options.resume { config } else { config.resume_window(None) };
@@ -88,197 +82,25 @@ async fn run(options: Options) -> anyhow::Result<()> {
             let cluster = RedisCluster::connect(cluster).await.context("joining the cluster")?;
             tracing::info!(node = %cluster.node(), "joined the cluster");
             let server = Server::detached_with(config, cluster).context("starting the server")?;
-            serve(server, listener, &options).await
+            run_with(server, listener, &options).await
         }
-        None => serve(Server::detached(config).context("starting the server")?, listener, &options).await,
+        None => run_with(Server::detached(config).context("starting the server")?, listener, &options).await,
     }
 }
 
 /// Attaches the routers and runs until Ctrl-C or SIGTERM.
-async fn serve<A: Adapter>(
+async fn run_with<A: Adapter>(
     server: Server<A>,
     listener: tokio::net::TcpListener,
     options: &Options,
 ) -> anyhow::Result<()> {
     let routers = &options.router_limits;
-    routers.channels(channels_config()).attach(&server).context("attaching the channels router")?;
+    routers.channels(demo::channels_config()).attach(&server).context("attaching the channels router")?;
     routers.views(ViewsConfig::default()).attach(&server).context("attaching the views router")?;
-    routers.sync(books()).attach(&server).context("attaching the sync router")?;
-    let addr = listener.local_addr().context("the listener has no address")?;
-    let mut events = server.events().context("events already taken")?;
-    let (http_done, stop) = tokio::sync::oneshot::channel::<()>();
-    let http = tokio::spawn({
-        // `axum_listener` gives every socket the server's handshake limits until its first
-        // request head is in, as `Server::bind` does.
-        let service = demo::app(server.clone()).into_make_service_with_connect_info::<RemoteAddr>();
-        let serving = axum::serve(server.axum_listener(listener), service);
-        async move {
-            serving
-                .with_graceful_shutdown(async move {
-                    let _ = stop.await;
-                })
-                .await
-        }
-    });
-    // Both lines in one write, and no panic if the reader has gone: a parent that reads the
-    // first line and closes the pipe must not kill the server (`println!` would panic).
-    let banner = format!("listening on ws://{addr}\nlistening on http://{addr}\n");
-    let _ = std::io::Write::write_all(&mut std::io::stdout(), banner.as_bytes());
-    let _ = std::io::Write::flush(&mut std::io::stdout());
-
-    let shutdown = shutdown_signal();
-    tokio::pin!(shutdown);
-    // Relays waiting for the cluster to take them (see below); bounded.
-    let mut relaying: FuturesUnordered<Relay> = FuturesUnordered::new();
-    loop {
-        if relaying.len() >= MAX_RELAYS_IN_FLIGHT {
-            // Full: wait for the oldest outcomes before reading more (the readers then
-            // hold their clients back: TCP backpressure, nothing dropped).
-            if let Some(Err(error)) = relaying.next().await {
-                tracing::warn!(%error, "relay incomplete");
-            }
-            continue;
-        }
-        tokio::select! {
-            Some(outcome) = relaying.next(), if !relaying.is_empty() => {
-                if let Err(error) = outcome {
-                    tracing::warn!(%error, "relay incomplete");
-                }
-            }
-            event = events.recv() => match event {
-                Some(NetworkEvent::Added(connection)) => {
-                    tracing::info!(id = %connection.id(), remote = ?connection.meta().remote_addr, "connected");
-                }
-                Some(NetworkEvent::Message { connection, message }) if options.echo => {
-                    // Back to the sender only, unchanged.
-                    let _ = connection.send(message);
-                }
-                Some(NetworkEvent::Message { connection, message }) => {
-                    // To every other connection, on every node of a cluster. The first poll
-                    // delivers here and queues the publish, in arrival order; with a cluster
-                    // adapter only Redis's receipt is left, awaited out of line so that one
-                    // round trip per relay does not bound the relay rate.
-                    let others = Target::everyone().except(connection.id());
-                    let server = server.clone();
-                    let mut relay: Relay =
-                        Box::pin(async move { server.adapter().broadcast(&others, message).await });
-                    match futures_util::poll!(relay.as_mut()) {
-                        std::task::Poll::Ready(Err(error)) => tracing::warn!(%error, "relay incomplete"),
-                        std::task::Poll::Ready(Ok(_)) => {}
-                        std::task::Poll::Pending => relaying.push(relay),
-                    }
-                }
-                Some(NetworkEvent::Removed { connection, frame }) => {
-                    tracing::info!(id = %connection.id(), close = %frame, "disconnected");
-                }
-                Some(_) => {}
-                None => break,
-            },
-            () = &mut shutdown => {
-                tracing::info!("shutting down");
-                break;
-            }
-        }
-    }
-    server.shutdown().await;
-    // The WebSocket connections are closed; idle HTTP connections get a moment to finish.
-    let _ = http_done.send(());
-    let _ = tokio::time::timeout(std::time::Duration::from_secs(1), http).await;
-    Ok(())
-}
-
-/// A relay whose outcome is still to come.
-type Relay = std::pin::Pin<Box<dyn Future<Output = Result<usize, AdapterError>> + Send>>;
-
-/// Relays in flight at most; past it the server reads nothing more until some finish.
-const MAX_RELAYS_IN_FLIGHT: usize = 1024;
-
-/// `?user=NAME` becomes the connection's identity. A demo only: nothing checks the name.
-fn demo_identity() -> HandshakeHook {
-    HandshakeHook::new(|request| async move {
-        Ok(match request.query_param("user").filter(|user| !user.is_empty()) {
-            Some(user) => Accept::new().identity(Identity::user(user)),
-            None => Accept::new(),
-        })
-    })
-}
-
-fn channels_config<N: Network>() -> ChannelsConfig<N> {
-    let chat = Channel::new()
-        // `?` turns a refused join (the connection's room limit) into code `limit`.
-        .on_join(|ctx| async move { Ok(ctx.join_room("lobby").await?) })
-        .on("say", |ctx, text: Value| async move {
-            ctx.broadcast_to_room("lobby", "said", &text).await?;
-            Ok(())
-        })
-        .on("echo", |_ctx, payload: Value| async move { Ok(payload) });
-    let admin = Channel::new().on_join(|ctx| async move {
-        let user = ctx.identity().and_then(|identity| identity.user_id.clone());
-        if user.as_deref() == Some("admin") { Ok(()) } else { Err(RemoteError::forbidden("admins only")) }
-    });
-    ChannelsConfig::default().channel("/chat", chat).channel("/admin", admin)
-}
-
-/// An in-memory book store, by id.
-type Books = std::sync::Arc<std::sync::Mutex<std::collections::BTreeMap<u64, Value>>>;
-
-fn books<N: Network>() -> SyncConfig<N> {
-    let store: Books = Books::default();
-    let next_id = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(1));
-    let lock = |store: &Books| store.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clone();
-    let book_id = |params: &realtime::sync::Params| -> Result<u64, SyncError> {
-        params["id"].parse().map_err(|_| SyncError::bad_request("book ids are numbers"))
-    };
-    let (read_store, update_store, delete_store, list_store, create_store) =
-        (store.clone(), store.clone(), store.clone(), store.clone(), store);
-    let book = Route::new()
-        .collection("/api/books")
-        .read(move |request| {
-            let store = read_store.clone();
-            async move {
-                let id = book_id(&request.params)?;
-                lock(&store).get(&id).cloned().ok_or_else(|| SyncError::not_found("no such book"))
-            }
-        })
-        .update(move |request| {
-            let store = update_store.clone();
-            async move {
-                let id = book_id(&request.params)?;
-                let mut books = store.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-                let book = books.get_mut(&id).ok_or_else(|| SyncError::not_found("no such book"))?;
-                if let (Value::Object(book), Value::Object(changes)) = (book as &mut Value, request.data) {
-                    book.extend(changes.into_iter().filter(|(key, _)| key != "id"));
-                }
-                Ok(books[&id].clone())
-            }
-        })
-        .delete(move |request| {
-            let store = delete_store.clone();
-            async move {
-                let id = book_id(&request.params)?;
-                let mut books = store.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-                books.remove(&id).ok_or_else(|| SyncError::not_found("no such book"))
-            }
-        });
-    let collection = Route::new()
-        .read(move |_request| {
-            let store = list_store.clone();
-            async move { Ok(Value::Array(lock(&store).into_values().collect())) }
-        })
-        .create(move |request| {
-            let (store, next_id) = (create_store.clone(), next_id.clone());
-            async move {
-                let Value::Object(mut book) = request.data else {
-                    return Err(SyncError::bad_request("a book is a JSON object"));
-                };
-                let id = next_id.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                book.insert("id".into(), id.into());
-                let book = Value::Object(book);
-                store.lock().unwrap_or_else(std::sync::PoisonError::into_inner).insert(id, book.clone());
-                Ok(book)
-            }
-        });
-    SyncConfig::default().route("/api/book/:id", book).route("/api/books", collection)
+    routers.sync(demo::books()).attach(&server).context("attaching the sync router")?;
+    let app = demo::app(server.clone(), true);
+    let relay = if options.echo { Relay::Echo } else { Relay::Others };
+    Ok(serve(server, listener, app, relay, shutdown_signal()).await?)
 }
 
 /// The command line.
@@ -313,9 +135,6 @@ const USAGE: &str =
 
 #[path = "shared/limits.rs"]
 mod limits;
-
-#[path = "shared/demo.rs"]
-mod demo;
 
 #[path = "shared/cli.rs"]
 mod cli;
@@ -362,24 +181,4 @@ fn parse_args() -> anyhow::Result<Option<Options>> {
         }
     }
     Ok(Some(options))
-}
-
-async fn shutdown_signal() {
-    let ctrl_c = tokio::signal::ctrl_c();
-    #[cfg(unix)]
-    {
-        let mut terminate = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(signal) => signal,
-            Err(_) => {
-                let _ = ctrl_c.await;
-                return;
-            }
-        };
-        tokio::select! {
-            _ = ctrl_c => {}
-            _ = terminate.recv() => {}
-        }
-    }
-    #[cfg(not(unix))]
-    let _ = ctrl_c.await;
 }

@@ -219,7 +219,8 @@ impl<N: Network> ChannelsConfig<N> {
             self.max_queued_frames,
             move |_key, (connection, work): (Connection, Work)| {
                 let worker = worker.clone();
-                async move { handle(&worker, &connection, work).await }
+                let span = work.span(&connection);
+                tracing::Instrument::instrument(async move { handle(&worker, &connection, work).await }, span)
             },
         );
         let inbox = network.adapter().subscribe(cluster::TOPIC);
@@ -349,6 +350,22 @@ enum Work {
     },
     /// The connection closed: forget its state once its earlier work is done.
     Closed,
+}
+
+impl Work {
+    /// The span of this operation (debug level: the default pays a disabled span's check).
+    fn span(&self, connection: &Connection) -> tracing::Span {
+        let id = connection.id();
+        match self {
+            Self::JoinRoot => tracing::debug_span!("channels", op = "join", connection = %id, ch = ROOT),
+            Self::Join { ch, .. } => tracing::debug_span!("channels", op = "join", connection = %id, ch),
+            Self::Leave { ch, .. } => tracing::debug_span!("channels", op = "leave", connection = %id, ch),
+            Self::Emit { ch, ev, .. } => {
+                tracing::debug_span!("channels", op = "emit", connection = %id, ch, ev)
+            }
+            Self::Closed => tracing::debug_span!("channels", op = "closed", connection = %id),
+        }
+    }
 }
 
 /// What handles the connections' work: the messenger, and the channels it looks up.

@@ -184,6 +184,13 @@ pub trait Adapter: Send + Sync + 'static {
         Vec::new()
     }
 
+    /// This node's rooms, each with how many of this node's connections are in it, in no
+    /// particular order; for admin views and metrics (a copy taken under the lock). The
+    /// default is none: an adapter that keeps no rooms in this process.
+    fn local_rooms(&self) -> Vec<(Room, usize)> {
+        Vec::new()
+    }
+
     /// Sends `message` to `target`; returns how many connections accepted it. The message
     /// is shared between recipients, never re-encoded.
     ///
@@ -253,6 +260,11 @@ impl LocalAdapter {
     /// An adapter delivering to the connections of `registry`.
     pub fn new(registry: Registry) -> Self {
         Self { registry, rooms: Arc::default() }
+    }
+
+    /// Every room with its member count now.
+    pub fn rooms_now(&self) -> Vec<(Room, usize)> {
+        read(&self.rooms).members.iter().map(|(room, members)| (room.clone(), members.len())).collect()
     }
 
     /// Adds `id` to `room` now.
@@ -381,6 +393,10 @@ impl Adapter for LocalAdapter {
 
     fn members(&self, room: &str) -> impl Future<Output = Result<Vec<ConnectionId>, AdapterError>> + Send {
         ready(Ok(self.members_now(room)))
+    }
+
+    fn local_rooms(&self) -> Vec<(Room, usize)> {
+        self.rooms_now()
     }
 
     fn local_members(&self, room: &str) -> Vec<ConnectionId> {

@@ -224,6 +224,10 @@ impl Adapter for RedisAdapter {
         self.local.as_ref().map(|local| local.members_now(room)).unwrap_or_default()
     }
 
+    fn local_rooms(&self) -> Vec<(Room, usize)> {
+        self.local.as_ref().map(LocalAdapter::rooms_now).unwrap_or_default()
+    }
+
     fn peers(&self) -> Vec<NodeId> {
         self.shared.peers()
     }
@@ -245,7 +249,10 @@ impl Adapter for RedisAdapter {
         };
         match published {
             Ok(()) => Ok(delivered_locally),
-            Err(error) => Err(AdapterError::NotPublished { delivered_locally, reason: error.to_string() }),
+            Err(error) => {
+                metrics::counter!("realtime_redis_publish_failures_total").increment(1);
+                Err(AdapterError::NotPublished { delivered_locally, reason: error.to_string() })
+            }
         }
     }
 
@@ -259,6 +266,9 @@ impl Adapter for RedisAdapter {
             Ok(receipt) => receipt.await.unwrap_or(Err(PublishError::Stopped)),
             Err(error) => Err(error),
         };
+        if published.is_err() {
+            metrics::counter!("realtime_redis_publish_failures_total").increment(1);
+        }
         Ok(published?)
     }
 

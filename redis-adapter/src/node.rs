@@ -243,6 +243,12 @@ impl ClusterNode {
         lock(&self.topics).clear();
     }
 
+    /// Sets the `realtime_cluster_nodes` gauge: this node and its live peers. Not under the
+    /// peers' lock.
+    fn count_nodes(&self) {
+        metrics::gauge!("realtime_cluster_nodes").set((lock(&self.peers).len() + 1) as f64);
+    }
+
     /// Reports a change of the cluster to the event readers and to every router inbox.
     fn announce(&self, event: ClusterEvent) {
         let message = match &event {
@@ -411,6 +417,7 @@ impl ClusterNode {
                 let timeout = timeout.unwrap_or(self.config.heartbeat_timeout);
                 peers.insert(node, Peer { incarnation, last_seen: now, last_seq: seq, timeout });
                 drop(peers);
+                self.count_nodes();
                 self.announce(ClusterEvent::NodeUp(node));
             }
         }
@@ -421,6 +428,7 @@ impl ClusterNode {
             return;
         }
         tracing::info!(%node, "node down");
+        self.count_nodes();
         self.announce(ClusterEvent::NodeDown(node));
         // Questions waiting on it get on without its answer: its connections are gone.
         let ids: Vec<u64> = lock(&self.pending).keys().copied().collect();
@@ -502,11 +510,13 @@ impl ClusterNode {
         if let (_, Err(error)) = self.queue_shared(hello, &[], || ()) {
             tracing::warn!(%error, "cannot say hello to the cluster");
         }
+        self.count_nodes();
         self.announce(ClusterEvent::Connected);
     }
 
     fn on_unsubscribed(&self) {
         self.subscribed.store(false, Ordering::Release);
+        metrics::counter!("realtime_redis_disconnects_total").increment(1);
         self.announce(ClusterEvent::Disconnected);
     }
 

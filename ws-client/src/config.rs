@@ -73,6 +73,10 @@ pub struct ClientConfig {
     /// Query parameters appended to the URL of every attempt, percent-encoded. Default
     /// empty.
     pub query: Vec<(String, String)>,
+    /// The TLS configuration of `wss://` connections (a private CA's roots, client
+    /// certificates), built with [`rustls`](crate::rustls). Default `None`: the Mozilla
+    /// roots of `webpki-roots`, with rustls's `ring` provider.
+    pub tls: Option<std::sync::Arc<rustls::ClientConfig>>,
     /// The largest incoming message in bytes; a bigger one closes the connection with
     /// 1009 and the client reconnects. Default 1 MiB (as the server's default).
     pub max_message_size: usize,
@@ -128,6 +132,7 @@ impl Default for ClientConfig {
             start_closed: false,
             headers: HeaderMap::new(),
             query: Vec::new(),
+            tls: None,
             max_message_size: 1 << 20,
             idle_timeout: Duration::from_secs(60),
             ping_interval: Some(Duration::from_secs(30)),
@@ -155,6 +160,7 @@ impl fmt::Debug for ClientConfig {
             .field("start_closed", &self.start_closed)
             .field("headers", &self.headers.keys().collect::<Vec<_>>())
             .field("query", &self.query.iter().map(|(k, _)| k).collect::<Vec<_>>())
+            .field("tls", &self.tls.as_ref().map(|_| "rustls::ClientConfig"))
             .field("max_message_size", &self.max_message_size)
             .field("idle_timeout", &self.idle_timeout)
             .field("ping_interval", &self.ping_interval)
@@ -243,6 +249,12 @@ impl ClientConfig {
     /// Sets [`query`](Self::query).
     pub fn query(mut self, query: Vec<(String, String)>) -> Self {
         self.query = query;
+        self
+    }
+
+    /// Sets [`tls`](Self::tls).
+    pub fn tls(mut self, tls: Option<std::sync::Arc<rustls::ClientConfig>>) -> Self {
+        self.tls = tls;
         self
     }
 

@@ -73,7 +73,8 @@ impl Driver {
         source: UrlSource,
         settings: Settings,
     ) -> Self {
-        Self { state, hub, connection, signal, source, settings, tls: None }
+        let tls = settings.config.tls.clone();
+        Self { state, hub, connection, signal, source, settings, tls }
     }
 
     pub(crate) async fn run(mut self) {

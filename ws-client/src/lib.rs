@@ -165,4 +165,6 @@ pub use config::{ClientConfig, ShouldReconnect};
 pub use error::{ConfigError, ConnectError, FlushError};
 pub use event::ClientEvent;
 pub use offline::{Offline, Sent};
+/// The rustls `wss://` is served with, to build [`ClientConfig::tls`] with the same version.
+pub use rustls;
 pub use url::{UrlProvider, UrlSource};

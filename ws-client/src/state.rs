@@ -523,6 +523,10 @@ impl ClientState {
         if wake {
             self.writer.notify_one();
         }
+        if matches!(incoming, Incoming::Handled) {
+            // An `ack` releases held frames: a `flush` waiting for them must look again.
+            self.progress.notify_waiters();
+        }
         incoming
     }
 

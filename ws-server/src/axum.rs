@@ -200,6 +200,7 @@ fn switching_protocols(accept_key: &str) -> Response {
 /// A refusal shaped as `Server::bind` writes it: the reason as a `text/plain` body, and
 /// `Connection: close` (hyper closes the connection after it).
 fn rejection(reject: &Reject) -> Response {
+    crate::metrics::handshake_refused(reject.status.as_u16().to_string());
     let mut response = Response::new(Body::from(reject.reason.clone()));
     *response.status_mut() = reject.status;
     let headers = response.headers_mut();

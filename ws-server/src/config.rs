@@ -123,6 +123,15 @@ pub struct ServerConfig {
     /// 1 MiB. Payloads are shared: a broadcast held by many sessions costs each a
     /// reference and an entry.
     pub max_replay_size: usize,
+    /// TLS for the sockets [`Server::bind`](crate::Server::bind) and
+    /// [`Server::from_listener`](crate::Server::from_listener) accept (feature `tls`): each
+    /// completes its TLS handshake within [`handshake_timeout`](Self::handshake_timeout),
+    /// then the WebSocket upgrade within another. Build it with rustls's `ring` provider
+    /// (see the crate docs). Default `None`: plain TCP. [`Server::serve_stream`](crate::Server::serve_stream)
+    /// and the axum mount are not affected (the stream is already what it is; see
+    /// `Server::axum_tls_listener`).
+    #[cfg(feature = "tls")]
+    pub tls: Option<std::sync::Arc<rustls::ServerConfig>>,
 }
 
 impl Default for ServerConfig {
@@ -149,13 +158,16 @@ impl Default for ServerConfig {
             allowed_origins: None,
             resume_window: Some(Duration::from_secs(120)),
             max_replay_size: 1 << 20,
+            #[cfg(feature = "tls")]
+            tls: None,
         }
     }
 }
 
 impl fmt::Debug for ServerConfig {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("ServerConfig")
+        let mut debug = f.debug_struct("ServerConfig");
+        debug
             .field("max_message_size", &self.max_message_size)
             .field("outgoing_queue_size", &self.outgoing_queue_size)
             .field("max_outgoing_queue_size", &self.max_outgoing_queue_size)
@@ -176,8 +188,19 @@ impl fmt::Debug for ServerConfig {
             .field("handshake", &self.handshake.as_ref().map(|_| "HandshakeHook"))
             .field("allowed_origins", &self.allowed_origins)
             .field("resume_window", &self.resume_window)
-            .field("max_replay_size", &self.max_replay_size)
-            .finish()
+            .field("max_replay_size", &self.max_replay_size);
+        #[cfg(feature = "tls")]
+        debug.field("tls", &self.tls.as_ref().map(|_| "rustls::ServerConfig"));
+        debug.finish()
+    }
+}
+
+#[cfg(feature = "tls")]
+impl ServerConfig {
+    /// Sets [`tls`](Self::tls).
+    pub fn tls(mut self, tls: Option<std::sync::Arc<rustls::ServerConfig>>) -> Self {
+        self.tls = tls;
+        self
     }
 }
 

@@ -1,6 +1,7 @@
 //! One connection's task: our frame reader ([`crate::reader`]) reads, the outbox writes
 //! (data frames, and the pongs and close frames the reader's events call for).
 
+use futures_util::future::Either;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
@@ -68,18 +69,22 @@ where
     if let Some(frame) = first {
         let _ = outbox.send(frame);
     }
+    let span = connection_span(id, &meta, identity.as_ref());
     // The outbox is the connection's link: sends reach its queue in one pointer.
     let (connection, closed_signal) = Connection::new(id, meta, outbox.clone());
     if let Some(identity) = identity {
         connection.set_identity(identity);
     }
-    async move {
-        let mut reader = frame_reader(&inner, socket, leftover);
-        added(&inner, &connection).await;
-        let ending = run_socket(&inner, &mut reader, &outbox, &connection, None).await;
-        drop(reader);
-        removed(&inner, &connection, &closed_signal, ending.frame).await;
-    }
+    in_span(
+        async move {
+            let mut reader = frame_reader(&inner, socket, leftover);
+            added(&inner, &connection).await;
+            let ending = run_socket(&inner, &mut reader, &outbox, &connection, None).await;
+            drop(reader);
+            removed(&inner, &connection, &closed_signal, ending.frame).await;
+        },
+        span,
+    )
 }
 
 /// Runs a resumable session to its end: like [`serve`], but a socket lost without a close
@@ -99,72 +104,98 @@ pub(crate) fn serve_session(
         let _ = outbox.send(frame);
     }
     session.attach(outbox.clone());
+    let span = connection_span(id, &meta, identity.as_ref());
     let (connection, closed_signal) = Connection::new(id, meta, session.clone());
     if let Some(identity) = identity {
         connection.set_identity(identity);
     }
-    async move {
-        let reader = frame_reader(&inner, socket, leftover);
-        added(&inner, &connection).await;
-        let mut current = Current::Local(reader, outbox);
-        let frame = loop {
-            let ending = match &mut current {
-                Current::Local(reader, outbox) => {
-                    run_socket(&inner, reader, outbox, &connection, Some(&session)).await
-                }
-                Current::Relayed(relayed) => {
-                    let ending = Box::pin(relayed.run(&inner, &connection, &session)).await;
-                    relayed.close(&inner, id);
-                    ending
-                }
-                Current::Gone => break CloseFrame::new(CloseCode::INTERNAL, "no socket"),
-            };
-            // The socket's file descriptor and buffers go now, not when the session ends.
-            current = Current::Gone;
-            if !ending.lost {
-                break ending.frame;
-            }
-            session.detach();
-            tracing::debug!(connection = %id, close = %ending.frame, "session detached");
-            let window = inner.sessions.window().unwrap_or_default();
-            let stop = async {
-                tokio::select! {
-                    () = inner.abort.cancelled() => CloseFrame::new(CloseCode::GOING_AWAY, "server stopped"),
-                    () = inner.shutdown.cancelled() => CloseFrame::new(CloseCode::GOING_AWAY, "server shutting down"),
-                }
-            };
-            let Handoff { socket, seen } = match Box::pin(session.detached(window, stop)).await {
-                Wake::Resume(handoff) => handoff,
-                Wake::End(frame) => break frame,
-            };
-            // Checked when handed over: only a bug makes a resume fail here.
-            let failed = |error| {
-                tracing::warn!(connection = %id, %error, "resume failed after its check");
-                CloseFrame::new(CloseCode::INTERNAL, "resume failed")
-            };
-            current = match socket {
-                HandoffSocket::Local { io, leftover } => {
-                    let (socket, outbox) = open_socket(&inner, io, id);
-                    if let Err(error) = session.resume(outbox.clone(), seen) {
-                        break failed(error);
+    in_span(
+        async move {
+            let reader = frame_reader(&inner, socket, leftover);
+            added(&inner, &connection).await;
+            let mut current = Current::Local(reader, outbox);
+            let frame = loop {
+                let ending = match &mut current {
+                    Current::Local(reader, outbox) => {
+                        run_socket(&inner, reader, outbox, &connection, Some(&session)).await
                     }
-                    Current::Local(frame_reader(&inner, socket, leftover), outbox)
-                }
-                HandoffSocket::Relayed { node, relay } => {
-                    let relayed = Relayed::open(&inner, id, node, relay);
-                    if let Err(error) = session.resume(relayed.link(), seen) {
-                        break failed(error);
+                    Current::Relayed(relayed) => {
+                        let ending = Box::pin(relayed.run(&inner, &connection, &session)).await;
+                        relayed.close(&inner, id);
+                        ending
                     }
-                    Current::Relayed(relayed)
+                    Current::Gone => break CloseFrame::new(CloseCode::INTERNAL, "no socket"),
+                };
+                // The socket's file descriptor and buffers go now, not when the session ends.
+                current = Current::Gone;
+                if !ending.lost {
+                    break ending.frame;
                 }
+                session.detach();
+                tracing::debug!(connection = %id, close = %ending.frame, "session detached");
+                let window = inner.sessions.window().unwrap_or_default();
+                let stop = async {
+                    tokio::select! {
+                        () = inner.abort.cancelled() => CloseFrame::new(CloseCode::GOING_AWAY, "server stopped"),
+                        () = inner.shutdown.cancelled() => CloseFrame::new(CloseCode::GOING_AWAY, "server shutting down"),
+                    }
+                };
+                let Handoff { socket, seen } = match Box::pin(session.detached(window, stop)).await {
+                    Wake::Resume(handoff) => handoff,
+                    Wake::End(frame) => break frame,
+                };
+                // Checked when handed over: only a bug makes a resume fail here.
+                let failed = |error| {
+                    tracing::warn!(connection = %id, %error, "resume failed after its check");
+                    CloseFrame::new(CloseCode::INTERNAL, "resume failed")
+                };
+                current = match socket {
+                    HandoffSocket::Local { io, leftover } => {
+                        let (socket, outbox) = open_socket(&inner, io, id);
+                        if let Err(error) = session.resume(outbox.clone(), seen) {
+                            break failed(error);
+                        }
+                        Current::Local(frame_reader(&inner, socket, leftover), outbox)
+                    }
+                    HandoffSocket::Relayed { node, relay } => {
+                        let relayed = Relayed::open(&inner, id, node, relay);
+                        if let Err(error) = session.resume(relayed.link(), seen) {
+                            break failed(error);
+                        }
+                        Current::Relayed(relayed)
+                    }
+                };
+                tracing::debug!(connection = %id, "session resumed");
             };
-            tracing::debug!(connection = %id, "session resumed");
-        };
-        drop(current);
-        let reason = session.end();
-        inner.sessions.remove(id, reason);
-        removed(&inner, &connection, &closed_signal, frame).await;
+            drop(current);
+            let reason = session.end();
+            inner.sessions.remove(id, reason);
+            removed(&inner, &connection, &closed_signal, frame).await;
+        },
+        span,
+    )
+}
+
+/// `future` inside `span`, boxed, when the span is enabled; unchanged when it is not (the
+/// default), so that the connection task, which every idle connection pays for, does not
+/// carry a span it never uses (the `Right` box fits beside the future's own tag).
+fn in_span<F>(future: F, span: tracing::Span) -> Either<F, Pin<Box<dyn Future<Output = ()> + Send>>>
+where
+    F: Future<Output = ()> + Send + 'static,
+{
+    if span.is_disabled() {
+        Either::Left(future)
+    } else {
+        Either::Right(Box::pin(tracing::Instrument::instrument(future, span)))
     }
+}
+
+/// The span every log line of a connection's task sits in: its id, the peer's address and
+/// the user, if any. At debug level (`RUST_LOG=ws_server=debug` turns it on), so that by
+/// default it costs nothing past its creation.
+fn connection_span(id: ConnectionId, meta: &ConnectionMeta, identity: Option<&Identity>) -> tracing::Span {
+    let user = identity.and_then(|identity| identity.user_id.as_deref());
+    tracing::debug_span!("connection", %id, remote = ?meta.remote_addr, user)
 }
 
 /// The socket a session runs on: here, or on another node through a relay.
@@ -330,7 +361,15 @@ where
             event = &mut outbox_event => match event {
                 // The outbox dropped the socket (a write failed, a slow consumer, a resume
                 // took the session over): lost, unless we were closing anyway.
-                ReaderEvent::Aborted(frame) => return Ending { frame, lost: closing.is_none() },
+                ReaderEvent::Aborted(frame) => {
+                    // The outbox's policy closes, by their fixed reasons.
+                    match frame.reason.as_str() {
+                        "slow consumer" => crate::metrics::dropped("slow_consumer"),
+                        "outgoing queue full" => crate::metrics::dropped("queue_full"),
+                        _ => {}
+                    }
+                    return Ending { frame, lost: closing.is_none() };
+                }
                 ReaderEvent::CloseRequested(frame) => {
                     // Re-armed (at most once: a close is requested once) to hear an abort.
                     outbox_event.set(outbox.reader_event());
@@ -383,17 +422,25 @@ where
             }
             item = reader.next(), if !paused => {
                 last_received = Instant::now();
+                let metrics = crate::metrics::handles();
                 let data = match &item {
-                    Some(Ok(Incoming::Text(bytes) | Incoming::Binary(bytes))) => Some(bytes.len()),
+                    Some(Ok(Incoming::Text(bytes))) => Some((bytes.len(), &metrics.messages_in_text, &metrics.bytes_in_text)),
+                    Some(Ok(Incoming::Binary(bytes))) => Some((bytes.len(), &metrics.messages_in_binary, &metrics.bytes_in_binary)),
                     _ => None,
                 };
-                if let Some(len) = data {
+                if let Some((len, messages_in, bytes_in)) = data {
+                    messages_in.increment(1);
+                    bytes_in.increment(len as u64);
                     reader.message_done();
                     match limiter.as_mut().zip(config.rate_limit.as_ref()).map(|(limiter, limit)| limiter.admit(limit, len, last_received)) {
                         None | Some(Admission::Go) => {}
-                        Some(Admission::WaitUntil(until)) => throttled_until = Some(until),
+                        Some(Admission::WaitUntil(until)) => {
+                            crate::metrics::rate_limited();
+                            throttled_until = Some(until);
+                        }
                         Some(Admission::Close) => {
                             tracing::debug!(connection = %connection.id(), "rate limit exceeded for too long");
+                            crate::metrics::dropped("rate_limit");
                             let frame = CloseFrame::new(CloseCode::POLICY, "rate limit exceeded");
                             return Box::pin(violation(reader, outbox, frame, config.close_timeout)).await;
                         }

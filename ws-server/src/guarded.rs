@@ -77,15 +77,7 @@ impl axum::serve::Listener for GuardedListener {
             match self.listener.accept().await {
                 Ok((stream, addr)) => {
                     let _ = stream.set_nodelay(true);
-                    let config = &self.inner.config;
-                    let head = HeadGuard {
-                        pending: self.inner.admit_handshake(),
-                        evicted: None,
-                        deadline: Box::pin(tokio::time::sleep(config.handshake_timeout)),
-                        scanner: HeadScanner::default(),
-                        max_size: config.max_handshake_size,
-                    };
-                    return (GuardedStream { io: stream, head: Some(Box::new(head)) }, addr);
+                    return (GuardedStream::new(stream, &self.inner), addr);
                 }
                 Err(error) => {
                     // Out of file descriptors, or a peer that reset before accept: not
@@ -121,15 +113,30 @@ impl axum::extract::connect_info::Connected<axum::serve::IncomingStream<'_, TcpL
     }
 }
 
-/// A socket accepted by a [`GuardedListener`].
-pub struct GuardedStream {
-    io: TcpStream,
+/// A socket accepted by a [`GuardedListener`] (or, decrypted, by a `TlsListener`).
+pub struct GuardedStream<S = TcpStream> {
+    io: S,
     /// Until the first head is complete. Boxed: it is dropped then, and an upgraded
     /// connection keeps this stream for its whole life.
     head: Option<Box<HeadGuard>>,
 }
 
-impl std::fmt::Debug for GuardedStream {
+impl<S> GuardedStream<S> {
+    /// `io`, under `inner`'s handshake limits from now until its first request head is in.
+    pub(crate) fn new(io: S, inner: &Inner) -> Self {
+        let config = &inner.config;
+        let head = HeadGuard {
+            pending: inner.admit_handshake(),
+            evicted: None,
+            deadline: Box::pin(tokio::time::sleep(config.handshake_timeout)),
+            scanner: HeadScanner::default(),
+            max_size: config.max_handshake_size,
+        };
+        Self { io, head: Some(Box::new(head)) }
+    }
+}
+
+impl<S: std::fmt::Debug> std::fmt::Debug for GuardedStream<S> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("GuardedStream").field("io", &self.io).finish_non_exhaustive()
     }
@@ -143,7 +150,7 @@ struct HeadGuard {
     max_size: usize,
 }
 
-impl AsyncRead for GuardedStream {
+impl<S: AsyncRead + AsyncWrite + Unpin + 'static> AsyncRead for GuardedStream<S> {
     fn poll_read(
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
@@ -172,7 +179,10 @@ impl AsyncRead for GuardedStream {
                     // read fails so hyper drops the connection.
                     let reject =
                         Reject::new(StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE, "request head too large");
-                    let _ = this.io.try_write(reject_response(&reject).as_bytes());
+                    // Over TLS nothing can be written without polling: the socket just closes.
+                    if let Some(tcp) = (&this.io as &dyn std::any::Any).downcast_ref::<TcpStream>() {
+                        let _ = tcp.try_write(reject_response(&reject).as_bytes());
+                    }
                     return Poll::Ready(Err(io::Error::new(
                         io::ErrorKind::InvalidData,
                         "request head too large",
@@ -186,7 +196,7 @@ impl AsyncRead for GuardedStream {
     }
 }
 
-impl AsyncWrite for GuardedStream {
+impl<S: AsyncWrite + Unpin> AsyncWrite for GuardedStream<S> {
     fn poll_write(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
         Pin::new(&mut self.io).poll_write(cx, buf)
     }

@@ -32,6 +32,14 @@
 //! axum app on the app's own port. [`Server::serve_stream`] serves one stream accepted
 //! elsewhere (TLS, a Unix socket).
 //!
+//! # TLS
+//! With the `tls` feature (off by default; rustls with its `ring` provider, no aws-lc),
+//! `ServerConfig::tls` makes [`Server::bind`] and [`Server::from_listener`] serve
+//! `wss://`: each socket's TLS handshake counts as a pending handshake, within
+//! `handshake_timeout`. With `axum` too, `Server::axum_tls_listener` does the same for an
+//! axum app (HTTPS and WSS on one port). The crate re-exports `rustls` to build the
+//! configuration with the same version.
+//!
 //! # Handshake
 //! A [`HandshakeHook`] sees every upgrade request (path, query, headers, cookies) and
 //! accepts it, attaching an [`Identity`](network_core::Identity), or refuses it with an
@@ -116,6 +124,7 @@ mod frame;
 #[cfg(feature = "axum")]
 mod guarded;
 mod handshake;
+mod metrics;
 mod outbox;
 mod pending;
 mod pressure;
@@ -124,6 +133,8 @@ mod reader;
 mod relay;
 mod resume;
 mod server;
+#[cfg(feature = "tls")]
+mod tls;
 mod tokens;
 
 pub use config::ServerConfig;
@@ -132,5 +143,11 @@ pub use error::ServerError;
 pub use guarded::{GuardedListener, GuardedStream, RemoteAddr};
 pub use handshake::{Accept, HandshakeHook, HandshakeRequest, Reject};
 pub use rate::RateLimit;
-pub use server::Server;
+/// The rustls this crate serves TLS with (feature `tls`), to build
+/// [`ServerConfig::tls`] with the same version.
+#[cfg(feature = "tls")]
+pub use rustls;
+pub use server::{Server, ServerStats};
+#[cfg(all(feature = "tls", feature = "axum"))]
+pub use tls::TlsListener;
 pub use tokens::{OneTimeToken, TokenConfig, TokenError, TokenStore};

@@ -348,6 +348,7 @@ impl<W: AsyncWrite + Unpin + Send + 'static> Outbox<W> {
             let chunk = Chunk { header, payload: message.payload().clone() };
             match try_write_direct(&mut state.io, &chunk) {
                 Ok((written, flushed)) if written == chunk.len() => {
+                    crate::metrics::handles().bytes_out.increment(written as u64);
                     if !flushed {
                         state.needs_flush = true;
                         self.wake_writer.notify_one();
@@ -355,6 +356,7 @@ impl<W: AsyncWrite + Unpin + Send + 'static> Outbox<W> {
                     return Ok(());
                 }
                 Ok((written, _)) => {
+                    crate::metrics::handles().bytes_out.increment(written as u64);
                     // A short write: the writer, which waits for writability, finishes it.
                     return match self.push(&mut state, |frames| {
                         frames.seal_tail();
@@ -636,6 +638,7 @@ impl<W: AsyncWrite + Unpin + Send + 'static> Outbox<W> {
                 return Poll::Ready(Err(io::ErrorKind::WriteZero.into()));
             }
             state.needs_flush = true;
+            crate::metrics::handles().bytes_out.increment(written as u64);
             self.advance(state, written);
         }
     }

@@ -31,6 +31,11 @@ impl PendingHandshakes {
         self.state.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
+    /// Handshakes pending now.
+    pub(crate) fn len(&self) -> usize {
+        self.lock().entries.len()
+    }
+
     /// Registers a new handshake, first evicting the oldest ones while `limit(count)`
     /// says the count (this one included) is too many.
     pub(crate) fn admit(self: &Arc<Self>, too_many: impl Fn(usize) -> bool) -> PendingHandshake {

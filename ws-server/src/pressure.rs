@@ -67,12 +67,6 @@ impl Pressure {
         self.outgoing.load(Ordering::Acquire) > self.max_outgoing
     }
 
-    /// Bytes counted against the outgoing budget now.
-    #[cfg(test)]
-    pub(crate) fn outgoing(&self) -> usize {
-        self.outgoing.load(Ordering::Acquire)
-    }
-
     pub(crate) fn congestion_started(&self) {
         self.congested.fetch_add(1, Ordering::AcqRel);
     }
@@ -81,6 +75,12 @@ impl Pressure {
         if self.congested.fetch_sub(1, Ordering::AcqRel) == 1 {
             self.relieved.notify_waiters();
         }
+    }
+
+    /// Bytes counted against the outgoing budget now: what every outbox has queued, plus
+    /// what their queues drew ahead (at most `outbox::BUDGET_UNIT` each).
+    pub(crate) fn outgoing_bytes(&self) -> usize {
+        self.outgoing.load(Ordering::Relaxed)
     }
 
     pub(crate) fn queued(&self, bytes: usize) {

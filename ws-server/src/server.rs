@@ -241,6 +241,8 @@ impl<A: Adapter> Server<A> {
             .ok()
             .and_then(|runtime| Some((runtime, adapter.subscribe(crate::relay::TOPIC)?)));
         let node = adapter.node();
+        // Registered now, so that a scrape shows them (at zero) before the first connection.
+        crate::metrics::handles();
         let server = Self {
             inner: Arc::new(Inner {
                 hub,
@@ -304,6 +306,16 @@ impl<A: Adapter> Server<A> {
         self.inner.rooms.shutdown().await;
     }
 
+    /// What the server holds now: for metrics and admin views, read when asked (nothing is
+    /// counted on the hot paths for it).
+    pub fn stats(&self) -> ServerStats {
+        ServerStats {
+            connections: self.inner.open.load(Ordering::Acquire),
+            pending_handshakes: self.inner.pending.len(),
+            outgoing_queue_bytes: self.inner.pressure.outgoing_bytes(),
+        }
+    }
+
     /// Whether [`shutdown`](Self::shutdown) has been called.
     pub fn is_shutting_down(&self) -> bool {
         self.inner.shutdown.is_cancelled()
@@ -337,6 +349,20 @@ impl<A: Adapter> Network for Server<A> {
     }
 }
 
+/// A snapshot of a [`Server`], from [`Server::stats`].
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct ServerStats {
+    /// Open connections, as counted against `max_connections` (handshakes that passed that
+    /// check included).
+    pub connections: usize,
+    /// Sockets still in their handshake (TLS or HTTP).
+    pub pending_handshakes: usize,
+    /// Bytes counted against `max_total_outgoing_size`: what every connection's outgoing
+    /// queue holds, plus at most 4 KiB per non-empty queue that it drew ahead.
+    pub outgoing_queue_bytes: usize,
+}
+
 /// Where a cluster node's connection counter starts: anywhere in the lower half of the
 /// counter space, so that a node restarted under the same number is unlikely to reuse ids
 /// its previous run handed out (other nodes may still name them for a moment).
@@ -364,6 +390,7 @@ impl Inner {
         };
         let open = self.open.fetch_add(1, Ordering::AcqRel) + 1;
         let slot = Slot { inner: self.clone(), id };
+        crate::metrics::handles().connections.increment(1.0);
         match self.config.max_connections {
             Some(max) if open > max => {
                 Err(Reject::new(http::StatusCode::SERVICE_UNAVAILABLE, "too many connections"))
@@ -401,6 +428,7 @@ pub(crate) struct Slot {
 impl Drop for Slot {
     fn drop(&mut self) {
         self.inner.open.fetch_sub(1, Ordering::AcqRel);
+        crate::metrics::handles().connections.decrement(1.0);
     }
 }
 
@@ -413,6 +441,11 @@ async fn accept_loop(inner: Arc<Inner>, listener: TcpListener) {
         match accepted {
             Ok((stream, remote_addr)) => {
                 let inner_for_task = inner.clone();
+                #[cfg(feature = "tls")]
+                if let Some(tls) = &inner.config.tls {
+                    inner.tasks.spawn(serve_tls(inner_for_task, tls.clone(), stream, remote_addr));
+                    continue;
+                }
                 inner.tasks.spawn(serve_tcp(inner_for_task, stream, remote_addr));
             }
             Err(error) => {
@@ -439,6 +472,20 @@ fn serve_tcp(
     // Writes are coalesced by the outbox; Nagle would only add latency.
     let _ = stream.set_nodelay(true);
     upgrade_stream(inner, stream, Some(remote_addr))
+}
+
+/// The task of one accepted TCP connection when the server has TLS: its TLS handshake,
+/// then as [`serve_tcp`].
+#[cfg(feature = "tls")]
+async fn serve_tls(
+    inner: Arc<Inner>,
+    tls: Arc<rustls::ServerConfig>,
+    stream: TcpStream,
+    remote_addr: SocketAddr,
+) {
+    if let Some(stream) = crate::tls::accept(&inner, tls, stream).await {
+        upgrade_stream(inner, stream, Some(remote_addr)).await;
+    }
 }
 
 /// Upgrades `stream`, then serves what the upgrade decided. The returned future lives as
@@ -505,6 +552,7 @@ where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
     use crate::connection::{serve, serve_session};
+    crate::metrics::handles().connections_total.increment(1);
     use network_core::resume::{Refusal, SessionFrame};
     let session = match plan {
         Plan::New(refused) => inner.sessions.open(accepted.id).map(|session| (session, refused)),
@@ -587,15 +635,18 @@ where
         Ok(Ok(Some(upgrade))) => upgrade,
         Ok(Ok(None)) => {
             tracing::debug!(?remote_addr, "pending handshake evicted by newer connections");
+            crate::metrics::handshake_refused("evicted");
             return None;
         }
         Ok(Err(reject)) => {
             tracing::debug!(?remote_addr, status = %reject.status, reason = %reject.reason, "upgrade refused");
+            crate::metrics::handshake_refused(reject.status.as_u16().to_string());
             let _ = handshake::write_reject(stream, &reject).await;
             return None;
         }
         Err(_) => {
             tracing::debug!(?remote_addr, "handshake timed out");
+            crate::metrics::handshake_refused("timeout");
             return None;
         }
     };

@@ -96,7 +96,8 @@ impl<N: Network> SyncConfig<N> {
         let worker = handle.clone();
         let executor = OrderedExecutor::new(self.max_queued_frames, move |_key, work: Work| {
             let handle = worker.clone();
-            async move { handle.handle(work).await }
+            let span = work.span();
+            tracing::Instrument::instrument(async move { handle.handle(work).await }, span)
         });
         let inbox = network.adapter().subscribe(push::TOPIC);
         network.attach(SyncRouter { executor })?;

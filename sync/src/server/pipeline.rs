@@ -330,6 +330,26 @@ pub(super) enum Work {
     Closed { connection: Connection },
 }
 
+impl Work {
+    /// The span of this operation (debug level: the default pays a disabled span's check).
+    pub(super) fn span(&self) -> tracing::Span {
+        match self {
+            Self::Subscribe { connection, path, .. } => {
+                tracing::debug_span!("sync", op = "subscribe", connection = %connection.id(), path)
+            }
+            Self::Unsubscribe { connection, path, .. } => {
+                tracing::debug_span!("sync", op = "unsubscribe", connection = %connection.id(), path)
+            }
+            Self::Request { connection, method, path, .. } => {
+                tracing::debug_span!("sync", op = ?method, connection = %connection.id(), path)
+            }
+            Self::Closed { connection } => {
+                tracing::debug_span!("sync", op = "closed", connection = %connection.id())
+            }
+        }
+    }
+}
+
 pub(super) struct SyncRouter {
     pub(super) executor: OrderedExecutor<Work>,
 }

@@ -212,6 +212,12 @@ impl<N: Network> SyncHandle<N> {
             .unwrap_or_default()
     }
 
+    /// Every subscribed path with its subscriber count now, in no particular order (for
+    /// admin views and metrics).
+    pub fn subscriptions(&self) -> Vec<(String, usize)> {
+        self.state.lock().paths.iter().map(|(path, entry)| (path.clone(), entry.subscribers.len())).collect()
+    }
+
     /// The model instance serving `path`, while it has subscribers.
     pub fn model(&self, path: &str) -> Option<Arc<dyn Model>> {
         self.state.lock().paths.get(path).and_then(|entry| entry.model.clone())

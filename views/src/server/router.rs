@@ -33,7 +33,20 @@ impl<N: Network> Router<N> for ViewsRouter {
         match event {
             NetworkEvent::Message { connection, message } => {
                 match envelope::decode::<Frame>(ROUTER, &message) {
-                    Ok(frame) => self.frame(network, &connection, frame).await,
+                    Ok(frame) => {
+                        // Debug level: the default pays a disabled span's check.
+                        let id = connection.id();
+                        let span = match &frame {
+                            Frame::Open { view, .. } => {
+                                tracing::debug_span!("views", op = "open", connection = %id, view)
+                            }
+                            Frame::Close { view, .. } => {
+                                tracing::debug_span!("views", op = "close", connection = %id, view)
+                            }
+                            _ => tracing::debug_span!("views", op = "other", connection = %id),
+                        };
+                        tracing::Instrument::instrument(self.frame(network, &connection, frame), span).await
+                    }
                     Err(error) => {
                         // The id is echoed when it can be read, so the client's waiting
                         // request fails now rather than at its timeout (PROTOCOL.md 2.3).

@@ -331,11 +331,11 @@ async fn the_outgoing_budget_covers_the_queue_and_is_given_back_when_it_drains()
         outbox.send_batched(&text(40 + n, b's')).unwrap();
     }
     assert!(outbox.lock().queued_bytes < BUDGET_UNIT);
-    assert_eq!(pressure.outgoing(), BUDGET_UNIT);
+    assert_eq!(pressure.outgoing_bytes(), BUDGET_UNIT);
     outbox.send_batched(&Message::binary(vec![1u8; 3 * BUDGET_UNIT])).unwrap();
     let covered = |outbox: &Outbox<Socket>| {
         let queued = outbox.lock().queued_bytes;
-        queued <= pressure.outgoing() && pressure.outgoing() <= queued + BUDGET_UNIT
+        queued <= pressure.outgoing_bytes() && pressure.outgoing_bytes() <= queued + BUDGET_UNIT
     };
     assert!(covered(&outbox));
     // The flusher's partial write gives back what exceeds a unit of slack.
@@ -355,11 +355,11 @@ async fn the_outgoing_budget_covers_the_queue_and_is_given_back_when_it_drains()
         async move { outbox.run_writer().await }
     });
     drained(&outbox).await;
-    assert_eq!(pressure.outgoing(), 0);
+    assert_eq!(pressure.outgoing_bytes(), 0);
     // An aborted queue gives its budget back at once.
     outbox.send_batched(&text(10, b'a')).unwrap();
-    assert_eq!(pressure.outgoing(), BUDGET_UNIT);
+    assert_eq!(pressure.outgoing_bytes(), BUDGET_UNIT);
     outbox.abort(CloseFrame::new(CloseCode::POLICY, "test"));
-    assert_eq!(pressure.outgoing(), 0);
+    assert_eq!(pressure.outgoing_bytes(), 0);
     tokio::time::timeout(Duration::from_secs(10), writer).await.unwrap().unwrap();
 }
