@@ -177,6 +177,8 @@ fn describe_metrics() {
     describe_gauge!("realtime_rooms", "Rooms with at least one of this node's connections");
     describe_gauge!("realtime_sync_subscriptions", "Subscriptions of this node's connections (sync router)");
     describe_gauge!("realtime_cluster_nodes", "Nodes of the Redis cluster seen alive, this one included");
+    describe_gauge!("realtime_router_queue_depth", "Events waiting in a router's inbox (label router)");
+    describe_gauge!("realtime_event_queue_depth", "Events waiting in the application's event queue");
     describe_counter!("realtime_redis_publish_failures_total", "Cluster publishes Redis did not take");
     describe_counter!("realtime_redis_disconnects_total", "Losses of the cluster's Redis subscription");
 }
@@ -187,6 +189,11 @@ async fn render_metrics<A: Adapter>(State(state): State<Arc<NodeState<A>>>) -> R
     metrics::gauge!("realtime_pending_handshakes").set(stats.pending_handshakes as f64);
     metrics::gauge!("realtime_outgoing_queue_bytes").set(stats.outgoing_queue_bytes as f64);
     metrics::gauge!("realtime_rooms").set(state.server.adapter().local_rooms().len() as f64);
+    let hub = state.server.hub();
+    for (router, depth) in hub.router_queue_depths() {
+        metrics::gauge!("realtime_router_queue_depth", "router" => router).set(depth as f64);
+    }
+    metrics::gauge!("realtime_event_queue_depth").set(hub.event_queue_depth() as f64);
     if let Some(presence) = &state.presence {
         metrics::gauge!("realtime_views").set(presence.views().len() as f64);
     }

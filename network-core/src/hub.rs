@@ -239,6 +239,23 @@ impl Hub {
         read(&self.state.routers).keys().cloned().collect()
     }
 
+    /// How many events wait in each attached router's inbox (by router name, in no
+    /// particular order), each bounded by [`HubConfig::router_queue_capacity`]: a router
+    /// whose queue stays near its bound is slower than its traffic, and the connections
+    /// feeding it wait (for metrics and admin views).
+    pub fn router_queue_depths(&self) -> Vec<(String, usize)> {
+        read(&self.state.routers)
+            .iter()
+            .map(|(name, inbox)| (name.clone(), inbox.max_capacity() - inbox.capacity()))
+            .collect()
+    }
+
+    /// How many events wait in the application's event queue, bounded by
+    /// [`HubConfig::event_queue_capacity`].
+    pub fn event_queue_depth(&self) -> usize {
+        self.state.events_tx.max_capacity() - self.state.events_tx.capacity()
+    }
+
     /// Spawns `router` on the current tokio runtime, fed by a bounded inbox.
     /// See [`Network::attach`].
     pub fn attach<N: Network, R: Router<N>>(&self, network: N, mut router: R) -> Result<(), AttachError> {
@@ -508,6 +525,19 @@ mod tests {
             other => panic!("expected the first frame, got {other:?}"),
         }
         assert!(events.try_recv().is_none(), "a capacity of two keeps two events");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_event_queue_depth_counts_what_waits() {
+        let driver = driver(UntakenEvents::Keep);
+        let hub = driver.hub().clone();
+        assert_eq!(hub.event_queue_depth(), 0);
+        report_four_events(&driver).await;
+        assert_eq!(hub.event_queue_depth(), 2);
+        let mut events = hub.take_events().unwrap();
+        assert!(events.try_recv().is_some());
+        assert_eq!(hub.event_queue_depth(), 1);
+        assert!(hub.router_queue_depths().is_empty(), "no router attached");
     }
 
     #[tokio::test(start_paused = true)]

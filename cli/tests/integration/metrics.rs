@@ -57,6 +57,11 @@ async fn traffic_moves_the_counters_and_gauges() {
     assert_eq!(value(text, "realtime_views"), Some(0.0), "{text}");
     assert_eq!(value(text, "realtime_sync_subscriptions"), Some(0.0), "{text}");
     assert!(value(text, "realtime_rooms").is_some(), "{text}");
+    for router in ["ch", "views", "sync"] {
+        let depth = value(text, &format!(r#"realtime_router_queue_depth{{router="{router}"}}"#));
+        assert!(depth.is_some(), "{router}: {text}");
+    }
+    assert!(value(text, "realtime_event_queue_depth").is_some(), "{text}");
     assert!(text.contains("# TYPE realtime_connections_total counter"), "{text}");
     assert!(text.contains("# HELP realtime_connections "), "{text}");
 
