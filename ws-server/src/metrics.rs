@@ -5,8 +5,10 @@
 //!
 //! What is counted, and where, so that no delivery pays for it: connections when they
 //! open and close, refused handshakes and dropped connections when they happen, incoming
-//! messages once each (two atomic adds), outgoing bytes once per socket write (a
-//! burst of broadcasts is one write), never per recipient. Gauges that are a sum over
+//! messages once each (two atomic adds), outgoing bytes and messages once per socket write
+//! (a burst of broadcasts is one write; an outbox counts its frames by kind in its own
+//! state, under the lock it already holds, and reports them with the write), never with an
+//! atomic per recipient. Bytes out have no kind: one write carries frames of both. Gauges that are a sum over
 //! connections (queued outgoing bytes) are read at scrape time from
 //! [`Server::stats`](crate::Server::stats) instead.
 
@@ -21,6 +23,7 @@ const CONNECTIONS_TOTAL: &str = "realtime_connections_total";
 const HANDSHAKES_REFUSED: &str = "realtime_handshakes_refused_total";
 const MESSAGES_IN: &str = "realtime_messages_in_total";
 const BYTES_IN: &str = "realtime_bytes_in_total";
+const MESSAGES_OUT: &str = "realtime_messages_out_total";
 const BYTES_OUT: &str = "realtime_bytes_out_total";
 const DROPPED: &str = "realtime_connections_dropped_total";
 const RATE_LIMITED: &str = "realtime_rate_limited_total";
@@ -33,7 +36,21 @@ pub(crate) struct Handles {
     pub(crate) messages_in_binary: Counter,
     pub(crate) bytes_in_text: Counter,
     pub(crate) bytes_in_binary: Counter,
+    pub(crate) messages_out_text: Counter,
+    pub(crate) messages_out_binary: Counter,
     pub(crate) bytes_out: Counter,
+}
+
+impl Handles {
+    /// Counts data frames sent: `[text, binary]`.
+    pub(crate) fn messages_out(&self, [text, binary]: [u64; 2]) {
+        if text > 0 {
+            self.messages_out_text.increment(text);
+        }
+        if binary > 0 {
+            self.messages_out_binary.increment(binary);
+        }
+    }
 }
 
 /// The handles, registered (and every metric described) on first use.
@@ -48,6 +65,8 @@ pub(crate) fn handles() -> &'static Handles {
             messages_in_binary: counter!(MESSAGES_IN, "kind" => "binary"),
             bytes_in_text: counter!(BYTES_IN, "kind" => "text"),
             bytes_in_binary: counter!(BYTES_IN, "kind" => "binary"),
+            messages_out_text: counter!(MESSAGES_OUT, "kind" => "text"),
+            messages_out_binary: counter!(MESSAGES_OUT, "kind" => "binary"),
             bytes_out: counter!(BYTES_OUT),
         }
     })
@@ -62,6 +81,10 @@ fn describe() {
     );
     describe_counter!(MESSAGES_IN, "Messages received, by kind");
     describe_counter!(BYTES_IN, Unit::Bytes, "Message payload bytes received, by kind");
+    describe_counter!(
+        MESSAGES_OUT,
+        "Data frames sent, by kind (a broadcast counts once per recipient; counted at the socket write that follows)"
+    );
     describe_counter!(BYTES_OUT, Unit::Bytes, "Bytes written to sockets (frames and headers)");
     describe_counter!(
         DROPPED,

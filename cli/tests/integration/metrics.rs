@@ -52,6 +52,9 @@ async fn traffic_moves_the_counters_and_gauges() {
     assert_eq!(value(text, r#"realtime_bytes_in_total{kind="text"}"#), Some(text_bytes), "{text}");
     assert_eq!(value(text, r#"realtime_bytes_in_total{kind="binary"}"#), Some(4.0), "{text}");
     assert!(value(text, "realtime_bytes_out_total").is_some_and(|bytes| bytes >= 15.0), "{text}");
+    // Each relayed frame went to one other connection.
+    assert_eq!(value(text, r#"realtime_messages_out_total{kind="text"}"#), Some(texts), "{text}");
+    assert_eq!(value(text, r#"realtime_messages_out_total{kind="binary"}"#), Some(1.0), "{text}");
     assert_eq!(value(text, r#"realtime_handshakes_refused_total{reason="400"}"#), Some(1.0), "{text}");
     assert_eq!(value(text, "realtime_outgoing_queue_bytes"), Some(0.0), "{text}");
     assert_eq!(value(text, "realtime_views"), Some(0.0), "{text}");
