@@ -5,10 +5,10 @@
 //!
 //! What is counted, and where, so that no delivery pays for it: connections when they
 //! open and close, refused handshakes and dropped connections when they happen, incoming
-//! messages once each (two atomic adds), outgoing bytes and messages once per socket write
+//! messages once each (two atomic adds), outgoing messages and bytes once per socket write
 //! (a burst of broadcasts is one write; an outbox counts its frames by kind in its own
-//! state, under the lock it already holds, and reports them with the write), never with an
-//! atomic per recipient. Bytes out have no kind: one write carries frames of both. Gauges that are a sum over
+//! state, under the lock it already holds, and reports them with the write: [`Sent`]),
+//! never with an atomic per recipient. Gauges that are a sum over
 //! connections (queued outgoing bytes) are read at scrape time from
 //! [`Server::stats`](crate::Server::stats) instead.
 
@@ -36,19 +36,48 @@ pub(crate) struct Handles {
     pub(crate) messages_in_binary: Counter,
     pub(crate) bytes_in_text: Counter,
     pub(crate) bytes_in_binary: Counter,
-    pub(crate) messages_out_text: Counter,
-    pub(crate) messages_out_binary: Counter,
-    pub(crate) bytes_out: Counter,
+    /// By kind: text, binary.
+    messages_out: [Counter; 2],
+    /// By kind: text, binary, control.
+    bytes_out: [Counter; 3],
 }
 
-impl Handles {
-    /// Counts data frames sent: `[text, binary]`.
-    pub(crate) fn messages_out(&self, [text, binary]: [u64; 2]) {
-        if text > 0 {
-            self.messages_out_text.increment(text);
+/// What one outbox sent since it last reported: data frames by kind (text, binary) and
+/// frame bytes (headers included) by kind (text, binary, control). Counted in the outbox's
+/// own state, under the lock a delivery already holds, and reported once per socket
+/// write: no atomic per recipient.
+#[derive(Default)]
+pub(crate) struct Sent {
+    frames: [u64; 2],
+    bytes: [u64; 3],
+}
+
+impl Sent {
+    /// A data frame of `bytes` on the wire.
+    pub(crate) fn data(&mut self, binary: bool, bytes: usize) {
+        let kind = usize::from(binary);
+        self.frames[kind] += 1;
+        self.bytes[kind] += bytes as u64;
+    }
+
+    /// A control frame (ping, pong, close) of `bytes`.
+    pub(crate) fn control(&mut self, bytes: usize) {
+        self.bytes[2] += bytes as u64;
+    }
+
+    /// Adds what was counted to the counters, and starts again from zero.
+    pub(crate) fn report(&mut self) {
+        let Self { frames, bytes } = std::mem::take(self);
+        let handles = handles();
+        for (counter, count) in handles.messages_out.iter().zip(frames) {
+            if count > 0 {
+                counter.increment(count);
+            }
         }
-        if binary > 0 {
-            self.messages_out_binary.increment(binary);
+        for (counter, count) in handles.bytes_out.iter().zip(bytes) {
+            if count > 0 {
+                counter.increment(count);
+            }
         }
     }
 }
@@ -65,9 +94,15 @@ pub(crate) fn handles() -> &'static Handles {
             messages_in_binary: counter!(MESSAGES_IN, "kind" => "binary"),
             bytes_in_text: counter!(BYTES_IN, "kind" => "text"),
             bytes_in_binary: counter!(BYTES_IN, "kind" => "binary"),
-            messages_out_text: counter!(MESSAGES_OUT, "kind" => "text"),
-            messages_out_binary: counter!(MESSAGES_OUT, "kind" => "binary"),
-            bytes_out: counter!(BYTES_OUT),
+            messages_out: [
+                counter!(MESSAGES_OUT, "kind" => "text"),
+                counter!(MESSAGES_OUT, "kind" => "binary"),
+            ],
+            bytes_out: [
+                counter!(BYTES_OUT, "kind" => "text"),
+                counter!(BYTES_OUT, "kind" => "binary"),
+                counter!(BYTES_OUT, "kind" => "control"),
+            ],
         }
     })
 }
@@ -85,7 +120,11 @@ fn describe() {
         MESSAGES_OUT,
         "Data frames sent, by kind (a broadcast counts once per recipient; counted at the socket write that follows)"
     );
-    describe_counter!(BYTES_OUT, Unit::Bytes, "Bytes written to sockets (frames and headers)");
+    describe_counter!(
+        BYTES_OUT,
+        Unit::Bytes,
+        "Frame bytes sent (headers included), by kind: text, binary or control"
+    );
     describe_counter!(
         DROPPED,
         "Connections closed by the server's policy: slow_consumer, queue_full or rate_limit"

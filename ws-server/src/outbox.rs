@@ -201,9 +201,8 @@ struct State<W> {
     /// Bytes drawn from the server's outgoing budget: at least `queued_bytes`, at most a
     /// [`BUDGET_UNIT`] more while frames are queued, none once the queue is empty.
     budget_drawn: usize,
-    /// Data frames queued since the last write, `[text, binary]`, for the metrics (counted
-    /// here, under the lock, and reported once per write rather than per frame).
-    frames_unreported: [u64; 2],
+    /// Frames queued since the last write, for the metrics.
+    unreported: crate::metrics::Sent,
     /// Whether the queue is over the soft limit (and counted in the server's pressure).
     congested: bool,
     /// While congested: when the socket last took bytes (or the congestion began).
@@ -313,7 +312,7 @@ impl<W: AsyncWrite + Unpin + Send + 'static> Outbox<W> {
                 queue: Frames::default(),
                 queued_bytes: 0,
                 budget_drawn: 0,
-                frames_unreported: [0; 2],
+                unreported: crate::metrics::Sent::default(),
                 congested: false,
                 last_progress: Instant::now(),
                 needs_flush: false,
@@ -348,14 +347,12 @@ impl<W: AsyncWrite + Unpin + Send + 'static> Outbox<W> {
             return Err(SendError::Closed(message.clone()));
         }
         let header = Header::for_message(message);
-        let kind = usize::from(message.is_binary());
         if direct && state.queue.is_empty() {
             let chunk = Chunk { header, payload: message.payload().clone() };
             match try_write_direct(&mut state.io, &chunk) {
                 Ok((written, flushed)) if written == chunk.len() => {
-                    let metrics = crate::metrics::handles();
-                    metrics.bytes_out.increment(written as u64);
-                    metrics.messages_out(one_frame(kind));
+                    state.unreported.data(message.is_binary(), chunk.len());
+                    state.unreported.report();
                     if !flushed {
                         state.needs_flush = true;
                         self.wake_writer.notify_one();
@@ -363,9 +360,9 @@ impl<W: AsyncWrite + Unpin + Send + 'static> Outbox<W> {
                     return Ok(());
                 }
                 Ok((written, _)) => {
-                    let metrics = crate::metrics::handles();
-                    metrics.bytes_out.increment(written as u64);
-                    metrics.messages_out(one_frame(kind));
+                    // Counted whole: the writer finishes it.
+                    state.unreported.data(message.is_binary(), chunk.len());
+                    state.unreported.report();
                     // A short write: the writer, which waits for writability, finishes it.
                     return match self.push(&mut state, |frames| {
                         frames.seal_tail();
@@ -390,7 +387,7 @@ impl<W: AsyncWrite + Unpin + Send + 'static> Outbox<W> {
         match self.push(&mut state, |frames| frames.push(header, message.payload(), self.flusher.buffers())) {
             // A non-empty queue already has an owner: the flusher or the writer.
             Ok(was_empty) => {
-                state.frames_unreported[kind] += 1;
+                state.unreported.data(message.is_binary(), header.as_slice().len() + message.len());
                 if was_empty
                     && !state.flush_scheduled
                     && let Some(me) = self.me.upgrade()
@@ -416,6 +413,7 @@ impl<W: AsyncWrite + Unpin + Send + 'static> Outbox<W> {
             bytes.len()
         }) {
             Ok(was_empty) => {
+                state.unreported.control(bytes.len());
                 if was_empty {
                     self.wake_writer.notify_one();
                 }
@@ -648,19 +646,10 @@ impl<W: AsyncWrite + Unpin + Send + 'static> Outbox<W> {
                 return Poll::Ready(Err(io::ErrorKind::WriteZero.into()));
             }
             state.needs_flush = true;
-            let metrics = crate::metrics::handles();
-            metrics.bytes_out.increment(written as u64);
-            metrics.messages_out(std::mem::take(&mut state.frames_unreported));
+            state.unreported.report();
             self.advance(state, written);
         }
     }
-}
-
-/// The count of one data frame of `kind` (0 text, 1 binary), for the metrics.
-fn one_frame(kind: usize) -> [u64; 2] {
-    let mut count = [0; 2];
-    count[kind] = 1;
-    count
 }
 
 /// One write of `slices`: gathered into one buffer when they are small, else vectored.
