@@ -349,6 +349,7 @@ impl LocalAdapter {
         if target.rooms.is_empty() {
             drop(rooms);
             self.registry.for_all_links(&mut send);
+            crate::metrics::sent(message, accepted);
             return accepted;
         }
         // Several rooms: each connection once, whatever rooms it shares.
@@ -367,6 +368,7 @@ impl LocalAdapter {
         }
         // Joined before it was registered (a transport's own bookkeeping): look it up.
         self.registry.for_each(late, |connection| send(connection.id(), connection.link().as_ref()));
+        crate::metrics::sent(message, accepted);
         accepted
     }
 }

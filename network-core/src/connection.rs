@@ -382,7 +382,14 @@ impl Connection {
     /// connection as a slow consumer; a client reports it and keeps running.
     /// [`SendError::Closed`] means the connection is gone. Both hand the message back.
     pub fn send(&self, message: Message) -> Result<(), SendError> {
-        self.state.link.send(message)
+        // Counted before the link takes it (it may be written at once); a refused message
+        // comes back in the error and is not counted.
+        let (binary, len) = (message.is_binary(), message.len());
+        let result = self.state.link.send(message);
+        if result.is_ok() {
+            crate::metrics::sent_one(binary, len);
+        }
+        result
     }
 
     /// Queues `message` as part of a fan-out to many connections: the transport may hold

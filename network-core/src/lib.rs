@@ -148,6 +148,7 @@ mod error;
 pub mod heartbeat;
 pub mod hub;
 mod message;
+pub mod metrics;
 mod network;
 pub mod ordered;
 mod remote_error;

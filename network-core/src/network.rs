@@ -83,7 +83,14 @@ pub trait Network: Clone + Send + Sync + 'static {
     ///
     /// The message is shared, not copied, between connections.
     fn broadcast_local(&self, message: &Message) -> usize {
-        self.hub().connections().iter().filter(|connection| connection.send_batched(message).is_ok()).count()
+        let accepted = self
+            .hub()
+            .connections()
+            .iter()
+            .filter(|connection| connection.send_batched(message).is_ok())
+            .count();
+        crate::metrics::sent(message, accepted);
+        accepted
     }
 
     /// Attaches `router`: from now on it receives every connection's `Added` and `Removed`

@@ -201,8 +201,6 @@ struct State<W> {
     /// Bytes drawn from the server's outgoing budget: at least `queued_bytes`, at most a
     /// [`BUDGET_UNIT`] more while frames are queued, none once the queue is empty.
     budget_drawn: usize,
-    /// Frames queued since the last write, for the metrics.
-    unreported: crate::metrics::Sent,
     /// Whether the queue is over the soft limit (and counted in the server's pressure).
     congested: bool,
     /// While congested: when the socket last took bytes (or the congestion began).
@@ -312,7 +310,6 @@ impl<W: AsyncWrite + Unpin + Send + 'static> Outbox<W> {
                 queue: Frames::default(),
                 queued_bytes: 0,
                 budget_drawn: 0,
-                unreported: crate::metrics::Sent::default(),
                 congested: false,
                 last_progress: Instant::now(),
                 needs_flush: false,
@@ -351,8 +348,7 @@ impl<W: AsyncWrite + Unpin + Send + 'static> Outbox<W> {
             let chunk = Chunk { header, payload: message.payload().clone() };
             match try_write_direct(&mut state.io, &chunk) {
                 Ok((written, flushed)) if written == chunk.len() => {
-                    state.unreported.data(message.is_binary(), chunk.len());
-                    state.unreported.report();
+                    crate::metrics::handles().socket_bytes_out.increment(written as u64);
                     if !flushed {
                         state.needs_flush = true;
                         self.wake_writer.notify_one();
@@ -360,9 +356,7 @@ impl<W: AsyncWrite + Unpin + Send + 'static> Outbox<W> {
                     return Ok(());
                 }
                 Ok((written, _)) => {
-                    // Counted whole: the writer finishes it.
-                    state.unreported.data(message.is_binary(), chunk.len());
-                    state.unreported.report();
+                    crate::metrics::handles().socket_bytes_out.increment(written as u64);
                     // A short write: the writer, which waits for writability, finishes it.
                     return match self.push(&mut state, |frames| {
                         frames.seal_tail();
@@ -387,7 +381,6 @@ impl<W: AsyncWrite + Unpin + Send + 'static> Outbox<W> {
         match self.push(&mut state, |frames| frames.push(header, message.payload(), self.flusher.buffers())) {
             // A non-empty queue already has an owner: the flusher or the writer.
             Ok(was_empty) => {
-                state.unreported.data(message.is_binary(), header.as_slice().len() + message.len());
                 if was_empty
                     && !state.flush_scheduled
                     && let Some(me) = self.me.upgrade()
@@ -413,7 +406,6 @@ impl<W: AsyncWrite + Unpin + Send + 'static> Outbox<W> {
             bytes.len()
         }) {
             Ok(was_empty) => {
-                state.unreported.control(bytes.len());
                 if was_empty {
                     self.wake_writer.notify_one();
                 }
@@ -646,7 +638,7 @@ impl<W: AsyncWrite + Unpin + Send + 'static> Outbox<W> {
                 return Poll::Ready(Err(io::ErrorKind::WriteZero.into()));
             }
             state.needs_flush = true;
-            state.unreported.report();
+            crate::metrics::handles().socket_bytes_out.increment(written as u64);
             self.advance(state, written);
         }
     }

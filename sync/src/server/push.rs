@@ -157,7 +157,12 @@ impl<N: Network> SyncHandle<N> {
             // that somehow still reads it sees a gap and resyncs.
             *version += 1;
             match encode(path, op, data, Some(*version)) {
-                Ok(message) => count += usize::from(connection.send_batched(&message).is_ok()),
+                Ok(message) => {
+                    if connection.send_batched(&message).is_ok() {
+                        network_core::metrics::sent(&message, 1);
+                        count += 1;
+                    }
+                }
                 Err(error) => tracing::error!(path, %error, "cannot encode a versioned push"),
             }
         }
@@ -180,15 +185,18 @@ impl<N: Network> SyncHandle<N> {
         let value = serde_json::to_value(data).map_err(network_core::EncodeError::Json)?;
         for path in paths {
             let message = encode(path, op, data, None)?;
+            let mut sent = 0;
             for id in adapter.local_members(&room(path)) {
                 if !reached.insert(id) {
                     continue;
                 }
                 let Some(connection) = self.network.connection(id) else { continue };
                 if accept(&connection) && connection.send_batched(&message).is_ok() {
-                    count += 1;
+                    sent += 1;
                 }
             }
+            network_core::metrics::sent(&message, sent);
+            count += sent;
             // The predicate is the application's code: it runs before the state's lock
             // is taken (it may ask this handle who subscribes to what).
             let accepted: Vec<ConnectionId> = adapter
