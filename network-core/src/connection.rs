@@ -387,7 +387,7 @@ impl Connection {
         let (binary, len) = (message.is_binary(), message.len());
         let result = self.state.link.send(message);
         if result.is_ok() {
-            crate::metrics::sent_one(binary, len);
+            crate::metrics::count(binary, len, 1);
         }
         result
     }

@@ -47,12 +47,9 @@ pub fn sent(message: &Message, recipients: usize) {
     count(message.is_binary(), message.len(), recipients);
 }
 
-/// Counts one message of `len` payload bytes sent to one connection.
-pub(crate) fn sent_one(binary: bool, len: usize) {
-    count(binary, len, 1);
-}
-
-fn count(binary: bool, len: usize, recipients: usize) {
+/// Counts a message of `len` payload bytes (binary or text) sent to `recipients`
+/// connections, for a caller that no longer holds it.
+pub(crate) fn count(binary: bool, len: usize, recipients: usize) {
     if recipients == 0 {
         return;
     }

@@ -456,13 +456,10 @@ impl<W: AsyncWrite + Unpin + Send + 'static> Outbox<W> {
         state.queued_bytes -= popped;
         // Back to the budget: everything once the queue is empty, otherwise what exceeds
         // a unit of slack.
-        let spare = state.budget_drawn - state.queued_bytes;
-        if state.queued_bytes == 0 || spare > BUDGET_UNIT {
-            let give = if state.queued_bytes == 0 { spare } else { spare - BUDGET_UNIT };
-            if give > 0 {
-                state.budget_drawn -= give;
-                self.pressure.written(give);
-            }
+        let keep = if state.queued_bytes == 0 { 0 } else { state.queued_bytes + BUDGET_UNIT };
+        if state.budget_drawn > keep {
+            self.pressure.written(state.budget_drawn - keep);
+            state.budget_drawn = keep;
         }
         if state.congested {
             state.last_progress = Instant::now();
