@@ -232,7 +232,7 @@ where
 {
     let config = &inner.config;
     let incoming = IncomingShare::new(inner.pressure.clone(), config.read_buffer_size);
-    Reader::new(read, incoming, config.max_message_size, config.read_buffer_size, leftover)
+    Reader::new(read, incoming, config.max_message_size, config.read_buffer_size, leftover, false)
 }
 
 async fn added(inner: &Inner, connection: &Connection) {

@@ -18,7 +18,14 @@
 //! - 1009: a message over `max_message_size`, refused from the frame header that takes it
 //!   over, before its payload is buffered;
 //! - 1007: a text message that is not UTF-8 (checked as fragments arrive, so it fails as
-//!   soon as a byte cannot start or continue a character), a close reason that is not.
+//!   soon as a byte cannot start or continue a character; a compressed one once inflated),
+//!   a close reason that is not, a compressed message that is not valid DEFLATE data.
+//!
+//! With permessage-deflate negotiated (RFC 7692), RSV1 on the first frame of a data message
+//! marks it compressed: its frames are gathered as they come (the compressed size counts
+//! against `max_message_size`) and the message is inflated when it completes, by the
+//! thread's inflater, stopping at the first byte over `max_message_size` (1009) and
+//! charging the inflated bytes to the server's incoming budget as they are produced.
 
 use std::cell::RefCell;
 use std::io;
@@ -28,6 +35,8 @@ use std::task::{Context, Poll, ready};
 use bytes::{Buf, Bytes, BytesMut};
 use network_core::{CloseCode, CloseFrame};
 use tokio::io::{AsyncRead, ReadBuf};
+
+use ws_protocol::deflate::InflateError;
 
 use crate::pressure::IncomingShare;
 
@@ -60,6 +69,21 @@ pub(crate) enum Incoming {
     Close(Option<CloseFrame>),
 }
 
+/// What the parser completed: what a client sent, or a compressed message for
+/// [`Reader::next`] to inflate.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum Parsed {
+    /// A message or control frame, ready.
+    Ready(Incoming),
+    /// A compressed data message, as received.
+    Compressed {
+        /// Whether it is a text message.
+        text: bool,
+        /// The compressed payload, without the final `00 00 ff ff`.
+        payload: Bytes,
+    },
+}
+
 /// Why reading from a client stopped.
 #[derive(Debug, thiserror::Error)]
 pub(crate) enum ReadError {
@@ -78,6 +102,9 @@ pub(crate) enum ReadError {
     /// Text that is not UTF-8 (a text message or a close reason): closed with 1007.
     #[error("invalid UTF-8")]
     InvalidUtf8,
+    /// A compressed message that is not valid DEFLATE data: closed with 1007.
+    #[error("invalid compressed data")]
+    InvalidCompressed,
     /// The server's budget for incoming partial messages is spent: closed with 1013.
     #[error("the server's budget for incoming messages is exhausted")]
     BudgetExhausted,
@@ -92,7 +119,7 @@ impl ReadError {
         let code = match self {
             Self::Protocol(_) => CloseCode::PROTOCOL,
             Self::TooBig { .. } => CloseCode::TOO_BIG,
-            Self::InvalidUtf8 => CloseCode::INVALID_PAYLOAD,
+            Self::InvalidUtf8 | Self::InvalidCompressed => CloseCode::INVALID_PAYLOAD,
             Self::BudgetExhausted => {
                 return Some(CloseFrame::new(
                     CloseCode::TRY_AGAIN_LATER,
@@ -157,6 +184,9 @@ struct Frame {
 #[derive(Debug)]
 struct Partial {
     text: bool,
+    /// RSV1 was set on its first frame (permessage-deflate): the payload is inflated when
+    /// the message completes, and its text checked then.
+    compressed: bool,
     payload: BytesMut,
     /// For text: the payload's prefix known to be valid UTF-8 (what follows is at most an
     /// incomplete character).
@@ -167,6 +197,8 @@ struct Partial {
 #[derive(Debug)]
 pub(crate) struct FrameParser {
     max_message_size: usize,
+    /// Whether permessage-deflate was negotiated: RSV1 then marks a compressed message.
+    deflate: bool,
     /// What is incomplete (a header, a frame, a message), boxed and only while something
     /// is: an idle connection holds this pointer and nothing more, and a read holding
     /// whole messages parses them on the stack.
@@ -174,9 +206,10 @@ pub(crate) struct FrameParser {
 }
 
 impl FrameParser {
-    /// A parser refusing messages over `max_message_size` bytes.
-    pub(crate) fn new(max_message_size: usize) -> Self {
-        Self { max_message_size, progress: None }
+    /// A parser refusing messages over `max_message_size` bytes; with `deflate`
+    /// (permessage-deflate negotiated), RSV1 on a message's first frame is accepted.
+    pub(crate) fn new(max_message_size: usize, deflate: bool) -> Self {
+        Self { max_message_size, deflate, progress: None }
     }
 
     /// Whether the parser holds any heap memory (something incomplete).
@@ -188,10 +221,10 @@ impl FrameParser {
     /// Parses `input` until one message or control frame completes or `input` runs out.
     /// Returns how many bytes were taken and what completed; after `Ok(None)`, all of
     /// `input` was taken. After an error the parser must not be used again.
-    pub(crate) fn parse(&mut self, input: &[u8]) -> (usize, Result<Option<Incoming>, ReadError>) {
+    pub(crate) fn parse(&mut self, input: &[u8]) -> (usize, Result<Option<Parsed>, ReadError>) {
         let mut fresh = Progress::default();
         let progress = self.progress.as_deref_mut().unwrap_or(&mut fresh);
-        let parsed = progress.parse(self.max_message_size, input);
+        let parsed = progress.parse(self.max_message_size, self.deflate, input);
         let idle = progress.is_idle();
         match (idle, self.progress.is_some()) {
             (true, true) => self.progress = None,
@@ -223,13 +256,14 @@ impl Progress {
     fn parse(
         &mut self,
         max_message_size: usize,
+        deflate: bool,
         input: &[u8],
-    ) -> (usize, Result<Option<Incoming>, ReadError>) {
+    ) -> (usize, Result<Option<Parsed>, ReadError>) {
         let mut taken = 0;
         loop {
             let rest = &input[taken..];
             let Some(frame) = self.frame.as_mut() else {
-                match self.parse_header(max_message_size, rest) {
+                match self.parse_header(max_message_size, deflate, rest) {
                     (used, Ok(true)) => taken += used,
                     (used, Ok(false)) => return (taken + used, Ok(None)),
                     (used, Err(error)) => return (taken + used, Err(error)),
@@ -263,6 +297,7 @@ impl Progress {
                 message.payload.extend_from_slice(chunk);
                 unmask(&mut message.payload[start..], mask, offset);
                 if message.text
+                    && !message.compressed
                     && let Err(error) = validate_utf8(message, false)
                 {
                     return (taken, Err(error));
@@ -279,7 +314,12 @@ impl Progress {
 
     /// Takes header bytes from `input`: `Ok(true)` once the header is complete (and
     /// checked; `self.frame` is set), `Ok(false)` when `input` ran out first.
-    fn parse_header(&mut self, max_message_size: usize, input: &[u8]) -> (usize, Result<bool, ReadError>) {
+    fn parse_header(
+        &mut self,
+        max_message_size: usize,
+        deflate: bool,
+        input: &[u8],
+    ) -> (usize, Result<bool, ReadError>) {
         let mut used = 0;
         loop {
             let have = usize::from(self.header_len);
@@ -296,7 +336,7 @@ impl Progress {
             used += take;
             if have < 2 && usize::from(self.header_len) == 2 {
                 // Everything but the length is known from the first two bytes: fail fast.
-                if let Err(error) = self.check_first_bytes() {
+                if let Err(error) = self.check_first_bytes(deflate) {
                     return (used, Err(error));
                 }
             }
@@ -307,10 +347,10 @@ impl Progress {
     }
 
     /// The checks of the first two header bytes, in the order the RFC lists them.
-    fn check_first_bytes(&self) -> Result<(), ReadError> {
+    fn check_first_bytes(&self, deflate: bool) -> Result<(), ReadError> {
         let [first, second, ..] = self.header;
-        check_reserved_bits(first)?;
         let opcode = Opcode::from_bits(first & 0x0F)?;
+        check_reserved_bits(first, deflate && matches!(opcode, Opcode::Text | Opcode::Binary))?;
         if second & 0x80 == 0 {
             return Err(ReadError::Protocol("unmasked frame from a client"));
         }
@@ -363,8 +403,12 @@ impl Progress {
                 return Err(ReadError::TooBig { size, max: max_message_size });
             }
             if opcode != Opcode::Continuation {
-                self.message =
-                    Some(Partial { text: opcode == Opcode::Text, payload: BytesMut::new(), validated: 0 });
+                self.message = Some(Partial {
+                    text: opcode == Opcode::Text,
+                    compressed: header[0] & RSV1 != 0,
+                    payload: BytesMut::new(),
+                    validated: 0,
+                });
             }
         }
         self.frame = Some(Frame { opcode, fin, remaining: length, mask, unmasked: 0 });
@@ -372,41 +416,52 @@ impl Progress {
     }
 
     /// The current frame's payload is complete: what it completes, if anything.
-    fn end_frame(&mut self) -> Result<Option<Incoming>, ReadError> {
+    fn end_frame(&mut self) -> Result<Option<Parsed>, ReadError> {
         let Some(frame) = self.frame.take() else {
             return Ok(None);
         };
         match frame.opcode {
             Opcode::Close => {
                 let payload = std::mem::take(&mut self.control);
-                close_frame(&payload).map(|close| Some(Incoming::Close(close)))
+                close_frame(&payload).map(|close| Some(Parsed::Ready(Incoming::Close(close))))
             }
-            Opcode::Ping => Ok(Some(Incoming::Ping(Bytes::from(std::mem::take(&mut self.control))))),
+            Opcode::Ping => {
+                Ok(Some(Parsed::Ready(Incoming::Ping(Bytes::from(std::mem::take(&mut self.control))))))
+            }
             Opcode::Pong => {
                 self.control = Vec::new();
-                Ok(Some(Incoming::Pong))
+                Ok(Some(Parsed::Ready(Incoming::Pong)))
             }
             Opcode::Continuation | Opcode::Text | Opcode::Binary if frame.fin => {
                 let Some(mut message) = self.message.take() else {
                     return Ok(None);
                 };
-                if message.text {
+                if message.text && !message.compressed {
                     validate_utf8(&mut message, true)?;
-                    Ok(Some(Incoming::Text(message.payload.freeze())))
-                } else {
-                    Ok(Some(Incoming::Binary(message.payload.freeze())))
                 }
+                let payload = message.payload.freeze();
+                Ok(Some(if message.compressed {
+                    Parsed::Compressed { text: message.text, payload }
+                } else if message.text {
+                    Parsed::Ready(Incoming::Text(payload))
+                } else {
+                    Parsed::Ready(Incoming::Binary(payload))
+                }))
             }
             Opcode::Continuation | Opcode::Text | Opcode::Binary => Ok(None),
         }
     }
 }
 
-/// RFC 6455 5.2: reserved bits must be 0 unless an extension gives them a meaning. None is
-/// negotiated today; permessage-deflate (RFC 7692, issue 17) will accept RSV1 on the first
-/// frame of a message here once the upgrade negotiated it.
-fn check_reserved_bits(first: u8) -> Result<(), ReadError> {
-    if first & 0x70 != 0 {
+/// The bit permessage-deflate sets on the first frame of a compressed message.
+const RSV1: u8 = 0x40;
+
+/// RFC 6455 5.2: reserved bits must be 0 unless an extension gives them a meaning.
+/// permessage-deflate gives RSV1 one on the first frame of a data message
+/// (`rsv1_allowed`); on a continuation or control frame it stays a violation (RFC 7692 6).
+fn check_reserved_bits(first: u8, rsv1_allowed: bool) -> Result<(), ReadError> {
+    let allowed = if rsv1_allowed { RSV1 } else { 0 };
+    if first & 0x70 & !allowed != 0 {
         return Err(ReadError::Protocol("reserved bits set"));
     }
     Ok(())
@@ -510,18 +565,19 @@ pub(crate) struct Reader<R> {
 
 impl<R: AsyncRead + Unpin> Reader<R> {
     /// Reads `read` in reads of at most `read_size` bytes, `leftover` (bytes already read
-    /// past the upgrade request) first.
+    /// past the upgrade request) first; `deflate` when permessage-deflate was negotiated.
     pub(crate) fn new(
         read: R,
         incoming: IncomingShare,
         max_message_size: usize,
         read_size: usize,
         leftover: Vec<u8>,
+        deflate: bool,
     ) -> Self {
         Self {
             read,
             incoming,
-            parser: FrameParser::new(max_message_size),
+            parser: FrameParser::new(max_message_size, deflate),
             unparsed: BytesMut::from(&leftover[..]),
             read_size: read_size.max(1),
         }
@@ -538,10 +594,32 @@ impl<R: AsyncRead + Unpin> Reader<R> {
     /// # Cancel safety
     /// Cancel safe: what was read stays in the parser's state or in `unparsed`.
     pub(crate) async fn next(&mut self) -> Option<Result<Incoming, ReadError>> {
-        std::future::poll_fn(|cx| self.poll_next(cx)).await
+        Some(match std::future::poll_fn(|cx| self.poll_next(cx)).await? {
+            Ok(Parsed::Ready(incoming)) => Ok(incoming),
+            Ok(Parsed::Compressed { text, payload }) => self.inflate(text, &payload),
+            Err(error) => Err(error),
+        })
     }
 
-    fn poll_next(&mut self, cx: &mut Context<'_>) -> Poll<Option<Result<Incoming, ReadError>>> {
+    /// Inflates a compressed message, charging what it inflates to the incoming budget.
+    fn inflate(&mut self, text: bool, compressed: &[u8]) -> Result<Incoming, ReadError> {
+        let max = self.parser.max_message_size;
+        let incoming = &mut self.incoming;
+        let inflated = ws_protocol::deflate::inflate(compressed, max, |bytes| incoming.read(bytes).is_ok())
+            .map_err(|error| match error {
+            InflateError::TooBig { max } => ReadError::TooBig { size: max as u64 + 1, max },
+            InflateError::Refused => ReadError::BudgetExhausted,
+            _ => ReadError::InvalidCompressed,
+        })?;
+        if text {
+            std::str::from_utf8(&inflated).map_err(|_| ReadError::InvalidUtf8)?;
+            Ok(Incoming::Text(Bytes::from(inflated)))
+        } else {
+            Ok(Incoming::Binary(Bytes::from(inflated)))
+        }
+    }
+
+    fn poll_next(&mut self, cx: &mut Context<'_>) -> Poll<Option<Result<Parsed, ReadError>>> {
         loop {
             if !self.unparsed.is_empty() {
                 let (taken, parsed) = self.parser.parse(&self.unparsed);
@@ -575,7 +653,7 @@ impl<R: AsyncRead + Unpin> Reader<R> {
         &mut self,
         cx: &mut Context<'_>,
         scratch: &mut Vec<u8>,
-    ) -> Poll<Option<Result<Option<Incoming>, ReadError>>> {
+    ) -> Poll<Option<Result<Option<Parsed>, ReadError>>> {
         if scratch.len() < self.read_size {
             scratch.resize(self.read_size, 0);
         }

@@ -41,7 +41,10 @@ fn parse_all(parser: &mut FrameParser, input: &[u8]) -> Result<Vec<Incoming>, Re
         let (taken, parsed) = parser.parse(rest);
         rest = &rest[taken..];
         match parsed? {
-            Some(event) => events.push(event),
+            Some(Parsed::Ready(event)) => events.push(event),
+            Some(compressed @ Parsed::Compressed { .. }) => {
+                panic!("compressed without deflate: {compressed:?}")
+            }
             None => {
                 assert!(rest.is_empty(), "Ok(None) takes all of its input");
                 return Ok(events);
@@ -52,7 +55,7 @@ fn parse_all(parser: &mut FrameParser, input: &[u8]) -> Result<Vec<Incoming>, Re
 
 /// The close code `input` ends with, once parsed.
 fn refusal(input: &[u8]) -> u16 {
-    let mut parser = FrameParser::new(1024);
+    let mut parser = FrameParser::new(1024, false);
     match parse_all(&mut parser, input) {
         Err(error) => error.close_frame().map_or(0, |frame| frame.code.0),
         Ok(events) => panic!("accepted: {events:?}"),
@@ -95,7 +98,7 @@ fn close_codes_follow_rfc_6455_section_7_4() {
     for code in 0..=5000u16 {
         let allowed = matches!(code, 1000..=1003 | 1007..=1014 | 3000..=4999);
         let input = frame(FIN | CLOSE, &close_payload(code, b"bye"));
-        let mut parser = FrameParser::new(1024);
+        let mut parser = FrameParser::new(1024, false);
         match parse_all(&mut parser, &input) {
             Ok(events) => {
                 assert!(allowed, "{code} accepted");
@@ -108,7 +111,7 @@ fn close_codes_follow_rfc_6455_section_7_4() {
         }
     }
     assert_eq!(
-        parse_all(&mut FrameParser::new(0), &frame(FIN | CLOSE, b"")).ok(),
+        parse_all(&mut FrameParser::new(0, false), &frame(FIN | CLOSE, b"")).ok(),
         Some(vec![Incoming::Close(None)])
     );
 }
@@ -147,18 +150,18 @@ fn mixed_stream() -> (Vec<u8>, Vec<Incoming>) {
 #[test]
 fn frames_split_at_every_byte_boundary_give_the_same_messages() {
     let (stream, expected) = mixed_stream();
-    let mut parser = FrameParser::new(1 << 20);
+    let mut parser = FrameParser::new(1 << 20, false);
     assert_eq!(parse_all(&mut parser, &stream).unwrap(), expected);
     // Cut in two at every boundary of the frames around the long one (a quadratic check
     // over all of it would be slow), then fed one byte at a time.
     let cuts = (0..200).chain(70_000..stream.len());
     for cut in cuts {
-        let mut parser = FrameParser::new(1 << 20);
+        let mut parser = FrameParser::new(1 << 20, false);
         let mut events = parse_all(&mut parser, &stream[..cut]).unwrap();
         events.extend(parse_all(&mut parser, &stream[cut..]).unwrap());
         assert_eq!(events, expected, "cut at {cut}");
     }
-    let mut parser = FrameParser::new(1 << 20);
+    let mut parser = FrameParser::new(1 << 20, false);
     let mut events = Vec::new();
     for byte in stream.chunks(1) {
         events.extend(parse_all(&mut parser, byte).unwrap());
@@ -169,23 +172,23 @@ fn frames_split_at_every_byte_boundary_give_the_same_messages() {
 #[test]
 fn a_message_over_the_limit_is_refused_before_its_payload_is_buffered() {
     // The header alone: no payload byte has arrived.
-    let mut parser = FrameParser::new(1024);
+    let mut parser = FrameParser::new(1024, false);
     let header = &frame(FIN | BINARY, &[0; 1025])[..8];
     assert!(matches!(parser.parse(header).1, Err(ReadError::TooBig { size: 1025, max: 1024 })));
     assert!(!parser.holds_buffer());
     // A 64-bit length far beyond the limit (and beyond memory).
-    let mut parser = FrameParser::new(1024);
+    let mut parser = FrameParser::new(1024, false);
     let huge = [FIN | BINARY, 0x80 | 127, 0, 0, 0x10, 0, 0, 0, 0, 0, 1, 2, 3, 4];
     assert!(matches!(parser.parse(&huge).1, Err(ReadError::TooBig { .. })));
     // The fragment that goes over, from its header.
-    let mut parser = FrameParser::new(1024);
+    let mut parser = FrameParser::new(1024, false);
     assert!(matches!(parser.parse(&frame(BINARY, &[0; 1000])), (_, Ok(None))));
     assert!(matches!(parser.parse(&frame(0x0, &[0; 25])[..6]).1, Err(ReadError::TooBig { size: 1025, .. })));
 }
 
 #[test]
 fn text_is_refused_at_the_first_invalid_byte() {
-    let mut parser = FrameParser::new(1024);
+    let mut parser = FrameParser::new(1024, false);
     let input = frame(TEXT, b"ok \xff and more to come");
     // The first byte of the payload after the invalid one is not needed.
     assert!(matches!(parser.parse(&input[..6 + 4]).1, Err(ReadError::InvalidUtf8)));
@@ -193,7 +196,7 @@ fn text_is_refused_at_the_first_invalid_byte() {
 
 fn reader(input: &[u8], budget: usize) -> Reader<&[u8]> {
     let pressure = Arc::new(Pressure::new(usize::MAX, budget));
-    Reader::new(input, IncomingShare::new(pressure, 16), 1 << 20, 64, Vec::new())
+    Reader::new(input, IncomingShare::new(pressure, 16), 1 << 20, 64, Vec::new(), false)
 }
 
 #[tokio::test]
@@ -217,7 +220,7 @@ async fn messages_read_together_come_one_at_a_time_then_the_buffer_goes() {
     let leftover = frame(FIN | TEXT, b"first");
     let pipelined = [frame(FIN | TEXT, b"a"), frame(FIN | TEXT, b"b"), frame(FIN | TEXT, b"c")].concat();
     let pressure = Arc::new(Pressure::new(usize::MAX, usize::MAX));
-    let mut reader = Reader::new(&pipelined[..], IncomingShare::new(pressure, 16), 1024, 64, leftover);
+    let mut reader = Reader::new(&pipelined[..], IncomingShare::new(pressure, 16), 1024, 64, leftover, false);
     for text in ["first", "a", "b", "c"] {
         assert_eq!(reader.next().await.unwrap().unwrap(), Incoming::Text(Bytes::from(text)));
     }
@@ -253,4 +256,111 @@ fn server_frames_are_encoded_as_the_rfc_says() {
     assert_eq!(usize::from(bytes[1]), bytes.len() - 2);
     assert!(bytes.len() - 4 <= 123 && std::str::from_utf8(&bytes[4..]).is_ok());
     assert_eq!(control_frame_bytes(PONG, b"hi"), [0x8A, 2, b'h', b'i']);
+}
+
+const RSV1_BIT: u8 = 0x40;
+const CONTINUATION: u8 = 0x0;
+const PING: u8 = 0x9;
+
+/// A reader of `input` with permessage-deflate negotiated.
+fn deflate_reader(input: &[u8], max_message_size: usize, budget: usize) -> Reader<&[u8]> {
+    let pressure = Arc::new(Pressure::new(usize::MAX, budget));
+    Reader::new(input, IncomingShare::new(pressure, 16), max_message_size, 64, Vec::new(), true)
+}
+
+fn compressed(payload: &[u8]) -> Vec<u8> {
+    ws_protocol::deflate::compress(payload, 15).unwrap_or_default()
+}
+
+async fn read_all(mut reader: Reader<&[u8]>) -> Result<Vec<Incoming>, ReadError> {
+    let mut events = Vec::new();
+    while let Some(event) = reader.next().await {
+        events.push(event?);
+        reader.message_done();
+    }
+    Ok(events)
+}
+
+#[tokio::test]
+async fn compressed_messages_are_inflated_fragmented_or_not() {
+    let text = "hello hello hello hello hello hello hello hello".repeat(20);
+    let deflated = compressed(text.as_bytes());
+    let (first, second) = deflated.split_at(deflated.len() / 2);
+    let input = [
+        frame(FIN | RSV1_BIT | TEXT, &deflated),
+        // Fragmented: RSV1 on the first frame only.
+        frame(RSV1_BIT | BINARY, first),
+        frame(FIN | PING, b"p"),
+        frame(FIN | CONTINUATION, second),
+        // Uncompressed messages still pass on a compressing connection.
+        frame(FIN | TEXT, b"plain"),
+    ]
+    .concat();
+    let events = read_all(deflate_reader(&input, 1 << 20, 1 << 20)).await.map_err(|e| e.to_string());
+    assert_eq!(
+        events,
+        Ok(vec![
+            Incoming::Text(Bytes::from(text.clone())),
+            Incoming::Ping(Bytes::from_static(b"p")),
+            Incoming::Binary(Bytes::from(text)),
+            Incoming::Text(Bytes::from_static(b"plain")),
+        ])
+    );
+}
+
+#[tokio::test]
+async fn rsv1_is_a_violation_where_permessage_deflate_gives_it_no_meaning() {
+    let deflated = compressed(&[b'a'; 400]);
+    let code = |input: Vec<u8>, deflate: bool| async move {
+        let pressure = Arc::new(Pressure::new(usize::MAX, 1 << 20));
+        let reader =
+            Reader::new(&input[..], IncomingShare::new(pressure, 16), 1 << 20, 64, Vec::new(), deflate);
+        match read_all(reader).await {
+            Err(error) => error.close_frame().map_or(0, |frame| frame.code.0),
+            Ok(events) => panic!("accepted: {events:?}"),
+        }
+    };
+    // Not negotiated.
+    assert_eq!(code(frame(FIN | RSV1_BIT | TEXT, &deflated), false).await, 1002);
+    // On a continuation frame, a control frame, and RSV2/RSV3 always.
+    assert_eq!(
+        code([frame(BINARY, b"ab"), frame(FIN | RSV1_BIT | CONTINUATION, b"c")].concat(), true).await,
+        1002
+    );
+    assert_eq!(code(frame(FIN | RSV1_BIT | PING, b""), true).await, 1002);
+    assert_eq!(code(frame(FIN | 0x20 | TEXT, b"a"), true).await, 1002);
+    // Not DEFLATE data, and text that inflates to invalid UTF-8.
+    assert_eq!(code(frame(FIN | RSV1_BIT | BINARY, &[0x07, 0x00]), true).await, 1007);
+    assert_eq!(code(frame(FIN | RSV1_BIT | TEXT, &compressed(&[0xff; 400])), true).await, 1007);
+}
+
+#[tokio::test]
+async fn a_compressed_message_over_the_limit_is_refused_with_1009() {
+    // 4 MiB of zeros compress to a few kilobytes: under the limit on the wire, over it
+    // inflated.
+    let bomb = compressed(&vec![0u8; 4 << 20]);
+    assert!(bomb.len() < 64 * 1024);
+    let input = frame(FIN | RSV1_BIT | BINARY, &bomb);
+    match read_all(deflate_reader(&input, 1 << 20, usize::MAX)).await {
+        Err(error @ ReadError::TooBig { .. }) => {
+            assert_eq!(error.close_frame().map(|f| f.code.0), Some(1009))
+        }
+        other => panic!("{other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn inflated_bytes_count_against_the_incoming_budget() {
+    // 512 KiB inflated against a budget of 256 KiB: refused with 1013 while inflating.
+    let payload: Vec<u8> = (0..512 * 1024u32).map(|n| (n % 251) as u8).collect();
+    let input = frame(FIN | RSV1_BIT | BINARY, &compressed(&payload));
+    match read_all(deflate_reader(&input, 1 << 20, 256 * 1024)).await {
+        Err(error @ ReadError::BudgetExhausted) => {
+            assert_eq!(error.close_frame().map(|f| f.code.0), Some(1013));
+        }
+        other => panic!("{other:?}"),
+    }
+    // The same message within budget is read whole.
+    let events = read_all(deflate_reader(&input, 1 << 20, 1 << 20)).await.map_err(|e| e.to_string());
+    assert_eq!(events, Ok(vec![Incoming::Binary(Bytes::from(payload))]));
 }

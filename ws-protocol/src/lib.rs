@@ -1,0 +1,17 @@
+//! What the server and the client share of the WebSocket protocol.
+//!
+//! Today that is permessage-deflate (RFC 7692), in [`deflate`]: the negotiation of its
+//! parameters in the upgrade's `Sec-WebSocket-Extensions` header, and the compression and
+//! bounded decompression of one message.
+//!
+//! # Design
+//! Both ends negotiate *no context takeover* in both directions, so a message is
+//! compressed and decompressed on its own: no compression state lives in a connection
+//! (Node `ws` keeps a zlib context of tens of kilobytes per connection for this), one
+//! compressor and one inflater per thread serve every connection, and a broadcast can be
+//! compressed once and the same bytes sent to every member. The price is a worse ratio for
+//! small messages, which cannot refer to the ones before; the threshold below which
+//! messages go uncompressed is the sender's choice. docs/DESIGN.md, "permessage-deflate",
+//! gives the measurements and the options rejected.
+
+pub mod deflate;
