@@ -10,6 +10,8 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+pub use ws_protocol::deflate::NegotiationError;
+
 /// [`Client::connect`](crate::Client::connect) refused its arguments. Nothing was spawned.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 #[non_exhaustive]
@@ -104,9 +106,15 @@ pub enum ConnectError {
         status: u16,
     },
     /// The WebSocket handshake failed in another way (a malformed answer, the connection
-    /// closed during the handshake).
+    /// closed during the handshake); the source is a [`HandshakeError`].
     #[error("websocket handshake failed")]
     Handshake(#[source] Arc<dyn std::error::Error + Send + Sync>),
+    /// The server accepted the upgrade with a `Sec-WebSocket-Extensions` answer the client
+    /// must refuse (RFC 7692 5): an extension that was not offered, an invalid
+    /// permessage-deflate parameter. A server bug; turning
+    /// [`ClientConfig::compression`](crate::ClientConfig::compression) off avoids it.
+    #[error("the server's extension answer is refused")]
+    Extension(#[source] NegotiationError),
     /// With [`ClientConfig::resume`](crate::ClientConfig::resume): the socket closed or
     /// failed before the server's first session frame (PROTOCOL.md 9.3) arrived.
     #[error("no session frame from the server: {reason}")]
@@ -114,6 +122,34 @@ pub enum ConnectError {
         /// What happened instead.
         reason: String,
     },
+}
+
+/// Why the server's answer to the upgrade request is not a WebSocket handshake (the source
+/// of [`ConnectError::Handshake`]).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum HandshakeError {
+    /// The connection closed before the response head ended.
+    #[error("the connection closed during the handshake")]
+    Closed,
+    /// The response head is longer than the client reads (`max` bytes).
+    #[error("the response head exceeds {max} bytes")]
+    ResponseTooLong {
+        /// The longest head accepted.
+        max: usize,
+    },
+    /// The response is not HTTP/1.1 (what the parser said).
+    #[error("malformed http response: {0}")]
+    Malformed(String),
+    /// A 101 response without `Upgrade: websocket` and `Connection: Upgrade`.
+    #[error("the response does not upgrade to websocket")]
+    NotUpgraded,
+    /// `Sec-WebSocket-Accept` is missing or does not match the request's key.
+    #[error("wrong Sec-WebSocket-Accept")]
+    WrongAccept,
+    /// The response names a subprotocol the request did not ask for.
+    #[error("the server chose a subprotocol that was not requested")]
+    UnrequestedProtocol,
 }
 
 /// [`Client::flush`](crate::Client::flush) stopped before every queued message was

@@ -71,7 +71,7 @@
 //! **Delivery guarantee.** Messages leave the queue in order and at most once. A message
 //! counts as sent when the socket task takes it from the queue to write it: messages still
 //! queued when a socket dies stay queued, in order, for the next connection; a message
-//! already taken (in tungstenite's or the kernel's buffer) is not written again, so it may
+//! already taken (in the socket task's write buffer or the kernel's) is not written again, so it may
 //! be lost with the socket but is never duplicated. With [session
 //! resume](#session-resume) on, delivery becomes exactly once in both directions across
 //! drops. [`Client::flush`] waits until the queue has been written to the socket.
@@ -143,9 +143,31 @@
 //! application handles with a guard that routers' handles do not carry, so attached
 //! routers never keep a client alive.
 //!
+//! # Compression
+//! With [`ClientConfig::compression`] (on by default, as in browsers) every upgrade
+//! request offers permessage-deflate (RFC 7692) without context takeover in either
+//! direction, and the server decides. Once it accepts, messages of at least
+//! [`Compression::min_size`] bytes (1 KiB by default) go compressed, with the window the
+//! server asked for (`client_max_window_bits`), unless they do not shrink; compressed
+//! messages from the server are inflated, and one that would inflate beyond
+//! `max_message_size` is refused with 1009 as soon as it passes it, before it is fully
+//! inflated. No compression state lives in a connection: each message is compressed and
+//! inflated on its own, by one compressor and one inflater per thread. An answer the RFC
+//! tells a client to refuse (an extension not offered, an invalid parameter) fails the
+//! attempt with [`ConnectError::Extension`].
+//!
+//! # The wire
+//! The client does its own upgrade (HTTP/1.1 with `httparse`) and its own frames: they are
+//! read with the parser the server uses (`ws-protocol`, reading as a client: unmasked
+//! frames only) and written masked with a fresh random mask per frame. Protocol
+//! violations from the server (1002), invalid text (1007) and messages over
+//! `max_message_size` (1009) are answered with a close frame of that code; every ping gets
+//! a pong carrying its payload.
+//!
 //! # TLS
-//! `wss://` uses rustls with the `ring` provider chosen explicitly and the Mozilla roots
-//! of `webpki-roots`, so no process-wide crypto provider needs to be installed.
+//! `wss://` uses rustls (through `tokio-rustls`) with the `ring` provider chosen explicitly
+//! and the Mozilla roots of `webpki-roots`, so no process-wide crypto provider needs to be
+//! installed.
 
 mod backoff;
 mod client;
@@ -153,16 +175,18 @@ mod config;
 mod driver;
 mod error;
 mod event;
+mod frames;
 mod offline;
 mod resume;
+mod socket;
 mod state;
 mod tls;
 mod url;
 
 pub use backoff::Backoff;
 pub use client::Client;
-pub use config::{ClientConfig, ShouldReconnect};
-pub use error::{ConfigError, ConnectError, FlushError};
+pub use config::{ClientConfig, Compression, ShouldReconnect};
+pub use error::{ConfigError, ConnectError, FlushError, HandshakeError, NegotiationError};
 pub use event::ClientEvent;
 pub use offline::{Offline, Sent};
 /// The rustls `wss://` is served with, to build [`ClientConfig::tls`] with the same version.

@@ -5,9 +5,9 @@ use std::sync::Arc;
 /// A rustls client with the ring provider chosen explicitly and the Mozilla roots of
 /// `webpki-roots`.
 ///
-/// tungstenite enables rustls without choosing a crypto provider; rustls would then panic
-/// at the first handshake unless the application had installed a process-wide default.
-/// Naming the provider here makes `wss://` work in every application.
+/// rustls's default config builder needs a process-wide crypto provider, and would panic
+/// at the first handshake unless the application had installed one. Naming the provider
+/// here makes `wss://` work in every application.
 pub(crate) fn client_config() -> Result<Arc<rustls::ClientConfig>, rustls::Error> {
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let mut roots = rustls::RootCertStore::empty();

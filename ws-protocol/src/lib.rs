@@ -1,8 +1,10 @@
 //! What the server and the client share of the WebSocket protocol.
 //!
-//! Today that is permessage-deflate (RFC 7692), in [`deflate`]: the negotiation of its
-//! parameters in the upgrade's `Sec-WebSocket-Extensions` header, and the compression and
-//! bounded decompression of one message.
+//! - [`frame`]: RFC 6455 frames, the incremental parser both ends read with (generalised
+//!   by the [`Role`](frame::Role) that reads) and the frame encoders;
+//! - [`deflate`]: permessage-deflate (RFC 7692), the negotiation of its parameters in the
+//!   upgrade's `Sec-WebSocket-Extensions` header, and the compression and bounded
+//!   decompression of one message.
 //!
 //! # Design
 //! Both ends negotiate *no context takeover* in both directions, so a message is
@@ -15,3 +17,4 @@
 //! gives the measurements and the options rejected.
 
 pub mod deflate;
+pub mod frame;

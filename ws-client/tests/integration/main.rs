@@ -20,6 +20,7 @@ mod message_too_big;
 mod min_uptime;
 mod offline_policy;
 mod offline_queue;
+mod permessage_deflate;
 mod restore_order;
 mod retry_cap;
 mod send_sync;

@@ -174,16 +174,22 @@ fn a_message_over_the_limit_is_refused_before_its_payload_is_buffered() {
     // The header alone: no payload byte has arrived.
     let mut parser = FrameParser::new(1024, false);
     let header = &frame(FIN | BINARY, &[0; 1025])[..8];
-    assert!(matches!(parser.parse(header).1, Err(ReadError::TooBig { size: 1025, max: 1024 })));
+    assert!(matches!(
+        parser.parse(header).1,
+        Err(ReadError::Frame(FrameError::TooBig { size: 1025, max: 1024 }))
+    ));
     assert!(!parser.holds_buffer());
     // A 64-bit length far beyond the limit (and beyond memory).
     let mut parser = FrameParser::new(1024, false);
     let huge = [FIN | BINARY, 0x80 | 127, 0, 0, 0x10, 0, 0, 0, 0, 0, 1, 2, 3, 4];
-    assert!(matches!(parser.parse(&huge).1, Err(ReadError::TooBig { .. })));
+    assert!(matches!(parser.parse(&huge).1, Err(ReadError::Frame(FrameError::TooBig { .. }))));
     // The fragment that goes over, from its header.
     let mut parser = FrameParser::new(1024, false);
     assert!(matches!(parser.parse(&frame(BINARY, &[0; 1000])), (_, Ok(None))));
-    assert!(matches!(parser.parse(&frame(0x0, &[0; 25])[..6]).1, Err(ReadError::TooBig { size: 1025, .. })));
+    assert!(matches!(
+        parser.parse(&frame(0x0, &[0; 25])[..6]).1,
+        Err(ReadError::Frame(FrameError::TooBig { size: 1025, .. }))
+    ));
 }
 
 #[test]
@@ -191,7 +197,7 @@ fn text_is_refused_at_the_first_invalid_byte() {
     let mut parser = FrameParser::new(1024, false);
     let input = frame(TEXT, b"ok \xff and more to come");
     // The first byte of the payload after the invalid one is not needed.
-    assert!(matches!(parser.parse(&input[..6 + 4]).1, Err(ReadError::InvalidUtf8)));
+    assert!(matches!(parser.parse(&input[..6 + 4]).1, Err(ReadError::Frame(FrameError::InvalidUtf8))));
 }
 
 fn reader(input: &[u8], budget: usize) -> Reader<&[u8]> {
@@ -342,7 +348,7 @@ async fn a_compressed_message_over_the_limit_is_refused_with_1009() {
     assert!(bomb.len() < 64 * 1024);
     let input = frame(FIN | RSV1_BIT | BINARY, &bomb);
     match read_all(deflate_reader(&input, 1 << 20, usize::MAX)).await {
-        Err(error @ ReadError::TooBig { .. }) => {
+        Err(error @ ReadError::Frame(FrameError::TooBig { .. })) => {
             assert_eq!(error.close_frame().map(|f| f.code.0), Some(1009))
         }
         other => panic!("{other:?}"),
