@@ -53,6 +53,9 @@ pub(crate) struct FrameReader {
     parser: FrameParser,
     /// Bytes read and not parsed yet (the first are those read past the 101 response).
     unparsed: BytesMut,
+    /// An error was returned: the parser's state is not to be trusted any more, and what
+    /// the server sends until it closes the connection is discarded.
+    failed: bool,
 }
 
 impl FrameReader {
@@ -63,15 +66,36 @@ impl FrameReader {
         max_message_size: usize,
         deflate: bool,
     ) -> Self {
-        Self { read, parser: FrameParser::new(Role::Client, max_message_size, deflate), unparsed: leftover }
+        Self {
+            read,
+            parser: FrameParser::new(Role::Client, max_message_size, deflate),
+            unparsed: leftover,
+            failed: false,
+        }
     }
 
     /// The next message or control frame from the server; `None` at the end of the stream.
-    /// After an error, nothing more may be read.
+    /// After an error, what the server sends is discarded until it closes the connection
+    /// (the close frame a client sends after a violation is answered that way).
     ///
     /// # Cancel safety
     /// Cancel safe: what was read stays in the parser or in the unparsed bytes.
     pub(crate) async fn next(&mut self) -> Option<Result<Incoming, ReadError>> {
+        let next = self.read_next().await;
+        self.failed |= matches!(next, Some(Err(_)));
+        next
+    }
+
+    async fn read_next(&mut self) -> Option<Result<Incoming, ReadError>> {
+        while self.failed {
+            self.unparsed.clear();
+            self.unparsed.reserve(READ_SIZE);
+            match self.read.read_buf(&mut self.unparsed).await {
+                Ok(0) => return None,
+                Ok(_) => {}
+                Err(error) => return Some(Err(ReadError::Io(error))),
+            }
+        }
         loop {
             if !self.unparsed.is_empty() {
                 let (taken, parsed) = self.parser.parse(&self.unparsed);

@@ -490,15 +490,19 @@ fn unmask(payload: &mut [u8], mask: Option<[u8; 4]>, offset: u64) {
     }
 }
 
-/// XORs `payload` with `mask` repeated, from the mask's first byte (RFC 6455 5.3).
+/// XORs `payload` with `mask` repeated, from the mask's first byte (RFC 6455 5.3), eight
+/// bytes at a time.
 pub fn apply_mask(payload: &mut [u8], mask: [u8; 4]) {
-    let mut chunks = payload.chunks_exact_mut(4);
+    let [a, b, c, d] = mask;
+    let wide = u64::from_ne_bytes([a, b, c, d, a, b, c, d]);
+    let mut chunks = payload.chunks_exact_mut(8);
     for chunk in &mut chunks {
-        for (byte, key) in chunk.iter_mut().zip(mask) {
-            *byte ^= key;
-        }
+        let mut bytes = [0u8; 8];
+        bytes.copy_from_slice(chunk);
+        chunk.copy_from_slice(&(u64::from_ne_bytes(bytes) ^ wide).to_ne_bytes());
     }
-    for (byte, key) in chunks.into_remainder().iter_mut().zip(mask) {
+    // The rest starts at a multiple of 8, so at the mask's first byte again.
+    for (byte, key) in chunks.into_remainder().iter_mut().zip(mask.iter().cycle()) {
         *byte ^= key;
     }
 }

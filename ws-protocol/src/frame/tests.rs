@@ -81,3 +81,25 @@ fn close_payloads_carry_the_code_and_a_cut_reason() {
     assert_eq!(long.len(), 2 + 122);
     assert_eq!(truncate("short", 123), "short");
 }
+
+#[test]
+fn masking_is_the_byte_by_byte_xor_at_every_length_and_offset() {
+    let payload: Vec<u8> = (0..40).map(|i| (i * 37 + 11) as u8).collect();
+    for len in 0..payload.len() {
+        let mut masked = payload[..len].to_vec();
+        apply_mask(&mut masked, MASK);
+        let expected: Vec<u8> =
+            payload[..len].iter().enumerate().map(|(i, byte)| byte ^ MASK[i % 4]).collect();
+        assert_eq!(masked, expected, "{len}");
+    }
+    // A payload unmasked in pieces (as it arrives) gives the same bytes.
+    let mut whole = payload.clone();
+    apply_mask(&mut whole, MASK);
+    let mut pieces = whole.clone();
+    let mut offset = 0;
+    for piece in [3, 1, 9, 4, 23] {
+        unmask(&mut pieces[offset..offset + piece], Some(MASK), offset as u64);
+        offset += piece;
+    }
+    assert_eq!(pieces, payload);
+}
