@@ -29,9 +29,11 @@
 //!   closes the client as soon as it sees the connection end, so the retry never comes);
 //! - `max_message_size` and `max_enqueued_bytes` are 64 MiB, since cases 9.* echo
 //!   messages of up to 16 MiB;
-//! - permessage-deflate is offered (as by default) and every message that shrinks is
-//!   sent compressed (`min_size` 0), so that the compression cases (12.*, 13.*) exercise
-//!   the client's compressor with every window the server asks for, down to 9 bits;
+//! - permessage-deflate is offered (as by default) and every message is sent compressed
+//!   (`min_size` 0): kosoku hands the compression cases an uncompressed message as a
+//!   `str`, which they cannot hash (RFC 7692 allows either), and this way the cases
+//!   exercise the client's compressor with every window the server asks for, down to 9
+//!   bits;
 //! - a case may take up to 8 minutes, the limit the suite itself gives its largest
 //!   compression cases (1,000 messages of 128 KiB each way).
 //!
