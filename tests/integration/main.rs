@@ -26,6 +26,7 @@ mod channels_server;
 mod client_server_restart;
 mod close_codes;
 mod cluster_redis;
+mod compression;
 mod emit_from_axum_handler;
 mod error_ids;
 mod example_commands;

@@ -116,6 +116,7 @@
 
 #[cfg(feature = "axum")]
 mod axum;
+mod compress;
 mod config;
 mod connection;
 mod error;
@@ -137,7 +138,7 @@ mod server;
 mod tls;
 mod tokens;
 
-pub use config::ServerConfig;
+pub use config::{Compression, ServerConfig};
 pub use error::ServerError;
 #[cfg(feature = "axum")]
 pub use guarded::{GuardedListener, GuardedStream, RemoteAddr};
