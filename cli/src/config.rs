@@ -286,6 +286,11 @@ pub struct Limits {
     pub max_subscriptions_per_connection: Option<usize>,
     pub max_channels_per_connection: Option<usize>,
     pub max_rooms_per_connection: Option<usize>,
+    /// `false` never negotiates permessage-deflate. Default `true`.
+    pub compression: Option<bool>,
+    /// With compression negotiated, messages of at least this many bytes are compressed
+    /// (`Compression::min_size`; `0` for all). Default 1024.
+    pub compress_min_size: Option<usize>,
 }
 
 impl Limits {
@@ -320,7 +325,13 @@ impl Limits {
             config = config.max_total_incoming_size(size);
         }
         let rate = self.rate(config.rate_limit.unwrap_or_default());
-        config.rate_limit((self.rate_limit != Some(false)).then_some(rate))
+        let mut compression = config.compression.unwrap_or_default();
+        if let Some(size) = self.compress_min_size {
+            compression = compression.min_size(size);
+        }
+        config
+            .rate_limit((self.rate_limit != Some(false)).then_some(rate))
+            .compression((self.compression != Some(false)).then_some(compression))
     }
 
     fn rate(&self, mut rate: RateLimit) -> RateLimit {
@@ -505,5 +516,10 @@ mod tests {
         let config = limits.apply(ServerConfig::default());
         assert_eq!(config.max_connections, Some(3));
         assert!(config.rate_limit.is_none());
+        assert!(config.compression.is_some(), "compression is on by default");
+        let limits = Limits { compress_min_size: Some(0), ..Limits::default() };
+        assert_eq!(limits.apply(ServerConfig::default()).compression.map(|c| c.min_size), Some(0));
+        let limits = Limits { compression: Some(false), ..Limits::default() };
+        assert!(limits.apply(ServerConfig::default()).compression.is_none());
     }
 }

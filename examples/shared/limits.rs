@@ -16,6 +16,7 @@ use realtime::ws_server::ServerConfig;
 pub(crate) struct Limits {
     values: Vec<(&'static str, u64)>,
     no_rate_limit: bool,
+    no_compression: bool,
 }
 
 /// The flags that take a number: name, unit, and the field's default.
@@ -23,6 +24,7 @@ fn numeric_flags() -> Vec<(&'static str, &'static str, String)> {
     let config = ServerConfig::default();
     let rate = config.rate_limit.unwrap_or_default();
     let max = |value: Option<usize>| value.map_or("none".to_owned(), |v| v.to_string());
+    let compress_min_size = config.compression.unwrap_or_default().min_size;
     vec![
         ("--max-connections", "N", max(config.max_connections)),
         (
@@ -31,6 +33,11 @@ fn numeric_flags() -> Vec<(&'static str, &'static str, String)> {
             format!("{} (half the open-file limit)", config.max_pending_handshakes),
         ),
         ("--handshake-timeout", "SECONDS", config.handshake_timeout.as_secs().to_string()),
+        (
+            "--ping-interval",
+            "SECONDS",
+            config.ping_interval.map_or("none".to_owned(), |d| d.as_secs().to_string()),
+        ),
         ("--outgoing-queue-size", "BYTES", config.outgoing_queue_size.to_string()),
         ("--max-outgoing-queue-size", "BYTES", config.max_outgoing_queue_size.to_string()),
         ("--slow-consumer-timeout", "SECONDS", config.slow_consumer_timeout.as_secs().to_string()),
@@ -45,6 +52,7 @@ fn numeric_flags() -> Vec<(&'static str, &'static str, String)> {
             "SECONDS",
             rate.close_after.map_or("never".to_owned(), |d| d.as_secs().to_string()),
         ),
+        ("--compress-min-size", "BYTES", format!("{compress_min_size} (0: every message)")),
     ]
 }
 
@@ -59,12 +67,16 @@ impl Limits {
             self.no_rate_limit = true;
             return Ok(true);
         }
+        if flag == "--no-compression" {
+            self.no_compression = true;
+            return Ok(true);
+        }
         let Some((name, unit, _)) = numeric_flags().into_iter().find(|(name, _, _)| *name == flag) else {
             return Ok(false);
         };
         let value = args.next().with_context(|| format!("{name} needs {unit}"))?;
         let value: u64 = value.parse().with_context(|| format!("bad {name} {value:?}: expected {unit}"))?;
-        if value == 0 {
+        if value == 0 && name != "--compress-min-size" {
             bail!("{name} must be positive");
         }
         self.values.push((name, value));
@@ -76,11 +88,13 @@ impl Limits {
         let size = |value: u64| usize::try_from(value).unwrap_or(usize::MAX);
         let secs = Duration::from_secs;
         let mut rate = config.rate_limit.unwrap_or_default();
+        let mut compression = config.compression.unwrap_or_default();
         for &(name, value) in &self.values {
             config = match name {
                 "--max-connections" => config.max_connections(Some(size(value))),
                 "--max-pending-handshakes" => config.max_pending_handshakes(size(value)),
                 "--handshake-timeout" => config.handshake_timeout(secs(value)),
+                "--ping-interval" => config.ping_interval(Some(secs(value))),
                 "--outgoing-queue-size" => config.outgoing_queue_size(size(value)),
                 "--max-outgoing-queue-size" => config.max_outgoing_queue_size(size(value)),
                 "--slow-consumer-timeout" => config.slow_consumer_timeout(secs(value)),
@@ -96,8 +110,13 @@ impl Limits {
                 "--rate-close-after" => rate.close_after(Some(secs(value))),
                 _ => rate,
             };
+            if name == "--compress-min-size" {
+                compression = compression.min_size(size(value));
+            }
         }
-        config.rate_limit(if self.no_rate_limit { None } else { Some(rate) })
+        config
+            .rate_limit(if self.no_rate_limit { None } else { Some(rate) })
+            .compression(if self.no_compression { None } else { Some(compression) })
     }
 }
 
@@ -107,7 +126,8 @@ pub(crate) fn help() -> String {
     for (name, unit, default) in numeric_flags() {
         help.push_str(&format!("  {:<38}default {default}\n", format!("{name} {unit}")));
     }
-    help.push_str(&format!("  {:<38}no per-connection rate limit", "--no-rate-limit"));
+    help.push_str(&format!("  {:<38}no per-connection rate limit\n", "--no-rate-limit"));
+    help.push_str(&format!("  {:<38}never negotiate permessage-deflate", "--no-compression"));
     help
 }
 
@@ -145,7 +165,7 @@ impl RouterLimits {
         };
         let value = args.next().with_context(|| format!("{name} needs a number"))?;
         let value: usize = value.parse().with_context(|| format!("bad {name} {value:?}"))?;
-        if value == 0 {
+        if value == 0 && name != "--compress-min-size" {
             bail!("{name} must be positive");
         }
         self.values.push((name, value));

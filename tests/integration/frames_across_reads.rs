@@ -13,16 +13,6 @@ use tokio_tungstenite::tungstenite::protocol::CloseFrame as WsCloseFrame;
 
 const UPGRADE: &[u8] = b"GET / HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n";
 
-/// A client frame: `first` byte as given, `payload` (under 126 bytes) masked.
-fn masked(first: u8, payload: &[u8]) -> Vec<u8> {
-    assert!(payload.len() < 126);
-    let mask = [0x12, 0x34, 0x56, 0x78];
-    let mut frame = vec![first, 0x80 | payload.len() as u8];
-    frame.extend_from_slice(&mask);
-    frame.extend(payload.iter().enumerate().map(|(i, byte)| byte ^ mask[i % 4]));
-    frame
-}
-
 /// A TCP connection to `server`, upgraded by hand.
 async fn upgraded(server: &Server) -> TcpStream {
     let mut stream = TcpStream::connect(server.local_addr().unwrap()).await.unwrap();
@@ -36,16 +26,9 @@ async fn upgraded(server: &Server) -> TcpStream {
     stream
 }
 
-/// The next server frame: its opcode and payload (server frames are unmasked).
+/// The next server frame: its opcode and payload.
 async fn server_frame(stream: &mut TcpStream) -> (u8, Vec<u8>) {
-    let first = stream.read_u8().await.unwrap();
-    let len = match stream.read_u8().await.unwrap() {
-        126 => usize::from(stream.read_u16().await.unwrap()),
-        127 => stream.read_u64().await.unwrap() as usize,
-        short => usize::from(short),
-    };
-    let mut payload = vec![0; len];
-    stream.read_exact(&mut payload).await.unwrap();
+    let (first, payload) = raw_server_frame(stream).await;
     (first & 0x0F, payload)
 }
 
@@ -55,7 +38,8 @@ async fn a_message_written_a_byte_at_a_time_is_read_whole() {
     let mut stream = within(upgraded(&server)).await;
     let text = "héllo, split inside characters €".as_bytes();
     // Two fragments cut inside a character, a ping between them.
-    let bytes = [masked(0x01, &text[..2]), masked(0x89, b"ping"), masked(0x80, &text[2..])].concat();
+    let bytes = [masked_frame(0x01, &text[..2]), masked_frame(0x89, b"ping"), masked_frame(0x80, &text[2..])]
+        .concat();
     for byte in bytes {
         stream.write_all(&[byte]).await.unwrap();
         // Spreads the bytes over separate segments, hence separate reads; what the test
@@ -70,7 +54,7 @@ async fn a_message_written_a_byte_at_a_time_is_read_whole() {
 async fn many_messages_in_one_write_arrive_in_order() {
     let server = echo_server(ServerConfig::default()).await;
     let mut stream = within(upgraded(&server)).await;
-    let bytes: Vec<u8> = (0..200).flat_map(|i| masked(0x82, format!("{i}").as_bytes())).collect();
+    let bytes: Vec<u8> = (0..200).flat_map(|i| masked_frame(0x82, format!("{i}").as_bytes())).collect();
     stream.write_all(&bytes).await.unwrap();
     for i in 0..200 {
         assert_eq!(within(server_frame(&mut stream)).await, (0x2, format!("{i}").into_bytes()));
@@ -96,7 +80,7 @@ async fn close_codes_the_rfc_forbids_close_with_1002() {
         let mut stream = within(upgraded(&server)).await;
         let mut payload = code.to_be_bytes().to_vec();
         payload.extend_from_slice(b"bye");
-        stream.write_all(&masked(0x88, &payload)).await.unwrap();
+        stream.write_all(&masked_frame(0x88, &payload)).await.unwrap();
         let (opcode, reply) = within(server_frame(&mut stream)).await;
         assert_eq!((opcode, u16::from_be_bytes([reply[0], reply[1]])), (0x8, 1002), "code {code}");
     }

@@ -195,3 +195,39 @@ pub async fn redis_nodes_with(
     .await;
     nodes
 }
+
+/// A client frame made by hand: `first` byte as given (FIN, RSV bits, opcode), `payload`
+/// masked, the shortest length encoding.
+pub fn masked_frame(first: u8, payload: &[u8]) -> Vec<u8> {
+    let mask = [0x12, 0x34, 0x56, 0x78];
+    let mut frame = vec![first];
+    match payload.len() {
+        len if len < 126 => frame.push(0x80 | len as u8),
+        len if len <= 0xffff => {
+            frame.push(0x80 | 126);
+            frame.extend_from_slice(&(len as u16).to_be_bytes());
+        }
+        len => {
+            frame.push(0x80 | 127);
+            frame.extend_from_slice(&(len as u64).to_be_bytes());
+        }
+    }
+    frame.extend_from_slice(&mask);
+    frame.extend(payload.iter().enumerate().map(|(i, byte)| byte ^ mask[i % 4]));
+    frame
+}
+
+/// The next frame a server sends on a hand-upgraded socket: its first byte (FIN, RSV bits,
+/// opcode) and its payload (server frames are unmasked).
+pub async fn raw_server_frame(stream: &mut TcpStream) -> (u8, Vec<u8>) {
+    use tokio::io::AsyncReadExt;
+    let first = stream.read_u8().await.unwrap();
+    let len = match stream.read_u8().await.unwrap() {
+        126 => usize::from(stream.read_u16().await.unwrap()),
+        127 => stream.read_u64().await.unwrap() as usize,
+        short => usize::from(short),
+    };
+    let mut payload = vec![0; len];
+    stream.read_exact(&mut payload).await.unwrap();
+    (first, payload)
+}

@@ -6,6 +6,9 @@ use std::time::Duration;
 
 use network_core::http::HeaderMap;
 use network_core::{CloseFrame, HubConfig};
+/// How the client compresses once permessage-deflate is negotiated (see
+/// [`ClientConfig::compression`]); the server's is the same type.
+pub use ws_protocol::deflate::Compression;
 
 use crate::backoff::Backoff;
 use crate::error::ConfigError;
@@ -117,37 +120,13 @@ pub struct ClientConfig {
     pub resume: bool,
     /// permessage-deflate (RFC 7692): `Some` offers it in every upgrade request, and once
     /// the server accepts, messages of at least [`Compression::min_size`] bytes go
-    /// compressed (those that do not shrink go as they are) and compressed messages from
+    /// compressed (even those that do not shrink, about 0.1 % longer then, as the server
+    /// does) and compressed messages from
     /// the server are inflated, within `max_message_size`. `None` offers nothing. The
     /// offer asks for no context takeover both ways, so the client keeps no compression
     /// state per connection (one compressor and one inflater per thread). Default
     /// `Some(Compression::default())`, as browsers offer it; the server decides.
     pub compression: Option<Compression>,
-}
-
-/// How the client compresses once permessage-deflate is negotiated (see
-/// [`ClientConfig::compression`]).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-#[non_exhaustive]
-pub struct Compression {
-    /// Messages of fewer bytes go uncompressed (RSV1 clear), as do those that do not
-    /// shrink: compressing a small message costs a fixed few microseconds and saves little.
-    /// Default 1 KiB, as the server's.
-    pub min_size: usize,
-}
-
-impl Default for Compression {
-    fn default() -> Self {
-        Self { min_size: 1024 }
-    }
-}
-
-impl Compression {
-    /// Sets [`min_size`](Self::min_size).
-    pub fn min_size(mut self, min_size: usize) -> Self {
-        self.min_size = min_size;
-        self
-    }
 }
 
 impl Default for ClientConfig {

@@ -159,7 +159,8 @@ impl FrameWriter {
     }
 
     /// Encodes a data message, compressed (RSV1 set) when compression was negotiated, it
-    /// is at least `min_size` bytes and it shrinks.
+    /// is at least `min_size` bytes (whether or not it shrinks: see
+    /// [`deflate::compress`]).
     pub(crate) fn push_message(&mut self, message: &Message) {
         let (opcode, payload) = match message {
             Message::Text(text) => (frame::TEXT, &text.as_bytes()[..]),

@@ -147,9 +147,9 @@
 //! With [`ClientConfig::compression`] (on by default, as in browsers) every upgrade
 //! request offers permessage-deflate (RFC 7692) without context takeover in either
 //! direction, and the server decides. Once it accepts, messages of at least
-//! [`Compression::min_size`] bytes (1 KiB by default) go compressed, with the window the
-//! server asked for (`client_max_window_bits`), unless they do not shrink; compressed
-//! messages from the server are inflated, and one that would inflate beyond
+//! [`Compression::min_size`] bytes (1 KiB by default) go compressed (even those that do
+//! not shrink, as the server does), with the window the server asked for
+//! (`client_max_window_bits`); compressed messages from the server are inflated, and one that would inflate beyond
 //! `max_message_size` is refused with 1009 as soon as it passes it, before it is fully
 //! inflated. No compression state lives in a connection: each message is compressed and
 //! inflated on its own, by one compressor and one inflater per thread. An answer the RFC

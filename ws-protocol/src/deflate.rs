@@ -295,8 +295,13 @@ thread_local! {
 }
 
 /// Compresses `payload` as one message of permessage-deflate (raw DEFLATE, the final
-/// `00 00 ff ff` removed), no match reaching more than `2^window_bits` bytes back; `None`
-/// when that is not smaller than `payload`, which then goes uncompressed.
+/// `00 00 ff ff` removed), no match reaching more than `2^window_bits` bytes back.
+///
+/// Data that does not compress comes out about 0.1 % longer (in DEFLATE's stored blocks);
+/// it is still sent compressed, as Node `ws` and Python `websockets`
+/// do, since the work is done by then and a peer may expect every message above a size to
+/// be compressed. `None` only if the compressor reports an error, which it does not for
+/// these parameters (the message then goes uncompressed).
 pub fn compress(payload: &[u8], window_bits: u8) -> Option<Vec<u8>> {
     COMPRESSOR.with(|compressor| match compressor.try_borrow_mut() {
         Ok(mut compressor) => {
@@ -320,7 +325,10 @@ fn compress_with(compressor: &mut CompressorOxide, payload: &[u8], window_bits: 
     // With a 15-bit window the whole payload is one run; with less, the window is emptied
     // (a full flush) every 2^bits bytes, so no distance exceeds the peer's window.
     let run = if window_bits == MAX_WINDOW_BITS { payload.len().max(1) } else { 1 << window_bits };
-    let mut out = vec![0u8; payload.len() / 2 + 64];
+    // Room for incompressible data (stored blocks add about 0.1 %): a flush that meets a
+    // full output may end without its empty stored block (seen with miniz_oxide 0.9), so
+    // the output should not fill up; if it does anyway, one more flush below adds the block.
+    let mut out = vec![0u8; payload.len() + payload.len() / 128 + 64];
     let mut written = 0;
     let runs = payload.len().div_ceil(run).max(1);
     for index in 0..runs {
@@ -344,18 +352,23 @@ fn compress_with(compressor: &mut CompressorOxide, payload: &[u8], window_bits: 
                 break;
             }
         }
-        // Fewer bytes than the payload is the only reason to send it compressed.
-        if written >= payload.len() + TAIL.len() {
+    }
+    // A sync flush ends with an empty stored block, whose last 4 bytes are TAIL.
+    if !out[..written].ends_with(&TAIL) {
+        if out.len() - written < 64 {
+            out.resize(written + 64, 0);
+        }
+        let result =
+            miniz_oxide::deflate::stream::deflate(compressor, &[], &mut out[written..], MZFlush::Sync);
+        result.status.ok()?;
+        written += result.bytes_written;
+        if !out[..written].ends_with(&TAIL) {
             return None;
         }
     }
-    out.truncate(written);
-    // A sync flush ends with an empty stored block, whose last 4 bytes are TAIL.
-    if !out.ends_with(&TAIL) {
-        return None;
-    }
     out.truncate(written - TAIL.len());
-    (out.len() < payload.len()).then_some(out)
+    out.shrink_to_fit();
+    Some(out)
 }
 
 /// Why a compressed message could not be inflated.
@@ -457,6 +470,33 @@ fn check_size(out: Vec<u8>, max_size: usize) -> Result<Vec<u8>, InflateError> {
         return Err(InflateError::TooBig { max: max_size });
     }
     Ok(out)
+}
+
+/// How a sender compresses once permessage-deflate is negotiated: the server's
+/// `ServerConfig::compression` and the client's `ClientConfig::compression`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Compression {
+    /// Messages of fewer bytes go uncompressed (RSV1 clear); the others are compressed,
+    /// even those that do not shrink (about 0.1 % longer then). Compressing costs a fixed
+    /// few microseconds per message (resetting the compressor's tables) before any byte
+    /// is saved. `0` compresses every message. Default 1 KiB (docs/DESIGN.md,
+    /// "permessage-deflate", has the figures).
+    pub min_size: usize,
+}
+
+impl Default for Compression {
+    fn default() -> Self {
+        Self { min_size: 1024 }
+    }
+}
+
+impl Compression {
+    /// Sets [`min_size`](Self::min_size).
+    pub fn min_size(mut self, min_size: usize) -> Self {
+        self.min_size = min_size;
+        self
+    }
 }
 
 #[cfg(test)]

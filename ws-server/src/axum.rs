@@ -14,7 +14,7 @@ use http::{HeaderValue, StatusCode, header};
 use hyper_util::rt::TokioIo;
 
 use crate::connection::Accepted;
-use crate::handshake::{self, HandshakeRequest, Reject};
+use crate::handshake::{self, HandshakeRequest, Reject, SocketStart, Switching};
 use crate::resume::{Handoff, HandoffSocket, Plan, Resolution};
 use network_core::Adapter;
 
@@ -84,15 +84,16 @@ impl<A: Adapter> Server<A> {
 
     async fn upgrade(&self, mut request: Request) -> Response {
         let inner = self.inner().clone();
-        let accept_key = match handshake::validate(
+        let switching = match handshake::validate(
             request.method().as_str(),
             request.version(),
             request.headers(),
             &inner.config,
         ) {
-            Ok(key) => key,
+            Ok(switching) => switching,
             Err(reject) => return rejection(&reject),
         };
+        let deflate = switching.deflate;
         let extensions = request.extensions();
         let remote_addr = extensions
             .get::<ConnectInfo<SocketAddr>>()
@@ -121,7 +122,8 @@ impl<A: Adapter> Server<A> {
                             Err(error) => tracing::debug!(%error, "HTTP upgrade failed"),
                         }
                     });
-                    return switching_protocols(&accept_key);
+                    // The relay carries the socket with tungstenite: no compression.
+                    return switching_protocols(&switching.uncompressed());
                 }
                 Err(refusal) => Plan::New(Some(refusal)),
             },
@@ -133,8 +135,8 @@ impl<A: Adapter> Server<A> {
                     match on_upgrade.await {
                         Ok(upgraded) => {
                             let io = Box::new(TokioIo::new(upgraded));
-                            let handoff =
-                                Handoff { socket: HandoffSocket::Local { io, leftover: Vec::new() }, seen };
+                            let start = SocketStart { leftover: Vec::new(), deflate };
+                            let handoff = Handoff { socket: HandoffSocket::Local { io, start }, seen };
                             if !task_inner.sessions.hand_over(&session, handoff) {
                                 tracing::debug!("session ended before its resume");
                             }
@@ -142,7 +144,7 @@ impl<A: Adapter> Server<A> {
                         Err(error) => tracing::debug!(%error, "HTTP upgrade failed"),
                     }
                 });
-                return switching_protocols(&accept_key);
+                return switching_protocols(&switching);
             }
             Err(reject) => return rejection(&reject),
         };
@@ -170,7 +172,7 @@ impl<A: Adapter> Server<A> {
                     let io = TokioIo::new(upgraded);
                     let accepted = Accepted {
                         id: slot.id,
-                        leftover: Vec::new(),
+                        start: SocketStart { leftover: Vec::new(), deflate },
                         meta: *meta,
                         identity: identity.map(|i| *i),
                     };
@@ -180,19 +182,22 @@ impl<A: Adapter> Server<A> {
             }
             drop(slot);
         });
-        switching_protocols(&accept_key)
+        switching_protocols(&switching)
     }
 }
 
 /// The `101` answer to an accepted upgrade.
-fn switching_protocols(accept_key: &str) -> Response {
+fn switching_protocols(switching: &Switching) -> Response {
     let mut response = Response::new(Body::empty());
     *response.status_mut() = StatusCode::SWITCHING_PROTOCOLS;
     let headers = response.headers_mut();
     headers.insert(header::UPGRADE, HeaderValue::from_static("websocket"));
     headers.insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
-    if let Ok(value) = HeaderValue::from_str(accept_key) {
+    if let Ok(value) = HeaderValue::from_str(&switching.accept_key) {
         headers.insert(header::SEC_WEBSOCKET_ACCEPT, value);
+    }
+    if let Some(value) = switching.extensions().and_then(|value| HeaderValue::from_str(&value).ok()) {
+        headers.insert(header::SEC_WEBSOCKET_EXTENSIONS, value);
     }
     response
 }

@@ -14,8 +14,10 @@ use network_core::{
 use tokio::io::{AsyncRead, AsyncWrite, ReadHalf, WriteHalf};
 use tokio::time::{Instant, sleep_until};
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
+use ws_protocol::deflate::Agreement;
 
-use crate::outbox::{Outbox, QueueLimits, ReaderEvent};
+use crate::handshake::SocketStart;
+use crate::outbox::{Compressing, Outbox, QueueLimits, ReaderEvent};
 use crate::pressure::{IncomingShare, ReadGate};
 use crate::rate::{Admission, Limiter};
 use crate::reader::{Incoming, PING, PONG, Reader, close_frame_bytes, control_frame_bytes};
@@ -43,8 +45,8 @@ pub(crate) fn websocket_config(config: &crate::ServerConfig) -> WebSocketConfig 
 /// A connection the handshake accepted: what its task starts from.
 pub(crate) struct Accepted {
     pub(crate) id: ConnectionId,
-    /// Bytes read past the upgrade request (the first frames, if the client was quick).
-    pub(crate) leftover: Vec<u8>,
+    /// Bytes read past the upgrade request, and the compression agreed.
+    pub(crate) start: SocketStart,
     pub(crate) meta: ConnectionMeta,
     pub(crate) identity: Option<Identity>,
 }
@@ -64,8 +66,8 @@ pub(crate) fn serve<S>(
 where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
-    let Accepted { id, leftover, meta, identity } = accepted;
-    let (socket, outbox) = open_socket(&inner, io, id);
+    let Accepted { id, start, meta, identity } = accepted;
+    let (socket, outbox) = open_socket(&inner, io, id, start.deflate);
     if let Some(frame) = first {
         let _ = outbox.send(frame);
     }
@@ -77,7 +79,7 @@ where
     }
     in_span(
         async move {
-            let mut reader = frame_reader(&inner, socket, leftover);
+            let mut reader = frame_reader(&inner, socket, start);
             added(&inner, &connection).await;
             let ending = run_socket(&inner, &mut reader, &outbox, &connection, None).await;
             drop(reader);
@@ -98,8 +100,8 @@ pub(crate) fn serve_session(
     session: Arc<Resumable>,
     first: Vec<Message>,
 ) -> impl Future<Output = ()> + Send {
-    let Accepted { id, leftover, meta, identity } = accepted;
-    let (socket, outbox) = open_socket(&inner, io, id);
+    let Accepted { id, start, meta, identity } = accepted;
+    let (socket, outbox) = open_socket(&inner, io, id, start.deflate);
     for frame in first {
         let _ = outbox.send(frame);
     }
@@ -111,7 +113,7 @@ pub(crate) fn serve_session(
     }
     in_span(
         async move {
-            let reader = frame_reader(&inner, socket, leftover);
+            let reader = frame_reader(&inner, socket, start);
             added(&inner, &connection).await;
             let mut current = Current::Local(reader, outbox);
             let frame = loop {
@@ -150,12 +152,12 @@ pub(crate) fn serve_session(
                     CloseFrame::new(CloseCode::INTERNAL, "resume failed")
                 };
                 current = match socket {
-                    HandoffSocket::Local { io, leftover } => {
-                        let (socket, outbox) = open_socket(&inner, io, id);
+                    HandoffSocket::Local { io, start } => {
+                        let (socket, outbox) = open_socket(&inner, io, id, start.deflate);
                         if let Err(error) = session.resume(outbox.clone(), seen) {
                             break failed(error);
                         }
-                        Current::Local(frame_reader(&inner, socket, leftover), outbox)
+                        Current::Local(frame_reader(&inner, socket, start), outbox)
                     }
                     HandoffSocket::Relayed { node, relay } => {
                         let relayed = Relayed::open(&inner, id, node, relay);
@@ -208,8 +210,13 @@ enum Current {
     Gone,
 }
 
-/// Splits a socket into its read half and our outbox.
-fn open_socket<S>(inner: &Arc<Inner>, io: S, id: ConnectionId) -> (ReadHalf<S>, Arc<Outbox<WriteHalf<S>>>)
+/// Splits a socket into its read half and our outbox (compressing as `deflate` agreed).
+fn open_socket<S>(
+    inner: &Arc<Inner>,
+    io: S,
+    id: ConnectionId,
+    deflate: Option<Agreement>,
+) -> (ReadHalf<S>, Arc<Outbox<WriteHalf<S>>>)
 where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
@@ -220,19 +227,26 @@ where
         hard: inner.config.max_outgoing_queue_size,
         stall_timeout: inner.config.slow_consumer_timeout,
     };
-    let outbox = Arc::new_cyclic(|me| Outbox::new(write, limits, inner.pressure.clone(), shard, me.clone()));
+    let compression = inner.config.compression.zip(deflate).map(|(compression, agreement)| Compressing {
+        min_size: compression.min_size,
+        window_bits: agreement.server_window_bits,
+    });
+    let outbox = Arc::new_cyclic(|me| {
+        Outbox::new(write, limits, compression, inner.pressure.clone(), shard, me.clone())
+    });
     (read, outbox)
 }
 
-/// The frame reader of a socket's read half; `leftover` (bytes read past the upgrade
-/// request) is parsed first.
-fn frame_reader<S>(inner: &Inner, read: ReadHalf<S>, leftover: Vec<u8>) -> ReadSide<S>
+/// The frame reader of a socket's read half; bytes read past the upgrade request are
+/// parsed first.
+fn frame_reader<S>(inner: &Inner, read: ReadHalf<S>, start: SocketStart) -> ReadSide<S>
 where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
     let config = &inner.config;
     let incoming = IncomingShare::new(inner.pressure.clone(), config.read_buffer_size);
-    Reader::new(read, incoming, config.max_message_size, config.read_buffer_size, leftover, false)
+    let deflate = start.deflate.is_some();
+    Reader::new(read, incoming, config.max_message_size, config.read_buffer_size, start.leftover, deflate)
 }
 
 async fn added(inner: &Inner, connection: &Connection) {

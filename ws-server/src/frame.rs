@@ -18,8 +18,15 @@ impl Header {
     pub(crate) const EMPTY: Self = Self { bytes: [0; 10], len: 0 };
 
     pub(crate) fn for_message(message: &Message) -> Self {
-        let opcode = if message.is_text() { 0x1 } else { 0x2 };
-        Self::data(opcode, message.len())
+        Self::data(opcode(message), message.len())
+    }
+
+    /// The header of `message` sent compressed (permessage-deflate: RSV1 set) as
+    /// `compressed_len` bytes.
+    pub(crate) fn compressed(message: &Message, compressed_len: usize) -> Self {
+        let mut header = Self::data(opcode(message), compressed_len);
+        header.bytes[0] |= RSV1;
+        header
     }
 
     fn data(opcode: u8, payload_len: usize) -> Self {
@@ -43,6 +50,13 @@ impl Header {
     pub(crate) fn as_slice(&self) -> &[u8] {
         &self.bytes[..usize::from(self.len)]
     }
+}
+
+/// The bit of a compressed message's first frame (RFC 7692 6).
+const RSV1: u8 = 0x40;
+
+fn opcode(message: &Message) -> u8 {
+    if message.is_text() { 0x1 } else { 0x2 }
 }
 
 #[cfg(test)]

@@ -14,6 +14,7 @@ use http::{HeaderMap, HeaderValue, StatusCode, Version, header};
 use network_core::{ConnectionMeta, Identity};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
+use ws_protocol::deflate::{self, Agreement};
 
 use crate::config::ServerConfig;
 
@@ -168,15 +169,46 @@ impl fmt::Debug for HandshakeHook {
     }
 }
 
+/// The answer to an upgrade request that passed [`validate`].
+#[derive(Debug)]
+pub(crate) struct Switching {
+    /// The `Sec-WebSocket-Accept` value.
+    pub(crate) accept_key: String,
+    /// permessage-deflate, when the server compresses and the client offered it.
+    pub(crate) deflate: Option<Agreement>,
+}
+
+impl Switching {
+    /// The same answer without compression (for a socket carried by a relay, whose
+    /// tungstenite frames cannot be compressed).
+    pub(crate) fn uncompressed(self) -> Self {
+        Self { deflate: None, ..self }
+    }
+
+    /// The `Sec-WebSocket-Extensions` value of the answer, if any.
+    pub(crate) fn extensions(&self) -> Option<String> {
+        self.deflate.as_ref().map(Agreement::response)
+    }
+}
+
+/// What an upgraded socket starts with.
+pub(crate) struct SocketStart {
+    /// Bytes read past the upgrade request (the first frames, if the client was quick).
+    pub(crate) leftover: Vec<u8>,
+    /// permessage-deflate, if negotiated.
+    pub(crate) deflate: Option<Agreement>,
+}
+
 /// Checks an upgrade request (RFC 6455 4.2.1) and the server's origin list, and returns the
-/// `Sec-WebSocket-Accept` value. Both the bound server and the axum mount call it before
-/// anything else, so the handshake hook never sees a request refused here.
+/// `Sec-WebSocket-Accept` value and the compression agreed. Both the bound server and the
+/// axum mount call it before anything else, so the handshake hook never sees a request
+/// refused here.
 pub(crate) fn validate(
     method: &str,
     version: Version,
     headers: &HeaderMap,
     config: &ServerConfig,
-) -> Result<String, Reject> {
+) -> Result<Switching, Reject> {
     let bad = |reason: &str| Err(Reject::new(StatusCode::BAD_REQUEST, reason));
     if method != "GET" {
         return Err(Reject::new(StatusCode::METHOD_NOT_ALLOWED, "a WebSocket upgrade must be a GET"));
@@ -218,7 +250,10 @@ pub(crate) fn validate(
     if !origin_allowed(config.allowed_origins.as_deref(), headers) {
         return Err(Reject::new(StatusCode::FORBIDDEN, "origin not allowed"));
     }
-    Ok(derive_accept_key(key.as_bytes()))
+    let offers =
+        headers.get_all(header::SEC_WEBSOCKET_EXTENSIONS).into_iter().filter_map(|v| v.to_str().ok());
+    let deflate = config.compression.and_then(|_| deflate::accept_offer(offers));
+    Ok(Switching { accept_key: derive_accept_key(key.as_bytes()), deflate })
 }
 
 /// The value of header `name` if it occurs exactly once.
@@ -392,9 +427,17 @@ pub(crate) async fn read_request<S: AsyncRead + Unpin>(
 }
 
 /// Writes the `101 Switching Protocols` response.
-pub(crate) async fn write_accept<S: AsyncWrite + Unpin>(io: &mut S, accept_key: &str) -> std::io::Result<()> {
+pub(crate) async fn write_accept<S: AsyncWrite + Unpin>(
+    io: &mut S,
+    switching: &Switching,
+) -> std::io::Result<()> {
+    let accept_key = &switching.accept_key;
+    let extensions = switching
+        .extensions()
+        .map(|value| format!("Sec-WebSocket-Extensions: {value}\r\n"))
+        .unwrap_or_default();
     let response = format!(
-        "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: {accept_key}\r\n\r\n"
+        "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: {accept_key}\r\n{extensions}\r\n"
     );
     io.write_all(response.as_bytes()).await?;
     io.flush().await
@@ -459,7 +502,9 @@ mod tests {
         headers: &[(&'static str, &'static str)],
         config: &ServerConfig,
     ) -> Result<String, StatusCode> {
-        validate("GET", version, &request(None, headers).headers, config).map_err(|reject| reject.status)
+        validate("GET", version, &request(None, headers).headers, config)
+            .map(|switching| switching.accept_key)
+            .map_err(|reject| reject.status)
     }
 
     #[test]

@@ -68,6 +68,19 @@
 //! costs each connection one write. What the socket does not take at once is left to the
 //! connection's writer task, which waits for the socket to become writable.
 //!
+//! # Compression
+//! permessage-deflate (RFC 7692) is negotiated with every client that offers it (every
+//! browser does) unless [`ServerConfig::compression`] is `None`. The server always answers
+//! with no context takeover in both directions, so each message is compressed and inflated
+//! on its own and no compression state lives in a connection: one compressor and one
+//! inflater per runtime thread serve them all. Messages of at least
+//! [`Compression::min_size`] bytes are compressed where they are sent (the router's or
+//! application's task, not the connection's), and a broadcast is compressed once: the
+//! first member's outbox compresses, the others on that thread find the result by the
+//! payload's address. A compressed message from a client is inflated with a bound
+//! ([`ServerConfig::max_message_size`], 1009 past it, checked as it inflates) and its
+//! inflated bytes count against [`ServerConfig::max_total_incoming_size`].
+//!
 //! # Session resume
 //! A client that asks (`?session=new`, which `ws_client::ClientConfig::resume` does) gets a
 //! connection that outlives its socket (PROTOCOL.md section 9): when the socket is lost
@@ -116,6 +129,7 @@
 
 #[cfg(feature = "axum")]
 mod axum;
+mod compress;
 mod config;
 mod connection;
 mod error;
@@ -137,7 +151,7 @@ mod server;
 mod tls;
 mod tokens;
 
-pub use config::ServerConfig;
+pub use config::{Compression, ServerConfig};
 pub use error::ServerError;
 #[cfg(feature = "axum")]
 pub use guarded::{GuardedListener, GuardedStream, RemoteAddr};

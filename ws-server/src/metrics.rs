@@ -5,7 +5,8 @@
 //!
 //! What is counted, and where, so that no delivery pays for it: connections when they
 //! open and close, refused handshakes and dropped connections when they happen, incoming
-//! messages once each (two atomic adds), bytes written once per socket write (a burst of
+//! messages once each (two atomic adds), bytes read once per socket read, bytes written once
+//! per socket write (a burst of
 //! broadcasts is one write), never per recipient. Messages out are counted by
 //! `network_core::metrics`, once per send and once per broadcast. Gauges that are a sum over
 //! connections (queued outgoing bytes) are read at scrape time from
@@ -22,6 +23,7 @@ const CONNECTIONS_TOTAL: &str = "realtime_connections_total";
 const HANDSHAKES_REFUSED: &str = "realtime_handshakes_refused_total";
 const MESSAGES_IN: &str = "realtime_messages_in_total";
 const BYTES_IN: &str = "realtime_bytes_in_total";
+const SOCKET_BYTES_IN: &str = "realtime_socket_bytes_in_total";
 const SOCKET_BYTES_OUT: &str = "realtime_socket_bytes_out_total";
 const DROPPED: &str = "realtime_connections_dropped_total";
 const RATE_LIMITED: &str = "realtime_rate_limited_total";
@@ -34,6 +36,7 @@ pub(crate) struct Handles {
     pub(crate) messages_in_binary: Counter,
     pub(crate) bytes_in_text: Counter,
     pub(crate) bytes_in_binary: Counter,
+    pub(crate) socket_bytes_in: Counter,
     pub(crate) socket_bytes_out: Counter,
 }
 
@@ -50,6 +53,7 @@ pub(crate) fn handles() -> &'static Handles {
             messages_in_binary: counter!(MESSAGES_IN, "kind" => "binary"),
             bytes_in_text: counter!(BYTES_IN, "kind" => "text"),
             bytes_in_binary: counter!(BYTES_IN, "kind" => "binary"),
+            socket_bytes_in: counter!(SOCKET_BYTES_IN),
             socket_bytes_out: counter!(SOCKET_BYTES_OUT),
         }
     })
@@ -63,7 +67,16 @@ fn describe() {
         "Upgrades refused, by reason: an HTTP status, timeout, evicted or tls"
     );
     describe_counter!(MESSAGES_IN, "Messages received, by kind");
-    describe_counter!(BYTES_IN, Unit::Bytes, "Message payload bytes received, by kind");
+    describe_counter!(
+        BYTES_IN,
+        Unit::Bytes,
+        "Message payload bytes received (inflated, when compressed), by kind"
+    );
+    describe_counter!(
+        SOCKET_BYTES_IN,
+        Unit::Bytes,
+        "Bytes read from sockets: frames as sent (compressed ones compressed), headers included"
+    );
     describe_counter!(
         SOCKET_BYTES_OUT,
         Unit::Bytes,

@@ -76,6 +76,15 @@ impl Chunk {
     }
 }
 
+/// How an outbox compresses data frames (permessage-deflate negotiated).
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Compressing {
+    /// Smaller payloads go uncompressed.
+    pub(crate) min_size: usize,
+    /// The window the client agreed to inflate with.
+    pub(crate) window_bits: u8,
+}
+
 /// The bounds of one outgoing queue (from [`ServerConfig`](crate::ServerConfig)).
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct QueueLimits {
@@ -229,6 +238,7 @@ pub(crate) struct Outbox<W> {
     /// for both events.
     wake_reader: Notify,
     limits: QueueLimits,
+    compressing: Option<Compressing>,
     pressure: Arc<Pressure>,
     flusher: Arc<Shard>,
     /// This outbox, for the flusher's list (the outbox is also the connection's `Link`,
@@ -300,6 +310,7 @@ impl<W: AsyncWrite + Unpin + Send + 'static> Outbox<W> {
     pub(crate) fn new(
         io: W,
         limits: QueueLimits,
+        compressing: Option<Compressing>,
         pressure: Arc<Pressure>,
         flusher: Arc<Shard>,
         me: Weak<Self>,
@@ -324,6 +335,7 @@ impl<W: AsyncWrite + Unpin + Send + 'static> Outbox<W> {
             wake_writer: Notify::new(),
             wake_reader: Notify::new(),
             limits,
+            compressing,
             pressure,
             flusher,
             me,
@@ -343,9 +355,18 @@ impl<W: AsyncWrite + Unpin + Send + 'static> Outbox<W> {
         if !state.accepting_data || state.aborted.is_some() {
             return Err(SendError::Closed(message.clone()));
         }
-        let header = Header::for_message(message);
+        // Compressed before the queue is looked at: a broadcast's first recipient pays for
+        // it, and the others find it done (crate::compress).
+        let compressed = self
+            .compressing
+            .filter(|compressing| message.len() >= compressing.min_size)
+            .and_then(|compressing| crate::compress::compressed(message, compressing.window_bits));
+        let (header, payload) = match &compressed {
+            Some(compressed) => (Header::compressed(message, compressed.len()), compressed),
+            None => (Header::for_message(message), message.payload()),
+        };
         if direct && state.queue.is_empty() {
-            let chunk = Chunk { header, payload: message.payload().clone() };
+            let chunk = Chunk { header, payload: payload.clone() };
             match try_write_direct(&mut state.io, &chunk) {
                 Ok((written, flushed)) if written == chunk.len() => {
                     crate::metrics::handles().socket_bytes_out.increment(written as u64);
@@ -362,7 +383,7 @@ impl<W: AsyncWrite + Unpin + Send + 'static> Outbox<W> {
                         frames.seal_tail();
                         frames.chunks.push_back(chunk);
                         frames.front_written = written;
-                        header.as_slice().len() + message.len()
+                        header.as_slice().len() + payload.len()
                     }) {
                         Ok(_) => {
                             self.wake_writer.notify_one();
@@ -378,7 +399,7 @@ impl<W: AsyncWrite + Unpin + Send + 'static> Outbox<W> {
                 }
             }
         }
-        match self.push(&mut state, |frames| frames.push(header, message.payload(), self.flusher.buffers())) {
+        match self.push(&mut state, |frames| frames.push(header, payload, self.flusher.buffers())) {
             // A non-empty queue already has an owner: the flusher or the writer.
             Ok(was_empty) => {
                 if was_empty

@@ -227,6 +227,7 @@ impl<R: AsyncRead + Unpin> Reader<R> {
         if read == 0 {
             return Poll::Ready(None);
         }
+        crate::metrics::handles().socket_bytes_in.increment(read as u64);
         if self.incoming.read(read).is_err() {
             return Poll::Ready(Some(Err(ReadError::BudgetExhausted)));
         }

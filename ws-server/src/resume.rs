@@ -26,7 +26,7 @@ use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::sync::Notify;
 use tokio::time::Instant;
 
-use crate::handshake::{HandshakeRequest, Reject};
+use crate::handshake::{HandshakeRequest, Reject, SocketStart};
 use crate::tokens::OneTimeToken;
 
 /// How many ended sessions are remembered, to refuse their resume with the right reason.
@@ -59,7 +59,7 @@ pub(crate) struct Handoff {
 /// Where the socket of a [`Handoff`] is.
 pub(crate) enum HandoffSocket {
     /// On this node.
-    Local { io: BoxedIo, leftover: Vec<u8> },
+    Local { io: BoxedIo, start: SocketStart },
     /// On node `node`, which relays it as `relay` (see [`crate::relay`]).
     Relayed { node: NodeId, relay: u64 },
 }

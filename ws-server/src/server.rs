@@ -21,7 +21,7 @@ use crate::config::ServerConfig;
 use crate::connection::Accepted;
 use crate::error::ServerError;
 use crate::flusher::Flusher;
-use crate::handshake::{self, Accept, HandshakeRequest, Reject};
+use crate::handshake::{self, Accept, HandshakeRequest, Reject, SocketStart};
 use crate::pending::{PendingHandshake, PendingHandshakes};
 use crate::pressure::Pressure;
 use crate::relay::{Carried, Relays};
@@ -512,14 +512,14 @@ where
             let (inner, stream, remote_addr, upgrade) = upgrading.await;
             match upgrade {
                 None => return,
-                Some(Upgrade::Relay { leftover, carried }) => {
+                Some(Upgrade::Relay { start, carried }) => {
                     let relay: Pin<Box<dyn Future<Output = ()> + Send>> =
-                        Box::pin(crate::relay::carry(inner, stream, leftover, carried));
+                        Box::pin(crate::relay::carry(inner, stream, start.leftover, carried));
                     (Either::Right(relay), None)
                 }
-                Some(Upgrade::Resume { leftover, session, seen }) => {
+                Some(Upgrade::Resume { start, session, seen }) => {
                     let handoff =
-                        Handoff { socket: HandoffSocket::Local { io: Box::new(stream), leftover }, seen };
+                        Handoff { socket: HandoffSocket::Local { io: Box::new(stream), start }, seen };
                     if !inner.sessions.hand_over(&session, handoff) {
                         // The session ended since the check: the socket closes, and the
                         // client's next attempt is refused with the reason.
@@ -528,8 +528,8 @@ where
                     return;
                 }
                 Some(Upgrade::Fresh(upgraded)) => {
-                    let Upgraded { leftover, meta, identity, slot, plan } = *upgraded;
-                    let accepted = Accepted { id: slot.id, leftover, meta, identity };
+                    let Upgraded { start, meta, identity, slot, plan } = *upgraded;
+                    let accepted = Accepted { id: slot.id, start, meta, identity };
                     (serve_accepted(inner, stream, accepted, plan), Some(slot))
                 }
             }
@@ -575,7 +575,7 @@ where
 
 /// What an accepted upgrade hands to the connection.
 struct Upgraded {
-    leftover: Vec<u8>,
+    start: SocketStart,
     meta: ConnectionMeta,
     identity: Option<Identity>,
     slot: Slot,
@@ -587,9 +587,9 @@ enum Upgrade {
     /// A new connection (boxed: the variants differ much in size).
     Fresh(Box<Upgraded>),
     /// The resume of a session: the socket goes to it.
-    Resume { leftover: Vec<u8>, session: Arc<crate::resume::Resumable>, seen: u64 },
+    Resume { start: SocketStart, session: Arc<crate::resume::Resumable>, seen: u64 },
     /// The resume of another node's session, through this one.
-    Relay { leftover: Vec<u8>, carried: Carried },
+    Relay { start: SocketStart, carried: Carried },
 }
 
 /// What the checks of an upgrade decided, before it is answered.
@@ -610,28 +610,29 @@ where
         tokio::select! {
             upgraded = async {
                 let raw = handshake::read_request(stream, remote_addr, inner.config.max_handshake_size).await?;
-                let accept_key =
+                let switching =
                     handshake::validate(&raw.method, raw.version, &raw.request.headers, &inner.config)?;
                 let plan = match inner.sessions.resolve(&raw.request)? {
                     // The session's token is the credential: no hook, no new slot.
                     Resolution::Resume(session, seen) => {
-                        return Ok(Some((raw, accept_key, Outcome::Resume(session, seen))));
+                        return Ok(Some((raw, switching, Outcome::Resume(session, seen))));
                     }
                     Resolution::Relay(token, id, seen) => match crate::relay::claim(inner, id, &token, seen).await {
-                        Ok(carried) => return Ok(Some((raw, accept_key, Outcome::Relay(carried)))),
+                        // The relay carries the socket with tungstenite: no compression.
+                        Ok(carried) => return Ok(Some((raw, switching.uncompressed(), Outcome::Relay(carried)))),
                         Err(refusal) => Plan::New(Some(refusal)),
                     },
                     Resolution::Fresh(plan) => plan,
                 };
                 let slot = inner.reserve_slot()?;
                 let accept = inner.decide(&raw.request).await?;
-                Ok::<_, Reject>(Some((raw, accept_key, Outcome::Fresh(slot, accept, plan))))
+                Ok::<_, Reject>(Some((raw, switching, Outcome::Fresh(slot, accept, plan))))
             } => upgraded,
             () = pending.evicted() => Ok(None),
         }
     })
     .await;
-    let (raw, accept_key, outcome) = match upgraded {
+    let (raw, switching, outcome) = match upgraded {
         Ok(Ok(Some(upgrade))) => upgrade,
         Ok(Ok(None)) => {
             tracing::debug!(?remote_addr, "pending handshake evicted by newer connections");
@@ -650,15 +651,16 @@ where
             return None;
         }
     };
-    if let Err(error) = handshake::write_accept(stream, &accept_key).await {
+    if let Err(error) = handshake::write_accept(stream, &switching).await {
         tracing::debug!(?remote_addr, %error, "writing the upgrade response failed");
         return None;
     }
+    let start = SocketStart { leftover: raw.leftover, deflate: switching.deflate };
     Some(match outcome {
-        Outcome::Resume(session, seen) => Upgrade::Resume { leftover: raw.leftover, session, seen },
-        Outcome::Relay(carried) => Upgrade::Relay { leftover: raw.leftover, carried },
+        Outcome::Resume(session, seen) => Upgrade::Resume { start, session, seen },
+        Outcome::Relay(carried) => Upgrade::Relay { start, carried },
         Outcome::Fresh(slot, accept, plan) => Upgrade::Fresh(Box::new(Upgraded {
-            leftover: raw.leftover,
+            start,
             meta: raw.request.into_meta(),
             identity: accept.identity,
             slot,

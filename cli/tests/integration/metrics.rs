@@ -16,6 +16,7 @@ async fn the_counters_are_there_at_zero_before_any_connection() {
     let text = http(running.addr, "GET", "/metrics", &[]).await.body;
     assert_eq!(value(&text, "realtime_connections"), Some(0.0), "{text}");
     assert_eq!(value(&text, "realtime_connections_total"), Some(0.0), "{text}");
+    assert_eq!(value(&text, "realtime_socket_bytes_in_total"), Some(0.0), "{text}");
     assert_eq!(value(&text, "realtime_socket_bytes_out_total"), Some(0.0), "{text}");
     assert_eq!(value(&text, r#"realtime_messages_out_total{kind="text"}"#), Some(0.0), "{text}");
 }

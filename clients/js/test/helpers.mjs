@@ -21,19 +21,27 @@ export const SERVER_BIN =
   process.env.REALTIME_SERVER_BIN ||
   join(process.env.CARGO_TARGET_DIR || fileURLToPath(new URL('../../../target', import.meta.url)), 'debug/examples/server');
 
+/**
+ * The `realtime` binary (`realtime serve` has `/metrics`), built beside the example server
+ * by `cargo test --workspace`: `REALTIME_BIN`, else the debug build.
+ */
+export const REALTIME_BIN =
+  process.env.REALTIME_BIN ||
+  join(process.env.CARGO_TARGET_DIR || fileURLToPath(new URL('../../../target', import.meta.url)), 'debug/realtime');
+
 /** The default bound of every wait in the tests. */
 export const WAIT = 5000;
 
 /**
- * Starts the example server on 127.0.0.1 (`port` 0: any free port) and resolves once it
- * printed `listening on ws://ADDR`. A restart on a fixed port retries while the port is
- * still taken.
+ * Starts the example server (or `command`, e.g. `[REALTIME_BIN, 'serve']`) on 127.0.0.1
+ * (`port` 0: any free port) and resolves once it printed `listening on ws://ADDR`. A
+ * restart on a fixed port retries while the port is still taken.
  */
-export async function startServer({ port = 0, args = [], attempts = 20 } = {}) {
+export async function startServer({ port = 0, args = [], attempts = 20, command = [SERVER_BIN] } = {}) {
   let lastError;
   for (let i = 0; i < attempts; i++) {
     try {
-      return await spawnServer(port, args);
+      return await spawnServer(command, port, args);
     } catch (e) {
       lastError = e;
       await sleep(100);
@@ -42,9 +50,9 @@ export async function startServer({ port = 0, args = [], attempts = 20 } = {}) {
   throw lastError;
 }
 
-function spawnServer(port, args) {
+function spawnServer([bin, ...subcommand], port, args) {
   return new Promise((resolve, reject) => {
-    const child = spawn(SERVER_BIN, ['--listen', `127.0.0.1:${port}`, ...args], {
+    const child = spawn(bin, [...subcommand, '--listen', `127.0.0.1:${port}`, ...args], {
       stdio: ['ignore', 'pipe', 'pipe'],
       env: { ...process.env, RUST_LOG: process.env.RUST_LOG || 'warn' },
     });
@@ -60,7 +68,7 @@ function spawnServer(port, args) {
     });
     child.on('error', (e) => {
       clearTimeout(timer);
-      reject(new Error(`cannot run ${SERVER_BIN} (build it with: cargo build --example server, or set REALTIME_SERVER_BIN): ${e.message}`));
+      reject(new Error(`cannot run ${bin} (cargo test --workspace builds it; or set REALTIME_SERVER_BIN, REALTIME_BIN): ${e.message}`));
     });
     child.on('exit', (code) => {
       clearTimeout(timer);

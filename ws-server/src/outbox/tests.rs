@@ -103,7 +103,7 @@ fn new_outbox(socket: &Socket, limits: QueueLimits) -> (Arc<Outbox<Socket>>, Arc
     let flusher = Flusher::new();
     let shard = flusher.shard(0);
     let outbox =
-        Arc::new_cyclic(|me| Outbox::new(socket.clone(), limits, pressure.clone(), shard, me.clone()));
+        Arc::new_cyclic(|me| Outbox::new(socket.clone(), limits, None, pressure.clone(), shard, me.clone()));
     (outbox, pressure, flusher)
 }
 
