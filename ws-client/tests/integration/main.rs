@@ -26,4 +26,5 @@ mod retry_cap;
 mod send_sync;
 mod should_reconnect;
 mod url_provider;
+mod violation_close;
 mod wss_tls;

@@ -16,6 +16,8 @@ use tokio_tungstenite::tungstenite::handshake::server::{Request, Response};
 use tokio_tungstenite::tungstenite::protocol::CloseFrame as WsCloseFrame;
 use ws_client::ClientEvent;
 
+pub mod raw;
+
 pub type ServerWs = WebSocketStream<TcpStream>;
 
 /// The bound of every wait in the tests.
