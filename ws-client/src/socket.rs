@@ -215,6 +215,14 @@ fn check_response(
     {
         return Err(handshake(HandshakeError::UnrequestedProtocol));
     }
+    // A value that is not text cannot be an extension list (and must not read as none).
+    let extension_not_text = headers.iter().any(|header| {
+        header.name.eq_ignore_ascii_case("sec-websocket-extensions")
+            && std::str::from_utf8(header.value).is_err()
+    });
+    if extension_not_text {
+        return Err(ConnectError::Extension(NegotiationError::Malformed));
+    }
     // RFC 6455 9.1: an extension in the answer that the request did not offer fails it.
     if !offered
         && let Some(extension) = values("sec-websocket-extensions").find(|value| !value.trim().is_empty())
@@ -236,6 +244,40 @@ mod tests {
     fn the_accept_key_is_the_one_of_rfc_6455() {
         // RFC 6455 1.3's example.
         assert_eq!(accept_key(b"dGhlIHNhbXBsZSBub25jZQ=="), "s3pPLMBiTxaQ9kYGzzhZRbK+xOo=");
+    }
+
+    /// `check_response` of a 101 whose headers are `extra` plus the required ones.
+    fn check(
+        extra: &[(&'static str, &'static [u8])],
+        offered: bool,
+    ) -> Result<Option<Agreement>, ConnectError> {
+        let accept = accept_key(b"key");
+        let mut headers = vec![
+            httparse::Header { name: "Upgrade", value: b"websocket" },
+            httparse::Header { name: "Connection", value: b"Upgrade" },
+            httparse::Header { name: "Sec-WebSocket-Accept", value: accept.as_bytes() },
+        ];
+        headers.extend(extra.iter().map(|(name, value)| httparse::Header { name, value }));
+        check_response(&headers, "key", &HeaderMap::new(), offered)
+    }
+
+    #[test]
+    fn the_response_is_checked_as_rfc_6455_and_7692_say() {
+        assert!(matches!(check(&[], true), Ok(None)));
+        let agreed =
+            check(&[("sec-websocket-extensions", b"permessage-deflate; server_no_context_takeover")], true);
+        assert!(matches!(agreed, Ok(Some(_))));
+        let not_text = check(&[("Sec-WebSocket-Extensions", b"permessage-deflate\xff")], true);
+        assert!(matches!(not_text, Err(ConnectError::Extension(NegotiationError::Malformed))));
+        let not_offered = check(&[("Sec-WebSocket-Extensions", b"permessage-deflate")], false);
+        assert!(matches!(not_offered, Err(ConnectError::Extension(NegotiationError::NotOffered(_)))));
+        let protocol = check(&[("Sec-WebSocket-Protocol", b"chat")], true);
+        assert!(matches!(protocol, Err(ConnectError::Handshake(_))));
+        let headers = [httparse::Header { name: "Upgrade", value: b"websocket" }];
+        assert!(matches!(
+            check_response(&headers, "key", &HeaderMap::new(), true),
+            Err(ConnectError::Handshake(_))
+        ));
     }
 
     #[test]
