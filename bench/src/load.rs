@@ -130,7 +130,7 @@ pub(crate) fn broadcast_frame(size: usize, seq: u64) -> Vec<u8> {
         while json.len() < size {
             n = n.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1_442_695_040_888_963_407);
             let status = ["online", "away", "busy"][(n >> 33) as usize % 3];
-            let typing = (n >> 40) % 2 == 0;
+            let typing = (n >> 40) & 1 == 0;
             json.push_str(&format!(
                 r#"{{"id":{},"user":"user-{}","status":"{status}","typing":{typing}}},"#,
                 (n >> 44) % 100_000,
