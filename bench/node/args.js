@@ -1,5 +1,6 @@
 // The command line shared by the Node peers (server.js, socketio.js):
-// `--scenario echo|fanout|memory [--listen HOST:PORT]`, default listen 127.0.0.1:0.
+// `--scenario echo|fanout|memory [--listen HOST:PORT] [--deflate 1]`, default listen
+// 127.0.0.1:0, deflate off.
 'use strict';
 
 function arg(name, fallback) {
@@ -15,4 +16,6 @@ if (!['echo', 'fanout', 'memory'].includes(scenario)) {
 const listen = arg('listen', '127.0.0.1:0');
 const colon = listen.lastIndexOf(':');
 
-module.exports = { scenario, host: listen.slice(0, colon), port: Number(listen.slice(colon + 1)) };
+const deflate = arg('deflate', '0') === '1';
+
+module.exports = { scenario, host: listen.slice(0, colon), port: Number(listen.slice(colon + 1)), deflate };

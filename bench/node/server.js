@@ -1,7 +1,10 @@
 // The Node `ws` peer of the bench: the server a user would otherwise write, in the
 // textbook idiom of the `ws` README, doing the same job as `bench serve`.
 //
-//   node server.js --scenario echo|fanout|memory [--listen 127.0.0.1:0]
+//   node server.js --scenario echo|fanout|memory [--listen 127.0.0.1:0] [--deflate 1]
+//
+// --deflate 1: `perMessageDeflate: true`, the README's way to turn compression on (its
+// defaults: messages of 1 KiB or more compressed, context takeover kept per connection).
 //
 // - echo: every frame goes back to its sender, text as text and binary as binary.
 // - fanout: the connection on path /pub is the publisher; every other connection is kept
@@ -13,9 +16,9 @@
 'use strict';
 
 const { WebSocketServer } = require('ws');
-const { scenario, host, port } = require('./args');
+const { scenario, host, port, deflate } = require('./args');
 
-const wss = new WebSocketServer({ host, port });
+const wss = new WebSocketServer({ host, port, perMessageDeflate: deflate });
 const subscribers = new Set();
 
 wss.on('connection', (ws, req) => {

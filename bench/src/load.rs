@@ -48,6 +48,7 @@ use serde::Serialize;
 use tokio::net::TcpStream;
 use tokio::sync::Semaphore;
 use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
@@ -115,6 +116,33 @@ pub(crate) fn connect_deadline(connections: usize) -> Duration {
         + Duration::from_millis(5).saturating_mul(u32::try_from(connections).unwrap_or(u32::MAX))
 }
 
+/// Fan-out frame `seq` of `size` bytes (at least 8): the sequence number (8 bytes,
+/// little-endian), then zeros up to 64 bytes (the default), or, for larger sizes, JSON rows
+/// as an application broadcasts them (`{"id":4711,"user":"user-3","status":"online",
+/// "typing":false}`, ...) whose values change from one frame to the next (ids, users and
+/// states drawn from `seq`), so that compression sees a realistic stream: the same keys,
+/// not the same message again.
+pub(crate) fn broadcast_frame(size: usize, seq: u64) -> Vec<u8> {
+    let mut frame = seq.to_le_bytes().to_vec();
+    if size > 64 {
+        let mut json = String::from("[");
+        let mut n = seq.wrapping_mul(0x9E37_79B9_7F4A_7C15);
+        while json.len() < size {
+            n = n.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1_442_695_040_888_963_407);
+            let status = ["online", "away", "busy"][(n >> 33) as usize % 3];
+            let typing = (n >> 40) & 1 == 0;
+            json.push_str(&format!(
+                r#"{{"id":{},"user":"user-{}","status":"{status}","typing":{typing}}},"#,
+                (n >> 44) % 100_000,
+                (n >> 24) % 1000
+            ));
+        }
+        frame.extend_from_slice(&json.as_bytes()[..size - 8]);
+    }
+    frame.resize(size, 0);
+    frame
+}
+
 /// The echo frame for `--payload`: built once, cloned per send (a reference count).
 fn echo_frame(payload: &str) -> Result<Message, BoxError> {
     match payload {
@@ -159,6 +187,9 @@ struct LoadState {
     sequence_errors: AtomicU64,
     /// Fan-out: the sequence number each member expects next (= frames it got in order).
     next_seq: Box<[AtomicU64]>,
+    /// Fan-out: bytes the members read from their sockets (frames as sent, compressed ones
+    /// compressed).
+    wire_bytes: AtomicU64,
 }
 
 impl LoadState {
@@ -180,6 +211,7 @@ impl LoadState {
             sent: AtomicU64::new(0),
             sequence_errors: AtomicU64::new(0),
             next_seq: (0..connections).map(|_| AtomicU64::new(0)).collect(),
+            wire_bytes: AtomicU64::new(0),
         }
     }
 
@@ -267,9 +299,15 @@ pub(crate) fn main(args: &Args) -> Result<(), BoxError> {
     if scenario == "memory" {
         let await_state = args.num_or("await-state", 0u8)? != 0;
         let per_view: usize = args.num_or("per-view", 1)?;
-        return memory(&url, connections, per_view, await_state);
+        let deflate = args.num_or("deflate", 0u8)? != 0;
+        return memory(&url, connections, per_view, await_state, deflate);
     }
     let echo = echo_frame(&args.str_or("payload", "json"))?;
+    let payload_size: usize = args.num_or("payload-size", 64)?;
+    if payload_size < 8 {
+        return Err("--payload-size must be at least 8".into());
+    }
+    let deflate = args.num_or("deflate", 0u8)? != 0;
     let member_urls: Vec<String> = args
         .str_or("member-urls", &url)
         .split(',')
@@ -304,7 +342,7 @@ pub(crate) fn main(args: &Args) -> Result<(), BoxError> {
                     // An even split; the first `connections % n` servers take one more.
                     let share = connections / member_urls.len()
                         + usize::from(index < connections % member_urls.len());
-                    subscribers.extend(connect_members(&format!("{member_url}/sub"), share).await?);
+                    subscribers.extend(connect_members(&format!("{member_url}/sub"), share, deflate).await?);
                 }
                 for (index, member) in subscribers.into_iter().enumerate() {
                     tokio::spawn(subscriber(member, index, connections as u64, shared.clone()));
@@ -312,7 +350,7 @@ pub(crate) fn main(args: &Args) -> Result<(), BoxError> {
                 let publisher_ws = connect_all(&format!("{url}/pub"), 1, LOAD_READ_BUFFER).await?;
                 open_window(&shared, connections, in_flight).await;
                 for ws in publisher_ws {
-                    tokio::spawn(publisher(ws, shared.clone()));
+                    tokio::spawn(publisher(ws, payload_size, shared.clone()));
                 }
                 tokio::spawn(abandon_stale(shared.clone()));
             }
@@ -322,6 +360,7 @@ pub(crate) fn main(args: &Args) -> Result<(), BoxError> {
         let start_count = shared.count.load(Ordering::Relaxed);
         let start_completed = shared.completed.load(Ordering::Relaxed);
         let start_lost = shared.lost_broadcasts.load(Ordering::Relaxed);
+        let start_wire = shared.wire_bytes.load(Ordering::Relaxed);
         let start = Instant::now();
         shared.measuring.store(true, Ordering::Relaxed);
         say("measuring")?;
@@ -330,6 +369,7 @@ pub(crate) fn main(args: &Args) -> Result<(), BoxError> {
         let elapsed = start.elapsed().as_secs_f64();
         let count = shared.count.load(Ordering::Relaxed) - start_count;
         let completed = shared.completed.load(Ordering::Relaxed) - start_completed;
+        let wire = shared.wire_bytes.load(Ordering::Relaxed) - start_wire;
         let result = serde_json::json!({
             "scenario": scenario,
             "connections": connections,
@@ -342,6 +382,7 @@ pub(crate) fn main(args: &Args) -> Result<(), BoxError> {
             "p50_us": shared.hist.quantile(0.50),
             "p99_us": shared.hist.quantile(0.99),
             "lost_connections": shared.lost.load(Ordering::Relaxed),
+            "wire_bytes_per_delivery": if count > 0 { wire as f64 / count as f64 } else { 0.0 },
         });
         say(&result.to_string())?;
         if scenario == "fanout" {
@@ -405,15 +446,20 @@ fn say(line: &str) -> Result<(), BoxError> {
     Ok(())
 }
 
-/// Opens `connections` fan-out members on `url`, [`CONNECT_BATCH`] at a time.
-async fn connect_members(url: &str, connections: usize) -> Result<Vec<member::Member>, BoxError> {
+/// Opens `connections` fan-out members on `url`, [`CONNECT_BATCH`] at a time, offering
+/// permessage-deflate with `deflate`.
+async fn connect_members(
+    url: &str,
+    connections: usize,
+    deflate: bool,
+) -> Result<Vec<member::Member>, BoxError> {
     let mut all = Vec::with_capacity(connections);
     let deadline = tokio::time::Instant::now() + connect_deadline(connections);
     while all.len() < connections {
         let batch = CONNECT_BATCH.min(connections - all.len());
         let results = tokio::time::timeout_at(
             deadline,
-            futures_util::future::join_all((0..batch).map(|_| member::connect(url))),
+            futures_util::future::join_all((0..batch).map(|_| member::connect(url, deflate))),
         )
         .await
         .map_err(|_| format!("connecting {connections} clients to {url} took too long"))?;
@@ -425,7 +471,7 @@ async fn connect_members(url: &str, connections: usize) -> Result<Vec<member::Me
 }
 
 async fn connect_all(url: &str, connections: usize, read_buffer_size: usize) -> Result<Vec<Ws>, BoxError> {
-    connect_all_then(url, connections, read_buffer_size, |ws| async { Ok(ws) }).await
+    connect_all_then(url, connections, read_buffer_size, None, |ws| async { Ok(ws) }).await
 }
 
 /// Opens `connections` WebSockets to `url`, [`CONNECT_BATCH`] at a time, each going through
@@ -434,6 +480,7 @@ async fn connect_all_then<H, F>(
     url: &str,
     connections: usize,
     read_buffer_size: usize,
+    extensions: Option<&str>,
     handshake: H,
 ) -> Result<Vec<Ws>, BoxError>
 where
@@ -446,8 +493,11 @@ where
     while all.len() < connections {
         let batch = CONNECT_BATCH.min(connections - all.len());
         let attempts = (0..batch).map(|_| async {
-            let (ws, _) =
-                tokio_tungstenite::connect_async_with_config(url.to_owned(), Some(config), true).await?;
+            let mut request = url.into_client_request()?;
+            if let Some(offer) = extensions {
+                request.headers_mut().insert("sec-websocket-extensions", offer.parse()?);
+            }
+            let (ws, _) = tokio_tungstenite::connect_async_with_config(request, Some(config), true).await?;
             handshake(ws).await
         });
         let results = tokio::time::timeout_at(deadline, futures_util::future::join_all(attempts))
@@ -502,7 +552,7 @@ async fn echo_again(ws: &mut Ws, frame: &Message, sent: &mut VecDeque<Instant>, 
 /// Counts one member's deliveries until its connection ends.
 async fn subscriber(member: member::Member, index: usize, members: u64, shared: Arc<LoadState>) {
     member
-        .run(|payload| {
+        .run(&shared.wire_bytes, |payload| {
             if let Some(seq) = payload.get(..8).and_then(|b| <[u8; 8]>::try_from(b).ok()) {
                 shared.deliver(index, u64::from_le_bytes(seq), members);
             }
@@ -511,13 +561,12 @@ async fn subscriber(member: member::Member, index: usize, members: u64, shared: 
     shared.lost.fetch_add(1, Ordering::Relaxed);
 }
 
-async fn publisher(mut ws: Ws, shared: Arc<LoadState>) {
+async fn publisher(mut ws: Ws, payload_size: usize, shared: Arc<LoadState>) {
     let mut seq: u64 = 0;
     let trigger = |seq: u64| {
-        let mut frame = [0u8; 64];
-        frame[..8].copy_from_slice(&seq.to_le_bytes());
+        let frame = broadcast_frame(payload_size, seq);
         shared.mark_sent(seq);
-        Message::Binary(Bytes::copy_from_slice(&frame))
+        Message::Binary(Bytes::from(frame))
     };
     loop {
         let Ok(permit) = shared.window.acquire().await else { break };
@@ -570,13 +619,25 @@ async fn abandon_stale(shared: Arc<LoadState>) {
 
 /// The memory scenario's load: opens `connections` idle connections, `per_view` of them in
 /// each view, announces `connected N`, and holds them.
-fn memory(url: &str, connections: usize, per_view: usize, await_state: bool) -> Result<(), BoxError> {
+/// With `deflate` the connections offer permessage-deflate as a browser does (they then
+/// receive nothing large enough to be compressed: `state` answers are small).
+fn memory(
+    url: &str,
+    connections: usize,
+    per_view: usize,
+    await_state: bool,
+    deflate: bool,
+) -> Result<(), BoxError> {
     if connections == 0 || per_view == 0 {
         return Err("need connections > 0 and per-view > 0".into());
     }
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
     runtime.block_on(async move {
-        let all = connect_all(&format!("{url}/sub"), connections, IDLE_READ_BUFFER).await?;
+        let offer = deflate.then_some("permessage-deflate; client_max_window_bits");
+        let all = connect_all_then(&format!("{url}/sub"), connections, IDLE_READ_BUFFER, offer, |ws| async {
+            Ok(ws)
+        })
+        .await?;
         let states = Arc::new(AtomicU64::new(0));
         let all_answered = Arc::new(tokio::sync::Notify::new());
         let expected = connections as u64;

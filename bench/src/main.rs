@@ -16,6 +16,7 @@
 //! cargo run --release -p bench -- load --scenario echo|fanout --url ws://ADDR \
 //!     --connections N --in-flight K --seconds S [--payload json|msgpack] [--member-urls ws://A,ws://B] [--protocol ws|socketio]
 //! cargo run --release -p bench -- load --scenario memory --url ws://ADDR --connections N [--per-view K] [--await-state 0|1] [--protocol ws|socketio]
+//! cargo run --release -p bench -- deflate [--bytes 20000000]   (one message compressed and inflated, by size)
 //! cargo run --release -p bench -- features run|serve|load ...   (router scenarios, see `features`)
 //! cargo run --release -p bench -- resume run|serve|load ...     (session resume, see `resume`; --help)
 //! ```
@@ -40,6 +41,7 @@
 //! See `docs/BENCHMARKS.md` for figures.
 
 mod child;
+mod deflate;
 mod features;
 mod hist;
 mod hostile;
@@ -96,6 +98,7 @@ usage: bench run [--runs R] [--seconds S] [--only SUBSTRING] [--impls raw,bcast,
        bench serve --impl ours --scenario fanout --cluster-redis redis://HOST:PORT [--broadcast awaited|pipelined]
        bench load --scenario echo|fanout --url ws://ADDR [--connections N] [--in-flight K] [--seconds S] [--payload json|msgpack] [--member-urls ws://A,ws://B] [--protocol ws|socketio]
        bench load --scenario memory --url ws://ADDR [--connections N] [--per-view K] [--await-state 0|1] [--protocol ws|socketio]
+       bench deflate [--bytes N]
        bench hostile --server-bin PATH [--attack LIST] [--runs R] [--server-nofile N] [--server-log FILE]
        bench features run|serve|load ...   (router scenarios; bench features --help)
        bench resume run|serve|load ...     (session resume; bench resume --help)
@@ -110,6 +113,7 @@ serve:    --listen 127.0.0.1:0, --cluster-redis (default: none, one node), --bro
 load:     --connections 100, --in-flight 1, --seconds 10, --payload json, --per-view 1,
           --await-state 0, --member-urls (default: --url only), --protocol ws (socketio: Engine.IO v4 /
           Socket.IO v5 events 42[\"m\",...] to bench/node/socketio.js or bench/socketioxide)
+deflate:  --bytes 20000000: input timed per size (compress and inflate one message, 128 B to 16 KiB)
 hostile:  --attack silent,partial,burst,oversized, --runs 3, --server-nofile (default: this
           process's hard limit), --server-log (default: discard the server's stderr)
 -h, --help prints this help";
@@ -134,8 +138,9 @@ fn main() -> std::process::ExitCode {
             println!("{USAGE}");
             return std::process::ExitCode::SUCCESS;
         }
-        "serve" | "load" | "run" | "smoke" | "hostile" => {
+        "serve" | "load" | "run" | "smoke" | "hostile" | "deflate" => {
             Args::parse(rest).and_then(|args| match command.as_str() {
+                "deflate" => deflate::main(&args),
                 "serve" => serve::main(&args),
                 "load" => load::main(&args),
                 "run" => run::main(&args),

@@ -68,15 +68,24 @@ struct Scenario {
     in_flight: usize,
     /// Memory: connections that open the same view (1: a view each, the costliest case).
     per_view: usize,
+    /// Fan-out: the publisher's frame size (`bench load --payload-size`): 64, or 1,024
+    /// bytes of JSON rows for the compression rows.
+    payload_size: usize,
+    /// The load offers permessage-deflate as a browser does; Node `ws` runs with
+    /// `perMessageDeflate: true`, ours and the relay with their default (on). Only the
+    /// implementations that can compress run these rows.
+    deflate: bool,
 }
 
-const SCENARIOS: [Scenario; 10] = [
+const SCENARIOS: [Scenario; 14] = [
     Scenario {
         label: "echo, 1 connection, JSON, 1 in flight",
         kind: Kind::Echo { payload: "json" },
         connections: 1,
         in_flight: 1,
         per_view: 1,
+        payload_size: 64,
+        deflate: false,
     },
     Scenario {
         label: "echo, 100 connections, JSON, 1 in flight each",
@@ -84,6 +93,8 @@ const SCENARIOS: [Scenario; 10] = [
         connections: 100,
         in_flight: 1,
         per_view: 1,
+        payload_size: 64,
+        deflate: false,
     },
     Scenario {
         label: "echo, 100 connections, MessagePack, 1 in flight each",
@@ -91,6 +102,8 @@ const SCENARIOS: [Scenario; 10] = [
         connections: 100,
         in_flight: 1,
         per_view: 1,
+        payload_size: 64,
+        deflate: false,
     },
     Scenario {
         label: "fan-out, 1,000 members, 32 in flight",
@@ -98,6 +111,8 @@ const SCENARIOS: [Scenario; 10] = [
         connections: 1000,
         in_flight: 32,
         per_view: 1,
+        payload_size: 64,
+        deflate: false,
     },
     Scenario {
         label: "fan-out, 10,000 members, 32 in flight",
@@ -105,6 +120,8 @@ const SCENARIOS: [Scenario; 10] = [
         connections: 10_000,
         in_flight: 32,
         per_view: 1,
+        payload_size: 64,
+        deflate: false,
     },
     Scenario {
         label: "fan-out, 1,000 members, 1 in flight",
@@ -112,6 +129,8 @@ const SCENARIOS: [Scenario; 10] = [
         connections: 1000,
         in_flight: 1,
         per_view: 1,
+        payload_size: 64,
+        deflate: false,
     },
     Scenario {
         label: "fan-out, 10,000 members, 1 in flight",
@@ -119,6 +138,8 @@ const SCENARIOS: [Scenario; 10] = [
         connections: 10_000,
         in_flight: 1,
         per_view: 1,
+        payload_size: 64,
+        deflate: false,
     },
     Scenario {
         label: "fan-out across nodes (cross-node, Redis), 1,000 members, 32 in flight",
@@ -126,6 +147,35 @@ const SCENARIOS: [Scenario; 10] = [
         connections: 1000,
         in_flight: 32,
         per_view: 1,
+        payload_size: 64,
+        deflate: false,
+    },
+    Scenario {
+        label: "fan-out, 1 KB JSON, 1,000 members, 32 in flight",
+        kind: Kind::Fanout,
+        connections: 1000,
+        in_flight: 32,
+        per_view: 1,
+        payload_size: 1024,
+        deflate: false,
+    },
+    Scenario {
+        label: "fan-out, 1 KB JSON, compressed, 1,000 members, 32 in flight",
+        kind: Kind::Fanout,
+        connections: 1000,
+        in_flight: 32,
+        per_view: 1,
+        payload_size: 1024,
+        deflate: true,
+    },
+    Scenario {
+        label: "fan-out, 1 KB JSON, compressed, 1,000 members, 1 in flight",
+        kind: Kind::Fanout,
+        connections: 1000,
+        in_flight: 1,
+        per_view: 1,
+        payload_size: 1024,
+        deflate: true,
     },
     Scenario {
         label: "memory, 10,000 idle connections, 10 per view",
@@ -133,6 +183,17 @@ const SCENARIOS: [Scenario; 10] = [
         connections: 10_000,
         in_flight: 0,
         per_view: 10,
+        payload_size: 64,
+        deflate: false,
+    },
+    Scenario {
+        label: "memory, 10,000 idle connections, compressed, 10 per view",
+        kind: Kind::Memory,
+        connections: 10_000,
+        in_flight: 0,
+        per_view: 10,
+        payload_size: 64,
+        deflate: true,
     },
     Scenario {
         label: "memory, 10,000 idle connections, a view each",
@@ -140,6 +201,8 @@ const SCENARIOS: [Scenario; 10] = [
         connections: 10_000,
         in_flight: 0,
         per_view: 1,
+        payload_size: 64,
+        deflate: false,
     },
 ];
 
@@ -200,6 +263,9 @@ struct Sample {
     /// Fan-out: broadcasts of the measured window that never reached every member (in a
     /// median: the sum over the runs).
     lost_broadcasts: u64,
+    /// Fan-out: bytes the members read per delivery (frames as sent: compressed ones
+    /// compressed, headers and pings included).
+    wire_bytes_per_delivery: f64,
     /// Fan-out: the load's count of deliveries after the run (`None`: not fan-out, or the
     /// load did not report it).
     check: Option<Check>,
@@ -351,7 +417,7 @@ pub(crate) fn main(args: &Args) -> Result<(), BoxError> {
                 cross_node_rows.push(row);
             }
         } else if scenario.kind == Kind::Memory {
-            let impls = scenario_impls(&impls, scenario.kind);
+            let impls = scenario_impls(&impls, scenario);
             let mut samples: Vec<Vec<MemorySample>> = vec![Vec::new(); impls.len()];
             for run in 0..runs {
                 for (index, implementation) in impls.iter().enumerate() {
@@ -378,7 +444,7 @@ pub(crate) fn main(args: &Args) -> Result<(), BoxError> {
             let medians = samples.iter().map(|s| median_memory(s));
             memory_rows.push((scenario, impls.iter().copied().zip(medians).collect::<Vec<_>>()));
         } else {
-            let impls = scenario_impls(&impls, scenario.kind);
+            let impls = scenario_impls(&impls, scenario);
             let samples = throughput_runs(&launcher, scenario, &impls, runs, seconds, ticks);
             let medians = samples.iter().map(|s| median_sample(s));
             throughput_rows.push((scenario, impls.iter().copied().zip(medians).collect::<Vec<_>>()));
@@ -401,9 +467,39 @@ pub(crate) fn main(args: &Args) -> Result<(), BoxError> {
     Ok(())
 }
 
-/// The implementations of `impls` that have a server for `kind`, in table order.
-fn scenario_impls<'a>(impls: &[&'a str], kind: Kind) -> Vec<&'a str> {
-    impls.iter().copied().filter(|implementation| serves(implementation, kind)).collect()
+/// The implementations of `impls` that have a server for `scenario`, in table order: for
+/// the compression rows, those that can compress (ours, the relay, Node `ws`).
+fn scenario_impls<'a>(impls: &[&'a str], scenario: &Scenario) -> Vec<&'a str> {
+    impls
+        .iter()
+        .copied()
+        .filter(|implementation| serves(implementation, scenario.kind))
+        .filter(|implementation| !scenario.deflate || COMPRESSING_IMPLS.contains(implementation))
+        .collect()
+}
+
+/// The implementations that negotiate permessage-deflate.
+const COMPRESSING_IMPLS: [&str; 3] = ["ours", "relay", "node"];
+
+/// What a scenario adds to the server's command line (Node `ws`: compression on).
+fn server_extra(scenario: &Scenario, implementation: &str) -> Vec<String> {
+    if scenario.deflate && implementation == "node" {
+        vec!["--deflate".to_owned(), "1".to_owned()]
+    } else {
+        Vec::new()
+    }
+}
+
+/// What a scenario adds to the load's command line.
+fn load_extra(scenario: &Scenario) -> Vec<String> {
+    let mut extra = Vec::new();
+    if scenario.kind == Kind::Fanout {
+        extra.extend(["--payload-size".to_owned(), scenario.payload_size.to_string()]);
+    }
+    if scenario.deflate {
+        extra.extend(["--deflate".to_owned(), "1".to_owned()]);
+    }
+    extra
 }
 
 /// `runs` runs of an echo or fan-out `scenario` for each of `impls`, alternating within
@@ -423,7 +519,7 @@ fn throughput_runs(
             match one_run(launcher, scenario, implementation, seconds, ticks) {
                 Ok(sample) => {
                     eprintln!(
-                        "{} | {implementation} | run {} | {:.0}/s | {:.0}/CPU-s | CPU {:.0}% | p50 {} us | p99 {} us{}{}",
+                        "{} | {implementation} | run {} | {:.0}/s | {:.0}/CPU-s | CPU {:.0}% | p50 {} us | p99 {} us | {:.0} wire bytes/delivery{}{}",
                         scenario.label,
                         run + 1,
                         sample.rate,
@@ -431,6 +527,7 @@ fn throughput_runs(
                         sample.cpu_share * 100.0,
                         sample.p50_us,
                         sample.p99_us,
+                        sample.wire_bytes_per_delivery,
                         sample.losses(),
                         sample.check.map(|c| c.summary()).unwrap_or_default()
                     );
@@ -463,23 +560,28 @@ type Row<'a, T> = (&'a Scenario, Vec<(&'a str, Option<T>)>);
 
 fn print_throughput(rows: &[Row<'_, Sample>]) {
     println!();
-    println!("| scenario | impl | rate/s | per server CPU-s | server CPU | p50 | p99 |");
-    println!("|---|---|---:|---:|---:|---:|---:|");
+    println!("| scenario | impl | rate/s | per server CPU-s | server CPU | p50 | p99 | wire B/delivery |");
+    println!("|---|---|---:|---:|---:|---:|---:|---:|");
     let mut notes = Vec::new();
     for (scenario, medians) in rows {
         let unit = if scenario.kind == Kind::Fanout { "deliveries" } else { "round trips" };
         for (implementation, median) in medians {
             match median {
                 Some(m) => println!(
-                    "| {} ({unit}) | {implementation} | {:.0} | {:.0} | {:.0}% | {} us | {} us |",
+                    "| {} ({unit}) | {implementation} | {:.0} | {:.0} | {:.0}% | {} us | {} us | {} |",
                     scenario.label,
                     m.rate,
                     m.per_cpu_second,
                     m.cpu_share * 100.0,
                     m.p50_us,
-                    m.p99_us
+                    m.p99_us,
+                    if scenario.kind == Kind::Fanout {
+                        format!("{:.0}", m.wire_bytes_per_delivery)
+                    } else {
+                        String::new()
+                    }
                 ),
-                None => println!("| {} ({unit}) | {implementation} | failed | | | | |", scenario.label),
+                None => println!("| {} ({unit}) | {implementation} | failed | | | | | |", scenario.label),
             }
             if let Some(m) = median.filter(|m| m.lagged > 0 || m.lost_broadcasts > 0) {
                 notes.push(format!("{} | {implementation}:{}", scenario.label, m.losses()));
@@ -487,7 +589,7 @@ fn print_throughput(rows: &[Row<'_, Sample>]) {
         }
         for (name, peer, m, other) in ratio_pairs(medians) {
             println!(
-                "| {} | **{name}/{peer}** | {:.2}x | {:.2}x | | {:.2}x | {:.2}x |",
+                "| {} | **{name}/{peer}** | {:.2}x | {:.2}x | | {:.2}x | {:.2}x | |",
                 scenario.label,
                 ratio(m.rate, other.rate),
                 ratio(m.per_cpu_second, other.per_cpu_second),
@@ -554,6 +656,7 @@ fn median_sample(samples: &[Sample]) -> Option<Sample> {
         p99_us: of(|s| s.p99_us),
         lagged: samples.iter().map(|s| s.lagged).sum(),
         lost_broadcasts: samples.iter().map(|s| s.lost_broadcasts).sum(),
+        wire_bytes_per_delivery: of(|s| s.wire_bytes_per_delivery),
         // Per run, not a median: see the runs' lines on stderr.
         check: None,
     })
@@ -652,6 +755,7 @@ impl Launcher {
                 .map_err(|_| "bench path not UTF-8")?;
             let mut args = vec![script];
             args.extend(listen);
+            args.extend_from_slice(extra);
             self.spawn(0, "node", &args)
         } else if implementation == "relay" {
             let server = self.relay_server.as_deref().ok_or("the example server was not built")?;
@@ -735,10 +839,15 @@ fn one_run(
     seconds: f64,
     ticks: f64,
 ) -> Result<Sample, BoxError> {
-    let (server, server_pid, url, server_lines) =
-        start_server_with_lines(launcher, implementation, scenario.kind, &[])?;
-    let protocol = socketio::load_args(implementation);
-    let measured = measure(launcher, scenario, &url, &protocol, &[server_pid], seconds, ticks)?;
+    let (server, server_pid, url, server_lines) = start_server_with_lines(
+        launcher,
+        implementation,
+        scenario.kind,
+        &server_extra(scenario, implementation),
+    )?;
+    let mut extra = socketio::load_args(implementation);
+    extra.extend(load_extra(scenario));
+    let measured = measure(launcher, scenario, &url, &extra, &[server_pid], seconds, ticks)?;
     // `bcast` prints `lagged TOTAL` whenever its total of skipped frames changed.
     let lagged = server_lines
         .try_iter()
@@ -755,6 +864,7 @@ fn one_run(
         p99_us: measured.latency_us("p99_us"),
         lagged,
         lost_broadcasts: measured.number("broadcasts_lost") as u64,
+        wire_bytes_per_delivery: measured.number("wire_bytes_per_delivery"),
         check: measured.check,
     })
 }
@@ -891,7 +1001,8 @@ fn memory_run(
     scenario: &Scenario,
     implementation: &str,
 ) -> Result<MemorySample, BoxError> {
-    let (server, server_pid, url) = start_server(launcher, implementation, scenario.kind, &[])?;
+    let (server, server_pid, url) =
+        start_server(launcher, implementation, scenario.kind, &server_extra(scenario, implementation))?;
     std::thread::sleep(MEMORY_START_SETTLE);
     let before_kib = resident_kib(server_pid)?;
     let connections = scenario.connections.to_string();
@@ -913,6 +1024,7 @@ fn memory_run(
     .map(str::to_owned)
     .to_vec();
     args.extend(socketio::load_args(implementation));
+    args.extend(load_extra(scenario));
     let mut load = launcher.spawn_load(&args)?;
     let load_lines = lines(&mut load)?;
     let connect = connect_deadline(scenario.connections).saturating_mul(2) + Duration::from_secs(10);

@@ -351,12 +351,9 @@ impl<W: AsyncWrite + Unpin + Send + 'static> Outbox<W> {
     /// (a broadcast: a burst coalesces into one write per connection).
     /// (Errors carry a clone of `message`: the rare path pays for it, not every delivery.)
     fn send_data(&self, message: &Message, direct: bool) -> Result<(), SendError> {
-        let mut state = self.lock();
-        if !state.accepting_data || state.aborted.is_some() {
-            return Err(SendError::Closed(message.clone()));
-        }
-        // Compressed before the queue is looked at: a broadcast's first recipient pays for
-        // it, and the others find it done (crate::compress).
+        // Compressed before the lock is taken, so that the writer and the flusher never
+        // wait for it; a broadcast's first recipient pays for it, and the others find it
+        // done (crate::compress).
         let compressed = self
             .compressing
             .filter(|compressing| message.len() >= compressing.min_size)
@@ -365,6 +362,10 @@ impl<W: AsyncWrite + Unpin + Send + 'static> Outbox<W> {
             Some(compressed) => (Header::compressed(message, compressed.len()), compressed),
             None => (Header::for_message(message), message.payload()),
         };
+        let mut state = self.lock();
+        if !state.accepting_data || state.aborted.is_some() {
+            return Err(SendError::Closed(message.clone()));
+        }
         if direct && state.queue.is_empty() {
             let chunk = Chunk { header, payload: payload.clone() };
             match try_write_direct(&mut state.io, &chunk) {

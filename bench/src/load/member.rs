@@ -8,7 +8,16 @@
 //! frames are unmasked, so reading one is a length and an opcode. Pings are answered (with
 //! a masked pong, as RFC 6455 requires of a client); a close, a fragmented data frame or
 //! an error ends the member (it then counts as a lost connection, as before).
+//!
+//! With `deflate`, a member offers permessage-deflate as a browser does
+//! (`permessage-deflate; client_max_window_bits`) and inflates the compressed frames it
+//! gets, keeping the server's LZ77 window between messages unless the server agreed to
+//! `server_no_context_takeover` (Node `ws` keeps its context by default; ours never does).
 
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use miniz_oxide::inflate::stream::{InflateState, inflate};
+use miniz_oxide::{DataFormat, MZFlush};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::http::Uri;
@@ -26,18 +35,66 @@ pub(super) struct Member {
     buffer: Vec<u8>,
     /// Bytes of `buffer` that hold unread data.
     filled: usize,
+    /// permessage-deflate, when the server agreed to it.
+    inflater: Option<Inflater>,
 }
 
-/// Opens `url` (`ws://HOST:PORT/PATH`) and upgrades it.
-pub(super) async fn connect(url: &str) -> Result<Member, BoxError> {
+/// A member's inflater: its state, and whether the server resets its window per message.
+struct Inflater {
+    state: Box<InflateState>,
+    reset_each_message: bool,
+    /// The last message inflated.
+    out: Vec<u8>,
+}
+
+impl Inflater {
+    /// Inflates one message's payload (RFC 7692 7.2.2: with `00 00 ff ff` appended) into
+    /// `self.out`; `false` if it is not valid DEFLATE data.
+    fn inflate(&mut self, compressed: &[u8]) -> bool {
+        if self.reset_each_message {
+            self.state.reset(DataFormat::Raw);
+        }
+        self.out.clear();
+        let mut filled = 0;
+        for mut input in [compressed, &[0x00, 0x00, 0xff, 0xff][..]] {
+            loop {
+                if filled == self.out.len() {
+                    self.out.resize((self.out.len() * 2).max(4096), 0);
+                }
+                let room = self.out.len() - filled;
+                let result = inflate(&mut self.state, input, &mut self.out[filled..], MZFlush::Sync);
+                if result.status.is_err()
+                    && result.bytes_consumed == 0
+                    && result.bytes_written == 0
+                    && !input.is_empty()
+                {
+                    return false;
+                }
+                input = &input[result.bytes_consumed..];
+                filled += result.bytes_written;
+                if input.is_empty() && result.bytes_written < room {
+                    break;
+                }
+            }
+        }
+        self.out.truncate(filled);
+        true
+    }
+}
+
+/// Opens `url` (`ws://HOST:PORT/PATH`) and upgrades it, offering permessage-deflate with
+/// `deflate`.
+pub(super) async fn connect(url: &str, deflate: bool) -> Result<Member, BoxError> {
     let uri: Uri = url.parse()?;
     let authority = uri.authority().ok_or_else(|| format!("{url}: no host"))?.as_str().to_owned();
     let path = uri.path_and_query().map_or("/", |p| p.as_str()).to_owned();
     let mut stream = TcpStream::connect(&authority).await?;
     stream.set_nodelay(true)?;
+    let offer =
+        if deflate { "Sec-WebSocket-Extensions: permessage-deflate; client_max_window_bits\r\n" } else { "" };
     let request = format!(
         "GET {path} HTTP/1.1\r\nHost: {authority}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
-         Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
+         Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n{offer}\r\n"
     );
     stream.write_all(request.as_bytes()).await?;
     let mut buffer = vec![0; READ_BUFFER];
@@ -59,19 +116,34 @@ pub(super) async fn connect(url: &str) -> Result<Member, BoxError> {
         let status = String::from_utf8_lossy(&buffer[..head_end.min(64)]).into_owned();
         return Err(format!("{url}: upgrade refused: {status}").into());
     }
+    let head = String::from_utf8_lossy(&buffer[..head_end]).to_ascii_lowercase();
+    let agreed = head.lines().find(|line| line.starts_with("sec-websocket-extensions:"));
+    let inflater = agreed.filter(|line| line.contains("permessage-deflate")).map(|line| Inflater {
+        state: InflateState::new_boxed(DataFormat::Raw),
+        reset_each_message: line.contains("server_no_context_takeover"),
+        out: Vec::new(),
+    });
     buffer.copy_within(head_end..filled, 0);
-    Ok(Member { stream, buffer, filled: filled - head_end })
+    Ok(Member { stream, buffer, filled: filled - head_end, inflater })
 }
 
 impl Member {
-    /// Reads frames until the connection ends, handing each binary frame's payload to
-    /// `binary`.
-    pub(super) async fn run(mut self, mut binary: impl FnMut(&[u8])) {
+    /// Reads frames until the connection ends, handing each binary frame's payload
+    /// (inflated, when compressed) to `binary`, and counting the bytes read in `wire`.
+    pub(super) async fn run(mut self, wire: &AtomicU64, mut binary: impl FnMut(&[u8])) {
         loop {
             let mut start = 0;
             while let Some((header, len, opcode, fin)) = frame_at(&self.buffer[start..self.filled]) {
                 let payload = &self.buffer[start + header..start + header + len];
+                let compressed = self.buffer[start] & 0x40 != 0;
                 match (opcode, fin) {
+                    (0x2, true) if compressed => {
+                        let Some(inflater) = self.inflater.as_mut() else { return };
+                        if !inflater.inflate(payload) {
+                            return;
+                        }
+                        binary(&inflater.out);
+                    }
                     (0x2, true) => binary(payload),
                     (0x1, true) => {}
                     (0x9, _) => {
@@ -93,7 +165,10 @@ impl Member {
             }
             match self.stream.read(&mut self.buffer[self.filled..]).await {
                 Ok(0) | Err(_) => return,
-                Ok(read) => self.filled += read,
+                Ok(read) => {
+                    wire.fetch_add(read as u64, Ordering::Relaxed);
+                    self.filled += read;
+                }
             }
         }
     }

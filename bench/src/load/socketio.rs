@@ -206,7 +206,7 @@ async fn connect_sockets(
     connections: usize,
     read_buffer: usize,
 ) -> Result<Vec<Ws>, BoxError> {
-    connect_all_then(&endpoint(url, role), connections, read_buffer, handshake).await
+    connect_all_then(&endpoint(url, role), connections, read_buffer, None, handshake).await
 }
 
 /// Starts the echo or fan-out clients of `scenario` against `url`.

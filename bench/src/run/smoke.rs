@@ -36,7 +36,7 @@ pub(crate) fn smoke(args: &Args) -> Result<(), BoxError> {
     for label in SMOKE_SCENARIOS {
         let scenario =
             SCENARIOS.iter().find(|s| s.label == label).ok_or_else(|| format!("no scenario {label}"))?;
-        let impls = scenario_impls(&SMOKE_IMPLS, scenario.kind);
+        let impls = scenario_impls(&SMOKE_IMPLS, scenario);
         let samples = throughput_runs(&launcher, scenario, &impls, runs, seconds, ticks);
         let medians: Vec<(&str, Option<Sample>)> =
             impls.iter().copied().zip(samples.iter().map(|s| median_sample(s))).collect();
