@@ -43,13 +43,15 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use anyhow::{Context, bail};
+use futures_util::StreamExt;
 use realtime::network_core::{Network, NetworkEvent};
 use realtime::ws_client::{Client, ClientConfig, ClientEvent, Compression};
 
 const USAGE: &str = "\
-usage: autobahn_client [ws://HOST:PORT] [--agent NAME]
+usage: autobahn_client [ws://HOST:PORT] [--agent NAME] [--jobs N]
   ws://HOST:PORT   the Autobahn fuzzing server (default: ws://127.0.0.1:9001)
   --agent NAME     the name the reports are filed under (default: realtime-ws-client)
+  --jobs N         cases run at once, each on its own connection (default: 1)
   -h, --help       print this help and exit";
 
 #[path = "shared/cli.rs"]
@@ -59,6 +61,7 @@ mod cli;
 struct Args {
     base: String,
     agent: String,
+    jobs: usize,
 }
 
 /// The longest a case may take: the suite's own limit for its largest compression cases
@@ -87,19 +90,26 @@ async fn main() -> ExitCode {
 fn parse_args() -> anyhow::Result<Option<Args>> {
     let mut base = "ws://127.0.0.1:9001".to_owned();
     let mut agent = "realtime-ws-client".to_owned();
+    let mut jobs = 1;
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
         match arg.as_str() {
             "--agent" => agent = args.next().context("--agent needs a value")?,
+            "--jobs" => {
+                jobs = args.next().context("--jobs needs a number")?.parse().context("--jobs needs a number")?;
+                if jobs == 0 {
+                    bail!("--jobs must be at least 1");
+                }
+            }
             "-h" | "--help" => return Ok(None),
             flag if flag.starts_with("--") => bail!("unknown option {flag}"),
             _ => base = arg,
         }
     }
-    Ok(Some(Args { base, agent }))
+    Ok(Some(Args { base, agent, jobs }))
 }
 
-async fn run(Args { base, agent }: Args) -> anyhow::Result<()> {
+async fn run(Args { base, agent, jobs }: Args) -> anyhow::Result<()> {
     let base = base.trim_end_matches('/');
 
     let count = session(&format!("{base}/getCaseCount"), false).await?;
@@ -109,11 +119,17 @@ async fn run(Args { base, agent }: Args) -> anyhow::Result<()> {
         .trim()
         .parse()
         .context("the case count is not a number")?;
-    eprintln!("running {count} cases");
-    for case in 1..=count {
-        session(&format!("{base}/runCase?case={case}&agent={agent}"), true)
-            .await
-            .with_context(|| format!("case {case}"))?;
+    eprintln!("running {count} cases, {jobs} at a time");
+    // Cases are independent connections; running a few at once keeps both the fuzzing
+    // server and the client busy (each alone leaves a core half idle).
+    let mut cases = futures_util::stream::iter(1..=count)
+        .map(|case| {
+            let url = format!("{base}/runCase?case={case}&agent={agent}");
+            async move { session(&url, true).await.with_context(|| format!("case {case}")) }
+        })
+        .buffer_unordered(jobs);
+    while let Some(result) = cases.next().await {
+        result?;
     }
     session(&format!("{base}/updateReports?agent={agent}"), false).await?;
     eprintln!("ran {count} cases");

@@ -5,6 +5,8 @@ use std::time::Duration;
 
 use network_core::{Constraint, HubConfig, InvalidConfig};
 
+pub use ws_protocol::deflate::Compression;
+
 use crate::handshake::HandshakeHook;
 use crate::rate::RateLimit;
 
@@ -140,32 +142,6 @@ pub struct ServerConfig {
     pub compression: Option<Compression>,
 }
 
-/// How a server compresses once permessage-deflate is negotiated (see
-/// [`ServerConfig::compression`]).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-#[non_exhaustive]
-pub struct Compression {
-    /// Messages of fewer bytes go uncompressed (RSV1 clear); the others are compressed,
-    /// even those that do not shrink (about 0.1 % longer then). Compressing costs a fixed
-    /// few microseconds per message (resetting the compressor's tables) before any byte
-    /// is saved. `0` compresses every message. Default 1 KiB (docs/DESIGN.md,
-    /// "permessage-deflate", has the figures).
-    pub min_size: usize,
-}
-
-impl Default for Compression {
-    fn default() -> Self {
-        Self { min_size: 1024 }
-    }
-}
-
-impl Compression {
-    /// Sets [`min_size`](Self::min_size).
-    pub fn min_size(mut self, min_size: usize) -> Self {
-        self.min_size = min_size;
-        self
-    }
-}
 
 impl Default for ServerConfig {
     fn default() -> Self {
