@@ -96,7 +96,8 @@ fn parse_args() -> anyhow::Result<Option<Args>> {
         match arg.as_str() {
             "--agent" => agent = args.next().context("--agent needs a value")?,
             "--jobs" => {
-                jobs = args.next().context("--jobs needs a number")?.parse().context("--jobs needs a number")?;
+                jobs =
+                    args.next().context("--jobs needs a number")?.parse().context("--jobs needs a number")?;
                 if jobs == 0 {
                     bail!("--jobs must be at least 1");
                 }

@@ -10,16 +10,14 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
-use base64::Engine as _;
-use base64::engine::general_purpose::STANDARD as BASE64;
 use bytes::BytesMut;
 use network_core::http::HeaderMap;
-use sha1::{Digest, Sha1};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
 use tokio::net::TcpStream;
 use tokio_rustls::TlsConnector;
 use tokio_rustls::client::TlsStream;
 use ws_protocol::deflate::{self, Agreement};
+use ws_protocol::handshake::{self, accept_key};
 
 use crate::error::{ConnectError, HandshakeError, NegotiationError};
 use crate::url::Target;
@@ -28,8 +26,6 @@ use crate::url::Target;
 const MAX_RESPONSE_HEAD: usize = 16 * 1024;
 /// The most headers a response may have.
 const MAX_RESPONSE_HEADERS: usize = 64;
-/// The GUID of RFC 6455 1.3, hashed with the key into `Sec-WebSocket-Accept`.
-const ACCEPT_GUID: &[u8] = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11";
 
 /// A connection to the server, with or without TLS.
 pub(crate) enum Socket {
@@ -109,7 +105,7 @@ pub(crate) async fn open(
         }
         None => Socket::Plain(tcp),
     };
-    let key = BASE64.encode(rand::random::<[u8; 16]>());
+    let key = handshake::key(rand::random());
     let authority = uri.authority().map_or(host, |authority| authority.as_str());
     // The authority without user information (`user@host` is not a Host header).
     let authority = authority.rsplit_once('@').map_or(authority, |(_, host)| host);
@@ -141,14 +137,6 @@ fn request(path: &str, authority: &str, key: &str, headers: &HeaderMap, offer_de
     }
     request.extend_from_slice(b"\r\n");
     request
-}
-
-/// `Sec-WebSocket-Accept` for `key` (RFC 6455 4.2.2).
-pub(crate) fn accept_key(key: &[u8]) -> String {
-    let mut sha1 = Sha1::new();
-    sha1.update(key);
-    sha1.update(ACCEPT_GUID);
-    BASE64.encode(sha1.finalize())
 }
 
 /// Reads the response head and checks it (RFC 6455 4.1, RFC 7692 5): the agreement, and
@@ -239,12 +227,6 @@ fn handshake(error: HandshakeError) -> ConnectError {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn the_accept_key_is_the_one_of_rfc_6455() {
-        // RFC 6455 1.3's example.
-        assert_eq!(accept_key(b"dGhlIHNhbXBsZSBub25jZQ=="), "s3pPLMBiTxaQ9kYGzzhZRbK+xOo=");
-    }
 
     /// `check_response` of a 101 whose headers are `extra` plus the required ones.
     fn check(

@@ -4,7 +4,8 @@
 //!   by the [`Role`](frame::Role) that reads) and the frame encoders;
 //! - [`deflate`]: permessage-deflate (RFC 7692), the negotiation of its parameters in the
 //!   upgrade's `Sec-WebSocket-Extensions` header, and the compression and bounded
-//!   decompression of one message.
+//!   decompression of one message;
+//! - [`handshake`]: the `Sec-WebSocket-Key` and `Sec-WebSocket-Accept` of the upgrade.
 //!
 //! # Design
 //! Both ends negotiate *no context takeover* in both directions, so a message is
@@ -18,3 +19,4 @@
 
 pub mod deflate;
 pub mod frame;
+pub mod handshake;

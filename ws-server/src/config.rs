@@ -142,7 +142,6 @@ pub struct ServerConfig {
     pub compression: Option<Compression>,
 }
 
-
 impl Default for ServerConfig {
     fn default() -> Self {
         Self {

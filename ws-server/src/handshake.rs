@@ -13,7 +13,6 @@ use std::sync::Arc;
 use http::{HeaderMap, HeaderValue, StatusCode, Version, header};
 use network_core::{ConnectionMeta, Identity};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
-use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
 use ws_protocol::deflate::{self, Agreement};
 
 use crate::config::ServerConfig;
@@ -253,7 +252,7 @@ pub(crate) fn validate(
     let offers =
         headers.get_all(header::SEC_WEBSOCKET_EXTENSIONS).into_iter().filter_map(|v| v.to_str().ok());
     let deflate = config.compression.and_then(|_| deflate::accept_offer(offers));
-    Ok(Switching { accept_key: derive_accept_key(key.as_bytes()), deflate })
+    Ok(Switching { accept_key: ws_protocol::handshake::accept_key(key.as_bytes()), deflate })
 }
 
 /// The value of header `name` if it occurs exactly once.
