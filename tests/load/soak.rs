@@ -138,10 +138,12 @@ struct World {
     log: Arc<ServerLog>,
     proxy: FaultProxy,
     acked: Mutex<HashSet<Say>>,
-    /// The server-side peer address of every connection frozen: settled means the server
-    /// has closed them all (a freeze right at the end of the load leaves an open connection
-    /// that agrees with everything until the server's idle timeout ends it).
-    frozen: Mutex<Vec<std::net::SocketAddr>>,
+    /// The server's id of every connection frozen: settled means the server has closed
+    /// them all (a freeze right at the end of the load leaves an open connection that
+    /// agrees with everything until the server's idle timeout ends it). Ids, not peer
+    /// addresses: once the server has closed a frozen connection, the proxy may open a new
+    /// one from the same local port, which a check by address took for the frozen one.
+    frozen: Mutex<Vec<ConnectionId>>,
     stats: Stats,
 }
 
@@ -292,11 +294,11 @@ async fn run_slot(world: Arc<World>, slot: u32, mut rng: Rng, until: Instant) ->
                 }
             }
             "freeze" if proxied(slot) => {
-                let upstream = live.server_connection(&world).and_then(|c| c.meta().remote_addr);
-                if let Some(addr) = upstream
+                let upstream = live.server_connection(&world);
+                if let Some((id, addr)) = upstream.and_then(|c| Some((c.id(), c.meta().remote_addr?)))
                     && world.proxy.connection_seen_as(addr).is_some_and(|link| link.freeze(Flow::Both))
                 {
-                    world.frozen.lock().unwrap().push(addr);
+                    world.frozen.lock().unwrap().push(id);
                     Stats::add(&stats.frozen);
                 }
             }
@@ -369,13 +371,8 @@ async fn mismatches(
         say(format!("live clients without a server connection: {missing:?}"));
     }
     let frozen = world.frozen.lock().unwrap().clone();
-    let still_frozen: Vec<ConnectionId> = world
-        .server
-        .connections()
-        .iter()
-        .filter(|c| c.meta().remote_addr.is_some_and(|addr| frozen.contains(&addr)))
-        .map(Connection::id)
-        .collect();
+    let still_frozen: Vec<ConnectionId> =
+        world.server.connections().iter().map(Connection::id).filter(|id| frozen.contains(id)).collect();
     if !still_frozen.is_empty() {
         say(format!("frozen connections the server has not closed yet: {still_frozen:?}"));
     }
